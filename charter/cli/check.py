@@ -1,0 +1,39 @@
+"""`charter check PATH...`: report every diagnostic of every policy."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from charter.cli.common import EXIT_FAILED, EXIT_OK, policy_units
+
+
+@click.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def check_cmd(paths: tuple[Path, ...], fmt: str) -> None:
+    """Parse and type-check policies; exit 1 if any has an error."""
+    from charter.compiler.pipeline import compile_sources, read_sources
+    from charter.language.source import Diagnostic, Source
+
+    found: list[tuple[Diagnostic, Source | None]] = []
+    files = 0
+    for path in paths:
+        for unit in policy_units(path, include_tests=True):
+            files += len(unit)
+            comp = compile_sources(read_sources(unit))
+            found.extend((d, comp.sources.get(d.span.file)) for d in comp.diagnostics)
+    errors = sum(d.severity == "error" for d, _ in found)
+    warnings = len(found) - errors
+    if fmt == "json":
+        click.echo(json.dumps({"files": files, "errors": errors, "warnings": warnings,
+                               "diagnostics": [d.to_json() for d, _ in found]}, indent=2))
+    else:
+        for d, src in found:
+            click.echo(d.render(src) + "\n", err=d.severity == "error")
+        summary = f"checked {files} file(s): {errors} error(s), {warnings} warning(s)"
+        click.echo(summary, err=bool(errors))
+    sys.exit(EXIT_FAILED if errors else EXIT_OK)

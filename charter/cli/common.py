@@ -1,0 +1,71 @@
+"""Helpers shared by the commands: loading policies, reading requests, exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import msgspec
+
+from charter.runtime.policy import SAVE_MAGIC, Policy
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def policy_units(path: Path, include_tests: bool) -> Iterator[list[Path]]:
+    """The policies under a path: a file alone, or the files of each directory."""
+    from charter.compiler.pipeline import policy_files
+
+    if path.is_file():
+        yield [path]
+        return
+    if not path.is_dir():
+        fail(f"{path}: no such file or directory")
+    dirs = sorted({f.parent for f in policy_files(path, include_tests=True)})
+    for d in dirs:
+        files = [f for f in policy_files(d, include_tests) if f.parent == d]
+        if files:
+            yield files
+
+
+def load_policy(path_text: str) -> Policy:
+    """A policy from source (file or directory) or a file saved by `charter compile`."""
+    from charter.compiler.pipeline import compile_sources, policy_files, read_sources
+
+    path = Path(path_text)
+    if path.is_file() and path.read_bytes()[: len(SAVE_MAGIC)] == SAVE_MAGIC:
+        return Policy.load_compiled(path)
+    if not path.exists():
+        fail(f"{path}: no such file or directory")
+    files = [f for f in policy_files(path) if path.is_file() or f.parent == path]
+    if not files:
+        fail(f"{path}: no .agentpolicy files")
+    comp = compile_sources(read_sources(files))
+    if comp.errors or comp.ir is None:
+        for d in comp.errors:
+            click.echo(d.render(comp.sources.get(d.span.file)), err=True)
+        sys.exit(EXIT_FAILED)
+    return Policy(comp.ir)
+
+
+def read_requests(source: str) -> list[Any]:
+    """One request, or a JSON array of requests, from a file or `-` (stdin)."""
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as err:
+        fail(f"cannot read {source}: {err}")
+    try:
+        value = _DECODER.decode(data)
+    except msgspec.DecodeError as err:
+        fail(f"{source}: not valid JSON: {err}")
+    return value if isinstance(value, list) else [value]

@@ -1,0 +1,26 @@
+"""The `charter` command."""
+
+from __future__ import annotations
+
+import click
+
+from charter.cli.check import check_cmd
+from charter.cli.compile import compile_cmd
+from charter.cli.eval import eval_cmd
+from charter.cli.explain import explain_cmd
+from charter.cli.fmt import fmt_cmd
+from charter.cli.lsp import lsp_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="charter")
+def cli() -> None:
+    """Charter: policies for AI agents."""
+
+
+for command in (check_cmd, eval_cmd, explain_cmd, compile_cmd, fmt_cmd, lsp_cmd):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="charter")

@@ -1,0 +1,241 @@
+"""The reference interpreter: a plain recursive walk over the IR.
+
+It is the meaning of the language. The generated code must agree with it on every request
+(tests hold them equal), and it is also the slow path the generated code falls back to when
+a request has an error, so that error reasons are precise.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from charter.compiler import ir
+from charter.runtime import support
+from charter.runtime.snapshot import Snapshot
+from charter.runtime.values import CHECKS, RequestError, type_name
+from charter.stdlib.functions import FUNCTIONS
+
+CMP: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+ARITH: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": support.div,
+}
+
+
+class Ctx:
+    """One request as the evaluator sees it."""
+
+    __slots__ = ("req", "st", "stage", "name", "tags", "matchers", "scans", "trace")
+
+    def __init__(self, req: Mapping[str, Any], st: Snapshot | None, stage: str, name: str,
+                 tags: tuple[str, ...], matchers: Any) -> None:
+        self.req = req
+        self.st = st
+        self.stage = stage
+        self.name = name
+        self.tags = tags
+        self.matchers = matchers
+        self.scans: dict[str, frozenset[str]] = {}
+        self.trace: list[tuple[ir.Expr, object]] | None = None
+
+
+Outcome = bool | str  # True / False, or the text of a request error
+
+
+def eval_rule(rule: ir.Rule, ctx: Ctx) -> Outcome:
+    """True if the rule's condition holds, False if not, or the request error's text."""
+    if rule.cond is None:
+        return True
+    try:
+        return bool(evaluate(rule.cond, ctx))
+    except RequestError as err:
+        return err.message
+    except Exception as err:  # noqa: BLE001 - an error in a condition must never raise
+        return f"cannot evaluate rule {rule.id}: {err}"
+
+
+def evaluate(e: ir.Expr, ctx: Ctx) -> Any:
+    value = _eval(e, ctx)
+    if ctx.trace is not None:
+        ctx.trace.append((e, value))
+    return value
+
+
+def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
+    if isinstance(e, ir.Const):
+        return e.value
+    if isinstance(e, ir.Path):
+        return read_path(e, ctx)
+    if isinstance(e, ir.BoolOp):
+        if e.op == "and":
+            return all(evaluate(i, ctx) for i in e.items)
+        return any(evaluate(i, ctx) for i in e.items)
+    if isinstance(e, ir.Not):
+        return not evaluate(e.operand, ctx)
+    if isinstance(e, ir.Cmp):
+        left, right = evaluate(e.left, ctx), evaluate(e.right, ctx)
+        try:
+            return CMP[e.op](left, right)
+        except TypeError:
+            raise RequestError(
+                f"cannot compare {_describe(e.left, left)} with {_describe(e.right, right)}"
+            ) from None
+    if isinstance(e, ir.Arith):
+        left, right = evaluate(e.left, ctx), evaluate(e.right, ctx)
+        try:
+            return ARITH[e.op](left, right)
+        except (TypeError, ZeroDivisionError, ArithmeticError) as err:
+            raise RequestError(f"cannot compute {_describe(e.left, left)} {e.op} "
+                               f"{_describe(e.right, right)}: {err}") from None
+    if isinstance(e, ir.Neg):
+        v = evaluate(e.operand, ctx)
+        try:
+            return -v
+        except TypeError:
+            raise RequestError(f"cannot negate {_describe(e.operand, v)}") from None
+    if isinstance(e, ir.In):
+        return _in(e, ctx)
+    if isinstance(e, ir.Like):
+        v = evaluate(e.value, ctx)
+        return _guard(lambda: support.like(v, e.pattern), e.value, v, "`like`")
+    if isinstance(e, ir.Matches):
+        v = evaluate(e.value, ctx)
+        return _guard(lambda: support.matches(v, e.pattern), e.value, v, "`matches`")
+    if isinstance(e, ir.Contains):
+        found = _scan(e.field, e.value, ctx)
+        return not found.isdisjoint(e.matchers)
+    if isinstance(e, ir.CountOf):
+        v = evaluate(e.value, ctx)
+        return ctx.matchers.count(v, e.matchers)
+    if isinstance(e, ir.Fn):
+        return _call(e, ctx)
+    if isinstance(e, ir.Has):
+        return support.has(ctx.req, e.root, e.keys, ctx.name)
+    if isinstance(e, ir.Index):
+        obj, key = evaluate(e.obj, ctx), evaluate(e.key, ctx)
+        try:
+            return support.index(obj, key)
+        except (KeyError, IndexError, TypeError):
+            raise RequestError(f"{key!r} missing in {_describe(e.obj, obj)}") from None
+    if isinstance(e, ir.Approved):
+        return support.approved(ctx.st, e.group)
+    if isinstance(e, ir.Previously):
+        fields = tuple((k, evaluate(v, ctx)) for k, v in e.fields)
+        return support.previously(ctx.st, ctx.req, e.tool, fields, e.within)
+    if isinstance(e, ir.Labels):
+        try:
+            return support.labels(ctx.req, ctx.st)
+        except TypeError as err:
+            raise RequestError(str(err)) from None
+    if isinstance(e, ir.Counter):
+        return _counter(e, ctx)
+    if isinstance(e, ir.Estimate):
+        try:
+            return support.estimate(ctx.req, e.field, CHECKS[e.check])
+        except (TypeError, AttributeError):
+            raise RequestError(f"estimate.{e.field}: wrong type") from None
+    raise AssertionError(f"unknown IR node {type(e).__name__}")
+
+
+def read_path(p: ir.Path, ctx: Ctx) -> Any:
+    """A request field, checked against its declared type."""
+    value = _raw_path(p, ctx)
+    try:
+        return CHECKS[p.check](value)
+    except TypeError as err:
+        raise RequestError(f"{p.text}: {err}") from None
+
+
+def _raw_path(p: ir.Path, ctx: Ctx) -> Any:
+    if p.root == "tool" and p.keys == ("name",):
+        return ctx.name
+    if p.root == "tool" and p.keys == ("tags",):
+        return ctx.tags
+    if p.root == "stage" and not p.keys:
+        return ctx.stage
+    if p.root == "now" and not p.keys:
+        try:
+            return support.now_of(ctx.req)
+        except TypeError as err:
+            raise RequestError(f"now: {err}") from None
+    if p.root not in ctx.req:
+        raise RequestError(f"{p.text} missing")
+    obj: Any = ctx.req[p.root]
+    for key in p.keys:
+        if not isinstance(obj, dict):
+            raise RequestError(f"{p.text} missing")
+        if key not in obj:
+            raise RequestError(f"{p.text} missing")
+        obj = obj[key]
+    return obj
+
+
+def _in(e: ir.In, ctx: Ctx) -> bool:
+    item, coll = evaluate(e.item, ctx), evaluate(e.coll, ctx)
+    if isinstance(coll, str) and type(item) is not str:
+        raise RequestError(f"cannot look for {_describe(e.item, item)} in a string")
+    if not isinstance(coll, str | dict | list | tuple | set | frozenset):
+        raise RequestError(f"{_describe(e.coll, coll)} is not a collection")
+    try:
+        found = item in coll
+    except TypeError:
+        raise RequestError(f"cannot look for {_describe(e.item, item)} in "
+                           f"{_describe(e.coll, coll)}") from None
+    return not found if e.negate else found
+
+
+def _scan(field: str, value_expr: ir.Expr, ctx: Ctx) -> frozenset[str]:
+    found = ctx.scans.get(field)
+    if found is None:
+        value = evaluate(value_expr, ctx)
+        try:
+            found = ctx.matchers.scan(value)
+        except Exception as err:  # noqa: BLE001 - a scan failure must never read as "no match"
+            raise RequestError(f"cannot scan {field}: {err}") from None
+        ctx.scans[field] = found
+    return found
+
+
+def _call(e: ir.Fn, ctx: Ctx) -> Any:
+    args = [evaluate(a, ctx) for a in e.args]
+    if e.name == "__set__":
+        return _guard(lambda: support.make_set(*args), e, args, "a set")
+    if e.name == "__list__":
+        return support.make_list(*args)
+    fn = FUNCTIONS[e.name]
+    try:
+        return fn.impl(*args)
+    except Exception as err:  # noqa: BLE001 - a bad argument is a request error
+        shown = ", ".join(_describe(a, v) for a, v in zip(e.args, args, strict=True))
+        raise RequestError(f"{e.name}({shown}): {err}") from None
+
+
+def _counter(e: ir.Counter, ctx: Ctx) -> Any:
+    if ctx.st is None:
+        return 0
+    key = evaluate(e.key, ctx) if e.key is not None else _session_id(ctx)
+    try:
+        return support.counter(ctx.st, e.counter, key)
+    except TypeError as err:
+        raise RequestError(f"counter key: {err}") from None
+
+
+def _session_id(ctx: Ctx) -> str:
+    return str(read_path(ir.Path("session", ("id",), "str", "session.id"), ctx))
+
+
+def _guard(fn: Callable[[], Any], node: object, value: object, what: str) -> Any:
+    try:
+        return fn()
+    except TypeError as err:
+        raise RequestError(f"{what} on {_describe(node, value)}: {err}") from None
+
+
+def _describe(node: object, value: object) -> str:
+    if isinstance(node, ir.Path):
+        return f"{node.text} ({type_name(value)})"
+    return type_name(value)

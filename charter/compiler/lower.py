@@ -1,0 +1,259 @@
+"""Lowering: checked AST → IR. Scopes are flattened, constants folded, budgets and limits
+turned into rules over counters."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import PurePath
+
+from charter.compiler import ir
+from charter.language import ast
+from charter.language.checked import CheckedPolicy, ConstRef, FlatRule, MatcherRef, PathRef
+from charter.language.constfold import NotConstant, fold
+from charter.language.exprcheck import path_chain
+from charter.language.types import ANY, Type, is_any, runtime_tag
+
+CMP_OPS = ("==", "!=", "<", "<=", ">", ">=")
+ARITH_OPS = ("+", "-", "*", "/")
+
+
+def lower(policy: CheckedPolicy) -> ir.Policy:
+    """Turn a checked policy (with no errors) into IR."""
+    return Lowerer(policy).run()
+
+
+class Lowerer:
+    def __init__(self, policy: CheckedPolicy) -> None:
+        self.p = policy
+        self.rules: list[ir.Rule] = []
+        self.counters: list[ir.CounterSpec] = []
+        self.history: dict[str, set[str]] = {}
+
+    def run(self) -> ir.Policy:
+        for flat in self.p.rules:
+            self._flat(flat)
+        tools = {
+            name: ir.ToolInfo(name, sig.tags, tuple(
+                (p, runtime_tag(t), opt) for p, (t, opt) in sig.params.items()))
+            for name, sig in self.p.tools.items()
+        }
+        matchers = {
+            name: ir.MatcherInfo(name, pattern, f"[{name.upper()}]")
+            for name, pattern in self.p.matchers.items()
+        }
+        return ir.Policy(
+            name=self.p.name, version=self.p.version,
+            default="allow" if self.p.default == "allow" else "deny",
+            rules=tuple(self.rules), tools=tools, matchers=matchers,
+            counters=tuple(self.counters),
+            history={k: tuple(sorted(v)) for k, v in self.history.items()},
+            digest=self._digest(),
+        )
+
+    def _digest(self) -> str:
+        h = hashlib.sha256()
+        for name in sorted(self.p.sources):
+            h.update(name.encode())
+            h.update(b"\0")
+            h.update(self.p.sources[name].text.encode())
+            h.update(b"\0")
+        return h.hexdigest()[:16]
+
+    # ── rules ────────────────────────────────────────────────────────────────
+
+    def _flat(self, flat: FlatRule) -> None:
+        item = flat.item
+        targets = tuple(ir.Target(t.names, t.tag) for t in flat.targets)
+        conds = [self._cond(c) for c in flat.conditions]
+        index = len(self.rules)
+        rid = flat.id or f"{PurePath(item.span.file).name}:{item.span.line}"
+        base = dict(index=index, id=rid, file=item.span.file, line=item.span.line,
+                    col=item.span.col, shadow=flat.shadow, owner=flat.owner, targets=targets)
+        if isinstance(item, ast.Rule):
+            cond = _and(conds)
+            self.rules.append(ir.Rule(
+                stage=item.stage or "tool_call", cond=cond, because=item.because,
+                **self._effect(item.effect), **base))  # type: ignore[arg-type]
+            return
+        check, limit_cond = self._budget_cond(item, index, targets)
+        effect = self._effect(item.then) if item.then else {"kind": "deny"}
+        because = item.because or _default_budget_reason(item)
+        self.rules.append(ir.Rule(
+            stage="tool_call", cond=_and([*conds, limit_cond]), because=because,
+            origin="budget" if isinstance(item, ast.Budget) else "limit",
+            **effect, **base))  # type: ignore[arg-type]
+        if check is not None:
+            self.counters.append(check)
+
+    def _budget_cond(self, item: ast.Budget | ast.Limit, index: int,
+                     targets: tuple[ir.Target, ...]) -> tuple[ir.CounterSpec | None, ir.Expr]:
+        key = self._key(item.key) if item.key is not None else None
+        limit = ir.Const(item.limit)
+        if isinstance(item, ast.Budget):
+            metric = item.metric
+            check = "num" if metric == "cost_usd" else "int"
+            extra: ir.Expr = ir.Estimate(metric, check)
+            if item.window.seconds is None and key is None:
+                used: ir.Expr = ir.Path("session", (metric,), check, f"session.{metric}")
+                return None, ir.Cmp(">", ir.Arith("+", used, extra), limit)
+        else:
+            metric = "calls"
+            extra = ir.Const(1)
+            targets = targets + (ir.Target(item.target.names, item.target.tag),)
+        cid = f"{metric}:{item.window.text}:{index}"
+        spec = ir.CounterSpec(
+            id=cid, metric=metric,  # type: ignore[arg-type]
+            limit=item.limit, window=item.window.seconds, key=key, targets=targets,
+            stage="tool_call", rule=index)
+        return spec, ir.Cmp(">", ir.Arith("+", ir.Counter(cid, key), extra), limit)
+
+    def _key(self, e: ast.Expr) -> ir.Path:
+        chain = path_chain(e)
+        assert chain is not None
+        root, keys = chain
+        return ir.Path(root, tuple(keys), "str", ".".join([root, *keys]))
+
+    def _effect(self, eff: ast.Effect) -> dict[str, object]:
+        out: dict[str, object] = {"kind": eff.kind}
+        if eff.kind == "require_approval":
+            out["groups"] = eff.groups
+        elif eff.kind == "label":
+            out["label"] = eff.label
+        elif eff.kind == "redact":
+            names: list[str] = []
+            for m in eff.matchers:
+                ref = self.p.refs.get(id(m))
+                if isinstance(ref, MatcherRef):
+                    names.extend(n for n in ref.names if n not in names)
+            out["redact"] = tuple(names)
+            if eff.path is not None:
+                path = self._expr(eff.path)
+                if isinstance(path, ir.Path):
+                    out["redact_path"] = ir.Path(path.root, path.keys, "any", path.text)
+        return out
+
+    def _cond(self, c: ast.Condition) -> ir.Expr:
+        e = self._bool(c.expr)
+        return ir.Not(e) if c.negate else e
+
+    # ── expressions ──────────────────────────────────────────────────────────
+
+    def _bool(self, e: ast.Expr) -> ir.Expr:
+        """An expression in a boolean position: untyped fields must hold a bool."""
+        out = self._expr(e)
+        if isinstance(out, ir.Path) and out.check == "any":
+            return ir.Path(out.root, out.keys, "bool", out.text)
+        return out
+
+    def _type(self, e: ast.Expr) -> Type:
+        return self.p.types.get(id(e), ANY)
+
+    def _expr(self, e: ast.Expr) -> ir.Expr:  # noqa: C901 - one branch per node kind
+        ref = self.p.refs.get(id(e))
+        if isinstance(ref, ConstRef):
+            return ir.Const(ref.value)
+        if isinstance(ref, PathRef) and not isinstance(e, ast.Has):
+            return self._path(ref)
+        if isinstance(e, ast.Literal_):
+            v = e.value
+            return ir.Const(timedelta(seconds=v.seconds) if isinstance(v, ast.Duration) else v)
+        if isinstance(e, ast.SetLit | ast.ListLit):
+            try:
+                return ir.Const(fold(e, self.p.consts))
+            except NotConstant:
+                fn = "__set__" if isinstance(e, ast.SetLit) else "__list__"
+                return ir.Fn(fn, tuple(self._expr(i) for i in e.items))
+        if isinstance(e, ast.Attr):
+            return ir.Index(self._expr(e.obj), ir.Const(e.name), "any", e.name)
+        if isinstance(e, ast.Index):
+            return ir.Index(self._expr(e.obj), self._expr(e.key), "any", "[...]")
+        if isinstance(e, ast.Unary):
+            if e.op == "not":
+                return ir.Not(self._bool(e.operand))
+            return ir.Neg(self._expr(e.operand))
+        if isinstance(e, ast.Binary):
+            return self._binary(e)
+        if isinstance(e, ast.Call):
+            return ir.Fn(e.func, tuple(self._expr(a) for a in e.args))
+        if isinstance(e, ast.Has):
+            chain = path_chain(e.path)
+            assert chain is not None
+            return ir.Has(chain[0], tuple(chain[1]))
+        if isinstance(e, ast.Count):
+            return ir.CountOf(self._expr(e.value), self._matchers(e.matcher), _field(e.value))
+        if isinstance(e, ast.Approved):
+            return ir.Approved(e.group)
+        if isinstance(e, ast.Previously):
+            fields = tuple((f.name, self._expr(f.value)) for f in (e.with_.fields if e.with_
+                                                                     else ()))
+            self.history.setdefault(e.tool, set()).update(name for name, _ in fields)
+            return ir.Previously(e.tool, fields, e.within.seconds if e.within else None)
+        raise AssertionError(f"cannot lower {type(e).__name__}")
+
+    def _path(self, ref: PathRef) -> ir.Expr:
+        text = ".".join([ref.root, *ref.keys])
+        if ref.root == "session" and ref.keys == ("labels",):
+            return ir.Labels()
+        if ref.root == "estimate" and len(ref.keys) == 1:
+            return ir.Estimate(ref.keys[0], runtime_tag(ref.type))
+        return ir.Path(ref.root, ref.keys, runtime_tag(ref.type), text)
+
+    def _binary(self, e: ast.Binary) -> ir.Expr:
+        op = e.op
+        if op in ("and", "or"):
+            items: list[ir.Expr] = []
+            for side in (e.left, e.right):
+                lowered = self._bool(side)
+                if isinstance(lowered, ir.BoolOp) and lowered.op == op:
+                    items.extend(lowered.items)
+                else:
+                    items.append(lowered)
+            return ir.BoolOp(op, tuple(items))  # type: ignore[arg-type]
+        if op == "contains":
+            return ir.Contains(self._expr(e.left), self._matchers(e.right), _field(e.left))
+        if op == "matches":
+            pattern = e.right.pattern if isinstance(e.right, ast.Regex) else str(
+                getattr(e.right, "value", ""))
+            return ir.Matches(self._expr(e.left), pattern)
+        if op == "like":
+            return ir.Like(self._expr(e.left), str(getattr(e.right, "value", "")))
+        left, right = self._expr(e.left), self._expr(e.right)
+        if op in ("in", "not in"):
+            return ir.In(left, right, op == "not in")
+        if op in CMP_OPS:
+            return ir.Cmp(op, left, right)  # type: ignore[arg-type]
+        if op in ARITH_OPS:
+            return ir.Arith(op, left, right)  # type: ignore[arg-type]
+        raise AssertionError(f"cannot lower operator {op}")
+
+    def _matchers(self, e: ast.Expr) -> tuple[str, ...]:
+        ref = self.p.refs.get(id(e))
+        return ref.names if isinstance(ref, MatcherRef) else ()
+
+
+def _and(conds: list[ir.Expr]) -> ir.Expr | None:
+    if not conds:
+        return None
+    if len(conds) == 1:
+        return conds[0]
+    items: list[ir.Expr] = []
+    for c in conds:
+        items.extend(c.items if isinstance(c, ir.BoolOp) and c.op == "and" else (c,))
+    return ir.BoolOp("and", tuple(items))
+
+
+def _field(e: ast.Expr) -> str:
+    chain = path_chain(e)
+    return ".".join([chain[0], *chain[1]]) if chain else f"@{e.span.start}"
+
+
+def _default_budget_reason(item: ast.Budget | ast.Limit) -> str:
+    per = f"per {item.window.text}" if item.window.seconds is None else f"per {item.window.text}"
+    if isinstance(item, ast.Budget):
+        return f"budget {item.metric} <= {item.limit} {per} reached"
+    return f"call limit of {item.limit} {per} reached"
+
+
+__all__ = ["lower", "Decimal", "is_any"]

@@ -1,0 +1,70 @@
+"""The checker's output: a policy whose names and types are resolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from charter.language import ast
+from charter.language.source import Source
+from charter.language.types import Type
+
+
+@dataclass(frozen=True, slots=True)
+class ConstRef:
+    value: object
+
+
+@dataclass(frozen=True, slots=True)
+class MatcherRef:
+    names: tuple[str, ...]  # qualified, groups expanded
+
+
+@dataclass(frozen=True, slots=True)
+class PathRef:
+    root: str
+    keys: tuple[str, ...]
+    type: Type
+
+
+Ref = ConstRef | MatcherRef | PathRef
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSig:
+    name: str
+    params: dict[str, tuple[Type, bool]]  # name -> (type, optional)
+    tags: tuple[str, ...]
+    span: ast.Span
+
+
+@dataclass(frozen=True, slots=True)
+class FlatRule:
+    """A rule, budget or limit with its enclosing scopes' targets and conditions folded in."""
+
+    item: ast.Rule | ast.Budget | ast.Limit
+    targets: tuple[ast.ToolTarget, ...]
+    conditions: tuple[ast.Condition, ...]
+    shadow: bool
+    owner: str | None
+    id: str | None
+
+
+@dataclass
+class CheckedPolicy:
+    """Everything later stages need: declarations, flattened rules, and resolution tables
+    keyed by `id()` of AST expression nodes (the AST is kept alive alongside)."""
+
+    name: str
+    version: str | None
+    default: str
+    uses: frozenset[str]
+    consts: dict[str, object]
+    matchers: dict[str, str]  # user matcher name -> RE2 pattern
+    tools: dict[str, ToolSig]
+    rules: list[FlatRule]
+    tests: list[ast.Test]
+    properties: list[ast.Property]
+    modules: list[ast.Module]
+    sources: dict[str, Source]
+    types: dict[int, Type] = field(default_factory=dict)
+    refs: dict[int, Ref] = field(default_factory=dict)

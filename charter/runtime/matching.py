@@ -1,0 +1,70 @@
+"""The matchers one policy uses, compiled once into one RE2 Set (via charter.stdlib)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from charter.compiler import ir
+
+
+class PolicyMatchers:
+    """Scans values for every matcher a policy refers to, in one Set pass per value."""
+
+    def __init__(self, user: dict[str, ir.MatcherInfo], used: Iterable[str]) -> None:
+        self._user = user
+        self._used = tuple(dict.fromkeys(used))
+        self._scanner: Any = None
+
+    @property
+    def scanner(self) -> Any:
+        if self._scanner is None:
+            from charter.stdlib.matchers import resolve, user_matcher
+            from charter.stdlib.scanner import Scanner
+
+            specs = []
+            for name in self._used:
+                info = self._user.get(name)
+                if info is not None:
+                    specs.append(user_matcher(name, info.pattern))
+                else:
+                    found = resolve(name)
+                    if found:
+                        specs.extend(found)
+            unique = {s.name: s for s in specs}
+            self._scanner = Scanner(list(unique.values()))
+        return self._scanner
+
+    def scan(self, value: object) -> frozenset[str]:
+        found: frozenset[str] = self.scanner.scan(value)
+        return found
+
+    def count(self, value: object, names: Collection[str]) -> int:
+        return sum(int(self.scanner.count(value, n)) for n in names)
+
+    def redact(self, value: object, names: Collection[str]) -> tuple[object, dict[str, int]]:
+        out: tuple[object, dict[str, int]] = self.scanner.redact(value, names)
+        return out
+
+
+def used_matchers(policy: ir.Policy) -> list[str]:
+    """Every matcher name the policy's rules mention (contains, count, redact)."""
+    names: list[str] = []
+
+    def visit(e: object) -> None:
+        if isinstance(e, ir.Contains | ir.CountOf):
+            names.extend(e.matchers)
+        if hasattr(e, "__slots__"):
+            for slot in e.__slots__:
+                child = getattr(e, slot, None)
+                if isinstance(child, tuple):
+                    for c in child:
+                        visit(c[1] if isinstance(c, tuple) and len(c) == 2 else c)
+                elif child is not None and type(child).__module__ == ir.__name__:
+                    visit(child)
+
+    for rule in policy.rules:
+        if rule.cond is not None:
+            visit(rule.cond)
+        names.extend(rule.redact)
+    return names

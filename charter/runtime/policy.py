@@ -1,0 +1,297 @@
+"""`Policy`: a compiled policy and its pure, thread-safe `decide`."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from charter.compiler import ir
+from charter.compiler.codegen import Bucket, generate
+from charter.compiler.interpreter import Ctx, eval_rule, read_path
+from charter.compiler.plan import Plan, target_matches
+from charter.runtime import redactor
+from charter.runtime.combine import combine, malformed
+from charter.runtime.decision import Decision, PolicyInfo, Redaction
+from charter.runtime.matching import PolicyMatchers, used_matchers
+from charter.runtime.snapshot import Snapshot
+from charter.runtime.values import RequestError
+
+STAGES = frozenset({"tool_call", "tool_result", "model_input", "model_output"})
+TOOL_STAGES = frozenset({"tool_call", "tool_result"})
+MAX_KEYS = 4096  # distinct (stage, tool, tags) entries cached per policy
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+SAVE_MAGIC = b"CHARTER-POLICY-1\n"
+
+
+@dataclass(slots=True)
+class Entry:
+    """What one (stage, tool name, tags) resolves to, with its decisions by match mask."""
+
+    bucket: Bucket
+    tags: tuple[str, ...]  # request tags and declared tags
+    what: str
+    cache: dict[int, Decision] = field(default_factory=dict)
+    redact_mask: int = 0
+    approval_mask: int = 0
+
+
+class Policy:
+    """A compiled policy. `decide()` is pure: it does no I/O and never raises."""
+
+    def __init__(self, policy: ir.Policy) -> None:
+        self.ir = policy
+        self.info = PolicyInfo(policy.name, policy.version, policy.digest)
+        self.plan = Plan(policy)
+        self.matchers = PolicyMatchers(policy.matchers, used_matchers(policy))
+        self._entries: dict[tuple[str, str, tuple[str, ...]], Entry] = {}
+        self._buckets: dict[tuple[int, ...], Bucket] = {}
+        redactor.register(policy.digest, self.matchers)
+
+    # ── metadata ─────────────────────────────────────────────────────────────
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    @property
+    def version(self) -> str | None:
+        return self.ir.version
+
+    @property
+    def digest(self) -> str:
+        return self.ir.digest
+
+    @property
+    def rules(self) -> tuple[ir.Rule, ...]:
+        return self.ir.rules
+
+    @property
+    def counters(self) -> tuple[ir.CounterSpec, ...]:
+        return self.ir.counters
+
+    # ── deciding ─────────────────────────────────────────────────────────────
+
+    def decide(self, request: Mapping[str, Any] | bytes | str,
+               state: Snapshot | None = None) -> Decision:
+        """Decide one request (a dict, or JSON bytes/text). Never raises."""
+        try:
+            req: Any = request
+            if type(req) is not dict:
+                req = self._coerce(request)
+                if isinstance(req, Decision):
+                    return req
+            stage = req.get("stage", "tool_call")
+            tool = req.get("tool")
+            if type(tool) is str:
+                key = (stage, tool, ())
+            else:
+                key = self._tool_key(stage, tool)
+                if isinstance(key, Decision):
+                    return key
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entry(key)
+                if isinstance(entry, Decision):
+                    return entry
+            return self._run(entry, req, state, key[1], stage)
+        except Exception as err:  # noqa: BLE001 - nothing raises into the host
+            return malformed(self.info, f"internal error while deciding: {err!r}")
+
+    def _run(self, entry: Entry, req: Any, st: Snapshot | None, name: str,
+             stage: str) -> Decision:
+        bucket = entry.bucket
+        if bucket.fn is None:
+            mask = bucket.base_mask
+        else:
+            try:
+                mask = bucket.fn(req, st, name, entry.tags, stage)
+            except Exception:  # noqa: BLE001 - the interpreter reports the precise error
+                return self._interpret(entry, req, st, name, stage)
+        if mask & entry.redact_mask or (
+                st is not None and st.approved_groups and mask & entry.approval_mask):
+            return self._from_mask(entry, mask, req, st, name, stage)
+        decision = entry.cache.get(mask)
+        if decision is None:
+            decision = self._from_mask(entry, mask, req, st, name, stage)
+            if len(entry.cache) < 256:
+                entry.cache[mask] = decision
+        return decision
+
+    def _from_mask(self, entry: Entry, mask: int, req: Any, st: Snapshot | None, name: str,
+                   stage: str) -> Decision:
+        rules = entry.bucket.rules
+        outcomes = [bool(mask >> i & 1) for i in range(len(rules))]
+        ctx = Ctx(req, st, stage, name, entry.tags, self.matchers)
+        return combine(self.ir, self.info, rules, outcomes, st, self._redactor(ctx), entry.what)
+
+    def _interpret(self, entry: Entry, req: Any, st: Snapshot | None, name: str,
+                   stage: str) -> Decision:
+        ctx = Ctx(req, st, stage, name, entry.tags, self.matchers)
+        outcomes = [eval_rule(r, ctx) for r in entry.bucket.rules]
+        return combine(self.ir, self.info, entry.bucket.rules, outcomes, st,
+                       self._redactor(ctx), entry.what)
+
+    def interpret(self, request: Any, state: Snapshot | None = None) -> Decision:
+        """The same decision computed by the reference interpreter alone (for tests)."""
+        try:
+            req: Any = request
+            if type(req) is not dict:
+                req = self._coerce(request)
+                if isinstance(req, Decision):
+                    return req
+            key = self._tool_key(req.get("stage", "tool_call"), req.get("tool"))
+            if isinstance(key, Decision):
+                return key
+            stage, name, req_tags = key
+            tags = tuple(dict.fromkeys((*req_tags, *self.plan.declared_tags(name))))
+            # No dispatch index here: every rule's targets are tested directly, so that
+            # tests comparing this with `decide` also check the planner.
+            rules = [r for r in self.ir.rules if r.stage == stage and all(
+                target_matches(t, name, tags) for t in r.targets)]
+            ctx = Ctx(req, state, stage, name, tags, self.matchers)
+            outcomes = [eval_rule(r, ctx) for r in rules]
+            what = f'tool "{name}"' if name else f"this {stage} request"
+            return combine(self.ir, self.info, rules, outcomes, state, self._redactor(ctx), what)
+        except Exception as err:  # noqa: BLE001
+            return malformed(self.info, f"internal error while deciding: {err!r}")
+
+    def _redactor(self, ctx: Ctx) -> Any:
+        def redact(rule: ir.Rule) -> Redaction | None:
+            if rule.redact_path is None:
+                return None
+            try:
+                value = read_path(rule.redact_path, ctx)
+            except RequestError:
+                return None
+            _, counts = self.matchers.redact(value, rule.redact)
+            return Redaction(rule.redact_path.text, rule.id, rule.redact, counts)
+        return redact
+
+    # ── request normalisation ────────────────────────────────────────────────
+
+    def _coerce(self, request: Any) -> dict[str, Any] | Decision:
+        if isinstance(request, bytes | bytearray | memoryview | str):
+            try:
+                req = _DECODER.decode(request)
+            except msgspec.DecodeError as err:
+                return malformed(self.info, f"not valid JSON: {err}")
+        elif isinstance(request, Mapping):
+            req = dict(request)
+        else:
+            return malformed(self.info, f"expected a JSON object, found {type(request).__name__}")
+        if type(req) is not dict:
+            return malformed(self.info, "the request must be a JSON object")
+        return req
+
+    def _tool_key(self, stage: Any, tool: Any) -> tuple[str, str, tuple[str, ...]] | Decision:
+        if type(stage) is not str or stage not in STAGES:
+            return malformed(self.info, f"stage must be one of {', '.join(sorted(STAGES))}; "
+                             f"found {stage!r}")
+        if tool is None:
+            if stage in TOOL_STAGES:
+                return malformed(self.info, f"tool missing (a {stage} request names its tool)")
+            return (stage, "", ())
+        if type(tool) is str:
+            return (stage, tool, ())
+        if not isinstance(tool, dict):
+            return malformed(self.info, "tool must be a name or an object with a name")
+        name = tool.get("name")
+        if type(name) is not str or not name:
+            return malformed(self.info, "tool.name missing or not a string")
+        tags = tool.get("tags", ())
+        if tags is None:
+            tags = ()
+        if not isinstance(tags, list | tuple) or any(type(t) is not str for t in tags):
+            return malformed(self.info, "tool.tags must be a list of strings")
+        return (stage, name, tuple(tags))
+
+    def _entry(self, key: tuple[str, str, tuple[str, ...]]) -> Entry | Decision:
+        stage, name, req_tags = key
+        if stage not in STAGES:
+            return malformed(self.info, f"stage must be one of {', '.join(sorted(STAGES))}; "
+                             f"found {stage!r}")
+        declared = self.plan.declared_tags(name)
+        tags = tuple(dict.fromkeys((*req_tags, *declared)))
+        indices = self.plan.candidates(stage, name, tags)
+        bucket = self._buckets.get(indices)
+        if bucket is None:
+            rules = [self.ir.rules[i] for i in indices]
+            bucket = generate(rules, self.matchers, "bucket")
+            self._buckets[indices] = bucket
+        entry = Entry(bucket, tags, f'tool "{name}"' if name else f"this {stage} request")
+        for bit, rule in enumerate(bucket.rules):
+            if rule.kind == "redact" and not rule.shadow:
+                entry.redact_mask |= 1 << bit
+            if rule.kind == "require_approval" and not rule.shadow:
+                entry.approval_mask |= 1 << bit
+        if len(self._entries) < MAX_KEYS:
+            self._entries[key] = entry
+        return entry
+
+    # ── introspection ────────────────────────────────────────────────────────
+
+    def bucket_for(self, request: Mapping[str, Any]) -> Bucket | None:
+        key = self._tool_key(request.get("stage", "tool_call"), request.get("tool"))
+        if isinstance(key, Decision):
+            return None
+        entry = self._entry(key)
+        return None if isinstance(entry, Decision) else entry.bucket
+
+    def explain(self, request: Mapping[str, Any], state: Snapshot | None = None) -> dict[
+            str, Any]:
+        """Every candidate rule with its outcome and the value of each sub-expression."""
+        decision = self.decide(dict(request), state)
+        key = self._tool_key(request.get("stage", "tool_call"), request.get("tool"))
+        rows: list[dict[str, Any]] = []
+        if not isinstance(key, Decision):
+            entry = self._entry(key)
+            if isinstance(entry, Entry):
+                for rule in entry.bucket.rules:
+                    ctx = Ctx(request, state, key[0], key[1], entry.tags, self.matchers)
+                    ctx.trace = []
+                    outcome = eval_rule(rule, ctx)
+                    rows.append({"rule": rule, "outcome": outcome, "trace": ctx.trace})
+        return {"decision": decision, "rules": rows}
+
+    # ── saving and loading ───────────────────────────────────────────────────
+
+    def save(self, path: str | Path) -> None:
+        """Write the compiled policy; `charter.load_compiled` reads it without Lark."""
+        Path(path).write_bytes(SAVE_MAGIC + pickle.dumps(self.ir, protocol=5))
+
+    @classmethod
+    def load_compiled(cls, path: str | Path) -> Policy:
+        data = Path(path).read_bytes()
+        if not data.startswith(SAVE_MAGIC):
+            raise ValueError(f"{path}: not a compiled Charter policy")
+        return cls(_SafeUnpickler.loads(data[len(SAVE_MAGIC):]))
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Only IR classes and plain value types may be rebuilt from a saved policy."""
+
+    ALLOWED = {
+        ("decimal", "Decimal"), ("datetime", "timedelta"), ("builtins", "frozenset"),
+        ("builtins", "set"), ("builtins", "tuple"), ("builtins", "dict"), ("builtins", "list"),
+        ("builtins", "slice"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == ir.__name__ or (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a compiled policy")
+
+    @classmethod
+    def loads(cls, data: bytes) -> ir.Policy:
+        import io
+
+        obj = cls(io.BytesIO(data)).load()
+        if not isinstance(obj, ir.Policy):
+            raise ValueError("not a compiled Charter policy")
+        return obj

@@ -1,0 +1,32 @@
+"""Applying a decision's redactions to a value, with the matchers of the policy that made it."""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from charter.runtime.decision import Decision
+    from charter.runtime.matching import PolicyMatchers
+
+_MATCHERS: weakref.WeakValueDictionary[str, PolicyMatchers] = weakref.WeakValueDictionary()
+
+
+def register(digest: str, matchers: PolicyMatchers) -> None:
+    _MATCHERS[digest] = matchers
+
+
+def apply_redactions(decision: Decision, value: Any, field: str | None) -> Any:
+    if not decision.redactions:
+        return value
+    if decision.policy is None or decision.policy.digest not in _MATCHERS:
+        raise RuntimeError("the policy that made this decision is no longer loaded")
+    matchers = _MATCHERS[decision.policy.digest]
+    names: list[str] = []
+    for r in decision.redactions:
+        if field is None or r.field == field:
+            names.extend(n for n in r.matchers if n not in names)
+    if not names:
+        return value
+    redacted, _ = matchers.redact(value, names)
+    return redacted

@@ -1,0 +1,27 @@
+"""What the runtime state contributes to one decision, read in one batch by the Guard."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Counters, labels, call history and verified approvals for one request.
+
+    `counters` maps (counter id, key) to usage so far (reservations included);
+    `history` maps a tool name to earlier allowed calls in this session as
+    (unix time, recorded argument fields); `approved_groups` holds the groups of valid
+    grants for this exact action (verified by the Guard before the decision)."""
+
+    counters: Mapping[tuple[str, str], int | Decimal] = field(default_factory=dict)
+    labels: frozenset[str] = frozenset()
+    history: Mapping[str, tuple[tuple[float, Mapping[str, object]], ...]] = field(
+        default_factory=dict)
+    approved_groups: frozenset[str] = frozenset()
+    now: float | None = None
+
+
+EMPTY = Snapshot()

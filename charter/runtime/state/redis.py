@@ -1,0 +1,299 @@
+"""Redis state store: shared by many hosts; atomic check-and-add through Lua scripts.
+
+Counters are Redis integers of units (see `base.SCALE`) changed only with INCRBY/DECRBY, so
+all arithmetic is exact 64-bit integer arithmetic done by the server; the scripts compare
+values as decimal strings and never as Lua numbers (which are doubles).  Windowed counters
+live in one key per window and expire shortly after it; session-scoped keys expire after
+`session_ttl` seconds without writes.
+
+Every key of one store starts with `prefix`.  A Redis Cluster needs all keys of a script in
+one slot: use a hash-tagged prefix such as ``"{charter}:"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import redis
+
+from .base import (
+    HISTORY_LIMIT,
+    Amount,
+    HistoryEntry,
+    Reservation,
+    ReserveResult,
+    SessionCalls,
+    StateQuery,
+    StateSnapshot,
+    StoreError,
+    bucket_of,
+    decode_fields,
+    encode_fields,
+    from_units,
+    to_units,
+    window_end,
+)
+
+__all__ = ["RedisStore"]
+
+# Windows and nonces expire this long after their end, so hosts whose clocks are a little
+# behind Redis still see the window they think is current.
+_GRACE_SECONDS = 60.0
+
+# Compare two canonical integer strings exactly (Lua numbers would round above 2**53).
+_LUA_CMP = """
+local function cmp(a, b)
+  if a == b then return 0 end
+  local na, nb = string.sub(a, 1, 1) == '-', string.sub(b, 1, 1) == '-'
+  if na ~= nb then if na then return -1 else return 1 end end
+  local r
+  if #a ~= #b then r = (#a < #b) and -1 or 1 else r = (a < b) and -1 or 1 end
+  if na then r = -r end
+  return r
+end
+"""
+
+# KEYS: reservation record, counter keys...   ARGV: record ttl ms, then per counter
+# (amount units, limit units or "", ttl ms, ident).  Returns -1 or the failing index.
+_RESERVE = (
+    _LUA_CMP
+    + """
+local n = #KEYS - 1
+for i = 1, n do
+  local b = 1 + (i - 1) * 4
+  local key = KEYS[i + 1]
+  redis.call('INCRBY', key, ARGV[b + 1])
+  redis.call('PEXPIRE', key, ARGV[b + 3])
+  local limit = ARGV[b + 2]
+  if limit ~= '' and cmp(redis.call('GET', key), limit) > 0 then
+    for j = 1, i do
+      redis.call('DECRBY', KEYS[j + 1], ARGV[1 + (j - 1) * 4 + 1])
+    end
+    return i - 1
+  end
+end
+for i = 1, n do
+  local b = 1 + (i - 1) * 4
+  redis.call('RPUSH', KEYS[1], ARGV[b + 4], KEYS[i + 1], ARGV[b + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return -1
+"""
+)
+
+# KEYS: reservation record.  ARGV: "zero" or "actual", then (ident, units) pairs.
+# The record holds (ident, counter key, reserved units) triples.
+_SETTLE = """
+local rec = redis.call('LRANGE', KEYS[1], 0, -1)
+if #rec == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+local actual = {}
+for i = 2, #ARGV, 2 do actual[ARGV[i]] = ARGV[i + 1] end
+for i = 1, #rec, 3 do
+  local new = actual[rec[i]]
+  if ARGV[1] == 'zero' then new = '0' end
+  -- A window that expired meanwhile is gone: recreating it would resurrect old usage.
+  if new ~= nil and redis.call('EXISTS', rec[i + 1]) == 1 then
+    redis.call('INCRBY', rec[i + 1], new)
+    redis.call('DECRBY', rec[i + 1], rec[i + 2])
+  end
+end
+return 1
+"""
+
+
+class RedisStore:
+    """A `Store` in Redis, safe across threads, processes and hosts.
+
+    `client_or_url` is a `redis.Redis` client or a ``redis://`` URL.  `reservation_ttl` is how
+    long an unsettled reservation can still be settled; after that its amount simply stays
+    counted (fail-safe).
+    """
+
+    def __init__(
+        self,
+        client_or_url: redis.Redis | str,
+        prefix: str = "charter:",
+        *,
+        session_ttl: float = 7 * 86400,
+        reservation_ttl: float = 86400,
+        timeout: float = 5.0,
+    ) -> None:
+        if isinstance(client_or_url, str):
+            client_or_url = redis.Redis.from_url(
+                client_or_url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        self._r = client_or_url
+        self.prefix = prefix
+        self._session_ttl_ms = int(session_ttl * 1000)
+        self._reservation_ttl_ms = int(reservation_ttl * 1000)
+        self._reserve = self._r.register_script(_RESERVE)
+        self._settle = self._r.register_script(_SETTLE)
+
+    # -- Store API ---------------------------------------------------------------------
+
+    def read(self, query: StateQuery, now: float) -> StateSnapshot:
+        """See `Store.read`; one MULTI/EXEC round trip."""
+        sid = query.session_id
+        try:
+            pipe = self._r.pipeline(transaction=True)
+            for ref in query.counters:
+                pipe.get(self._counter_key(ref.counter_id, ref.key, ref.window_seconds, now))
+            if query.labels:
+                pipe.smembers(self._key("l", sid))
+            for tool in query.history_tools:
+                pipe.lrange(self._key("h", sid, tool), 0, -1)
+            pipe.hmget(self._key("k", sid), ["t", "c"])
+            replies: list[Any] = pipe.execute()
+        except redis.RedisError as exc:
+            raise self._error(exc) from exc
+        it = iter(replies)
+        usage = {
+            (ref.counter_id, ref.key): from_units(int(next(it) or 0)) for ref in query.counters
+        }
+        labels = frozenset(_text(m) for m in next(it)) if query.labels else frozenset()
+        history = {tool: tuple(_decode_entry(e) for e in next(it)) for tool in query.history_tools}
+        total, consecutive = next(it)
+        calls = SessionCalls(int(total or 0), int(consecutive or 0))
+        return StateSnapshot(usage, labels, history, calls)
+
+    def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
+        """See `Store.reserve`; one Lua script."""
+        token = secrets.token_urlsafe(16)
+        keys = [self._key("r", token)]
+        args: list[str | int] = [self._reservation_ttl_ms]
+        for r in reservations:
+            keys.append(self._counter_key(r.counter_id, r.key, r.window_seconds, now))
+            end = window_end(r.window_seconds, bucket_of(r.window_seconds, now))
+            ttl_ms = (
+                self._session_ttl_ms
+                if end is None
+                else math.ceil((end - now + _GRACE_SECONDS) * 1000)
+            )
+            limit = "" if r.limit is None else str(to_units(r.limit))
+            args += [str(to_units(r.amount)), limit, ttl_ms, _ident(r.counter_id, r.key)]
+        try:
+            failed = int(self._reserve(keys=keys, args=args))
+        except redis.RedisError as exc:
+            raise self._error(exc) from exc
+        if failed >= 0:
+            return ReserveResult(ok=False, failed=reservations[failed].counter_id)
+        return ReserveResult(ok=True, token=token)
+
+    def settle(self, token: str, actual: Mapping[tuple[str, str], Amount], now: float) -> None:
+        """See `Store.settle`; one Lua script, idempotent."""
+        args: list[str] = ["actual"]
+        for (cid, key), amount in actual.items():
+            args += [_ident(cid, key), str(to_units(amount))]
+        self._run_settle(token, args)
+
+    def release(self, token: str, now: float) -> None:
+        """See `Store.release`."""
+        self._run_settle(token, ["zero"])
+
+    def add_labels(self, session_id: str, labels: Collection[str]) -> None:
+        """See `Store.add_labels`."""
+        if not labels:
+            return
+        key = self._key("l", session_id)
+        self._pipeline(lambda p: (p.sadd(key, *labels), p.pexpire(key, self._session_ttl_ms)))
+
+    def record_call(
+        self, session_id: str, tool: str, fields: Mapping[str, object], now: float
+    ) -> None:
+        """See `Store.record_call`; keeps the last `HISTORY_LIMIT` calls per tool."""
+        entry = repr(float(now)).encode() + b" " + encode_fields(fields)
+        key = self._key("h", session_id, tool)
+        self._pipeline(
+            lambda p: (
+                p.rpush(key, entry),
+                p.ltrim(key, -HISTORY_LIMIT, -1),
+                p.pexpire(key, self._session_ttl_ms),
+            )
+        )
+
+    def use_nonce(self, nonce: str, expires_at: float) -> bool:
+        """See `Store.use_nonce`."""
+        ttl_ms = math.ceil((max(expires_at - time.time(), 0.0) + _GRACE_SECONDS) * 1000)
+        try:
+            return bool(self._r.set(self._key("n", nonce), b"1", nx=True, px=ttl_ms))
+        except redis.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def is_nonce_used(self, nonce: str) -> bool:
+        """See `Store.is_nonce_used`."""
+        try:
+            return bool(self._r.exists(self._key("n", nonce)))
+        except redis.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def bump_session_calls(self, session_id: str, is_tool_call: bool) -> SessionCalls:
+        """See `Store.bump_session_calls`."""
+        key = self._key("k", session_id)
+
+        def ops(p: Any) -> None:
+            if is_tool_call:
+                p.hincrby(key, "t", 1)
+                p.hincrby(key, "c", 1)
+            else:
+                p.hincrby(key, "t", 0)
+                p.hset(key, "c", 0)
+            p.pexpire(key, self._session_ttl_ms)
+
+        total, consecutive, *_ = self._pipeline(ops)
+        return SessionCalls(int(total), int(consecutive) if is_tool_call else 0)
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._r.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _key(self, kind: str, *parts: str) -> str:
+        return self.prefix + kind + "".join(":" + _escape(p) for p in parts)
+
+    def _counter_key(self, cid: str, key: str, window: int | None, now: float) -> str:
+        bucket = "s" if window is None else f"{window}:{bucket_of(window, now)}"
+        return self._key("c", cid, key) + ":" + bucket
+
+    def _run_settle(self, token: str, args: list[str]) -> None:
+        try:
+            self._settle(keys=[self._key("r", token)], args=args)
+        except redis.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def _pipeline(self, ops: Any) -> list[Any]:
+        try:
+            pipe = self._r.pipeline(transaction=True)
+            ops(pipe)
+            result: list[Any] = pipe.execute()
+        except redis.RedisError as exc:
+            raise self._error(exc) from exc
+        return result
+
+    def _error(self, exc: Exception) -> StoreError:
+        return StoreError(f"Redis state store failed: {type(exc).__name__}: {exc}")
+
+
+def _escape(part: str) -> str:
+    # Keeps key parts unambiguous: a ':' inside an id cannot fake a boundary.
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def _ident(cid: str, key: str) -> str:
+    return json.dumps([cid, key], ensure_ascii=False)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _decode_entry(raw: bytes | str) -> HistoryEntry:
+    data = raw.encode() if isinstance(raw, str) else raw
+    at, _, fields = data.partition(b" ")
+    return HistoryEntry(float(at), decode_fields(fields))

@@ -1,0 +1,350 @@
+"""SQLite state store: one file shared by every process on one machine; survives restarts.
+
+The database runs in WAL mode so readers never block the writer.  Each write that must be
+atomic (`reserve`, `settle`, ...) runs in a `BEGIN IMMEDIATE` transaction, which takes the
+database's write lock up front: two processes racing for the last unit of a budget are
+serialised by SQLite itself.  Amounts are stored as decimal strings of integer units, so
+they are exact and unbounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from .base import (
+    HISTORY_LIMIT,
+    Amount,
+    HistoryEntry,
+    Reservation,
+    ReserveResult,
+    SessionCalls,
+    StateQuery,
+    StateSnapshot,
+    StoreError,
+    bucket_of,
+    decode_fields,
+    encode_fields,
+    from_units,
+    to_units,
+    window_end,
+)
+
+__all__ = ["SQLiteStore"]
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (
+    counter_id TEXT NOT NULL, key TEXT NOT NULL, bucket INTEGER NOT NULL,
+    units TEXT NOT NULL, expires_at REAL,
+    PRIMARY KEY (counter_id, key, bucket)
+);
+CREATE INDEX IF NOT EXISTS counters_expiry ON counters (expires_at);
+CREATE TABLE IF NOT EXISTS reservations (
+    token TEXT PRIMARY KEY, created_at REAL NOT NULL, entries TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (
+    session_id TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (session_id, label)
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL, tool TEXT NOT NULL, at REAL NOT NULL, fields BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_session ON history (session_id, tool, id);
+CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS session_calls (
+    session_id TEXT PRIMARY KEY, tool_calls INTEGER NOT NULL, consecutive INTEGER NOT NULL
+);
+"""
+
+# Nonces outlive their grant by this much so clock skew between hosts cannot revive one.
+_NONCE_GRACE = 60.0
+
+
+class SQLiteStore:
+    """A `Store` in an SQLite file, safe across threads and processes of one machine.
+
+    Each thread (and each forked process) gets its own connection.  `timeout` is how long a
+    writer waits for the lock before the call fails with `StoreError`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 10.0, prune_every: int = 256
+    ) -> None:
+        self.path = Path(path)
+        self._timeout = timeout
+        self._prune_every = prune_every
+        self._local = threading.local()
+        self._writes = 0
+        self._closed = False
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+
+        def init(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+
+        self._run(init)
+
+    # -- Store API ---------------------------------------------------------------------
+
+    def read(self, query: StateQuery, now: float) -> StateSnapshot:
+        """See `Store.read`; one read transaction."""
+
+        def run(conn: sqlite3.Connection) -> StateSnapshot:
+            with _transaction(conn, "BEGIN"):
+                usage = {}
+                for ref in query.counters:
+                    units = _live_units(
+                        conn, ref.counter_id, ref.key, bucket_of(ref.window_seconds, now), now
+                    )
+                    usage[(ref.counter_id, ref.key)] = from_units(units)
+                labels: frozenset[str] = frozenset()
+                if query.labels:
+                    rows = conn.execute(
+                        "SELECT label FROM labels WHERE session_id = ?", (query.session_id,)
+                    )
+                    labels = frozenset(r[0] for r in rows)
+                history = {}
+                for tool in query.history_tools:
+                    rows = conn.execute(
+                        "SELECT at, fields FROM history WHERE session_id = ? AND tool = ?"
+                        " ORDER BY id",
+                        (query.session_id, tool),
+                    )
+                    history[tool] = tuple(HistoryEntry(at, decode_fields(f)) for at, f in rows)
+                row = conn.execute(
+                    "SELECT tool_calls, consecutive FROM session_calls WHERE session_id = ?",
+                    (query.session_id,),
+                ).fetchone()
+            return StateSnapshot(usage, labels, history, SessionCalls(*(row or (0, 0))))
+
+        return self._run(run)
+
+    def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
+        """See `Store.reserve`; one `BEGIN IMMEDIATE` transaction."""
+        plan = [
+            (
+                r.counter_id,
+                r.key,
+                bucket_of(r.window_seconds, now),
+                window_end(r.window_seconds, bucket_of(r.window_seconds, now)),
+                to_units(r.amount),
+                None if r.limit is None else to_units(r.limit),
+            )
+            for r in reservations
+        ]
+
+        def run(conn: sqlite3.Connection) -> ReserveResult:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                pending: dict[tuple[str, str, int], int] = {}
+                for cid, key, bucket, _, units, limit in plan:
+                    slot = (cid, key, bucket)
+                    if slot not in pending:
+                        pending[slot] = _live_units(conn, cid, key, bucket, now)
+                    pending[slot] += units
+                    if limit is not None and pending[slot] > limit:
+                        return ReserveResult(ok=False, failed=cid)
+                for cid, key, bucket, expires, _, _ in plan:
+                    conn.execute(
+                        "INSERT INTO counters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+                        " SET units = excluded.units, expires_at = excluded.expires_at",
+                        (cid, key, bucket, str(pending[(cid, key, bucket)]), expires),
+                    )
+                token = secrets.token_urlsafe(16)
+                entries = [[cid, key, bucket, str(units)] for cid, key, bucket, _, units, _ in plan]
+                conn.execute(
+                    "INSERT INTO reservations VALUES (?, ?, ?)", (token, now, json.dumps(entries))
+                )
+                self._maybe_prune(conn, now)
+            return ReserveResult(ok=True, token=token)
+
+        return self._run(run)
+
+    def settle(self, token: str, actual: Mapping[tuple[str, str], Amount], now: float) -> None:
+        """See `Store.settle`; idempotent."""
+        actual_units = {k: to_units(v) for k, v in actual.items()}
+        self._run(lambda conn: self._settle(conn, token, actual_units, zero_all=False))
+
+    def release(self, token: str, now: float) -> None:
+        """See `Store.release`."""
+        self._run(lambda conn: self._settle(conn, token, {}, zero_all=True))
+
+    def add_labels(self, session_id: str, labels: Collection[str]) -> None:
+        """See `Store.add_labels`."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                conn.executemany(
+                    "INSERT OR IGNORE INTO labels VALUES (?, ?)",
+                    [(session_id, label) for label in labels],
+                )
+
+        self._run(run)
+
+    def record_call(
+        self, session_id: str, tool: str, fields: Mapping[str, object], now: float
+    ) -> None:
+        """See `Store.record_call`; keeps the last `HISTORY_LIMIT` calls per tool."""
+        data = encode_fields(fields)
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                conn.execute(
+                    "INSERT INTO history (session_id, tool, at, fields) VALUES (?, ?, ?, ?)",
+                    (session_id, tool, now, data),
+                )
+                conn.execute(
+                    "DELETE FROM history WHERE session_id = ? AND tool = ? AND id <= ?",
+                    (session_id, tool, _cutoff(conn, session_id, tool)),
+                )
+
+        self._run(run)
+
+    def use_nonce(self, nonce: str, expires_at: float) -> bool:
+        """See `Store.use_nonce`."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO nonces VALUES (?, ?)", (nonce, expires_at)
+                )
+                return cur.rowcount == 1
+
+        return self._run(run)
+
+    def is_nonce_used(self, nonce: str) -> bool:
+        """See `Store.is_nonce_used`."""
+        return self._run(
+            lambda conn: (
+                conn.execute("SELECT 1 FROM nonces WHERE nonce = ?", (nonce,)).fetchone()
+                is not None
+            )
+        )
+
+    def bump_session_calls(self, session_id: str, is_tool_call: bool) -> SessionCalls:
+        """See `Store.bump_session_calls`."""
+        inc = 1 if is_tool_call else 0
+
+        def run(conn: sqlite3.Connection) -> SessionCalls:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                row = conn.execute(
+                    "INSERT INTO session_calls VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET"
+                    " tool_calls = tool_calls + ?,"
+                    " consecutive = CASE WHEN ? THEN consecutive + 1 ELSE 0 END"
+                    " RETURNING tool_calls, consecutive",
+                    (session_id, inc, inc, inc, inc),
+                ).fetchone()
+            return SessionCalls(*row)
+
+        return self._run(run)
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        self._closed = True
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _settle(
+        self,
+        conn: sqlite3.Connection,
+        token: str,
+        actual: Mapping[tuple[str, str], int],
+        *,
+        zero_all: bool,
+    ) -> None:
+        with _transaction(conn, "BEGIN IMMEDIATE"):
+            row = conn.execute(
+                "DELETE FROM reservations WHERE token = ? RETURNING entries", (token,)
+            ).fetchone()
+            if row is None:
+                return
+            for cid, key, bucket, reserved in json.loads(row[0]):
+                new = 0 if zero_all else actual.get((cid, key))
+                if new is None:
+                    continue
+                # A rolled-over window may be pruned already; then there is nothing to fix.
+                cur = conn.execute(
+                    "SELECT units FROM counters WHERE counter_id = ? AND key = ? AND bucket = ?",
+                    (cid, key, bucket),
+                ).fetchone()
+                if cur is None:
+                    continue
+                conn.execute(
+                    "UPDATE counters SET units = ? WHERE counter_id = ? AND key = ? AND bucket = ?",
+                    (str(int(cur[0]) + new - int(reserved)), cid, key, bucket),
+                )
+
+    def _maybe_prune(self, conn: sqlite3.Connection, now: float) -> None:
+        self._writes += 1
+        if self._writes % self._prune_every:
+            return
+        conn.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
+        conn.execute("DELETE FROM nonces WHERE expires_at <= ?", (time.time() - _NONCE_GRACE,))
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError("SQLite store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        # A connection must never cross a fork: the child opens its own.
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            return fn(self._connection())
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite state store {str(self.path)!r} failed: {exc}") from exc
+
+
+def _live_units(conn: sqlite3.Connection, cid: str, key: str, bucket: int, now: float) -> int:
+    row = conn.execute(
+        "SELECT units, expires_at FROM counters WHERE counter_id = ? AND key = ? AND bucket = ?",
+        (cid, key, bucket),
+    ).fetchone()
+    if row is None or (row[1] is not None and row[1] <= now):
+        return 0
+    return int(row[0])
+
+
+def _cutoff(conn: sqlite3.Connection, session_id: str, tool: str) -> int:
+    """Largest history id that falls outside the newest `HISTORY_LIMIT` entries (or -1)."""
+    row = conn.execute(
+        "SELECT id FROM history WHERE session_id = ? AND tool = ? ORDER BY id DESC"
+        " LIMIT 1 OFFSET ?",
+        (session_id, tool, HISTORY_LIMIT),
+    ).fetchone()
+    return -1 if row is None else int(row[0])
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
+    conn.execute(begin)
+    try:
+        yield
+    except BaseException:
+        # The transaction may already be gone (e.g. COMMIT failed after SQLite rolled back).
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

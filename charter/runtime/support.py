@@ -1,0 +1,158 @@
+"""Operations shared by generated code and the reference interpreter.
+
+Anything here may raise; callers turn exceptions into request errors (interpreter) or fall
+back to the interpreter (generated code), so both agree on every outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import re2
+
+from charter.runtime.snapshot import Snapshot
+from charter.runtime.values import check_str, now_utc, to_time
+
+_MISSING = object()
+
+
+@lru_cache(maxsize=4096)
+def like_pattern(glob: str) -> Any:
+    """Cedar-style `like`: `*` matches any run of characters, `\\*` a literal star."""
+    parts: list[str] = []
+    i = 0
+    literal = ""
+    while i < len(glob):
+        ch = glob[i]
+        if ch == "\\" and i + 1 < len(glob) and glob[i + 1] == "*":
+            literal += "*"
+            i += 2
+            continue
+        if ch == "*":
+            parts.append(re2.escape(literal))
+            parts.append(".*")
+            literal = ""
+        else:
+            literal += ch
+        i += 1
+    parts.append(re2.escape(literal))
+    return re2.compile("(?s)" + "".join(parts))
+
+
+def like(value: object, glob: str) -> bool:
+    return like_pattern(glob).fullmatch(check_str(value)) is not None
+
+
+@lru_cache(maxsize=4096)
+def regex(pattern: str) -> Any:
+    return re2.compile(pattern)
+
+
+def matches(value: object, pattern: str) -> bool:
+    return regex(pattern).search(check_str(value)) is not None
+
+
+def div(a: Any, b: Any) -> Any:
+    if b == 0:
+        raise ZeroDivisionError("division by zero")
+    if type(a) is int and type(b) is int:
+        return Decimal(a) / Decimal(b)
+    return a / b
+
+
+def index(obj: Any, key: Any) -> Any:
+    if isinstance(obj, dict):
+        return obj[key]
+    if isinstance(obj, list | tuple) and type(key) is int:
+        return obj[key]
+    raise TypeError(f"cannot index {type(obj).__name__} with {key!r}")
+
+
+def now_of(req: Mapping[str, Any]) -> datetime:
+    """The request's `now`, or the clock when the host did not send one."""
+    v = req.get("now", _MISSING)
+    return now_utc() if v is _MISSING or v is None else to_time(v)
+
+
+def has(req: Mapping[str, Any], root: str, keys: Sequence[str], name: str) -> bool:
+    if root == "tool":
+        if keys == ("name",):
+            return bool(name)
+        obj: Any = req.get("tool")
+        if not isinstance(obj, dict):
+            return keys == ("tags",) and False
+    elif root == "now":
+        return True
+    else:
+        obj = req.get(root, _MISSING)
+        if obj is _MISSING or obj is None:
+            return False
+    for k in keys:
+        if not isinstance(obj, dict) or k not in obj or obj[k] is None:
+            return False
+        obj = obj[k]
+    return True
+
+
+def labels(req: Mapping[str, Any], st: Snapshot | None) -> frozenset[str]:
+    session = req.get("session")
+    own: frozenset[str] = frozenset()
+    if isinstance(session, dict) and "labels" in session:
+        raw = session["labels"]
+        if not isinstance(raw, list | tuple) or any(type(x) is not str for x in raw):
+            raise TypeError("session.labels: expected a list of strings")
+        own = frozenset(raw)
+    return own | st.labels if st is not None else own
+
+
+def counter(st: Snapshot, cid: str, key: object) -> int | Decimal:
+    return st.counters.get((cid, check_str(key)), 0)
+
+
+def session_id(req: Mapping[str, Any]) -> str:
+    return check_str(req["session"]["id"])
+
+
+def estimate(req: Mapping[str, Any], field: str, check: Any) -> Any:
+    est = req.get("estimate")
+    if est is None:
+        return 0
+    v = est.get(field)
+    return 0 if v is None else check(v)
+
+
+def approved(st: Snapshot | None, group: str | None) -> bool:
+    if st is None:
+        return False
+    return bool(st.approved_groups) if group is None else group in st.approved_groups
+
+
+def previously(st: Snapshot | None, req: Mapping[str, Any], tool: str,
+               fields: Sequence[tuple[str, object]], within: int | None) -> bool:
+    if st is None:
+        return False
+    calls = st.history.get(tool, ())
+    if not calls:
+        return False
+    horizon = None
+    if within is not None:
+        now = st.now if st.now is not None else now_of(req).timestamp()
+        horizon = now - within
+    for at, recorded in calls:
+        if horizon is not None and at < horizon:
+            continue
+        if all(k in recorded and recorded[k] == v for k, v in fields):
+            return True
+    return False
+
+
+def make_set(*items: object) -> frozenset[object]:
+    return frozenset(items)
+
+
+def make_list(*items: object) -> tuple[object, ...]:
+    return items

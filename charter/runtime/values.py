@@ -1,0 +1,131 @@
+"""Run-time value checks and conversions shared by the interpreter and generated code.
+
+Each `check_*` returns the value (converted where the wire format allows it, e.g. floats to
+exact decimals, ISO strings to times) or raises `TypeError`; the caller turns that into a
+request error that names the field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class RequestError(Exception):
+    """A request lacks a field a rule needs or has the wrong type there."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def check_num(v: object) -> int | Decimal:
+    t = type(v)
+    if t is int or t is Decimal:
+        return v  # type: ignore[return-value]
+    if t is float:
+        return Decimal(repr(v))
+    raise TypeError(f"expected a number, found {type_name(v)}")
+
+
+def check_int(v: object) -> int:
+    if type(v) is int:
+        return v  # type: ignore[return-value]
+    if type(v) is Decimal and v == v.to_integral_value():  # type: ignore[union-attr]
+        return int(v)  # type: ignore[call-overload]
+    if type(v) is float and v.is_integer():  # type: ignore[union-attr]
+        return int(v)  # type: ignore[call-overload]
+    raise TypeError(f"expected an int, found {type_name(v)}")
+
+
+def check_str(v: object) -> str:
+    if type(v) is str:
+        return v  # type: ignore[return-value]
+    raise TypeError(f"expected a string, found {type_name(v)}")
+
+
+def check_bool(v: object) -> bool:
+    if type(v) is bool:
+        return v  # type: ignore[return-value]
+    raise TypeError(f"expected a bool, found {type_name(v)}")
+
+
+def check_coll(v: object) -> object:
+    if isinstance(v, list | tuple | set | frozenset):
+        return v
+    raise TypeError(f"expected a list, found {type_name(v)}")
+
+
+def check_map(v: object) -> object:
+    if isinstance(v, dict):
+        return v
+    raise TypeError(f"expected an object, found {type_name(v)}")
+
+
+def check_any(v: object) -> object:
+    return v
+
+
+def to_time(v: object) -> datetime:
+    """A time from an ISO-8601 string (`Z` allowed), epoch seconds, or a datetime."""
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+    if type(v) is str:
+        try:
+            parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))  # type: ignore[union-attr]
+        except ValueError:
+            raise TypeError(f"expected an ISO-8601 time, found {v!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if type(v) in (int, float, Decimal):
+        return datetime.fromtimestamp(float(v), tz=UTC)  # type: ignore[arg-type]
+    raise TypeError(f"expected a time, found {type_name(v)}")
+
+
+def to_duration(v: object) -> timedelta:
+    """A duration from seconds (a number) or text such as `30s`, `5m`, `1h`, `7d`."""
+    if isinstance(v, timedelta):
+        return v
+    if type(v) in (int, float, Decimal):
+        return timedelta(seconds=float(v))  # type: ignore[arg-type]
+    if type(v) is str:
+        text = str(v).strip()
+        for unit in ("ms", "s", "m", "h", "d"):
+            if text.endswith(unit):
+                try:
+                    return timedelta(seconds=float(Decimal(text[: -len(unit)])) *
+                                     _DURATION_UNITS[unit])
+                except (InvalidOperation, ValueError):
+                    break
+    raise TypeError(f"expected a duration, found {v!r}")
+
+
+CHECKS = {
+    "num": check_num, "int": check_int, "str": check_str, "bool": check_bool,
+    "coll": check_coll, "map": check_map, "any": check_any, "time": to_time,
+    "dur": to_duration,
+}
+
+
+def type_name(v: object) -> str:
+    """The wire-format name of a value's type, for error messages."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float | Decimal):
+        return "decimal"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list | tuple | set | frozenset):
+        return "list"
+    if isinstance(v, dict):
+        return "object"
+    return type(v).__name__
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,138 @@
+"""Checking `property` blocks with Hypothesis.
+
+A property holds when every generated `tool_call` request to its target tools that satisfies
+its `where` clause gets a decision meeting its `expect`. Requests are decided against an
+empty state snapshot (no grants, no counters, no stored labels): exactly what a `test` block
+with no `approved`/`labels` givens runs against, so a printed counterexample, pasted as a
+test, fails the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from charter.compiler import ir
+from charter.compiler.interpreter import Ctx, eval_rule
+from charter.compiler.plan import name_matches
+from charter.language import ast
+from charter.language.checked import CheckedPolicy
+from charter.language.types import Type
+from charter.runtime.decision import Decision
+from charter.runtime.policy import Policy
+from charter.runtime.snapshot import Snapshot
+from charter.testing.biases import Biases
+from charter.testing.expectations import holds
+from charter.testing.scenario import args_type
+
+EMPTY_STATE = Snapshot()
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A property's `where` clause, lowered as a rule of a policy that has it (see suite)."""
+
+    rule: ir.Rule
+    policy: Policy
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyOutcome:
+    """What checking one property found. `counterexample` is the shrunk failing request."""
+
+    passed: bool
+    examples: int
+    counterexample: dict[str, Any] | None = None
+    decision: Decision | None = None
+    problem: str | None = None
+
+
+def target_tools(prop: ast.Property, checked: CheckedPolicy,
+                 policy: ir.Policy) -> list[tuple[str, Type]]:
+    """The tools a property quantifies over, with their argument types.
+
+    Declared tools are used as declared; a glob or a rule's glob adds one concrete name it
+    matches, so undeclared tools that rules open are probed too. Request-supplied tags are
+    never generated (a `test` block cannot write them), so `to tool tagged T` covers the
+    declared tools tagged T.
+    """
+    declared = list(checked.tools)
+    t = prop.target
+    if t is not None and t.tag is not None:
+        names = [n for n in declared if t.tag in checked.tools[n].tags]
+    elif t is not None:
+        names = []
+        for pattern in t.names:
+            hits = [n for n in declared if name_matches(pattern, n)]
+            names.extend(hits or [concrete(pattern)])
+    else:
+        patterns = {n for r in policy.rules for tg in r.targets for n in tg.names}
+        names = declared + [concrete(p) for p in sorted(patterns)]
+    unique = list(dict.fromkeys(names))
+    return [(n, args_type(checked, n)) for n in unique]
+
+
+def concrete(pattern: str) -> str:
+    """A tool name a glob matches: `kb.**` → `kb.x.y`, `search.*` → `search.x`."""
+    return pattern.replace("**", "x.y").replace("*", "x")
+
+
+def where_holds(where: Where | None) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for generated requests; a `where` that errors on a request excludes it."""
+    if where is None:
+        return lambda _req: True
+    pol = where.policy
+
+    def check(req: dict[str, Any]) -> bool:
+        name = str(req["tool"])
+        ctx = Ctx(req, EMPTY_STATE, "tool_call", name, pol.plan.declared_tags(name),
+                  pol.matchers)
+        return eval_rule(where.rule, ctx) is True
+
+    return check
+
+
+class _Failed(Exception):
+    pass
+
+
+def check_property(prop: ast.Property, policy: Policy, tools: list[tuple[str, Type]],
+                   where: Where | None, biases: Biases, seed: int,
+                   examples: int) -> PropertyOutcome:
+    """Run Hypothesis on one property; reproducible for a given `seed`."""
+    from hypothesis import HealthCheck, Verbosity, assume, given, settings
+    from hypothesis import seed as with_seed
+    from hypothesis.errors import Unsatisfiable
+
+    from charter.testing.strategies import RequestStrategies
+
+    if not tools:
+        return PropertyOutcome(False, 0, problem="its target matches no declared tool")
+    keep = where_holds(where)
+    failures: list[tuple[dict[str, Any], Decision]] = []
+    tried = [0]
+
+    @with_seed(seed)
+    @settings(max_examples=examples, database=None, deadline=None, derandomize=False,
+              verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
+              report_multiple_bugs=False, print_blob=False)
+    @given(RequestStrategies(biases).request(tools))
+    def run(req: dict[str, Any]) -> None:
+        assume(keep(req))
+        if not failures:  # count examples up to the first failure, not shrinking runs
+            tried[0] += 1
+        decision = policy.decide(req, EMPTY_STATE)
+        if not holds(prop.expect, decision):
+            failures.append((req, decision))
+            raise _Failed
+
+    try:
+        run()
+    except _Failed:
+        req, decision = failures[-1]  # Hypothesis replays the shrunk example last
+        return PropertyOutcome(False, tried[0], req, decision)
+    except Unsatisfiable:
+        return PropertyOutcome(False, tried[0],
+                               problem="no generated request satisfies its `where` clause")
+    return PropertyOutcome(True, tried[0])

@@ -1,0 +1,105 @@
+"""Running tests and properties: one `CaseResult` per block, plus the rules each test touched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from charter.language import ast
+from charter.language.source import Diagnostic
+from charter.testing import expectations, render
+from charter.testing.biases import Biases, collect
+from charter.testing.properties import check_property, target_tools
+from charter.testing.scenario import build
+from charter.testing.suite import Unit
+
+Status = Literal["pass", "fail", "error"]
+NO_TARGET = "CH0407"
+DEFAULT_EXAMPLES = 200
+
+
+@dataclass
+class CaseResult:
+    """The outcome of one `test` or `property` block.
+
+    `details` are the report lines under a failure (expected/actual, diagnostics);
+    `matched`/`reached` are rule indices the test's request matched / evaluated (tests only);
+    `counterexample` is a pasteable `test` block for a failed property.
+    """
+
+    kind: Literal["test", "property"]
+    name: str
+    file: str
+    line: int
+    status: Status
+    details: list[str] = field(default_factory=list)
+    counterexample: str | None = None
+    matched: set[int] = field(default_factory=set)
+    reached: set[int] = field(default_factory=set)
+    examples: int = 0
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def run_test(unit: Unit, test: ast.Test) -> CaseResult:
+    """Decide the test's request and compare it with each `expect`."""
+    result = CaseResult("test", test.name, test.span.file, test.span.line, "pass")
+    assert unit.policy is not None and unit.comp.checked is not None
+    diags: list[Diagnostic] = []
+    scenario = build(test, unit.comp.checked, unit.policy.ir, diags.append)
+    errors = [d for d in diags if d.severity == "error"]
+    if errors or scenario is None:
+        result.status = "error"
+        result.details = [d.render(unit.comp.sources.get(d.span.file)) for d in errors]
+        return result
+    report = unit.policy.explain(scenario.request, scenario.state)
+    decision = report["decision"]
+    for row in report["rules"]:
+        result.reached.add(row["rule"].index)
+        if row["outcome"] is not False:
+            result.matched.add(row["rule"].index)
+    for expect in test.expects:
+        if not expectations.holds(expect, decision):
+            result.status = "fail"
+            result.details.append(f"{expect.span}: expectation failed")
+            result.details.extend("  " + line for line in expectations.failure(expect, decision))
+    return result
+
+
+def run_property(unit: Unit, prop: ast.Property, seed: int, examples: int,
+                 biases: Biases | None = None) -> CaseResult:
+    """Check one property; a failure carries the shrunk counterexample as a `test` block."""
+    result = CaseResult("property", prop.name, prop.span.file, prop.span.line, "pass")
+    assert unit.policy is not None and unit.comp.checked is not None
+    where_errors = [d for d in unit.where_diagnostics if d.severity == "error"
+                    and prop.where is not None and d.span.file == prop.where.span.file
+                    and prop.where.span.start <= d.span.start <= prop.where.span.end]
+    if where_errors:
+        result.status = "error"
+        result.details = [d.render(unit.comp.sources.get(d.span.file)) for d in where_errors]
+        return result
+    tools = target_tools(prop, unit.comp.checked, unit.policy.ir)
+    if not tools:
+        span = prop.target.span if prop.target else prop.span
+        d = Diagnostic(NO_TARGET, "error", span, "this property's target matches no declared tool",
+                       "properties generate calls to declared tools; declare the tools it means")
+        result.status = "error"
+        result.details = [d.render(unit.comp.sources.get(span.file))]
+        return result
+    outcome = check_property(prop, unit.policy, tools, unit.where.get(id(prop)),
+                             biases or collect(unit.policy.ir), seed, examples)
+    result.examples = outcome.examples
+    if outcome.passed:
+        return result
+    result.status = "fail"
+    if outcome.problem:
+        result.details = [f"{prop.span}: property cannot be checked: {outcome.problem}"]
+        return result
+    assert outcome.counterexample is not None and outcome.decision is not None
+    result.details = [f"{prop.expect.span}: falsified ({outcome.examples} examples run, then shrunk)",
+                      *("  " + x for x in expectations.failure(prop.expect, outcome.decision))]
+    result.counterexample = render.test_block(
+        f"{prop.name} (counterexample)", outcome.counterexample, prop.expect)
+    return result

@@ -1,0 +1,135 @@
+"""Finding and compiling what `charter test` runs.
+
+A *unit* is one policy with its tests: the non-test `.agentpolicy` files of a directory plus
+its test files (by convention `*_test.agentpolicy`; any file may hold `test` and `property`
+blocks). A test file sees its directory's policy without an import because they are compiled
+together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charter.compiler.pipeline import (
+    SUFFIX, TEST_SUFFIX, Compilation, compile_sources, policy_files, read_sources,
+)
+from charter.language import ast
+from charter.language.source import Diagnostic, Span
+from charter.runtime.policy import Policy
+from charter.testing.biases import Biases, collect
+from charter.testing.properties import Where
+
+WHERE_ID = "__charter_where_{}"
+
+
+@dataclass
+class Unit:
+    """One compiled policy and the tests selected to run against it."""
+
+    files: list[Path]
+    selected: frozenset[str] | None  # run only tests from these files (None: all)
+    comp: Compilation
+    policy: Policy | None = None
+    where: dict[int, Where] = field(default_factory=dict)  # id(property) -> its where clause
+    where_diagnostics: list[Diagnostic] = field(default_factory=list)
+    _biases: Biases | None = None
+
+    def biases(self) -> Biases:
+        """The policy's constants for generating requests, computed once per unit."""
+        if self._biases is None:
+            assert self.policy is not None
+            self._biases = collect(self.policy.ir)
+        return self._biases
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return self.comp.errors
+
+    def tests(self) -> list[ast.Test]:
+        checked = self.comp.checked
+        return [t for t in (checked.tests if checked else []) if self._wanted(t.span)]
+
+    def properties(self) -> list[ast.Property]:
+        checked = self.comp.checked
+        return [p for p in (checked.properties if checked else []) if self._wanted(p.span)]
+
+    def _wanted(self, span: Span) -> bool:
+        return self.selected is None or span.file in self.selected
+
+
+def is_test_file(path: Path) -> bool:
+    return path.name.endswith(TEST_SUFFIX)
+
+
+def discover(paths: Iterable[Path]) -> list[tuple[list[Path], frozenset[str] | None]]:
+    """The units under `paths`: (files to compile, files whose tests to run).
+
+    A directory yields one unit per directory below it holding `.agentpolicy` files; a test
+    file is run with its directory's policy files; any other file is compiled alone.
+    Raises FileNotFoundError for a path that does not exist.
+    """
+    units: dict[tuple[str, ...], frozenset[str] | None] = {}
+    for path in paths:
+        if path.is_dir():
+            for d in sorted({f.parent for f in path.rglob(f"*{SUFFIX}")}):
+                files = [f for f in policy_files(d, include_tests=True) if f.parent == d]
+                units[tuple(str(f) for f in files)] = None
+        elif path.is_file() and is_test_file(path):
+            files = [f for f in policy_files(path.parent) if f.parent == path.parent]
+            units[tuple(str(f) for f in [*files, path])] = frozenset({str(path)})
+        elif path.is_file():
+            units[(str(path),)] = None
+        else:
+            raise FileNotFoundError(str(path))
+    return [([Path(f) for f in key], sel) for key, sel in units.items()]
+
+
+def load(files: Sequence[Path], selected: frozenset[str] | None = None) -> Unit:
+    """Compile one unit, and the `where` clauses of its properties."""
+    unit = Unit(list(files), selected, compile_sources(read_sources(files)))
+    if unit.comp.ir is None or unit.errors:
+        return unit
+    unit.policy = Policy(unit.comp.ir)
+    _compile_where(unit)
+    return unit
+
+
+def _compile_where(unit: Unit) -> None:
+    """Lower each `where` as the condition of a `warn` rule compiled beside the policy.
+
+    The checker does not look inside properties, so checking the clause as a rule condition
+    is what gives it names, types and diagnostics with the clause's own positions.
+    """
+    from charter.compiler.lower import lower
+    from charter.language.checker import check
+
+    props = [p for p in unit.properties() if p.where is not None]
+    if not props:
+        return
+    checked = unit.comp.checked
+    assert checked is not None
+    rules: list[ast.Item] = []
+    for i, prop in enumerate(props):
+        where = prop.where
+        assert where is not None
+        rules.append(ast.Rule(
+            annotations=(ast.Annotation("id", WHERE_ID.format(i), prop.span),), stage=None,
+            effect=ast.Effect("warn", prop.span), target=prop.target,
+            conditions=(ast.Condition(False, where, where.span),), because=None,
+            span=where.span))
+    synthetic = ast.Module("<where>", tuple(rules), props[0].span)
+    extended, diags = check([*checked.modules, synthetic], checked.sources)
+    spans = [p.where.span for p in props if p.where is not None]
+    unit.where_diagnostics = [d for d in diags if any(_inside(d.span, s) for s in spans)]
+    if any(d.severity == "error" for d in diags):
+        return
+    policy = Policy(lower(extended))
+    by_id = {r.id: r for r in policy.rules}
+    for i, prop in enumerate(props):
+        unit.where[id(prop)] = Where(by_id[WHERE_ID.format(i)], policy)
+
+
+def _inside(inner: Span, outer: Span) -> bool:
+    return inner.file == outer.file and outer.start <= inner.start and inner.end <= outer.end

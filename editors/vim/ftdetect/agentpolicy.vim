@@ -1,0 +1,2 @@
+" Detect Charter policy files.
+autocmd BufRead,BufNewFile *.agentpolicy setfiletype agentpolicy

@@ -1,0 +1,39 @@
+"""Precision and recall floor of every stdlib matcher on the Faker corpus (fixed seed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("faker")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import corpus  # noqa: E402
+
+FLOOR = 0.97
+
+
+@pytest.fixture(scope="module")
+def scores() -> dict[str, corpus.Score]:
+    result, _ = corpus.score(corpus.build())
+    return result
+
+
+def test_corpus_is_deterministic() -> None:
+    assert corpus.build()[:50] == corpus.build()[:50]
+
+
+def test_corpus_covers_every_entity_and_has_negatives() -> None:
+    items = corpus.build()
+    kinds = {i.entity for i in items}
+    assert set(corpus.ENTITIES) <= kinds
+    assert sum(1 for i in items if i.entity is None) >= 300
+
+
+@pytest.mark.parametrize("entity", corpus.ENTITIES)
+def test_precision_and_recall_floor(scores: dict[str, corpus.Score], entity: str) -> None:
+    s = scores[entity]
+    assert s.precision >= FLOOR, f"{entity} precision {s.precision:.3f}"
+    assert s.recall >= FLOOR, f"{entity} recall {s.recall:.3f}"

@@ -1,0 +1,113 @@
+"""The RE2 Set engine: one pass, validation, walking values, offsets, failing closed."""
+
+from __future__ import annotations
+
+import pytest
+
+from charter.stdlib import MODULES, ScanError, Scanner, resolve, user_matcher
+from charter.stdlib.matchers import GROUPS
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    specs = [*(resolve("pii.any") or ()), *(resolve("secrets.any") or ())]
+    return Scanner([*specs, user_matcher("employee_id", r"\bEMP-[0-9]{6}\b")])
+
+
+def test_registry_and_groups() -> None:
+    assert set(MODULES) == {"pii", "secrets"}
+    assert {"email", "phone", "ssn", "card", "iban", "ip"} == set(MODULES["pii"])
+    assert resolve("pii.email") == (MODULES["pii"]["email"],)
+    assert [s.name for s in resolve("pii.any") or ()] == list(GROUPS["pii.any"])
+    assert resolve("pii.nope") is None and resolve("nope") is None
+    assert user_matcher("employee_id", "x").placeholder == "[EMPLOYEE_ID]"
+
+
+def test_clean_text_reports_nothing(scanner: Scanner) -> None:
+    assert scanner.scan("Please summarise the open tickets for the EU region.") == frozenset()
+    assert scanner.scan("") == frozenset()
+
+
+def test_candidates_are_validated(scanner: Scanner) -> None:
+    assert scanner.scan("card 4111 1111 1111 1111") == {"pii.card"}
+    assert scanner.scan("card 4111 1111 1111 1112") == frozenset()  # fails Luhn
+    assert scanner.scan("ssn 666-12-3456") == frozenset()
+
+
+def test_user_matcher_without_validator(scanner: Scanner) -> None:
+    assert scanner.scan("badge EMP-123456 at desk") == {"employee_id"}
+    assert scanner.scan("badge EMP-12345") == frozenset()
+
+
+def test_walks_nested_values_keys_and_ints(scanner: Scanner) -> None:
+    value = {
+        "args": [{"to": "ops@example.com"}, ("x", 1)],
+        "meta": {"AKIAJ7Q2ZK4M5N6P3R2T": True},
+        "n": 4111111111111111,
+        "flag": True,
+        "f": 1.5,
+        None: None,
+    }
+    assert scanner.scan(value) == {"pii.email", "secrets.aws_access_key", "pii.card"}
+
+
+def test_count_matches_and_groups(scanner: Scanner) -> None:
+    text = "a@example.com, b@example.org; call +44 20 7946 0958"
+    assert scanner.count(text, "pii.email") == 2
+    assert scanner.count([text, text], "pii.email") == 4
+    assert scanner.count(text, "pii.any") == 3
+    with pytest.raises(KeyError):
+        scanner.count(text, "pii.unknown")
+
+
+def test_offsets_are_characters_in_non_ascii_text(scanner: Scanner) -> None:
+    text = "Grüße 👋 — schreib an jörg@exämple.de oder ruf 030 12345678 an"
+    found = scanner.find(text)
+    assert [(f.name, text[f.start : f.end]) for f in found] == [
+        ("pii.email", "jörg@exämple.de"),
+        ("pii.phone", "030 12345678"),
+    ]
+
+
+def test_adjacent_values_are_all_found(scanner: Scanner) -> None:
+    assert scanner.count("10.0.0.1,10.0.0.2 10.0.0.3", "pii.ip") == 3
+    assert scanner.count("536-22-1234,234-56-7890", "pii.ssn") == 2
+
+
+def test_lone_surrogates_do_not_raise(scanner: Scanner) -> None:
+    assert scanner.scan("\ud800 mail a@example.com") == {"pii.email"}
+
+
+def test_set_failure_fails_closed(scanner: Scanner, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The binding returns [] for "DFA out of memory"; the sentinel tells it from "no match".
+    broken = Scanner(resolve("pii.any") or ())
+    monkeypatch.setattr(broken, "_set_match", lambda data: [])
+    with pytest.raises(ScanError):
+        broken.scan("nothing to see")
+    with pytest.raises(ScanError):
+        broken.redact("nothing", ["pii.any"])
+
+
+def test_set_that_does_not_fit_memory_is_an_error() -> None:
+    with pytest.raises(ScanError):
+        Scanner(resolve("pii.any") or (), max_mem=4 << 10)
+
+
+def test_deeply_nested_value_is_refused(scanner: Scanner) -> None:
+    value: object = "a@example.com"
+    for _ in range(500):
+        value = [value]
+    with pytest.raises(ScanError):
+        scanner.scan(value)
+
+
+def test_duplicate_names_must_agree() -> None:
+    with pytest.raises(ValueError):
+        Scanner([user_matcher("x", "a"), user_matcher("x", "b")])
+    assert len(Scanner([user_matcher("x", "a"), user_matcher("x", "a")]).specs) == 1
+
+
+def test_pathological_user_pattern_is_linear() -> None:
+    s = Scanner([user_matcher("evil", r"(a+)+$")])
+    assert s.scan("a" * 100_000 + "!") == frozenset()
+    assert s.scan("a" * 100_000) == {"evil"}

@@ -1,0 +1,138 @@
+"""The policies under examples/: each compiles, and every request gets its expected decision.
+
+`expected.json` maps a request file to what its decision must be:
+  effect            "allow" | "deny" | "require_approval"
+  rules             ids that must be among `decision.rules` (others may match too)
+  reason_contains   a substring of one of the reasons
+  warning_contains  a substring of one of the warnings
+  approvers         the decision's approvers, exactly
+  labels            labels the decision must add
+  redacted          matcher names that must appear in the decision's redactions
+  shadow            ids of @shadow rules that must be reported
+  state             a runtime snapshot: {"counters": {RULE_ID: used}, "labels": [...],
+                    "approved_groups": [...]} (a counter is named by the id of the budget or
+                    limit rule that owns it, and keyed by the request's key field)
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import charter
+from charter import Decision, Policy, Snapshot
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+FOLDERS = sorted(p for p in EXAMPLES.iterdir() if (p / "expected.json").is_file())
+
+
+def _cases() -> list[Any]:
+    out = []
+    for folder in FOLDERS:
+        expected = json.loads((folder / "expected.json").read_text())
+        for name, exp in expected.items():
+            marks = [pytest.mark.xfail(reason=exp["xfail"], strict=True)] if "xfail" in exp else []
+            out.append(pytest.param(folder, name, exp, marks=marks, id=f"{folder.name}/{name}"))
+    return out
+
+
+_POLICIES: dict[Path, Policy] = {}
+
+
+def _policy(folder: Path) -> Policy:
+    if folder not in _POLICIES:
+        _POLICIES[folder] = charter.load(folder)
+    return _POLICIES[folder]
+
+
+def _read(req: Any, path: Any) -> Any:
+    value = req.get(path.root)
+    for key in path.keys:
+        value = value[key]
+    return value
+
+
+def snapshot(policy: Policy, request: Any, spec: dict[str, Any] | None) -> Snapshot | None:
+    """Build a Snapshot from an expected.json `state` entry."""
+    if spec is None:
+        return None
+    counters: dict[tuple[str, str], int | Decimal] = {}
+    for rule_id, used in spec.get("counters", {}).items():
+        owned = [c for c in policy.counters if policy.rules[c.rule].id == rule_id]
+        assert owned, f"no windowed budget or limit has the id {rule_id!r}"
+        for c in owned:
+            key = _read(request, c.key) if c.key is not None else request["session"]["id"]
+            counters[(c.id, str(key))] = Decimal(str(used)) if c.metric == "cost_usd" else used
+    return Snapshot(
+        counters=counters,
+        labels=frozenset(spec.get("labels", ())),
+        approved_groups=frozenset(spec.get("approved_groups", ())),
+    )
+
+
+def check_decision(d: Decision, exp: dict[str, Any]) -> None:
+    assert d.effect == exp["effect"], d
+    assert d.allowed == (exp["effect"] == "allow")
+    missing = set(exp.get("rules", ())) - set(d.rules)
+    assert not missing, f"rules {sorted(missing)} did not match; matched {d.rules}"
+    if "reason_contains" in exp:
+        assert any(exp["reason_contains"] in r for r in d.reasons), d.reasons
+    if "warning_contains" in exp:
+        assert any(exp["warning_contains"] in w for w in d.warnings), d.warnings
+    if "approvers" in exp:
+        assert sorted(d.approvers) == sorted(exp["approvers"])
+    for label in exp.get("labels", ()):
+        assert label in d.labels
+    redacted = {m for r in d.redactions for m, n in r.counts.items() if n}
+    for m in exp.get("redacted", ()):
+        assert m in redacted, d.redactions
+    shadow = {s.rule for s in d.shadow}
+    for rule_id in exp.get("shadow", ()):
+        assert rule_id in shadow, d.shadow
+    if not exp.get("shadow"):
+        # a shadow rule is never enforced: it never shows up among the enforced rules
+        assert not shadow & set(exp.get("rules", ()))
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_example_compiles_cleanly(folder: Path) -> None:
+    from charter.compiler.pipeline import compile_sources, policy_files, read_sources
+
+    comp = compile_sources(read_sources(policy_files(folder)))
+    assert [d.code for d in comp.diagnostics] == []
+    policy = _policy(folder)
+    assert policy.name and policy.version
+    expected = json.loads((folder / "expected.json").read_text())
+    files = {p.name for p in (folder / "requests").glob("*.json")}
+    assert files == set(expected), "every request file has an expectation and vice versa"
+    assert 10 <= len(files) <= 25
+
+
+@pytest.mark.parametrize(("folder", "name", "exp"), _cases())
+def test_example_request(folder: Path, name: str, exp: dict[str, Any]) -> None:
+    policy = _policy(folder)
+    raw = (folder / "requests" / name).read_bytes()
+    request = json.loads(raw, parse_float=Decimal)
+    state = snapshot(policy, request, exp.get("state")) if isinstance(request, dict) else None
+    compiled = policy.decide(raw, state)
+    check_decision(compiled, exp)
+    if isinstance(request, dict):
+        assert policy.decide(request, state) == compiled
+        assert policy.interpret(request, state) == compiled
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_every_important_rule_is_exercised(folder: Path) -> None:
+    """Every rule with an @id matches in at least one example request."""
+    policy = _policy(folder)
+    expected = json.loads((folder / "expected.json").read_text())
+    seen: set[str] = set()
+    for exp in expected.values():
+        seen.update(exp.get("rules", ()))
+        seen.update(exp.get("shadow", ()))
+    ids = {r.id for r in policy.rules if ":" not in r.id}
+    assert ids - seen == set()
