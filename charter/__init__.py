@@ -16,11 +16,28 @@ from charter.runtime.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from charter.language.source import CompileError as CompileError
+    from charter.runtime.errors import ApprovalRequired as ApprovalRequired
+    from charter.runtime.errors import Denied as Denied
+    from charter.runtime.guard import Guard as Guard
+    from charter.runtime.state import MemoryStore as MemoryStore
+    from charter.runtime.state import RedisStore as RedisStore
+    from charter.runtime.state import SQLiteStore as SQLiteStore
 
 __all__ = [
-    "CompileError", "Decision", "Policy", "PolicyInfo", "Redaction", "ShadowHit", "Snapshot",
-    "compile", "load", "load_compiled",
+    "ApprovalRequired", "CompileError", "Decision", "Denied", "Guard", "MemoryStore", "Policy",
+    "PolicyInfo", "RedisStore", "Redaction", "SQLiteStore", "ShadowHit", "Snapshot", "compile",
+    "load", "load_compiled",
 ]
+
+# Imported on first use, so that `import charter` stays cheap (no Lark, no redis client).
+_LAZY = {
+    "Guard": "charter.runtime.guard",
+    "Denied": "charter.runtime.errors",
+    "ApprovalRequired": "charter.runtime.errors",
+    "MemoryStore": "charter.runtime.state",
+    "SQLiteStore": "charter.runtime.state",
+    "RedisStore": "charter.runtime.state",
+}
 __version__ = "0.1.0"
 
 
@@ -52,4 +69,9 @@ def __getattr__(name: str) -> Any:
         from charter.language.source import CompileError
 
         return CompileError
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(name)

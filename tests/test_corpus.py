@@ -8,7 +8,8 @@ give:
               "request_text": str (passed as a str of JSON),
               "request_bytes": str (passed UTF-8 encoded, as bytes),
               "request_hex": hex string (passed as raw bytes),
-            "state": {"counters": {RULE_ID: used}, "labels": [...], "approved_groups": [...]},
+            "state": {"counters": {RULE_ID: used}, "labels": [...], "approved_groups": [...],
+                      "history": {TOOL: [[unix_time, {field: value}], ...]}, "now": unix_time},
             "effect": ..., "rules": [exact ids of matched enforced rules],
             "reason_contains": str, "warning_contains": str, "approvers": [...],
             "labels": [...], "shadow": [...], "redacted": [...], "no_errors": true,
@@ -17,7 +18,9 @@ give:
 
 tests/corpus/errors/*.agentpolicy — each file starts with one or more header lines
     # expect: CODE LINE:COL
-  and must produce exactly those diagnostics (codes and positions), in any order.
+  and must produce exactly those diagnostics (codes and positions), in any order. A line
+    # xfail: reason
+  marks a file whose expected diagnostics a known core bug does not yet produce.
 """
 
 from __future__ import annotations
@@ -87,8 +90,11 @@ def snapshot(policy: Policy, request: Any, spec: dict[str, Any] | None) -> Snaps
         for c in owned:
             key = _read(request, c.key) if c.key is not None else request["session"]["id"]
             counters[(c.id, str(key))] = Decimal(str(used)) if c.metric == "cost_usd" else used
+    history = {tool: tuple((float(at), fields) for at, fields in calls)
+               for tool, calls in spec.get("history", {}).items()}
     return Snapshot(counters=counters, labels=frozenset(spec.get("labels", ())),
-                    approved_groups=frozenset(spec.get("approved_groups", ())))
+                    approved_groups=frozenset(spec.get("approved_groups", ())),
+                    history=history, now=spec.get("now"))
 
 
 def _request(case: dict[str, Any]) -> Any:
@@ -117,7 +123,8 @@ def check(d: Decision, case: dict[str, Any]) -> None:
     if "shadow" in case:
         assert sorted(s.rule for s in d.shadow) == sorted(case["shadow"]), d
     if "redacted" in case:
-        assert sorted({m for r in d.redactions for m, n in r.counts.items() if n}) == sorted(case["redacted"])
+        found = {m for r in d.redactions for m, n in r.counts.items() if n}
+        assert sorted(found) == sorted(case["redacted"]), d.redactions
     if case.get("no_errors"):
         assert d.errors == (), d.errors
     if d.effect != "allow":
@@ -147,7 +154,16 @@ def _expected(path: Path) -> list[tuple[str, int, int]]:
     return out
 
 
-@pytest.mark.parametrize("path", ERRORS, ids=lambda p: p.stem)
+def _error_params() -> list[Any]:
+    out = []
+    for path in ERRORS:
+        m = re.search(r"^#\s*xfail:\s*(.+)$", path.read_text(), re.M)
+        marks = [pytest.mark.xfail(reason=m[1], strict=True)] if m else []
+        out.append(pytest.param(path, marks=marks, id=path.stem))
+    return out
+
+
+@pytest.mark.parametrize("path", _error_params())
 def test_error_file(path: Path) -> None:
     expected = _expected(path)
     assert expected, f"{path.name} has no `# expect: CODE LINE:COL` header"
@@ -176,6 +192,9 @@ def test_every_checker_code_has_an_error_case() -> None:
     for f in lang.glob("*.py"):
         codes |= set(re.findall(r'"((?:CH|W)0\d{3})"', f.read_text()))
     codes.discard("CH0100")  # internal parser error: not reachable from a policy
+    # declarations inside a scope are rejected by the grammar (CH0101, see
+    # ch0214_declaration_in_scope.agentpolicy) before the checker's CH0214 can fire
+    codes.discard("CH0214")
     covered = {code for p in ERRORS for code, _, _ in _expected(p)}
     assert codes - covered == set()
 

@@ -10,6 +10,7 @@ from charter.cli.eval import eval_cmd
 from charter.cli.explain import explain_cmd
 from charter.cli.fmt import fmt_cmd
 from charter.cli.lsp import lsp_cmd
+from charter.cli.test import test_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +21,8 @@ def cli() -> None:
 
 for command in (check_cmd, eval_cmd, explain_cmd, compile_cmd, fmt_cmd, lsp_cmd):
     cli.add_command(command)
+
+cli.add_command(test_cmd)
 
 
 def main() -> None:

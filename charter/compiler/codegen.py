@@ -12,8 +12,10 @@ int, bool) or hoisted into the function's namespace; no policy text is ever past
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from charter.compiler import ir
@@ -34,9 +36,50 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
         _estimate=support.estimate, _approved=support.approved,
         _previously=support.previously, _like=support.like, _matches=support.matches,
         _mkset=support.make_set, _mklist=support.make_list, M=matchers,
-        _scanf=_scan_cached,
+        _scanf=_scan_cached, _Decimal=Decimal,
     )
     return ns
+
+
+# Checks that can be tested inline before paying for a call; `{v}` is the value.
+_INLINE_CHECK = {
+    "str": "{v}.__class__ is not str",
+    "bool": "{v}.__class__ is not bool",
+    "int": "{v}.__class__ is not int",
+    "num": "{v}.__class__ is not int and {v}.__class__ is not _Decimal",
+}
+
+
+_INLINE_OK = {
+    "str": "{v}.__class__ is str",
+    "bool": "{v}.__class__ is bool",
+    "int": "{v}.__class__ is int",
+}
+
+
+def _special(p: ir.Path) -> bool:
+    """Paths the generated function gets as arguments or computes, not request lookups."""
+    return (p.root == "tool" and p.keys in (("name",), ("tags",))) or (
+        p.root in ("stage", "now") and not p.keys)
+
+
+def always_evaluated(e: ir.Expr) -> list[ir.Path]:
+    """The request fields that evaluating `e` always reads, whatever the values."""
+    if isinstance(e, ir.Path):
+        return [e]
+    if isinstance(e, ir.Cmp | ir.Arith):
+        return always_evaluated(e.left) + always_evaluated(e.right)
+    if isinstance(e, ir.In):
+        return always_evaluated(e.item) + always_evaluated(e.coll)
+    if isinstance(e, ir.BoolOp):
+        return always_evaluated(e.items[0])
+    if isinstance(e, ir.Not | ir.Neg):
+        return always_evaluated(e.operand)
+    if isinstance(e, ir.Like | ir.Matches):
+        return always_evaluated(e.value)
+    if isinstance(e, ir.Fn):
+        return [p for a in e.args for p in always_evaluated(a)]
+    return []
 
 
 def _scan_cached(matchers: Any, cache: dict[str, frozenset[str]], field: str,
@@ -65,6 +108,37 @@ class Emitter:
         self.ns = ns
         self.consts: dict[str, Any] = {}
         self.uses_scan = False
+        self.hoisted: dict[ir.Path, str] = {}
+        self.prelude: list[str] = []
+
+    def hoist(self, paths: Sequence[ir.Path]) -> None:
+        """Read fields that every run evaluates anyway once, up front, checked, into locals.
+
+        Raising earlier than the rule that needs the field changes nothing: any exception
+        sends the whole request to the interpreter."""
+        roots: dict[str, int] = {}
+        for p in paths:
+            if not _special(p) and p.keys:
+                roots[p.root] = roots.get(p.root, 0) + 1
+        root_vars: dict[str, str] = {}
+        for root, uses in roots.items():
+            if uses > 1:
+                var = f"r_{len(root_vars)}"
+                root_vars[root] = var
+                self.prelude.append(f"{var} = req[{self.const(root)}]")
+        for p in paths:
+            if p in self.hoisted or _special(p):
+                continue
+            var = f"v{len(self.hoisted)}"
+            base = root_vars.get(p.root)
+            raw = self.path(p, base)
+            self.prelude.append(f"{var} = {raw}")
+            check = _INLINE_CHECK.get(p.check)
+            if check is not None:
+                self.prelude.append(f"if {check.format(v=var)}: {var} = C_{p.check}({var})")
+            elif p.check != "any":
+                self.prelude.append(f"{var} = C_{p.check}({var})")
+            self.hoisted[p] = var
 
     def const(self, value: object) -> str:
         if type(value) in SIMPLE:
@@ -80,8 +154,13 @@ class Emitter:
         if isinstance(e, ir.Const):
             return self.const(e.value)
         if isinstance(e, ir.Path):
+            if e in self.hoisted:
+                return self.hoisted[e]
             raw = self.path(e)
-            return raw if e.check == "any" else f"C_{e.check}({raw})"
+            ok = _INLINE_OK.get(e.check)
+            if ok is not None:
+                return f"(t if {ok.format(v='(t := ' + raw + ')')} else C_{e.check}(t))"
+            return raw if e.check == "any" or _special(e) else f"C_{e.check}({raw})"
         if isinstance(e, ir.BoolOp):
             return "(" + f" {e.op} ".join(self.expr(i) for i in e.items) + ")"
         if isinstance(e, ir.Not):
@@ -135,10 +214,12 @@ class Emitter:
             key = self.expr(e.key) if e.key is not None else "_sid(req)"
             return f"(0 if st is None else _counter(st, {self.const(e.counter)}, {key}))"
         if isinstance(e, ir.Estimate):
-            return f"_estimate(req, {self.const(e.field)}, C_{e.check})"
+            field = self.const(e.field)
+            return (f"(0 if (t := req.get('estimate')) is None or (t := t.get({field})) is None "
+                    f"else C_{e.check}(t))")
         raise AssertionError(f"unknown IR node {type(e).__name__}")
 
-    def path(self, p: ir.Path) -> str:
+    def path(self, p: ir.Path, base: str | None = None) -> str:
         if p.root == "tool" and p.keys == ("name",):
             return "name"
         if p.root == "tool" and p.keys == ("tags",):
@@ -147,7 +228,7 @@ class Emitter:
             return "stage"
         if p.root == "now" and not p.keys:
             return "_now(req)"
-        out = f"req[{self.const(p.root)}]"
+        out = base or f"req[{self.const(p.root)}]"
         for key in p.keys:
             out += f"[{self.const(key)}]"
         return out
@@ -157,6 +238,11 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
     """Generate and compile the bucket function for these candidate rules."""
     ns = base_namespace(matchers)
     em = Emitter(ns)
+    always: dict[ir.Path, None] = {}
+    for rule in rules:
+        if rule.cond is not None:
+            always.update(dict.fromkeys(always_evaluated(rule.cond)))
+    em.hoist(list(always))
     base_mask = 0
     body: list[str] = []
     line_map: dict[int, tuple[str, int]] = {}
@@ -171,11 +257,18 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
         body.append(f"        m |= {1 << bit}")
     if not body:
         return Bucket(tuple(rules), base_mask, None, "", {})
-    head = [f"def {name}(req, st, name, tags, stage):"]
-    head.append("    sc = {}" if em.uses_scan else "    pass")
-    head.append(f"    m = {base_mask}")
-    source = "\n".join([*head, *body, "    return m", ""])
     ns.update(em.consts)
+    text = "\n".join([*em.prelude, *body])
+    # Helpers and constants become default arguments: locals are faster than globals.
+    bound = [k for k in ns if not k.startswith("__") and re.search(rf"\b{k}\b", text)]
+    params = "".join(f", {k}={k}" for k in bound)
+    head = [f"def {name}(req, st, name, tags, stage{params}):"]
+    head.append("    sc = {}" if em.uses_scan else "    pass")
+    head.extend(f"    {line}" for line in em.prelude)
+    head.append(f"    m = {base_mask}")
+    offset = len(head) - 3
+    line_map = {line + offset: where for line, where in line_map.items()}
+    source = "\n".join([*head, *body, "    return m", ""])
     code = compile(source, f"<charter:{name}>", "exec")
     exec(code, ns)  # noqa: S102 - source built from the checked IR only, literals via repr
     return Bucket(tuple(rules), base_mask, ns[name], source, line_map)

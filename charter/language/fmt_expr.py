@@ -93,12 +93,16 @@ def _expr(e: ast.Expr) -> tuple[Doc, int]:
         return _previously(e), _ATOM
     if isinstance(e, ast.Unary):
         if e.op == "not":
-            return concat("not ", _at_least(e.operand, _NOT)), _NOT
+            # `not (a in b)` rather than `not a in b`, which reads as `(not a) in b`.
+            level = _ATOM if isinstance(e.operand, ast.Binary) else _NOT
+            return concat("not ", _at_least(e.operand, level)), _NOT
         return concat("-", _at_least(e.operand, _NEG)), _NEG
     return _binary(e)
 
 
 def _binary(e: ast.Binary) -> tuple[Doc, int]:
+    if e.op in ("and", "or"):
+        return _chain(e), _BINARY_LEVEL[e.op]
     level = _BINARY_LEVEL.get(e.op)
     if level is None:  # comparisons do not chain: both sides are sums or tighter
         left, right = _at_least(e.left, _SUM), _at_least(e.right, _SUM)
@@ -106,6 +110,19 @@ def _binary(e: ast.Binary) -> tuple[Doc, int]:
     else:  # left-associative: the right side must bind tighter
         left, right = _at_least(e.left, level), _at_least(e.right, level + 1)
     return concat(left, f" {e.op} ", right), level
+
+
+def _chain(e: ast.Binary) -> Doc:
+    """`a or b or c`: one line if it fits, else one operand per line, the operator first."""
+    level = _BINARY_LEVEL[e.op]
+    operands: list[ast.Expr] = [e.right]
+    left: ast.Expr = e.left
+    while isinstance(left, ast.Binary) and left.op == e.op:
+        operands.append(left.right)
+        left = left.left
+    docs = [_at_least(left, level)] + [_at_least(x, level + 1) for x in reversed(operands)]
+    rest = [concat(LINE, f"{e.op} ", d) for d in docs[1:]]
+    return Group(Nest(INDENT, concat(docs[0], *rest)))
 
 
 def _literal(value: str | int | Decimal | bool | ast.Duration) -> str:

@@ -115,7 +115,9 @@ class _Formatter:
                      lambda ind, cs: self.lay.rows(self._rows(item, ind), ind, cs))
 
     def _rows(self, item: ast.Item, indent: int) -> list[Row]:
-        whole = lambda doc: [Row((Piece(doc, item.span.start, item.span.end),))]  # noqa: E731
+        def whole(doc: Doc) -> list[Row]:
+            return [Row((Piece(doc, item.span.start, item.span.end),))]
+
         if isinstance(item, ast.Header):
             version = "" if item.version is None else f" version {quote(item.version)}"
             return whole(f"policy {quote(item.name)}{version}")
@@ -243,8 +245,7 @@ class _Formatter:
         head = Piece(f"test {quote(test.name)}", test.span.start, open_at)
         entries = self._givens(test.givens, indent + INDENT)
         if test.call is not None:
-            call = test.call
-            entries.append(self._statement(call.span.start, call.span.end, test_call(call)))
+            entries.append(self._test_call(test.call))
         for e in test.expects:
             entries.append(self._statement(e.span.start, e.span.end, expect(e)))
         return self._container(
@@ -263,6 +264,21 @@ class _Formatter:
             return [Entry(start, end, _STATEMENT, False,
                           lambda ind, cs: self.lay.rows([one], ind, cs))]
         return [self._statement(p.start, p.end, concat("given ", p.doc)) for p in pieces]
+
+    def _test_call(self, call: ast.TestCall) -> Entry:
+        """`call ...`, its `with result` continuing on the next line if it does not fit."""
+        parts: list[Doc] = []
+        if call.stage is not None:
+            parts.append(f"on {call.stage} ")
+        parts += [f"call {quote(call.tool)} ", record(call.args)]
+        head = Piece(concat(*parts), call.span.start, call.args.span.end)
+        clauses = []
+        if call.result is not None:
+            with_at = find_code(self.text, call.args.span.end, call.span.end, "with")
+            clauses.append(Piece(concat("with result ", expr(call.result)), with_at,
+                                 call.span.end))
+        return Entry(call.span.start, call.span.end, _STATEMENT, False,
+                     lambda ind, cs: self.lay.rows(clause_rows([head], clauses, ind), ind, cs))
 
     def _statement(self, start: int, end: int, doc: Doc) -> Entry:
         row = Row((Piece(doc, start, end),))
@@ -322,17 +338,6 @@ def given_part(g: ast.Given) -> Doc:
         return "approved" if g.group is None else f"approved by {quote(g.group)}"
     value: Doc = expr(g.value) if g.value is not None else "{}"
     return concat(f"{g.kind} ", value)
-
-
-def test_call(c: ast.TestCall) -> Doc:
-    """`call "t" {...}` or `on STAGE call "t" {...} with result VALUE`."""
-    parts: list[Doc] = []
-    if c.stage is not None:
-        parts.append(f"on {c.stage} ")
-    parts += [f"call {quote(c.tool)} ", record(c.args)]
-    if c.result is not None:
-        parts += [" with result ", expr(c.result)]
-    return concat(*parts)
 
 
 def expect(e: ast.Expect) -> str:

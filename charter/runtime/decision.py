@@ -48,6 +48,8 @@ class Decision(msgspec.Struct, frozen=True):
     shadow: tuple[ShadowHit, ...] = ()
     errors: tuple[str, ...] = ()
     policy: PolicyInfo | None = None
+    action: str | None = None  # digest of the exact action (set by the Guard), for approvals
+    reservation: str | None = None  # the Guard's reservation token, for settle()
 
     def redact(self, value: Any, field: str | None = None) -> Any:
         """`value` with every redaction of this decision applied (those for `field` only,

@@ -39,6 +39,8 @@ class Entry:
     cache: dict[int, Decision] = field(default_factory=dict)
     redact_mask: int = 0
     approval_mask: int = 0
+    fn: Any = None  # bucket.fn, copied here to save an attribute hop on the hot path
+    base_mask: int = 0
 
 
 class Policy:
@@ -51,6 +53,8 @@ class Policy:
         self.matchers = PolicyMatchers(policy.matchers, used_matchers(policy))
         self._entries: dict[tuple[str, str, tuple[str, ...]], Entry] = {}
         self._buckets: dict[tuple[int, ...], Bucket] = {}
+        self._fast: dict[str, dict[str, Entry]] = {}
+        self.decide = self._fast_decide()  # type: ignore[method-assign]
         redactor.register(policy.digest, self.matchers)
 
     # ── metadata ─────────────────────────────────────────────────────────────
@@ -80,6 +84,49 @@ class Policy:
     def decide(self, request: Mapping[str, Any] | bytes | str,
                state: Snapshot | None = None) -> Decision:
         """Decide one request (a dict, or JSON bytes/text). Never raises."""
+        # Replaced per instance in __init__ by the closure from `_fast_decide`.
+        return self._decide(request, state)
+
+    def _fast_decide(self) -> Any:
+        """`decide` as a closure over this policy's tables: no attribute lookups on the path
+        of a dict request naming a tool already seen."""
+        fast = self._fast
+        slow = self._decide
+        interpret = self._interpret
+        finish = self._finish
+        info = self.info
+
+        def decide(request: Any, state: Snapshot | None = None) -> Decision:
+            try:
+                if request.__class__ is dict:
+                    tool = request.get("tool")
+                    if tool.__class__ is str:
+                        stage = request.get("stage", "tool_call")
+                        by_tool = fast.get(stage)
+                        entry = by_tool.get(tool) if by_tool is not None else None
+                        if entry is not None:
+                            fn = entry.fn
+                            if fn is None:
+                                mask = entry.base_mask
+                            else:
+                                try:
+                                    mask = fn(request, state, tool, entry.tags, stage)
+                                except Exception:  # noqa: BLE001 - the interpreter says why
+                                    return interpret(entry, request, state, tool, stage)
+                            if state is None and not mask & entry.redact_mask:
+                                decision = entry.cache.get(mask)
+                                if decision is not None:
+                                    return decision  # type: ignore[no-any-return]
+                            return finish(entry, mask, request, state, tool, stage)
+                return slow(request, state)
+            except Exception as err:  # noqa: BLE001 - nothing raises into the host
+                return malformed(info, f"internal error while deciding: {err!r}")
+
+        decide.__doc__ = Policy.decide.__doc__
+        return decide
+
+    def _decide(self, request: Mapping[str, Any] | bytes | str,
+                state: Snapshot | None) -> Decision:
         try:
             req: Any = request
             if type(req) is not dict:
@@ -105,14 +152,17 @@ class Policy:
 
     def _run(self, entry: Entry, req: Any, st: Snapshot | None, name: str,
              stage: str) -> Decision:
-        bucket = entry.bucket
-        if bucket.fn is None:
-            mask = bucket.base_mask
+        if entry.fn is None:
+            mask = entry.base_mask
         else:
             try:
-                mask = bucket.fn(req, st, name, entry.tags, stage)
+                mask = entry.fn(req, st, name, entry.tags, stage)
             except Exception:  # noqa: BLE001 - the interpreter reports the precise error
                 return self._interpret(entry, req, st, name, stage)
+        return self._finish(entry, mask, req, st, name, stage)
+
+    def _finish(self, entry: Entry, mask: int, req: Any, st: Snapshot | None, name: str,
+                stage: str) -> Decision:
         if mask & entry.redact_mask or (
                 st is not None and st.approved_groups and mask & entry.approval_mask):
             return self._from_mask(entry, mask, req, st, name, stage)
@@ -224,7 +274,8 @@ class Policy:
             rules = [self.ir.rules[i] for i in indices]
             bucket = generate(rules, self.matchers, "bucket")
             self._buckets[indices] = bucket
-        entry = Entry(bucket, tags, f'tool "{name}"' if name else f"this {stage} request")
+        entry = Entry(bucket, tags, f'tool "{name}"' if name else f"this {stage} request",
+                      fn=bucket.fn, base_mask=bucket.base_mask)
         for bit, rule in enumerate(bucket.rules):
             if rule.kind == "redact" and not rule.shadow:
                 entry.redact_mask |= 1 << bit
@@ -232,6 +283,8 @@ class Policy:
                 entry.approval_mask |= 1 << bit
         if len(self._entries) < MAX_KEYS:
             self._entries[key] = entry
+            if not req_tags:
+                self._fast.setdefault(stage, {})[name] = entry
         return entry
 
     # ── introspection ────────────────────────────────────────────────────────

@@ -21,12 +21,28 @@ class RequestError(Exception):
         self.message = message
 
 
+_FLOATS: dict[float, Decimal] = {}
+
+
+def float_to_decimal(v: float) -> Decimal:
+    """The decimal a float was written as (its shortest repr), memoised: hosts tend to send
+    the same few amounts, and the conversion costs more than the rest of a decision."""
+    d = _FLOATS.get(v)
+    if d is None:
+        if v != v or v in (float("inf"), float("-inf")):
+            raise TypeError("expected a finite number")
+        d = Decimal(repr(v))
+        if len(_FLOATS) < 65536:
+            _FLOATS[v] = d
+    return d
+
+
 def check_num(v: object) -> int | Decimal:
-    t = type(v)
+    t = v.__class__
     if t is int or t is Decimal:
         return v  # type: ignore[return-value]
     if t is float:
-        return Decimal(repr(v))
+        return float_to_decimal(v)  # type: ignore[arg-type]
     raise TypeError(f"expected a number, found {type_name(v)}")
 
 

@@ -2,9 +2,10 @@
 
 A rule is *covered* when some test's request made it match (its target and every condition
 held; an erroring condition counts as matched, as at run time). Properties do not count: a
-test names the case it covers, a random example does not. Rules whose condition reads state a
-test cannot give (windowed counters of `limit`/`budget`, `previously`) are covered when a test
-*reached* them (its call was one they apply to). A scope is covered when one of its rules is.
+test names the case it covers, a random example does not. Rules whose condition reads what
+a test cannot give (windowed counters of `limit`/`budget`, `previously`, `now`) are covered
+when a test *reached* them (its call was one they apply to). A scope is covered when one of
+its rules is.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def needs_state(rule: ir.Rule) -> bool:
     while stack:
         e = stack.pop()
         if isinstance(e, ir.Counter | ir.Previously):
+            return True
+        if isinstance(e, ir.Path) and e.root == "now":
             return True
         stack.extend(children(e))
     return False

@@ -19,10 +19,7 @@ def holds(expect: ast.Expect, decision: Decision) -> bool:
 
 
 def _positive(expect: ast.Expect, d: Decision) -> bool:
-    if expect.outcome == "redact":
-        ok = bool(d.redactions)
-    else:
-        ok = d.effect == expect.outcome
+    ok = bool(d.redactions) if expect.outcome == "redact" else d.effect == expect.outcome
     if ok and expect.group is not None:
         ok = expect.group in d.approvers
     if ok and expect.because is not None:

@@ -82,6 +82,8 @@ class PolicyItem(pytest.Item):
         super().__init__(**kwargs)
         self.unit = unit
         self.block = block
+        # Some plugins (pytest-lsp) assume every item has funcargs, as pytest.Function does.
+        self.funcargs: dict[str, Any] = {}
 
     def runtest(self) -> None:
         from charter.language import ast
@@ -114,6 +116,7 @@ class CompileErrorItem(pytest.Item):
     def __init__(self, *, unit: Unit, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.unit = unit
+        self.funcargs: dict[str, Any] = {}
 
     def runtest(self) -> None:
         text = "\n\n".join(d.render(self.unit.comp.sources.get(d.span.file))

@@ -98,7 +98,8 @@ def run_property(unit: Unit, prop: ast.Property, seed: int, examples: int,
         result.details = [f"{prop.span}: property cannot be checked: {outcome.problem}"]
         return result
     assert outcome.counterexample is not None and outcome.decision is not None
-    result.details = [f"{prop.expect.span}: falsified ({outcome.examples} examples run, then shrunk)",
+    head = f"{prop.expect.span}: falsified ({outcome.examples} examples run, then shrunk)"
+    result.details = [head,
                       *("  " + x for x in expectations.failure(prop.expect, outcome.decision))]
     result.counterexample = render.test_block(
         f"{prop.name} (counterexample)", outcome.counterexample, prop.expect)

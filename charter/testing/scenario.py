@@ -22,6 +22,10 @@ NO_CALL = "CH0406"
 GIVEN_TYPES: dict[str, RecordT] = {
     "agent": AGENT, "user": USER, "session": SESSION, "estimate": ESTIMATE,
 }
+# Tests and properties run at this instant (a Monday, 10:00 UTC) unless the request says
+# otherwise: a `test` block cannot set `now`, and a decision that followed the wall clock
+# would make tests pass or fail by the hour.
+FIXED_NOW = "2026-01-05T10:00:00Z"
 # `given approved` with no group must satisfy every approval rule; when the policy names no
 # group at all this stands in, so that a bare `approved` condition still holds.
 ANY_GROUP = "*"
@@ -84,6 +88,7 @@ def build(test: ast.Test, checked: CheckedPolicy, policy: ir.Policy,
                 + ", ".join(f"`{m}`" for m in missing),
                 "mark a parameter optional with `name?: type` if a call may omit it"))
     request["stage"] = call.stage or "tool_call"
+    request["now"] = FIXED_NOW
     request["tool"] = call.tool
     if call.result is not None:
         request["result"] = reader.read(call.result, ANY, "result")

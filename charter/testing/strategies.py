@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from charter.language.context import AGENT, ESTIMATE, SESSION, USER
 from charter.language.types import ANY, ListT, MapT, Prim, RecordT, SetT, Type
 from charter.testing.biases import Biases
+from charter.testing.scenario import FIXED_NOW
 
 SearchStrategy = st.SearchStrategy
 _ALPHABET = st.characters(codec="ascii", categories=("L", "N", "P", "Zs"))
@@ -142,4 +143,4 @@ def _fits(v: object, t: Type) -> bool:
 
 def _assemble(parts: tuple[tuple[str, dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
     (tool, args), context = parts
-    return {"stage": "tool_call", "tool": tool, "args": args, **context}
+    return {"stage": "tool_call", "tool": tool, "args": args, "now": FIXED_NOW, **context}

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charter.compiler.pipeline import (
-    SUFFIX, TEST_SUFFIX, Compilation, compile_sources, policy_files, read_sources,
+    SUFFIX,
+    TEST_SUFFIX,
+    Compilation,
+    compile_sources,
+    policy_files,
+    read_sources,
 )
 from charter.language import ast
 from charter.language.source import Diagnostic, Span

@@ -1,0 +1,228 @@
+"""`Guard`: a policy over a state store — budgets, limits, labels, history and approvals.
+
+`Policy.decide` is pure. The Guard gives it memory: for each request it reads what the
+decision needs from the store in one batch, verifies approval grants, decides, and on allow
+reserves usage atomically, uses up the grant, and records history and labels. Any store
+failure is a deny (never fail open); `check` never raises. See docs/state.md ("Guard").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import msgspec
+
+from charter.runtime import guard_tool
+from charter.runtime.approvals import Grant, mint_grant
+from charter.runtime.audit import AuditLog
+from charter.runtime.decision import Decision
+from charter.runtime.guard_flow import Call, Flow, deny, session_id
+from charter.runtime.guard_plan import GuardPlan
+from charter.runtime.policy import STAGES, Policy
+from charter.runtime.state import MemoryStore, Store
+
+__all__ = ["Guard"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_LOG = logging.getLogger("charter.guard")
+
+
+class Guard:
+    """Enforce `policy` with memory kept in `state` (a `MemoryStore` unless given).
+
+    `log`: a path or an `AuditLog` for the decision log (none by default). `secret`: the
+    HMAC key of approval grants; random per Guard when None, so grants then only verify in
+    this process — pass the same secret to every Guard that must accept them. `clock`:
+    seconds since the epoch (windows, grant expiry, `previously ... within`).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        state: Store | None = None,
+        log: str | os.PathLike[str] | AuditLog | None = None,
+        secret: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.store: Store = state if state is not None else MemoryStore()
+        self._own_log = log is not None and not isinstance(log, AuditLog)
+        self.log: AuditLog | None = (
+            log if isinstance(log, AuditLog) or log is None else AuditLog(log))
+        self.secret = secret if secret else secrets.token_bytes(32)
+        self.clock = clock
+        self.plan = GuardPlan(policy.ir, policy.plan)
+        self._flow = Flow(self)
+        self._context = guard_tool.new_context_var()
+
+    # ── deciding ─────────────────────────────────────────────────────────────
+
+    def check(self, request: Mapping[str, Any] | bytes | str) -> Decision:
+        """Decide one request with the state the policy needs, and record its effects.
+
+        On allow, applicable budgets and limits are reserved (`decision.reservation`: call
+        `settle` after the action, or `release` if it did not run). A `require_approval`
+        decision carries `decision.action` for `approve`. Never raises.
+        """
+        log = self.log
+        if log is None and type(request) is dict:
+            # The lean path: a call that needs no state costs one dict lookup over decide().
+            tool = request.get("tool")
+            lean = self.plan.lean.get((request.get("stage", "tool_call"), tool)) if type(
+                tool) is str else None
+            if lean is not None and not request.get("approvals"):
+                decision = self.policy.decide(request)
+                if decision.effect == "allow":
+                    return decision
+        start = time.perf_counter_ns() if log is not None else 0
+        call: Call | None = None
+        try:
+            call = self._call(request)
+            decision = self.policy.decide(request) if call is None else self._flow.run(call)
+        except Exception as err:  # noqa: BLE001 - nothing raises into the host
+            decision = deny(self.policy, f"internal error in the guard: {err!r}")
+        if log is not None:
+            self._write_log(log, call, decision, start)
+        return decision
+
+    def _call(self, request: object) -> Call | None:
+        """The request, read; None when it is malformed (the policy then says why)."""
+        req: Any = request
+        if type(req) is not dict:
+            if isinstance(req, bytes | bytearray | memoryview | str):
+                try:
+                    req = _DECODER.decode(req)
+                except msgspec.DecodeError:
+                    return None
+            elif isinstance(req, Mapping):
+                req = dict(req)
+            if type(req) is not dict:
+                return None
+        stage = req.get("stage", "tool_call")
+        if stage not in STAGES:
+            return None
+        tool = req.get("tool")
+        tags: tuple[str, ...] = ()
+        if type(tool) is str:
+            name = tool
+        elif tool is None:
+            name = ""
+        elif isinstance(tool, dict) and type(tool.get("name")) is str:
+            name = tool["name"]
+            raw = tool.get("tags") or ()
+            if not isinstance(raw, list | tuple) or any(type(t) is not str for t in raw):
+                return None
+            tags = tuple(raw)
+        else:
+            return None
+        return Call(req, stage, name, self.plan.needs(stage, name, tags))
+
+    # ── after the decision ───────────────────────────────────────────────────
+
+    def settle(self, decision: Decision, cost_usd: Decimal | float | int | None = None,
+               tokens: int | None = None) -> bool:
+        """Replace the reservation of an allowed action by its actual usage.
+
+        Counters of a metric not given keep their reserved estimate (a call limit stays
+        charged one call). Returns False if the store failed (the reservation then stays
+        counted, which errs on the safe side); settling twice does nothing.
+        """
+        return self._flow.settle(decision, cost_usd, tokens)
+
+    def release(self, decision: Decision) -> bool:
+        """Give back the reservation of an allowed action that did not run."""
+        return self._flow.settle(decision, 0, 0, release=True)
+
+    def approve(self, decision: Decision, by: str, group: str, ttl: float = 300) -> Grant:
+        """Mint a grant by approver `by` of `group` for exactly the action of `decision`.
+
+        The host retries the same request with ``"approvals": [grant]`` (a `Grant`, its
+        `to_dict()` or its `to_token()` string); the grant is good for one use within `ttl`
+        seconds. Raises `ValueError` if `decision` has no action (it did not come from
+        `check`, or nothing about it can be approved) or `group` is not one of its approvers.
+        """
+        if decision.action is None:
+            raise ValueError("this decision names no action to approve; pass a decision "
+                             "returned by Guard.check that requires approval")
+        if decision.approvers and group not in decision.approvers:
+            raise ValueError(f"group {group!r} cannot approve this action; approvers: "
+                             f"{', '.join(decision.approvers)}")
+        return mint_grant(self.secret, decision.action, by, group, ttl, self.clock())
+
+    # ── wrapping Python tools ────────────────────────────────────────────────
+
+    @contextmanager
+    def context(self, **parts: Any) -> Iterator[None]:
+        """Set request parts (`agent`, `user`, `session`, `approvals`, `estimate`...) for the
+        guarded tools called inside the block; dicts merge with an enclosing block's."""
+        token = self._context.set(guard_tool.merge(self._context.get(), parts))
+        try:
+            yield
+        finally:
+            self._context.reset(token)
+
+    def tool(self, name: str, *, tags: tuple[str, ...] | list[str] = (),
+             context: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+             cost: Callable[[Any], Decimal | float | int] | None = None,
+             tokens: Callable[[Any], int] | None = None,
+             estimate: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]]
+             | None = None) -> Callable[[F], F]:
+        """Decorate a function (sync or async) as the tool `name`; see `guard_tool.wrap`."""
+        def decorate(fn: F) -> F:
+            spec = guard_tool.ToolSpec(name, tuple(tags), context, cost, tokens, estimate)
+            return guard_tool.wrap(self, self._context, spec, fn)
+        return decorate
+
+    def close(self) -> None:
+        """Close the decision log if the Guard opened it (the store is the caller's)."""
+        if self._own_log and self.log is not None:
+            self.log.close()
+
+    # ── the decision log ─────────────────────────────────────────────────────
+
+    def _write_log(self, log: AuditLog, call: Call | None, decision: Decision,
+                   start: int) -> None:
+        latency = (time.perf_counter_ns() - start) // 1000
+        req: Mapping[str, Any] = call.req if call is not None else {}
+        agent = req.get("agent")
+        estimate = req.get("estimate")
+        est = estimate if isinstance(estimate, dict) else {}
+        info = decision.policy
+        record: dict[str, object] = {
+            "time": self.clock(),
+            "agent_id": agent.get("id") if isinstance(agent, dict) else None,
+            "session_id": session_id(req),
+            "trace_id": req.get("trace_id") or uuid.uuid4().hex,
+            "stage": call.stage if call is not None else req.get("stage"),
+            "tool": call.name if call is not None else None,
+            "effect": decision.effect,
+            "allowed": decision.allowed,
+            "rules": list(decision.rules),
+            "reasons": list(decision.reasons),
+            "approvers": list(decision.approvers),
+            "warnings": list(decision.warnings),
+            "labels": list(decision.labels),
+            "shadow": [s.rule for s in decision.shadow],
+            "latency_us": latency,
+            "cost": est.get("cost_usd"),
+            "tokens": est.get("tokens"),
+            "policy": info.name if info is not None else None,
+            "policy_digest": info.digest if info is not None else None,
+            "args": req.get("args"),
+        }
+        for part in ("result", "input", "output"):
+            if part in req:
+                record[part] = req[part]
+        try:
+            log.write(record)
+        except Exception:  # noqa: BLE001 - a log failure must not break the host
+            _LOG.exception("cannot write the decision log")

@@ -1,0 +1,193 @@
+"""What the Guard must read from and write to its state store for one kind of call.
+
+The answer depends only on the policy and the call's (stage, tool name, tags), so it is
+computed once per distinct call and cached: a call that needs no state costs the Guard one
+dict lookup on top of `Policy.decide`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from charter.compiler import ir
+from charter.compiler.plan import Plan, target_matches
+
+__all__ = ["SESSION_COUNTS", "CounterUse", "GuardPlan", "Needs", "session_counter_id"]
+
+Metric = Literal["cost_usd", "tokens", "calls"]
+SESSION_COUNTS = ("tool_calls", "consecutive_tool_calls")
+_SESSION_METRICS: tuple[Metric, ...] = ("cost_usd", "tokens")
+
+
+def session_counter_id(metric: str) -> str:
+    """The store counter in which the Guard keeps `session.<metric>` (keyed by session id)."""
+    return f"session:{metric}"
+
+
+@dataclass(frozen=True, slots=True)
+class CounterUse:
+    """One counter a call is charged to on allow.
+
+    `limit=None` charges without checking. `scope` holds the owning rule's conditions other
+    than the limit test (from `scope ... {}` or `when`): the call counts only when they hold.
+    `rule` is None for the Guard's own session totals.
+    """
+
+    counter_id: str
+    metric: Metric
+    window: int | None
+    key: ir.Path | None  # None: the session id
+    limit: int | Decimal | None
+    scope: ir.Expr | None
+    rule: ir.Rule | None
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What one (stage, tool, tags) needs from the store."""
+
+    tags: tuple[str, ...] = ()  # the request's and the declared tags
+    counters: tuple[CounterUse, ...] = ()
+    session_budgets: tuple[CounterUse, ...] = ()  # per-session budgets over session.<metric>
+    history_tools: tuple[str, ...] = ()
+    labels: bool = False
+    record: tuple[str, ...] | None = None  # fields to remember for `previously`
+    approvals: bool = False  # an approval rule or an `approved` test can apply
+    reads_calls: bool = False
+    adds_labels: bool = False  # a `label session` rule can apply
+    track_session: tuple[Metric, ...] = ()  # session.<metric> totals kept by the Guard
+    stateless: bool = True  # nothing to read or write: the lean path
+
+
+def walk(node: object) -> Iterator[object]:
+    """Every IR node inside `node` (constants are leaves)."""
+    yield node
+    if isinstance(node, ir.Const) or not dataclasses.is_dataclass(node):
+        return
+    for f in dataclasses.fields(node):
+        yield from _walk_value(getattr(node, f.name))
+
+
+def _walk_value(value: object) -> Iterator[object]:
+    if isinstance(value, tuple):
+        for item in value:
+            yield from _walk_value(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        yield from walk(value)
+
+
+def _session_path(node: object, keys: tuple[str, ...]) -> bool:
+    return isinstance(node, ir.Path) and node.root == "session" and node.keys[:1] == keys[:1]
+
+
+def split_limit(rule: ir.Rule) -> tuple[ir.Expr | None, ir.Expr | None]:
+    """(other conditions, limit test) of a budget/limit rule; lowering appends the limit test
+    last to the rule's conjunction."""
+    cond = rule.cond
+    if isinstance(cond, ir.BoolOp) and cond.op == "and" and len(cond.items) > 1:
+        rest = cond.items[:-1]
+        scope = rest[0] if len(rest) == 1 else ir.BoolOp("and", rest)
+        return scope, cond.items[-1]
+    return None, cond
+
+
+def _limit_of(test: ir.Expr | None, metric: str) -> int | Decimal | None:
+    # The per-session budget test is `session.<metric> + estimate.<metric> > LIMIT`.
+    if (isinstance(test, ir.Cmp) and test.op == ">" and isinstance(test.right, ir.Const)
+            and isinstance(test.left, ir.Arith) and test.left.op == "+"
+            and isinstance(test.left.left, ir.Path) and test.left.left.root == "session"
+            and test.left.left.keys == (metric,)):
+        value = test.right.value
+        if isinstance(value, int | Decimal) and not isinstance(value, bool):
+            return value
+    return None
+
+
+class GuardPlan:
+    """The store needs of every call to one policy, computed lazily and cached."""
+
+    def __init__(self, policy: ir.Policy, plan: Plan) -> None:
+        self.policy = policy
+        self.plan = plan
+        nodes = [n for r in policy.rules if r.cond is not None for n in walk(r.cond)]
+        # Loop-guard counts must be maintained on every step (a model step resets the
+        # consecutive count) as soon as any rule reads them.
+        self.counts_calls = any(
+            isinstance(n, ir.Path) and n.root == "session" and n.keys[:1] in (
+                ("tool_calls",), ("consecutive_tool_calls",)) for n in nodes)
+        self.session_metrics: tuple[Metric, ...] = tuple(
+            m for m in _SESSION_METRICS if any(_session_path(n, (m,)) for n in nodes))
+        self._session_budgets = self._find_session_budgets()
+        self._specs = [self._counter_use(spec) for spec in policy.counters]
+        self._cache: dict[tuple[str, str, tuple[str, ...]], Needs] = {}
+        # Stateless calls named by a plain tool string, for `Guard.check`'s lean path.
+        self.lean: dict[tuple[str, str], Needs] = {}
+
+    def needs(self, stage: str, name: str, req_tags: tuple[str, ...]) -> Needs:
+        """The needs of a call to tool `name` (empty for model stages) at `stage`."""
+        key = (stage, name, req_tags)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._compute(stage, name, req_tags)
+            if len(self._cache) < 4096:
+                self._cache[key] = found
+                if found.stateless and not req_tags:
+                    self.lean[(stage, name)] = found
+        return found
+
+    def _compute(self, stage: str, name: str, req_tags: tuple[str, ...]) -> Needs:
+        tags = tuple(dict.fromkeys((*req_tags, *self.plan.declared_tags(name))))
+        rules = [self.policy.rules[i] for i in self.plan.candidates(stage, name, tags)]
+        nodes = [n for r in rules if r.cond is not None for n in walk(r.cond)]
+        history = tuple(dict.fromkeys(n.tool for n in nodes if isinstance(n, ir.Previously)))
+        counters = tuple(u for u, spec in zip(self._specs, self.policy.counters, strict=True)
+                         if spec.stage == stage
+                         and all(target_matches(t, name, tags) for t in spec.targets))
+        budgets = tuple(u for u, r in self._session_budgets
+                        if r.stage == stage and all(target_matches(t, name, tags)
+                                                    for t in r.targets))
+        record = self.policy.history.get(name) if stage == "tool_call" else None
+        labels = any(isinstance(n, ir.Labels) for n in nodes)
+        reads_calls = any(_session_path(n, ("tool_calls",))
+                          or _session_path(n, ("consecutive_tool_calls",)) for n in nodes)
+        adds_labels = any(r.kind == "label" for r in rules)
+        track = self.session_metrics if stage == "tool_call" else ()
+        return Needs(
+            tags=tags,
+            counters=counters,
+            session_budgets=budgets,
+            history_tools=history,
+            labels=labels,
+            record=record,
+            approvals=any(r.kind == "require_approval" for r in rules)
+            or any(isinstance(n, ir.Approved) for n in nodes),
+            reads_calls=reads_calls,
+            adds_labels=adds_labels,
+            track_session=track,
+            stateless=not (counters or budgets or history or labels or record is not None
+                           or reads_calls or adds_labels or track or self.counts_calls),
+        )
+
+    def _counter_use(self, spec: ir.CounterSpec) -> CounterUse:
+        rule = self.policy.rules[spec.rule]
+        scope, _ = split_limit(rule)
+        limit = spec.limit if isinstance(spec.limit, int | Decimal) else None
+        return CounterUse(spec.id, spec.metric, spec.window, spec.key, limit, scope, rule)
+
+    def _find_session_budgets(self) -> list[tuple[CounterUse, ir.Rule]]:
+        out: list[tuple[CounterUse, ir.Rule]] = []
+        for rule in self.policy.rules:
+            if rule.origin != "budget":
+                continue
+            scope, test = split_limit(rule)
+            for metric in _SESSION_METRICS:
+                limit = _limit_of(test, metric)
+                if limit is not None:
+                    use = CounterUse(session_counter_id(metric), metric, None, None, limit,
+                                     scope, rule)
+                    out.append((use, rule))
+        return out

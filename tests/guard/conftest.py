@@ -1,0 +1,170 @@
+"""Fixtures for the Guard tests: a real redis-server, one `store` per backend, a test clock,
+and the policy the tests share.
+
+The redis fixture is the one of tests/runtime/conftest.py (conftest files of sibling
+directories do not share fixtures)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from charter.runtime.state import MemoryStore, SQLiteStore, Store
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _unavailable(message: str) -> NoReturn:
+    # In CI a missing Redis must not turn the Redis tests into silent skips.
+    if os.environ.get("CI"):
+        pytest.fail(message + "; the Redis tests must run in CI")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a throwaway redis-server on a free loopback port, stopped after the session."""
+    server = shutil.which("redis-server")
+    if server is None:
+        _unavailable("redis-server is not on PATH (apt-get install redis-server)")
+    try:
+        import redis
+    except ImportError:
+        _unavailable("the redis Python client is not installed (pip install redis)")
+    port = _free_port()
+    workdir = tempfile.mkdtemp(prefix="charter-redis-")
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"redis-server did not start on port {port}")
+                time.sleep(0.05)
+        client.close()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    """A fresh, empty store of one kind (Redis: a unique key prefix per test)."""
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "state.db")
+    from charter.runtime.state import RedisStore
+
+    url: str = request.getfixturevalue("redis_url")
+    return RedisStore(url, prefix=f"test-{uuid.uuid4().hex}:")
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same contract tests run against every store."""
+    s = make_store(request.param, tmp_path, request)
+    yield s
+    s.close()
+
+
+POLICY = """
+policy "guard-tests" version "1"
+use pii
+default deny
+
+tool "spend" (amount: decimal, memo?: str) tags money
+tool "web.fetch" (url: str) tags external
+tool "kb.read" (query: str)
+tool "files.delete" (path: str) tags destructive
+tool "metered" (n: int)
+
+allow tool "spend", "web.fetch", "kb.read", "files.delete", "metered", "noop"
+on tool_result allow tool "**"
+
+budget cost_usd <= 1.00 per session because "session budget of $1 reached"
+budget cost_usd <= 2.00 per 1d per agent.id because "daily agent budget of $2 reached"
+budget tokens <= 100 per 1d per agent.id because "daily token budget reached"
+limit calls(tool "web.fetch") <= 3 per 1h because "web.fetch rate limit"
+require approval from "finance" tool "spend" when args.amount > 100
+  because "spends over 100 need finance"
+deny tool tagged destructive unless approved by "ops" because "deletes need ops"
+deny tool tagged external when "saw_pii" in session.labels because "no egress after PII"
+on tool_result label session "saw_pii" when result contains pii.email
+on tool_result redact pii.email in result
+deny tool "kb.read" unless previously call "spend" with {amount: 5} within 1h
+  because "read only after a $5 spend"
+require approval from "operator" tool "metered" when session.consecutive_tool_calls > 3
+  because "too many tool calls in a row"
+"""
+NOW = 1_800_000_600.0  # inside (not at the edge of) for every window the tests use
+
+
+class Clock:
+    """A settable clock for the Guard."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="session")
+def policy() -> Any:
+    import charter
+
+    return charter.compile(POLICY, "guard.agentpolicy")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def guard(policy: Any, store: Store, clock: Clock) -> Any:
+    from charter import Guard
+
+    return Guard(policy, state=store, secret=b"test-secret", clock=clock)

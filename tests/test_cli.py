@@ -1,0 +1,132 @@
+"""The `charter` command line, run as a subprocess like a user would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+CHARTER = shutil.which("charter") or "charter"  # the console script of `pip install -e .`
+THREE = ROOT / "tests" / "corpus" / "errors" / "acceptance_three_errors.agentpolicy"
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHARTER, *args], cwd=ROOT, input=stdin,
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_check_examples_is_clean() -> None:
+    out = run("check", "examples/")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 error(s)" in out.stdout + out.stderr
+
+
+def test_check_reports_all_three_errors() -> None:
+    out = run("check", str(THREE.relative_to(ROOT)))
+    assert out.returncode == 1
+    text = out.stdout + out.stderr
+    name = "tests/corpus/errors/acceptance_three_errors.agentpolicy"
+    for code, pos in (("CH0102", "11:49"), ("CH0203", "9:45"), ("CH0202", "10:38")):
+        assert f"{name}:{pos}: error[{code}]" in text
+    assert text.count("help:") >= 3
+    assert "did you mean `currency`?" in text
+    carets = [ln for ln in text.splitlines() if ln.strip().startswith("|") and "^" in ln]
+    assert len(carets) == 3
+    assert "3 error(s)" in text
+
+
+def test_check_json() -> None:
+    out = run("check", "--format", "json", str(THREE))
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert report["errors"] == 3
+    got = sorted((d["code"], d["line"], d["col"]) for d in report["diagnostics"])
+    assert got == [("CH0102", 11, 49), ("CH0202", 10, 38), ("CH0203", 9, 45)]
+    assert all(d["severity"] == "error" and d["message"] for d in report["diagnostics"])
+
+
+def test_check_missing_path_is_a_usage_error() -> None:
+    out = run("check", "no/such/dir")
+    assert out.returncode == 2
+    assert "no such file" in out.stderr
+
+
+def test_eval_example_request() -> None:
+    req = EXAMPLES / "support" / "requests" / "04-refund-needs-approval.json"
+    out = run("eval", "examples/support", "--request", str(req))
+    assert out.returncode == 0, out.stderr
+    decision = json.loads(out.stdout)
+    assert decision["effect"] == "require_approval"
+    assert decision["approvers"] == ["finance"]
+    assert "refund-approval" in decision["rules"]
+
+
+def test_eval_array_from_stdin() -> None:
+    reqs = [{"tool": "kb.search", "agent": {"team": "support"}, "args": {"query": "q"},
+             "session": {"id": "s", "cost_usd": 0}}, {"tool": 42}]
+    out = run("eval", "examples/support", "--request", "-", stdin=json.dumps(reqs))
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(ln) for ln in out.stdout.splitlines()]
+    assert [d["effect"] for d in lines] == ["allow", "deny"]
+    assert "malformed request" in lines[1]["reasons"][0]
+
+
+def test_eval_invalid_json_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"tool": ')
+    out = run("eval", "examples/support", "--request", str(bad))
+    assert out.returncode == 2
+    assert "not valid JSON" in out.stderr
+    assert str(bad) in out.stderr
+    assert out.stdout == ""
+
+
+def test_eval_broken_policy_exits_1() -> None:
+    out = run("eval", str(THREE), "--request", "-", stdin='{"tool": "x"}')
+    assert out.returncode == 1
+    assert "error[CH0202]" in out.stderr
+
+
+def test_explain_code() -> None:
+    req = EXAMPLES / "coding" / "requests" / "08-shell-rm-rf.json"
+    out = run("explain", "examples/coding", "--request", str(req), "--code")
+    assert out.returncode == 0, out.stderr
+    assert "def bucket" in out.stdout
+    assert "shell-rm-rf" in out.stdout
+    assert "deny" in out.stdout
+
+
+def test_compile_and_load_without_lark(tmp_path: Path) -> None:
+    target = tmp_path / "out.charter"
+    out = run("compile", "examples/finance", "-o", str(target))
+    assert out.returncode == 0, out.stderr
+    assert target.is_file()
+    script = (
+        "import sys, json\n"
+        "from charter import load_compiled\n"
+        f"p = load_compiled({str(target)!r})\n"
+        "d = p.decide({'tool': 'invoice.read', 'now': '2026-11-24T10:00:00Z',\n"
+        "  'agent': {'id': 'a', 'team': 'finance', 'tenant': 'acme'},\n"
+        "  'session': {'id': 's', 'cost_usd': 0}, 'args': {'tenant': 'acme', 'invoice_id': 'i'}})\n"
+        "assert d.effect == 'allow', d\n"
+        "assert 'lark' not in sys.modules, 'loading a compiled policy imported lark'\n"
+        "print(json.dumps({'effect': d.effect, 'policy': d.policy.name}))\n"
+    )
+    run_out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path)
+    assert run_out.returncode == 0, run_out.stderr
+    assert json.loads(run_out.stdout) == {"effect": "allow", "policy": "finance-backoffice"}
+
+
+def test_compile_dump_stages(tmp_path: Path) -> None:
+    for stage in ("ast", "ir", "code"):
+        out = run("compile", "examples/support", "-o", str(tmp_path / "x.charter"),
+                  "--dump", stage)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip()

@@ -1,0 +1,48 @@
+"""The pytest plugin collects `*_test.agentpolicy` files and reports like `charter test`."""
+
+from __future__ import annotations
+
+import pytest
+
+POLICY = """\
+policy "pay"
+default deny
+tool "refund.create" (amount: decimal, currency: str) tags money
+allow tool "refund.create"
+require approval from "finance" tool "refund.create" when args.amount > 100
+"""
+TESTS = """\
+test "small refunds pass" {
+  call "refund.create" {amount: 10, currency: "USD"}
+  expect allow
+}
+test "big refunds pass (wrong)" {
+  call "refund.create" {amount: 400, currency: "USD"}
+  expect allow
+}
+property "big refunds never pass" {
+  for all calls to tool "refund.create" where args.amount > 100
+  expect not allow
+}
+"""
+
+
+def test_pytest_collects_policy_tests(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".agentpolicy", policy=POLICY, policy_test=TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--charter-seed", "1",
+                                "--charter-examples", "30")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "charter: property seed 1*",
+        "*policy_test.agentpolicy:5: test \"big refunds pass (wrong)\" failed*",
+        "*expected: allow*",
+        "*actual:   require approval from \"finance\"*",
+    ])
+
+
+def test_compile_errors_become_a_failing_item(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".agentpolicy", policy=POLICY + "allow tool \"x\" when args.a = 1\n",
+                      policy_test=TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*error[CH*"])
