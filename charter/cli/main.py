@@ -27,3 +27,7 @@ cli.add_command(test_cmd)
 
 def main() -> None:
     cli(prog_name="charter")
+
+
+if __name__ == "__main__":
+    main()

@@ -91,6 +91,7 @@ class Lowerer:
                      targets: tuple[ir.Target, ...]) -> tuple[ir.CounterSpec | None, ir.Expr]:
         key = self._key(item.key) if item.key is not None else None
         limit = ir.Const(item.limit)
+        metric: str
         if isinstance(item, ast.Budget):
             metric = item.metric
             check = "num" if metric == "cost_usd" else "int"
@@ -104,7 +105,7 @@ class Lowerer:
             targets = targets + (ir.Target(item.target.names, item.target.tag),)
         cid = f"{metric}:{item.window.text}:{index}"
         spec = ir.CounterSpec(
-            id=cid, metric=metric,  # type: ignore[arg-type]
+            id=cid, metric=metric,  # type: ignore[arg-type]  # one of the three metrics
             limit=item.limit, window=item.window.seconds, key=key, targets=targets,
             stage="tool_call", rule=index)
         return spec, ir.Cmp(">", ir.Arith("+", ir.Counter(cid, key), extra), limit)
@@ -210,7 +211,7 @@ class Lowerer:
                     items.extend(lowered.items)
                 else:
                     items.append(lowered)
-            return ir.BoolOp(op, tuple(items))  # type: ignore[arg-type]
+            return ir.BoolOp(op, tuple(items))
         if op == "contains":
             return ir.Contains(self._expr(e.left), self._matchers(e.right), _field(e.left))
         if op == "matches":

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charter.compiler import ir
+from charter.compiler import ir as ir_mod
 from charter.compiler.lower import lower
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
@@ -26,7 +27,7 @@ class Compilation:
     sources: dict[str, Source]
     modules: list[ast.Module] = field(default_factory=list)
     checked: CheckedPolicy | None = None
-    ir: ir.Policy | None = None
+    ir: ir_mod.Policy | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -34,7 +35,7 @@ class Compilation:
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "error"]
 
-    def raise_for_errors(self) -> ir.Policy:
+    def raise_for_errors(self) -> ir_mod.Policy:
         if self.errors or self.ir is None:
             raise CompileError(self.errors, self.sources)
         return self.ir
@@ -42,6 +43,18 @@ class Compilation:
 
 def compile_sources(sources: Sequence[Source]) -> Compilation:
     """Parse, check and lower sources that together make one policy."""
+    # Compiling allocates many long-lived objects and no garbage cycles; the cyclic
+    # collector would otherwise rescan the growing AST again and again.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(sources)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compile(sources: Sequence[Source]) -> Compilation:
     comp = Compilation({s.name: s for s in sources})
     t0 = time.perf_counter()
     for src in sources:

@@ -1,4 +1,4 @@
-"""Turn the Lark parse tree of an `.agentpolicy` file into `charter.language.ast` nodes.
+"""Build `charter.language.ast` nodes while Lark's LALR parser reduces (no parse tree).
 
 The grammar (`charter/grammar/agentpolicy.lark`) keeps the tree shallow; this module gives every
 node its exact span and reports the few mistakes that are easier to explain here than in the
@@ -9,12 +9,14 @@ too, but they never stop the tree from being built.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
+from operator import attrgetter, itemgetter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from lark import Token, Transformer, v_args
-from lark.tree import Meta
+from lark import Token
+from lark.grammar import Rule
 
 from charter.language import ast
 from charter.language.source import Diagnostic, Span
@@ -90,30 +92,20 @@ def _tokens(children: list[Any]) -> list[Token]:
     return [c for c in children if isinstance(c, Token)]
 
 
-@v_args(meta=True)
-class AstBuilder(Transformer[Token, Any]):
-    """A Lark transformer producing AST nodes; collects diagnostics in `self.diagnostics`."""
+class AstBuilder:
+    """Builds AST nodes while the parser reduces; collects diagnostics in `self.diagnostics`.
+
+    Each grammar rule (or alias) with a method here is built by calling that method with the
+    rule's span and its children as Lark would pass them to a transformer: tokens filtered out,
+    `_rules` inlined, `?rules` with one child collapsed (see `rule_callbacks`).
+    """
 
     def __init__(self, file: str, text: str) -> None:
-        super().__init__(visit_tokens=False)
         self.file = file
         self.text = text
         self.diagnostics: list[Diagnostic] = []
 
     # ── spans and small helpers ─────────────────────────────────────────────
-
-    def span(self, meta: Meta) -> Span:
-        if getattr(meta, "empty", True):
-            return Span(self.file, 1, 1, 1, 1, 0, 0)
-        return Span(
-            self.file,
-            meta.line,
-            meta.column,
-            meta.end_line,
-            meta.end_column,
-            meta.start_pos,
-            meta.end_pos,
-        )
 
     def tspan(self, tok: Token) -> Span:
         return Span(
@@ -184,7 +176,7 @@ class AstBuilder(Transformer[Token, Any]):
 
     # ── module and items ────────────────────────────────────────────────────
 
-    def start(self, meta: Meta, c: list[Any]) -> ast.Module:
+    def start(self, span: Span, c: list[Any]) -> ast.Module:
         return self.module(c)
 
     def module(self, items: list[Any]) -> ast.Module:
@@ -194,37 +186,37 @@ class AstBuilder(Transformer[Token, Any]):
         span = Span(self.file, 1, 1, end_line, end_col, 0, len(self.text))
         return ast.Module(self.file, tuple(items), span)
 
-    def annotation(self, meta: Meta, c: list[Any]) -> ast.Annotation:
+    def annotation(self, span: Span, c: list[Any]) -> ast.Annotation:
         arg = self.string(c[1]) if len(c) > 1 else None
-        return ast.Annotation(str(c[0]), arg, self.span(meta))
+        return ast.Annotation(str(c[0]), arg, span)
 
-    def annotated(self, meta: Meta, c: list[Any]) -> Any:
+    def annotated(self, span: Span, c: list[Any]) -> Any:
         notes = tuple(x for x in c if isinstance(x, ast.Annotation))
         node = c[-1]
-        return dataclasses.replace(node, annotations=notes, span=self.span(meta))
+        return dataclasses.replace(node, annotations=notes, span=span)
 
-    def header(self, meta: Meta, c: list[Any]) -> ast.Header:
+    def header(self, span: Span, c: list[Any]) -> ast.Header:
         version = self.string(c[1]) if len(c) > 1 else None
-        return ast.Header(self.string(c[0]), version, self.span(meta))
+        return ast.Header(self.string(c[0]), version, span)
 
-    def use(self, meta: Meta, c: list[Any]) -> ast.Use:
+    def use(self, span: Span, c: list[Any]) -> ast.Use:
         names = _tokens(c)
         return ast.Use(
-            tuple(str(t) for t in names), tuple(self.tspan(t) for t in names), self.span(meta)
+            tuple(str(t) for t in names), tuple(self.tspan(t) for t in names), span
         )
 
-    def default(self, meta: Meta, c: list[Any]) -> ast.Default:
+    def default(self, span: Span, c: list[Any]) -> ast.Default:
         effect = cast(Any, str(c[-1]))
-        return ast.Default(effect, self.span(meta))
+        return ast.Default(effect, span)
 
-    def const(self, meta: Meta, c: list[Any]) -> ast.Const:
-        return ast.Const(str(c[0]), c[1], self.span(meta), self.tspan(c[0]))
+    def const(self, span: Span, c: list[Any]) -> ast.Const:
+        return ast.Const(str(c[0]), c[1], span, self.tspan(c[0]))
 
-    def matcher(self, meta: Meta, c: list[Any]) -> ast.MatcherDecl:
+    def matcher(self, span: Span, c: list[Any]) -> ast.MatcherDecl:
         regex = ast.Regex(str(c[1])[2:-1], self.tspan(c[1]))
-        return ast.MatcherDecl(str(c[0]), regex, self.span(meta), self.tspan(c[0]))
+        return ast.MatcherDecl(str(c[0]), regex, span, self.tspan(c[0]))
 
-    def tool_decl(self, meta: Meta, c: list[Any]) -> ast.ToolDecl:
+    def tool_decl(self, span: Span, c: list[Any]) -> ast.ToolDecl:
         name_tok = c[1]
         params = tuple(x for x in c if isinstance(x, ast.Param))
         tags = self._opt(c, _Tags)
@@ -232,27 +224,27 @@ class AstBuilder(Transformer[Token, Any]):
             self.string(name_tok),
             params,
             tags.names if tags else (),
-            self.span(meta),
+            span,
             self.tspan(name_tok),
         )
 
-    def param(self, meta: Meta, c: list[Any]) -> ast.Param:
+    def param(self, span: Span, c: list[Any]) -> ast.Param:
         optional = any(isinstance(x, Token) and x.type == "OPTIONAL" for x in c)
-        return ast.Param(str(c[0]), optional, c[-1], self.span(meta))
+        return ast.Param(str(c[0]), optional, c[-1], span)
 
-    def tags(self, meta: Meta, c: list[Any]) -> _Tags:
+    def tags(self, span: Span, c: list[Any]) -> _Tags:
         return _Tags(tuple(str(t) for t in _tokens(c)))
 
-    def type_expr(self, meta: Meta, c: list[Any]) -> ast.TypeExpr:
+    def type_expr(self, span: Span, c: list[Any]) -> ast.TypeExpr:
         args = tuple(x for x in c if isinstance(x, ast.TypeExpr))
-        return ast.TypeExpr(str(c[0]), args, self.span(meta))
+        return ast.TypeExpr(str(c[0]), args, span)
 
-    def tools_from(self, meta: Meta, c: list[Any]) -> ast.ToolsFrom:
-        return ast.ToolsFrom(self.string(c[0]), self.span(meta))
+    def tools_from(self, span: Span, c: list[Any]) -> ast.ToolsFrom:
+        return ast.ToolsFrom(self.string(c[0]), span)
 
     # ── rules ───────────────────────────────────────────────────────────────
 
-    def rule(self, meta: Meta, c: list[Any]) -> ast.Rule:
+    def rule(self, span: Span, c: list[Any]) -> ast.Rule:
         stage = self._opt(c, _Stage)
         because = self._opt(c, _Because)
         return ast.Rule(
@@ -262,10 +254,10 @@ class AstBuilder(Transformer[Token, Any]):
             target=self._opt(c, ast.ToolTarget),
             conditions=tuple(x for x in c if isinstance(x, ast.Condition)),
             because=because.text if because else None,
-            span=self.span(meta),
+            span=span,
         )
 
-    def stage(self, meta: Meta, c: list[Any]) -> _Stage:
+    def stage(self, span: Span, c: list[Any]) -> _Stage:
         return _Stage(self._stage_name(c[0]))
 
     def _stage_name(self, tok: Token) -> ast.Stage | None:
@@ -281,26 +273,26 @@ class AstBuilder(Transformer[Token, Any]):
         )
         return None
 
-    def allow_effect(self, meta: Meta, c: list[Any]) -> ast.Effect:
-        return ast.Effect("allow", self.span(meta))
+    def allow_effect(self, span: Span, c: list[Any]) -> ast.Effect:
+        return ast.Effect("allow", span)
 
-    def deny_effect(self, meta: Meta, c: list[Any]) -> ast.Effect:
-        return ast.Effect("deny", self.span(meta))
+    def deny_effect(self, span: Span, c: list[Any]) -> ast.Effect:
+        return ast.Effect("deny", span)
 
-    def warn_effect(self, meta: Meta, c: list[Any]) -> ast.Effect:
-        return ast.Effect("warn", self.span(meta))
+    def warn_effect(self, span: Span, c: list[Any]) -> ast.Effect:
+        return ast.Effect("warn", span)
 
-    def approval_effect(self, meta: Meta, c: list[Any]) -> ast.Effect:
+    def approval_effect(self, span: Span, c: list[Any]) -> ast.Effect:
         groups = tuple(self.string(t) for t in _tokens(c))
-        return ast.Effect("require_approval", self.span(meta), groups=groups)
+        return ast.Effect("require_approval", span, groups=groups)
 
-    def redact_effect(self, meta: Meta, c: list[Any]) -> ast.Effect:
-        return ast.Effect("redact", self.span(meta), matchers=tuple(c[:-1]), path=c[-1])
+    def redact_effect(self, span: Span, c: list[Any]) -> ast.Effect:
+        return ast.Effect("redact", span, matchers=tuple(c[:-1]), path=c[-1])
 
-    def label_effect(self, meta: Meta, c: list[Any]) -> ast.Effect:
-        return ast.Effect("label", self.span(meta), label=self.string(_tokens(c)[-1]))
+    def label_effect(self, span: Span, c: list[Any]) -> ast.Effect:
+        return ast.Effect("label", span, label=self.string(_tokens(c)[-1]))
 
-    def matcher_ref(self, meta: Meta, c: list[Any]) -> ast.Expr:
+    def matcher_ref(self, span: Span, c: list[Any]) -> ast.Expr:
         first = c[0]
         expr: ast.Expr = ast.Name(str(first), self.tspan(first))
         for tok in c[1:]:
@@ -308,31 +300,31 @@ class AstBuilder(Transformer[Token, Any]):
             expr = ast.Attr(expr, str(tok), self.join(expr.span, name_span), name_span)
         return expr
 
-    def tool_names(self, meta: Meta, c: list[Any]) -> ast.ToolTarget:
-        return ast.ToolTarget(tuple(self.string(t) for t in c), None, self.span(meta))
+    def tool_names(self, span: Span, c: list[Any]) -> ast.ToolTarget:
+        return ast.ToolTarget(tuple(self.string(t) for t in c), None, span)
 
-    def tool_tagged(self, meta: Meta, c: list[Any]) -> ast.ToolTarget:
-        return ast.ToolTarget((), str(c[0]), self.span(meta))
+    def tool_tagged(self, span: Span, c: list[Any]) -> ast.ToolTarget:
+        return ast.ToolTarget((), str(c[0]), span)
 
-    def when(self, meta: Meta, c: list[Any]) -> ast.Condition:
-        return ast.Condition(False, c[0], self.span(meta))
+    def when(self, span: Span, c: list[Any]) -> ast.Condition:
+        return ast.Condition(False, c[0], span)
 
-    def unless(self, meta: Meta, c: list[Any]) -> ast.Condition:
-        return ast.Condition(True, c[0], self.span(meta))
+    def unless(self, span: Span, c: list[Any]) -> ast.Condition:
+        return ast.Condition(True, c[0], span)
 
-    def because(self, meta: Meta, c: list[Any]) -> _Because:
+    def because(self, span: Span, c: list[Any]) -> _Because:
         return _Because(self.string(c[0]))
 
-    def scope(self, meta: Meta, c: list[Any]) -> ast.Scope:
+    def scope(self, span: Span, c: list[Any]) -> ast.Scope:
         target = c[0] if isinstance(c[0], ast.ToolTarget) else None
         rest = c[1:] if target is not None else c
         condition: ast.Expr | None = None
         if rest and not isinstance(rest[0], _ITEM_TYPES):
             condition = rest[0]
             rest = rest[1:]
-        return ast.Scope((), target, condition, tuple(rest), self.span(meta))
+        return ast.Scope((), target, condition, tuple(rest), span)
 
-    def budget(self, meta: Meta, c: list[Any]) -> ast.Budget:
+    def budget(self, span: Span, c: list[Any]) -> ast.Budget:
         metric_tok: Token = c[0]
         metric = str(metric_tok)
         if metric not in _METRICS:
@@ -351,10 +343,10 @@ class AstBuilder(Transformer[Token, Any]):
             key=key.expr if key else None,
             then=then.effect if then else None,
             because=because.text if because else None,
-            span=self.span(meta),
+            span=span,
         )
 
-    def limit(self, meta: Meta, c: list[Any]) -> ast.Limit:
+    def limit(self, span: Span, c: list[Any]) -> ast.Limit:
         key, then, because = self._opt(c, _Key), self._opt(c, _Then), self._opt(c, _Because)
         return ast.Limit(
             annotations=(),
@@ -364,33 +356,32 @@ class AstBuilder(Transformer[Token, Any]):
             key=key.expr if key else None,
             then=then.effect if then else None,
             because=because.text if because else None,
-            span=self.span(meta),
+            span=span,
         )
 
-    def number(self, meta: Meta, c: list[Any]) -> Decimal | int:
+    def number(self, span: Span, c: list[Any]) -> Decimal | int:
         tok: Token = c[0]
         return Decimal(str(tok)) if tok.type == "DECIMAL" else int(tok)
 
-    def window_session(self, meta: Meta, c: list[Any]) -> ast.Window:
-        return ast.Window(None, "session", self.span(meta))
+    def window_session(self, span: Span, c: list[Any]) -> ast.Window:
+        return ast.Window(None, "session", span)
 
-    def window_duration(self, meta: Meta, c: list[Any]) -> ast.Window:
+    def window_duration(self, span: Span, c: list[Any]) -> ast.Window:
         duration = self._duration(c[0])
-        return ast.Window(duration.seconds, duration.text, self.span(meta))
+        return ast.Window(duration.seconds, duration.text, span)
 
-    def key(self, meta: Meta, c: list[Any]) -> _Key:
+    def key(self, span: Span, c: list[Any]) -> _Key:
         return _Key(c[0])
 
-    def then(self, meta: Meta, c: list[Any]) -> _Then:
+    def then(self, span: Span, c: list[Any]) -> _Then:
         return _Then(c[0])
 
     # ── tests and properties ────────────────────────────────────────────────
 
-    def test_block(self, meta: Meta, c: list[Any]) -> ast.Test:
+    def test_block(self, span: Span, c: list[Any]) -> ast.Test:
         givens = tuple(g for x in c if isinstance(x, _Givens) for g in x.parts)
         calls = [x for x in c if isinstance(x, ast.TestCall)]
         expects = tuple(x for x in c if isinstance(x, ast.Expect))
-        span = self.span(meta)
         for extra in calls[1:]:
             self.error(
                 "CH0108",
@@ -407,10 +398,10 @@ class AstBuilder(Transformer[Token, Any]):
             )
         return ast.Test(self.string(c[0]), givens, calls[0] if calls else None, expects, span)
 
-    def given(self, meta: Meta, c: list[Any]) -> _Givens:
+    def given(self, span: Span, c: list[Any]) -> _Givens:
         return _Givens(tuple(c))
 
-    def given_record(self, meta: Meta, c: list[Any]) -> ast.Given:
+    def given_record(self, span: Span, c: list[Any]) -> ast.Given:
         kind_tok: Token = c[0]
         kind = str(kind_tok)
         if kind not in _GIVEN_KINDS:
@@ -421,28 +412,28 @@ class AstBuilder(Transformer[Token, Any]):
                 "`estimate`, `approved` or `labels`",
                 did_you_mean(kind, (*_GIVEN_KINDS, "approved", "labels")),
             )
-        return ast.Given(cast(Any, kind), c[1], None, self.span(meta))
+        return ast.Given(cast(Any, kind), c[1], None, span)
 
-    def given_session(self, meta: Meta, c: list[Any]) -> ast.Given:
-        return ast.Given("session", c[-1], None, self.span(meta))
+    def given_session(self, span: Span, c: list[Any]) -> ast.Given:
+        return ast.Given("session", c[-1], None, span)
 
-    def given_approved(self, meta: Meta, c: list[Any]) -> ast.Given:
+    def given_approved(self, span: Span, c: list[Any]) -> ast.Given:
         group = self.string(c[0]) if c else None
-        return ast.Given("approved", None, group, self.span(meta))
+        return ast.Given("approved", None, group, span)
 
-    def given_labels(self, meta: Meta, c: list[Any]) -> ast.Given:
-        return ast.Given("labels", c[0], None, self.span(meta))
+    def given_labels(self, span: Span, c: list[Any]) -> ast.Given:
+        return ast.Given("labels", c[0], None, span)
 
-    def plain_call(self, meta: Meta, c: list[Any]) -> ast.TestCall:
-        return ast.TestCall(None, self.string(c[0]), c[1], None, self.span(meta))
+    def plain_call(self, span: Span, c: list[Any]) -> ast.TestCall:
+        return ast.TestCall(None, self.string(c[0]), c[1], None, span)
 
-    def staged_call(self, meta: Meta, c: list[Any]) -> ast.TestCall:
+    def staged_call(self, span: Span, c: list[Any]) -> ast.TestCall:
         result = c[3] if len(c) > 3 else None
         return ast.TestCall(
-            self._stage_name(c[0]), self.string(c[1]), c[2], result, self.span(meta)
+            self._stage_name(c[0]), self.string(c[1]), c[2], result, span
         )
 
-    def _expect(self, meta: Meta, c: list[Any], negate: bool) -> ast.Expect:
+    def _expect(self, span: Span, c: list[Any], negate: bool) -> ast.Expect:
         outcome: _Outcome = self._opt(c, _Outcome)
         because = self._opt(c, _Because)
         return ast.Expect(
@@ -450,29 +441,29 @@ class AstBuilder(Transformer[Token, Any]):
             outcome.kind,
             outcome.group,
             because.text if because else None,
-            self.span(meta),
+            span,
         )
 
-    def expect_pos(self, meta: Meta, c: list[Any]) -> ast.Expect:
-        return self._expect(meta, c, False)
+    def expect_pos(self, span: Span, c: list[Any]) -> ast.Expect:
+        return self._expect(span, c, False)
 
-    def expect_neg(self, meta: Meta, c: list[Any]) -> ast.Expect:
-        return self._expect(meta, c, True)
+    def expect_neg(self, span: Span, c: list[Any]) -> ast.Expect:
+        return self._expect(span, c, True)
 
-    def outcome_allow(self, meta: Meta, c: list[Any]) -> _Outcome:
+    def outcome_allow(self, span: Span, c: list[Any]) -> _Outcome:
         return _Outcome("allow", None)
 
-    def outcome_deny(self, meta: Meta, c: list[Any]) -> _Outcome:
+    def outcome_deny(self, span: Span, c: list[Any]) -> _Outcome:
         return _Outcome("deny", None)
 
-    def outcome_redact(self, meta: Meta, c: list[Any]) -> _Outcome:
+    def outcome_redact(self, span: Span, c: list[Any]) -> _Outcome:
         return _Outcome("redact", None)
 
-    def outcome_approval(self, meta: Meta, c: list[Any]) -> _Outcome:
+    def outcome_approval(self, span: Span, c: list[Any]) -> _Outcome:
         strings = _tokens(c)
         return _Outcome("require_approval", self.string(strings[0]) if strings else None)
 
-    def property_block(self, meta: Meta, c: list[Any]) -> ast.Property:
+    def property_block(self, span: Span, c: list[Any]) -> ast.Property:
         target = self._opt(c, ast.ToolTarget)
         rest = [x for x in c[1:] if not isinstance(x, ast.ToolTarget | ast.Expect)]
         return ast.Property(
@@ -480,74 +471,70 @@ class AstBuilder(Transformer[Token, Any]):
             target,
             rest[0] if rest else None,
             self._opt(c, ast.Expect),
-            self.span(meta),
+            span,
         )
 
     # ── expressions ─────────────────────────────────────────────────────────
 
-    def binary(self, meta: Meta, c: list[Any]) -> ast.Binary:
+    def binary(self, span: Span, c: list[Any]) -> ast.Binary:
         left, op, right = c
         if isinstance(op, Token):
             op = _Op(str(op), self.tspan(op))
-        return ast.Binary(cast(Any, op.text), left, right, self.span(meta), op.span)
+        return ast.Binary(cast(Any, op.text), left, right, span, op.span)
 
-    def _op(self, c: list[Any]) -> _Op:
-        toks = _tokens(c)
-        span = self.join(self.tspan(toks[0]), self.tspan(toks[-1]))
-        return _Op(" ".join(str(t) for t in toks), span)
+    # An operator rule keeps all its tokens, so its span runs from the first to the last.
+    def comp_op(self, span: Span, c: list[Any]) -> _Op:
+        return _Op(" ".join(c) if len(c) > 1 else str(c[0]), span)
 
-    def comp_op(self, meta: Meta, c: list[Any]) -> _Op:
-        return self._op(c)
+    def add_op(self, span: Span, c: list[Any]) -> _Op:
+        return _Op(str(c[0]), span)
 
-    def add_op(self, meta: Meta, c: list[Any]) -> _Op:
-        return self._op(c)
+    def mul_op(self, span: Span, c: list[Any]) -> _Op:
+        return _Op(str(c[0]), span)
 
-    def mul_op(self, meta: Meta, c: list[Any]) -> _Op:
-        return self._op(c)
+    def not_(self, span: Span, c: list[Any]) -> ast.Unary:
+        return ast.Unary("not", c[-1], span)
 
-    def not_(self, meta: Meta, c: list[Any]) -> ast.Unary:
-        return ast.Unary("not", c[-1], self.span(meta))
+    def neg(self, span: Span, c: list[Any]) -> ast.Unary:
+        return ast.Unary("-", c[-1], span)
 
-    def neg(self, meta: Meta, c: list[Any]) -> ast.Unary:
-        return ast.Unary("-", c[-1], self.span(meta))
+    def attr(self, span: Span, c: list[Any]) -> ast.Attr:
+        return ast.Attr(c[0], str(c[1]), span, self.tspan(c[1]))
 
-    def attr(self, meta: Meta, c: list[Any]) -> ast.Attr:
-        return ast.Attr(c[0], str(c[1]), self.span(meta), self.tspan(c[1]))
+    def index(self, span: Span, c: list[Any]) -> ast.Index:
+        return ast.Index(c[0], c[1], span)
 
-    def index(self, meta: Meta, c: list[Any]) -> ast.Index:
-        return ast.Index(c[0], c[1], self.span(meta))
+    def string_lit(self, span: Span, c: list[Any]) -> ast.Literal_:
+        return ast.Literal_(self.string(c[0]), span)
 
-    def string_lit(self, meta: Meta, c: list[Any]) -> ast.Literal_:
-        return ast.Literal_(self.string(c[0]), self.span(meta))
+    def regex_lit(self, span: Span, c: list[Any]) -> ast.Regex:
+        return ast.Regex(str(c[0])[2:-1], span)
 
-    def regex_lit(self, meta: Meta, c: list[Any]) -> ast.Regex:
-        return ast.Regex(str(c[0])[2:-1], self.span(meta))
+    def int_lit(self, span: Span, c: list[Any]) -> ast.Literal_:
+        return ast.Literal_(int(c[0]), span)
 
-    def int_lit(self, meta: Meta, c: list[Any]) -> ast.Literal_:
-        return ast.Literal_(int(c[0]), self.span(meta))
-
-    def decimal_lit(self, meta: Meta, c: list[Any]) -> ast.Literal_:
-        return ast.Literal_(Decimal(str(c[0])), self.span(meta))
+    def decimal_lit(self, span: Span, c: list[Any]) -> ast.Literal_:
+        return ast.Literal_(Decimal(str(c[0])), span)
 
     def _duration(self, tok: Token) -> ast.Duration:
         text = str(tok)
         return ast.Duration(int(text[:-1]) * _DURATION_UNITS[text[-1]], text)
 
-    def duration_lit(self, meta: Meta, c: list[Any]) -> ast.Literal_:
-        return ast.Literal_(self._duration(c[0]), self.span(meta))
+    def duration_lit(self, span: Span, c: list[Any]) -> ast.Literal_:
+        return ast.Literal_(self._duration(c[0]), span)
 
-    def boolean(self, meta: Meta, c: list[Any]) -> ast.Literal_:
-        return ast.Literal_(str(c[0]) == "true", self.span(meta))
+    def boolean(self, span: Span, c: list[Any]) -> ast.Literal_:
+        return ast.Literal_(str(c[0]) == "true", span)
 
-    def name_ref(self, meta: Meta, c: list[Any]) -> ast.Name:
-        return ast.Name(str(c[0]), self.span(meta))
+    def name_ref(self, span: Span, c: list[Any]) -> ast.Name:
+        return ast.Name(str(c[0]), span)
 
-    def root(self, meta: Meta, c: list[Any]) -> ast.Name:
-        return ast.Name(str(c[0]), self.span(meta))
+    def root(self, span: Span, c: list[Any]) -> ast.Name:
+        return ast.Name(str(c[0]), span)
 
-    def call_expr(self, meta: Meta, c: list[Any]) -> ast.Expr:
+    def call_expr(self, span: Span, c: list[Any]) -> ast.Expr:
         func_tok: Token = c[0]
-        func, args, span = str(func_tok), tuple(c[1:]), self.span(meta)
+        func, args = str(func_tok), tuple(c[1:])
         if func == "has":
             if len(args) == 1:
                 return ast.Has(args[0], span)
@@ -569,31 +556,173 @@ class AstBuilder(Transformer[Token, Any]):
             )
         return ast.Call(func, args, span, self.tspan(func_tok))
 
-    def set_lit(self, meta: Meta, c: list[Any]) -> ast.SetLit:
-        return ast.SetLit(tuple(c), self.span(meta))
+    def set_lit(self, span: Span, c: list[Any]) -> ast.SetLit:
+        return ast.SetLit(tuple(c), span)
 
-    def list_lit(self, meta: Meta, c: list[Any]) -> ast.ListLit:
-        return ast.ListLit(tuple(c), self.span(meta))
+    def list_lit(self, span: Span, c: list[Any]) -> ast.ListLit:
+        return ast.ListLit(tuple(c), span)
 
-    def record_lit(self, meta: Meta, c: list[Any]) -> ast.RecordLit:
-        return ast.RecordLit(tuple(c), self.span(meta))
+    def record_lit(self, span: Span, c: list[Any]) -> ast.RecordLit:
+        return ast.RecordLit(tuple(c), span)
 
-    def field(self, meta: Meta, c: list[Any]) -> ast.RecordField:
-        return ast.RecordField(str(c[0]), c[1], self.span(meta))
+    def field(self, span: Span, c: list[Any]) -> ast.RecordField:
+        return ast.RecordField(str(c[0]), c[1], span)
 
-    def field_key(self, meta: Meta, c: list[Any]) -> Token:
+    def field_key(self, span: Span, c: list[Any]) -> Token:
         tok: Token = c[0]
         return tok
 
-    def approved_expr(self, meta: Meta, c: list[Any]) -> ast.Approved:
-        return ast.Approved(self.string(c[0]) if c else None, self.span(meta))
+    def approved_expr(self, span: Span, c: list[Any]) -> ast.Approved:
+        return ast.Approved(self.string(c[0]) if c else None, span)
 
-    def previously_expr(self, meta: Meta, c: list[Any]) -> ast.Previously:
+    def previously_expr(self, span: Span, c: list[Any]) -> ast.Previously:
         record = self._opt(c, ast.RecordLit)
         within_tok = next((t for t in _tokens(c) if t.type == "DURATION"), None)
         return ast.Previously(
             self.string(c[0]),
             record,
             self._duration(within_tok) if within_tok else None,
-            self.span(meta),
+            span,
         )
+
+
+# ── building during parsing ─────────────────────────────────────────────────
+#
+# The parser calls one callback per reduction with the values of the rule's symbols: a Token
+# for a terminal, an *entry* for a nonterminal. An entry is the tuple
+# `(value, line, col, start, end_line, end_col, end)`: the built value and the extent of all
+# the rule's text, tokens not kept included (Lark's "container" positions). A node spans from
+# the start of its first symbol to the end of its last one, exactly as Lark's
+# `propagate_positions` would give it, so spans are the same as from a parse tree.
+
+Callback = Callable[[list[Any]], Any]
+
+_TOKEN, _NODE, _INLINED = 0, 1, 2
+_NO_SPAN = (1, 1, 0, 1, 1, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleShape:
+    """What a callback must do for one grammar rule (computed once per grammar)."""
+
+    #: the AstBuilder method: the rule's alias or name
+    name: str
+    size: int
+    first_is_token: bool
+    last_is_token: bool
+    #: the kept symbols, in order: (index, _TOKEN | _NODE | _INLINED)
+    include: tuple[tuple[int, int], ...]
+    #: a `_rule`: its value is its children, spliced into the parent's
+    inlined: bool
+    #: a `?rule` left with one child: that child stands for the rule
+    collapse: bool
+
+    @property
+    def identity(self) -> bool:
+        """One nonterminal symbol standing for the rule: its entry passes through unchanged."""
+        return self.collapse and self.size == 1 and self.include[0][1] == _NODE
+
+
+def rule_shape(rule: Rule) -> RuleShape:
+    expansion = rule.expansion
+    keep = rule.options.keep_all_tokens
+    include = []
+    for i, sym in enumerate(expansion):
+        if sym.is_term:
+            if keep or not sym.filter_out:
+                include.append((i, _TOKEN))
+        else:
+            include.append((i, _INLINED if sym.name.startswith("_") else _NODE))
+    name = rule.alias or rule.origin.name
+    inlined = rule.origin.name.startswith("_")
+    collapse = bool(rule.options.expand1) and not rule.alias and len(include) == 1
+    if not inlined and not hasattr(AstBuilder, name) and not collapse:
+        raise NotImplementedError(f"no AstBuilder method for grammar rule `{name}`")
+    if collapse and include[0][1] == _INLINED:
+        raise NotImplementedError(f"`?{name}` would collapse to an inlined rule")
+    return RuleShape(
+        name,
+        len(expansion),
+        bool(expansion) and expansion[0].is_term,
+        bool(expansion) and expansion[-1].is_term,
+        tuple(include),
+        inlined,
+        collapse,
+    )
+
+
+def rule_callbacks(shapes: Iterable[tuple[Rule, RuleShape]], builder: AstBuilder) -> dict[Rule, Callback]:
+    """The parser callbacks that build the AST with `builder`, one per grammar rule."""
+    return {rule: _callback(shape, builder) for rule, shape in shapes}
+
+
+def _identity(s: list[Any]) -> Any:
+    return s[0]
+
+
+_TOKEN_START = attrgetter("line", "column", "start_pos")
+_TOKEN_END = attrgetter("end_line", "end_column", "end_pos")
+_ENTRY_START = itemgetter(1, 2, 3)
+_ENTRY_END = itemgetter(4, 5, 6)
+
+
+def _callback(shape: RuleShape, builder: AstBuilder) -> Callback:
+    if shape.identity:
+        return _identity
+    include, file = shape.include, builder.file
+    if not shape.size:  # only `start` may be empty
+        method = getattr(builder, shape.name)
+        return lambda s: (method(Span(file, 1, 1, 1, 1, 0, 0), []), *_NO_SPAN)
+    first = _TOKEN_START if shape.first_is_token else _ENTRY_START
+    last = _TOKEN_END if shape.last_is_token else _ENTRY_END
+    end = shape.size - 1
+    if shape.collapse:
+        ((only, kind),) = include
+        if kind == _TOKEN:
+            return lambda s: s[only]
+        return lambda s: (s[only][0], *first(s[0]), *last(s[end]))
+
+    if any(kind == _INLINED for _, kind in include):
+
+        def children(s: list[Any]) -> list[Any]:
+            c: list[Any] = []
+            for i, kind in include:
+                v = s[i]
+                if kind == _TOKEN:
+                    c.append(v)
+                elif kind == _NODE:
+                    c.append(v[0])
+                elif c:
+                    c.extend(v[0])
+                else:
+                    c = v[0]  # reuse the list: left-recursive `_rule*` stays linear
+            return c
+
+    else:
+        tokens = tuple(kind == _TOKEN for _, kind in include)
+        indexes = tuple(i for i, _ in include)
+        if all(tokens):
+            pick = itemgetter(*indexes) if indexes else None
+
+            def children(s: list[Any]) -> list[Any]:
+                if pick is None:
+                    return []
+                return list(pick(s)) if len(indexes) > 1 else [pick(s)]
+
+        else:
+            pairs = tuple(zip(indexes, tokens, strict=True))
+
+            def children(s: list[Any]) -> list[Any]:
+                return [s[i] if tok else s[i][0] for i, tok in pairs]
+
+    if shape.inlined:
+        return lambda s: (children(s), *first(s[0]), *last(s[end]))
+
+    method = getattr(builder, shape.name)
+
+    def build(s: list[Any]) -> Any:
+        sl, sc, sp = first(s[0])
+        el, ec, ep = last(s[end])
+        return (method(Span(file, sl, sc, el, ec, sp, ep), children(s)), sl, sc, sp, el, ec, ep)
+
+    return build

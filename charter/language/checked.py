@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from charter.language import ast
-from charter.language.source import Source
+from charter.language.source import Source, Span
 from charter.language.types import Type
 
 
@@ -34,7 +34,7 @@ class ToolSig:
     name: str
     params: dict[str, tuple[Type, bool]]  # name -> (type, optional)
     tags: tuple[str, ...]
-    span: ast.Span
+    span: Span
 
 
 @dataclass(frozen=True, slots=True)

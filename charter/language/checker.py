@@ -16,7 +16,15 @@ from charter.language.exprcheck import Env, ExprChecker, path_chain
 from charter.language.source import Diagnostic, Source, Span
 from charter.language.suggest import did_you_mean
 from charter.language.types import (
-    ANY, PRIMS, FieldT, ListT, MapT, Prim, RecordT, SetT, Type,
+    ANY,
+    PRIMS,
+    FieldT,
+    ListT,
+    MapT,
+    Prim,
+    RecordT,
+    SetT,
+    Type,
 )
 from charter.stdlib.functions import STDLIB_MODULES
 
@@ -115,10 +123,13 @@ class Checker:
     def _const(self, c: ast.Const) -> None:
         if self._duplicate("constant", c.name, c.name_span):
             return
+        before = len(self.diags)
         self.x.infer(c.value, Env(args=ANY, stage=None, in_const=True))
         try:
             self.p.consts[c.name] = fold(c.value, self.p.consts)
         except NotConstant:
+            if len(self.diags) > before:
+                return  # the reason it is not constant is already reported
             self.error("CH0219", c.value.span, f"`{c.name}` is not a constant expression",
                        "a const holds literals, sets, lists and arithmetic on other consts")
 

@@ -15,8 +15,8 @@ class NotConstant(Exception):
 def fold(e: ast.Expr, consts: dict[str, object]) -> object:
     """The value of a constant expression, or `NotConstant`."""
     if isinstance(e, ast.Literal_):
-        v = e.value
-        return timedelta(seconds=v.seconds) if isinstance(v, ast.Duration) else v
+        lit = e.value
+        return timedelta(seconds=lit.seconds) if isinstance(lit, ast.Duration) else lit
     if isinstance(e, ast.SetLit):
         return frozenset(fold(i, consts) for i in e.items)
     if isinstance(e, ast.ListLit):
@@ -41,14 +41,14 @@ def _arith(op: str, a: object, b: object) -> object:
     if isinstance(a, nums) and isinstance(b, nums) and not isinstance(a, bool) \
             and not isinstance(b, bool):
         if op == "+":
-            return a + b  # type: ignore[operator]
+            return a + b
         if op == "-":
-            return a - b  # type: ignore[operator]
+            return a - b
         if op == "*":
-            return a * b  # type: ignore[operator]
+            return a * b
         if b == 0:
             raise NotConstant
-        return Decimal(a) / Decimal(b)  # type: ignore[arg-type]
+        return Decimal(a) / Decimal(b)
     if op == "+" and isinstance(a, str) and isinstance(b, str):
         return a + b
     if op == "+" and isinstance(a, frozenset) and isinstance(b, frozenset):

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from charter.language.types import (
-    ANY, DECIMAL, INT, STR, TIME, FieldT, ListT, MapT, RecordT, Type,
+    ANY,
+    DECIMAL,
+    INT,
+    STR,
+    TIME,
+    FieldT,
+    ListT,
+    MapT,
+    RecordT,
+    Type,
 )
 
 

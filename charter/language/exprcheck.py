@@ -13,8 +13,27 @@ from charter.language.context import ALL_ROOTS, ROOTS, STAGE_ONLY
 from charter.language.source import Diagnostic, Span
 from charter.language.suggest import did_you_mean
 from charter.language.types import (
-    ANY, BOOL, DECIMAL, DURATION, INT, MATCHER, REGEX, STR, TIME, ListT, MapT, Prim,
-    RecordT, SetT, Type, compatible, element_of, is_any, is_numeric, join, parse_type_string,
+    ANY,
+    BOOL,
+    DECIMAL,
+    DURATION,
+    INT,
+    MATCHER,
+    REGEX,
+    STR,
+    TIME,
+    ListT,
+    MapT,
+    Prim,
+    RecordT,
+    SetT,
+    Type,
+    compatible,
+    element_of,
+    is_any,
+    is_numeric,
+    join,
+    parse_type_string,
 )
 from charter.stdlib.functions import FUNCTIONS
 from charter.stdlib.regex import PatternError, compile_user_pattern
@@ -66,7 +85,7 @@ class ExprChecker:
         if isinstance(e, ast.Regex):
             self.error("CH0203", e.span, "a regex literal can only follow `matches`",
                        'write `X matches r"..."`, or declare `matcher NAME = r"..."`')
-            return REGEX
+            return ANY  # reported once here; `any` keeps it from cascading
         if isinstance(e, ast.SetLit | ast.ListLit):
             elem: Type | None = None
             for item in e.items:
@@ -343,6 +362,8 @@ class ExprChecker:
     def _call(self, e: ast.Call, env: Env) -> Type:
         fn = FUNCTIONS.get(e.func)
         arg_types = [self.infer(a, env) for a in e.args]
+        if fn is None and e.func in ("has", "count"):
+            return ANY  # a malformed has()/count(): the parser has already said why
         if fn is None:
             self.error("CH0205", e.func_span, f"unknown function `{e.func}`",
                        did_you_mean(e.func, FUNCTIONS))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
+import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from copy import copy
 from pathlib import Path
@@ -17,9 +20,18 @@ from typing import Any
 
 from lark import Lark, Token
 from lark.exceptions import LarkError, UnexpectedInput
+from lark.grammar import Rule
+from lark.parsers.lalr_analysis import Shift
+from lark.parsers.lalr_parser import _Parser as _LalrParser
 
 from charter.language import ast
-from charter.language.astbuilder import AstBuilder
+from charter.language.astbuilder import (
+    AstBuilder,
+    Callback,
+    RuleShape,
+    rule_callbacks,
+    rule_shape,
+)
 from charter.language.source import Diagnostic, Source, Span
 from charter.language.syntax_errors import (
     ITEM_KEYWORDS,
@@ -46,6 +58,10 @@ _RESERVED = frozenset({"when", "unless", "because", "then", "and", "or"})
 _current_text: ContextVar[str] = ContextVar("_current_text", default="")
 
 
+#: After a NAME: optional blanks and a `:` make it a record key, never a keyword.
+_KEY_AHEAD = re.compile(r"[ \t]*:")
+
+
 class _AlwaysName:
     """Post-lexer: NAME in every lexer state, with a few keywords kept as keywords anyway.
 
@@ -54,6 +70,7 @@ class _AlwaysName:
     nor as a record key): an item keyword at the start of a line always starts an item, and
     clause words (`when`, `because`, `and`...) are never names. Without them an unfinished rule
     would swallow the next word as a name and the error would point past the real mistake.
+    (`_FastParser.parse` applies the same rule inline.)
     """
 
     always_accept = ("NAME",)
@@ -72,28 +89,222 @@ class _AlwaysName:
                     str(tok) in _RESERVED
                     or (str(tok) in ITEM_KEYWORDS and first_on_line(text, tok.start_pos or 0))
                 )
-                and not text[tok.end_pos or 0 :].lstrip(" \t").startswith(":")
+                and not _KEY_AHEAD.match(text, tok.end_pos or 0)
             ):
                 tok = Token.new_borrow_pos(self.keyword_types[str(tok)], str(tok), tok)
             prev = tok
             yield tok
 
 
+class _Failed(Exception):
+    """The fast path met something it does not handle; Lark's own parser takes over."""
+
+
+#: What Lark's lexer ignores, and the characters that can start it (no token starts so).
+_IGNORED = re.compile(r"(?:[ \t\f\r\n]+|#[^\n]*)+")
+_IGNORED_FIRST = frozenset(" \t\f\r\n#")
+_IGNORED_TERMINALS = {"WS": "(?:[ \t\f\r\n])+", "COMMENT": "#[^\n]*"}
+
+
+class _FastParser:
+    """Lark's LALR(1) tables and contextual lexer, driven by one tight loop.
+
+    Lark's own driver spends most of its time in generic plumbing (lexer thread, post-lexer
+    generator, per-token callback lookups, a reduction per unit rule). This loop does the same
+    work with the same tables and compiled token regexes: the same tokens in the same lexer
+    states, `_AlwaysName` applied inline, unit rules (`?expr: or_expr`) reduced without a call.
+    It only handles input that parses: at the first problem it raises `_Failed` and the caller
+    parses again with Lark, which raises the exception the error reporting is built on.
+    """
+
+    def __init__(self, lark: Lark, keyword_types: dict[str, str], shapes: dict[Rule, RuleShape]):
+        frontend: Any = lark.parser
+        contextual: Any = frontend.lexer.lexer
+        conf = frontend.lexer_conf
+        table = frontend.parser._parse_table
+        ignored = {
+            name: lark.get_terminal(name).pattern.to_regexp() for name in conf.ignore
+        }
+        if ignored != _IGNORED_TERMINALS or conf.callbacks or conf.g_regex_flags:
+            raise NotImplementedError(f"fast path needs {_IGNORED_TERMINALS}, found {ignored}")
+        self.keyword_types = {word: str(name) for word, name in keyword_types.items()}
+        self.start_states: dict[str, int] = dict(table.start_states)
+        self.end_states: dict[str, int] = dict(table.end_states)
+        #: state -> symbol -> next state (shift/goto) or (size, origin, rule, identity)
+        self.actions: dict[int, dict[str, Any]] = {}
+        for state, row in table.states.items():
+            self.actions[state] = {
+                str(sym): arg
+                if action is Shift
+                else (len(arg.expansion), str(arg.origin.name), arg, shapes[arg].identity)
+                for sym, (action, arg) in row.items()
+            }
+        #: (state below, top state, lookahead) -> top state after the unit rules reduced there
+        self.chains: dict[tuple[int, int, str], int] = {}
+        #: state -> (match, {regex terminal: {keyword: terminal}}, newline terminals)
+        self.lexers: dict[int, tuple[Any, dict[str, dict[str, str]], frozenset[str]]] = {}
+        for state, basic in contextual.lexers.items():
+            scanner = basic.scanner
+            if len(scanner._mres) != 1:
+                raise NotImplementedError("fast path needs one regex per lexer state")
+            unless: dict[str, dict[str, str]] = {}
+            for name, callback in basic.callback.items():
+                words = callback.scanner.terminals
+                if not all(t.pattern.type == "str" and not t.pattern.flags for t in words):
+                    raise NotImplementedError(f"fast path: unexpected lexer callback on {name}")
+                unless[str(name)] = {t.pattern.value: str(t.name) for t in words}
+            newline_types = frozenset(str(t) for t in basic.newline_types)
+            self.lexers[state] = (scanner._mres[0].match, unless, newline_types)
+
+    def parse(
+        self,
+        text: str,
+        start: str,
+        callbacks: dict[Rule, Callback],
+        begin: int = 0,
+        end: int | None = None,
+    ) -> Any:
+        """Parse `text[begin:end]` as if everything before `begin` were blank (kept newlines)."""
+        end = len(text) if end is None else end
+        actions, lexers, keyword_types = self.actions, self.lexers, self.keyword_types
+        chains = self.chains
+        end_state = self.end_states[start]
+        state = self.start_states[start]
+        states: list[int] = [state]
+        values: list[Any] = []
+        line = text.count("\n", 0, begin) + 1
+        line_start = begin if line > 1 else 0
+        pos = begin
+        prev = ""
+        ignored_first, skip, key_ahead = _IGNORED_FIRST, _IGNORED.match, _KEY_AHEAD.match
+        while True:
+            if pos < end and text[pos] in ignored_first:
+                skipped = skip(text, pos, end)
+                if skipped is not None:
+                    after = skipped.end()
+                    newlines = text.count("\n", pos, after)
+                    if newlines:
+                        line += newlines
+                        line_start = text.rfind("\n", pos, after) + 1
+                    pos = after
+            if pos >= end:
+                tok: Token | None = None
+                ttype = "$END"
+            else:
+                match, unless, newline_types = lexers[state]
+                m = match(text, pos, end)
+                if m is None:
+                    raise _Failed
+                ttype = m.lastgroup
+                value = m.group()
+                tok_end = pos + len(value)
+                if ttype in unless:
+                    ttype = unless[ttype].get(value, ttype)
+                if (
+                    ttype == "NAME"
+                    and prev != "."
+                    and (
+                        value in _RESERVED
+                        or (value in ITEM_KEYWORDS and _first_on_line(text, pos, begin))
+                    )
+                    and not key_ahead(text, tok_end, end)
+                ):
+                    ttype = keyword_types[value]
+                column = pos - line_start + 1
+                if ttype in newline_types and "\n" in value:
+                    end_line = line + value.count("\n")
+                    line_start = pos + value.rindex("\n") + 1
+                    tok = Token(
+                        ttype, value, pos, line, column, end_line, tok_end - line_start + 1, tok_end
+                    )
+                    line = end_line
+                else:
+                    tok = Token(ttype, value, pos, line, column, line, column + len(value), tok_end)
+                pos = tok_end
+                prev = value
+            while True:
+                act = actions[state].get(ttype)
+                if act is None:
+                    raise _Failed
+                if act.__class__ is int:
+                    if tok is None:
+                        raise _Failed
+                    states.append(act)
+                    values.append(tok)
+                    state = act
+                    break
+                size, origin, rule, identity = act
+                if identity:
+                    # A chain of unit rules (`?expr: or_expr`...) only changes the top state.
+                    below = states[-2]
+                    key = (below, state, ttype)
+                    top = chains.get(key)
+                    if top is None:
+                        top = chains[key] = self._unit_chain(below, state, ttype, end_state)
+                    states[-1] = state = top
+                    if tok is None and state == end_state:
+                        return values[-1]
+                    continue
+                if size:
+                    children = values[-size:]
+                    del states[-size:]
+                    del values[-size:]
+                    values.append(callbacks[rule](children))
+                else:
+                    values.append(callbacks[rule]([]))
+                state = actions[states[-1]][origin]
+                states.append(state)
+                if tok is None and state == end_state:
+                    return values[-1]
+
+
+    def _unit_chain(self, below: int, top: int, ttype: str, end_state: int) -> int:
+        while top != end_state:
+            act = self.actions[top].get(ttype)
+            if act is None or act.__class__ is int or not act[3]:
+                break
+            top = self.actions[below][act[1]]
+        return top
+
+
+def _first_on_line(text: str, offset: int, begin: int) -> bool:
+    """`first_on_line` with everything before `begin` blank."""
+    return text[max(begin, text.rfind("\n", 0, offset) + 1) : offset].strip() == ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Grammar:
+    lark: Lark
+    vocab: Vocabulary
+    shapes: tuple[tuple[Rule, RuleShape], ...]
+    fast: _FastParser | None
+
+
 @functools.cache
-def _parser() -> tuple[Lark, Vocabulary]:
+def _grammar() -> _Grammar:
     postlex = _AlwaysName()
     lark = Lark(
         GRAMMAR_PATH.read_text(encoding="utf-8"),
         parser="lalr",
         lexer="contextual",
-        propagate_positions=True,
+        propagate_positions=False,
         maybe_placeholders=False,
         postlex=postlex,
         start=["start", "expr"],
     )
     literals = {t.name: t.pattern.value for t in lark.terminals if t.pattern.type == "str"}
     postlex.keyword_types = {v: k for k, v in literals.items() if v in ITEM_KEYWORDS | _RESERVED}
-    return lark, Vocabulary(literals)
+    shapes = {rule: rule_shape(rule) for rule in lark.rules}
+    try:
+        fast: _FastParser | None = _FastParser(lark, postlex.keyword_types, shapes)
+    except NotImplementedError:  # pragma: no cover - a Lark upgrade changed its internals
+        fast = None
+    return _Grammar(lark, Vocabulary(literals), tuple(shapes.items()), fast)
+
+
+def _parser() -> tuple[Lark, Vocabulary]:
+    g = _grammar()
+    return g.lark, g.vocab
 
 
 def _expected(err: UnexpectedInput, lark: Lark) -> set[str]:
@@ -113,7 +324,8 @@ def _expected(err: UnexpectedInput, lark: Lark) -> set[str]:
     for name in state.parse_conf.states[state.position]:
         if name not in terminals:
             continue
-        trial = copy(state)
+        # Without callbacks the trial builds nothing from the values: a shallow copy will do.
+        trial = state.copy(deepcopy_values=False)
         trial.parse_conf = conf
         try:
             trial.feed_token(Token(name, ""), is_end=name == "$END")
@@ -126,13 +338,39 @@ def _expected(err: UnexpectedInput, lark: Lark) -> set[str]:
     return accepted
 
 
-def _parse_tree(text: str, start: str) -> Any:
-    lark, _ = _parser()
-    token = _current_text.set(text)
-    try:
-        return lark.parse(text, start=start)
-    finally:
-        _current_text.reset(token)
+class _Session:
+    """Parsing one file: the AST builder and the callbacks that drive it."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.grammar = _grammar()
+        self.builder = AstBuilder(file, text)
+        self.callbacks = rule_callbacks(self.grammar.shapes, self.builder)
+
+    def parse(self, text: str, start: str) -> Any:
+        """The value built for `text`, or raise Lark's `UnexpectedInput`."""
+        value = self.parse_fast(text, start)
+        if value is not None:
+            return value
+        self.builder.diagnostics = []
+        frontend: Any = self.grammar.lark.parser
+        token = _current_text.set(text)
+        try:
+            parser = _LalrParser(frontend.parser._parse_table, self.callbacks)
+            return parser.parse(frontend._make_lexer_thread(text), start)[0]
+        finally:
+            _current_text.reset(token)
+
+    def parse_fast(self, text: str, start: str, begin: int = 0, end: int | None = None) -> Any:
+        """The value built for `text[begin:end]` (the rest taken as blank), or None if the fast
+        parser cannot do it (a syntax error: only Lark's parser describes those)."""
+        fast = self.grammar.fast
+        if fast is None:
+            return None
+        self.builder.diagnostics = []
+        try:
+            return fast.parse(text, start, self.callbacks, begin, end)[0]
+        except _Failed:
+            return None
 
 
 def _problem(
@@ -153,21 +391,40 @@ def _internal(file: str, exc: Exception) -> Diagnostic:
     )
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while parsing.
+
+    Parsing allocates many small objects that all stay alive (tokens, nodes, spans), which
+    makes the collector run again and again over a growing heap for nothing to free: about a
+    third of the time on a large file. The AST has no cycles, so nothing is missed.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
     """Parse one file. Returns the module (good items only) and every syntax diagnostic."""
     try:
-        try:
-            tree = _parse_tree(source.text, "start")
-        except UnexpectedInput:
-            return _parse_with_recovery(source)
-        builder = AstBuilder(source.name, source.text)
-        module: ast.Module = builder.transform(tree)
-        return module, _sorted(builder.diagnostics)
+        with _gc_paused():
+            session = _Session(source.name, source.text)
+            try:
+                module: ast.Module = session.parse(source.text, "start")
+            except UnexpectedInput:
+                return _parse_with_recovery(source, session)
+            return module, _sorted(session.builder.diagnostics)
     except (LarkError, RecursionError, ValueError, KeyError, IndexError, TypeError) as exc:
         return _empty(source), [_internal(source.name, exc)]
 
 
-def _parse_with_recovery(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
+def _parse_with_recovery(
+    source: Source, session: _Session
+) -> tuple[ast.Module, list[Diagnostic]]:
     """Parse item by item (top-level items split at column-1 keywords), recovering in each.
 
     Splitting keeps recovery linear in the file size: a broken item is reparsed on its own, not
@@ -181,7 +438,7 @@ def _parse_with_recovery(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
     for i, begin in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else len(text)
         next_item = end if end < len(text) else None
-        piece_items, piece_diags = _parse_piece(source, begin, end, next_item)
+        piece_items, piece_diags = _parse_piece(source, session, begin, end, next_item)
         items.extend(piece_items)
         diagnostics.extend(piece_diags)
     whole = AstBuilder(source.name, text).module(items)
@@ -189,8 +446,12 @@ def _parse_with_recovery(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
 
 
 def _parse_piece(
-    source: Source, begin: int, end: int, next_item: int | None
+    source: Source, session: _Session, begin: int, end: int, next_item: int | None
 ) -> tuple[list[ast.Item], list[Diagnostic]]:
+    # Most items are fine: parse them in place, without building the padded text.
+    module: ast.Module | None = session.parse_fast(source.text, "start", begin, end)
+    if module is not None:
+        return list(module.items), list(session.builder.diagnostics)
     newlines = source.text.count("\n", 0, begin)
     pad = " " * (begin - newlines) + "\n" * newlines
     local = source.text[begin:end]
@@ -199,7 +460,7 @@ def _parse_piece(
     for _ in range(MAX_RECOVERIES):
         parsed = pad + local
         try:
-            tree = _parse_tree(parsed, "start")
+            module = session.parse(parsed, "start")
         except UnexpectedInput as err:
             problem = _problem(err, source.name, source.text, parsed, next_item)
             # End of file moves up as recovery blanks the tail: report it once per item.
@@ -214,19 +475,17 @@ def _parse_piece(
                 break
             local = blank(local, region)
             continue
-        builder = AstBuilder(source.name, source.text)
-        module: ast.Module = builder.transform(tree)
-        return list(module.items), diagnostics + _consequences_dropped(builder, diagnostics)
+        dropped = _consequences_dropped(session.builder, diagnostics)
+        return list(module.items), diagnostics + dropped
     return [], diagnostics
 
 
 def parse_expr(text: str, file: str = "<expr>") -> tuple[ast.Expr | None, list[Diagnostic]]:
     """Parse a single expression (for the REPL, the CLI and tests). No recovery."""
     try:
-        tree = _parse_tree(text, "expr")
-        builder = AstBuilder(file, text)
-        expr: ast.Expr = builder.transform(tree)
-        return expr, _sorted(builder.diagnostics)
+        session = _Session(file, text)
+        expr: ast.Expr = session.parse(text, "expr")
+        return expr, _sorted(session.builder.diagnostics)
     except UnexpectedInput as err:
         return None, [_problem(err, file, text, text).diagnostic]
     except (LarkError, RecursionError, ValueError, KeyError, IndexError, TypeError) as exc:

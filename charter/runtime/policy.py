@@ -116,7 +116,7 @@ class Policy:
                             if state is None and not mask & entry.redact_mask:
                                 decision = entry.cache.get(mask)
                                 if decision is not None:
-                                    return decision  # type: ignore[no-any-return]
+                                    return decision
                             return finish(entry, mask, request, state, tool, stage)
                 return slow(request, state)
             except Exception as err:  # noqa: BLE001 - nothing raises into the host
@@ -134,18 +134,12 @@ class Policy:
                 if isinstance(req, Decision):
                     return req
             stage = req.get("stage", "tool_call")
-            tool = req.get("tool")
-            if type(tool) is str:
-                key = (stage, tool, ())
-            else:
-                key = self._tool_key(stage, tool)
-                if isinstance(key, Decision):
-                    return key
-            entry = self._entries.get(key)
-            if entry is None:
-                entry = self._entry(key)
-                if isinstance(entry, Decision):
-                    return entry
+            key = self._tool_key(stage, req.get("tool"))
+            if isinstance(key, Decision):
+                return key
+            entry = self._entries.get(key) or self._entry(key)
+            if isinstance(entry, Decision):
+                return entry
             return self._run(entry, req, state, key[1], stage)
         except Exception as err:  # noqa: BLE001 - nothing raises into the host
             return malformed(self.info, f"internal error while deciding: {err!r}")

@@ -40,7 +40,7 @@ def float_to_decimal(v: float) -> Decimal:
 def check_num(v: object) -> int | Decimal:
     t = v.__class__
     if t is int or t is Decimal:
-        return v  # type: ignore[return-value]
+        return v  # type: ignore[return-value]  # the class test above narrows it
     if t is float:
         return float_to_decimal(v)  # type: ignore[arg-type]
     raise TypeError(f"expected a number, found {type_name(v)}")
@@ -48,23 +48,23 @@ def check_num(v: object) -> int | Decimal:
 
 def check_int(v: object) -> int:
     if type(v) is int:
-        return v  # type: ignore[return-value]
-    if type(v) is Decimal and v == v.to_integral_value():  # type: ignore[union-attr]
-        return int(v)  # type: ignore[call-overload]
-    if type(v) is float and v.is_integer():  # type: ignore[union-attr]
-        return int(v)  # type: ignore[call-overload]
+        return v
+    if type(v) is Decimal and v == v.to_integral_value():
+        return int(v)
+    if type(v) is float and v.is_integer():
+        return int(v)
     raise TypeError(f"expected an int, found {type_name(v)}")
 
 
 def check_str(v: object) -> str:
     if type(v) is str:
-        return v  # type: ignore[return-value]
+        return v
     raise TypeError(f"expected a string, found {type_name(v)}")
 
 
 def check_bool(v: object) -> bool:
     if type(v) is bool:
-        return v  # type: ignore[return-value]
+        return v
     raise TypeError(f"expected a bool, found {type_name(v)}")
 
 
@@ -90,7 +90,7 @@ def to_time(v: object) -> datetime:
         return v if v.tzinfo else v.replace(tzinfo=UTC)
     if type(v) is str:
         try:
-            parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))  # type: ignore[union-attr]
+            parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
             raise TypeError(f"expected an ISO-8601 time, found {v!r}") from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

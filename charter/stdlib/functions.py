@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -67,7 +67,8 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _time_arg(value: object) -> datetime:
-    return value if isinstance(value, datetime) else to_time(value)
+    moment = value if isinstance(value, datetime) else to_time(value)
+    return moment.astimezone(UTC)
 
 
 def hour_of(value: object) -> int:

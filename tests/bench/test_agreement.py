@@ -56,9 +56,7 @@ def test_engine_agrees_on_reference_requests(engine: str) -> None:
     assert result["checked"] == len(reference.cases())
 
 
-# Charter must not be skipped: a policy it cannot compile is a failure. xfail until the
-# core has landed for good; flip to a plain test then.
-@pytest.mark.xfail(strict=False, reason="Charter core (charter.compile) still landing")
+# Charter must not be skipped: a policy it cannot compile is a failure.
 def test_charter_agrees_on_reference_requests() -> None:
     result = agree("charter")
     assert result["status"] == "ok", result
