@@ -20,7 +20,7 @@ from typing import Any
 
 from charter.compiler import ir
 from charter.runtime import support
-from charter.runtime.values import CHECKS
+from charter.runtime.values import CHECKS, FLOATS
 from charter.stdlib.functions import FUNCTIONS
 
 SIMPLE = (str, int, bool, type(None))
@@ -36,7 +36,7 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
         _estimate=support.estimate, _approved=support.approved,
         _previously=support.previously, _like=support.like, _matches=support.matches,
         _mkset=support.make_set, _mklist=support.make_list, M=matchers,
-        _scanf=_scan_cached, _Decimal=Decimal,
+        _scanf=_scan_cached, _Decimal=Decimal, _F=FLOATS,
     )
     return ns
 
@@ -50,6 +50,7 @@ _INLINE_CHECK = {
 }
 
 
+_IDENTITY_CHECKS = ("str", "bool", "int")
 _INLINE_OK = {
     "str": "{v}.__class__ is str",
     "bool": "{v}.__class__ is bool",
@@ -109,6 +110,7 @@ class Emitter:
         self.consts: dict[str, Any] = {}
         self.uses_scan = False
         self.hoisted: dict[ir.Path, str] = {}
+        self.root_vars: dict[str, str] = {}
         self.prelude: list[str] = []
 
     def hoist(self, paths: Sequence[ir.Path]) -> None:
@@ -120,21 +122,31 @@ class Emitter:
         for p in paths:
             if not _special(p) and p.keys:
                 roots[p.root] = roots.get(p.root, 0) + 1
-        root_vars: dict[str, str] = {}
         for root, uses in roots.items():
             if uses > 1:
-                var = f"r_{len(root_vars)}"
-                root_vars[root] = var
+                var = f"r_{len(self.root_vars)}"
+                self.root_vars[root] = var
                 self.prelude.append(f"{var} = req[{self.const(root)}]")
         for p in paths:
             if p in self.hoisted or _special(p):
                 continue
+            # A field read untyped where a typed read of it exists: reuse the typed read
+            # when its check returns the value itself (str, bool, int).
+            twin = next((q for q in self.hoisted if q.root == p.root and q.keys == p.keys
+                         and p.check == "any" and q.check in _IDENTITY_CHECKS), None)
+            if twin is not None:
+                self.hoisted[p] = self.hoisted[twin]
+                continue
             var = f"v{len(self.hoisted)}"
-            base = root_vars.get(p.root)
-            raw = self.path(p, base)
+            raw = self.path(p)
             self.prelude.append(f"{var} = {raw}")
             check = _INLINE_CHECK.get(p.check)
-            if check is not None:
+            if p.check == "num":
+                # Floats from Python hosts: the memoised decimal, without a call.
+                self.prelude.append(
+                    f"if {check.format(v=var)}: "
+                    f"{var} = ({var}.__class__ is float and _F.get({var})) or C_num({var})")
+            elif check is not None:
                 self.prelude.append(f"if {check.format(v=var)}: {var} = C_{p.check}({var})")
             elif p.check != "any":
                 self.prelude.append(f"{var} = C_{p.check}({var})")
@@ -169,6 +181,12 @@ class Emitter:
             assert e.op in CMP_OPS
             return f"({self.expr(e.left)} {e.op} {self.expr(e.right)})"
         if isinstance(e, ir.Arith):
+            if e.op == "+" and isinstance(e.right, ir.Estimate):
+                # `used + estimate`: most requests carry no estimate; skip the addition.
+                left = self.expr(e.left)
+                field = self.const(e.right.field)
+                return (f"({left} if (t := req.get('estimate')) is None or "
+                        f"(t := t.get({field})) is None else {left} + C_{e.right.check}(t))")
             if e.op == "/":
                 return f"_div({self.expr(e.left)}, {self.expr(e.right)})"
             assert e.op in ("+", "-", "*")
@@ -219,7 +237,7 @@ class Emitter:
                     f"else C_{e.check}(t))")
         raise AssertionError(f"unknown IR node {type(e).__name__}")
 
-    def path(self, p: ir.Path, base: str | None = None) -> str:
+    def path(self, p: ir.Path) -> str:
         if p.root == "tool" and p.keys == ("name",):
             return "name"
         if p.root == "tool" and p.keys == ("tags",):
@@ -228,7 +246,7 @@ class Emitter:
             return "stage"
         if p.root == "now" and not p.keys:
             return "_now(req)"
-        out = base or f"req[{self.const(p.root)}]"
+        out = self.root_vars.get(p.root) or f"req[{self.const(p.root)}]"
         for key in p.keys:
             out += f"[{self.const(key)}]"
         return out
@@ -242,7 +260,7 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
     for rule in rules:
         if rule.cond is not None:
             always.update(dict.fromkeys(always_evaluated(rule.cond)))
-    em.hoist(list(always))
+    em.hoist(sorted(always, key=lambda p: p.check == "any"))
     base_mask = 0
     body: list[str] = []
     line_map: dict[int, tuple[str, int]] = {}
@@ -263,7 +281,8 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
     bound = [k for k in ns if not k.startswith("__") and re.search(rf"\b{k}\b", text)]
     params = "".join(f", {k}={k}" for k in bound)
     head = [f"def {name}(req, st, name, tags, stage{params}):"]
-    head.append("    sc = {}" if em.uses_scan else "    pass")
+    if em.uses_scan:
+        head.append("    sc = {}")
     head.extend(f"    {line}" for line in em.prelude)
     head.append(f"    m = {base_mask}")
     offset = len(head) - 3

@@ -104,6 +104,7 @@ class AstBuilder:
         self.file = file
         self.text = text
         self.diagnostics: list[Diagnostic] = []
+        self._module_span: Span | None = None
 
     # ── spans and small helpers ─────────────────────────────────────────────
 
@@ -181,10 +182,11 @@ class AstBuilder:
 
     def module(self, items: list[Any]) -> ast.Module:
         """A module over the whole text, whatever part of it the items came from."""
-        end_line = self.text.count("\n") + 1
-        end_col = len(self.text) - (self.text.rfind("\n") + 1) + 1
-        span = Span(self.file, 1, 1, end_line, end_col, 0, len(self.text))
-        return ast.Module(self.file, tuple(items), span)
+        if self._module_span is None:  # once: recovery builds a module per item
+            end_line = self.text.count("\n") + 1
+            end_col = len(self.text) - (self.text.rfind("\n") + 1) + 1
+            self._module_span = Span(self.file, 1, 1, end_line, end_col, 0, len(self.text))
+        return ast.Module(self.file, tuple(items), self._module_span)
 
     def annotation(self, span: Span, c: list[Any]) -> ast.Annotation:
         arg = self.string(c[1]) if len(c) > 1 else None

@@ -163,8 +163,11 @@ class _FastParser:
         callbacks: dict[Rule, Callback],
         begin: int = 0,
         end: int | None = None,
+        newlines: int | None = None,
     ) -> Any:
-        """Parse `text[begin:end]` as if everything before `begin` were blank (kept newlines)."""
+        """Parse `text[begin:end]` as if everything before `begin` were blank (kept newlines).
+
+        `newlines` is the number of newlines before `begin`, if the caller knows it."""
         end = len(text) if end is None else end
         actions, lexers, keyword_types = self.actions, self.lexers, self.keyword_types
         chains = self.chains
@@ -172,7 +175,7 @@ class _FastParser:
         state = self.start_states[start]
         states: list[int] = [state]
         values: list[Any] = []
-        line = text.count("\n", 0, begin) + 1
+        line = (text.count("\n", 0, begin) if newlines is None else newlines) + 1
         line_start = begin if line > 1 else 0
         pos = begin
         prev = ""
@@ -360,7 +363,14 @@ class _Session:
         finally:
             _current_text.reset(token)
 
-    def parse_fast(self, text: str, start: str, begin: int = 0, end: int | None = None) -> Any:
+    def parse_fast(
+        self,
+        text: str,
+        start: str,
+        begin: int = 0,
+        end: int | None = None,
+        newlines: int | None = None,
+    ) -> Any:
         """The value built for `text[begin:end]` (the rest taken as blank), or None if the fast
         parser cannot do it (a syntax error: only Lark's parser describes those)."""
         fast = self.grammar.fast
@@ -368,7 +378,7 @@ class _Session:
             return None
         self.builder.diagnostics = []
         try:
-            return fast.parse(text, start, self.callbacks, begin, end)[0]
+            return fast.parse(text, start, self.callbacks, begin, end, newlines)[0]
         except _Failed:
             return None
 
@@ -428,31 +438,38 @@ def _parse_with_recovery(
     """Parse item by item (top-level items split at column-1 keywords), recovering in each.
 
     Splitting keeps recovery linear in the file size: a broken item is reparsed on its own, not
-    with the whole file. Each piece is parsed behind whitespace padding so that Lark reports
-    the original lines, columns and offsets.
+    with the whole file. A piece is parsed in place when it has no error; otherwise behind
+    whitespace padding, so that Lark reports the original lines, columns and offsets.
     """
     text = source.text
     starts = item_starts(text)
     items: list[ast.Item] = []
     diagnostics: list[Diagnostic] = []
+    newlines, counted = 0, 0
     for i, begin in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else len(text)
         next_item = end if end < len(text) else None
-        piece_items, piece_diags = _parse_piece(source, session, begin, end, next_item)
+        newlines += text.count("\n", counted, begin)
+        counted = begin
+        piece_items, piece_diags = _parse_piece(source, session, begin, end, newlines, next_item)
         items.extend(piece_items)
         diagnostics.extend(piece_diags)
-    whole = AstBuilder(source.name, text).module(items)
+    whole = session.builder.module(items)
     return whole, _sorted(diagnostics)
 
 
 def _parse_piece(
-    source: Source, session: _Session, begin: int, end: int, next_item: int | None
+    source: Source,
+    session: _Session,
+    begin: int,
+    end: int,
+    newlines: int,
+    next_item: int | None,
 ) -> tuple[list[ast.Item], list[Diagnostic]]:
     # Most items are fine: parse them in place, without building the padded text.
-    module: ast.Module | None = session.parse_fast(source.text, "start", begin, end)
+    module: ast.Module | None = session.parse_fast(source.text, "start", begin, end, newlines)
     if module is not None:
         return list(module.items), list(session.builder.diagnostics)
-    newlines = source.text.count("\n", 0, begin)
     pad = " " * (begin - newlines) + "\n" * newlines
     local = source.text[begin:end]
     diagnostics: list[Diagnostic] = []

@@ -113,7 +113,8 @@ class Policy:
                                     mask = fn(request, state, tool, entry.tags, stage)
                                 except Exception:  # noqa: BLE001 - the interpreter says why
                                     return interpret(entry, request, state, tool, stage)
-                            if state is None and not mask & entry.redact_mask:
+                            if state is None:
+                                # Masks with a redaction are never cached (see _finish).
                                 decision = entry.cache.get(mask)
                                 if decision is not None:
                                     return decision

@@ -21,28 +21,29 @@ class RequestError(Exception):
         self.message = message
 
 
-_FLOATS: dict[float, Decimal] = {}
+FLOATS: dict[float, Decimal] = {}
 
 
 def float_to_decimal(v: float) -> Decimal:
     """The decimal a float was written as (its shortest repr), memoised: hosts tend to send
     the same few amounts, and the conversion costs more than the rest of a decision."""
-    d = _FLOATS.get(v)
+    d = FLOATS.get(v)
     if d is None:
         if v != v or v in (float("inf"), float("-inf")):
             raise TypeError("expected a finite number")
         d = Decimal(repr(v))
-        if len(_FLOATS) < 65536:
-            _FLOATS[v] = d
+        if len(FLOATS) < 65536:
+            FLOATS[v] = d
     return d
 
 
 def check_num(v: object) -> int | Decimal:
     t = v.__class__
+    if t is float:
+        d = FLOATS.get(v)  # type: ignore[call-overload]
+        return d if d is not None else float_to_decimal(v)  # type: ignore[arg-type]
     if t is int or t is Decimal:
         return v  # type: ignore[return-value]  # the class test above narrows it
-    if t is float:
-        return float_to_decimal(v)  # type: ignore[arg-type]
     raise TypeError(f"expected a number, found {type_name(v)}")
 
 
