@@ -128,6 +128,9 @@ class Emitter:
                 self.root_vars[root] = var
                 self.prelude.append(f"{var} = req[{self.const(root)}]")
         for p in paths:
+            if p.root == "now" and not p.keys and p not in self.hoisted:
+                self.prelude.append("v_now = _now(req)")
+                self.hoisted[p] = "v_now"
             if p in self.hoisted or _special(p):
                 continue
             # A field read untyped where a typed read of it exists: reuse the typed read
@@ -196,10 +199,9 @@ class Emitter:
         if isinstance(e, ir.In):
             op = "not in" if e.negate else "in"
             return f"({self.expr(e.item)} {op} {self.expr(e.coll)})"
-        if isinstance(e, ir.Like):
-            return f"_like({self.expr(e.value)}, {self.const(e.pattern)})"
-        if isinstance(e, ir.Matches):
-            return f"_matches({self.expr(e.value)}, {self.const(e.pattern)})"
+        if isinstance(e, ir.Like | ir.Matches):
+            test = support.like_test if isinstance(e, ir.Like) else support.search_test
+            return f"{self.const(test(e.pattern))}(C_str({self.expr(e.value)}))"
         if isinstance(e, ir.Contains):
             self.uses_scan = True
             names = self.const(frozenset(e.matchers))

@@ -6,7 +6,7 @@ back to the interpreter (generated code), so both agree on every outcome.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -43,17 +43,43 @@ def like_pattern(glob: str) -> Any:
     return re2.compile("(?s)" + "".join(parts))
 
 
-def like(value: object, glob: str) -> bool:
-    return like_pattern(glob).fullmatch(check_str(value)) is not None
+_NO_MATCH = (-1, -1)
+
+
+def _tester(compiled: Any, anchor_name: str) -> Callable[[str], bool]:
+    """`fn(text) -> bool` for a compiled RE2 pattern. google-re2's public `search` builds a
+    match object per call; the extension's own `Match` on UTF-8 bytes is several times
+    cheaper, and it is still RE2 doing the matching."""
+    raw = getattr(compiled, "_regexp", None)
+    anchors = getattr(re2, "_Anchor", None)
+    if raw is not None and anchors is not None and hasattr(raw, "Match"):
+        match, anchor = raw.Match, getattr(anchors, anchor_name)
+
+        def fast(text: str) -> bool:
+            data = text.encode()
+            return bool(match(anchor, data, 0, len(data))[0] != _NO_MATCH)
+
+        return fast
+    method = compiled.fullmatch if anchor_name == "ANCHOR_BOTH" else compiled.search
+    return lambda text: method(text) is not None
 
 
 @lru_cache(maxsize=4096)
-def regex(pattern: str) -> Any:
-    return re2.compile(pattern)
+def like_test(glob: str) -> Callable[[str], bool]:
+    return _tester(like_pattern(glob), "ANCHOR_BOTH")
+
+
+@lru_cache(maxsize=4096)
+def search_test(pattern: str) -> Callable[[str], bool]:
+    return _tester(re2.compile(pattern), "UNANCHORED")
+
+
+def like(value: object, glob: str) -> bool:
+    return like_test(glob)(check_str(value))
 
 
 def matches(value: object, pattern: str) -> bool:
-    return regex(pattern).search(check_str(value)) is not None
+    return search_test(pattern)(check_str(value))
 
 
 def div(a: Any, b: Any) -> Any:

@@ -85,16 +85,25 @@ def check_any(v: object) -> object:
     return v
 
 
+_TIMES: dict[str, datetime] = {}
+
+
 def to_time(v: object) -> datetime:
     """A time from an ISO-8601 string (`Z` allowed), epoch seconds, or a datetime."""
     if isinstance(v, datetime):
         return v if v.tzinfo else v.replace(tzinfo=UTC)
     if type(v) is str:
+        cached = _TIMES.get(v)
+        if cached is not None:
+            return cached
         try:
             parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
             raise TypeError(f"expected an ISO-8601 time, found {v!r}") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if len(_TIMES) < 4096:
+            _TIMES[v] = parsed
+        return parsed
     if type(v) in (int, float, Decimal):
         return datetime.fromtimestamp(float(v), tz=UTC)  # type: ignore[arg-type]
     raise TypeError(f"expected a time, found {type_name(v)}")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from charter.runtime.values import to_time
@@ -56,11 +57,19 @@ def domain_of(value: object) -> str:
     return url_host(text)
 
 
+@lru_cache(maxsize=1024)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)
+
+
+@lru_cache(maxsize=8192)
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(ip)
+
+
 def cidr_contains(cidr: object, ip: object) -> bool:
     """True when the IP address lies inside the CIDR block."""
-    network = ipaddress.ip_network(_str_arg(cidr), strict=False)
-    address = ipaddress.ip_address(_str_arg(ip))
-    return address in network
+    return _address(_str_arg(ip)) in _network(_str_arg(cidr))
 
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
