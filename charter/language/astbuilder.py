@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from operator import attrgetter, itemgetter
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 from lark import Token
-from lark.grammar import Rule
+from lark.grammar import Rule, Terminal
 
 from charter.language import ast
 from charter.language.source import Diagnostic, Span
@@ -203,9 +203,7 @@ class AstBuilder:
 
     def use(self, span: Span, c: list[Any]) -> ast.Use:
         names = _tokens(c)
-        return ast.Use(
-            tuple(str(t) for t in names), tuple(self.tspan(t) for t in names), span
-        )
+        return ast.Use(tuple(str(t) for t in names), tuple(self.tspan(t) for t in names), span)
 
     def default(self, span: Span, c: list[Any]) -> ast.Default:
         effect = cast(Any, str(c[-1]))
@@ -431,9 +429,7 @@ class AstBuilder:
 
     def staged_call(self, span: Span, c: list[Any]) -> ast.TestCall:
         result = c[3] if len(c) > 3 else None
-        return ast.TestCall(
-            self._stage_name(c[0]), self.string(c[1]), c[2], result, span
-        )
+        return ast.TestCall(self._stage_name(c[0]), self.string(c[1]), c[2], result, span)
 
     def _expect(self, span: Span, c: list[Any], negate: bool) -> ast.Expect:
         outcome: _Outcome = self._opt(c, _Outcome)
@@ -630,7 +626,7 @@ def rule_shape(rule: Rule) -> RuleShape:
     keep = rule.options.keep_all_tokens
     include = []
     for i, sym in enumerate(expansion):
-        if sym.is_term:
+        if isinstance(sym, Terminal):
             if keep or not sym.filter_out:
                 include.append((i, _TOKEN))
         else:
@@ -653,7 +649,9 @@ def rule_shape(rule: Rule) -> RuleShape:
     )
 
 
-def rule_callbacks(shapes: Iterable[tuple[Rule, RuleShape]], builder: AstBuilder) -> dict[Rule, Callback]:
+def rule_callbacks(
+    shapes: Iterable[tuple[Rule, RuleShape]], builder: AstBuilder
+) -> dict[Rule, Callback]:
     """The parser callbacks that build the AST with `builder`, one per grammar rule."""
     return {rule: _callback(shape, builder) for rule, shape in shapes}
 

@@ -122,9 +122,7 @@ class _FastParser:
         contextual: Any = frontend.lexer.lexer
         conf = frontend.lexer_conf
         table = frontend.parser._parse_table
-        ignored = {
-            name: lark.get_terminal(name).pattern.to_regexp() for name in conf.ignore
-        }
+        ignored = {name: lark.get_terminal(name).pattern.to_regexp() for name in conf.ignore}
         if ignored != _IGNORED_TERMINALS or conf.callbacks or conf.g_regex_flags:
             raise NotImplementedError(f"fast path needs {_IGNORED_TERMINALS}, found {ignored}")
         self.keyword_types = {word: str(name) for word, name in keyword_types.items()}
@@ -260,7 +258,6 @@ class _FastParser:
                 if tok is None and state == end_state:
                     return values[-1]
 
-
     def _unit_chain(self, below: int, top: int, ttype: str, end_state: int) -> int:
         while top != end_state:
             act = self.actions[top].get(ttype)
@@ -352,13 +349,16 @@ class _Session:
     def parse(self, text: str, start: str) -> Any:
         """The value built for `text`, or raise Lark's `UnexpectedInput`."""
         value = self.parse_fast(text, start)
-        if value is not None:
-            return value
+        return value if value is not None else self.parse_lark(text, start)
+
+    def parse_lark(self, text: str, start: str) -> Any:
+        """The same with Lark's own LALR driver and lexer, slower but with full error details."""
         self.builder.diagnostics = []
         frontend: Any = self.grammar.lark.parser
         token = _current_text.set(text)
         try:
-            parser = _LalrParser(frontend.parser._parse_table, self.callbacks)
+            callbacks: Any = self.callbacks
+            parser = _LalrParser(frontend.parser._parse_table, callbacks)
             return parser.parse(frontend._make_lexer_thread(text), start)[0]
         finally:
             _current_text.reset(token)
@@ -432,9 +432,7 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
         return _empty(source), [_internal(source.name, exc)]
 
 
-def _parse_with_recovery(
-    source: Source, session: _Session
-) -> tuple[ast.Module, list[Diagnostic]]:
+def _parse_with_recovery(source: Source, session: _Session) -> tuple[ast.Module, list[Diagnostic]]:
     """Parse item by item (top-level items split at column-1 keywords), recovering in each.
 
     Splitting keeps recovery linear in the file size: a broken item is reparsed on its own, not

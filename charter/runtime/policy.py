@@ -41,6 +41,7 @@ class Entry:
     approval_mask: int = 0
     fn: Any = None  # bucket.fn, copied here to save an attribute hop on the hot path
     base_mask: int = 0
+    cached: Any = None  # cache.get, bound once
 
 
 class Policy:
@@ -100,6 +101,8 @@ class Policy:
             try:
                 if request.__class__ is dict:
                     tool = request.get("tool")
+                    if tool.__class__ is dict and not tool.get("tags"):
+                        tool = tool.get("name")  # {"name": ...} without tags: same entry
                     if tool.__class__ is str:
                         stage = request.get("stage", "tool_call")
                         by_tool = fast.get(stage)
@@ -115,7 +118,7 @@ class Policy:
                                     return interpret(entry, request, state, tool, stage)
                             if state is None:
                                 # Masks with a redaction are never cached (see _finish).
-                                decision = entry.cache.get(mask)
+                                decision = entry.cached(mask)
                                 if decision is not None:
                                     return decision
                             return finish(entry, mask, request, state, tool, stage)
@@ -271,6 +274,7 @@ class Policy:
             self._buckets[indices] = bucket
         entry = Entry(bucket, tags, f'tool "{name}"' if name else f"this {stage} request",
                       fn=bucket.fn, base_mask=bucket.base_mask)
+        entry.cached = entry.cache.get
         for bit, rule in enumerate(bucket.rules):
             if rule.kind == "redact" and not rule.shadow:
                 entry.redact_mask |= 1 << bit

@@ -64,8 +64,36 @@ def _tester(compiled: Any, anchor_name: str) -> Callable[[str], bool]:
     return lambda text: method(text) is not None
 
 
+def _glob_parts(glob: str) -> list[str]:
+    """The literal pieces of a glob between its unescaped stars."""
+    parts, literal, i = [], "", 0
+    while i < len(glob):
+        if glob.startswith("\\*", i):
+            literal += "*"
+            i += 2
+        elif glob[i] == "*":
+            parts.append(literal)
+            literal = ""
+            i += 1
+        else:
+            literal += glob[i]
+            i += 1
+    parts.append(literal)
+    return parts
+
+
 @lru_cache(maxsize=4096)
 def like_test(glob: str) -> Callable[[str], bool]:
+    parts = _glob_parts(glob)
+    if len(parts) == 1:
+        only = parts[0]
+        return lambda text: text == only
+    if len(parts) == 2:
+        # `prefix*suffix`: the same strings RE2 would accept, without a regex call.
+        head, tail = parts
+        least = len(head) + len(tail)
+        return lambda text: (len(text) >= least and text.startswith(head)
+                             and text.endswith(tail))
     return _tester(like_pattern(glob), "ANCHOR_BOTH")
 
 
