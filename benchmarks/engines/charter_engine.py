@@ -14,6 +14,6 @@ def load(source: str) -> Any:
 
 
 def decide(loaded: Any, request: Request) -> str:
-    effect = loaded.decide(request).effect
-    # DESIGN §3 says effect is a str; tolerate an Enum so a core change does not break us.
-    return effect if isinstance(effect, str) else str(effect.value)
+    # DESIGN §3: `effect` is already "allow" | "deny" | "require_approval".
+    effect: str = loaded.decide(request).effect
+    return effect

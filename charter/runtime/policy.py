@@ -97,16 +97,23 @@ class Policy:
         finish = self._finish
         info = self.info
 
+        tool_calls = fast.setdefault("tool_call", {})
+
         def decide(request: Any, state: Snapshot | None = None) -> Decision:
             try:
                 if request.__class__ is dict:
                     tool = request.get("tool")
-                    if tool.__class__ is dict and not tool.get("tags"):
+                    if tool.__class__ is not str and tool.__class__ is dict and not tool.get(
+                            "tags"):
                         tool = tool.get("name")  # {"name": ...} without tags: same entry
                     if tool.__class__ is str:
-                        stage = request.get("stage", "tool_call")
-                        by_tool = fast.get(stage)
-                        entry = by_tool.get(tool) if by_tool is not None else None
+                        stage = request.get("stage")
+                        if stage is None or stage == "tool_call":
+                            stage = "tool_call"
+                            entry = tool_calls.get(tool)
+                        else:
+                            by_tool = fast.get(stage)
+                            entry = by_tool.get(tool) if by_tool is not None else None
                         if entry is not None:
                             fn = entry.fn
                             if fn is None:
