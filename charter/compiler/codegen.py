@@ -144,7 +144,7 @@ class Emitter:
             raw = self.path(p)
             self.prelude.append(f"{var} = {raw}")
             check = _INLINE_CHECK.get(p.check)
-            if p.check == "num":
+            if check is not None and p.check == "num":
                 # Floats from Python hosts: the memoised decimal, without a call.
                 self.prelude.append(
                     f"if {check.format(v=var)}: "

@@ -125,7 +125,7 @@ class Policy:
                                     return interpret(entry, request, state, tool, stage)
                             if state is None:
                                 # Masks with a redaction are never cached (see _finish).
-                                decision = entry.cached(mask)
+                                decision: Decision | None = entry.cached(mask)
                                 if decision is not None:
                                     return decision
                             return finish(entry, mask, request, state, tool, stage)

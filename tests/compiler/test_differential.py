@@ -144,8 +144,9 @@ def requests(draw: st.DrawFn) -> dict[str, object]:
         "anything": st.just("x"),
     }
     if present():
+        optional = ("note", "count", "limit")
         req["args"] = {k: value(v) for k, v in fields.items()
-                       if present() and (k not in ("note", "count", "limit") or draw(st.booleans()))}
+                       if present() and (k not in optional or draw(st.booleans()))}
     if present():
         req["agent"] = {"team": value(st.sampled_from(["support", "eng"])),
                         "env": value(st.sampled_from(["prod", "dev", "staging"])),
