@@ -43,6 +43,8 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
 
 # Checks that can be tested inline before paying for a call; `{v}` is the value.
 _INLINE_CHECK = {
+    "coll": "{v}.__class__ is not list",
+    "map": "{v}.__class__ is not dict",
     "str": "{v}.__class__ is not str",
     "bool": "{v}.__class__ is not bool",
     "int": "{v}.__class__ is not int",
@@ -50,12 +52,26 @@ _INLINE_CHECK = {
 }
 
 
-_IDENTITY_CHECKS = ("str", "bool", "int")
+_IDENTITY_CHECKS = ("str", "bool", "int", "coll", "map")
 _INLINE_OK = {
+    "coll": "{v}.__class__ is list",
+    "map": "{v}.__class__ is dict",
     "str": "{v}.__class__ is str",
     "bool": "{v}.__class__ is bool",
     "int": "{v}.__class__ is int",
 }
+
+
+def _inline_like(glob: str, value: str, const: Any) -> str | None:
+    """`like` with at most one `*` at an end, as a plain string test (same answers)."""
+    parts = support.glob_parts(glob)
+    if len(parts) == 1:
+        return f"({value} == {const(parts[0])})"
+    if len(parts) == 2 and not parts[1]:
+        return f"{value}.startswith({const(parts[0])})"
+    if len(parts) == 2 and not parts[0]:
+        return f"{value}.endswith({const(parts[1])})"
+    return None
 
 
 def _special(p: ir.Path) -> bool:
@@ -200,8 +216,15 @@ class Emitter:
             op = "not in" if e.negate else "in"
             return f"({self.expr(e.item)} {op} {self.expr(e.coll)})"
         if isinstance(e, ir.Like | ir.Matches):
+            value = self.expr(e.value)
+            if not (isinstance(e.value, ir.Path) and e.value.check == "str"):
+                value = f"C_str({value})"
+            if isinstance(e, ir.Like):
+                inline = _inline_like(e.pattern, value, self.const)
+                if inline is not None:
+                    return inline
             test = support.like_test if isinstance(e, ir.Like) else support.search_test
-            return f"{self.const(test(e.pattern))}(C_str({self.expr(e.value)}))"
+            return f"{self.const(test(e.pattern))}({value})"
         if isinstance(e, ir.Contains):
             self.uses_scan = True
             names = self.const(frozenset(e.matchers))

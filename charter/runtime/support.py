@@ -64,7 +64,7 @@ def _tester(compiled: Any, anchor_name: str) -> Callable[[str], bool]:
     return lambda text: method(text) is not None
 
 
-def _glob_parts(glob: str) -> list[str]:
+def glob_parts(glob: str) -> list[str]:
     """The literal pieces of a glob between its unescaped stars."""
     parts, literal, i = [], "", 0
     while i < len(glob):
@@ -84,7 +84,7 @@ def _glob_parts(glob: str) -> list[str]:
 
 @lru_cache(maxsize=4096)
 def like_test(glob: str) -> Callable[[str], bool]:
-    parts = _glob_parts(glob)
+    parts = glob_parts(glob)
     if len(parts) == 1:
         only = parts[0]
         return lambda text: text == only
