@@ -19,7 +19,6 @@ import gc
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,14 @@ if __package__ in (None, ""):  # `python benchmarks/decide.py`: make `benchmarks
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import decide_policies, reference  # noqa: E402
-from benchmarks.timing import QUICK, Settings, calibrate, measure, time_once_ms  # noqa: E402
+from benchmarks.timing import (  # noqa: E402
+    QUICK,
+    Settings,
+    calibrate,
+    measure,
+    run_loops,
+    time_once_ms,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ("support", "coding", "finance")
@@ -129,16 +135,6 @@ def _compile_ms(text: str, first: Request, repeats: int) -> tuple[Any, float, di
     return runs[-1][0], statistics.median(ms for _, ms in runs), split
 
 
-def _loop_ns(
-    decide: Callable[[Any, Any], Any], loaded: Any, requests: Sequence[Request], loops: int
-) -> int:
-    start = time.perf_counter_ns()
-    for _ in range(loops):
-        for request in requests:
-            decide(loaded, request)
-    return time.perf_counter_ns() - start
-
-
 def measure_pair(
     policy: Any, twin: Decider, requests: Sequence[Request], settings: Settings
 ) -> tuple[float, float, float]:
@@ -156,9 +152,9 @@ def measure_pair(
         charter_us: list[float] = []
         python_us: list[float] = []
         for _ in range(settings.repeats):
-            ns = _loop_ns(_charter_decide, policy, requests, charter_loops)
+            ns = run_loops(_charter_decide, policy, requests, charter_loops)
             charter_us.append(ns / (charter_loops * len(requests)) / 1000)
-            ns = _loop_ns(_python_decide, twin, requests, python_loops)
+            ns = run_loops(_python_decide, twin, requests, python_loops)
             python_us.append(ns / (python_loops * len(requests)) / 1000)
     finally:
         if gc_was_enabled:

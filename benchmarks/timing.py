@@ -32,9 +32,10 @@ class Settings:
 QUICK = Settings(repeats=3, min_repeat_s=0.005)
 
 
-def _run(
+def run_loops(
     decide: Callable[[Any, Any], Any], loaded: Any, requests: Sequence[Any], loops: int
 ) -> int:
+    """Nanoseconds to run `decide(loaded, r)` over the request mix `loops` times."""
     start = time.perf_counter_ns()
     for _ in range(loops):
         for request in requests:
@@ -52,7 +53,7 @@ def calibrate(
     loops = 1
     target = settings.min_repeat_s * 1e9
     while loops < settings.max_loops:
-        elapsed = _run(decide, loaded, requests, loops)
+        elapsed = run_loops(decide, loaded, requests, loops)
         if elapsed >= target:
             break
         # Jump close to the target instead of doubling all the way up.
@@ -76,7 +77,7 @@ def measure(
         loops = calibrate(decide, loaded, requests, settings)
         decisions = loops * len(requests)
         samples = [
-            _run(decide, loaded, requests, loops) / decisions / 1000.0
+            run_loops(decide, loaded, requests, loops) / decisions / 1000.0
             for _ in range(settings.repeats)
         ]
     finally:

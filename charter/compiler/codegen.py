@@ -33,8 +33,7 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
     ns.update(
         _div=support.div, _index=support.index, _now=support.now_of, _has=support.has,
         _labels=support.labels, _counter=support.counter, _sid=support.session_id,
-        _estimate=support.estimate, _approved=support.approved,
-        _previously=support.previously, _like=support.like, _matches=support.matches,
+        _approved=support.approved, _previously=support.previously,
         _mkset=support.make_set, _mklist=support.make_list, M=matchers,
         _scanf=_scan_cached, _Decimal=Decimal, _F=FLOATS,
     )

@@ -65,6 +65,7 @@ def _compile(sources: Sequence[Source]) -> Compilation:
     checked, diags = check(comp.modules, comp.sources)
     comp.checked = checked
     comp.diagnostics.extend(diags)
+    comp.diagnostics.sort(key=lambda d: (d.span.file, d.span.line, d.span.col))
     t2 = time.perf_counter()
     comp.timings.update(parse=t1 - t0, check=t2 - t1)
     if not comp.errors:

@@ -23,24 +23,7 @@ _MISSING = object()
 @lru_cache(maxsize=4096)
 def like_pattern(glob: str) -> Any:
     """Cedar-style `like`: `*` matches any run of characters, `\\*` a literal star."""
-    parts: list[str] = []
-    i = 0
-    literal = ""
-    while i < len(glob):
-        ch = glob[i]
-        if ch == "\\" and i + 1 < len(glob) and glob[i + 1] == "*":
-            literal += "*"
-            i += 2
-            continue
-        if ch == "*":
-            parts.append(re2.escape(literal))
-            parts.append(".*")
-            literal = ""
-        else:
-            literal += ch
-        i += 1
-    parts.append(re2.escape(literal))
-    return re2.compile("(?s)" + "".join(parts))
+    return re2.compile("(?s)" + ".*".join(re2.escape(part) for part in glob_parts(glob)))
 
 
 _NO_MATCH = (-1, -1)
