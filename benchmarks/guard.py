@@ -7,6 +7,9 @@ Two calls per store:
   a cache lookup and nothing else (no store access);
 - "stateful": a rate-limited call that also reads session labels — one store read and one
   atomic reservation per check.
+A third row, "settled", times `check` followed by `settle` of its reservation (what a host
+does for every allowed call; the "stateful" row never settles, so its reservations pile up
+in the store), still over `decide` of the same request.
 The Redis row runs only if a `redis-server` can be started (on a free loopback port; it is
 stopped afterwards). Ratios are `check / decide` for the same request.
 """
@@ -136,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                 check = per_call_us(lambda r=request, g=guard: g.check(r), seconds)
                 print(f"{name:<8} {call:<10} {decide:>10.2f} {check:>10.2f} "
                       f"{check / decide:>6.2f}x")
+            request = REQUESTS["stateful"]
+            decide = per_call_us(lambda r=request: policy.decide(r), seconds)
+            check = per_call_us(lambda r=request, g=guard: g.settle(g.check(r)), seconds)
+            print(f"{name:<8} {'settled':<10} {decide:>10.2f} {check:>10.2f} "
+                  f"{check / decide:>6.2f}x")
             store.close()
     return 0
 

@@ -32,7 +32,7 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
     ns.update({f"F_{k}": f.impl for k, f in FUNCTIONS.items()})
     ns.update(
         _div=support.div, _index=support.index, _now=support.now_of, _has=support.has,
-        _labels=support.labels, _counter=support.counter, _sid=support.session_id,
+        _labels=support.labels,
         _approved=support.approved, _previously=support.previously,
         _mkset=support.make_set, _mklist=support.make_list, M=matchers,
         _scanf=_scan_cached, _Decimal=Decimal, _F=FLOATS,
@@ -51,6 +51,7 @@ _INLINE_CHECK = {
 }
 
 
+_SESSION_ID = ir.Path("session", ("id",), "str", "session.id")
 _IDENTITY_CHECKS = ("str", "bool", "int", "coll", "map")
 _INLINE_OK = {
     "coll": "{v}.__class__ is list",
@@ -126,6 +127,7 @@ class Emitter:
         self.uses_scan = False
         self.hoisted: dict[ir.Path, str] = {}
         self.root_vars: dict[str, str] = {}
+        self.scans: dict[str, int] = {}  # field -> how many `contains` in the bucket scan it
         self.prelude: list[str] = []
 
     def hoist(self, paths: Sequence[ir.Path]) -> None:
@@ -225,9 +227,13 @@ class Emitter:
             test = support.like_test if isinstance(e, ir.Like) else support.search_test
             return f"{self.const(test(e.pattern))}({value})"
         if isinstance(e, ir.Contains):
-            self.uses_scan = True
             names = self.const(frozenset(e.matchers))
-            found = f"_scanf(M, sc, {self.const(e.field)}, {self.expr(e.value)})"
+            if self.scans.get(e.field, 0) > 1:
+                # Several rules ask about this field: scan it once per decision.
+                self.uses_scan = True
+                found = f"_scanf(M, sc, {self.const(e.field)}, {self.expr(e.value)})"
+            else:
+                found = f"M_scan({self.expr(e.value)})"
             return f"(not {names}.isdisjoint({found}))"
         if isinstance(e, ir.CountOf):
             return f"M.count({self.expr(e.value)}, {self.const(e.matchers)})"
@@ -253,8 +259,9 @@ class Emitter:
         if isinstance(e, ir.Labels):
             return "_labels(req, st)"
         if isinstance(e, ir.Counter):
-            key = self.expr(e.key) if e.key is not None else "_sid(req)"
-            return f"(0 if st is None else _counter(st, {self.const(e.counter)}, {key}))"
+            # support.counter, inline: the key is checked to be a string like any str field.
+            key = self.expr(e.key if e.key is not None else _SESSION_ID)
+            return f"(0 if st is None else st.counters.get(({self.const(e.counter)}, {key}), 0))"
         if isinstance(e, ir.Estimate):
             field = self.const(e.field)
             return (f"(0 if (t := req.get('estimate')) is None or (t := t.get({field})) is None "
@@ -285,6 +292,10 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
         if rule.cond is not None:
             always.update(dict.fromkeys(always_evaluated(rule.cond)))
     em.hoist(sorted(always, key=lambda p: p.check == "any"))
+    for rule in rules:
+        for node in ir.walk(rule.cond) if rule.cond is not None else ():
+            if isinstance(node, ir.Contains):
+                em.scans[node.field] = em.scans.get(node.field, 0) + 1
     base_mask = 0
     body: list[str] = []
     line_map: dict[int, tuple[str, int]] = {}
@@ -300,6 +311,8 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
     if not body:
         return Bucket(tuple(rules), base_mask, None, "", {})
     ns.update(em.consts)
+    if em.scans:
+        ns["M_scan"] = matchers.scanner.scan  # the RE2 Set's scan itself, no wrapper
     text = "\n".join([*em.prelude, *body])
     # Helpers and constants become default arguments: locals are faster than globals.
     bound = [k for k in ns if not k.startswith("__") and re.search(rf"\b{k}\b", text)]

@@ -7,6 +7,8 @@ without Lark).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -155,6 +157,25 @@ Expr = (
     Const | Path | Index | Has | Not | BoolOp | Cmp | Arith | Neg | In | Like | Matches
     | Contains | CountOf | Fn | Approved | Previously | Labels | Counter | Estimate
 )
+
+
+
+def walk(node: object) -> Iterator[object]:
+    """Every IR node inside `node`, itself included (constants are leaves)."""
+    yield node
+    if isinstance(node, Const) or not dataclasses.is_dataclass(node):
+        return
+    for f in dataclasses.fields(node):
+        yield from _walk_value(getattr(node, f.name))
+
+
+def _walk_value(value: object) -> Iterator[object]:
+    if isinstance(value, tuple):
+        for item in value:
+            yield from _walk_value(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        yield from walk(value)
+
 
 # ── rules and policy ─────────────────────────────────────────────────────────
 

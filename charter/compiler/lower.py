@@ -101,8 +101,7 @@ class Lowerer:
                 return None, ir.Cmp(">", ir.Arith("+", used, extra), limit)
         else:
             metric = "calls"
-            extra = ir.Const(1)
-            targets = targets + (ir.Target(item.target.names, item.target.tag),)
+            extra = ir.Const(1)  # the limit's own target is already among `targets`
         cid = f"{metric}:{item.window.text}:{index}"
         spec = ir.CounterSpec(
             id=cid, metric=metric,  # type: ignore[arg-type]  # one of the three metrics

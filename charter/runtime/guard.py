@@ -75,14 +75,25 @@ class Guard:
         """
         log = self.log
         if log is None and type(request) is dict:
-            # The lean path: a call that needs no state costs one dict lookup over decide().
             tool = request.get("tool")
-            lean = self.plan.lean.get((request.get("stage", "tool_call"), tool)) if type(
-                tool) is str else None
-            if lean is not None and not request.get("approvals"):
-                decision = self.policy.decide(request)
-                if decision.effect == "allow":
-                    return decision
+            if type(tool) is str:
+                kind = (request.get("stage", "tool_call"), tool)
+                lean = self.plan.lean.get(kind)
+                if lean is not None:
+                    # The lean path: a call that needs no state costs one dict lookup over
+                    # decide().
+                    if not request.get("approvals"):
+                        decision = self.policy.decide(request)
+                        if decision.effect == "allow":
+                            return decision
+                elif type(self.store) is MemoryStore and not request.get("approvals"):
+                    # Counters and labels over the default store: a lean stateful path.
+                    needs = self.plan.memory.get(kind)
+                    if needs is not None:
+                        try:
+                            return self._flow.memory(request, kind[0], tool, needs)
+                        except Exception as err:  # noqa: BLE001 - nothing raises into the host
+                            return deny(self.policy, f"internal error in the guard: {err!r}")
         start = time.perf_counter_ns() if log is not None else 0
         call: Call | None = None
         try:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgspec
 
@@ -25,16 +25,24 @@ from charter.runtime.approvals import (
 )
 from charter.runtime.combine import rule_reason
 from charter.runtime.decision import Decision
-from charter.runtime.guard_plan import SESSION_COUNTS, CounterUse, Needs, session_counter_id
+from charter.runtime.guard_plan import (
+    SESSION_COUNTS,
+    CounterUse,
+    MemoryPlan,
+    Needs,
+    session_counter_id,
+)
 from charter.runtime.snapshot import Snapshot
 from charter.runtime.state import (
     CounterRef,
+    MemoryStore,
     Reservation,
     SessionCalls,
     StateQuery,
     StateSnapshot,
     StoreError,
 )
+from charter.runtime.state.base import to_units
 from charter.runtime.values import RequestError, check_int, check_num
 
 if TYPE_CHECKING:
@@ -53,6 +61,11 @@ _REJECTED: Final = {
 }
 _NO_DIGEST = "approval rejected: the action's args cannot be canonicalised"
 _RESERVATION = msgspec.json.Decoder(tuple[str, list[tuple[str, str, str]]])
+_ENCODE = msgspec.json.encode
+_NO_GROUPS: frozenset[str] = frozenset()
+_NO_LABELS: frozenset[str] = frozenset()
+# Store units charged per metric when the request sends no estimate: one call.
+_NO_ESTIMATE: Final = {"calls": to_units(1), "cost_usd": 0, "tokens": 0}
 
 # (counter, its key or None when the key field is missing, the missing field's error)
 _Use = tuple[CounterUse, str | None, str | None]
@@ -100,11 +113,179 @@ class Flow:
             return deny(self.g.policy, f"state store unavailable: {err}")
 
     def _digest(self, call: Call) -> str | None:
+        return _digest(call.stage, call.name, call.req)
+
+    # ── the lean stateful path ───────────────────────────────────────────────
+
+    def memory(self, req: dict[str, Any], stage: str, name: str, needs: Needs) -> Decision:
+        """`_stateful` for a call with a `Needs.memory` plan over a `MemoryStore` (exactly;
+        a subclass may override what this path bypasses), with no approvals presented.
+
+        The same read, decision, reservation, records and result, without the store-neutral
+        query, snapshot and reservation objects, and with what only depends on the kind of
+        call taken from the plan. `Guard.check` chooses it.
+        """
+        g = self.g
+        plan = cast(MemoryPlan, needs.memory)  # `Guard.check` checked both
+        store = cast(MemoryStore, g.store)
+        session = req.get("session")
+        sid = session.get("id") if isinstance(session, dict) else None
+        if not plan.simple or type(sid) is not str:
+            return self._memory(req, stage, name, needs, plan, store)
         try:
-            return action_digest(call.stage, call.name, call.req.get("args", {}),
-                                 session_id(call.req) or "")
-        except ValueError:
-            return None
+            now = g.clock()
+            if plan.refs or needs.labels:
+                usage, labels = store.read_key(plan.refs, sid, needs.labels, now,
+                                               plan.int_usage)
+            else:
+                usage, labels = {}, _NO_LABELS
+            # Snapshot(usage, labels, {}, frozenset(), now), inline (see `_snapshot`).
+            st: Snapshot = _NEW(Snapshot)
+            _SET_COUNTERS(st, usage)
+            _SET_LABELS(st, labels)
+            _SET_HISTORY(st, {})
+            _SET_GROUPS(st, _NO_GROUPS)
+            _SET_NOW(st, now)
+            decision = g.policy.decide(req, st)
+            token: str | None = None
+            if decision.allowed and stage == "tool_call":
+                estimate = req.get("estimate")
+                if estimate is None:
+                    units = _NO_ESTIMATE
+                else:
+                    try:
+                        units = _units(estimate)
+                    except TypeError as err:
+                        return self._finish(req, stage, name, needs, deny(
+                            g.policy, f"request error: estimate: {err}"), None)
+                charge = plan.charge
+                if charge:
+                    if len(charge) == 1:
+                        cid, window, metric, limit, _ = charge[0]
+                        ok, got = store.reserve_key(((cid, window, units[metric], limit),),
+                                                    sid, now)
+                    else:
+                        ok, got = store.reserve_key(
+                            [(cid, window, units[metric], limit)
+                             for cid, window, metric, limit, _ in charge], sid, now)
+                    if not ok:
+                        failed = next(c[4] for c in charge if c[0] == got)
+                        decision = self._over_limit(decision, failed)
+                    elif len(charge) == 1 and (key_json := _JSON_KEYS.get(sid)) is not None:
+                        # `_reservation`, inline for one counter.
+                        before, after = plan.charge_json[0]
+                        token = f'["{got}",[{before}{key_json}{after}]]'
+                    else:
+                        token = _reservation(got, sid, plan.charge_json)
+            if decision.labels or (needs.record is not None and decision.allowed):
+                self._record(req, name, needs, decision, sid, token, now)
+        except StoreError as err:
+            return deny(g.policy, f"state store unavailable: {err}")
+        if token is not None and not needs.approvals and decision.effect == "allow":
+            return _REPLACE(decision, reservation=token)
+        return self._finish(req, stage, name, needs, decision, token)
+
+    def _record(self, req: dict[str, Any], name: str, needs: Needs, decision: Decision,
+                sid: str | None, token: str | None, now: float) -> None:
+        """Remember an allowed call's fields and the labels added (releasing the reservation
+        if that fails)."""
+        store = self.g.store
+        try:
+            if decision.allowed and needs.record is not None and sid is not None:
+                args = req.get("args")
+                args = args if isinstance(args, dict) else {}
+                store.record_call(sid, name, {f: args[f] for f in needs.record if f in args},
+                                  now)
+            if decision.labels and sid is not None:
+                store.add_labels(sid, decision.labels)
+        except BaseException:
+            if token is not None:
+                self._release_quietly(token, now)
+            raise
+
+    @staticmethod
+    def _finish(req: dict[str, Any], stage: str, name: str, needs: Needs, decision: Decision,
+                token: str | None) -> Decision:
+        """The decision with its reservation token and, when it can be approved, action."""
+        if decision.effect == "require_approval" or (needs.approvals and not decision.allowed):
+            if token is not None:
+                return msgspec.structs.replace(decision, reservation=token,
+                                               action=_digest(stage, name, req))
+            return msgspec.structs.replace(decision, action=_digest(stage, name, req))
+        if token is not None:
+            return msgspec.structs.replace(decision, reservation=token)
+        return decision
+
+    def _memory(self, req: dict[str, Any], stage: str, name: str, needs: Needs,
+                plan: MemoryPlan, store: MemoryStore) -> Decision:
+        """`memory` for counters keyed by request paths or with scope conditions, or a
+        request without a session id."""
+        try:
+            now = self.g.clock()
+            sid = session_id(req)
+            policy = self.g.policy
+            # (counter, key or None, why the key is missing) for each counter, as `_stateful`.
+            uses: list[_Use]
+            if plan.keyed:
+                ctx = Ctx(req, None, stage, name, needs.tags, policy.matchers)
+                uses = [(u, *self._key(u, ctx, sid)) for u in needs.counters]
+            elif sid is not None:
+                uses = [(u, sid, None) for u in needs.counters]
+            else:
+                uses = [(u, None, "session.id missing") for u in needs.counters]
+            refs = list(dict.fromkeys((u.counter_id, key, u.window)
+                                      for u, key, _ in uses if key is not None))
+            if refs or (needs.labels and sid is not None):
+                usage, labels = store.read_counters(refs, sid or "", needs.labels, now)
+            else:
+                usage, labels = {}, _NO_LABELS
+            st = _snapshot(usage, labels, now)
+            decision = policy.decide(req, st)
+            token: str | None = None
+            if decision.allowed and stage == "tool_call":
+                decision, token = self._reserve_units(req, st, stage, name, needs, plan,
+                                                      decision, uses, store, now)
+            self._record(req, name, needs, decision, sid, token, now)
+        except StoreError as err:
+            return deny(self.g.policy, f"state store unavailable: {err}")
+        return self._finish(req, stage, name, needs, decision, token)
+
+    def _reserve_units(self, req: dict[str, Any], st: Snapshot, stage: str, name: str,
+                       needs: Needs, plan: MemoryPlan, decision: Decision,
+                       uses: Sequence[_Use], store: MemoryStore, now: float
+                       ) -> tuple[Decision, str | None]:
+        """`_reserve` with no grants presented, through `MemoryStore.reserve_units`."""
+        estimate = req.get("estimate")
+        try:
+            units = _NO_ESTIMATE if estimate is None else _units(estimate)
+        except TypeError as err:
+            return deny(self.g.policy, f"request error: estimate: {err}"), None
+        ctx = Ctx(req, st, stage, name, needs.tags, self.g.policy.matchers) if (
+            plan.scoped) else None
+        # (counter_id, key) -> (window, units, limit, limit units, use); see `_reserve`.
+        charge: dict[tuple[str, str], tuple[int | None, int, int | Decimal | None,
+                                            int | None, CounterUse]] = {}
+        for (use, key, missing), (_, limit, limit_units) in zip(uses, plan.counters,
+                                                               strict=True):
+            if ctx is not None and use.scope is not None and not _holds(use.scope, ctx):
+                continue
+            if key is None:
+                rule = f" of rule {use.rule.id}" if use.rule is not None else ""
+                return deny(self.g.policy, f"request error: {missing} (counter key{rule})"), None
+            slot = (use.counter_id, key)
+            old = charge.get(slot)
+            if old is None or (limit is not None and (old[2] is None or limit < old[2])):
+                charge[slot] = (use.window, units[use.metric], limit, limit_units, use)
+        if not charge:
+            return decision, None
+        ok, token = store.reserve_units(
+            [(cid, key, w, amount, lim) for (cid, key), (w, amount, _, lim, _) in charge.items()],
+            now)
+        if not ok:
+            failed = next(c[4] for (cid, _), c in charge.items() if cid == token)
+            return self._over_limit(decision, failed), None
+        return decision, _ENCODE(
+            (token, [(cid, key, c[4].metric) for (cid, key), c in charge.items()])).decode()
 
     # ── the stateful path ────────────────────────────────────────────────────
 
@@ -240,11 +421,11 @@ class Flow:
              for (cid, key), (w, amount, limit, _) in charge.items()], now)
         if not result.ok or result.token is None:
             failed = next(u for (cid, _), (_, _, _, u) in charge.items() if cid == result.failed)
-            return self._over_limit(call, decision, failed), None
+            return self._over_limit(decision, failed), None
         entries = [(cid, key, u.metric) for (cid, key), (_, _, _, u) in charge.items()]
         return decision, msgspec.json.encode((result.token, entries)).decode()
 
-    def _over_limit(self, call: Call, decision: Decision, use: CounterUse) -> Decision:
+    def _over_limit(self, decision: Decision, use: CounterUse) -> Decision:
         rule = use.rule
         assert rule is not None  # only rules set limits
         reason = rule_reason(rule)
@@ -308,6 +489,62 @@ class Flow:
             _LOG.exception("cannot settle a reservation")
             return False
         return True
+
+
+# JSON text of session ids, for `_reservation` (bounded: cleared when full).
+_JSON_KEYS: dict[str, str] = {}
+
+
+def _reservation(token: str, key: str, entries: tuple[tuple[str, str], ...]) -> str:
+    """`decision.reservation` for a store token and counters all keyed by `key`, where
+    `entries` are the JSON texts before and after the key of each (counter_id, key, metric)
+    entry: the same text as `msgspec.json.encode((token, [(cid, key, metric), ...]))`."""
+    text = _JSON_KEYS.get(key)
+    if text is None:
+        if len(_JSON_KEYS) >= 4096:
+            _JSON_KEYS.clear()
+        text = _JSON_KEYS[key] = _ENCODE(key).decode()
+    # Store tokens are letters, digits, "-", "_" and "." (`MemoryStore.reserve_key`): no
+    # JSON escaping needed.
+    if len(entries) == 1:
+        before, after = entries[0]
+        return f'["{token}",[{before}{text}{after}]]'
+    inner = ",".join(f"{before}{text}{after}" for before, after in entries)
+    return f'["{token}",[{inner}]]'
+
+
+def _units(estimate: object) -> dict[str, int]:
+    """`_amounts` in store units (raises TypeError the same way)."""
+    return {metric: to_units(amount) for metric, amount in _amounts(estimate).items()}
+
+
+_NEW = object.__new__
+_SNAPSHOT_SLOTS = tuple(getattr(Snapshot, f).__set__ for f in (
+    "counters", "labels", "history", "approved_groups", "now"))
+_SET_COUNTERS, _SET_LABELS, _SET_HISTORY, _SET_GROUPS, _SET_NOW = _SNAPSHOT_SLOTS
+_REPLACE = msgspec.structs.replace
+
+
+def _snapshot(usage: Mapping[tuple[str, str], Decimal], labels: frozenset[str],
+              now: float) -> Snapshot:
+    """`Snapshot(usage, labels, {}, frozenset(), now)`, about twice as fast: the frozen
+    dataclass's `__init__` goes through `object.__setattr__` for each field, this sets the
+    slots directly (`test_guard_memory_path` checks that the two are equal)."""
+    st: Snapshot = _NEW(Snapshot)
+    set_counters, set_labels, set_history, set_groups, set_now = _SNAPSHOT_SLOTS
+    set_counters(st, usage)
+    set_labels(st, labels)
+    set_history(st, {})
+    set_groups(st, _NO_GROUPS)
+    set_now(st, now)
+    return st
+
+
+def _digest(stage: str, name: str, req: Mapping[str, Any]) -> str | None:
+    try:
+        return action_digest(stage, name, req.get("args", {}), session_id(req) or "")
+    except ValueError:
+        return None
 
 
 def _parse(reservation: str) -> tuple[str, list[tuple[str, str, str]]]:

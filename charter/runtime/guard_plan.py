@@ -7,20 +7,23 @@ dict lookup on top of `Policy.decide`.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+import msgspec
+
 from charter.compiler import ir
 from charter.compiler.plan import Plan, target_matches
+from charter.runtime.state.base import to_units
 
-__all__ = ["SESSION_COUNTS", "CounterUse", "GuardPlan", "Needs", "session_counter_id"]
+__all__ = ["SESSION_COUNTS", "CounterUse", "GuardPlan", "MemoryPlan", "Needs",
+           "session_counter_id"]
 
 Metric = Literal["cost_usd", "tokens", "calls"]
 SESSION_COUNTS = ("tool_calls", "consecutive_tool_calls")
 _SESSION_METRICS: tuple[Metric, ...] = ("cost_usd", "tokens")
+_JSON = msgspec.json.encode
 
 
 def session_counter_id(metric: str) -> str:
@@ -47,6 +50,82 @@ class CounterUse:
 
 
 @dataclass(frozen=True, slots=True)
+class MemoryPlan:
+    """What the Guard's lean stateful path (a `MemoryStore`, no approvals presented) can
+    work out once per kind of call, so that only the counter keys vary between calls.
+
+    `counters[i]` is `Needs.counters[i]` with the limit it is capped at when no grant is
+    presented (the rule's limit, or None for a warn, shadow or otherwise uncapped counter)
+    and that limit in store units. `keyed`: some counter is keyed by a request path (the
+    others by the session id). `scoped`: some counter has scope conditions.
+
+    When neither (`simple`), every counter is keyed by the session id and always counts,
+    so the read and the charge are known but for the key: `refs` are the distinct
+    (counter_id, window) to read, and `charge` the (counter_id, window, metric, limit units,
+    counter) to reserve — one per counter id, against the tightest limit, in first-seen
+    order, as `guard_flow.Flow._reserve` charges them.
+    """
+
+    counters: tuple[tuple[CounterUse, int | Decimal | None, int | None], ...]
+    keyed: bool
+    scoped: bool
+    simple: bool
+    refs: tuple[tuple[str, int | None], ...]
+    charge: tuple[tuple[str, int | None, Metric, int | None, CounterUse], ...]
+    # For each `charge` entry, the JSON text before and after the key of its
+    # [counter_id, key, metric] entry in `decision.reservation`.
+    charge_json: tuple[tuple[str, str], ...]
+    # Every counter the call's rules read is only tested as `counter + N > LIMIT` (N a
+    # number or an estimate, LIMIT a number), where a whole usage given as an `int` decides
+    # exactly as the same `Decimal`: the store may then skip making the Decimal.
+    int_usage: bool = False
+
+
+def _number(node: object) -> bool:
+    return isinstance(node, ir.Const) and isinstance(node.value, int | Decimal) and not (
+        isinstance(node.value, bool))
+
+
+def _limit_tests_only(conds: list[ir.Expr]) -> bool:
+    """True when every `ir.Counter` in `conds` is the left of `counter + N` (N a number
+    constant or an estimate), itself the left of a comparison with a number constant."""
+    safe = total = 0
+    for cond in conds:
+        for node in ir.walk(cond):
+            if isinstance(node, ir.Counter):
+                total += 1
+            elif (isinstance(node, ir.Cmp) and _number(node.right)
+                    and isinstance(node.left, ir.Arith) and node.left.op == "+"
+                    and isinstance(node.left.left, ir.Counter)
+                    and (_number(node.left.right) or isinstance(node.left.right, ir.Estimate))):
+                safe += 1
+    return safe == total
+
+
+def _memory_plan(counters: tuple[CounterUse, ...], conds: list[ir.Expr]) -> MemoryPlan:
+    limited = []
+    for use in counters:
+        limit = _static_limit(use)
+        limited.append((use, limit, None if limit is None else to_units(limit)))
+    keyed = any(u.key is not None for u in counters)
+    scoped = any(u.scope is not None for u in counters)
+    tightest: dict[str, tuple[int | Decimal | None, int | None, CounterUse]] = {}
+    for use, limit, units in limited:
+        old = tightest.get(use.counter_id)
+        if old is None or (limit is not None and (old[0] is None or limit < old[0])):
+            tightest[use.counter_id] = (limit, units, use)
+    charge = tuple((cid, use.window, use.metric, units, use)
+                   for cid, (_, units, use) in tightest.items())
+    return MemoryPlan(
+        counters=tuple(limited), keyed=keyed, scoped=scoped, simple=not (keyed or scoped),
+        refs=tuple(dict.fromkeys((u.counter_id, u.window) for u in counters)),
+        charge=charge,
+        charge_json=tuple((f"[{_JSON(cid).decode()},", f",{_JSON(metric).decode()}]")
+                          for cid, _, metric, _, _ in charge),
+        int_usage=_limit_tests_only(conds))
+
+
+@dataclass(frozen=True, slots=True)
 class Needs:
     """What one (stage, tool, tags) needs from the store."""
 
@@ -61,23 +140,9 @@ class Needs:
     adds_labels: bool = False  # a `label session` rule can apply
     track_session: tuple[Metric, ...] = ()  # session.<metric> totals kept by the Guard
     stateless: bool = True  # nothing to read or write: the lean path
-
-
-def walk(node: object) -> Iterator[object]:
-    """Every IR node inside `node` (constants are leaves)."""
-    yield node
-    if isinstance(node, ir.Const) or not dataclasses.is_dataclass(node):
-        return
-    for f in dataclasses.fields(node):
-        yield from _walk_value(getattr(node, f.name))
-
-
-def _walk_value(value: object) -> Iterator[object]:
-    if isinstance(value, tuple):
-        for item in value:
-            yield from _walk_value(item)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        yield from walk(value)
+    # Set when the call reads and writes only counters, labels and history records (no
+    # history read, no loop-guard counts, no session totals kept by the Guard).
+    memory: MemoryPlan | None = None
 
 
 def _session_path(node: object, keys: tuple[str, ...]) -> bool:
@@ -107,13 +172,21 @@ def _limit_of(test: ir.Expr | None, metric: str) -> int | Decimal | None:
     return None
 
 
+def _static_limit(use: CounterUse) -> int | Decimal | None:
+    """The cap on `use` when no grant is presented (`guard_flow._limit` with no groups)."""
+    rule = use.rule
+    if rule is None or rule.shadow or rule.kind not in ("deny", "require_approval"):
+        return None
+    return use.limit
+
+
 class GuardPlan:
     """The store needs of every call to one policy, computed lazily and cached."""
 
     def __init__(self, policy: ir.Policy, plan: Plan) -> None:
         self.policy = policy
         self.plan = plan
-        nodes = [n for r in policy.rules if r.cond is not None for n in walk(r.cond)]
+        nodes = [n for r in policy.rules if r.cond is not None for n in ir.walk(r.cond)]
         # Loop-guard counts must be maintained on every step (a model step resets the
         # consecutive count) as soon as any rule reads them.
         self.counts_calls = any(
@@ -126,6 +199,8 @@ class GuardPlan:
         self._cache: dict[tuple[str, str, tuple[str, ...]], Needs] = {}
         # Stateless calls named by a plain tool string, for `Guard.check`'s lean path.
         self.lean: dict[tuple[str, str], Needs] = {}
+        # Calls with a `Needs.memory` plan named by a plain tool string.
+        self.memory: dict[tuple[str, str], Needs] = {}
 
     def needs(self, stage: str, name: str, req_tags: tuple[str, ...]) -> Needs:
         """The needs of a call to tool `name` (empty for model stages) at `stage`."""
@@ -137,12 +212,14 @@ class GuardPlan:
                 self._cache[key] = found
                 if found.stateless and not req_tags:
                     self.lean[(stage, name)] = found
+                elif found.memory is not None and not req_tags:
+                    self.memory[(stage, name)] = found
         return found
 
     def _compute(self, stage: str, name: str, req_tags: tuple[str, ...]) -> Needs:
         tags = tuple(dict.fromkeys((*req_tags, *self.plan.declared_tags(name))))
         rules = [self.policy.rules[i] for i in self.plan.candidates(stage, name, tags)]
-        nodes = [n for r in rules if r.cond is not None for n in walk(r.cond)]
+        nodes = [n for r in rules if r.cond is not None for n in ir.walk(r.cond)]
         history = tuple(dict.fromkeys(n.tool for n in nodes if isinstance(n, ir.Previously)))
         counters = tuple(u for u, spec in zip(self._specs, self.policy.counters, strict=True)
                          if spec.stage == stage
@@ -156,6 +233,11 @@ class GuardPlan:
                           or _session_path(n, ("consecutive_tool_calls",)) for n in nodes)
         adds_labels = any(r.kind == "label" for r in rules)
         track = self.session_metrics if stage == "tool_call" else ()
+        stateless = not (counters or budgets or history or labels or record is not None
+                         or reads_calls or adds_labels or track or self.counts_calls)
+        memory = None
+        if not (stateless or history or reads_calls or track or self.counts_calls):
+            memory = _memory_plan(counters, [r.cond for r in rules if r.cond is not None])
         return Needs(
             tags=tags,
             counters=counters,
@@ -168,8 +250,8 @@ class GuardPlan:
             reads_calls=reads_calls,
             adds_labels=adds_labels,
             track_session=track,
-            stateless=not (counters or budgets or history or labels or record is not None
-                           or reads_calls or adds_labels or track or self.counts_calls),
+            stateless=stateless,
+            memory=memory,
         )
 
     def _counter_use(self, spec: ir.CounterSpec) -> CounterUse:

@@ -50,21 +50,10 @@ class PolicyMatchers:
 def used_matchers(policy: ir.Policy) -> list[str]:
     """Every matcher name the policy's rules mention (contains, count, redact)."""
     names: list[str] = []
-
-    def visit(e: object) -> None:
-        if isinstance(e, ir.Contains | ir.CountOf):
-            names.extend(e.matchers)
-        if hasattr(e, "__slots__"):
-            for slot in e.__slots__:
-                child = getattr(e, slot, None)
-                if isinstance(child, tuple):
-                    for c in child:
-                        visit(c[1] if isinstance(c, tuple) and len(c) == 2 else c)
-                elif child is not None and type(child).__module__ == ir.__name__:
-                    visit(child)
-
     for rule in policy.rules:
         if rule.cond is not None:
-            visit(rule.cond)
+            for node in ir.walk(rule.cond):
+                if isinstance(node, ir.Contains | ir.CountOf):
+                    names.extend(node.matchers)
         names.extend(rule.redact)
     return names

@@ -123,8 +123,9 @@ class Policy:
                                     mask = fn(request, state, tool, entry.tags, stage)
                                 except Exception:  # noqa: BLE001 - the interpreter says why
                                     return interpret(entry, request, state, tool, stage)
-                            if state is None:
-                                # Masks with a redaction are never cached (see _finish).
+                            if state is None or not state.approved_groups:
+                                # Masks with a redaction are never cached (see _finish), and
+                                # without grants the matched rules alone fix the decision.
                                 decision: Decision | None = entry.cached(mask)
                                 if decision is not None:
                                     return decision

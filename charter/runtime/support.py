@@ -135,23 +135,24 @@ def has(req: Mapping[str, Any], root: str, keys: Sequence[str], name: str) -> bo
     return True
 
 
+_NO_LABELS: frozenset[str] = frozenset()
+
+
 def labels(req: Mapping[str, Any], st: Snapshot | None) -> frozenset[str]:
     session = req.get("session")
-    own: frozenset[str] = frozenset()
+    own = _NO_LABELS
     if isinstance(session, dict) and "labels" in session:
         raw = session["labels"]
         if not isinstance(raw, list | tuple) or any(type(x) is not str for x in raw):
             raise TypeError("session.labels: expected a list of strings")
         own = frozenset(raw)
-    return own | st.labels if st is not None else own
+    if st is None:
+        return own
+    return own | st.labels if own else st.labels
 
 
 def counter(st: Snapshot, cid: str, key: object) -> int | Decimal:
     return st.counters.get((cid, check_str(key)), 0)
-
-
-def session_id(req: Mapping[str, Any]) -> str:
-    return check_str(req["session"]["id"])
 
 
 def estimate(req: Mapping[str, Any], field: str, check: Any) -> Any:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import Clock
+from guard_helpers import Clock
 
 from charter import Decision, Guard, Policy
 from charter.runtime.guard_plan import session_counter_id

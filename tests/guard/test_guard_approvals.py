@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Clock
+from guard_helpers import Clock
 
 from charter import Decision, Guard, Policy
 from charter.runtime.approvals import Grant, mint_grant

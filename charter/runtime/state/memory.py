@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
+from decimal import Decimal
 
 from .base import (
     HISTORY_LIMIT,
+    SCALE,
     Amount,
     HistoryEntry,
     Reservation,
@@ -22,13 +26,33 @@ from .base import (
     encode_fields,
     from_units,
     to_units,
-    window_end,
 )
 
-__all__ = ["MemoryStore"]
+__all__ = ["CounterUnits", "MemoryStore"]
 
 # (counter_id, key, bucket) identifies one window of one counter.
 _Slot = tuple[str, str, int]
+
+CounterUnits = tuple[str, str, int | None, int, int | None]
+"""A reservation in store units: (counter_id, key, window_seconds, units, limit units or
+None), as `MemoryStore.reserve_units` takes it."""
+
+_INT_UNIT = 10**SCALE
+_EMPTY: frozenset[str] = frozenset()
+_floor = math.floor
+
+
+def _bucket(window: int, now: float) -> int:
+    """`bucket_of` for a window that is not None."""
+    if window > 0:
+        return _floor(now / window)
+    return bucket_of(window, now)  # raises
+
+
+def _usage(units: int) -> Decimal:
+    """`from_units`, with a shortcut for whole amounts (call counts, integral costs)."""
+    whole, frac = divmod(units, _INT_UNIT)
+    return Decimal(whole) if not frac else from_units(units)
 
 
 class MemoryStore:
@@ -41,9 +65,20 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._units: dict[_Slot, int] = {}
         self._expires: dict[_Slot, float] = {}
-        # token -> [(slot, reserved units)]
-        self._reservations: dict[str, list[tuple[_Slot, int]]] = {}
-        self._labels: dict[str, set[str]] = {}
+        # token number -> ((slot, reserved units), ...); the token is `_token_prefix` + number
+        self._reservations: dict[int, tuple[tuple[_Slot, int], ...]] = {}
+        # Reservation tokens only mean something to this store instance: `settle`/`release`
+        # look them up in `_reservations` and ignore any other string. So a token needs to
+        # be unique within the instance (a counter, taken under the lock, never repeats)
+        # and should not name another instance's reservation if a token is presented to the
+        # wrong store: the random per-instance prefix makes that collision as unlikely as
+        # guessing a random token. (Whoever holds the store can settle any of its
+        # reservations anyway, so unpredictable tokens would protect nothing more; and
+        # `secrets.token_urlsafe` per reservation cost a syscall on the Guard's hot path.)
+        self._token_prefix = secrets.token_urlsafe(9) + "."
+        self._token_seq = itertools.count(1)
+        # Stored frozen and replaced on change, so reads share them without copying.
+        self._labels: dict[str, frozenset[str]] = {}
         self._history: dict[tuple[str, str], deque[tuple[float, bytes]]] = {}
         self._nonces: dict[str, float] = {}
         self._calls: dict[str, tuple[int, int]] = {}
@@ -56,8 +91,8 @@ class MemoryStore:
             usage = {}
             for ref in query.counters:
                 slot = (ref.counter_id, ref.key, bucket_of(ref.window_seconds, now))
-                usage[(ref.counter_id, ref.key)] = from_units(self._live_units(slot, now))
-            labels = frozenset(self._labels.get(query.session_id, ())) if query.labels else None
+                usage[(ref.counter_id, ref.key)] = _usage(self._live_units(slot, now))
+            labels = self._labels.get(query.session_id, _EMPTY) if query.labels else _EMPTY
             sid = query.session_id
             raw = {t: list(self._history.get((sid, t), ())) for t in query.history_tools}
             calls = self._calls.get(query.session_id, (0, 0))
@@ -66,40 +101,179 @@ class MemoryStore:
             tool: tuple(HistoryEntry(at, decode_fields(data)) for at, data in entries)
             for tool, entries in raw.items()
         }
-        return StateSnapshot(usage, labels or frozenset(), history, SessionCalls(*calls))
+        return StateSnapshot(usage, labels, history, SessionCalls(*calls))
+
+    def read_counters(
+        self, counters: Sequence[tuple[str, str, int | None]], session_id: str, labels: bool,
+        now: float,
+    ) -> tuple[dict[tuple[str, str], Decimal], frozenset[str]]:
+        """The usage and labels parts of `read` for (counter_id, key, window_seconds)
+        counters, without a query or a snapshot object: the Guard's hot path.
+
+        Returns the same values as `read(StateQuery(session_id, counters, (), labels), now)`.
+        """
+        usage: dict[tuple[str, str], Decimal] = {}
+        with self._lock:
+            units = self._units
+            expires = self._expires
+            for cid, key, window in counters:
+                slot = (cid, key, 0 if window is None else _bucket(window, now))
+                exp = expires.get(slot)
+                usage[(cid, key)] = _usage(
+                    units.get(slot, 0) if exp is None or exp > now else 0)
+            found = self._labels.get(session_id, _EMPTY) if labels else _EMPTY
+        return usage, found
+
+    def read_key(
+        self, counters: Sequence[tuple[str, int | None]], key: str, labels: bool, now: float,
+        whole_as_int: bool = False,
+    ) -> tuple[dict[tuple[str, str], Decimal | int], frozenset[str]]:
+        """`read_counters` for (counter_id, window_seconds) counters all keyed by `key`, and
+        the labels of session `key`. With `whole_as_int`, a whole usage comes as an `int`
+        (equal to the `Decimal`; the caller knows that is the same to it)."""
+        usage: dict[tuple[str, str], Decimal | int] = {}
+        units = self._units
+        expires = self._expires
+        lock = self._lock
+        lock.acquire()  # not `with`: on this path its protocol costs as much as the lock
+        try:
+            for cid, window in counters:
+                if window is None:
+                    used = units.get((cid, key, 0), 0)
+                else:
+                    slot = (cid, key, _floor(now / window) if window > 0
+                            else bucket_of(window, now))
+                    exp = expires.get(slot)
+                    used = units.get(slot, 0) if exp is None or exp > now else 0
+                whole, frac = divmod(used, _INT_UNIT)
+                usage[(cid, key)] = (from_units(used) if frac else whole if whole_as_int
+                                     else Decimal(whole))
+            found = self._labels.get(key, _EMPTY) if labels else _EMPTY
+        finally:
+            lock.release()
+        return usage, found
 
     def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
         """See `Store.reserve`."""
-        plan = [
-            (
-                (r.counter_id, r.key, bucket_of(r.window_seconds, now)),
-                window_end(r.window_seconds, bucket_of(r.window_seconds, now)),
-                to_units(r.amount),
-                None if r.limit is None else to_units(r.limit),
-            )
+        items: list[CounterUnits] = [
+            (r.counter_id, r.key, r.window_seconds, to_units(r.amount),
+             None if r.limit is None else to_units(r.limit))
             for r in reservations
         ]
+        ok, token_or_failed = self.reserve_units(items, now)
+        if ok:
+            return ReserveResult(ok=True, token=token_or_failed)
+        return ReserveResult(ok=False, failed=token_or_failed)
+
+    def reserve_units(self, items: Sequence[CounterUnits], now: float) -> tuple[bool, str]:
+        """`reserve` with amounts and limits already in units (`to_units`, rounded up):
+        atomically add every amount if all stay within their limits, else add none.
+
+        Returns (True, token) or (False, the counter_id of the first counter that would
+        overflow).
+        """
         with self._lock:
             pending: dict[_Slot, int] = {}
-            for (slot, _, units, limit), r in zip(plan, reservations, strict=True):
-                used = pending.get(slot, self._live_units(slot, now)) + units
+            planned: list[tuple[_Slot, float | None, int]] = []
+            for cid, key, window, amount, limit in items:
+                if window is None:
+                    slot, end = (cid, key, 0), None
+                else:
+                    bucket = _bucket(window, now)
+                    slot, end = (cid, key, bucket), float((bucket + 1) * window)
+                used = pending.get(slot)
+                if used is None:
+                    used = self._live_units(slot, now)
+                used += amount
                 if limit is not None and used > limit:
-                    return ReserveResult(ok=False, failed=r.counter_id)
+                    return False, cid
                 pending[slot] = used
-            for slot, expires, _, _ in plan:
-                self._units[slot] = pending[slot]
-                if expires is not None:
-                    self._expires[slot] = expires
-            token = secrets.token_urlsafe(16)
-            self._reservations[token] = [(slot, units) for slot, _, units, _ in plan]
-            self._note_write(now)
-        return ReserveResult(ok=True, token=token)
+                planned.append((slot, end, amount))
+            return True, self._commit(pending, planned, now)
+
+    def reserve_key(
+        self, items: Sequence[tuple[str, int | None, int, int | None]], key: str, now: float,
+    ) -> tuple[bool, str]:
+        """`reserve_units` for (counter_id, window_seconds, units, limit units) counters all
+        keyed by `key`.
+
+        Tokens (here and from `reserve`) are made of ASCII letters, digits, "-", "_" and ".".
+        """
+        if len(items) != 1:
+            with self._lock:
+                pending: dict[_Slot, int] = {}
+                planned: list[tuple[_Slot, float | None, int]] = []
+                for cid, window, amount, limit in items:
+                    if window is None:
+                        slot, end = (cid, key, 0), None
+                    else:
+                        bucket = _bucket(window, now)
+                        slot, end = (cid, key, bucket), float((bucket + 1) * window)
+                    used = pending.get(slot)
+                    if used is None:
+                        used = self._live_units(slot, now)
+                    used += amount
+                    if limit is not None and used > limit:
+                        return False, cid
+                    pending[slot] = used
+                    planned.append((slot, end, amount))
+                return True, self._commit(pending, planned, now)
+        # One counter (the usual case), inline.
+        cid, window, amount, limit = items[0]
+        units = self._units
+        lock = self._lock
+        lock.acquire()  # not `with`: see `read_key`
+        try:
+            if window is None:
+                slot = (cid, key, 0)
+                used = units.get(slot, 0) + amount
+                if limit is not None and used > limit:
+                    return False, cid
+            else:
+                bucket = _floor(now / window) if window > 0 else bucket_of(window, now)
+                slot = (cid, key, bucket)
+                exp = self._expires.get(slot)
+                used = (units.get(slot, 0) if exp is None or exp > now else 0) + amount
+                if limit is not None and used > limit:
+                    return False, cid
+                if exp is None or exp <= now:
+                    self._expires[slot] = float((bucket + 1) * window)
+            units[slot] = used
+            seq = next(self._token_seq)
+            self._reservations[seq] = ((slot, amount),)
+            if not seq % self._prune_every:
+                self._prune(now)
+        finally:
+            lock.release()
+        return True, self._token_prefix + str(seq)
+
+    def _commit(self, pending: dict[_Slot, int], planned: list[tuple[_Slot, float | None, int]],
+                now: float) -> str:
+        """Apply a checked reservation (under the lock) and return its token."""
+        for slot, end, _ in planned:
+            self._units[slot] = pending[slot]
+            if end is not None:
+                self._expires[slot] = end
+        seq = next(self._token_seq)
+        self._reservations[seq] = tuple((slot, amount) for slot, _, amount in planned)
+        if not seq % self._prune_every:
+            self._prune(now)
+        return self._token_prefix + str(seq)
+
+    def _token_number(self, token: str) -> int | None:
+        """The number of a token of this store, None for any other string."""
+        prefix = self._token_prefix
+        if not token.startswith(prefix):
+            return None
+        digits = token[len(prefix):]
+        return int(digits) if digits.isascii() and digits.isdigit() else None
 
     def settle(self, token: str, actual: Mapping[tuple[str, str], Amount], now: float) -> None:
         """See `Store.settle`."""
         actual_units = {k: to_units(v) for k, v in actual.items()}
+        seq = self._token_number(token)
         with self._lock:
-            entries = self._reservations.pop(token, None)
+            entries = self._reservations.pop(seq, None) if seq is not None else None
             if entries is None:
                 return
             for slot, reserved in entries:
@@ -111,15 +285,25 @@ class MemoryStore:
 
     def release(self, token: str, now: float) -> None:
         """See `Store.release`."""
+        seq = self._token_number(token)
+        if seq is None:
+            return
         with self._lock:
-            entries = self._reservations.get(token, [])
-            zeros: dict[tuple[str, str], Amount] = {(s[0], s[1]): 0 for s, _ in entries}
-        self.settle(token, zeros, now)
+            # `settle` with zero for every counter of the reservation.
+            entries = self._reservations.pop(seq, None)
+            if entries is None:
+                return
+            for slot, reserved in entries:
+                if slot in self._units:
+                    self._units[slot] -= reserved
 
     def add_labels(self, session_id: str, labels: Collection[str]) -> None:
         """See `Store.add_labels`."""
         with self._lock:
-            self._labels.setdefault(session_id, set()).update(labels)
+            old = self._labels.get(session_id, _EMPTY)
+            new = old.union(labels)
+            if len(new) != len(old):
+                self._labels[session_id] = new
 
     def record_call(
         self, session_id: str, tool: str, fields: Mapping[str, object], now: float
@@ -163,11 +347,21 @@ class MemoryStore:
 
     def _note_write(self, now: float) -> None:
         self._writes += 1
-        if self._writes % self._prune_every:
-            return
-        for slot in [s for s, exp in self._expires.items() if exp <= now]:
+        if not self._writes % self._prune_every:
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        expired = {s for s, exp in self._expires.items() if exp <= now}
+        for slot in expired:
             del self._expires[slot]
             self._units.pop(slot, None)
+        if expired:
+            # Settling a reservation whose every window is gone does nothing (see `settle`):
+            # forget it, so that unsettled reservations of past windows do not pile up.
+            units = self._units
+            for seq in [n for n, entries in self._reservations.items()
+                        if all(slot not in units for slot, _ in entries)]:
+                del self._reservations[seq]
         # Nonces are kept a minute past expiry so clock skew between hosts cannot revive one.
         for nonce in [n for n, exp in self._nonces.items() if exp + 60 <= now]:
             del self._nonces[nonce]

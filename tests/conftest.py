@@ -1,4 +1,4 @@
-"""Fixtures for the runtime tests: a real redis-server, and one `store` per backend."""
+"""Fixtures shared by the runtime and Guard tests: a real redis-server, one `store` per backend."""
 
 from __future__ import annotations
 
