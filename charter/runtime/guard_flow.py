@@ -342,13 +342,7 @@ class Flow:
                 decision, rejected = self._consume(req, st, decision, valid, rejected, token)
                 if not decision.allowed:
                     token = None  # released by _consume
-            if decision.allowed and needs.record is not None and sid is not None:
-                args = req.get("args")
-                args = args if isinstance(args, dict) else {}
-                store.record_call(sid, call.name,
-                                  {f: args[f] for f in needs.record if f in args}, now)
-            if decision.labels and sid is not None:
-                store.add_labels(sid, decision.labels)
+            self._record(req, call.name, needs, decision, sid, token, now)
         except BaseException:
             if token is not None:
                 self._release_quietly(token, now)

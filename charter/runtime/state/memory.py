@@ -200,24 +200,8 @@ class MemoryStore:
         Tokens (here and from `reserve`) are made of ASCII letters, digits, "-", "_" and ".".
         """
         if len(items) != 1:
-            with self._lock:
-                pending: dict[_Slot, int] = {}
-                planned: list[tuple[_Slot, float | None, int]] = []
-                for cid, window, amount, limit in items:
-                    if window is None:
-                        slot, end = (cid, key, 0), None
-                    else:
-                        bucket = _bucket(window, now)
-                        slot, end = (cid, key, bucket), float((bucket + 1) * window)
-                    used = pending.get(slot)
-                    if used is None:
-                        used = self._live_units(slot, now)
-                    used += amount
-                    if limit is not None and used > limit:
-                        return False, cid
-                    pending[slot] = used
-                    planned.append((slot, end, amount))
-                return True, self._commit(pending, planned, now)
+            return self.reserve_units(
+                [(cid, key, window, amount, limit) for cid, window, amount, limit in items], now)
         # One counter (the usual case), inline.
         cid, window, amount, limit = items[0]
         units = self._units
