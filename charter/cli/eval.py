@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import msgspec
@@ -24,16 +25,15 @@ def eval_cmd(policy: str, request: str, fail_on_deny: bool) -> None:
     pol = load_policy(policy)
     all_allowed = True
     folder = Path(request)
+    named: list[tuple[str | None, Any]]
     if request != "-" and folder.is_dir():
-        for file in sorted(folder.glob("*.json")):
-            for req in read_requests(str(file)):
-                decision = pol.decide(req)
-                all_allowed &= decision.allowed
-                line = {"request": file.name, "decision": decision}
-                click.echo(msgspec.json.encode(line).decode())
+        named = [(file.name, req) for file in sorted(folder.glob("*.json"))
+                 for req in read_requests(str(file))]
     else:
-        for req in read_requests(request):
-            decision = pol.decide(req)
-            all_allowed &= decision.allowed
-            click.echo(msgspec.json.encode(decision).decode())
+        named = [(None, req) for req in read_requests(request)]
+    for name, req in named:
+        decision = pol.decide(req)
+        all_allowed &= decision.allowed
+        line = decision if name is None else {"request": name, "decision": decision}
+        click.echo(msgspec.json.encode(line).decode())
     sys.exit(EXIT_FAILED if fail_on_deny and not all_allowed else EXIT_OK)

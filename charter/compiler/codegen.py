@@ -40,26 +40,13 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
     return ns
 
 
-# Checks that can be tested inline before paying for a call; `{v}` is the value.
-_INLINE_CHECK = {
-    "coll": "{v}.__class__ is not list",
-    "map": "{v}.__class__ is not dict",
-    "str": "{v}.__class__ is not str",
-    "bool": "{v}.__class__ is not bool",
-    "int": "{v}.__class__ is not int",
-    "num": "{v}.__class__ is not int and {v}.__class__ is not _Decimal",
-}
-
-
+# Run-time checks that pass exactly when the value is of one built-in class, and then return
+# the value itself: generated code tests the class inline and only calls the check otherwise.
+_EXACT_CLASS = {"coll": "list", "map": "dict", "str": "str", "bool": "bool", "int": "int"}
+_INLINE_OK = {check: f"{{v}}.__class__ is {cls}" for check, cls in _EXACT_CLASS.items()}
+_INLINE_CHECK = {check: f"{{v}}.__class__ is not {cls}" for check, cls in _EXACT_CLASS.items()}
+_INLINE_CHECK["num"] = "{v}.__class__ is not int and {v}.__class__ is not _Decimal"
 _SESSION_ID = ir.Path("session", ("id",), "str", "session.id")
-_IDENTITY_CHECKS = ("str", "bool", "int", "coll", "map")
-_INLINE_OK = {
-    "coll": "{v}.__class__ is list",
-    "map": "{v}.__class__ is dict",
-    "str": "{v}.__class__ is str",
-    "bool": "{v}.__class__ is bool",
-    "int": "{v}.__class__ is int",
-}
 
 
 def _inline_like(glob: str, value: str, const: Any) -> str | None:
@@ -151,9 +138,9 @@ class Emitter:
             if p in self.hoisted or _special(p):
                 continue
             # A field read untyped where a typed read of it exists: reuse the typed read
-            # when its check returns the value itself (str, bool, int).
+            # when its check returns the value itself.
             twin = next((q for q in self.hoisted if q.root == p.root and q.keys == p.keys
-                         and p.check == "any" and q.check in _IDENTITY_CHECKS), None)
+                         and p.check == "any" and q.check in _EXACT_CLASS), None)
             if twin is not None:
                 self.hoisted[p] = self.hoisted[twin]
                 continue

@@ -103,8 +103,7 @@ class Policy:
             try:
                 if request.__class__ is dict:
                     tool = request.get("tool")
-                    if tool.__class__ is not str and tool.__class__ is dict and not tool.get(
-                            "tags"):
+                    if tool.__class__ is dict and not tool.get("tags"):
                         tool = tool.get("name")  # {"name": ...} without tags: same entry
                     if tool.__class__ is str:
                         stage = request.get("stage")

@@ -76,8 +76,7 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _time_arg(value: object) -> datetime:
-    moment = value if isinstance(value, datetime) else to_time(value)
-    return moment.astimezone(UTC)
+    return to_time(value).astimezone(UTC)
 
 
 def hour_of(value: object) -> int:
