@@ -6,12 +6,15 @@ Two calls per store:
 - "stateless": a call no budget, limit, label or history rule applies to — the Guard adds
   a cache lookup and nothing else (no store access);
 - "stateful": a rate-limited call that also reads session labels — one store read and one
-  atomic reservation per check.
+  atomic reservation per check (one locked step on memory: docs/state.md, "Reserving
+  first").
 A third row, "settled", times `check` followed by `settle` of its reservation (what a host
 does for every allowed call; the "stateful" row never settles, so its reservations pile up
 in the store), still over `decide` of the same request.
-The Redis row runs only if a `redis-server` can be started (on a free loopback port; it is
-stopped afterwards). Ratios are `check / decide` for the same request.
+The memory target of issue 5 (under 2x) is checked on the first two memory rows (`check`
+alone) and printed as PASS or FAIL. The Redis row runs only if a `redis-server` can be
+started (on a free loopback port; it is stopped afterwards). Ratios are `check / decide`
+for the same request.
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("redis: skipped (no redis-server or redis client)")
         print(f"{'store':<8} {'call':<10} {'decide µs':>10} {'check µs':>10} {'ratio':>7}")
+        memory_ratios: list[float] = []
         for name, store in stores:
             guard = charter.Guard(policy, state=store)
             for call, request in REQUESTS.items():
@@ -139,12 +143,17 @@ def main(argv: list[str] | None = None) -> int:
                 check = per_call_us(lambda r=request, g=guard: g.check(r), seconds)
                 print(f"{name:<8} {call:<10} {decide:>10.2f} {check:>10.2f} "
                       f"{check / decide:>6.2f}x")
+                if name == "memory":
+                    memory_ratios.append(check / decide)
             request = REQUESTS["stateful"]
             decide = per_call_us(lambda r=request: policy.decide(r), seconds)
             check = per_call_us(lambda r=request, g=guard: g.settle(g.check(r)), seconds)
             print(f"{name:<8} {'settled':<10} {decide:>10.2f} {check:>10.2f} "
                   f"{check / decide:>6.2f}x")
             store.close()
+    worst = max(memory_ratios)
+    print(f"memory target: check under 2x decide (worst {worst:.2f}x): "
+          f"{'PASS' if worst < 2 else 'FAIL'}")
     return 0
 
 

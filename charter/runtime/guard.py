@@ -25,6 +25,7 @@ from charter.runtime.approvals import Grant, mint_grant
 from charter.runtime.audit import AuditLog
 from charter.runtime.decision import Decision
 from charter.runtime.guard_flow import Call, Flow, deny, session_id
+from charter.runtime.guard_lean import Runner, lean_runner
 from charter.runtime.guard_plan import GuardPlan
 from charter.runtime.policy import STAGES, Policy
 from charter.runtime.state import MemoryStore, Store
@@ -62,6 +63,10 @@ class Guard:
         self.clock = clock
         self.plan = GuardPlan(policy.ir, policy.plan)
         self._flow = Flow(self)
+        self._lean = self.plan.lean
+        # Counters and labels over the default store: the lean stateful path (`guard_lean`).
+        self._memory = type(self.store) is MemoryStore
+        self._runners: dict[tuple[str, str], Runner] = {}
         self._context = guard_tool.new_context_var()
 
     # ── deciding ─────────────────────────────────────────────────────────────
@@ -78,20 +83,18 @@ class Guard:
             tool = request.get("tool")
             if type(tool) is str:
                 kind = (request.get("stage", "tool_call"), tool)
-                lean = self.plan.lean.get(kind)
-                if lean is not None:
+                if kind in self._lean:
                     # The lean path: a call that needs no state costs one dict lookup over
                     # decide().
                     if not request.get("approvals"):
                         decision = self.policy.decide(request)
                         if decision.effect == "allow":
                             return decision
-                elif type(self.store) is MemoryStore and not request.get("approvals"):
-                    # Counters and labels over the default store: a lean stateful path.
-                    needs = self.plan.memory.get(kind)
-                    if needs is not None:
+                elif self._memory and not request.get("approvals"):
+                    run = self._runners.get(kind) or self._runner(kind)
+                    if run is not None:
                         try:
-                            return self._flow.memory(request, kind[0], tool, needs)
+                            return run(request)
                         except Exception as err:  # noqa: BLE001 - nothing raises into the host
                             return deny(self.policy, f"internal error in the guard: {err!r}")
         start = time.perf_counter_ns() if log is not None else 0
@@ -104,6 +107,15 @@ class Guard:
         if log is not None:
             self._write_log(log, call, decision, start)
         return decision
+
+    def _runner(self, kind: tuple[str, str]) -> Runner | None:
+        """The lean path of a kind of call with a memory plan, made on first use."""
+        needs = self.plan.memory.get(kind)
+        if needs is None or needs.memory is None:
+            return None
+        store: MemoryStore = self.store  # type: ignore[assignment]  # `_memory` says so
+        run = self._runners[kind] = lean_runner(self._flow, *kind, needs, needs.memory, store)
+        return run
 
     def _call(self, request: object) -> Call | None:
         """The request, read; None when it is malformed (the policy then says why)."""

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, cast
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -26,6 +27,7 @@ from charter.runtime.approvals import (
 from charter.runtime.combine import rule_reason
 from charter.runtime.decision import Decision
 from charter.runtime.guard_plan import (
+    NO_ESTIMATE,
     SESSION_COUNTS,
     CounterUse,
     MemoryPlan,
@@ -49,7 +51,8 @@ if TYPE_CHECKING:
     from charter.runtime.guard import Guard
     from charter.runtime.policy import Policy
 
-__all__ = ["Call", "Flow", "deny", "session_id"]
+__all__ = ["JSON_KEYS", "NO_GROUPS", "NO_HISTORY", "Call", "Flow", "deny", "reservation_text",
+           "session_id", "units_of"]
 
 _LOG = logging.getLogger("charter.guard")
 _REJECTED: Final = {
@@ -62,10 +65,9 @@ _REJECTED: Final = {
 _NO_DIGEST = "approval rejected: the action's args cannot be canonicalised"
 _RESERVATION = msgspec.json.Decoder(tuple[str, list[tuple[str, str, str]]])
 _ENCODE = msgspec.json.encode
-_NO_GROUPS: frozenset[str] = frozenset()
+NO_GROUPS: frozenset[str] = frozenset()
 _NO_LABELS: frozenset[str] = frozenset()
-# Store units charged per metric when the request sends no estimate: one call.
-_NO_ESTIMATE: Final = {"calls": to_units(1), "cost_usd": 0, "tokens": 0}
+NO_HISTORY: Mapping[str, Any] = MappingProxyType({})
 
 # (counter, its key or None when the key field is missing, the missing field's error)
 _Use = tuple[CounterUse, str | None, str | None]
@@ -115,77 +117,9 @@ class Flow:
     def _digest(self, call: Call) -> str | None:
         return _digest(call.stage, call.name, call.req)
 
-    # ── the lean stateful path ───────────────────────────────────────────────
+    # ── the memory path (see guard_lean) ─────────────────────────────────────
 
-    def memory(self, req: dict[str, Any], stage: str, name: str, needs: Needs) -> Decision:
-        """`_stateful` for a call with a `Needs.memory` plan over a `MemoryStore` (exactly;
-        a subclass may override what this path bypasses), with no approvals presented.
-
-        The same read, decision, reservation, records and result, without the store-neutral
-        query, snapshot and reservation objects, and with what only depends on the kind of
-        call taken from the plan. `Guard.check` chooses it.
-        """
-        g = self.g
-        plan = cast(MemoryPlan, needs.memory)  # `Guard.check` checked both
-        store = cast(MemoryStore, g.store)
-        session = req.get("session")
-        sid = session.get("id") if isinstance(session, dict) else None
-        if not plan.simple or type(sid) is not str:
-            return self._memory(req, stage, name, needs, plan, store)
-        try:
-            now = g.clock()
-            if plan.refs or needs.labels:
-                usage, labels = store.read_key(plan.refs, sid, needs.labels, now,
-                                               plan.int_usage)
-            else:
-                usage, labels = {}, _NO_LABELS
-            # Snapshot(usage, labels, {}, frozenset(), now), inline (see `_snapshot`).
-            st: Snapshot = _NEW(Snapshot)
-            _SET_COUNTERS(st, usage)
-            _SET_LABELS(st, labels)
-            _SET_HISTORY(st, {})
-            _SET_GROUPS(st, _NO_GROUPS)
-            _SET_NOW(st, now)
-            decision = g.policy.decide(req, st)
-            token: str | None = None
-            if decision.allowed and stage == "tool_call":
-                estimate = req.get("estimate")
-                if estimate is None:
-                    units = _NO_ESTIMATE
-                else:
-                    try:
-                        units = _units(estimate)
-                    except TypeError as err:
-                        return self._finish(req, stage, name, needs, deny(
-                            g.policy, f"request error: estimate: {err}"), None)
-                charge = plan.charge
-                if charge:
-                    if len(charge) == 1:
-                        cid, window, metric, limit, _ = charge[0]
-                        ok, got = store.reserve_key(((cid, window, units[metric], limit),),
-                                                    sid, now)
-                    else:
-                        ok, got = store.reserve_key(
-                            [(cid, window, units[metric], limit)
-                             for cid, window, metric, limit, _ in charge], sid, now)
-                    if not ok:
-                        failed = next(c[4] for c in charge if c[0] == got)
-                        decision = self._over_limit(decision, failed)
-                    elif len(charge) == 1 and (key_json := _JSON_KEYS.get(sid)) is not None:
-                        # `_reservation`, inline for one counter.
-                        before, after = plan.charge_json[0]
-                        token = f'["{got}",[{before}{key_json}{after}]]'
-                    else:
-                        token = _reservation(got, sid, plan.charge_json)
-            if decision.labels or (needs.record is not None and decision.allowed):
-                self._record(req, name, needs, decision, sid, token, now)
-        except StoreError as err:
-            return deny(g.policy, f"state store unavailable: {err}")
-        if token is not None and not needs.approvals and decision.effect == "allow":
-            return _REPLACE(decision, reservation=token)
-        return self._finish(req, stage, name, needs, decision, token)
-
-    def _record(self, req: dict[str, Any], name: str, needs: Needs, decision: Decision,
+    def record(self, req: dict[str, Any], name: str, needs: Needs, decision: Decision,
                 sid: str | None, token: str | None, now: float) -> None:
         """Remember an allowed call's fields and the labels added (releasing the reservation
         if that fails)."""
@@ -204,7 +138,7 @@ class Flow:
             raise
 
     @staticmethod
-    def _finish(req: dict[str, Any], stage: str, name: str, needs: Needs, decision: Decision,
+    def finish(req: dict[str, Any], stage: str, name: str, needs: Needs, decision: Decision,
                 token: str | None) -> Decision:
         """The decision with its reservation token and, when it can be approved, action."""
         if decision.effect == "require_approval" or (needs.approvals and not decision.allowed):
@@ -216,10 +150,12 @@ class Flow:
             return msgspec.structs.replace(decision, reservation=token)
         return decision
 
-    def _memory(self, req: dict[str, Any], stage: str, name: str, needs: Needs,
+    def memory(self, req: dict[str, Any], stage: str, name: str, needs: Needs,
                 plan: MemoryPlan, store: MemoryStore) -> Decision:
-        """`memory` for counters keyed by request paths or with scope conditions, or a
-        request without a session id."""
+        """`_stateful` for a call with a `Needs.memory` plan over a `MemoryStore`, with no
+        approvals presented: the lean path (`guard_lean`) for counters keyed by request
+        paths or with scope conditions, a request without a session id or with an estimate
+        that is not valid."""
         try:
             now = self.g.clock()
             sid = session_id(req)
@@ -239,16 +175,16 @@ class Flow:
                 usage, labels = store.read_counters(refs, sid or "", needs.labels, now)
             else:
                 usage, labels = {}, _NO_LABELS
-            st = _snapshot(usage, labels, now)
+            st = Snapshot(usage, labels, NO_HISTORY, NO_GROUPS, now)
             decision = policy.decide(req, st)
             token: str | None = None
             if decision.allowed and stage == "tool_call":
                 decision, token = self._reserve_units(req, st, stage, name, needs, plan,
                                                       decision, uses, store, now)
-            self._record(req, name, needs, decision, sid, token, now)
+            self.record(req, name, needs, decision, sid, token, now)
         except StoreError as err:
             return deny(self.g.policy, f"state store unavailable: {err}")
-        return self._finish(req, stage, name, needs, decision, token)
+        return self.finish(req, stage, name, needs, decision, token)
 
     def _reserve_units(self, req: dict[str, Any], st: Snapshot, stage: str, name: str,
                        needs: Needs, plan: MemoryPlan, decision: Decision,
@@ -257,7 +193,7 @@ class Flow:
         """`_reserve` with no grants presented, through `MemoryStore.reserve_units`."""
         estimate = req.get("estimate")
         try:
-            units = _NO_ESTIMATE if estimate is None else _units(estimate)
+            units = NO_ESTIMATE if estimate is None else units_of(estimate)
         except TypeError as err:
             return deny(self.g.policy, f"request error: estimate: {err}"), None
         ctx = Ctx(req, st, stage, name, needs.tags, self.g.policy.matchers) if (
@@ -283,7 +219,7 @@ class Flow:
             now)
         if not ok:
             failed = next(c[4] for (cid, _), c in charge.items() if cid == token)
-            return self._over_limit(decision, failed), None
+            return self.over_limit(decision, failed), None
         return decision, _ENCODE(
             (token, [(cid, key, c[4].metric) for (cid, key), c in charge.items()])).decode()
 
@@ -342,7 +278,7 @@ class Flow:
                 decision, rejected = self._consume(req, st, decision, valid, rejected, token)
                 if not decision.allowed:
                     token = None  # released by _consume
-            self._record(req, call.name, needs, decision, sid, token, now)
+            self.record(req, call.name, needs, decision, sid, token, now)
         except BaseException:
             if token is not None:
                 self._release_quietly(token, now)
@@ -415,11 +351,11 @@ class Flow:
              for (cid, key), (w, amount, limit, _) in charge.items()], now)
         if not result.ok or result.token is None:
             failed = next(u for (cid, _), (_, _, _, u) in charge.items() if cid == result.failed)
-            return self._over_limit(decision, failed), None
+            return self.over_limit(decision, failed), None
         entries = [(cid, key, u.metric) for (cid, key), (_, _, _, u) in charge.items()]
         return decision, msgspec.json.encode((result.token, entries)).decode()
 
-    def _over_limit(self, decision: Decision, use: CounterUse) -> Decision:
+    def over_limit(self, decision: Decision, use: CounterUse) -> Decision:
         rule = use.rule
         assert rule is not None  # only rules set limits
         reason = rule_reason(rule)
@@ -453,9 +389,14 @@ class Flow:
             self._release_quietly(token, st.now or 0.0)
         return (again if not again.allowed else decision), rejected
 
-    def _release_quietly(self, token: str, now: float) -> None:
+    def _release_quietly(self, reservation: str, now: float) -> None:
+        """Release `decision.reservation` text, logging (not raising) a failure."""
+        self.give_back(_parse(reservation)[0], now)
+
+    def give_back(self, token: str, now: float) -> None:
+        """Release a store token, logging (not raising) a failure."""
         try:
-            self.g.store.release(_parse(token)[0], now)
+            self.g.store.release(token, now)
         except Exception:  # noqa: BLE001 - an unreleased reservation only over-counts
             _LOG.exception("cannot release a reservation")
 
@@ -467,7 +408,7 @@ class Flow:
             return True
         token, entries = _parse(decision.reservation)
         actual: dict[tuple[str, str], Decimal | int] = {}
-        if not release:
+        if not release and (cost_usd is not None or tokens is not None):
             cost = None if cost_usd is None else _amount(cost_usd, "cost_usd")
             count = None if tokens is None else _amount(tokens, "tokens")
             for cid, key, metric in entries:
@@ -485,19 +426,19 @@ class Flow:
         return True
 
 
-# JSON text of session ids, for `_reservation` (bounded: cleared when full).
-_JSON_KEYS: dict[str, str] = {}
+# JSON text of session ids, for `reservation_text` (bounded: cleared when full).
+JSON_KEYS: dict[str, str] = {}
 
 
-def _reservation(token: str, key: str, entries: tuple[tuple[str, str], ...]) -> str:
+def reservation_text(token: str, key: str, entries: tuple[tuple[str, str], ...]) -> str:
     """`decision.reservation` for a store token and counters all keyed by `key`, where
     `entries` are the JSON texts before and after the key of each (counter_id, key, metric)
     entry: the same text as `msgspec.json.encode((token, [(cid, key, metric), ...]))`."""
-    text = _JSON_KEYS.get(key)
+    text = JSON_KEYS.get(key)
     if text is None:
-        if len(_JSON_KEYS) >= 4096:
-            _JSON_KEYS.clear()
-        text = _JSON_KEYS[key] = _ENCODE(key).decode()
+        if len(JSON_KEYS) >= 4096:
+            JSON_KEYS.clear()
+        text = JSON_KEYS[key] = _ENCODE(key).decode()
     # Store tokens are letters, digits, "-", "_" and "." (`MemoryStore.reserve_key`): no
     # JSON escaping needed.
     if len(entries) == 1:
@@ -507,31 +448,9 @@ def _reservation(token: str, key: str, entries: tuple[tuple[str, str], ...]) -> 
     return f'["{token}",[{inner}]]'
 
 
-def _units(estimate: object) -> dict[str, int]:
+def units_of(estimate: object) -> dict[str, int]:
     """`_amounts` in store units (raises TypeError the same way)."""
     return {metric: to_units(amount) for metric, amount in _amounts(estimate).items()}
-
-
-_NEW = object.__new__
-_SNAPSHOT_SLOTS = tuple(getattr(Snapshot, f).__set__ for f in (
-    "counters", "labels", "history", "approved_groups", "now"))
-_SET_COUNTERS, _SET_LABELS, _SET_HISTORY, _SET_GROUPS, _SET_NOW = _SNAPSHOT_SLOTS
-_REPLACE = msgspec.structs.replace
-
-
-def _snapshot(usage: Mapping[tuple[str, str], Decimal], labels: frozenset[str],
-              now: float) -> Snapshot:
-    """`Snapshot(usage, labels, {}, frozenset(), now)`, about twice as fast: the frozen
-    dataclass's `__init__` goes through `object.__setattr__` for each field, this sets the
-    slots directly (`test_guard_memory_path` checks that the two are equal)."""
-    st: Snapshot = _NEW(Snapshot)
-    set_counters, set_labels, set_history, set_groups, set_now = _SNAPSHOT_SLOTS
-    set_counters(st, usage)
-    set_labels(st, labels)
-    set_history(st, {})
-    set_groups(st, _NO_GROUPS)
-    set_now(st, now)
-    return st
 
 
 def _digest(stage: str, name: str, req: Mapping[str, Any]) -> str | None:

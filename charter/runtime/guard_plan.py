@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -17,13 +17,15 @@ from charter.compiler import ir
 from charter.compiler.plan import Plan, target_matches
 from charter.runtime.state.base import to_units
 
-__all__ = ["SESSION_COUNTS", "CounterUse", "GuardPlan", "MemoryPlan", "Needs",
+__all__ = ["NO_ESTIMATE", "SESSION_COUNTS", "CounterUse", "GuardPlan", "MemoryPlan", "Needs",
            "session_counter_id"]
 
 Metric = Literal["cost_usd", "tokens", "calls"]
 SESSION_COUNTS = ("tool_calls", "consecutive_tool_calls")
 _SESSION_METRICS: tuple[Metric, ...] = ("cost_usd", "tokens")
 _JSON = msgspec.json.encode
+# Store units charged per metric when the request sends no estimate: one call.
+NO_ESTIMATE: Final = {"calls": to_units(1), "cost_usd": 0, "tokens": 0}
 
 
 def session_counter_id(metric: str) -> str:
@@ -79,6 +81,9 @@ class MemoryPlan:
     # number or an estimate, LIMIT a number), where a whole usage given as an `int` decides
     # exactly as the same `Decimal`: the store may then skip making the Decimal.
     int_usage: bool = False
+    # `charge` as `MemoryStore.take_key` takes it for a request without an estimate:
+    # (counter_id, window, units, limit units).
+    take: tuple[tuple[str, int | None, int, int | None], ...] = ()
 
 
 def _number(node: object) -> bool:
@@ -122,7 +127,9 @@ def _memory_plan(counters: tuple[CounterUse, ...], conds: list[ir.Expr]) -> Memo
         charge=charge,
         charge_json=tuple((f"[{_JSON(cid).decode()},", f",{_JSON(metric).decode()}]")
                           for cid, _, metric, _, _ in charge),
-        int_usage=_limit_tests_only(conds))
+        int_usage=_limit_tests_only(conds),
+        take=tuple((cid, window, NO_ESTIMATE[metric], units)
+                   for cid, window, metric, units, _ in charge))
 
 
 @dataclass(frozen=True, slots=True)

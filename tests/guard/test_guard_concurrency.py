@@ -161,3 +161,58 @@ def test_redis_processes_never_overspend(race_policy: Policy, redis_url: str) ->
     store = RedisStore(redis_url, prefix=prefix)
     _check(store, ran, settled)
     store.close()
+
+
+SESSION_POLICY = """
+policy "race-session"
+default deny
+tool "spend" (n: int)
+allow tool "spend"
+deny tool "spend" when args.n == 3 because "three is unlucky"
+budget cost_usd <= 10.00 per 1d because "session budget reached"
+limit calls(tool "spend") <= 40 per 1d because "session call limit reached"
+"""
+
+
+def test_memory_threads_never_overspend_when_reserving_first() -> None:
+    """Counters keyed by the session id take the lean path, which reserves before deciding
+    and gives back what a deny took (here every `n == 3` call): still never over the
+    limits, and nothing left behind."""
+    policy = charter.compile(SESSION_POLICY, "race.agentpolicy")
+    store = MemoryStore()
+    guard = Guard(policy, state=store, clock=lambda: NOW)
+    start = threading.Barrier(PROCESSES * THREADS)
+    granted: list[Decimal] = []
+    wrong: list[charter.Decision] = []
+    lock = threading.Lock()
+
+    def run(worker: int) -> None:
+        start.wait(timeout=30)
+        for attempt in range(TRIES):
+            decision = guard.check({
+                "tool": "spend", "args": {"n": attempt}, "session": {"id": "shared"},
+                "estimate": {"cost_usd": ESTIMATE}})
+            if attempt == 3 and "three is unlucky" not in decision.reasons:
+                wrong.append(decision)
+            if decision.allowed:
+                actual = ESTIMATE if (worker + attempt) % 2 else Decimal("0.25")
+                settled = guard.settle(decision, cost_usd=actual)
+                with lock:
+                    granted.append(actual)
+                    if not settled:
+                        wrong.append(decision)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(PROCESSES * THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
+    assert guard._runners, "the lean path was not taken"
+    ids = {c.metric: c.id for c in policy.ir.counters}
+    refs = (CounterRef(ids["calls"], "shared", 86400), CounterRef(ids["cost_usd"], "shared", 86400))
+    usage = store.read(StateQuery("shared", refs), NOW).usage
+    assert 0 < len(granted) <= 40
+    assert usage[(ids["calls"], "shared")] == len(granted)
+    assert usage[(ids["cost_usd"], "shared")] == sum(granted, Decimal(0)) <= Decimal(10)
+    assert not store._reservations

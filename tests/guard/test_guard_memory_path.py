@@ -13,9 +13,8 @@ import pytest
 import charter
 from charter import Guard
 from charter.compiler import ir
-from charter.runtime.guard_flow import _reservation, _snapshot
+from charter.runtime.guard_flow import reservation_text
 from charter.runtime.guard_plan import _limit_tests_only
-from charter.runtime.snapshot import Snapshot
 from charter.runtime.state import CounterRef, MemoryStore, Reservation, StateQuery
 
 NOW = 1_800_000_600.0
@@ -151,7 +150,7 @@ def test_the_memory_path_fails_closed_and_never_raises() -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    for text, method in ((POLICY, "read_counters"), (SIMPLE, "read_key")):
+    for text, method in ((POLICY, "read_counters"), (SIMPLE, "take_key")):
         guard = Guard(charter.compile(text, "memory.agentpolicy"), clock=Clock())
         request = {"tool": "web.fetch", "args": {"url": "https://a"}, "agent": {"id": "a"},
                    "session": {"id": "s"}}
@@ -162,22 +161,13 @@ def test_the_memory_path_fails_closed_and_never_raises() -> None:
         assert "internal error in the guard" in decision.reasons[0]
 
 
-def test_snapshot_helper_builds_the_same_snapshot() -> None:
-    usage = {("c", "k"): Decimal("1.5")}
-    labels = frozenset({"x"})
-    built = _snapshot(usage, labels, NOW)
-    assert built == Snapshot(usage, labels, {}, frozenset(), NOW)
-    assert {f for f in Snapshot.__dataclass_fields__} == {
-        "counters", "labels", "history", "approved_groups", "now"}
-
-
 @pytest.mark.parametrize("key", ["s1", 'a"b\\c', "é\n", ""])
 def test_reservation_text_is_the_json_of_token_and_entries(key: str) -> None:
     entries = (("calls:1h:3", "calls"), ('odd"id', "cost_usd"))
     pieces = tuple((f"[{msgspec.json.encode(c).decode()},",
                     f",{msgspec.json.encode(m).decode()}]") for c, m in entries)
     for n in (1, 2):
-        text = _reservation("abc-_.12", key, pieces[:n])
+        text = reservation_text("abc-_.12", key, pieces[:n])
         expected = msgspec.json.encode(
             ("abc-_.12", [(c, key, m) for c, m in entries[:n]])).decode()
         assert text == expected
@@ -250,3 +240,36 @@ def test_int_usage_only_for_plain_limit_tests() -> None:
                                          ir.Const(10))])
     assert not _limit_tests_only([ir.Cmp(">", ir.Arith("+", counter, ir.Const(1.5)),
                                          ir.Const(10))])
+
+
+def test_take_key_reads_from_before_and_reserves_all_or_nothing() -> None:
+    store = MemoryStore()
+    store.add_labels("k", ["seen"])
+    unit = 10**9
+    # One counter: usage from before the reservation, then added.
+    token, failed, usage, labels = store.take_key((("c", 60, 2 * unit, 3 * unit),), "k", True,
+                                                  NOW, True)
+    assert token is not None and failed is None
+    assert usage == {("c", "k"): 0} and labels == {"seen"}
+    token2, failed, usage, labels = store.take_key((("c", 60, 2 * unit, 3 * unit),), "k",
+                                                   False, NOW, False)
+    assert (token2, failed, labels) == (None, "c", frozenset())
+    assert usage == {("c", "k"): Decimal(2)} and type(usage[("c", "k")]) is Decimal
+    # Several counters: the first that would overflow is named and nothing is added.
+    items = (("a", None, unit, None), ("c", 60, 2 * unit, 3 * unit))
+    assert store.take_key(items, "k", False, NOW)[:2] == (None, "c")
+    store.release(token, NOW)
+    token3, failed, usage, _ = store.take_key(items, "k", False, NOW, True)
+    assert token3 is not None and failed is None and usage == {("a", "k"): 0, ("c", "k"): 0}
+    read = store.read(StateQuery("k", (CounterRef("a", "k"), CounterRef("c", "k", 60))), NOW)
+    assert read.usage == {("a", "k"): 1, ("c", "k"): 2}
+    # A new window starts empty; a fraction of a unit comes back as a Decimal.
+    token4, _, usage, _ = store.take_key((("c", 60, unit // 2, None),), "k", False, NOW + 60,
+                                         True)
+    assert usage == {("c", "k"): 0}
+    _, _, usage, _ = store.take_key((("c", 60, 0, None),), "k", False, NOW + 60, True)
+    assert usage == {("c", "k"): Decimal("0.5")}
+    store.release(token4, NOW + 60)
+    store.release(token3, NOW)
+    read = store.read(StateQuery("k", (CounterRef("a", "k"), CounterRef("c", "k", 60))), NOW)
+    assert read.usage == {("a", "k"): 0, ("c", "k"): 0}

@@ -224,12 +224,111 @@ class MemoryStore:
                     self._expires[slot] = float((bucket + 1) * window)
             units[slot] = used
             seq = next(self._token_seq)
+            token = self._token_prefix + str(seq)
             self._reservations[seq] = ((slot, amount),)
             if not seq % self._prune_every:
                 self._prune(now)
         finally:
             lock.release()
-        return True, self._token_prefix + str(seq)
+        return True, token
+
+    def take_key(
+        self, items: Sequence[tuple[str, int | None, int, int | None]], key: str, labels: bool,
+        now: float, whole_as_int: bool = False,
+    ) -> tuple[str | None, str | None, dict[tuple[str, str], Decimal | int], frozenset[str]]:
+        """`read_key` and `reserve_key` as one atomic step, for a caller that reserves
+        before it decides and releases when the decision is not an allow.
+
+        `items` are (counter_id, window_seconds, units, limit units) with distinct
+        counter ids, all keyed by `key`. Returns (token, None, usage, labels) when every
+        amount was added within its limit, else (None, the counter_id of the first that
+        would overflow, usage, labels) with nothing added. `usage` is as `read_key` gives
+        it, from before this reservation.
+        """
+        if len(items) != 1:
+            return self._take_many(items, key, labels, now, whole_as_int)
+        # One counter (the usual case), inline.
+        cid, window, amount, limit = items[0]
+        units = self._units
+        lock = self._lock
+        token: str | None = None
+        failed: str | None = None
+        lock.acquire()  # not `with`: see `read_key`
+        try:
+            end: float | None = None
+            if window is None:
+                slot = (cid, key, 0)
+                used = units.get(slot, 0)
+            else:
+                bucket = _floor(now / window) if window > 0 else bucket_of(window, now)
+                slot = (cid, key, bucket)
+                exp = self._expires.get(slot)
+                if exp is None or exp <= now:
+                    used, end = 0, float((bucket + 1) * window)
+                else:
+                    used = units.get(slot, 0)
+            found = self._labels.get(key, _EMPTY) if labels else _EMPTY
+            if limit is not None and used + amount > limit:
+                failed = cid
+            else:
+                units[slot] = used + amount
+                if end is not None:
+                    self._expires[slot] = end
+                seq = next(self._token_seq)
+                token = self._token_prefix + str(seq)
+                self._reservations[seq] = ((slot, amount),)
+                if not seq % self._prune_every:
+                    self._prune(now)
+        finally:
+            lock.release()
+        whole, frac = divmod(used, _INT_UNIT)
+        return token, failed, {(cid, key): from_units(used) if frac else whole if whole_as_int
+                               else Decimal(whole)}, found
+
+    def _take_many(
+        self, items: Sequence[tuple[str, int | None, int, int | None]], key: str, labels: bool,
+        now: float, whole_as_int: bool,
+    ) -> tuple[str | None, str | None, dict[tuple[str, str], Decimal | int], frozenset[str]]:
+        """`take_key` for any number of counters."""
+        usage: dict[tuple[str, str], Decimal | int] = {}
+        # (slot, new window end or None, units after) per counter, and (slot, units added)
+        taken: list[tuple[_Slot, float | None, int]] = []
+        added: list[tuple[_Slot, int]] = []
+        failed: str | None = None
+        with self._lock:
+            for cid, window, amount, limit in items:
+                end: float | None = None
+                if window is None:
+                    slot = (cid, key, 0)
+                    used = self._units.get(slot, 0)
+                else:
+                    bucket = _bucket(window, now)
+                    slot = (cid, key, bucket)
+                    exp = self._expires.get(slot)
+                    if exp is None or exp <= now:
+                        used, end = 0, float((bucket + 1) * window)
+                    else:
+                        used = self._units.get(slot, 0)
+                whole, frac = divmod(used, _INT_UNIT)
+                usage[(cid, key)] = (from_units(used) if frac else whole if whole_as_int
+                                     else Decimal(whole))
+                if limit is not None and used + amount > limit and failed is None:
+                    failed = cid
+                taken.append((slot, end, used + amount))
+                added.append((slot, amount))
+            found = self._labels.get(key, _EMPTY) if labels else _EMPTY
+            if failed is not None:
+                return None, failed, usage, found
+            for slot, end, total in taken:
+                self._units[slot] = total
+                if end is not None:
+                    self._expires[slot] = end
+            seq = next(self._token_seq)
+            token = self._token_prefix + str(seq)
+            self._reservations[seq] = tuple(added)
+            if not seq % self._prune_every:
+                self._prune(now)
+        return token, None, usage, found
 
     def _commit(self, pending: dict[_Slot, int], planned: list[tuple[_Slot, float | None, int]],
                 now: float) -> str:
@@ -239,10 +338,11 @@ class MemoryStore:
             if end is not None:
                 self._expires[slot] = end
         seq = next(self._token_seq)
+        token = self._token_prefix + str(seq)
         self._reservations[seq] = tuple((slot, amount) for slot, _, amount in planned)
         if not seq % self._prune_every:
             self._prune(now)
-        return self._token_prefix + str(seq)
+        return token
 
     def _token_number(self, token: str) -> int | None:
         """The number of a token of this store, None for any other string."""
@@ -254,32 +354,40 @@ class MemoryStore:
 
     def settle(self, token: str, actual: Mapping[tuple[str, str], Amount], now: float) -> None:
         """See `Store.settle`."""
-        actual_units = {k: to_units(v) for k, v in actual.items()}
         seq = self._token_number(token)
-        with self._lock:
-            entries = self._reservations.pop(seq, None) if seq is not None else None
-            if entries is None:
-                return
+        if seq is None:
+            return
+        actual_units = {k: to_units(v) for k, v in actual.items()} if actual else None
+        units = self._units
+        lock = self._lock
+        lock.acquire()  # not `with`: see `read_key` (a host settles every allowed call)
+        try:
+            entries = self._reservations.pop(seq, None)
+            if entries is None or actual_units is None:
+                return  # nothing to settle, or every counter keeps its reserved amount
             for slot, reserved in entries:
                 new = actual_units.get((slot[0], slot[1]))
                 # A window that has already rolled over is gone; its usage no longer matters.
-                if new is None or slot not in self._units:
-                    continue
-                self._units[slot] += new - reserved
+                if new is not None and slot in units:
+                    units[slot] += new - reserved
+        finally:
+            lock.release()
 
     def release(self, token: str, now: float) -> None:
         """See `Store.release`."""
         seq = self._token_number(token)
         if seq is None:
             return
-        with self._lock:
+        units = self._units
+        lock = self._lock
+        lock.acquire()  # not `with`: see `settle`
+        try:
             # `settle` with zero for every counter of the reservation.
-            entries = self._reservations.pop(seq, None)
-            if entries is None:
-                return
-            for slot, reserved in entries:
-                if slot in self._units:
-                    self._units[slot] -= reserved
+            for slot, reserved in self._reservations.pop(seq, ()):
+                if slot in units:
+                    units[slot] -= reserved
+        finally:
+            lock.release()
 
     def add_labels(self, session_id: str, labels: Collection[str]) -> None:
         """See `Store.add_labels`."""
