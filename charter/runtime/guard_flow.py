@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from charter.runtime.guard import Guard
     from charter.runtime.policy import Policy
 
-__all__ = ["JSON_KEYS", "NO_GROUPS", "NO_HISTORY", "Call", "Flow", "deny", "reservation_text",
-           "session_id", "units_of"]
+__all__ = ["JSON_KEYS", "NO_COUNTERS", "NO_GROUPS", "NO_HISTORY", "NO_LABELS", "Call", "Flow",
+           "deny", "reservation_text", "session_id", "units_of"]
 
 _LOG = logging.getLogger("charter.guard")
 _REJECTED: Final = {
@@ -66,8 +66,9 @@ _NO_DIGEST = "approval rejected: the action's args cannot be canonicalised"
 _RESERVATION = msgspec.json.Decoder(tuple[str, list[tuple[str, str, str]]])
 _ENCODE = msgspec.json.encode
 NO_GROUPS: frozenset[str] = frozenset()
-_NO_LABELS: frozenset[str] = frozenset()
+NO_LABELS: frozenset[str] = frozenset()
 NO_HISTORY: Mapping[str, Any] = MappingProxyType({})
+NO_COUNTERS: Mapping[tuple[str, str], Any] = MappingProxyType({})
 
 # (counter, its key or None when the key field is missing, the missing field's error)
 _Use = tuple[CounterUse, str | None, str | None]
@@ -174,7 +175,7 @@ class Flow:
             if refs or (needs.labels and sid is not None):
                 usage, labels = store.read_counters(refs, sid or "", needs.labels, now)
             else:
-                usage, labels = {}, _NO_LABELS
+                usage, labels = {}, NO_LABELS
             st = Snapshot(usage, labels, NO_HISTORY, NO_GROUPS, now)
             decision = policy.decide(req, st)
             token: str | None = None

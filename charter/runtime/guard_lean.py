@@ -10,7 +10,8 @@ everything that depends only on the kind of call bound once into the closure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -18,8 +19,10 @@ import msgspec
 from charter.runtime.decision import Decision
 from charter.runtime.guard_flow import (
     JSON_KEYS,
+    NO_COUNTERS,
     NO_GROUPS,
     NO_HISTORY,
+    NO_LABELS,
     deny,
     reservation_text,
     units_of,
@@ -68,7 +71,8 @@ def _simple(flow: Flow, stage: str, name: str, needs: Needs, plan: MemoryPlan,
     policy = guard.policy
     decide = policy.decide
     take = store.take_key if stage == "tool_call" and plan.charge else None
-    read = store.read_key
+    # Nothing to read for a call that only records history or adds labels.
+    read = store.read_key if plan.refs or needs.labels else None
     release = store.release
     charge = plan.charge
     charge_json = plan.charge_json
@@ -100,6 +104,7 @@ def _simple(flow: Flow, stage: str, name: str, needs: Needs, plan: MemoryPlan,
             items = tuple((cid, window, units[metric], limit)
                           for cid, window, metric, limit, _ in charge)
         token = reservation = None
+        usage: Mapping[tuple[str, str], Decimal | int]
         now = 0.0
         try:
             now = guard.clock()
@@ -107,7 +112,8 @@ def _simple(flow: Flow, stage: str, name: str, needs: Needs, plan: MemoryPlan,
                 token, failed, usage, found = take(items, sid, labels, now, int_usage)
             else:
                 failed = None
-                usage, found = read(refs, sid, labels, now, int_usage)
+                usage, found = (NO_COUNTERS, NO_LABELS) if read is None else read(
+                    refs, sid, labels, now, int_usage)
             decision = decide(req, Snapshot(usage, found, NO_HISTORY, NO_GROUPS, now))
             if token is not None:
                 if not decision.allowed:
