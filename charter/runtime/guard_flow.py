@@ -440,7 +440,7 @@ def reservation_text(token: str, key: str, entries: tuple[tuple[str, str], ...])
         if len(JSON_KEYS) >= 4096:
             JSON_KEYS.clear()
         text = JSON_KEYS[key] = _ENCODE(key).decode()
-    # Store tokens are letters, digits, "-", "_" and "." (`MemoryStore.reserve_key`): no
+    # Store tokens are letters, digits, "-", "_" and "." (`MemoryStore.reserve_units`): no
     # JSON escaping needed.
     if len(entries) == 1:
         before, after = entries[0]

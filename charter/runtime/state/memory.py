@@ -170,73 +170,36 @@ class MemoryStore:
         atomically add every amount if all stay within their limits, else add none.
 
         Returns (True, token) or (False, the counter_id of the first counter that would
-        overflow).
+        overflow). Tokens are made of ASCII letters, digits, "-", "_" and ".".
         """
         with self._lock:
-            pending: dict[_Slot, int] = {}
-            planned: list[tuple[_Slot, float | None, int]] = []
-            for cid, key, window, amount, limit in items:
-                if window is None:
-                    slot, end = (cid, key, 0), None
-                else:
-                    bucket = _bucket(window, now)
-                    slot, end = (cid, key, bucket), float((bucket + 1) * window)
-                used = pending.get(slot)
-                if used is None:
-                    used = self._live_units(slot, now)
-                used += amount
-                if limit is not None and used > limit:
-                    return False, cid
-                pending[slot] = used
-                planned.append((slot, end, amount))
-            return True, self._commit(pending, planned, now)
+            return self._reserve_locked(items, now)
 
-    def reserve_key(
-        self, items: Sequence[tuple[str, int | None, int, int | None]], key: str, now: float,
-    ) -> tuple[bool, str]:
-        """`reserve_units` for (counter_id, window_seconds, units, limit units) counters all
-        keyed by `key`.
-
-        Tokens (here and from `reserve`) are made of ASCII letters, digits, "-", "_" and ".".
-        """
-        if len(items) != 1:
-            return self.reserve_units(
-                [(cid, key, window, amount, limit) for cid, window, amount, limit in items], now)
-        # One counter (the usual case), inline.
-        cid, window, amount, limit = items[0]
-        units = self._units
-        lock = self._lock
-        lock.acquire()  # not `with`: see `read_key`
-        try:
+    def _reserve_locked(self, items: Sequence[CounterUnits], now: float) -> tuple[bool, str]:
+        """`reserve_units`, the lock already held."""
+        pending: dict[_Slot, int] = {}
+        planned: list[tuple[_Slot, float | None, int]] = []
+        for cid, key, window, amount, limit in items:
             if window is None:
-                slot = (cid, key, 0)
-                used = units.get(slot, 0) + amount
-                if limit is not None and used > limit:
-                    return False, cid
+                slot, end = (cid, key, 0), None
             else:
-                bucket = _floor(now / window) if window > 0 else bucket_of(window, now)
-                slot = (cid, key, bucket)
-                exp = self._expires.get(slot)
-                used = (units.get(slot, 0) if exp is None or exp > now else 0) + amount
-                if limit is not None and used > limit:
-                    return False, cid
-                if exp is None or exp <= now:
-                    self._expires[slot] = float((bucket + 1) * window)
-            units[slot] = used
-            seq = next(self._token_seq)
-            token = self._token_prefix + str(seq)
-            self._reservations[seq] = ((slot, amount),)
-            if not seq % self._prune_every:
-                self._prune(now)
-        finally:
-            lock.release()
-        return True, token
+                bucket = _bucket(window, now)
+                slot, end = (cid, key, bucket), float((bucket + 1) * window)
+            used = pending.get(slot)
+            if used is None:
+                used = self._live_units(slot, now)
+            used += amount
+            if limit is not None and used > limit:
+                return False, cid
+            pending[slot] = used
+            planned.append((slot, end, amount))
+        return True, self._commit(pending, planned, now)
 
     def take_key(
         self, items: Sequence[tuple[str, int | None, int, int | None]], key: str, labels: bool,
         now: float, whole_as_int: bool = False,
     ) -> tuple[str | None, str | None, dict[tuple[str, str], Decimal | int], frozenset[str]]:
-        """`read_key` and `reserve_key` as one atomic step, for a caller that reserves
+        """`read_key` and `reserve_units` as one atomic step, for a caller that reserves
         before it decides and releases when the decision is not an allow.
 
         `items` are (counter_id, window_seconds, units, limit units) with distinct
@@ -289,46 +252,19 @@ class MemoryStore:
         self, items: Sequence[tuple[str, int | None, int, int | None]], key: str, labels: bool,
         now: float, whole_as_int: bool,
     ) -> tuple[str | None, str | None, dict[tuple[str, str], Decimal | int], frozenset[str]]:
-        """`take_key` for any number of counters."""
+        """`take_key` for any number of counters: `read_key` and `reserve_units` under one
+        hold of the lock."""
         usage: dict[tuple[str, str], Decimal | int] = {}
-        # (slot, new window end or None, units after) per counter, and (slot, units added)
-        taken: list[tuple[_Slot, float | None, int]] = []
-        added: list[tuple[_Slot, int]] = []
-        failed: str | None = None
         with self._lock:
-            for cid, window, amount, limit in items:
-                end: float | None = None
-                if window is None:
-                    slot = (cid, key, 0)
-                    used = self._units.get(slot, 0)
-                else:
-                    bucket = _bucket(window, now)
-                    slot = (cid, key, bucket)
-                    exp = self._expires.get(slot)
-                    if exp is None or exp <= now:
-                        used, end = 0, float((bucket + 1) * window)
-                    else:
-                        used = self._units.get(slot, 0)
-                whole, frac = divmod(used, _INT_UNIT)
-                usage[(cid, key)] = (from_units(used) if frac else whole if whole_as_int
-                                     else Decimal(whole))
-                if limit is not None and used + amount > limit and failed is None:
-                    failed = cid
-                taken.append((slot, end, used + amount))
-                added.append((slot, amount))
+            for cid, window, _, _ in items:
+                used = self._live_units((cid, key, 0 if window is None else _bucket(window, now)),
+                                        now)
+                usage[(cid, key)] = (used // _INT_UNIT if whole_as_int and not used % _INT_UNIT
+                                     else _usage(used))
             found = self._labels.get(key, _EMPTY) if labels else _EMPTY
-            if failed is not None:
-                return None, failed, usage, found
-            for slot, end, total in taken:
-                self._units[slot] = total
-                if end is not None:
-                    self._expires[slot] = end
-            seq = next(self._token_seq)
-            token = self._token_prefix + str(seq)
-            self._reservations[seq] = tuple(added)
-            if not seq % self._prune_every:
-                self._prune(now)
-        return token, None, usage, found
+            ok, got = self._reserve_locked(
+                [(cid, key, window, amount, limit) for cid, window, amount, limit in items], now)
+        return (got, None, usage, found) if ok else (None, got, usage, found)
 
     def _commit(self, pending: dict[_Slot, int], planned: list[tuple[_Slot, float | None, int]],
                 now: float) -> str:
