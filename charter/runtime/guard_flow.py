@@ -121,7 +121,7 @@ class Flow:
     # ── the memory path (see guard_lean) ─────────────────────────────────────
 
     def record(self, req: dict[str, Any], name: str, needs: Needs, decision: Decision,
-                sid: str | None, token: str | None, now: float) -> None:
+               sid: str | None, token: str | None, now: float) -> None:
         """Remember an allowed call's fields and the labels added (releasing the reservation
         if that fails)."""
         store = self.g.store
@@ -140,7 +140,7 @@ class Flow:
 
     @staticmethod
     def finish(req: dict[str, Any], stage: str, name: str, needs: Needs, decision: Decision,
-                token: str | None) -> Decision:
+               token: str | None) -> Decision:
         """The decision with its reservation token and, when it can be approved, action."""
         if decision.effect == "require_approval" or (needs.approvals and not decision.allowed):
             if token is not None:
@@ -152,11 +152,11 @@ class Flow:
         return decision
 
     def memory(self, req: dict[str, Any], stage: str, name: str, needs: Needs,
-                plan: MemoryPlan, store: MemoryStore) -> Decision:
+               plan: MemoryPlan, store: MemoryStore) -> Decision:
         """`_stateful` for a call with a `Needs.memory` plan over a `MemoryStore`, with no
-        approvals presented: the lean path (`guard_lean`) for counters keyed by request
-        paths or with scope conditions, a request without a session id or with an estimate
-        that is not valid."""
+        approvals presented. `guard_lean` sends here what its closure does not handle:
+        counters keyed by request paths or with scope conditions, a request without a
+        session id, or one whose estimate is not valid."""
         try:
             now = self.g.clock()
             sid = session_id(req)

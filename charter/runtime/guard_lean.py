@@ -44,7 +44,7 @@ def lean_runner(flow: Flow, stage: str, name: str, needs: Needs, plan: MemoryPla
                 store: MemoryStore) -> Runner:
     """`check` for one kind of call with a memory plan, over `store`.
 
-    Counters keyed by request paths or with scope conditions go through `Flow._memory`;
+    Counters keyed by request paths or with scope conditions go through `Flow.memory`;
     counters all keyed by the session id (`plan.simple`) through `_simple`.
     """
     if plan.simple:
