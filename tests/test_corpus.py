@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from state_spec import snapshot
 
 import charter
-from charter import Decision, Policy, Snapshot
+from charter import Decision, Policy
 from charter.compiler.pipeline import compile_sources
 from charter.language.source import Source
 
@@ -71,30 +72,6 @@ def _decision_cases() -> list[Any]:
             out.append(pytest.param(path, case, marks=marks,
                                     id=f"{path.stem}/{i:02d}-{case['name']}"))
     return out
-
-
-def _read(req: Any, path: Any) -> Any:
-    value = req.get(path.root)
-    for key in path.keys:
-        value = value[key]
-    return value
-
-
-def snapshot(policy: Policy, request: Any, spec: dict[str, Any] | None) -> Snapshot | None:
-    if spec is None:
-        return None
-    counters: dict[tuple[str, str], int | Decimal] = {}
-    for rule_id, used in spec.get("counters", {}).items():
-        owned = [c for c in policy.counters if policy.rules[c.rule].id == rule_id]
-        assert owned, f"no windowed budget or limit has the id {rule_id!r}"
-        for c in owned:
-            key = _read(request, c.key) if c.key is not None else request["session"]["id"]
-            counters[(c.id, str(key))] = Decimal(str(used)) if c.metric == "cost_usd" else used
-    history = {tool: tuple((float(at), fields) for at, fields in calls)
-               for tool, calls in spec.get("history", {}).items()}
-    return Snapshot(counters=counters, labels=frozenset(spec.get("labels", ())),
-                    approved_groups=frozenset(spec.get("approved_groups", ())),
-                    history=history, now=spec.get("now"))
 
 
 def _request(case: dict[str, Any]) -> Any:

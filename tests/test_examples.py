@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from state_spec import snapshot
 
 import charter
-from charter import Decision, Policy, Snapshot
+from charter import Decision, Policy
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FOLDERS = sorted(p for p in EXAMPLES.iterdir() if (p / "expected.json").is_file())
@@ -47,31 +48,6 @@ def _policy(folder: Path) -> Policy:
     if folder not in _POLICIES:
         _POLICIES[folder] = charter.load(folder)
     return _POLICIES[folder]
-
-
-def _read(req: Any, path: Any) -> Any:
-    value = req.get(path.root)
-    for key in path.keys:
-        value = value[key]
-    return value
-
-
-def snapshot(policy: Policy, request: Any, spec: dict[str, Any] | None) -> Snapshot | None:
-    """Build a Snapshot from an expected.json `state` entry."""
-    if spec is None:
-        return None
-    counters: dict[tuple[str, str], int | Decimal] = {}
-    for rule_id, used in spec.get("counters", {}).items():
-        owned = [c for c in policy.counters if policy.rules[c.rule].id == rule_id]
-        assert owned, f"no windowed budget or limit has the id {rule_id!r}"
-        for c in owned:
-            key = _read(request, c.key) if c.key is not None else request["session"]["id"]
-            counters[(c.id, str(key))] = Decimal(str(used)) if c.metric == "cost_usd" else used
-    return Snapshot(
-        counters=counters,
-        labels=frozenset(spec.get("labels", ())),
-        approved_groups=frozenset(spec.get("approved_groups", ())),
-    )
 
 
 def check_decision(d: Decision, exp: dict[str, Any]) -> None:
