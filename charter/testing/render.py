@@ -9,23 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 from charter.language import ast
+from charter.language.fmt_expr import quote
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 GIVEN_ROOTS = ("agent", "user", "session", "estimate")
-
-
-def string(text: str) -> str:
-    """A double-quoted string literal that the parser reads back as `text`."""
-    out = []
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+# A double-quoted string literal that the parser reads back as the text: the formatter's.
+string = quote
 
 
 def value(v: Any) -> str:
