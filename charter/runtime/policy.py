@@ -139,19 +139,14 @@ class Policy:
     def _decide(self, request: Mapping[str, Any] | bytes | str,
                 state: Snapshot | None) -> Decision:
         try:
-            req: Any = request
-            if type(req) is not dict:
-                req = self._coerce(request)
-                if isinstance(req, Decision):
-                    return req
-            stage = req.get("stage", "tool_call")
-            key = self._tool_key(stage, req.get("tool"))
-            if isinstance(key, Decision):
-                return key
+            found = self._read(request)
+            if isinstance(found, Decision):
+                return found
+            req, key = found
             entry = self._entries.get(key) or self._entry(key)
             if isinstance(entry, Decision):
                 return entry
-            return self._run(entry, req, state, key[1], stage)
+            return self._run(entry, req, state, key[1], key[0])
         except Exception as err:  # noqa: BLE001 - nothing raises into the host
             return malformed(self.info, f"internal error while deciding: {err!r}")
 
@@ -195,15 +190,10 @@ class Policy:
     def interpret(self, request: Any, state: Snapshot | None = None) -> Decision:
         """The same decision computed by the reference interpreter alone (for tests)."""
         try:
-            req: Any = request
-            if type(req) is not dict:
-                req = self._coerce(request)
-                if isinstance(req, Decision):
-                    return req
-            key = self._tool_key(req.get("stage", "tool_call"), req.get("tool"))
-            if isinstance(key, Decision):
-                return key
-            stage, name, req_tags = key
+            found = self._read(request)
+            if isinstance(found, Decision):
+                return found
+            req, (stage, name, req_tags) = found
             tags = tuple(dict.fromkeys((*req_tags, *self.plan.declared_tags(name))))
             # No dispatch index here: every rule's targets are tested directly, so that
             # tests comparing this with `decide` also check the planner.
@@ -243,6 +233,17 @@ class Policy:
         if type(req) is not dict:
             return malformed(self.info, "the request must be a JSON object")
         return req
+
+    def _read(self, request: Any) -> tuple[Any, tuple[str, str, tuple[str, ...]]] | Decision:
+        """The request as a dict and its (stage, tool name, request tags); a deny saying
+        why when it is malformed."""
+        req: Any = request
+        if type(req) is not dict:
+            req = self._coerce(request)
+            if isinstance(req, Decision):
+                return req
+        key = self._tool_key(req.get("stage", "tool_call"), req.get("tool"))
+        return key if isinstance(key, Decision) else (req, key)
 
     def _tool_key(self, stage: Any, tool: Any) -> tuple[str, str, tuple[str, ...]] | Decision:
         if type(stage) is not str or stage not in STAGES:
