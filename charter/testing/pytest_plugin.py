@@ -75,15 +75,28 @@ class PolicyFailure(Exception):
     """A failing block; its text is the `charter test` failure report."""
 
 
-class PolicyItem(pytest.Item):
+class _ReportedItem(pytest.Item):
+    """An item whose `PolicyFailure` is reported as its text alone, without a traceback."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Some plugins (pytest-lsp) assume every item has funcargs, as pytest.Function does.
+        self.funcargs: dict[str, Any] = {}
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, PolicyFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style))
+
+
+class PolicyItem(_ReportedItem):
     """One `test` or `property` block."""
 
     def __init__(self, *, unit: Unit, block: ast.Test | ast.Property, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.unit = unit
         self.block = block
-        # Some plugins (pytest-lsp) assume every item has funcargs, as pytest.Function does.
-        self.funcargs: dict[str, Any] = {}
 
     def runtest(self) -> None:
         from charter.language import ast
@@ -100,34 +113,21 @@ class PolicyItem(pytest.Item):
         if result.status != "pass":
             raise PolicyFailure(case_failure(result))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
-        if isinstance(excinfo.value, PolicyFailure):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo, style))
-
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.block.span.line - 1, self.name
 
 
-class CompileErrorItem(pytest.Item):
+class CompileErrorItem(_ReportedItem):
     """Stands for a policy that does not compile: fails with its diagnostics."""
 
     def __init__(self, *, unit: Unit, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.unit = unit
-        self.funcargs: dict[str, Any] = {}
 
     def runtest(self) -> None:
         text = "\n\n".join(d.render(self.unit.comp.sources.get(d.span.file))
                            for d in self.unit.errors)
         raise PolicyFailure(text or "the policy did not compile")
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
-        if isinstance(excinfo.value, PolicyFailure):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo, style))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, "compile"
