@@ -1,5 +1,6 @@
-"""The Guard's lean stateful path over a `MemoryStore` (`Flow.memory`) decides and records
-exactly as the store-neutral path (`Flow._stateful`), which a `MemoryStore` subclass gets."""
+"""The Guard's lean stateful path over a `MemoryStore` (`guard_lean`, and `Flow.memory`
+behind it) decides and records exactly as the store-neutral path (`Flow._stateful`), which a
+`MemoryStore` subclass gets."""
 
 from __future__ import annotations
 
