@@ -94,7 +94,7 @@ def _simple(flow: Flow, stage: str, name: str, needs: Needs, plan: MemoryPlan,
         if sid.__class__ is not str:
             return general(req, stage, name, needs, plan, store)
         estimate = req.get("estimate")
-        if estimate is None:
+        if estimate is None or take is None:  # only a reservation reads the estimate
             items = default_items
         else:
             try:
