@@ -24,11 +24,15 @@ import json
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from random import Random
 
 from faker import Faker
 
 SEED = 20251121
+# Faker's dates and times run up to "now" unless told otherwise; a fixed end keeps the corpus
+# the same from one run (and one second) to the next.
+END = datetime(2025, 11, 21, tzinfo=UTC)
 PER_ENTITY = 180
 LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "en_IN")
 
@@ -80,7 +84,7 @@ def _json_ctx(fake: Faker, rng: Random, v: str) -> str:
     doc = {
         "id": fake.uuid4(),
         "order": f"ORD-{rng.randint(2019, 2025)}-{rng.randint(100000, 999999)}",
-        "created_at": fake.iso8601(),
+        "created_at": fake.iso8601(end_datetime=END),
         "amount": f"{rng.randint(1, 99999)}.{rng.randint(0, 99):02d}",
         "customer": {"name": fake.name(), "field": v, "tags": ["vip", "renewal"]},
         "version": f"{rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 40)}",
@@ -297,9 +301,9 @@ def _negatives(fake: Faker, rng: Random) -> list[str]:
             f"order #{_rand(rng, d, 10)}",
             str(rng.randint(1_600_000_000, 1_800_000_000)),  # Unix seconds
             str(rng.randint(1_600_000_000_000, 1_800_000_000_000)),  # Unix millis
-            fake.iso8601(),
-            fake.date(pattern="%d.%m.%Y"),
-            fake.date(pattern="%Y-%m-%d %H:%M:%S"),
+            fake.iso8601(end_datetime=END),
+            fake.date(pattern="%d.%m.%Y", end_datetime=END),
+            fake.date(pattern="%Y-%m-%d %H:%M:%S", end_datetime=END),
             f"v{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}.{rng.randint(0, 9)}",
             f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}",
             f"build {rng.randint(2019, 2025)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}.1",
@@ -310,7 +314,7 @@ def _negatives(fake: Faker, rng: Random) -> list[str]:
             f"{rng.randint(1, 999)}.{rng.randint(256, 999)}.{rng.randint(0, 255)}.7",  # octet > 255
             f"1.3.6.1.4.1.{rng.randint(1, 99999)}.{rng.randint(1, 9)}",
             fake.mac_address(),
-            fake.time(),
+            fake.time(end_datetime=END),
             bad_area + f"-{_rand(rng, d, 2)}-{_rand(rng, d, 4)}",  # never-issued SSN area
             f"{_rand(rng, d, 3)}-00-{_rand(rng, d, 4)}",
             f"PN-{_rand(rng, d, 3)}-{_rand(rng, d, 2)}-{_rand(rng, d, 4)}",

@@ -27,6 +27,12 @@ property "big refunds never pass" {
 """
 
 
+@pytest.fixture(autouse=True)
+def _ini(pytester: pytest.Pytester) -> None:
+    # The inner run has no pyproject.toml; set what ours sets so pytest-asyncio stays quiet.
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+
+
 def test_pytest_collects_policy_tests(pytester: pytest.Pytester) -> None:
     pytester.makefile(".agentpolicy", policy=POLICY, policy_test=TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider", "--charter-seed", "1",
