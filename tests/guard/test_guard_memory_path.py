@@ -20,8 +20,8 @@ from charter.runtime.state import CounterRef, MemoryStore, Reservation, StateQue
 
 NOW = 1_800_000_600.0
 
-POLICY = """
-policy "memory-path"
+# Tools, allows, denies and labels both policies share.
+COMMON = """\
 use pii, secrets
 default deny
 tool "kb.read" (query: str) tags read
@@ -34,7 +34,11 @@ deny tool tagged external when args contains secrets.any because "no secrets out
 deny tool tagged external when "saw_pii" in session.labels because "no egress after PII"
 on tool_result label session "saw_pii" when result contains pii.email
 label session "noted" when has(args.text)
-limit calls(tool "web.fetch") <= 3 per 1h because "rate limit"
+"""
+
+POLICY = """
+policy "memory-path"
+""" + COMMON + """limit calls(tool "web.fetch") <= 3 per 1h because "rate limit"
 limit calls(tool "kb.read") <= 2 per 1h per agent.id then warn because "kb busy"
 budget cost_usd <= 2.00 per 1d per agent.id because "daily agent budget"
 budget tokens <= 100 per 1d per agent.id then require approval from "ops"
@@ -49,19 +53,7 @@ scope tool "note" when agent.id == "bot-1" {
 # Counters keyed by the session id only: the simplest memory path (`MemoryPlan.simple`).
 SIMPLE = """
 policy "memory-simple"
-use pii, secrets
-default deny
-tool "kb.read" (query: str) tags read
-tool "web.fetch" (url: str) tags external
-tool "spend" (amount: decimal) tags money
-tool "note" (text: str)
-allow tool "kb.*", "web.fetch", "spend", "note"
-on tool_result allow tool "**"
-deny tool tagged external when args contains secrets.any because "no secrets out"
-deny tool tagged external when "saw_pii" in session.labels because "no egress after PII"
-on tool_result label session "saw_pii" when result contains pii.email
-label session "noted" when has(args.text)
-limit calls(tool "web.fetch") <= 3 per 1h because "rate limit"
+""" + COMMON + """limit calls(tool "web.fetch") <= 3 per 1h because "rate limit"
 limit calls(tool "web.fetch") <= 2 per 1h because "tighter rate limit"
 limit calls(tool "kb.read") <= 2 per 1h then warn because "kb busy"
 budget cost_usd <= 2.00 per 1d because "daily session budget"
