@@ -61,14 +61,15 @@ def main() -> None:
         show("refund.create 80", d)
         grant = guard.approve(d, by="alice", group="finance", ttl=600)
         print(f"{'  finance approves (alice)':<44} grant for action {grant.digest[:12]}...")
-        retry = guard.check({"tool": "refund.create", "args": refund, "approvals":
-                             [grant.to_token()], "estimate": {"cost_usd": Decimal("0.02")},
-                             **session})
+        # The retry is the same request plus the grant: the grant binds its args, estimate,
+        # agent and session, so any other request would not match it.
+        retry_request = {"tool": "refund.create", "args": refund, "approvals":
+                         [grant.to_token()], "estimate": {"cost_usd": Decimal("0.02")},
+                         **session}
+        retry = guard.check(retry_request)
         show("refund.create 80 + grant", retry)
         guard.settle(retry)
-        show("refund.create 80 + same grant again", guard.check(
-            {"tool": "refund.create", "args": refund, "approvals": [grant.to_token()],
-             **session}))
+        show("refund.create 80 + same grant again", guard.check(retry_request))
 
         print("-- a minute later: a guarded Python tool reads PII; egress is then blocked")
         clock.now += 60

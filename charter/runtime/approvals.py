@@ -1,10 +1,16 @@
 """Approval grants: HMAC-signed, single-use permissions for one exact action (DESIGN §1.8).
 
-A grant is bound to the *action digest*: SHA-256 over the canonical JSON of
-``{"args", "session", "stage", "tool", "v"}``.  The canon (see `canonical_json`) makes equal
-values encode equally: object keys sorted, no whitespace, and numbers written as their exact
-decimal value with no exponent and no trailing zeros, so ``100``, ``100.0`` and
-``Decimal("100.00")`` all encode as ``100``.  Booleans stay ``true``/``false`` (never 1/0).
+A grant is bound to the *action digest*: SHA-256 over the canonical encoding of
+`action_of(request)` — stage, tool (name, tags, server), args, the stage's payload, the
+estimate, the agent, the user and the session (without its running totals).  A grant for
+one estimate does not cover another, nor another agent, tag set, session or argument.
+
+The canon (`canonical_json`) is exact and typed: two values encode alike only when the
+policy cannot tell them apart.  Numbers are written from their digits, never through a
+decimal context, so no precision is lost (``1``, ``1.0`` and ``Decimal("1.00")`` are the
+same number and encode as ``1``; ``…678.1`` and ``…678.4`` stay apart at any length).
+Object keys must be strings; lists, tuples and sets, booleans and integers, strings and
+times all encode differently; NaN and infinities are rejected.
 
 The signature covers every other field of the grant, so widening the group, extending the
 expiry or moving the grant to another action invalidates it.  Verification does not use up
@@ -24,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
@@ -38,6 +44,7 @@ __all__ = [
     "GrantCheck",
     "NonceStore",
     "action_digest",
+    "action_of",
     "canonical_json",
     "consume_grant",
     "mint_grant",
@@ -51,6 +58,14 @@ WRONG_ACTION: Final = "wrong_action"
 REPLAYED: Final = "replayed"
 
 _TOKEN_PREFIX = "cg1."
+# Request parts bound as they are (besides stage, tool and args, which are normalised).
+_BOUND: Final = ("result", "input", "output", "estimate", "agent", "user")
+# Session fields that are running state, not part of the action: they change between the
+# check that asked for approval and the retry (the Guard itself may inject them).
+_SESSION_STATE: Final = frozenset(
+    {"cost_usd", "tokens", "tool_calls", "consecutive_tool_calls", "labels"})
+# Numbers whose exponent is within this range are written plainly (see `_number`).
+_PLAIN: Final = 30
 
 
 class NonceStore(Protocol):
@@ -127,22 +142,55 @@ class GrantCheck:
 
 
 def canonical_json(value: object) -> str:
-    """Encode `value` in the canonical JSON used for digests and signatures.
+    """Encode `value` in the canonical form used for digests and signatures.
 
-    Mappings become objects with sorted (string) keys; lists, tuples become arrays; sets
-    become arrays sorted by their canonical encoding; numbers are exact decimals; dates and
-    times are ISO 8601 strings; msgspec Structs are encoded as their fields.  Non-finite
-    numbers and other types raise `ValueError`.
+    JSON values are written as JSON: objects with their (string) keys sorted, no whitespace,
+    numbers as exact decimals (see `_number`).  Python types JSON lacks get a tag no JSON
+    text starts with, so they never meet a JSON value: ``!tuple[...]``, ``!set[...]``
+    (elements sorted, duplicates dropped), ``!datetime"..."``, ``!date"..."``,
+    ``!time"..."`` (ISO 8601) and ``!timedelta`` + exact seconds.  Non-string keys,
+    non-finite numbers, cycles and other types raise `ValueError`.
     """
     parts: list[str] = []
-    _canon(value, parts)
+    try:
+        _canon(value, parts)
+    except RecursionError:
+        raise ValueError("cannot canonicalise: nested too deeply (or a cycle)") from None
     return "".join(parts)
 
 
-def action_digest(stage: str, tool: str, args: object, session_id: str) -> str:
-    """Hex SHA-256 of the canonical action ``{stage, tool, args, session}``."""
-    action = {"v": 1, "stage": stage, "tool": tool, "args": args, "session": session_id}
-    return hashlib.sha256(canonical_json(action).encode("utf-8")).hexdigest()
+def action_of(request: Mapping[str, Any]) -> dict[str, object]:
+    """The parts of `request` a grant is bound to (see docs/state.md, "What a grant binds").
+
+    Everything the policy can read about the action and who asks for it: the stage, the
+    tool (its name, tags as a set, server...), `args`, the stage's payload (`result`,
+    `input`, `output`), the `estimate`, the whole `agent` and `user`, and the `session`
+    without its running totals.  Not bound: `approvals`, `trace_id`, `now`, and
+    ``session.cost_usd / tokens / tool_calls / consecutive_tool_calls / labels``, which move
+    between the check that asked for approval and the retry that presents the grant.
+    """
+    action: dict[str, object] = {
+        "v": 2,
+        "stage": request.get("stage", "tool_call"),
+        "tool": _tool(request.get("tool")),
+        "args": request.get("args", {}),
+    }
+    for part in _BOUND:
+        if part in request:
+            action[part] = request[part]
+    if "session" in request:
+        session = request["session"]
+        action["session"] = (
+            {k: v for k, v in session.items() if k not in _SESSION_STATE}
+            if isinstance(session, Mapping) else session)
+    return action
+
+
+def action_digest(request: Mapping[str, Any]) -> str:
+    """Hex SHA-256 of the canonical `action_of(request)`; raises `ValueError` when a bound
+    part cannot be canonicalised (such an action cannot be approved)."""
+    text = canonical_json(action_of(request))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def mint_grant(
@@ -186,9 +234,9 @@ def verify_grant(
         return _fail(MALFORMED, str(exc))
     if not (math.isfinite(parsed.issued_at) and math.isfinite(parsed.expires_at)):
         return _fail(MALFORMED, "malformed grant: times must be finite")
-    if not hmac.compare_digest(_sign(secret, parsed), parsed.signature):
+    if not _same(_sign(secret, parsed), parsed.signature):
         return _fail(BAD_SIGNATURE, "grant signature is invalid (forged or altered)")
-    if not hmac.compare_digest(parsed.digest, digest):
+    if not _same(parsed.digest, digest):
         return _fail(WRONG_ACTION, "grant was issued for a different action")
     if now >= parsed.expires_at:
         return _fail(EXPIRED, "grant has expired")
@@ -219,6 +267,26 @@ def _sign(secret: bytes, grant: Grant) -> str:
     return mac.hexdigest()
 
 
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two texts, whatever characters they hold (a grant read
+    from a request may carry any)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"),
+                               b.encode("utf-8", "surrogatepass"))
+
+
+def _tool(tool: object) -> object:
+    """The request's tool as one form: ``"x"`` and ``{"name": "x"}`` are the same tool, and
+    its tags are a set (the policy only asks whether a tag is present)."""
+    if tool is None or isinstance(tool, str):
+        return {"name": tool or "", "tags": []}
+    if not isinstance(tool, Mapping):
+        return tool
+    tags = tool.get("tags") or []
+    if isinstance(tags, list | tuple) and all(isinstance(t, str) for t in tags):
+        tags = sorted(set(tags))
+    return {**tool, "tags": tags}
+
+
 def _canon(value: object, out: list[str]) -> None:
     if value is None:
         out.append("null")
@@ -231,27 +299,44 @@ def _canon(value: object, out: list[str]) -> None:
     elif isinstance(value, str):
         out.append(json.dumps(value, ensure_ascii=False))
     elif isinstance(value, Mapping):
-        items = sorted(((str(k), v) for k, v in value.items()), key=lambda kv: kv[0])
-        out.append("{")
-        for i, (k, v) in enumerate(items):
-            if i:
-                out.append(",")
-            out.append(json.dumps(k, ensure_ascii=False))
-            out.append(":")
-            _canon(v, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
+        _object(value, out)
+    elif isinstance(value, list):
+        _array(value, out)
+    elif isinstance(value, tuple):
+        out.append("!tuple")
         _array(value, out)
     elif isinstance(value, set | frozenset):
-        _array(sorted(value, key=canonical_json), out)
+        # Elements in the order of their encodings; equal encodings are one element.
+        out.append("!set[" + ",".join(sorted({canonical_json(v) for v in value})) + "]")
     elif isinstance(value, datetime | date | time):
-        out.append(json.dumps(value.isoformat()))
+        out.append(f"!{_time_kind(value)}{json.dumps(value.isoformat())}")
     elif isinstance(value, timedelta):
-        out.append(_number(Decimal(str(value.total_seconds()))))
-    elif isinstance(value, msgspec.Struct):
-        _canon(msgspec.structs.asdict(value), out)
+        micros = (value.days * 86400 + value.seconds) * 10**6 + value.microseconds
+        out.append("!timedelta" + _number(Decimal(f"{micros}E-6")))  # exact: no context
     else:
         raise ValueError(f"cannot canonicalise value of type {type(value).__name__}")
+
+
+def _time_kind(value: datetime | date | time) -> str:
+    if isinstance(value, datetime):  # before date: a datetime is a date
+        return "datetime"
+    return "date" if isinstance(value, date) else "time"
+
+
+def _object(value: Mapping[object, object], out: list[str]) -> None:
+    # JSON keys are strings: an int key would be indistinguishable from its text.
+    keys = [k for k in value if isinstance(k, str)]
+    if len(keys) != len(value):
+        bad = next(k for k in value if not isinstance(k, str))
+        raise ValueError(f"cannot canonicalise: object keys must be strings, found {bad!r}")
+    out.append("{")
+    for i, k in enumerate(sorted(keys)):
+        if i:
+            out.append(",")
+        out.append(json.dumps(k, ensure_ascii=False))
+        out.append(":")
+        _canon(value[k], out)
+    out.append("}")
 
 
 def _array(values: list[object] | tuple[object, ...], out: list[str]) -> None:
@@ -264,12 +349,36 @@ def _array(values: list[object] | tuple[object, ...], out: list[str]) -> None:
 
 
 def _number(value: int | float | Decimal) -> str:
+    """The exact decimal value of a number, in one form per value.
+
+    ``1``, ``1.0``, ``1.00`` and ``1E+0`` are one number (the policy compares numbers by
+    value), so they encode alike: the coefficient's trailing zeros are moved into the
+    exponent.  The text is plain (``-12.5``, ``0.001``) while the exponent is within
+    ±`_PLAIN`, else coefficient ``e`` exponent (``15e40``), so that ``1E+999999999`` stays
+    short.  Floats count as the decimal they print as (their shortest repr).  Only the
+    digits are read: no decimal context, so no rounding at any precision.
+    """
     if isinstance(value, int):
-        return str(value)
-    # repr() of a float is its shortest round-tripping decimal: 0.1 stays 0.1, not 0.1000...
-    dec = Decimal(repr(value)) if isinstance(value, float) else value
-    if not dec.is_finite():
-        raise ValueError(f"cannot canonicalise non-finite number {value!r}")
-    if dec == 0:
+        negative, digits, exponent = value < 0, str(abs(int(value))), 0
+    else:
+        # float.__repr__, not repr: a subclass cannot choose its own digits.
+        dec = Decimal(float.__repr__(value)) if isinstance(value, float) else value
+        if not dec.is_finite():
+            raise ValueError(f"cannot canonicalise non-finite number {value!r}")
+        sign, coefficient, exp = dec.as_tuple()
+        assert isinstance(exp, int)  # finite
+        negative, digits, exponent = bool(sign), "".join(map(str, coefficient)), exp
+    digits = digits.lstrip("0")
+    if not digits:
         return "0"
-    return format(dec.normalize(), "f")
+    kept = digits.rstrip("0")
+    exponent += len(digits) - len(kept)
+    sign_text = "-" if negative else ""
+    if exponent > _PLAIN or exponent < -_PLAIN:
+        return f"{sign_text}{kept}e{exponent}"
+    if exponent >= 0:
+        return sign_text + kept + "0" * exponent
+    point = len(kept) + exponent
+    if point > 0:
+        return f"{sign_text}{kept[:point]}.{kept[point:]}"
+    return f"{sign_text}0.{'0' * -point}{kept}"

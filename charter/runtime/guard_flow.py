@@ -116,7 +116,7 @@ class Flow:
             return deny(self.g.policy, f"state store unavailable: {err}")
 
     def _digest(self, call: Call) -> str | None:
-        return _digest(call.stage, call.name, call.req)
+        return _digest(call.req)
 
     # ── the memory path (see guard_lean) ─────────────────────────────────────
 
@@ -145,8 +145,8 @@ class Flow:
         if decision.effect == "require_approval" or (needs.approvals and not decision.allowed):
             if token is not None:
                 return msgspec.structs.replace(decision, reservation=token,
-                                               action=_digest(stage, name, req))
-            return msgspec.structs.replace(decision, action=_digest(stage, name, req))
+                                               action=_digest(req))
+            return msgspec.structs.replace(decision, action=_digest(req))
         if token is not None:
             return msgspec.structs.replace(decision, reservation=token)
         return decision
@@ -454,9 +454,11 @@ def units_of(estimate: object) -> dict[str, int]:
     return {metric: to_units(amount) for metric, amount in _amounts(estimate).items()}
 
 
-def _digest(stage: str, name: str, req: Mapping[str, Any]) -> str | None:
+def _digest(req: Mapping[str, Any]) -> str | None:
+    """The action digest a grant for `req` must carry (`approvals.action_of` says what it
+    binds); None when the request cannot be canonicalised, so nothing can approve it."""
     try:
-        return action_digest(stage, name, req.get("args", {}), session_id(req) or "")
+        return action_digest(req)
     except ValueError:
         return None
 

@@ -33,7 +33,7 @@ def digest(
     tool: str = "refund.create",
     session: str = "sess-1",
 ) -> str:
-    return action_digest(stage, tool, args, session)
+    return action_digest({"stage": stage, "tool": tool, "args": args, "session": {"id": session}})
 
 
 def grant(ttl: float = 300, group: str = "finance") -> Grant:
