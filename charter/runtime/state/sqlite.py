@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS session_calls (
 
 # Nonces outlive their grant by this much so clock skew between hosts cannot revive one.
 _NONCE_GRACE = 60.0
+# Paths SQLite opens as a private in-memory database: there is no file to watch.
+_IN_MEMORY = frozenset({":memory:", ""})
 
 
 class SQLiteStore:
@@ -88,12 +90,16 @@ class SQLiteStore:
         self._closed = False
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        # (st_dev, st_ino) of the file opened, once known; None for in-memory databases.
+        self._identity: tuple[int, int] | None = None
 
         def init(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
 
         self._run(init)
+        if str(self.path) not in _IN_MEMORY:
+            self._identity = self._file_identity()
 
     # -- Store API ---------------------------------------------------------------------
 
@@ -295,12 +301,39 @@ class SQLiteStore:
         conn.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
         conn.execute("DELETE FROM nonces WHERE expires_at <= ?", (time.time() - _NONCE_GRACE,))
 
+    def _file_identity(self) -> tuple[int, int]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise self._lost("the file is gone") from None
+        except OSError as exc:
+            raise StoreError(f"SQLite state store {str(self.path)!r} failed: {exc}") from exc
+        return st.st_dev, st.st_ino
+
+    def _check_file(self) -> None:
+        """Fail closed when the path no longer names the file this store opened.
+
+        An open connection keeps reading and writing a deleted (or renamed-over) file, which
+        no other store sees: a store opened on the path afterwards starts from zero, and the
+        two would each admit a full budget.  While this store holds the file open its inode
+        cannot be reused, so a different (st_dev, st_ino) at the path is another file.
+        """
+        if self._identity is not None and self._file_identity() != self._identity:
+            raise self._lost("the path now names another file")
+
+    def _lost(self, what: str) -> StoreError:
+        return StoreError(f"SQLite state store {str(self.path)!r} failed: the database file "
+                          f"was deleted or replaced while in use ({what}); refusing to count "
+                          "into a file other stores do not see")
+
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("SQLite store is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         # A connection must never cross a fork: the child opens its own.
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            # Not onto a fresh, empty file where the store's file was: connect would make one.
+            self._check_file()
             conn = sqlite3.connect(
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
@@ -312,9 +345,13 @@ class SQLiteStore:
 
     def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
-            return fn(self._connection())
+            result = fn(self._connection())
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite state store {str(self.path)!r} failed: {exc}") from exc
+        # After the work, not before: what was read or written counts only if the file was
+        # still the store's when it finished (a write into a deleted file is harmless).
+        self._check_file()
+        return result
 
 
 def _live_units(conn: sqlite3.Connection, cid: str, key: str, bucket: int, now: float) -> int:
