@@ -263,7 +263,7 @@ def _fail(code: str, reason: str) -> GrantCheck:
 
 def _sign(secret: bytes, grant: Grant) -> str:
     payload = {f: getattr(grant, f) for f in grant.__struct_fields__ if f != "signature"}
-    mac = hmac.new(secret, canonical_json(payload).encode("utf-8"), hashlib.sha256)
+    mac = hmac.new(secret, canonical_json(payload).encode("utf-8", "surrogatepass"), hashlib.sha256)
     return mac.hexdigest()
 
 

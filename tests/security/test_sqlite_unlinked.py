@@ -18,7 +18,7 @@ import pytest
 
 import charter
 from charter import Guard
-from charter.runtime.state import Reservation, SQLiteStore, StoreError
+from charter.runtime.state import Reservation, SQLiteStore, StateQuery, StoreError
 
 POLICY = """
 policy "unlinked" version "1"
@@ -101,14 +101,19 @@ def test_a_new_thread_does_not_open_a_replacement_file(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_a_moved_file_is_replaced_too(tmp_path: Path) -> None:
-    # Renaming the file away leaves the path empty; restoring a copy is another file.
-    path = tmp_path / "state.db"
-    store = SQLiteStore(path)
-    store.add_labels("s", ["x"])
-    store.close()
+def reopened(path: Path) -> SQLiteStore:
+    """A store on `path` after another store wrote to it and closed: the file stays the same."""
+    first = SQLiteStore(path)
+    first.add_labels("s", ["x"])
+    first.close()
     store = SQLiteStore(path)
     store.add_labels("s", ["y"])
+    return store
+
+
+def test_a_restored_copy_is_another_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = reopened(path)
     shutil.copy(path, tmp_path / "copy.db")
     os.replace(tmp_path / "copy.db", path)
     with pytest.raises(StoreError, match="names another file"):
@@ -116,10 +121,6 @@ def test_a_moved_file_is_replaced_too(tmp_path: Path) -> None:
 
 
 def test_an_untouched_file_keeps_working_across_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    store = SQLiteStore(path)
-    store.add_labels("s", ["x"])
-    store.close()
-    again = SQLiteStore(path)
-    again.add_labels("s", ["y"])
-    assert again.is_nonce_used("nope") is False
+    store = reopened(tmp_path / "state.db")
+    assert store.is_nonce_used("nope") is False
+    assert store.read(StateQuery("s", (), (), True), NOW).labels == {"x", "y"}
