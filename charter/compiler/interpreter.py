@@ -14,7 +14,7 @@ from typing import Any
 from charter.compiler import ir
 from charter.runtime import support
 from charter.runtime.snapshot import Snapshot
-from charter.runtime.values import CHECKS, RequestError, type_name
+from charter.runtime.values import CHECKS, RequestError, describe, type_name
 from charter.stdlib.functions import FUNCTIONS
 
 CMP: dict[str, Callable[[Any, Any], bool]] = {
@@ -120,7 +120,9 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
         try:
             return support.index(obj, key)
         except (KeyError, IndexError, TypeError):
-            raise RequestError(f"{key!r} missing in {_describe(e.obj, obj)}") from None
+            # A key the policy wrote is quoted; one read from the request is only described.
+            shown = repr(key) if isinstance(e.key, ir.Const) else describe(key)
+            raise RequestError(f"{shown} missing in {_describe(e.obj, obj)}") from None
     if isinstance(e, ir.Approved):
         return support.approved(ctx.st, e.group)
     if isinstance(e, ir.Previously):

@@ -481,7 +481,7 @@ def _inject_counts(inject: dict[str, Any], session: Mapping[str, Any],
 def _amount(value: object, what: str) -> Decimal | int:
     num = check_int(value) if what == "tokens" else check_num(value)
     if num < 0:
-        raise ValueError(f"{what} must not be negative: {value!r}")
+        raise ValueError(f"{what} must not be negative")
     return num
 
 

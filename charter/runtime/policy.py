@@ -20,7 +20,7 @@ from charter.runtime.combine import combine, malformed
 from charter.runtime.decision import Decision, PolicyInfo, Redaction
 from charter.runtime.matching import PolicyMatchers, used_matchers
 from charter.runtime.snapshot import Snapshot
-from charter.runtime.values import RequestError
+from charter.runtime.values import RequestError, describe, describe_error
 
 STAGES = frozenset({"tool_call", "tool_result", "model_input", "model_output"})
 TOOL_STAGES = frozenset({"tool_call", "tool_result"})
@@ -131,7 +131,7 @@ class Policy:
                             return finish(entry, mask, request, state, tool, stage)
                 return slow(request, state)
             except Exception as err:  # noqa: BLE001 - nothing raises into the host
-                return malformed(info, f"internal error while deciding: {err!r}")
+                return malformed(info, f"internal error while deciding: {describe_error(err)}")
 
         decide.__doc__ = Policy.decide.__doc__
         return decide
@@ -148,7 +148,7 @@ class Policy:
                 return entry
             return self._run(entry, req, state, key[1], key[0])
         except Exception as err:  # noqa: BLE001 - nothing raises into the host
-            return malformed(self.info, f"internal error while deciding: {err!r}")
+            return malformed(self.info, f"internal error while deciding: {describe_error(err)}")
 
     def _run(self, entry: Entry, req: Any, st: Snapshot | None, name: str,
              stage: str) -> Decision:
@@ -204,7 +204,7 @@ class Policy:
             what = f'tool "{name}"' if name else f"this {stage} request"
             return combine(self.ir, self.info, rules, outcomes, state, self._redactor(ctx), what)
         except Exception as err:  # noqa: BLE001
-            return malformed(self.info, f"internal error while deciding: {err!r}")
+            return malformed(self.info, f"internal error while deciding: {describe_error(err)}")
 
     def _redactor(self, ctx: Ctx) -> Any:
         def redact(rule: ir.Rule) -> Redaction | None:
@@ -248,7 +248,7 @@ class Policy:
     def _tool_key(self, stage: Any, tool: Any) -> tuple[str, str, tuple[str, ...]] | Decision:
         if type(stage) is not str or stage not in STAGES:
             return malformed(self.info, f"stage must be one of {', '.join(sorted(STAGES))}; "
-                             f"found {stage!r}")
+                             f"found {describe(stage)}")
         if tool is None:
             if stage in TOOL_STAGES:
                 return malformed(self.info, f"tool missing (a {stage} request names its tool)")
@@ -271,7 +271,7 @@ class Policy:
         stage, name, req_tags = key
         if stage not in STAGES:
             return malformed(self.info, f"stage must be one of {', '.join(sorted(STAGES))}; "
-                             f"found {stage!r}")
+                             f"found {describe(stage)}")
         declared = self.plan.declared_tags(name)
         tags = tuple(dict.fromkeys((*req_tags, *declared)))
         indices = self.plan.candidates(stage, name, tags)

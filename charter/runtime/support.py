@@ -106,7 +106,7 @@ def index(obj: Any, key: Any) -> Any:
         return obj[key]
     if isinstance(obj, list | tuple) and type(key) is int:
         return obj[key]
-    raise TypeError(f"cannot index {type(obj).__name__} with {key!r}")
+    raise TypeError(f"cannot index {type(obj).__name__} with {type(key).__name__}")
 
 
 def now_of(req: Mapping[str, Any]) -> datetime:

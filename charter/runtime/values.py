@@ -99,7 +99,7 @@ def to_time(v: object) -> datetime:
         try:
             parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
-            raise TypeError(f"expected an ISO-8601 time, found {v!r}") from None
+            raise TypeError(f"expected an ISO-8601 time, found {describe(v)}") from None
         parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         if len(_TIMES) < 4096:
             _TIMES[v] = parsed
@@ -124,7 +124,7 @@ def to_duration(v: object) -> timedelta:
                                      _DURATION_UNITS[unit])
                 except (InvalidOperation, ValueError):
                     break
-    raise TypeError(f"expected a duration, found {v!r}")
+    raise TypeError(f"expected a duration, found {describe(v)}")
 
 
 CHECKS = {
@@ -151,6 +151,35 @@ def type_name(v: object) -> str:
     if isinstance(v, dict):
         return "object"
     return type(v).__name__
+
+
+def describe(v: object) -> str:
+    """A value's type and size for messages, never its content: reasons are returned to the
+    host and logged, and request values carry PII (`a string of 23 characters`)."""
+    name = type_name(v)
+    if isinstance(v, str):
+        return _sized("a string", len(v), "character")
+    if isinstance(v, list | tuple | set | frozenset):
+        return _sized("a list", len(v), "item")
+    if isinstance(v, dict):
+        return _sized("an object", len(v), "key")
+    if isinstance(v, bytes | bytearray):
+        return _sized("a bytes value", len(v), "byte")
+    if name == "null":
+        return name
+    return ("an " if name[:1] in tuple("aeiou") else "a ") + name
+
+
+def describe_error(err: BaseException) -> str:
+    """An unexpected exception for a reason: its type, and its text only for charter's own
+    exception classes, whose messages name fields and never quote values (a `KeyError`'s
+    text is the key it missed, which may be a request value)."""
+    name = type(err).__name__
+    return f"{name}: {err}" if type(err).__module__.startswith("charter.") else name
+
+
+def _sized(what: str, n: int, unit: str) -> str:
+    return f"{what} of {n} {unit}{'' if n == 1 else 's'}"
 
 
 def now_utc() -> datetime:

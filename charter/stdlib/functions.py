@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from charter.runtime.values import to_time
+from charter.runtime.values import describe, to_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def url_host(url: object) -> str:
         text = "//" + text
     host = urlsplit(text).hostname
     if not host:
-        raise ValueError(f"not a URL: {text!r}")
+        raise ValueError("not a URL")
     return host.lower()
 
 
@@ -69,7 +69,16 @@ def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 def cidr_contains(cidr: object, ip: object) -> bool:
     """True when the IP address lies inside the CIDR block."""
-    return _address(_str_arg(ip)) in _network(_str_arg(cidr))
+    # ipaddress quotes the text it rejects; the error becomes a reason, so describe it only.
+    ip_text, cidr_text = _str_arg(ip), _str_arg(cidr)
+    try:
+        address = _address(ip_text)
+    except ValueError:
+        raise ValueError(f"expected an IP address, found {describe(ip_text)}") from None
+    try:
+        return address in _network(cidr_text)
+    except ValueError:
+        raise ValueError(f"expected a CIDR block, found {describe(cidr_text)}") from None
 
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
