@@ -3,8 +3,12 @@
 A record carries the decision's metadata (`time`, `agent_id`, `session_id`, `trace_id`,
 `stage`, `tool`, `effect`, `rules`, `reasons`, `latency_us`, `cost`, `policy`...) and the
 values it was about (`args`, `result`, ...).  With masking on (the default), every string in
-every field that is not a metadata field is run through the stdlib PII and secret matchers,
-so an e-mail address in `args` is logged as ``[EMAIL]``.
+every field that the host could have supplied (all but `METADATA_FIELDS`) is run through the
+stdlib PII and secret matchers and the policy's own matchers, so an e-mail address in `args`
+or in a reason is logged as ``[EMAIL]``.
+
+Every decision is logged: values that JSON cannot carry, or that are too deep, cyclic or
+too big, are logged as placeholders naming why (`charter.runtime.audit_values`).
 
 Each record is written with a single `write(2)` on a descriptor opened with `O_APPEND`, so
 lines from several threads or processes never interleave; with ``fsync=True`` each record
@@ -16,70 +20,101 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from decimal import Decimal
 from types import TracebackType
 from typing import Final
 
 import msgspec
 
+from charter.runtime.audit_values import Mask, Walk, loggable, unloggable
+
 __all__ = ["METADATA_FIELDS", "AuditLog", "mask_record", "mask_value", "read"]
 
 METADATA_FIELDS: Final[frozenset[str]] = frozenset(
     {
         "time",
-        "agent_id",
-        "session_id",
-        "trace_id",
         "stage",
-        "tool",
         "effect",
         "allowed",
         "rules",
-        "reasons",
         "latency_us",
-        "cost",
-        "tokens",
         "policy",
         "policy_digest",
         "approvers",
         "shadow",
-        "warnings",
         "labels",
     }
 )
-"""Fields logged verbatim: ids and decision metadata, which masking would make useless."""
+"""Fields logged unmasked: what the policy and the Guard made (effect, rule ids, policy
+names, group and label names, latency), never anything the host sent. Ids, the tool name,
+usage, reasons and warnings (which can carry the text of a request error) are masked."""
 
+_LOG = logging.getLogger("charter.audit")
+_MEMO_CHARS: Final = 200
+_MEMO_SIZE: Final = 4096
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
 # Decimals go out as JSON numbers and `read` brings them back as Decimal, so costs stay exact.
-_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=repr)
 _DECODER = msgspec.json.Decoder(dict[str, object], float_hook=Decimal)
 
+Matchers = Mapping[str, str]
+"""A policy's own matchers, name -> RE2 pattern (`matcher employee_id = r"EMP-[0-9]{6}"`)."""
 
-def mask_value(value: object) -> object:
-    """A copy of `value` with PII and secrets masked in every string inside it (dict keys
-    included; numbers that look like card or phone numbers become masked strings).
+
+def mask_value(value: object, matchers: Matchers | None = None) -> object:
+    """`value` as JSON-safe builtins with PII and secrets masked in every string inside it
+    (dict keys included) and numbers that are card or phone numbers made masked strings;
+    `matchers` adds a policy's own matchers. Unloggable parts become placeholders (see
+    `charter.runtime.audit_values`).
 
     Raises `ImportError` if the stdlib matchers are unavailable: logging unmasked PII because
     a module is missing would be a silent leak.
     """
-    return _redactor()(value)
+    return loggable(value, _masker(_user_key(matchers)))
 
 
 def mask_record(
-    record: Mapping[str, object], metadata: Collection[str] = METADATA_FIELDS
+    record: Mapping[str, object],
+    metadata: Collection[str] = METADATA_FIELDS,
+    matchers: Matchers | None = None,
 ) -> dict[str, object]:
-    """A copy of `record` whose non-metadata fields are masked with `mask_value`."""
-    return {k: v if k in metadata else mask_value(v) for k, v in record.items()}
+    """`record` made loggable, its non-metadata fields masked with `mask_value`. Never
+    raises: without the matchers, masked fields are logged as placeholders."""
+    try:
+        mask = _masker(_user_key(matchers))
+    except Exception as err:  # noqa: BLE001 - fail closed: log no value unmasked
+        _LOG.error("cannot mask the decision log, logging placeholders: %r", err)
+        return _record(record, metadata, None, f"masking unavailable ({type(err).__name__})")
+    return _record(record, metadata, mask)
+
+
+def _record(record: Mapping[str, object], metadata: Collection[str], mask: Mask | None,
+            failure: str | None = None) -> dict[str, object]:
+    """`record` made loggable: metadata as is, other fields masked with `mask`, or replaced
+    by a placeholder naming `failure` when masking failed."""
+    walk = Walk(mask)
+    out: dict[str, object] = {}
+    for key, value in record.items():
+        name = key if isinstance(key, str) else f"<key of type {type(key).__qualname__}>"
+        if mask is None and name not in metadata and failure is not None:
+            out[name] = unloggable(failure)
+        else:
+            out[name] = walk.field(value, masked=name not in metadata)
+    return out
 
 
 class AuditLog:
     """Append-only JSON-lines decision log at `path` (created if missing, mode 0600).
 
-    `mask=False` logs values verbatim.  Thread-safe; several processes may append to the
-    same file.  Use as a context manager or call `close`.
+    `mask=False` logs values verbatim. `write` never fails because of a record's content;
+    when the file cannot take the line (closed, disk full...), it counts the failure in
+    `failures`, keeps it in `last_error`, and raises. With `required=True` the Guard denies
+    any action whose decision it could not log. Thread-safe; several processes may append
+    to the same file. Use as a context manager or call `close`.
     """
 
     def __init__(
@@ -88,29 +123,55 @@ class AuditLog:
         mask: bool = True,
         *,
         fsync: bool = False,
+        required: bool = False,
         metadata: Collection[str] = METADATA_FIELDS,
     ) -> None:
         self.path = os.fspath(path)
         self.mask = mask
         self.fsync = fsync
+        self.required = required
+        self.failures = 0
+        self.last_error: Exception | None = None
         self._metadata = frozenset(metadata)
         self._lock = threading.Lock()
+        self._torn = False  # a failed write may have left part of a line
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._end_torn_line()
 
-    def write(self, record: Mapping[str, object]) -> None:
-        """Append one record (a `time` field is added if missing)."""
-        data = dict(record)
-        data.setdefault("time", time.time())
-        if self.mask:
-            data = mask_record(data, self._metadata)
-        line = _ENCODER.encode(data) + b"\n"
+    def write(self, record: Mapping[str, object], *, matchers: Matchers | None = None) -> None:
+        """Append one record (a `time` field is added if missing), masked with the stdlib
+        PII and secret matchers and `matchers`, a policy's own. Raises `ValueError` when the
+        log is closed and `OSError` when the file fails, never for what the record holds."""
+        line = self._line(record, matchers)
         with self._lock:
-            if self._fd is None:
-                raise ValueError("write to a closed AuditLog")
-            _write_all(self._fd, line)
-            if self.fsync:
-                os.fsync(self._fd)
+            try:
+                if self._fd is None:
+                    raise ValueError("write to a closed AuditLog")
+                if self._torn:
+                    _write_all(self._fd, b"\n")
+                    self._torn = False
+                self._torn = True
+                _write_all(self._fd, line)
+                self._torn = False
+                if self.fsync:
+                    os.fsync(self._fd)
+            except (OSError, ValueError) as err:
+                self.failures += 1
+                self.last_error = err
+                raise
+
+    def _line(self, record: Mapping[str, object], matchers: Matchers | None) -> bytes:
+        try:
+            data = dict(record)
+        except Exception as err:  # noqa: BLE001 - still log that there was a decision
+            data = {"record": unloggable(f"a record that raised {type(err).__name__}")}
+        data.setdefault("time", time.time())
+        data = mask_record(data, self._metadata, matchers) if self.mask else _record(data, (), None)
+        try:
+            return _ENCODER.encode(data) + b"\n"
+        except Exception as err:  # noqa: BLE001 - `loggable` should make this unreachable
+            return _ENCODER.encode({"time": time.time(), "record": unloggable(
+                f"a record that could not be encoded ({type(err).__name__})")}) + b"\n"
 
     def close(self) -> None:
         """Close the file; later writes raise `ValueError`."""
@@ -134,6 +195,8 @@ class AuditLog:
         # A crash may have left a partial last line; start on a fresh line so the next
         # record is not glued onto it and lost with it.
         with open(self.path, "rb") as f:
+            if not f.seekable():  # a pipe or a device: nothing to mend
+                return
             f.seek(0, os.SEEK_END)
             if f.tell() == 0:
                 return
@@ -162,8 +225,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-@functools.cache
-def _redactor() -> Callable[[object], object]:
+def _user_key(matchers: Matchers | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(matchers.items())) if matchers else ()
+
+
+@functools.lru_cache(maxsize=64)
+def _masker(user: tuple[tuple[str, str], ...]) -> Mask:
+    """The mask of the log: stdlib PII and secrets, then the given user matchers, in one
+    Scanner (built once per set of user matchers)."""
     # Imported lazily (and dynamically, so this module type-checks without them): the
     # runtime must load without the scanner until masking is actually used.
     matchers = importlib.import_module("charter.stdlib.matchers")
@@ -172,12 +241,23 @@ def _redactor() -> Callable[[object], object]:
     if not pii:
         raise ImportError("charter.stdlib has no pii.any matchers; cannot mask the log")
     # Credentials in logged arguments are as sensitive as PII.
-    specs = tuple(pii) + tuple(matchers.resolve("secrets.any") or ())
+    specs = [*pii, *(matchers.resolve("secrets.any") or ())]
+    specs += [matchers.user_matcher(name, pattern) for name, pattern in user]
     scanner = scanner_mod.Scanner(specs)
-    names = tuple(spec.name for spec in specs)
+    names = tuple(spec.name for spec in scanner.specs)
 
-    def redact(value: object) -> object:
-        masked, _counts = scanner.redact(value, names)
+    # Field names, ids, tool names and reasons recur in every record: remember short texts
+    # rather than scan them again (bounded; a race between threads only costs a rescan).
+    seen: dict[str, str] = {}
+
+    def mask(text: str) -> str:
+        masked = seen.get(text)
+        if masked is None:
+            masked = scanner.redact(text, names)[0]
+            if len(text) <= _MEMO_CHARS:
+                if len(seen) >= _MEMO_SIZE:
+                    seen.clear()
+                seen[text] = masked
         return masked
 
-    return redact
+    return mask

@@ -29,6 +29,7 @@ from charter.runtime.guard_lean import Runner, lean_runner
 from charter.runtime.guard_plan import GuardPlan
 from charter.runtime.policy import STAGES, Policy
 from charter.runtime.state import MemoryStore, Store
+from charter.runtime.values import describe_error
 
 __all__ = ["Guard"]
 
@@ -96,16 +97,18 @@ class Guard:
                         try:
                             return run(request)
                         except Exception as err:  # noqa: BLE001 - nothing raises into the host
-                            return deny(self.policy, f"internal error in the guard: {err!r}")
+                            return deny(self.policy, "internal error in the guard: "
+                                        + describe_error(err))
         start = time.perf_counter_ns() if log is not None else 0
         call: Call | None = None
         try:
             call = self._call(request)
             decision = self.policy.decide(request) if call is None else self._flow.run(call)
         except Exception as err:  # noqa: BLE001 - nothing raises into the host
-            decision = deny(self.policy, f"internal error in the guard: {err!r}")
-        if log is not None:
-            self._write_log(log, call, decision, start)
+            decision = deny(self.policy, f"internal error in the guard: {describe_error(err)}")
+        if log is not None and not self._write_log(log, call, decision, start) and (
+                log.required and decision.allowed):
+            decision = self._unlogged(decision)
         return decision
 
     def _runner(self, kind: tuple[str, str]) -> Runner | None:
@@ -213,19 +216,21 @@ class Guard:
     # ── the decision log ─────────────────────────────────────────────────────
 
     def _write_log(self, log: AuditLog, call: Call | None, decision: Decision,
-                   start: int) -> None:
+                   start: int) -> bool:
+        """Log the decision; False (and an error on the `charter.guard` logger) when the
+        file could not take it. What the record holds never makes it fail."""
         latency = (time.perf_counter_ns() - start) // 1000
-        req: Mapping[str, Any] = call.req if call is not None else {}
-        agent = req.get("agent")
-        estimate = req.get("estimate")
-        est = estimate if isinstance(estimate, dict) else {}
+        try:
+            fields = _request_fields(call.req if call is not None else {})
+        except Exception as err:  # noqa: BLE001 - a hostile request still gets its record
+            fields = {"request": {"$unloggable": f"request that raised {type(err).__name__}"}}
         info = decision.policy
         record: dict[str, object] = {
             "time": self.clock(),
-            "agent_id": agent.get("id") if isinstance(agent, dict) else None,
-            "session_id": session_id(req),
-            "trace_id": req.get("trace_id") or uuid.uuid4().hex,
-            "stage": call.stage if call is not None else req.get("stage"),
+            "agent_id": fields.pop("agent_id", None),
+            "session_id": fields.pop("session_id", None),
+            "trace_id": fields.pop("trace_id", None),
+            "stage": call.stage if call is not None else None,
             "tool": call.name if call is not None else None,
             "effect": decision.effect,
             "allowed": decision.allowed,
@@ -236,16 +241,46 @@ class Guard:
             "labels": list(decision.labels),
             "shadow": [s.rule for s in decision.shadow],
             "latency_us": latency,
-            "cost": est.get("cost_usd"),
-            "tokens": est.get("tokens"),
+            "cost": fields.pop("cost", None),
+            "tokens": fields.pop("tokens", None),
             "policy": info.name if info is not None else None,
             "policy_digest": info.digest if info is not None else None,
-            "args": req.get("args"),
+            **fields,
         }
-        for part in ("result", "input", "output"):
-            if part in req:
-                record[part] = req[part]
         try:
-            log.write(record)
-        except Exception:  # noqa: BLE001 - a log failure must not break the host
-            _LOG.exception("cannot write the decision log")
+            log.write(record, matchers=self._log_matchers())
+        except Exception as err:  # noqa: BLE001 - a log failure must not break the host
+            _LOG.error("cannot write the decision log %s (%d failed so far): %s",
+                       log.path, log.failures, err)
+            return False
+        return True
+
+    def _log_matchers(self) -> dict[str, str]:
+        """The policy's own matchers, so that the log masks what the policy calls sensitive."""
+        return {name: m.pattern for name, m in self.policy.ir.matchers.items()}
+
+    def _unlogged(self, decision: Decision) -> Decision:
+        """The fail-closed answer for an action a `required` log could not record."""
+        if decision.reservation is not None:
+            self.release(decision)
+        return deny(self.policy, "decision log unavailable: an action that cannot be "
+                    "recorded is not allowed")
+
+
+def _request_fields(req: Mapping[str, Any]) -> dict[str, object]:
+    """The parts of a request a log record carries (the log masks them)."""
+    agent = req.get("agent")
+    estimate = req.get("estimate")
+    est = estimate if isinstance(estimate, dict) else {}
+    fields: dict[str, object] = {
+        "agent_id": agent.get("id") if isinstance(agent, dict) else None,
+        "session_id": session_id(req),
+        "trace_id": req.get("trace_id") or uuid.uuid4().hex,
+        "cost": est.get("cost_usd"),
+        "tokens": est.get("tokens"),
+        "args": req.get("args"),
+    }
+    for part in ("result", "input", "output"):
+        if part in req:
+            fields[part] = req[part]
+    return fields
