@@ -146,7 +146,7 @@ class Walk:
         """`v`, or its masked digits when they are a match (only whole numbers can be)."""
         if self.mask is None or not integral:
             return v
-        digits = str(int(v))
+        digits = str(abs(int(v)))  # a sign is not part of a card number
         if len(digits) > _SCAN_DIGITS:
             return v
         masked = self.text(digits)

@@ -178,6 +178,22 @@ def test_structure_around_an_unloggable_value_is_kept(tmp_path: Path) -> None:
     assert args["keys"]["null"] == 1
 
 
+def test_without_the_matchers_values_are_placeholders_not_a_lost_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def missing(user: object) -> object:
+        raise ImportError("no charter.stdlib")
+
+    monkeypatch.setattr(audit, "_masker", missing)
+    path = tmp_path / "decisions.jsonl"
+    with caplog.at_level(logging.ERROR, logger="charter.audit"), AuditLog(path) as log:
+        log.write({"effect": "deny", "rules": ["r1"], "args": {"email": "a@example.com"}})
+    (record,) = audit.read(path)
+    assert record["effect"] == "deny" and record["rules"] == ["r1"]
+    assert record["args"] == {"$unloggable": "masking unavailable (ImportError)"}
+    assert any("cannot mask" in r.getMessage() for r in caplog.records)
+
+
 def test_lone_surrogates_are_kept_visibly(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     with AuditLog(path) as log:

@@ -146,6 +146,8 @@ class _Customer:
         ("object_repr", _Customer(), EMAIL),
         ("decimal_card", Decimal(CARD), CARD),
         ("float_card", float(CARD), CARD),
+        ("negative_decimal_card", Decimal("-" + CARD), CARD),
+        ("exponent_decimal_card", Decimal("4.111111111111111E+15"), CARD),
         ("user_matcher", "ticket for EMP-123456", "EMP-123456"),
         ("unused_user_matcher", "ticket for BADGE-ABCD", "BADGE-ABCD"),
         ("user_matcher_in_key", {"EMP-654321": 1}, "EMP-654321"),
