@@ -41,10 +41,12 @@ _LOG = logging.getLogger("charter.guard")
 class Guard:
     """Enforce `policy` with memory kept in `state` (a `MemoryStore` unless given).
 
-    `log`: a path or an `AuditLog` for the decision log (none by default). `secret`: the
-    HMAC key of approval grants; random per Guard when None, so grants then only verify in
-    this process — pass the same secret to every Guard that must accept them. `clock`:
-    seconds since the epoch (windows, grant expiry, `previously ... within`).
+    `log`: a path or an `AuditLog` for the decision log (none by default; a failed write is
+    reported on the `charter.guard` logger, and with `AuditLog(..., required=True)` turns an
+    allow into a deny). `secret`: the HMAC key of approval grants; random per Guard when
+    None, so grants then only verify in this process — pass the same secret to every Guard
+    that must accept them. `clock`: seconds since the epoch (windows, grant expiry,
+    `previously ... within`).
     """
 
     def __init__(
