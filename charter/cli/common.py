@@ -22,20 +22,14 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-def policy_units(path: Path, include_tests: bool) -> Iterator[list[Path]]:
-    """The policies under a path: a file alone, or the files of each directory."""
-    from charter.compiler.pipeline import policy_files
+def policy_units(path: Path) -> Iterator[list[Path]]:
+    """The policies under a path: a file alone, or the files of each directory (tests
+    included), as `charter.compiler.units` defines them for the language server too."""
+    from charter.compiler.units import units
 
-    if path.is_file():
-        yield [path]
-        return
-    if not path.is_dir():
+    if not path.exists():
         fail(f"{path}: no such file or directory")
-    dirs = sorted({f.parent for f in policy_files(path, include_tests=True)})
-    for d in dirs:
-        files = [f for f in policy_files(d, include_tests) if f.parent == d]
-        if files:
-            yield files
+    yield from units(path)
 
 
 def load_policy(path_text: str) -> Policy:

@@ -1,4 +1,4 @@
-"""Compile an open document the way `charter check` would, with its sibling files."""
+"""Compile an open document the way `charter check` does, with its sibling files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from charter.compiler.pipeline import SUFFIX, Compilation, compile_sources
+from charter.compiler.pipeline import Compilation, compile_sources
+from charter.compiler.units import TextOf, compile_with_siblings, disk_text
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
 from charter.language.source import Diagnostic, Source
@@ -38,30 +39,24 @@ class Analysis:
         return [d for d in self.comp.diagnostics if d.span.file == self.name]
 
 
-def siblings(path: Path, open_text: OpenText) -> list[Source]:
-    """The other `.agentpolicy` files of the document's directory, so that declarations in
-    another file of the same policy resolve. Unreadable files are skipped."""
-    out: list[Source] = []
-    try:
-        candidates = sorted(path.parent.glob(f"*{SUFFIX}"))
-    except OSError:
-        return out
-    for other in candidates:
-        if other.resolve() == path.resolve() or not other.is_file():
-            continue
-        text = open_text(other)
-        if text is None:
-            try:
-                text = other.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
-        out.append(Source(str(other), text))
-    return out
+def _reader(open_text: OpenText) -> TextOf:
+    """Open buffers first, then the disk; an unreadable sibling is left out."""
+
+    def text_of(path: Path) -> str | None:
+        text = open_text(path)
+        if text is not None:
+            return text
+        try:
+            return disk_text(path)
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    return text_of
 
 
 def analyze(name: str, text: str, path: Path | None, open_text: OpenText) -> Analysis:
-    """Compile the document `name` (on disk at `path`, if it is a file)."""
-    sources = [Source(name, text)]
-    if path is not None:
-        sources += siblings(path, open_text)
-    return Analysis(name, text, compile_sources(sources))
+    """Compile the document `name` (on disk at `path`, if it is a file) exactly as
+    `charter check` compiles its directory, so both report the same diagnostics."""
+    if path is None:
+        return Analysis(name, text, compile_sources([Source(name, text)]))
+    return Analysis(name, text, compile_with_siblings(path, text, _reader(open_text)))

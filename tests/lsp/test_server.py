@@ -123,6 +123,28 @@ async def test_sibling_declarations_resolve(client: LanguageClient, tmp_path: Pa
     assert len(messages) == 1 and "amont" in messages[0] and "amount" in messages[0]
 
 
+async def test_same_diagnostics_as_charter_check_of_the_directory(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    """Two files declaring the same names: `charter check DIR` reports each duplicate at its
+    later declaration; the editor showing that file reports the same, not nothing."""
+    from charter.compiler.units import compile_unit, unit_files
+
+    decls = 'tool "refund.create" (amount: decimal)\nconst cap = 5\nmatcher ref = r"R-[0-9]+"\n'
+    (tmp_path / "a.agentpolicy").write_text(decls + "allow tool \"refund.create\"\n")
+    later = tmp_path / "b.agentpolicy"
+    later.write_text(decls + 'deny tool "refund.create" when args.amount > cap because "x"\n')
+    expected = [(d.code, d.span.line, d.span.col)
+                for d in compile_unit(unit_files(tmp_path)).diagnostics
+                if d.span.file == str(later)]
+    assert [code for code, _, _ in expected] == ["CH0211"] * 3
+    for path in (later.resolve(), (tmp_path / "a.agentpolicy").resolve()):
+        uri = await _open(client, path)
+        got = [(d.code, d.range.start.line + 1, d.range.start.character + 1)
+               for d in client.diagnostics[uri]]
+        assert got == (expected if path.name == "b.agentpolicy" else [])
+
+
 async def _hover(client: LanguageClient, uri: str, pos: types.Position) -> str:
     result = await client.text_document_hover_async(
         types.HoverParams(types.TextDocumentIdentifier(uri), pos)
