@@ -484,6 +484,9 @@ def _parse_piece(
             if key not in seen:
                 seen.add(key)
                 diagnostics.append(problem.diagnostic)
+            if problem.closes:  # close the open blocks at the end, keeping their items
+                local += "\n" + "}" * problem.closes
+                continue
             here = dataclasses.replace(problem, offset=max(0, problem.offset - begin))
             region = recovery_region(local, here)
             if region is None:

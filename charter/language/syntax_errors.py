@@ -216,6 +216,8 @@ class SyntaxProblem:
     offset: int
     #: the error is an unknown word first on its line: that line starts the broken item
     restart_here: bool
+    #: `{` left open at the end of the piece: recover by closing them, keeping their items
+    closes: int = 0
 
 
 def to_problem(
@@ -287,6 +289,9 @@ def _end_of_file(
 ) -> SyntaxProblem:
     end = len(parsed.rstrip())
     want = describe_expected(expected - {"$END"}, vocab)
+    opened = unclosed_braces(parsed)
+    if opened and "}" in vocab.words_for(expected).values():
+        return _unclosed(file, text, opened, next_item)
     if next_item is not None:
         match = re.match(r"[A-Za-z_][A-Za-z0-9_]*|\S", text[next_item : next_item + 80])
         word = match.group(0) if match else text[next_item : next_item + 1]
@@ -307,6 +312,25 @@ def _end_of_file(
         help_text,
     )
     return SyntaxProblem(diag, end, False)
+
+
+def _unclosed(file: str, text: str, opened: list[int], next_item: int | None) -> SyntaxProblem:
+    """CH0111 at the innermost `{` never closed (not at the end of the file, where the
+    missing `}` is not)."""
+    at = opened[-1]
+    if next_item is not None:
+        line, _ = _position(text, next_item)
+        where = f"before line {line}, where the next item starts"
+    else:
+        where = "where its block ends (the end of the file, at the latest)"
+    diag = Diagnostic(
+        "CH0111",
+        "error",
+        _span(file, text, at, at + 1),
+        "this `{` is never closed",
+        f"add `}}` {where}",
+    )
+    return SyntaxProblem(diag, at, False, closes=len(opened))
 
 
 def _bad_character(
@@ -369,7 +393,23 @@ def _lines(text: str) -> list[_Line]:
 
 def _brace_deltas(text: str) -> list[int]:
     """+1/-1 per `{`/`}` outside strings and comments, as a list in text order."""
-    out: list[int] = []
+    return [delta for _, delta in _braces(text)]
+
+
+def unclosed_braces(text: str) -> list[int]:
+    """Offsets of the `{` that no `}` closes, outermost first."""
+    stack: list[int] = []
+    for at, delta in _braces(text):
+        if delta > 0:
+            stack.append(at)
+        elif stack:
+            stack.pop()
+    return stack
+
+
+def _braces(text: str) -> list[tuple[int, int]]:
+    """(offset, +1/-1) per `{`/`}` outside strings and comments, in text order."""
+    out: list[tuple[int, int]] = []
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
@@ -381,9 +421,9 @@ def _brace_deltas(text: str) -> list[int]:
             while i < n and text[i] != "\n":
                 i += 1
         elif ch == "{":
-            out.append(1)
+            out.append((i, 1))
         elif ch == "}":
-            out.append(-1)
+            out.append((i, -1))
         i += 1
     return out
 
@@ -471,22 +511,31 @@ def _coarse_region(lines: list[_Line], text: str, err: int, here: int | None) ->
 
 def item_starts(text: str) -> list[int]:
     """Offsets of the lines that start a top-level item: an item keyword or `@` at column 1,
-    outside any braces, not right after an annotation line. Always includes 0."""
+    outside any braces, not right after an annotation line. Always includes 0.
+
+    Braces that are never closed do not count: a column-1 item after a scope whose `}` is
+    missing starts a new item, so one missing `}` does not swallow the rest of the file."""
     starts = [0]
-    depth = 0
+    never = set(unclosed_braces(text))
+    open_: list[int] = []
     prev_head = ""
     for line in _lines(text):
         if (
             line.start > 0
-            and depth == 0
+            and all(b in never for b in open_)
             and line.indent == 0
             and _anchor(line)
             and prev_head != "@"
             and line.head in ITEM_KEYWORDS | {"@"}
         ):
             starts.append(line.start)
+            open_.clear()
         if "{" in text[line.start : line.end] or "}" in text[line.start : line.end]:
-            depth = max(0, depth + sum(_brace_deltas(text[line.start : line.end])))
+            for at, delta in _braces(text[line.start : line.end]):
+                if delta > 0:
+                    open_.append(line.start + at)
+                elif open_:
+                    open_.pop()
         if line.head:
             prev_head = line.head
     return starts

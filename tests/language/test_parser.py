@@ -614,7 +614,20 @@ def test_unexpected_end_of_file() -> None:
     assert where(d) == ("CH0104", 1, 19)
     assert d.message == "unexpected end of file; expected an expression"
     _, (brace,) = errors("scope x {\n  deny\n")
-    assert brace.code == "CH0104" and brace.help == "a `{` is still open"
+    assert where(brace) == ("CH0111", 1, 9)  # at the `{` left open, not at the end
+    assert brace.message == "this `{` is never closed"
+
+
+def test_a_missing_brace_hides_no_later_error() -> None:
+    text = ('tool "pay" (amount: decimal)\nscope agent.team == "x" {\n'
+            '  allow tool "pay" when args.amout > 1\n\n'
+            'allow tool "pay" when args.amount > "1"\ndeny tool "pay" when agent.tem == "x"\n')
+    m, (d,) = errors(text)
+    assert where(d) == ("CH0111", 2, 25)
+    assert d.help == "add `}` before line 5, where the next item starts"
+    assert len(m.items) == 4  # the scope (closed for recovery, its rule kept) and the rest
+    scope = m.items[1]
+    assert isinstance(scope, ast.Scope) and len(scope.items) == 1
 
 
 def test_unfinished_item_is_reported_where_the_next_item_starts() -> None:
@@ -735,8 +748,8 @@ def test_broken_continuation_line_drops_its_whole_item() -> None:
 
 def test_unclosed_brace_reports_once() -> None:
     m, diags = errors('allow tool "a"\nscope x {\n  deny\ndeny tool "b"\n')
-    assert [d.code for d in diags] == ["CH0104"]
-    assert isinstance(m.items[0], ast.Rule)
+    assert [where(d) for d in diags] == [("CH0111", 2, 9)]
+    assert [type(i).__name__ for i in m.items] == ["Rule", "Scope", "Rule"]
 
 
 def test_parse_expr_errors() -> None:
