@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -9,23 +10,28 @@ from pathlib import Path
 import click
 
 from charter.cli.common import EXIT_FAILED, EXIT_OK, policy_units
+from charter.language.source import Diagnostic
 
 
 @click.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def check_cmd(paths: tuple[Path, ...], fmt: str) -> None:
-    """Parse and type-check policies; exit 1 if any has an error."""
-    from charter.compiler.pipeline import compile_sources, read_sources
-    from charter.language.source import Diagnostic, Source
+@click.option("--strict", is_flag=True,
+              help="Treat every warning as an error (for CI: nothing passes half-checked).")
+def check_cmd(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
+    """Parse and type-check policies; exit 1 if any has an error (or, with --strict, any
+    warning)."""
+    from charter.compiler.units import compile_unit
+    from charter.language.source import Source
 
     found: list[tuple[Diagnostic, Source | None]] = []
     files = 0
     for path in paths:
-        for unit in policy_units(path, include_tests=True):
+        for unit in policy_units(path):
             files += len(unit)
-            comp = compile_sources(read_sources(unit))
-            found.extend((d, comp.sources.get(d.span.file)) for d in comp.diagnostics)
+            comp = compile_unit(unit)
+            found.extend((_promoted(d) if strict else d, comp.sources.get(d.span.file))
+                         for d in comp.diagnostics)
     errors = sum(d.severity == "error" for d, _ in found)
     warnings = len(found) - errors
     if fmt == "json":
@@ -37,3 +43,8 @@ def check_cmd(paths: tuple[Path, ...], fmt: str) -> None:
         summary = f"checked {files} file(s): {errors} error(s), {warnings} warning(s)"
         click.echo(summary, err=bool(errors))
     sys.exit(EXIT_FAILED if errors else EXIT_OK)
+
+
+def _promoted(d: Diagnostic) -> Diagnostic:
+    """A warning reported as an error (same code, so docs/errors.md still explains it)."""
+    return dataclasses.replace(d, severity="error") if d.severity == "warning" else d

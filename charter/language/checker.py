@@ -15,14 +15,13 @@ from charter.language.constfold import NotConstant, fold
 from charter.language.exprcheck import Env, ExprChecker, path_chain
 from charter.language.source import Diagnostic, Source, Span
 from charter.language.suggest import did_you_mean
+from charter.language.targets import TargetReport, args_shape, reached, restricting
 from charter.language.types import (
     ANY,
     PRIMS,
-    FieldT,
     ListT,
     MapT,
     Prim,
-    RecordT,
     SetT,
     Type,
 )
@@ -53,12 +52,14 @@ class Checker:
         self._header: ast.Header | None = None
         self._default: ast.Default | None = None
         self._ids: dict[str, Span] = {}
+        self._targets = TargetReport(self.p.tools)
 
     def run(self) -> tuple[CheckedPolicy, list[Diagnostic]]:
         for m in self.p.modules:
             self._declarations(m)
         for m in self.p.modules:
             self._rules(m.items, (), (), shadow=False, owner=None, top=True)
+        self.diags.extend(self._targets.diagnostics())
         return self.p, self.diags
 
     def error(self, code: str, span: Span, message: str, help: str | None = None) -> None:
@@ -225,8 +226,6 @@ class Checker:
             env = self._env(new_targets, None)
             self.x.condition(s.condition, env)
             new_conds = conds + (ast.Condition(False, s.condition, s.condition.span),)
-        if s.target is not None:
-            self._check_target(s.target)
         self._rules(s.items, new_targets, new_conds, shadow or "shadow" in ann,
                     ann.get("owner") or owner, top=False)
 
@@ -236,8 +235,8 @@ class Checker:
         ann = self._annotations(r.annotations, allow_id=True)
         own_target = r.target if isinstance(r, ast.Rule | ast.Limit) else None
         all_targets = targets + ((own_target,) if own_target else ())
-        if own_target is not None:
-            self._check_target(own_target)
+        for t in all_targets:  # a scope's target is checked with each rule it governs
+            self._targets.target(t, restricting(r))
         stage = (r.stage if isinstance(r, ast.Rule) else None) or "tool_call"
         env = self._env(all_targets, stage)
         own_conds: tuple[ast.Condition, ...] = ()
@@ -284,21 +283,12 @@ class Checker:
                     self.x.infer(eff.path, env)
 
     def _env(self, targets: tuple[ast.ToolTarget, ...], stage: str | None) -> Env:
-        owner = _single_tool(targets)
-        sig = self.p.tools.get(owner) if owner else None
-        if sig is None:
+        """`args` typed by every declared tool the targets reach (untyped if they reach
+        none, or the rule has no target: then any tool's call can reach it)."""
+        shape = args_shape(reached(targets, self.p.tools)) if targets else None
+        if shape is None:
             return Env(args=MapT(ANY), stage=stage)
-        fields = {n: FieldT(t, opt) for n, (t, opt) in sig.params.items()}
-        return Env(args=RecordT(f'args of "{sig.name}"', fields), stage=stage, args_owner=owner)
-
-    def _check_target(self, t: ast.ToolTarget) -> None:
-        if not self.p.tools:
-            return
-        for name in t.names:
-            if "*" in name or name in self.p.tools:
-                continue
-            self.warn("W0301", t.span, f'tool "{name}" is not declared',
-                      did_you_mean(name, self.p.tools, '"'))
+        return Env(args=shape.type, stage=stage, args_owner=shape.owner)
 
     def _annotations(self, anns: Sequence[ast.Annotation], allow_id: bool) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -317,10 +307,3 @@ class Checker:
             out[a.name] = a.arg or ""
         return out
 
-
-def _single_tool(targets: tuple[ast.ToolTarget, ...]) -> str | None:
-    """The one declared tool all targets narrow to, if `args` can be typed by it."""
-    for t in targets:
-        if len(t.names) == 1 and "*" not in t.names[0]:
-            return t.names[0]
-    return None

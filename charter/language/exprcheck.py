@@ -50,7 +50,7 @@ class Env:
 
     args: Type
     stage: str | None
-    args_owner: str | None = None  # the tool whose declaration types `args`
+    args_owner: str | None = None  # whose declarations type `args`: 'tool "x"', 'tools ...'
     in_const: bool = False
 
 
@@ -199,9 +199,10 @@ class ExprChecker:
         if isinstance(t, RecordT):
             f = t.fields.get(key)
             if f is None:
-                what = f'tool "{owner}"' if owner else f"`{t.name}`"
-                noun = "parameter" if owner else "field"
-                self.error("CH0202", span, f"{what} has no {noun} `{key}`",
+                what = owner or f"`{t.name}`"
+                has = "have no parameter" if what.startswith("tools ") else (
+                    "has no parameter" if owner else "has no field")
+                self.error("CH0202", span, f"{what} {has} `{key}`",
                            did_you_mean(key, t.fields))
                 return ANY
             return f.type

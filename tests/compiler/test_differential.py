@@ -50,7 +50,7 @@ CONTEXT_CONDS = [
     'url_host(agent.id) == "a.example"', "args contains pii.email",
 ]
 TARGETS = ['tool "pay.send"', 'tool "files.rm"', 'tool "kb.search"', 'tool "pay.*"',
-           'tool "**"', "tool tagged destructive", "tool tagged money", 'tool "x.y", "kb.*"',
+           'tool "**"', "tool tagged destructive", "tool tagged money", 'tool "x.*", "kb.*"',
            ""]
 EFFECTS = ["allow", "allow", "deny", "warn", 'require approval from "g1"',
            'require approval from "g1", "g2"', 'label session "seen"']
@@ -59,8 +59,10 @@ EFFECTS = ["allow", "allow", "deny", "warn", 'require approval from "g1"',
 @st.composite
 def conditions(draw: st.DrawFn, target: str) -> str:
     tool = next((t for t in ARGS_CONDS if f'"{t}"' in target and "," not in target), None)
-    # Undeclared fields are compile errors on declared tools, fine elsewhere.
-    pool = [c for c in CONTEXT_CONDS if not (tool and "args." in c)]
+    # Undeclared fields are compile errors where a target reaches declared tools (by name,
+    # glob or tag), fine on untargeted rules.
+    pool = [c for c in CONTEXT_CONDS if not (tool and "args." in c)
+            and not (target and "args.anything" in c)]
     pool += ARGS_CONDS[tool] if tool else []
     n = draw(st.sampled_from(["0", "1", "2.5", "100", "100.01", "3"]))
     parts = [draw(st.sampled_from(pool)).format(n=n)
@@ -94,8 +96,11 @@ def policies(draw: st.DrawFn) -> str:
     body = draw(st.lists(rules(), min_size=1, max_size=8))
     if draw(st.booleans()):
         inner = "\n  ".join(body[: len(body) // 2])
-        cond = draw(st.sampled_from(['agent.team == "support"', 'tool "pay.*"',
-                                     'tool tagged read when agent.env == "prod"']))
+        scopes = ['agent.team == "support"', 'tool "pay.*"',
+                  'tool tagged read when agent.env == "prod"']
+        if "args.anything" in inner:  # a targeted scope types `args` by its tools
+            scopes = scopes[:1]
+        cond = draw(st.sampled_from(scopes))
         lines.append(f"scope {cond} {{\n  {inner}\n}}")
         body = body[len(body) // 2 :]
     lines.extend(body)
