@@ -52,14 +52,29 @@ def load_policy(path_text: str) -> Policy:
     return Policy(comp.ir)
 
 
-def read_requests(source: str) -> list[Any]:
+class RequestFileError(Exception):
+    """A request file that cannot be read or decoded; the message names the file."""
+
+
+def load_requests(source: str) -> list[Any]:
     """One request, or a JSON array of requests, from a file or `-` (stdin)."""
     try:
         data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as err:
-        fail(f"cannot read {source}: {err}")
+        raise RequestFileError(f"cannot read {source}: {err}") from None
     try:
         value = _DECODER.decode(data)
     except msgspec.DecodeError as err:
-        fail(f"{source}: not valid JSON: {err}")
+        raise RequestFileError(f"{source}: not valid JSON: {err}") from None
+    except RecursionError:
+        # msgspec decodes recursively: a pathologically deep document exhausts the stack
+        raise RequestFileError(f"{source}: JSON nested too deeply to decode") from None
     return value if isinstance(value, list) else [value]
+
+
+def read_requests(source: str) -> list[Any]:
+    """`load_requests`, or exit 2 with the error."""
+    try:
+        return load_requests(source)
+    except RequestFileError as err:
+        fail(str(err))
