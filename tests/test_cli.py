@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,10 +15,12 @@ CHARTER = shutil.which("charter") or "charter"  # the console script of `pip ins
 THREE = ROOT / "tests" / "corpus" / "errors" / "acceptance_three_errors.agentpolicy"
 
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, stdin: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CHARTER, *args], cwd=ROOT, input=stdin,
         capture_output=True, text=True, timeout=120,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -91,6 +94,97 @@ def test_eval_broken_policy_exits_1() -> None:
     out = run("eval", str(THREE), "--request", "-", stdin='{"tool": "x"}')
     assert out.returncode == 1
     assert "error[CH0202]" in out.stderr
+
+
+def test_eval_deep_json_request_is_a_clear_error(tmp_path: Path) -> None:
+    """D16: a 10,000-deep JSON request printed a RecursionError traceback."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 10_000 + "]" * 10_000)
+    out = run("eval", "examples/support", "--request", str(deep))
+    assert out.returncode == 2
+    assert f"{deep}: JSON nested too deeply" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_eval_directory_survives_a_bad_file(tmp_path: Path) -> None:
+    for name in ("01-kb-search.json", "03-refund-small.json"):
+        shutil.copy(EXAMPLES / "support" / "requests" / name, tmp_path / name)
+    (tmp_path / "02-broken.json").write_text('{"tool": ')
+    (tmp_path / "04-deep.json").write_text('{"args": ' * 5000 + "1" + "}" * 5000)
+    out = run("eval", "examples/support", "--request", str(tmp_path))
+    assert out.returncode == 2, "the exit code says a file could not be read"
+    lines = [json.loads(ln) for ln in out.stdout.splitlines()]
+    assert [ln["request"] for ln in lines] == [
+        "01-kb-search.json", "02-broken.json", "03-refund-small.json", "04-deep.json"]
+    assert [ln["decision"]["effect"] for ln in lines if "decision" in ln] == ["allow", "allow"]
+    assert "not valid JSON" in lines[1]["error"] and "nested too deeply" in lines[3]["error"]
+    assert f"error: {tmp_path / '02-broken.json'}: not valid JSON" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_eval_expect_agrees_with_every_example_golden_file() -> None:
+    """The examples' expected.json, six of whose requests need state (a limit reached, an
+    approval granted): --expect decides each in the state its expectation gives."""
+    stateful = 0
+    for folder in ("support", "coding", "finance"):
+        d = f"examples/{folder}"
+        out = run("eval", d, "--request", f"{d}/requests", "--expect", f"{d}/expected.json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        lines = [json.loads(ln) for ln in out.stdout.splitlines()]
+        assert lines and all(ln["agrees"] and ln["differences"] == [] for ln in lines)
+        stateful += sum("state" in ln for ln in lines)
+    assert stateful == 6
+
+
+def test_eval_expect_reports_a_difference(tmp_path: Path) -> None:
+    golden = json.loads((EXAMPLES / "support" / "expected.json").read_text())
+    golden["01-kb-search.json"]["effect"] = "deny"
+    del golden["19-email-rate-limited.json"]["state"]  # without its state it is allowed
+    path = tmp_path / "expected.json"
+    path.write_text(json.dumps(golden))
+    out = run("eval", "examples/support", "--request", "examples/support/requests",
+              "--expect", str(path), "--format", "table", env={"COLUMNS": "250"})
+    assert out.returncode == 1
+    assert "effect allow, expected deny" in out.stdout
+    assert "19 of 21 as expected" in " ".join(out.stdout.split())
+
+
+def test_eval_prints_a_table_on_a_terminal() -> None:
+    """The README's first command, on a terminal: a table and a summary, not JSON lines."""
+    import pty
+
+    leader, follower = pty.openpty()
+    d = "examples/finance"
+    proc = subprocess.run(
+        [CHARTER, "eval", d, "--request", f"{d}/requests", "--expect", f"{d}/expected.json"],
+        cwd=ROOT, stdout=follower, stderr=subprocess.PIPE, timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    text = b"".join(chunks).decode()
+    assert proc.returncode == 0, proc.stderr
+    assert "request" in text and "effect" in text and "reasons" in text
+    assert "\x1b[" in text, "coloured on a terminal"
+    assert "as expected" in text and '{"effect"' not in text
+    assert "needs state: approved by finance, cfo" in text
+
+
+def test_check_strict_makes_warnings_errors() -> None:
+    warned = "tests/corpus/errors/w0303_glob_matches_nothing.agentpolicy"
+    assert run("check", warned).returncode == 0
+    out = run("check", "--strict", warned)
+    assert out.returncode == 1
+    assert "error[W0303]" in out.stderr and "1 error(s)" in out.stderr
 
 
 def test_explain_code() -> None:
