@@ -149,34 +149,41 @@ def test_eval_expect_reports_a_difference(tmp_path: Path) -> None:
     assert "19 of 21 as expected" in " ".join(out.stdout.split())
 
 
-def test_eval_prints_a_table_on_a_terminal() -> None:
-    """The README's first command, on a terminal: a table and a summary, not JSON lines."""
+def _on_terminal(command: str) -> tuple[int, str]:
+    """Run a shell command with stdout on a pseudo-terminal: (exit code, what it printed)."""
     import pty
 
     leader, follower = pty.openpty()
-    d = "examples/finance"
-    proc = subprocess.run(
-        [CHARTER, "eval", d, "--request", f"{d}/requests", "--expect", f"{d}/expected.json"],
-        cwd=ROOT, stdout=follower, stderr=subprocess.PIPE, timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    proc = subprocess.Popen(["bash", "-c", command], cwd=ROOT, stdout=follower,
+                            stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
     os.close(follower)
     chunks = []
     while True:
         try:
             chunk = os.read(leader, 65536)
-        except OSError:
+        except OSError:  # the terminal closed: the command is done
             break
         if not chunk:
             break
         chunks.append(chunk)
     os.close(leader)
-    text = b"".join(chunks).decode()
-    assert proc.returncode == 0, proc.stderr
+    return proc.wait(timeout=120), b"".join(chunks).decode()
+
+
+def test_readme_first_command_prints_tables_that_agree() -> None:
+    """The README's first command (without its `pip install`), on a terminal: a coloured
+    table per example and a summary, not JSON lines, and every decision as expected."""
+    readme = (ROOT / "README.md").read_text()
+    first = readme.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    install = "python3 -m pip install -e . && "
+    assert first.startswith(install)
+    code, text = _on_terminal(first.removeprefix(install).replace("charter ", f"{CHARTER} "))
+    assert code == 0, text
+    assert text.count("as expected") == 3 and '{"effect"' not in text
     assert "request" in text and "effect" in text and "reasons" in text
     assert "\x1b[" in text, "coloured on a terminal"
-    assert "as expected" in text and '{"effect"' not in text
     assert "needs state: approved by finance, cfo" in text
+    assert "21 of 21 as expected" in text and text.count("24 of 24 as expected") == 2, text
 
 
 def test_check_strict_makes_warnings_errors() -> None:

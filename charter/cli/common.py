@@ -56,8 +56,9 @@ class RequestFileError(Exception):
     """A request file that cannot be read or decoded; the message names the file."""
 
 
-def load_requests(source: str) -> list[Any]:
-    """One request, or a JSON array of requests, from a file or `-` (stdin)."""
+def load_requests(source: str, split: bool = True) -> list[Any]:
+    """One request, or a JSON array of requests, from a file or `-` (stdin); with
+    `split=False` the file's value is one request whatever it is."""
     try:
         data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as err:
@@ -69,7 +70,7 @@ def load_requests(source: str) -> list[Any]:
     except RecursionError:
         # msgspec decodes recursively: a pathologically deep document exhausts the stack
         raise RequestFileError(f"{source}: JSON nested too deeply to decode") from None
-    return value if isinstance(value, list) else [value]
+    return value if isinstance(value, list) and split else [value]
 
 
 def read_requests(source: str) -> list[Any]:

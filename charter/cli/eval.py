@@ -93,18 +93,20 @@ def _golden(path: Path) -> dict[str, dict[str, Any]]:
 
 def _requests(source: str, named: bool) -> list[tuple[str | None, Any, str | None]]:
     """(name, request, error) in order. A lone file or stdin stops at its error (exit 2);
-    in a directory a bad file becomes an error row and the rest go on."""
+    in a directory a bad file becomes an error row and the rest go on. With a golden file
+    (`named`) each file is one request, as its expectation is: an array is not split."""
     folder = Path(source)
     if source != "-" and folder.is_dir():
         out: list[tuple[str | None, Any, str | None]] = []
         for file in sorted(folder.glob("*.json")):
             try:
-                out.extend((file.name, req, None) for req in load_requests(str(file)))
+                reqs = load_requests(str(file), split=not named)
+                out.extend((file.name, req, None) for req in reqs)
             except RequestFileError as err:
                 out.append((file.name, None, str(err)))
         return out
     try:
-        reqs = load_requests(source)
+        reqs = load_requests(source, split=not named)
     except RequestFileError as err:
         fail(str(err))
     name = Path(source).name if named and source != "-" else None
