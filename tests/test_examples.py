@@ -1,18 +1,7 @@
 """The policies under examples/: each compiles, and every request gets its expected decision.
 
-`expected.json` (read the same way by `charter eval --expect`, charter/cli/golden.py) maps a
-request file to what its decision must be:
-  effect            "allow" | "deny" | "require_approval"
-  rules             ids that must be among `decision.rules` (others may match too)
-  reason_contains   a substring of one of the reasons
-  warning_contains  a substring of one of the warnings
-  approvers         the decision's approvers, exactly
-  labels            labels the decision must add
-  redacted          matcher names that must appear in the decision's redactions
-  shadow            ids of @shadow rules that must be reported
-  state             a runtime snapshot: {"counters": {RULE_ID: used}, "labels": [...],
-                    "approved_groups": [...]} (a counter is named by the id of the budget or
-                    limit rule that owns it, and keyed by the request's key field)
+`expected.json` maps a request file to what its decision must be, in the format
+charter/cli/golden.py documents: the same reading `charter eval --expect` gives it.
 """
 
 from __future__ import annotations
