@@ -19,14 +19,18 @@ from charter.cli.common import EXIT_USAGE, fail
               "(a random seed is chosen and printed when omitted).")
 @click.option("--examples", type=click.IntRange(min=1), default=200, show_default=True,
               help="Examples generated per property.")
+@click.option("--min-examples", type=click.IntRange(min=0), default=None,
+              help="Meaningful examples (no request error, `where` met) a property needs to "
+              "pass  [default: a tenth of --examples].")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def test_cmd(paths: tuple[Path, ...], coverage: bool, seed: int | None, examples: int,
-             fmt: str) -> None:
+             min_examples: int | None, fmt: str) -> None:
     """Run policy tests and properties; exit 1 if any fails or a policy does not compile."""
     from charter.testing import report, session
 
     try:
-        result = session.run(paths, seed=seed, examples=examples)
+        result = session.run(paths, seed=seed, examples=examples,
+                             min_examples=min_examples)
     except FileNotFoundError as err:
         fail(f"{err}: no such file or directory", EXIT_USAGE)
     if not result.units:

@@ -27,6 +27,8 @@ from charter.testing.expectations import holds
 from charter.testing.scenario import args_type
 
 EMPTY_STATE = Snapshot()
+# A property passes only when at least 1/FLOOR_DIVISOR of its examples were meaningful.
+FLOOR_DIVISOR = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +41,33 @@ class Where:
 
 @dataclass(frozen=True, slots=True)
 class PropertyOutcome:
-    """What checking one property found. `counterexample` is the shrunk failing request."""
+    """What checking one property found. `counterexample` is the shrunk failing request.
+
+    `examples` counts the generated requests that met the `where` clause and were decided;
+    `request_errors` those of them whose decision held only through a request error (a field
+    the policy reads was missing or mistyped); `rejected` the requests `where` turned away.
+    Both kinds are vacuous: they say nothing about the property. `floor` is the number of
+    meaningful examples the run needed.
+    """
 
     passed: bool
     examples: int
     counterexample: dict[str, Any] | None = None
     decision: Decision | None = None
     problem: str | None = None
+    request_errors: int = 0
+    rejected: int = 0
+    floor: int = 0
+    error_sample: str | None = None
+
+    @property
+    def meaningful(self) -> int:
+        return self.examples - self.request_errors
+
+
+def default_floor(examples: int) -> int:
+    """The meaningful examples a property needs by default: a tenth of those asked for."""
+    return max(1, examples // FLOOR_DIVISOR)
 
 
 def target_tools(prop: ast.Property, checked: CheckedPolicy,
@@ -97,42 +119,90 @@ class _Failed(Exception):
     pass
 
 
+@dataclass
+class _Tally:
+    """Examples counted up to the first failure (shrinking runs are not examples)."""
+
+    decided: int = 0
+    request_errors: int = 0
+    rejected: int = 0
+    error_sample: str | None = None
+
+    def vacuous(self, decision: Decision) -> None:
+        self.request_errors += 1
+        if self.error_sample is None:
+            self.error_sample = decision.errors[0]
+
+
 def check_property(prop: ast.Property, policy: Policy, tools: list[tuple[str, Type]],
                    where: Where | None, biases: Biases, seed: int,
-                   examples: int) -> PropertyOutcome:
-    """Run Hypothesis on one property; reproducible for a given `seed`."""
-    from hypothesis import HealthCheck, Verbosity, assume, given, settings
+                   examples: int, floor: int | None = None) -> PropertyOutcome:
+    """Run Hypothesis on one property; reproducible for a given `seed`.
+
+    A property passes when no example falsifies it *and* at least `floor` examples
+    (default: `default_floor(examples)`) were meaningful: met the `where` clause and were
+    decided without a request error.
+    """
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as with_seed
     from hypothesis.errors import Unsatisfiable
 
+    from charter.testing.steering import steer
     from charter.testing.strategies import RequestStrategies
 
     if not tools:
         return PropertyOutcome(False, 0, problem="its target matches no declared tool")
     keep = where_holds(where)
     failures: list[tuple[dict[str, Any], Decision]] = []
-    tried = [0]
+    tally = _Tally()
+    steering = steer(where.rule.cond) if where is not None else None
 
+    # No `explain` phase: its notes go unprinted, and it replays the shrunk example many times.
     @with_seed(seed)
     @settings(max_examples=examples, database=None, deadline=None, derandomize=False,
               verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
-              report_multiple_bugs=False, print_blob=False)
-    @given(RequestStrategies(biases).request(tools))
+              report_multiple_bugs=False, print_blob=False,
+              phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink))
+    @given(RequestStrategies(biases, steering).request(tools))
     def run(req: dict[str, Any]) -> None:
-        assume(keep(req))
-        if not failures:  # count examples up to the first failure, not shrinking runs
-            tried[0] += 1
+        from hypothesis import reject
+
+        counting = not failures
+        if not keep(req):
+            tally.rejected += counting
+            reject()
         decision = policy.decide(req, EMPTY_STATE)
         if not holds(prop.expect, decision):
             failures.append((req, decision))
             raise _Failed
+        if counting:
+            tally.decided += 1
+            if decision.errors:
+                tally.vacuous(decision)
 
     try:
         run()
     except _Failed:
         req, decision = failures[-1]  # Hypothesis replays the shrunk example last
-        return PropertyOutcome(False, tried[0], req, decision)
+        return _outcome(False, tally, 0, req, decision)
     except Unsatisfiable:
-        return PropertyOutcome(False, tried[0],
-                               problem="no generated request satisfies its `where` clause")
-    return PropertyOutcome(True, tried[0])
+        return _outcome(False, tally, 0,
+                        problem="no generated request satisfies its `where` clause")
+    need = _floor(tally, examples, floor)
+    if tally.decided - tally.request_errors < need:
+        return _outcome(False, tally, need, problem="vacuous")
+    return _outcome(True, tally, need)
+
+
+def _floor(tally: _Tally, examples: int, floor: int | None) -> int:
+    need = default_floor(examples) if floor is None else floor
+    # Hypothesis stops early when it has tried every distinct request (a tool with one bool
+    # argument). Then the examples run are all there are; one meaningful one must remain.
+    exhausted = tally.decided < examples and tally.rejected <= tally.decided
+    return min(need, 1) if exhausted else need
+
+
+def _outcome(passed: bool, tally: _Tally, floor: int, req: dict[str, Any] | None = None,
+             decision: Decision | None = None, problem: str | None = None) -> PropertyOutcome:
+    return PropertyOutcome(passed, tally.decided + (req is not None), req, decision, problem,
+                           tally.request_errors, tally.rejected, floor, tally.error_sample)

@@ -6,7 +6,8 @@ Charter itself is imported only when such a file is collected, so the plugin cos
 at start-up in projects without policy tests.
 
 Options: `--charter-seed N` (property seed; random and shown in the header otherwise) and
-`--charter-examples N` (examples per property, default 200).
+`--charter-examples N` (examples per property, default 200), `--charter-min-examples N`
+(meaningful examples a property needs; default a tenth of the examples).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed for Charter property examples")
     group.addoption("--charter-examples", type=int, default=200,
                     help="examples generated per Charter property (default 200)")
+    group.addoption("--charter-min-examples", type=int, default=None,
+                    help="meaningful examples a Charter property needs to pass "
+                    "(default a tenth of --charter-examples)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -109,7 +113,9 @@ class PolicyItem(_ReportedItem):
         else:
             seed = self.config.stash[_SEED_KEY]
             examples = int(self.config.getoption("charter_examples"))
-            result = run_property(self.unit, self.block, seed, examples, self.unit.biases())
+            floor = self.config.getoption("charter_min_examples")
+            result = run_property(self.unit, self.block, seed, examples, self.unit.biases(),
+                                  floor)
         if result.status != "pass":
             raise PolicyFailure(case_failure(result))
 

@@ -15,6 +15,13 @@ def case_title(r: CaseResult) -> str:
     return f'{r.kind} "{r.name}"'
 
 
+def examples_text(r: CaseResult) -> str:
+    """`200 examples, 180 meaningful; vacuous: 20 request errors, 3 where rejections`."""
+    errors, rejected = r.vacuous
+    return (f"{r.examples} examples, {r.meaningful} meaningful; vacuous: {errors} request "
+            f"errors, {rejected} `where` rejections")
+
+
 def case_failure(r: CaseResult) -> str:
     """The failure text of one block: the same in `charter test` and in pytest."""
     lines = [f"{r.location}: {case_title(r)} {'failed' if r.status == 'fail' else 'errored'}"]
@@ -34,7 +41,7 @@ def text(report: SessionReport, coverage: bool = False) -> str:
         for d, src in unit.errors:
             out.append(d.render(src))
         for r in unit.results:
-            extra = f"  ({r.examples} examples)" if r.kind == "property" else ""
+            extra = f"  ({examples_text(r)})" if r.kind == "property" else ""
             out.append(f"  {MARK[r.status]:5} {case_title(r)}  {r.location}{extra}")
     failures = [r for r in report.results if r.status != "pass"]
     if failures:
@@ -84,6 +91,8 @@ def as_json(report: SessionReport, coverage: bool = False) -> dict[str, Any]:
                 "kind": r.kind, "name": r.name, "file": r.file, "line": r.line,
                 "status": r.status, "details": r.details, "counterexample": r.counterexample,
                 "examples": r.examples if r.kind == "property" else None,
+                **({"meaningful": r.meaningful, "request_errors": r.vacuous[0],
+                    "where_rejections": r.vacuous[1]} if r.kind == "property" else {}),
             } for r in u.results],
         }
         if coverage and u.coverage is not None:

@@ -9,7 +9,7 @@ from charter.language import ast
 from charter.language.source import Diagnostic
 from charter.testing import expectations, render
 from charter.testing.biases import Biases, collect
-from charter.testing.properties import check_property, target_tools
+from charter.testing.properties import PropertyOutcome, check_property, target_tools
 from charter.testing.scenario import build
 from charter.testing.suite import Unit
 
@@ -37,6 +37,11 @@ class CaseResult:
     matched: set[int] = field(default_factory=set)
     reached: set[int] = field(default_factory=set)
     examples: int = 0
+    vacuous: tuple[int, int] = (0, 0)  # properties: (request errors, `where` rejections)
+
+    @property
+    def meaningful(self) -> int:
+        return self.examples - self.vacuous[0]
 
     @property
     def location(self) -> str:
@@ -69,8 +74,10 @@ def run_test(unit: Unit, test: ast.Test) -> CaseResult:
 
 
 def run_property(unit: Unit, prop: ast.Property, seed: int, examples: int,
-                 biases: Biases | None = None) -> CaseResult:
-    """Check one property; a failure carries the shrunk counterexample as a `test` block."""
+                 biases: Biases | None = None, floor: int | None = None) -> CaseResult:
+    """Check one property; a failure carries the shrunk counterexample as a `test` block.
+
+    `floor`: the meaningful examples it needs to pass (see `properties.default_floor`)."""
     result = CaseResult("property", prop.name, prop.span.file, prop.span.line, "pass")
     assert unit.policy is not None and unit.comp.checked is not None
     where_errors = [d for d in unit.where_diagnostics if d.severity == "error"
@@ -89,11 +96,15 @@ def run_property(unit: Unit, prop: ast.Property, seed: int, examples: int,
         result.details = [d.render(unit.comp.sources.get(span.file))]
         return result
     outcome = check_property(prop, unit.policy, tools, unit.where.get(id(prop)),
-                             biases or collect(unit.policy.ir), seed, examples)
+                             biases or collect(unit.policy.ir), seed, examples, floor)
     result.examples = outcome.examples
+    result.vacuous = (outcome.request_errors, outcome.rejected)
     if outcome.passed:
         return result
     result.status = "fail"
+    if outcome.problem == "vacuous":
+        result.details = _vacuous(prop, outcome)
+        return result
     if outcome.problem:
         result.details = [f"{prop.span}: property cannot be checked: {outcome.problem}"]
         return result
@@ -104,3 +115,16 @@ def run_property(unit: Unit, prop: ast.Property, seed: int, examples: int,
     result.counterexample = render.test_block(
         f"{prop.name} (counterexample)", outcome.counterexample, prop.expect)
     return result
+
+
+def _vacuous(prop: ast.Property, o: PropertyOutcome) -> list[str]:
+    """Why a property that nothing falsified still fails: too few meaningful examples."""
+    lines = [f"{prop.span}: vacuous: only {o.meaningful} of {o.examples} examples were "
+             f"meaningful (at least {o.floor} needed)",
+             f"  {o.request_errors} ended in a request error, {o.rejected} generated requests "
+             "were rejected by `where`"]
+    if o.error_sample:
+        lines.append(f"  for example: {o.error_sample}")
+    lines.append("  help: give the requests what the policy reads (e.g. `where has(agent.team)`)"
+                 ", or lower the floor with --min-examples")
+    return lines

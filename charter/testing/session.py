@@ -49,9 +49,15 @@ def new_seed() -> int:
     return random.SystemRandom().randrange(2**32)
 
 
-def run(paths: Iterable[Path], seed: int | None = None,
-        examples: int = DEFAULT_EXAMPLES) -> SessionReport:
-    """Run every test and property under `paths`. Raises FileNotFoundError for a bad path."""
+def run(paths: Iterable[Path], seed: int | None = None, examples: int = DEFAULT_EXAMPLES,
+        min_examples: int | None = None) -> SessionReport:
+    """Run every test and property under `paths`. Raises FileNotFoundError for a bad path.
+
+    `min_examples`: meaningful examples each property needs (default a tenth of `examples`).
+    """
+    from charter.testing.cache import use_cache_for_hypothesis
+
+    use_cache_for_hypothesis()
     report = SessionReport(seed if seed is not None else new_seed(), examples)
     for files, selected in discover(paths):
         unit = load(files, selected)
@@ -63,7 +69,8 @@ def run(paths: Iterable[Path], seed: int | None = None,
         for test in unit.tests():
             ur.results.append(run_test(unit, test))
         for prop in unit.properties():
-            ur.results.append(run_property(unit, prop, report.seed, examples, unit.biases()))
+            ur.results.append(run_property(unit, prop, report.seed, examples, unit.biases(),
+                                          min_examples))
         matched = {i for r in ur.results for i in r.matched}
         reached = {i for r in ur.results for i in r.reached}
         checked = unit.comp.checked

@@ -4,7 +4,10 @@ constants (see `charter.testing.biases`).
 Generated requests are `tool_call` requests whose every value a `test` block can write back:
 record keys are identifiers, strings avoid nothing but are escaped by the renderer, numbers
 are ints or exact decimals. Context records carry only the fields the policy reads (plus
-ids), so shrunk counterexamples stay short.
+ids), so shrunk counterexamples stay short. Records come whole (every field they may carry)
+as often as with fields left out: a request lacking a field a rule reads is a request error,
+which tells nothing about a property (see `properties`), so leaving fields out must not be
+the common case. A property's `where` clause steers the fields it pins down (`steering`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from charter.language.context import AGENT, ESTIMATE, SESSION, USER
 from charter.language.types import ANY, ListT, MapT, Prim, RecordT, SetT, Type
 from charter.testing.biases import Biases
 from charter.testing.scenario import FIXED_NOW
+from charter.testing.steering import Steering
 
 SearchStrategy = st.SearchStrategy
 _ALPHABET = st.characters(codec="ascii", categories=("L", "N", "P", "Zs"))
@@ -32,8 +36,9 @@ _ALWAYS = {"agent": ("id",), "session": ("id",), "user": (), "estimate": ()}
 class RequestStrategies:
     """Builds strategies for one policy's requests from its biases."""
 
-    def __init__(self, biases: Biases) -> None:
+    def __init__(self, biases: Biases, steering: Steering | None = None) -> None:
         self.b = biases
+        self.steer = steering or Steering()
 
     # ── requests ─────────────────────────────────────────────────────────────
 
@@ -45,18 +50,23 @@ class RequestStrategies:
         for root, rtype in _CONTEXT.items():
             fields = self._context_fields(root, rtype)
             if fields:
-                parts[root] = self._record(rtype, root, fields, required=_ALWAYS[root])
+                need = (*_ALWAYS[root], *self.steer.below(root))
+                parts[root] = self._record(rtype, root, fields, required=need)
         return st.tuples(call, st.fixed_dictionaries(parts)).map(_assemble)
 
     def _context_fields(self, root: str, rtype: RecordT) -> list[str]:
         read = {p.split(".")[1].split("[")[0] for p in self.b.referenced
                 if p.startswith(root + ".") and p.count(".") >= 1}
+        read.update(self.steer.below(root))
         return [f for f in rtype.fields if f in read or f in _ALWAYS[root]]
 
     # ── values by type ───────────────────────────────────────────────────────
 
     def value(self, t: Type, path: str) -> SearchStrategy[Any]:  # noqa: C901
         """Values of type `t` for the field at `path`, its policy constants tried first."""
+        steered = self._steered(t, path)
+        if steered is not None:
+            return steered
         biased = [v for v in self.b.for_path(path) if _fits(v, t)]
         if isinstance(t, RecordT):
             return self._record(t, path, list(t.fields), required=(
@@ -71,6 +81,13 @@ class RequestStrategies:
             return st.one_of(base, st.sampled_from(biased))
         return base
 
+    def _steered(self, t: Type, path: str) -> SearchStrategy[Any] | None:
+        steer = self.steer.fields.get(path)
+        if steer is None:
+            return None
+        kind = "list" if isinstance(t, SetT | ListT) else t.name if isinstance(t, Prim) else ""
+        return steer.strategy(kind, lambda v: _fits(v, t))
+
     def _elements(self, elem: Type, path: str) -> SearchStrategy[Any]:
         # `"x" in user.roles` biases the collection's path; its elements take those values.
         biased = [v for v in self.b.for_path(path) if _fits(v, elem)]
@@ -83,19 +100,23 @@ class RequestStrategies:
         prefix = path + "."
         keyed = sorted({p[len(prefix):].split(".")[0] for p in (*self.b.fields, *self.b.referenced)
                         if p.startswith(prefix) and not p.endswith("[]")})
-        keyed = [k for k in keyed if _IDENT.fullmatch(k)]
+        steered = self.steer.below(path)
+        keyed = [k for k in sorted({*keyed, *steered}) if _IDENT.fullmatch(k)]
         if keyed:
-            return st.fixed_dictionaries({}, optional={
-                k: self.value(t.value, prefix + k) for k in keyed})
+            fixed = {k: self.value(t.value, prefix + k) for k in keyed if k in steered}
+            return st.fixed_dictionaries(fixed, optional={
+                k: self.value(t.value, prefix + k) for k in keyed if k not in steered})
         return st.dictionaries(_KEY, self.value(t.value, path + "[]"), max_size=2)
 
     def _record(self, t: RecordT, path: str, fields: list[str],
                 required: Any = ()) -> SearchStrategy[dict[str, Any]]:
-        need = set(required)
-        fixed = {n: self.value(t.fields[n].type, f"{path}.{n}") for n in fields if n in need}
-        optional = {n: self.value(t.fields[n].type, f"{path}.{n}") for n in fields
-                    if n not in need}
-        return st.fixed_dictionaries(fixed, optional=optional)
+        need = {*required, *self.steer.below(path)}
+        values = {n: self.value(t.fields[n].type, f"{path}.{n}") for n in fields}
+        fixed = {n: s for n, s in values.items() if n in need}
+        optional = {n: s for n, s in values.items() if n not in need}
+        partial = st.fixed_dictionaries(fixed, optional=optional)
+        # Whole records first: Hypothesis shrinks toward the first alternative.
+        return st.one_of(st.fixed_dictionaries(values), partial) if optional else partial
 
     def _prim(self, t: Prim) -> SearchStrategy[Any]:
         name = t.name
