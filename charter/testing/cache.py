@@ -10,6 +10,8 @@ with files nobody asked for. `charter test` points Hypothesis at
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -22,10 +24,16 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "charter"
 
 
-def use_cache_for_hypothesis() -> Path:
-    """Send Hypothesis's files to the cache directory; returns where they go."""
-    from hypothesis.configuration import set_hypothesis_home_dir
+@contextmanager
+def hypothesis_in_cache() -> Iterator[Path]:
+    """Within the block, Hypothesis keeps its files in the cache directory; the previous
+    location is restored after, so a host's own Hypothesis tests are not moved."""
+    from hypothesis import configuration
 
+    previous = vars(configuration).get("__hypothesis_home_directory")
     home = cache_dir() / "hypothesis"
-    set_hypothesis_home_dir(home)
-    return home
+    configuration.set_hypothesis_home_dir(home)
+    try:
+        yield home
+    finally:
+        configuration.set_hypothesis_home_dir(previous)

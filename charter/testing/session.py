@@ -55,25 +55,30 @@ def run(paths: Iterable[Path], seed: int | None = None, examples: int = DEFAULT_
 
     `min_examples`: meaningful examples each property needs (default a tenth of `examples`).
     """
-    from charter.testing.cache import use_cache_for_hypothesis
+    from charter.testing.cache import hypothesis_in_cache
 
-    use_cache_for_hypothesis()
     report = SessionReport(seed if seed is not None else new_seed(), examples)
-    for files, selected in discover(paths):
-        unit = load(files, selected)
-        ur = UnitReport([str(f) for f in files])
-        report.units.append(ur)
-        if unit.errors or unit.policy is None:
-            ur.errors = [(d, unit.comp.sources.get(d.span.file)) for d in unit.errors]
-            continue
-        for test in unit.tests():
-            ur.results.append(run_test(unit, test))
-        for prop in unit.properties():
-            ur.results.append(run_property(unit, prop, report.seed, examples, unit.biases(),
-                                          min_examples))
-        matched = {i for r in ur.results for i in r.matched}
-        reached = {i for r in ur.results for i in r.reached}
-        checked = unit.comp.checked
-        modules = checked.modules if checked else []
-        ur.coverage = cov.compute(unit.policy.ir, modules, matched, reached)
+    with hypothesis_in_cache():
+        for files, selected in discover(paths):
+            report.units.append(_run_unit(files, selected, report, min_examples))
     return report
+
+
+def _run_unit(files: list[Path], selected: frozenset[str] | None, report: SessionReport,
+              min_examples: int | None) -> UnitReport:
+    unit = load(files, selected)
+    ur = UnitReport([str(f) for f in files])
+    if unit.errors or unit.policy is None:
+        ur.errors = [(d, unit.comp.sources.get(d.span.file)) for d in unit.errors]
+        return ur
+    for test in unit.tests():
+        ur.results.append(run_test(unit, test))
+    for prop in unit.properties():
+        ur.results.append(run_property(unit, prop, report.seed, report.examples,
+                                       unit.biases(), min_examples))
+    matched = {i for r in ur.results for i in r.matched}
+    reached = {i for r in ur.results for i in r.reached}
+    checked = unit.comp.checked
+    modules = checked.modules if checked else []
+    ur.coverage = cov.compute(unit.policy.ir, modules, matched, reached)
+    return ur

@@ -21,7 +21,7 @@ tool "shell.run" (command: str, cwd?: str)
 tool "fs.write" (path: str, text: str)
 tool "pay" (amount: decimal, n: int)
 allow tool "shell.run", "fs.write", "pay"
-deny tool "shell.run" when args.command matches r"rm\s+-rf\s+/" and has(args.cwd)
+deny tool "shell.run" when args.command matches r"rm +-rf +/" and has(args.cwd)
   because "no recursive deletes"
 deny tool "fs.write" when args.path like "/etc/*" because "system files"
 deny tool "pay" when args.amount > 10 and args.amount <= 20 and args.n in {3, 4}

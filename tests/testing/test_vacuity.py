@@ -95,3 +95,17 @@ def test_report_prints_the_counts(tmp_path: Path) -> None:
             in text(report))
     [row] = as_json(report)["units"][0]["results"]
     assert (row["meaningful"], row["request_errors"], row["where_rejections"]) == (0, 20, 0)
+
+
+def test_hypothesis_files_go_to_the_cache_not_the_policy_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hypothesis import configuration
+
+    policy_dir = _unit(tmp_path / "policy", CRM, CRM_PROPERTY)
+    monkeypatch.chdir(policy_dir)
+    monkeypatch.setenv("CHARTER_CACHE_DIR", str(tmp_path / "cache"))
+    before = vars(configuration).get("__hypothesis_home_directory")
+    run([policy_dir], seed=1, examples=20)
+    assert not (policy_dir / ".hypothesis").exists()
+    assert (tmp_path / "cache" / "hypothesis").is_dir()
+    assert vars(configuration).get("__hypothesis_home_directory") == before
