@@ -354,26 +354,47 @@ class ToolsFrom:
 # ── tests and properties (run by charter.testing) ───────────────────────────
 
 
+GivenKind = Literal["agent", "user", "session", "estimate", "approved", "labels", "now", "usage",
+                    "previously", "fixture"]
+
+
 @dataclass(frozen=True, slots=True)
 class Given:
     """One `given` part: `agent {...}`, `user {...}`, `session {...}`, `estimate {...}`,
-    `approved [by "g"]` (kind "approved", group), or `labels [...]` (kind "labels")."""
+    `approved [by "g"]` (kind "approved", group), `labels [...]` (kind "labels"),
+    `now "2026-01-05T23:00:00Z"` (value: the string), `usage cost_usd 1.5` (name: the metric,
+    value: the amount), `usage calls(tool "t") 3` (name "calls", target, value),
+    `previously call "t" {...}` (name: the tool, value: its recorded fields or None), or a
+    fixture's name (kind "fixture", name)."""
 
-    kind: Literal["agent", "user", "session", "estimate", "approved", "labels"]
-    value: RecordLit | ListLit | None
+    kind: GivenKind
+    value: Expr | None
     group: str | None
+    span: Span
+    name: str | None = None
+    target: ToolTarget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GivenLine:
+    """One `given` statement of a scenario, kept whole so the steps stay in order."""
+
+    parts: tuple[Given, ...]
     span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class TestCall:
-    """`call NAME RECORD` or `on STAGE call NAME RECORD with result VALUE`."""
+    """`call NAME RECORD`, `on STAGE call NAME RECORD with result VALUE`, or a model step
+    `on model_input with input VALUE` (tool "", `field` the word after `with`, "input" or
+    "output"; `result` the VALUE). `field` is empty for tool calls."""
 
     stage: Stage | None
     tool: str
     args: RecordLit
     result: Expr | None
     span: Span
+    field: str = ""
 
 
 Outcome = Literal["allow", "deny", "require_approval", "redact"]
@@ -391,11 +412,48 @@ class Expect:
 
 
 @dataclass(frozen=True, slots=True)
+class Approve:
+    """`approve from "g" [by "who"]` in a scenario: grant the previous call's action."""
+
+    group: str
+    by: str | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    """`row {args...} [given parts] expect ...`: one case of a table-driven test."""
+
+    args: RecordLit
+    givens: tuple[Given, ...]
+    expects: tuple[Expect, ...]
+    span: Span
+
+
+Step = GivenLine | TestCall | Expect | Approve
+
+
+@dataclass(frozen=True, slots=True)
 class Test:
+    """A `test` (one call; with `rows`, one call per row) or a `scenario` (`steps` in order,
+    run through a Guard). `givens`/`call`/`expects` are the statements by kind."""
+
     name: str
     givens: tuple[Given, ...]
     call: TestCall | None
     expects: tuple[Expect, ...]
+    span: Span
+    rows: tuple[TableRow, ...] = ()
+    steps: tuple[Step, ...] = ()
+    scenario: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fixture:
+    """`fixture NAME = PARTS...`: givens shared by the tests that say `given NAME`."""
+
+    name: str
+    givens: tuple[Given, ...]
     span: Span
 
 
@@ -412,7 +470,7 @@ class Property:
 
 Item = (
     Header | Use | Default | Const | MatcherDecl | ToolDecl | ToolsFrom | Rule | Scope | Budget
-    | Limit | Test | Property
+    | Limit | Test | Property | Fixture
 )
 
 

@@ -69,6 +69,7 @@ class _Outcome:
 @dataclass(frozen=True, slots=True)
 class _Givens:
     parts: tuple[ast.Given, ...]
+    span: Span
 
 
 _ITEM_TYPES = (
@@ -85,6 +86,7 @@ _ITEM_TYPES = (
     ast.Limit,
     ast.Test,
     ast.Property,
+    ast.Fixture,
 )
 
 
@@ -382,24 +384,54 @@ class AstBuilder:
         givens = tuple(g for x in c if isinstance(x, _Givens) for g in x.parts)
         calls = [x for x in c if isinstance(x, ast.TestCall)]
         expects = tuple(x for x in c if isinstance(x, ast.Expect))
+        rows = tuple(x for x in c if isinstance(x, ast.TableRow))
         for extra in calls[1:]:
-            self.error(
-                "CH0108",
-                extra.span,
-                "a test makes exactly one call",
-                "split this into another `test` block",
-            )
-        if not expects:
+            self.error("CH0108", extra.span, "a test makes exactly one call",
+                       "split this into another `test` block, or make this block a "
+                       "`scenario` to run the calls in order")
+        for approve in (x for x in c if isinstance(x, ast.Approve)):
+            self.error("CH0108", approve.span, "`approve` belongs in a scenario",
+                       "write `scenario` instead of `test` to run calls in order")
+        if rows and not calls:
+            self.error("CH0108", rows[0].span, "a table's rows need a `call` to complete",
+                       'add a line such as `call "tool.name" {}` before the rows')
+        if not expects and not rows:
             self.error(
                 "CH0108",
                 span,
                 "this test has no `expect`",
                 "add a line such as `expect deny` or `expect not allow`",
             )
-        return ast.Test(self.string(c[0]), givens, calls[0] if calls else None, expects, span)
+        return ast.Test(self.string(c[0]), givens, calls[0] if calls else None, expects, span,
+                        rows)
+
+    def scenario_block(self, span: Span, c: list[Any]) -> ast.Test:
+        steps: list[ast.Step] = []
+        seen_call = False
+        for x in c[1:]:
+            if isinstance(x, ast.TableRow):
+                self.error("CH0108", x.span, "a scenario has no rows",
+                           "write each call of the scenario with its own `expect` lines")
+            elif isinstance(x, _Givens):
+                steps.append(ast.GivenLine(x.parts, x.span))
+            else:
+                if isinstance(x, ast.Expect | ast.Approve) and not seen_call:
+                    self.error("CH0108", x.span, "this line needs a `call` before it",
+                               "in a scenario each `expect` and `approve` is about the call "
+                               "above it")
+                seen_call = seen_call or isinstance(x, ast.TestCall)
+                steps.append(x)
+        if not seen_call:
+            self.error("CH0108", span, "this scenario makes no call",
+                       'add a line such as `call "tool.name" {arg: "value"}`')
+        givens = tuple(g for x in steps if isinstance(x, ast.GivenLine) for g in x.parts)
+        calls = [x for x in steps if isinstance(x, ast.TestCall)]
+        expects = tuple(x for x in steps if isinstance(x, ast.Expect))
+        return ast.Test(self.string(c[0]), givens, calls[0] if calls else None, expects, span,
+                        steps=tuple(steps), scenario=True)
 
     def given(self, span: Span, c: list[Any]) -> _Givens:
-        return _Givens(tuple(c))
+        return _Givens(tuple(c), span)
 
     def given_record(self, span: Span, c: list[Any]) -> ast.Given:
         kind_tok: Token = c[0]
@@ -409,7 +441,7 @@ class AstBuilder:
                 "CH0109",
                 self.tspan(kind_tok),
                 f"unknown `given` part `{kind}`; expected `agent`, `user`, `session`, "
-                "`estimate`, `approved` or `labels`",
+                "`estimate`, `approved`, `labels`, `now`, `usage` or `previously`",
                 did_you_mean(kind, (*_GIVEN_KINDS, "approved", "labels")),
             )
         return ast.Given(cast(Any, kind), c[1], None, span)
@@ -423,6 +455,57 @@ class AstBuilder:
 
     def given_labels(self, span: Span, c: list[Any]) -> ast.Given:
         return ast.Given("labels", c[0], None, span)
+
+    def given_now(self, span: Span, c: list[Any]) -> ast.Given:
+        word, text = c
+        if str(word) != "now":
+            self.error("CH0109", self.tspan(word),
+                       f"unknown `given` part `{word}`; only `now` takes a string",
+                       'write `given now "2026-01-05T10:00:00Z"`')
+        return ast.Given("now", ast.Literal_(self.string(text), self.tspan(text)), None, span)
+
+    def given_usage(self, span: Span, c: list[Any]) -> ast.Given:
+        metric: Token = c[0]
+        if str(metric) not in _METRICS:
+            self.error("CH0109", self.tspan(metric),
+                       f"unknown usage `{metric}`; expected `cost_usd`, `tokens` or "
+                       "`calls(tool ...)`", did_you_mean(str(metric), _METRICS))
+        return ast.Given("usage", ast.Literal_(c[1], span), None, span, name=str(metric))
+
+    def given_calls(self, span: Span, c: list[Any]) -> ast.Given:
+        target, count = c
+        return ast.Given("usage", ast.Literal_(int(count), self.tspan(count)), None, span,
+                         name="calls", target=target)
+
+    def given_history(self, span: Span, c: list[Any]) -> ast.Given:
+        fields = c[1] if len(c) > 1 else None
+        return ast.Given("previously", fields, None, span, name=self.string(c[0]))
+
+    def given_fixture(self, span: Span, c: list[Any]) -> ast.Given:
+        return ast.Given("fixture", None, None, span, name=str(c[0]))
+
+    def fixture(self, span: Span, c: list[Any]) -> ast.Fixture:
+        return ast.Fixture(str(c[0]), tuple(c[1:]), span)
+
+    def approve(self, span: Span, c: list[Any]) -> ast.Approve:
+        return ast.Approve(self.string(c[0]), self.string(c[1]) if len(c) > 1 else None, span)
+
+    def row(self, span: Span, c: list[Any]) -> ast.TableRow:
+        givens = tuple(x for x in c[1:] if isinstance(x, ast.Given))
+        expects = tuple(x for x in c[1:] if isinstance(x, ast.Expect))
+        return ast.TableRow(c[0], givens, expects, span)
+
+    def model_call(self, span: Span, c: list[Any]) -> ast.TestCall:
+        stage_tok, field_tok, value = c
+        stage = self._stage_name(stage_tok)
+        wanted = {"model_input": "input", "model_output": "output"}.get(str(stage_tok))
+        if stage is not None and str(field_tok) != wanted:
+            self.error("CH0109", self.tspan(field_tok),
+                       f"`on {stage}` takes `with {wanted or 'result'} ...`, not "
+                       f"`with {field_tok}`", "a tool call is written `on STAGE call ...`"
+                       if wanted is None else None)
+        empty = ast.RecordLit((), self.tspan(field_tok))
+        return ast.TestCall(stage, "", empty, value, span, field=str(field_tok))
 
     def plain_call(self, span: Span, c: list[Any]) -> ast.TestCall:
         return ast.TestCall(None, self.string(c[0]), c[1], None, span)

@@ -14,6 +14,7 @@ that fails or the syntax tree differs from the input's in anything but positions
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from charter.language import ast
 from charter.language.fmt_comments import Comment, comments, find_code, skip_blank
@@ -41,7 +42,7 @@ _GROUPS: dict[type, int] = {
     ast.Const: 1, ast.MatcherDecl: 1,
     ast.ToolDecl: 2, ast.ToolsFrom: 2,
     ast.Rule: 3, ast.Scope: 3, ast.Budget: 3, ast.Limit: 3,
-    ast.Test: 4, ast.Property: 4,
+    ast.Test: 4, ast.Property: 4, ast.Fixture: 4,
 }
 _STATEMENT = -1
 
@@ -133,6 +134,8 @@ class _Formatter:
             return whole(self._tool_decl(item))
         if isinstance(item, ast.ToolsFrom):
             return whole(f"tools from {quote(item.path)}")
+        if isinstance(item, ast.Fixture):
+            return self._fixture(item, indent)
         if isinstance(item, ast.Rule):
             return self._rule(item, indent)
         if isinstance(item, ast.Budget | ast.Limit):
@@ -242,15 +245,46 @@ class _Formatter:
 
     def _test(self, test: ast.Test, indent: int, interior: list[Comment]) -> list[Out]:
         open_at = find_code(self.text, test.span.start, test.span.end, "{")
-        head = Piece(f"test {quote(test.name)}", test.span.start, open_at)
-        entries = self._givens(test.givens, indent + INDENT)
-        if test.call is not None:
-            entries.append(self._test_call(test.call))
-        for e in test.expects:
-            entries.append(self._statement(e.span.start, e.span.end, expect(e)))
+        keyword = "scenario" if test.scenario else "test"
+        head = Piece(f"{keyword} {quote(test.name)}", test.span.start, open_at)
+        inner = indent + INDENT
+        entries: list[Entry] = []
+        if test.scenario:
+            for step in test.steps:
+                entries += self._step(step, inner)
+        else:
+            entries = self._givens(test.givens, inner)
+            if test.call is not None:
+                entries.append(self._test_call(test.call))
+            entries += [self._statement(e.span.start, e.span.end, expect(e)) for e in test.expects]
+            entries += [self._row(r) for r in test.rows]
         return self._container(
             [Row((head,))], open_at, test.span.end - 1, entries, indent, interior, False
         )
+
+    def _step(self, step: ast.Step, indent: int) -> list[Entry]:
+        if isinstance(step, ast.GivenLine):
+            return self._givens(step.parts, indent)
+        if isinstance(step, ast.TestCall):
+            return [self._test_call(step)]
+        if isinstance(step, ast.Expect):
+            return [self._statement(step.span.start, step.span.end, expect(step))]
+        by = "" if step.by is None else f" by {quote(step.by)}"
+        return [self._statement(step.span.start, step.span.end,
+                                f"approve from {quote(step.group)}{by}")]
+
+    def _row(self, row: ast.TableRow) -> Entry:
+        """`row {args} [given parts] expect ...`, its expectations continuing if too long."""
+        head = [Piece(concat("row ", record(row.args)), row.span.start, row.args.span.end)]
+        head += [Piece(given_part(g), g.span.start, g.span.end) for g in row.givens]
+        clauses = [Piece(expect(e), e.span.start, e.span.end) for e in row.expects]
+        return Entry(row.span.start, row.span.end, _STATEMENT, False,
+                     lambda ind, cs: self.lay.rows(clause_rows(head, clauses, ind), ind, cs))
+
+    def _fixture(self, item: ast.Fixture, indent: int) -> list[Row]:
+        parts = [Piece(given_part(g), g.span.start, g.span.end) for g in item.givens]
+        head = Piece(concat(f"fixture {item.name} = ", parts[0].doc), item.span.start, parts[0].end)
+        return clause_rows([head], parts[1:], indent)
 
     def _givens(self, givens: tuple[ast.Given, ...], indent: int) -> list[Entry]:
         if not givens:
@@ -270,6 +304,9 @@ class _Formatter:
         parts: list[Doc] = []
         if call.stage is not None:
             parts.append(f"on {call.stage} ")
+        if call.field and call.result is not None:  # a model step: `on STAGE with input V`
+            doc = concat(*parts, f"with {call.field} ", expr(call.result))
+            return self._statement(call.span.start, call.span.end, doc)
         parts += [f"call {quote(call.tool)} ", record(call.args)]
         head = Piece(concat(*parts), call.span.start, call.args.span.end)
         clauses = []
@@ -336,6 +373,16 @@ def given_part(g: ast.Given) -> Doc:
     """One part of a `given` line: `agent {...}`, `approved by "g"`, `labels [...]`."""
     if g.kind == "approved":
         return "approved" if g.group is None else f"approved by {quote(g.group)}"
+    if g.kind == "fixture":
+        return g.name or ""
+    if g.kind == "previously":
+        call = f"previously call {quote(g.name or '')}"
+        return call if g.value is None else concat(call, " ", expr(g.value))
+    if g.kind == "usage" and g.target is not None:
+        return concat("usage calls(", target(g.target), ") ", expr(g.value) if g.value else "0")
+    if g.kind == "usage":
+        amount = g.value.value if isinstance(g.value, ast.Literal_) else 0
+        return f"usage {g.name} {number(amount) if isinstance(amount, int | Decimal) else 0}"
     value: Doc = expr(g.value) if g.value is not None else "{}"
     return concat(f"{g.kind} ", value)
 

@@ -51,6 +51,11 @@ KEYWORDS: Final[tuple[str, ...]] = (
     "to",
     "where",
     "labels",
+    "scenario",
+    "fixture",
+    "approve",
+    "row",
+    "usage",
     # expression forms that read as keywords rather than functions
     "has",
     "count",

@@ -38,15 +38,18 @@ ITEM_KEYWORDS = frozenset(
         "budget",
         "limit",
         "test",
+        "scenario",
         "property",
+        "fixture",
     }
 )
 #: Words that start a statement inside a test or property block.
-_STMT_KEYWORDS = frozenset({"given", "call", "expect", "for"})
+_STMT_KEYWORDS = frozenset({"given", "call", "expect", "for", "approve", "row"})
 _ANCHOR_WORDS = ITEM_KEYWORDS | _STMT_KEYWORDS
 
 _EFFECT_WORDS = ("allow", "deny", "warn", "require", "redact", "label")
-_ITEM_ONLY_WORDS = ("policy", "use", "default", "const", "matcher", "tools", "test", "property")
+_ITEM_ONLY_WORDS = ("policy", "use", "default", "const", "matcher", "tools", "test", "scenario",
+                    "property", "fixture")
 _OPERATORS = frozenset(
     {
         "==",

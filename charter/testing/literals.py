@@ -134,12 +134,12 @@ def _fits(value: object, t: Type) -> bool:  # noqa: C901 - one branch per type
     if t.name == "duration":
         return isinstance(value, ast.Duration | timedelta)
     if t.name == "time":
-        return isinstance(value, str) and _is_time(value) or (
+        return isinstance(value, str) and is_time(value) or (
             isinstance(value, int) and not isinstance(value, bool))
     return False
 
 
-def _is_time(text: str) -> bool:
+def is_time(text: str) -> bool:
     from datetime import datetime
 
     try:

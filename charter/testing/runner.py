@@ -9,8 +9,10 @@ from charter.language import ast
 from charter.language.source import Diagnostic
 from charter.testing import expectations, render
 from charter.testing.biases import Biases, collect
+from charter.testing.givens import GivenReader
 from charter.testing.properties import PropertyOutcome, check_property, target_tools
-from charter.testing.scenario import build
+from charter.testing.scenario import Case, cases
+from charter.testing.steps import run_scenario
 from charter.testing.suite import Unit
 
 Status = Literal["pass", "fail", "error"]
@@ -49,28 +51,42 @@ class CaseResult:
 
 
 def run_test(unit: Unit, test: ast.Test) -> CaseResult:
-    """Decide the test's request and compare it with each `expect`."""
+    """Decide the test's request (each row's, for a table; each call in turn, through a
+    Guard, for a scenario) and compare the decisions with the expectations."""
     result = CaseResult("test", test.name, test.span.file, test.span.line, "pass")
     assert unit.policy is not None and unit.comp.checked is not None
     diags: list[Diagnostic] = []
-    scenario = build(test, unit.comp.checked, unit.policy.ir, diags.append)
+    if test.scenario:
+        reader = GivenReader(unit.comp.checked, unit.policy.ir, diags.append)
+        run = run_scenario(test, unit.policy, reader)
+        diags, result.details = run.diagnostics, run.failures
+        result.matched = result.reached = run.matched
+    else:
+        found = cases(test, unit.comp.checked, unit.policy.ir, diags.append)
+        for case in found:
+            _check_case(unit, case, result)
     errors = [d for d in diags if d.severity == "error"]
-    if errors or scenario is None:
+    if errors:
         result.status = "error"
         result.details = [d.render(unit.comp.sources.get(d.span.file)) for d in errors]
-        return result
-    report = unit.policy.explain(scenario.request, scenario.state)
+    elif result.details:
+        result.status = "fail"
+    return result
+
+
+def _check_case(unit: Unit, case: Case, result: CaseResult) -> None:
+    assert unit.policy is not None
+    report = unit.policy.explain(case.scenario.request, case.scenario.state)
     decision = report["decision"]
     for row in report["rules"]:
         result.reached.add(row["rule"].index)
         if row["outcome"] is not False:
             result.matched.add(row["rule"].index)
-    for expect in test.expects:
+    where = f" ({case.label}, line {case.line})" if case.label else ""
+    for expect in case.expects:
         if not expectations.holds(expect, decision):
-            result.status = "fail"
-            result.details.append(f"{expect.span}: expectation failed")
+            result.details.append(f"{expect.span}: expectation failed{where}")
             result.details.extend("  " + line for line in expectations.failure(expect, decision))
-    return result
 
 
 def run_property(unit: Unit, prop: ast.Property, seed: int, examples: int,

@@ -1,4 +1,9 @@
-"""A `test` block turned into what the evaluator takes: a request dict and a state snapshot."""
+"""A `test` block turned into what the evaluator takes: a request dict and a state snapshot.
+
+A test with `row`s is a table: each row is one case, its record merged into the call's
+arguments (the row's fields win), its given parts applied after the test's, and its
+expectations checked with the test's own.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,26 @@ from typing import Any
 from charter.compiler import ir
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
-from charter.language.context import AGENT, ESTIMATE, SESSION, USER
 from charter.language.source import Diagnostic
 from charter.language.suggest import did_you_mean
-from charter.language.types import ANY, STR, FieldT, ListT, MapT, RecordT, Type
+from charter.language.types import ANY, FieldT, MapT, RecordT, Type
 from charter.runtime.snapshot import Snapshot
-from charter.testing.literals import LiteralReader
+from charter.testing.givens import (
+    ANY_GROUP,
+    FIXED_NOW,
+    GIVEN_TYPES,
+    Context,
+    GivenReader,
+    approval_groups,
+)
+
+__all__ = ["ANY_GROUP", "FIXED_NOW", "GIVEN_TYPES", "Case", "Scenario", "approval_groups",
+           "args_type", "build", "cases", "call_request"]
 
 UNKNOWN_TOOL = "CH0401"
 MISSING_ARG = "CH0404"
 NO_CALL = "CH0406"
-GIVEN_TYPES: dict[str, RecordT] = {
-    "agent": AGENT, "user": USER, "session": SESSION, "estimate": ESTIMATE,
-}
-# Tests and properties run at this instant (a Monday, 10:00 UTC) unless the request says
-# otherwise: a `test` block cannot set `now`, and a decision that followed the wall clock
-# would make tests pass or fail by the hour.
-FIXED_NOW = "2026-01-05T10:00:00Z"
-# `given approved` with no group must satisfy every approval rule; when the policy names no
-# group at all this stands in, so that a bare `approved` condition still holds.
-ANY_GROUP = "*"
+Report = Callable[[Diagnostic], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +44,14 @@ class Scenario:
     state: Snapshot
 
 
-def approval_groups(policy: ir.Policy) -> frozenset[str]:
-    """Every group some rule can ask for, which a bare `given approved` grants."""
-    groups = {g for r in policy.rules for g in r.groups}
-    return frozenset(groups or {ANY_GROUP})
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One decision a test checks: the whole test, or one row of a table."""
+
+    label: str | None  # "row 2" for a table row
+    line: int
+    scenario: Scenario
+    expects: tuple[ast.Expect, ...]
 
 
 def args_type(checked: CheckedPolicy, tool: str) -> Type:
@@ -55,49 +64,83 @@ def args_type(checked: CheckedPolicy, tool: str) -> Type:
 
 
 def build(test: ast.Test, checked: CheckedPolicy, policy: ir.Policy,
-          report: Callable[[Diagnostic], None]) -> Scenario | None:
-    """The scenario of `test`; problems go to `report` (None when there is no call)."""
-    reader = LiteralReader(checked.consts, report)
-    request: dict[str, Any] = {}
-    labels: set[str] = set()
-    groups: set[str] = set()
-    for given in test.givens:
-        if given.kind in GIVEN_TYPES and isinstance(given.value, ast.RecordLit):
-            part = reader.record(given.value, GIVEN_TYPES[given.kind], given.kind)
-            request.setdefault(given.kind, {}).update(part)
-        elif given.kind == "labels" and given.value is not None:
-            read = reader.read(given.value, ListT(STR), "labels")
-            labels.update(x for x in read if isinstance(x, str))
-        elif given.kind == "approved":
-            groups.update({given.group} if given.group else approval_groups(policy))
+          report: Report) -> Scenario | None:
+    """The scenario of a one-call `test`; problems go to `report` (None without a call)."""
+    found = cases(test, checked, policy, report)
+    return found[0].scenario if found else None
+
+
+def cases(test: ast.Test, checked: CheckedPolicy, policy: ir.Policy,
+          report: Report) -> list[Case]:
+    """The decisions a `test` checks: one, or one per row of a table."""
     call = test.call
     if call is None:
         report(Diagnostic(NO_CALL, "error", test.span, f'test "{test.name}" makes no call',
                           'add a line such as `call "tool.name" {arg: "value"}`'))
-        return None
-    _check_tool(call, checked, policy, report)
-    expected = args_type(checked, call.tool)
-    request["args"] = reader.read(call.args, expected, "args")
+        return []
+    reader = GivenReader(checked, policy, report)
+    base = Context()
+    reader.apply(base, test.givens)
+    if not test.rows:
+        return [Case(None, test.span.line, _scenario(reader, base, call, call.args),
+                     test.expects)]
+    out = []
+    for i, row in enumerate(test.rows, 1):
+        ctx = base.copy()
+        reader.apply(ctx, row.givens)
+        args = _merged(call.args, row.args)
+        out.append(Case(f"row {i}", row.span.line, _scenario(reader, ctx, call, args),
+                        (*test.expects, *row.expects)))
+    return out
+
+
+def call_request(reader: GivenReader, ctx: Context, call: ast.TestCall,
+                 args: ast.RecordLit) -> dict[str, Any]:
+    """The request of one call under `ctx`: its records, stage, tool and arguments."""
+    request = ctx.request()
+    request["stage"] = call.stage or "tool_call"
+    if call.field:  # a model step: `on model_input with input VALUE`
+        if call.result is not None:
+            request[call.field] = reader.values.read(call.result, ANY, call.field)
+        return request
+    _check_tool(call, reader.checked, reader.policy, reader.report)
+    expected = args_type(reader.checked, call.tool)
+    request["args"] = reader.values.read(args, expected, "args")
     if isinstance(expected, RecordT):
         missing = [n for n, f in expected.fields.items()
                    if not f.optional and n not in request["args"]]
         if missing:
-            report(Diagnostic(
-                MISSING_ARG, "error", call.args.span,
+            reader.report(Diagnostic(
+                MISSING_ARG, "error", args.span,
                 f'call to "{call.tool}" lacks required argument(s) '
                 + ", ".join(f"`{m}`" for m in missing),
                 "mark a parameter optional with `name?: type` if a call may omit it"))
-    request["stage"] = call.stage or "tool_call"
-    request["now"] = FIXED_NOW
     request["tool"] = call.tool
     if call.result is not None:
-        request["result"] = reader.read(call.result, ANY, "result")
-    state = Snapshot(labels=frozenset(labels), approved_groups=frozenset(groups))
-    return Scenario(request, state)
+        request["result"] = reader.values.read(call.result, ANY, "result")
+    return request
+
+
+def _scenario(reader: GivenReader, ctx: Context, call: ast.TestCall,
+              args: ast.RecordLit) -> Scenario:
+    request = call_request(reader, ctx, call, args)
+    # A decision reads `per session` budgets from the request's session record (the Guard
+    # fills it in from its store), so that is where `given usage cost_usd ...` goes too.
+    for u in ctx.usage:
+        if u.target is None and u.metric in ("cost_usd", "tokens"):
+            request.setdefault("session", {})[u.metric] = u.amount
+    return Scenario(request, ctx.snapshot(reader.policy, request))
+
+
+def _merged(template: ast.RecordLit, row: ast.RecordLit) -> ast.RecordLit:
+    """The call's arguments with a row's fields put in (a row's field replaces the call's)."""
+    names = {f.name for f in row.fields}
+    kept = tuple(f for f in template.fields if f.name not in names)
+    return ast.RecordLit((*kept, *row.fields), row.span)
 
 
 def _check_tool(call: ast.TestCall, checked: CheckedPolicy, policy: ir.Policy,
-                report: Callable[[Diagnostic], None]) -> None:
+                report: Report) -> None:
     """A call to a tool nothing declares or names is almost always a typo."""
     if call.tool in checked.tools or _named_by_rules(call.tool, policy.rules):
         return

@@ -97,15 +97,25 @@ def test_report_prints_the_counts(tmp_path: Path) -> None:
     assert (row["meaningful"], row["request_errors"], row["where_rejections"]) == (0, 20, 0)
 
 
-def test_hypothesis_files_go_to_the_cache_not_the_policy_folder(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hypothesis import configuration
+def test_hypothesis_files_go_to_the_cache_not_the_policy_folder(tmp_path: Path) -> None:
+    # A fresh process: Hypothesis writes its caches once per process.
+    import os
+    import subprocess
+    import sys
 
+    root = Path(__file__).resolve().parents[2]
     policy_dir = _unit(tmp_path / "policy", CRM, CRM_PROPERTY)
-    monkeypatch.chdir(policy_dir)
-    monkeypatch.setenv("CHARTER_CACHE_DIR", str(tmp_path / "cache"))
-    before = vars(configuration).get("__hypothesis_home_directory")
-    run([policy_dir], seed=1, examples=20)
+    env = {**os.environ, "PYTHONPATH": str(root), "CHARTER_CACHE_DIR": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "-m", "charter.cli.main", "test", ".", "--seed", "1",
+                    "--examples", "20"], cwd=policy_dir, env=env, capture_output=True,
+                   check=False, timeout=120)
     assert not (policy_dir / ".hypothesis").exists()
     assert (tmp_path / "cache" / "hypothesis").is_dir()
+
+
+def test_hypothesis_home_is_restored_after_a_run(tmp_path: Path) -> None:
+    from hypothesis import configuration
+
+    before = vars(configuration).get("__hypothesis_home_directory")
+    run([_unit(tmp_path, CRM, CRM_PROPERTY)], seed=1, examples=5)
     assert vars(configuration).get("__hypothesis_home_directory") == before

@@ -22,6 +22,7 @@ syn sync minlines=50
 syn keyword agentpolicyKeyword policy version default tools from scope budget limit calls per
 syn keyword agentpolicyKeyword then because when unless on
 syn keyword agentpolicyKeyword test given call with expect property for all to where labels
+syn keyword agentpolicyKeyword scenario fixture approve row usage
 syn keyword agentpolicyKeyword has count approved by previously within
 syn match   agentpolicyKeyword "\<\%(session\|tool\|result\)\>"
 syn keyword agentpolicyKeyword tagged nextgroup=agentpolicyTagName skipwhite
