@@ -111,11 +111,14 @@ class PolicyItem(_ReportedItem):
         if isinstance(self.block, ast.Test):
             result = run_test(self.unit, self.block)
         else:
+            from charter.testing.cache import hypothesis_in_cache
+
             seed = self.config.stash[_SEED_KEY]
             examples = int(self.config.getoption("charter_examples"))
             floor = self.config.getoption("charter_min_examples")
-            result = run_property(self.unit, self.block, seed, examples, self.unit.biases(),
-                                  floor)
+            with hypothesis_in_cache():  # the project's own Hypothesis tests are not moved
+                result = run_property(self.unit, self.block, seed, examples,
+                                      self.unit.biases(), floor)
         if result.status != "pass":
             raise PolicyFailure(case_failure(result))
 

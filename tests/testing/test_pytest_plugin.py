@@ -52,3 +52,30 @@ def test_compile_errors_become_a_failing_item(pytester: pytest.Pytester) -> None
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*error[CH*"])
+
+
+def test_scenarios_tables_and_the_cache(pytester: pytest.Pytester,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A subprocess: Hypothesis writes its caches once per process, so only a fresh one shows
+    # where they go.
+    monkeypatch.setenv("CHARTER_CACHE_DIR", str(pytester.path / "cache"))
+    tests = TESTS + """\
+scenario "approve once" {
+  call "refund.create" {amount: 400, currency: "USD"}
+  expect require approval from "finance"
+  approve from "finance"
+  call "refund.create" {amount: 400, currency: "USD"}
+  expect allow
+}
+test "table" {
+  call "refund.create" {amount: 1, currency: "USD"}
+  row {} expect allow
+  row {amount: 101} expect require approval
+}
+"""
+    pytester.makefile(".agentpolicy", policy=POLICY, policy_test=tests)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--charter-seed", "1",
+                                           "--charter-examples", "30")
+    result.assert_outcomes(passed=4, failed=1)
+    assert not (pytester.path / ".hypothesis").exists()
+    assert (pytester.path / "cache" / "hypothesis").is_dir()
