@@ -199,3 +199,18 @@ def test_formatter_keeps_the_new_syntax(tmp_path: Path) -> None:
     assert 'approve from "ops" by "alice"' in formatted
     assert '  row {prompt: "big"} approved by "ops" expect allow\n' in formatted
     assert 'given usage calls(tool "email.send") 1' in formatted
+
+
+def test_given_approved_in_a_scenario_is_a_diagnostic(tmp_path: Path) -> None:
+    text = ('scenario "s" {\n  given bot approved\n  call "llm.call" {prompt: "big"}\n'
+            "  expect allow\n}\n")
+    result = _one(tmp_path, text)
+    assert result.status == "error" and "CH0409" in result.details[0]
+
+
+def test_expect_before_the_first_call_of_a_scenario(tmp_path: Path) -> None:
+    from charter.language.parser import parse
+    from charter.language.source import Source
+
+    _, diags = parse(Source("t", 'scenario "s" {\n  expect allow\n  call "a" {}\n}\n'))
+    assert [d.message for d in diags] == ["this line needs a `call` before it"]
