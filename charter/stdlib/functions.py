@@ -6,15 +6,13 @@ collection or string) so that this module does not depend on the language packag
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
-from urllib.parse import urlsplit
 
-from charter.runtime.values import describe, to_time
+from charter.runtime.values import to_time
+from charter.stdlib.urls import cidr_contains, domain_of, url_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,49 +34,6 @@ def _str_arg(value: object) -> str:
     if type(value) is not str:
         raise TypeError("expected a string")
     return value
-
-
-def url_host(url: object) -> str:
-    """The lower-cased host of a URL; a bare host name is returned as is."""
-    text = _str_arg(url).strip()
-    if "://" not in text:
-        text = "//" + text
-    host = urlsplit(text).hostname
-    if not host:
-        raise ValueError("not a URL")
-    return host.lower()
-
-
-def domain_of(value: object) -> str:
-    """The domain of an email address (after the last `@`) or of a URL."""
-    text = _str_arg(value).strip()
-    if "@" in text and "://" not in text:
-        return text.rsplit("@", 1)[1].lower()
-    return url_host(text)
-
-
-@lru_cache(maxsize=1024)
-def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(cidr, strict=False)
-
-
-@lru_cache(maxsize=8192)
-def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    return ipaddress.ip_address(ip)
-
-
-def cidr_contains(cidr: object, ip: object) -> bool:
-    """True when the IP address lies inside the CIDR block."""
-    # ipaddress quotes the text it rejects; the error becomes a reason, so describe it only.
-    ip_text, cidr_text = _str_arg(ip), _str_arg(cidr)
-    try:
-        address = _address(ip_text)
-    except ValueError:
-        raise ValueError(f"expected an IP address, found {describe(ip_text)}") from None
-    try:
-        return address in _network(cidr_text)
-    except ValueError:
-        raise ValueError(f"expected a CIDR block, found {describe(cidr_text)}") from None
 
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
