@@ -17,7 +17,8 @@ from typing import Literal
 
 @dataclass(frozen=True, slots=True)
 class Const:
-    """A folded constant: str, int, Decimal, bool, timedelta, frozenset, tuple."""
+    """A folded constant: str, int, Decimal, bool, timedelta, frozenset, tuple, or a dict with
+    str keys (a `const` lookup table; never mutated)."""
 
     value: object
 

@@ -159,6 +159,8 @@ class Lowerer:
         if isinstance(e, ast.Literal_):
             v = e.value
             return ir.Const(timedelta(seconds=v.seconds) if isinstance(v, ast.Duration) else v)
+        if isinstance(e, ast.MapLit):
+            return ir.Const(fold(e, self.p.consts))  # the checker holds map literals constant
         if isinstance(e, ast.SetLit | ast.ListLit):
             try:
                 return ir.Const(fold(e, self.p.consts))
@@ -168,7 +170,8 @@ class Lowerer:
         if isinstance(e, ast.Attr):
             return ir.Index(self._expr(e.obj), ir.Const(e.name), "any", e.name)
         if isinstance(e, ast.Index):
-            return ir.Index(self._expr(e.obj), self._expr(e.key), "any", "[...]")
+            table = e.obj.id if isinstance(e.obj, ast.Name) else "[...]"  # names the table
+            return ir.Index(self._expr(e.obj), self._expr(e.key), "any", table)
         if isinstance(e, ast.Unary):
             if e.op == "not":
                 return ir.Not(self._bool(e.operand))

@@ -72,6 +72,14 @@ class RecordLit:
 
 
 @dataclass(frozen=True, slots=True)
+class MapLit:
+    """`{"key": expr, ...}`: a map with string keys (a lookup table in a `const`)."""
+
+    entries: tuple[RecordField, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Name:
     """A bare identifier: a constant, a matcher, a context root (`args`, `agent`...)."""
 
@@ -172,8 +180,8 @@ class Previously:
 
 
 Expr = (
-    Literal_ | Regex | SetLit | ListLit | RecordLit | Name | Attr | Index | Call | Unary
-    | Binary | Has | Count | Approved | Previously
+    Literal_ | Regex | SetLit | ListLit | RecordLit | MapLit | Name | Attr | Index | Call
+    | Unary | Binary | Has | Count | Approved | Previously
 )
 
 

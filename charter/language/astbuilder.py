@@ -646,6 +646,12 @@ class AstBuilder:
     def record_lit(self, span: Span, c: list[Any]) -> ast.RecordLit:
         return ast.RecordLit(tuple(c), span)
 
+    def map_lit(self, span: Span, c: list[Any]) -> ast.MapLit:
+        return ast.MapLit(tuple(c), span)
+
+    def entry(self, span: Span, c: list[Any]) -> ast.RecordField:
+        return ast.RecordField(self.string(c[0]), c[1], span)
+
     def field(self, span: Span, c: list[Any]) -> ast.RecordField:
         return ast.RecordField(str(c[0]), c[1], span)
 

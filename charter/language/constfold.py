@@ -21,6 +21,8 @@ def fold(e: ast.Expr, consts: dict[str, object]) -> object:
         return frozenset(fold(i, consts) for i in e.items)
     if isinstance(e, ast.ListLit):
         return tuple(fold(i, consts) for i in e.items)
+    if isinstance(e, ast.MapLit):
+        return {f.name: fold(f.value, consts) for f in e.entries}
     if isinstance(e, ast.Name) and e.id in consts:
         return consts[e.id]
     if isinstance(e, ast.Unary) and e.op == "-":

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
 from charter.language import ast
 from charter.language.checked import CheckedPolicy, ConstRef, MatcherRef, PathRef
+from charter.language.constfold import NotConstant, fold
 from charter.language.context import ALL_ROOTS, ROOTS, STAGE_ONLY
 from charter.language.source import Diagnostic, Span
 from charter.language.suggest import did_you_mean
@@ -93,6 +94,8 @@ class ExprChecker:
                 elem = t if elem is None else join(elem, t)
             inner = elem or ANY
             return SetT(inner) if isinstance(e, ast.SetLit) else ListT(inner)
+        if isinstance(e, ast.MapLit):
+            return self._map_lit(e, env)
         if isinstance(e, ast.RecordLit):
             fields = {f.name: self.infer(f.value, env) for f in e.fields}
             from charter.language.types import FieldT
@@ -144,9 +147,8 @@ class ExprChecker:
         self, e: ast.Expr, root: str, keys: list[str], spans: list[Span], env: Env,
     ) -> Type | None:
         span0 = spans[0]
-        if root in self.p.consts and not keys:
-            self.p.refs[id(e)] = ConstRef(self.p.consts[root])
-            return _value_type(self.p.consts[root])
+        if root in self.p.consts and (not keys or isinstance(self.p.consts[root], dict)):
+            return self._const_path(e, root, keys, spans)
         if root in self.p.matchers and not keys:
             self.p.refs[id(e)] = MatcherRef((root,))
             return MATCHER
@@ -176,6 +178,39 @@ class ExprChecker:
                                  and t is env.args else None)
         self.p.refs[id(e)] = PathRef(root, tuple(keys), t)
         return t
+
+    def _const_path(self, e: ast.Expr, root: str, keys: list[str], spans: list[Span]) -> Type:
+        """A constant, or a literal key of a lookup table: `region_of["acme-eu"]`."""
+        value = self.p.consts[root]
+        for key, span in zip(keys, spans[1:], strict=True):
+            if not isinstance(value, dict):
+                self.error("CH0202", span, f"`{root}` has no field `{key}` here")
+                return ANY
+            if key not in value:
+                self.error("CH0202", span, f"`{root}` has no key {key!r}",
+                           did_you_mean(key, list(value)))
+                return ANY
+            value = value[key]
+        self.p.refs[id(e)] = ConstRef(value)
+        return _value_type(value)
+
+    def _map_lit(self, e: ast.MapLit, env: Env) -> Type:
+        """`{"k": v, ...}`: string keys, each once; the values must fold to constants."""
+        value: Type | None = None
+        seen: set[str] = set()
+        for entry in e.entries:
+            if entry.name in seen:
+                self.error("CH0211", entry.span, f"key {entry.name!r} appears twice in this map")
+            seen.add(entry.name)
+            t = self.infer(entry.value, env)
+            value = t if value is None else join(value, t)
+        try:
+            fold(e, self.p.consts)
+        except NotConstant:
+            if not env.in_const:  # in a `const`, the checker reports CH0219 itself
+                self.error("CH0219", e.span, "a map literal must be constant",
+                           'write the table as `const NAME = {"key": value, ...}`')
+        return MapT(value or ANY)
 
     def _stdlib_matcher(self, e: ast.Expr, module: str, name: str, span: Span) -> Type:
         from charter.stdlib.matchers import MODULES, resolve
@@ -465,15 +500,22 @@ def _literal_type(v: object) -> Type:
 
 
 def _value_type(v: object) -> Type:
+    if isinstance(v, dict):
+        return MapT(_elem_type(v.values()))
     if isinstance(v, frozenset | tuple):
-        elems = [_value_type(x) for x in v]
-        elem = elems[0] if elems else ANY
-        for t in elems[1:]:
-            elem = join(elem, t)
+        elem = _elem_type(v)
         return SetT(elem) if isinstance(v, frozenset) else ListT(elem)
     if isinstance(v, timedelta):
         return DURATION
     return _literal_type(v)
+
+
+def _elem_type(values: Iterable[object]) -> Type:
+    elem: Type | None = None
+    for x in values:
+        t = _value_type(x)
+        elem = t if elem is None else join(elem, t)
+    return elem or ANY
 
 
 def _bool_help(e: ast.Expr) -> str | None:

@@ -76,6 +76,9 @@ def _expr(e: ast.Expr) -> tuple[Doc, int]:
         return bracketed("[", [expr(x) for x in e.items], "]"), _ATOM
     if isinstance(e, ast.RecordLit):
         return record(e), _ATOM
+    if isinstance(e, ast.MapLit):
+        entries = [concat(quote(f.name), ": ", expr(f.value)) for f in e.entries]
+        return bracketed("{", entries, "}"), _ATOM
     if isinstance(e, ast.Attr):
         return concat(_at_least(e.obj, _POSTFIX), ".", e.name), _POSTFIX
     if isinstance(e, ast.Index):

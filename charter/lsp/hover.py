@@ -16,7 +16,7 @@ from charter.stdlib.matchers import GROUPS, MODULES
 
 _EXPRS = (
     ast.Name, ast.Attr, ast.Index, ast.Call, ast.Has, ast.Count, ast.Binary, ast.Unary,
-    ast.Literal_, ast.SetLit, ast.ListLit, ast.RecordLit, ast.Approved, ast.Previously,
+    ast.Literal_, ast.SetLit, ast.ListLit, ast.RecordLit, ast.MapLit, ast.Approved, ast.Previously,
 )
 
 
