@@ -39,6 +39,8 @@ class LiteralReader:
         """The request value of `e`, after checking it is a `expected` (`what` names it)."""
         if isinstance(e, ast.RecordLit):
             return self._record(e, expected, what)
+        if isinstance(e, ast.MapLit):  # `{"key-with-dash": v}`: the same, with quoted keys
+            return self._record(ast.RecordLit(e.entries, e.span), expected, what)
         if isinstance(e, ast.SetLit) and not e.items and isinstance(expected, MapT | RecordT):
             return {}  # `{}` in a value position parses as an empty set
         if isinstance(e, ast.SetLit | ast.ListLit):
