@@ -20,6 +20,7 @@ from typing import Any
 
 from charter.compiler import ir
 from charter.runtime import support
+from charter.runtime.strict import strict_args
 from charter.runtime.values import CHECKS, FLOATS
 from charter.stdlib.functions import FUNCTIONS
 
@@ -35,6 +36,7 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
         _labels=support.labels,
         _approved=support.approved, _previously=support.previously,
         _mkset=support.make_set, _mklist=support.make_list, M=matchers,
+        _strict_args=strict_args,
         _scanf=_scan_cached, _Decimal=Decimal, _F=FLOATS,
     )
     return ns
@@ -230,6 +232,8 @@ class Emitter:
                 return f"_mkset({args})"
             if e.name == "__list__":
                 return f"_mklist({args})"
+            if e.name == ir.STRICT_ARGS:
+                return f"_strict_args(req, {args})"
             assert e.name in FUNCTIONS
             return f"F_{e.name}({args})"
         if isinstance(e, ir.Has):

@@ -14,6 +14,7 @@ from typing import Any
 from charter.compiler import ir
 from charter.runtime import support
 from charter.runtime.snapshot import Snapshot
+from charter.runtime.strict import strict_args
 from charter.runtime.values import CHECKS, RequestError, describe, type_name
 from charter.stdlib.functions import FUNCTIONS
 
@@ -210,6 +211,8 @@ def _call(e: ir.Fn, ctx: Ctx) -> Any:
         return _guard(lambda: support.make_set(*args), e, args, "a set")
     if e.name == "__list__":
         return support.make_list(*args)
+    if e.name == ir.STRICT_ARGS:
+        return strict_args(ctx.req, *args)
     fn = FUNCTIONS[e.name]
     try:
         return fn.impl(*args)

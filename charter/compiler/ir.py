@@ -14,6 +14,8 @@ from typing import Literal
 
 # ── expressions ──────────────────────────────────────────────────────────────
 
+STRICT_ARGS = "__strict_args__"  # Fn of the rules `strict args` adds (runtime.strict)
+
 
 @dataclass(frozen=True, slots=True)
 class Const:
@@ -251,3 +253,4 @@ class Policy:
     counters: tuple[CounterSpec, ...] = ()
     history: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tool -> fields to keep
     digest: str = ""
+    trust_request_tags: bool = False  # `trust request tags`: see Plan.granting_tags

@@ -13,6 +13,7 @@ from charter.language import ast
 from charter.language.checked import CheckedPolicy, ConstRef, FlatRule, MatcherRef, PathRef
 from charter.language.constfold import NotConstant, fold
 from charter.language.exprcheck import path_chain
+from charter.language.source import Span
 from charter.language.types import ANY, Type, is_any, runtime_tag
 
 CMP_OPS = ("==", "!=", "<", "<=", ">", ">=")
@@ -43,7 +44,13 @@ class Lowerer:
             name: ir.MatcherInfo(name, pattern, f"[{name.upper()}]")
             for name, pattern in self.p.matchers.items()
         }
+        strict = self.p.options.get("strict args")
+        if strict is not None:
+            first = len(self.rules)
+            self.rules.extend([_strict_args_rule(first + i, tool, strict)
+                               for i, tool in enumerate(tools.values())])
         return ir.Policy(
+            trust_request_tags="trust request tags" in self.p.options,
             name=self.p.name, version=self.p.version,
             default="allow" if self.p.default == "allow" else "deny",
             rules=tuple(self.rules), tools=tools, matchers=matchers,
@@ -260,3 +267,12 @@ def _default_budget_reason(item: ast.Budget | ast.Limit) -> str:
 
 
 __all__ = ["lower", "Decimal", "is_any"]
+
+
+def _strict_args_rule(index: int, tool: ir.ToolInfo, span: Span) -> ir.Rule:
+    """`strict args`: a deny rule per declared tool whose condition errs, naming the field,
+    when the call's args do not fit the declaration (see runtime.strict)."""
+    cond = ir.Fn(ir.STRICT_ARGS, (ir.Const(tool.name), ir.Const(tool.params)))
+    return ir.Rule(index=index, id=f"strict-args:{tool.name}", kind="deny", stage="tool_call",
+                   targets=(ir.Target((tool.name,), None),), cond=cond, because=None,
+                   file=span.file, line=span.line, col=span.col)

@@ -84,8 +84,25 @@ class Plan:
         info = self.policy.tools.get(name)
         return info.tags if info else ()
 
+    def granting_tags(self, name: str, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """The tags an `allow` rule may match on. A declared tool's tags are its declaration's;
+        tags sent in the request count for an undeclared tool only under `trust request tags`.
+        Rules that restrict (deny, approval, warn, redact, label, budgets) see every tag —
+        an agent that adds a tag can only make its own call more restricted."""
+        info = self.policy.tools.get(name)
+        if info is not None:
+            return info.tags
+        return tags if self.policy.trust_request_tags else ()
+
+    def rule_applies(self, rule: ir.Rule, name: str, tags: tuple[str, ...]) -> bool:
+        """Do the rule's targets all match this tool (`tags`: request and declared tags)?"""
+        if rule.kind == "allow" and any(t.tag is not None for t in rule.targets):
+            tags = self.granting_tags(name, tags)
+        return all(target_matches(t, name, tags) for t in rule.targets)
+
     def candidates(self, stage: str, name: str, tags: tuple[str, ...]) -> tuple[int, ...]:
-        """Indices (in policy order) of the rules whose targets all match this call."""
+        """Indices (in policy order) of the rules whose targets all match this call
+        (`tags`: the request's tags and the declared ones; see `granting_tags`)."""
         idx = self.stages.get(stage)
         if idx is None:
             return ()
@@ -96,5 +113,4 @@ class Plan:
         for tag in tags:
             found.update(idx.tagged.get(tag, ()))
         rules = self.policy.rules
-        return tuple(sorted(
-            i for i in found if all(target_matches(t, name, tags) for t in rules[i].targets)))
+        return tuple(sorted(i for i in found if self.rule_applies(rules[i], name, tags)))

@@ -327,6 +327,14 @@ class Default:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """`strict args` or `trust request tags`: a policy-wide switch (`name` is the words)."""
+
+    name: Literal["strict args", "trust request tags"]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Const:
     name: str
     value: Expr
@@ -477,8 +485,8 @@ class Property:
 
 
 Item = (
-    Header | Use | Default | Const | MatcherDecl | ToolDecl | ToolsFrom | Rule | Scope | Budget
-    | Limit | Test | Property | Fixture
+    Header | Use | Default | Option | Const | MatcherDecl | ToolDecl | ToolsFrom | Rule | Scope
+    | Budget | Limit | Test | Property | Fixture
 )
 
 

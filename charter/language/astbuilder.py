@@ -76,6 +76,7 @@ _ITEM_TYPES = (
     ast.Header,
     ast.Use,
     ast.Default,
+    ast.Option,
     ast.Const,
     ast.MatcherDecl,
     ast.ToolDecl,
@@ -210,6 +211,9 @@ class AstBuilder:
     def default(self, span: Span, c: list[Any]) -> ast.Default:
         effect = cast(Any, str(c[-1]))
         return ast.Default(effect, span)
+
+    def option(self, span: Span, c: list[Any]) -> ast.Option:
+        return ast.Option(cast(Any, " ".join(str(t) for t in c)), span)
 
     def const(self, span: Span, c: list[Any]) -> ast.Const:
         return ast.Const(str(c[0]), c[1], span, self.tspan(c[0]))

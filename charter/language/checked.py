@@ -68,3 +68,4 @@ class CheckedPolicy:
     sources: dict[str, Source]
     types: dict[int, Type] = field(default_factory=dict)
     refs: dict[int, Ref] = field(default_factory=dict)
+    options: dict[str, Span] = field(default_factory=dict)  # "strict args", "trust request tags"

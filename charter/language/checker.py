@@ -28,7 +28,7 @@ from charter.language.types import (
 from charter.stdlib.functions import STDLIB_MODULES
 
 KNOWN_ANNOTATIONS = ("id", "owner", "shadow", "doc", "severity")
-DECLARATIONS = (ast.Header, ast.Use, ast.Default, ast.Const, ast.MatcherDecl, ast.ToolDecl,
+DECLARATIONS = (ast.Header, ast.Use, ast.Default, ast.Option, ast.Const, ast.MatcherDecl, ast.ToolDecl,
                 ast.ToolsFrom, ast.Test, ast.Property)
 JSON_TYPES = {"string": "str", "integer": "int", "number": "decimal", "boolean": "bool",
               "array": "list<any>", "object": "map<str, any>"}
@@ -85,6 +85,8 @@ class Checker:
                 self._header_item(item)
             elif isinstance(item, ast.Default):
                 self._default_item(item)
+            elif isinstance(item, ast.Option):
+                self.p.options.setdefault(item.name, item.span)
             elif isinstance(item, ast.Const):
                 self._const(item)
             elif isinstance(item, ast.MatcherDecl):

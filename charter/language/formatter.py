@@ -38,7 +38,7 @@ __all__ = ["FormatError", "FormatResult", "format_source", "format_text"]
 
 # Blank-line groups of items.
 _GROUPS: dict[type, int] = {
-    ast.Header: 0, ast.Use: 0, ast.Default: 0,
+    ast.Header: 0, ast.Use: 0, ast.Default: 0, ast.Option: 0,
     ast.Const: 1, ast.MatcherDecl: 1,
     ast.ToolDecl: 2, ast.ToolsFrom: 2,
     ast.Rule: 3, ast.Scope: 3, ast.Budget: 3, ast.Limit: 3,
@@ -126,6 +126,8 @@ class _Formatter:
             return whole("use " + ", ".join(item.modules))
         if isinstance(item, ast.Default):
             return whole(f"default {item.effect}")
+        if isinstance(item, ast.Option):
+            return whole(item.name)
         if isinstance(item, ast.Const):
             return whole(concat(f"const {item.name} = ", expr(item.value)))
         if isinstance(item, ast.MatcherDecl):

@@ -14,7 +14,7 @@ import msgspec
 from charter.compiler import ir
 from charter.compiler.codegen import Bucket, generate
 from charter.compiler.interpreter import Ctx, eval_rule, read_path
-from charter.compiler.plan import Plan, target_matches
+from charter.compiler.plan import Plan
 from charter.runtime import redactor
 from charter.runtime.combine import combine, malformed
 from charter.runtime.decision import Decision, PolicyInfo, Redaction
@@ -197,8 +197,8 @@ class Policy:
             tags = tuple(dict.fromkeys((*req_tags, *self.plan.declared_tags(name))))
             # No dispatch index here: every rule's targets are tested directly, so that
             # tests comparing this with `decide` also check the planner.
-            rules = [r for r in self.ir.rules if r.stage == stage and all(
-                target_matches(t, name, tags) for t in r.targets)]
+            rules = [r for r in self.ir.rules
+                     if r.stage == stage and self.plan.rule_applies(r, name, tags)]
             ctx = Ctx(req, state, stage, name, tags, self.matchers)
             outcomes = [eval_rule(r, ctx) for r in rules]
             what = f'tool "{name}"' if name else f"this {stage} request"
