@@ -28,8 +28,8 @@ from charter.language.types import (
 from charter.stdlib.functions import STDLIB_MODULES
 
 KNOWN_ANNOTATIONS = ("id", "owner", "shadow", "doc", "severity")
-DECLARATIONS = (ast.Header, ast.Use, ast.Default, ast.Option, ast.Const, ast.MatcherDecl, ast.ToolDecl,
-                ast.ToolsFrom, ast.Test, ast.Property)
+DECLARATIONS = (ast.Header, ast.Use, ast.Default, ast.Option, ast.Const, ast.MatcherDecl,
+                ast.ToolDecl, ast.ToolsFrom, ast.Test, ast.Property)
 JSON_TYPES = {"string": "str", "integer": "int", "number": "decimal", "boolean": "bool",
               "array": "list<any>", "object": "map<str, any>"}
 
