@@ -124,6 +124,8 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
             # A key the policy wrote is quoted; one read from the request is only described.
             shown = repr(key) if isinstance(e.key, ir.Const) else describe(key)
             if isinstance(e.obj, ir.Const) and isinstance(obj, dict):
+                if isinstance(e.key, ir.Path):
+                    shown = f"{e.key.text} ({describe(key)})"
                 raise RequestError(f"{shown} is not a key of {e.text}") from None
             raise RequestError(f"{shown} missing in {_describe(e.obj, obj)}") from None
     if isinstance(e, ir.Approved):

@@ -20,6 +20,8 @@ from functools import lru_cache
 
 from ada_url import URL, HostType
 
+from charter.runtime.values import describe
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -69,10 +71,10 @@ def parse_host(text: str) -> str:
         prefix = "http:" if stripped.startswith(("//", "\\\\")) else "http://"
         url = _parse(prefix + stripped)
     if url is None:
-        raise ValueError(f"not a URL: {text!r}")
+        raise ValueError(f"expected a URL, found {describe(text)}")
     host = _host_of(url)
     if not host:
-        raise ValueError(f"URL has no host: {text!r}")
+        raise ValueError(f"the URL has no host ({describe(text)})")
     return host
 
 
@@ -94,7 +96,7 @@ def _has_host(text: str) -> bool:
 def _email_domain(text: str) -> str:
     domain = text.rsplit("@", 1)[1]
     if not domain or any(c in domain for c in "/\\?#:[]%"):
-        raise ValueError(f"not an email address: {text!r}")
+        raise ValueError(f"expected an email address, found {describe(text)}")
     return parse_host(domain)
 
 
@@ -132,7 +134,7 @@ def parse_ip(text: str) -> IPAddress:
     except ValueError:
         url = _parse(f"http://{stripped}/")
         if url is None or url.host_type != HostType.IPV4:
-            raise ValueError(f"not an IP address: {text!r}") from None
+            raise ValueError(f"expected an IP address, found {describe(text)}") from None
         address = ipaddress.IPv4Address(url.hostname)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
@@ -145,4 +147,9 @@ def cidr_contains(cidr: object, ip: object) -> bool:
     (`::ffff:0:0/96`) is compared as IPv4."""
     if type(cidr) is not str or type(ip) is not str:
         raise TypeError("expected a string")
-    return parse_ip(ip) in _network(cidr)
+    address = parse_ip(ip)
+    try:
+        network = _network(cidr)
+    except ValueError:  # ipaddress quotes the text it rejects; describe it only
+        raise ValueError(f"expected a CIDR block, found {describe(cidr)}") from None
+    return address in network
