@@ -38,6 +38,11 @@ KEYWORDS: Final[tuple[str, ...]] = (
     "unless",
     "on",
     "tagged",
+    "turn",
+    # policy options
+    "strict",
+    "trust",
+    "request",
     # tests and properties
     "test",
     "given",
@@ -61,6 +66,7 @@ KEYWORDS: Final[tuple[str, ...]] = (
     "count",
     "approved",
     "by",
+    "of",
     "previously",
     "within",
 )

@@ -23,7 +23,8 @@ syn keyword agentpolicyKeyword policy version default tools from scope budget li
 syn keyword agentpolicyKeyword then because when unless on
 syn keyword agentpolicyKeyword test given call with expect property for all to where labels
 syn keyword agentpolicyKeyword scenario fixture approve row usage
-syn keyword agentpolicyKeyword has count approved by previously within
+syn keyword agentpolicyKeyword has count approved by of previously within
+syn keyword agentpolicyKeyword strict trust request turn
 syn match   agentpolicyKeyword "\<\%(session\|tool\|result\)\>"
 syn keyword agentpolicyKeyword tagged nextgroup=agentpolicyTagName skipwhite
 syn keyword agentpolicyKeyword tags nextgroup=agentpolicyTagName skipwhite
