@@ -23,6 +23,8 @@ ITEM_KEYWORDS = frozenset(
         "policy",
         "use",
         "default",
+        "strict",
+        "trust",
         "const",
         "matcher",
         "tool",
@@ -48,8 +50,8 @@ _STMT_KEYWORDS = frozenset({"given", "call", "expect", "for", "approve", "row"})
 _ANCHOR_WORDS = ITEM_KEYWORDS | _STMT_KEYWORDS
 
 _EFFECT_WORDS = ("allow", "deny", "warn", "require", "redact", "label")
-_ITEM_ONLY_WORDS = ("policy", "use", "default", "const", "matcher", "tools", "test", "scenario",
-                    "property", "fixture")
+_ITEM_ONLY_WORDS = ("policy", "use", "default", "strict", "trust", "const", "matcher", "tools",
+                    "test", "scenario", "property", "fixture")
 _OPERATORS = frozenset(
     {
         "==",
