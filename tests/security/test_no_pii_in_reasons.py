@@ -54,7 +54,9 @@ def _texts(decision: Decision) -> str:
     [
         ({"at": EMAIL}, "args.at: expected an ISO-8601 time, found a string of 23 characters"),
         ({"wait": EMAIL}, "args.wait: expected a duration, found a string of 23 characters"),
-        ({"url": f"http:///{EMAIL}"}, "url_host(args.url (string)): not a URL"),
+        # (`http:///` + an email is a URL to WHATWG clients: host after the `@`)
+        ({"url": f"http://{EMAIL}:port"},
+         "url_host(args.url (string)): expected a URL, found a string of 35 characters"),
         ({"ip": EMAIL}, "expected an IP address, found a string of 23 characters"),
         ({"meta": {"a": "b"}, "k": EMAIL}, "a string of 23 characters missing in args.meta"),
     ],
