@@ -19,9 +19,10 @@ from decimal import Decimal
 from typing import Any
 
 from charter.compiler import ir
-from charter.runtime import support
+from charter.compiler.kinds import NUM, kind, plain_cmp, plain_in
+from charter.runtime import operators, support
 from charter.runtime.strict import strict_args
-from charter.runtime.values import CHECKS, FLOATS
+from charter.runtime.values import CHECKS, FLOATS, INT_BOUND, MAX_NUMBER_DIGITS
 from charter.stdlib.functions import FUNCTIONS
 
 SIMPLE = (str, int, bool, type(None))
@@ -32,14 +33,29 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
     ns: dict[str, Any] = {f"C_{k}": v for k, v in CHECKS.items()}
     ns.update({f"F_{k}": f.impl for k, f in FUNCTIONS.items()})
     ns.update(
-        _div=support.div, _index=support.index, _now=support.now_of, _has=support.has,
+        _index=support.index, _now=support.now_of, _has=support.has,
         _labels=support.labels,
         _approved=support.approved, _previously=support.previously,
         _mkset=support.make_set, _mklist=support.make_list, M=matchers,
         _strict_args=strict_args,
         _scanf=_scan_cached, _Decimal=Decimal, _F=FLOATS,
     )
+    ns.update(_OPS)
     return ns
+
+
+# The language's operators (charter.runtime.operators) where Python's would differ, and
+# exact decimal arithmetic on two numbers (the context's methods, no Python-level call).
+_CMP_FN = {"==": "_eq", "!=": "_ne", "<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
+_ARITH_FN = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}
+_EXACT_FN = {"+": "_xadd", "-": "_xsub", "*": "_xmul", "/": "_div"}
+_OPS: dict[str, Any] = {
+    **{name: operators.CMP[op] for op, name in _CMP_FN.items()},
+    **{name: operators.ARITH[op] for op, name in _ARITH_FN.items()},
+    "_xadd": operators.EXACT.add, "_xsub": operators.EXACT.subtract,
+    "_xmul": operators.EXACT.multiply, "_neg": operators.neg, "_member": operators.member,
+    "_IB": INT_BOUND, "_PLAIN": frozenset({str, dict, list, bool, type(None)}),
+}
 
 
 # Run-time checks that pass exactly when the value is of one built-in class, and then return
@@ -47,7 +63,15 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
 _EXACT_CLASS = {"coll": "list", "map": "dict", "str": "str", "bool": "bool", "int": "int"}
 _INLINE_OK = {check: f"{{v}}.__class__ is {cls}" for check, cls in _EXACT_CLASS.items()}
 _INLINE_CHECK = {check: f"{{v}}.__class__ is not {cls}" for check, cls in _EXACT_CLASS.items()}
-_INLINE_CHECK["num"] = "{v}.__class__ is not int and {v}.__class__ is not _Decimal"
+# Numbers pass inline only when the check would return them unchanged: an int or a finite
+# Decimal within range (a float is looked up in the memo of converted floats).
+_INT_OK = "({v}.__class__ is int and -_IB < {v} < _IB)"
+_NUM_OK = (f"({_INT_OK} or ({{v}}.__class__ is _Decimal and {{v}}.is_finite() "
+           f"and {{v}}.adjusted() < {MAX_NUMBER_DIGITS}))")
+_INLINE_OK["int"] = _INT_OK
+_INLINE_OK["any"] = "{v}.__class__ in _PLAIN"
+_NUMERIC = {"num": ("num", False), "cost": ("num", True), "int": ("int", False),
+            "count": ("int", True)}  # check -> (base check, never negative)
 _SESSION_ID = ir.Path("session", ("id",), "str", "session.id")
 
 
@@ -118,6 +142,8 @@ class Emitter:
         self.root_vars: dict[str, str] = {}
         self.scans: dict[str, int] = {}  # field -> how many `contains` in the bucket scan it
         self.prelude: list[str] = []
+        self.temps = 0  # walrus locals of estimate additions
+        self.kinds: dict[ir.Path, str] = {}  # untyped reads bound to a typed twin's value
 
     def hoist(self, paths: Sequence[ir.Path]) -> None:
         """Read fields that every run evaluates anyway once, up front, checked, into locals.
@@ -140,21 +166,27 @@ class Emitter:
             if p in self.hoisted or _special(p):
                 continue
             # A field read untyped where a typed read of it exists: reuse the typed read
-            # when its check returns the value itself.
+            # when it yields what the untyped read would (an equal number, for numbers);
+            # if the typed read fails, the interpreter decides anyway.
             twin = next((q for q in self.hoisted if q.root == p.root and q.keys == p.keys
-                         and p.check == "any" and q.check in _EXACT_CLASS), None)
+                         and p.check == "any" and (
+                             q.check in _EXACT_CLASS or q.check in _NUMERIC)), None)
             if twin is not None:
                 self.hoisted[p] = self.hoisted[twin]
+                twin_kind = kind(twin)
+                if twin_kind is not None:
+                    self.kinds[p] = twin_kind
                 continue
             var = f"v{len(self.hoisted)}"
             raw = self.path(p)
             self.prelude.append(f"{var} = {raw}")
             check = _INLINE_CHECK.get(p.check)
-            if check is not None and p.check == "num":
-                # Floats from Python hosts: the memoised decimal, without a call.
-                self.prelude.append(
-                    f"if {check.format(v=var)}: "
-                    f"{var} = ({var}.__class__ is float and _F.get({var})) or C_num({var})")
+            if p.check in _NUMERIC:
+                self.prelude.extend(_numeric_read(var, p.check))
+            elif p.check == "any":
+                self.prelude.append(f"if {var}.__class__ not in _PLAIN: "
+                                    f"{var} = ({var}.__class__ is float and _F.get({var})) "
+                                    f"or C_any({var})")
             elif check is not None:
                 self.prelude.append(f"if {check.format(v=var)}: {var} = C_{p.check}({var})")
             elif p.check != "any":
@@ -178,33 +210,46 @@ class Emitter:
             if e in self.hoisted:
                 return self.hoisted[e]
             raw = self.path(e)
+            if _special(e):
+                return raw
             ok = _INLINE_OK.get(e.check)
-            if ok is not None:
-                return f"(t if {ok.format(v='(t := ' + raw + ')')} else C_{e.check}(t))"
-            return raw if e.check == "any" or _special(e) else f"C_{e.check}({raw})"
+            if e.check == "num":
+                ok = _NUM_OK
+            if ok is not None:  # the first use assigns `t`, the rest read it
+                first = ok.replace("{v}", f"(t := {raw})", 1).replace("{v}", "t")
+                return f"(t if {first} else C_{e.check}(t))"
+            return f"C_{e.check}({raw})"
         if isinstance(e, ir.BoolOp):
             return "(" + f" {e.op} ".join(self.expr(i) for i in e.items) + ")"
         if isinstance(e, ir.Not):
             return f"(not {self.expr(e.operand)})"
         if isinstance(e, ir.Cmp):
             assert e.op in CMP_OPS
-            return f"({self.expr(e.left)} {e.op} {self.expr(e.right)})"
+            if plain_cmp(e, self.kinds):
+                return f"({self.expr(e.left)} {e.op} {self.expr(e.right)})"
+            return f"{_CMP_FN[e.op]}({self.expr(e.left)}, {self.expr(e.right)})"
         if isinstance(e, ir.Arith):
+            both = kind(e.left, self.kinds) == NUM and kind(e.right, self.kinds) == NUM
+            fn = (_EXACT_FN if both else _ARITH_FN)[e.op]
             if e.op == "+" and isinstance(e.right, ir.Estimate):
                 # `used + estimate`: most requests carry no estimate; skip the addition.
+                # Its own local: `left` may assign `t` between the test and the use.
                 left = self.expr(e.left)
                 field = self.const(e.right.field)
-                return (f"({left} if (t := req.get('estimate')) is None or "
-                        f"(t := t.get({field})) is None else {left} + C_{e.right.check}(t))")
-            if e.op == "/":
-                return f"_div({self.expr(e.left)}, {self.expr(e.right)})"
-            assert e.op in ("+", "-", "*")
-            return f"({self.expr(e.left)} {e.op} {self.expr(e.right)})"
+                te = f"te{self.temps}"
+                self.temps += 1
+                return (f"({left} if ({te} := req.get('estimate')) is None or "
+                        f"({te} := {te}.get({field})) is None else "
+                        f"{fn}({left}, C_{e.right.check}({te})))")
+            return f"{fn}({self.expr(e.left)}, {self.expr(e.right)})"
         if isinstance(e, ir.Neg):
-            return f"(-{self.expr(e.operand)})"
+            return f"_neg({self.expr(e.operand)})"
         if isinstance(e, ir.In):
-            op = "not in" if e.negate else "in"
-            return f"({self.expr(e.item)} {op} {self.expr(e.coll)})"
+            if plain_in(e, self.kinds):
+                op = "not in" if e.negate else "in"
+                return f"({self.expr(e.item)} {op} {self.expr(e.coll)})"
+            found = f"_member({self.expr(e.item)}, {self.expr(e.coll)})"
+            return f"(not {found})" if e.negate else found
         if isinstance(e, ir.Like | ir.Matches):
             value = self.expr(e.value)
             if not (isinstance(e.value, ir.Path) and e.value.check == "str"):
@@ -245,7 +290,8 @@ class Emitter:
         if isinstance(e, ir.Previously):
             pairs = ", ".join(f"({self.const(k)}, {self.expr(v)})" for k, v in e.fields)
             fields = f"({pairs},)" if e.fields else "()"
-            return (f"_previously(st, req, {self.const(e.tool)}, {fields}, "
+            now = "v_now" if e.within is not None else "None"
+            return (f"_previously(st, {now}, {self.const(e.tool)}, {fields}, "
                     f"{self.const(e.within)})")
         if isinstance(e, ir.Labels):
             return "_labels(req, st)"
@@ -267,11 +313,33 @@ class Emitter:
         if p.root == "stage" and not p.keys:
             return "stage"
         if p.root == "now" and not p.keys:
-            return "_now(req)"
+            return "v_now"  # read once per decision, in the prelude (see `generate`)
         out = self.root_vars.get(p.root) or f"req[{self.const(p.root)}]"
         for key in p.keys:
             out += f"[{self.const(key)}]"
         return out
+
+
+def _numeric_read(var: str, check: str) -> list[str]:
+    """The prelude line checking a hoisted numeric read: inline for an int or a finite
+    Decimal in range (and not negative, for usage), the float memo for a float, else the
+    check function, which converts or raises."""
+    base, unsigned = _NUMERIC[check]
+    low = "0 <=" if unsigned else "-_IB <"
+    ok = f"({var}.__class__ is int and {low} {var} < _IB)"
+    if base == "num":
+        sign = f" and not {var}.is_signed()" if unsigned else ""
+        ok += (f" or ({var}.__class__ is _Decimal and {var}.is_finite() and "
+               f"{var}.adjusted() < {MAX_NUMBER_DIGITS}{sign})")
+        memo = f"{var}.__class__ is float{f' and {var} >= 0.0' if unsigned else ''}"
+        return [f"if not ({ok}): {var} = ({memo} and _F.get({var})) or C_{check}({var})"]
+    return [f"if not {ok}: {var} = C_{check}({var})"]
+
+
+def _uses_now(rule: ir.Rule) -> bool:
+    return rule.cond is not None and any(
+        (isinstance(n, ir.Path) and n.root == "now" and not n.keys)
+        or (isinstance(n, ir.Previously) and n.within is not None) for n in ir.walk(rule.cond))
 
 
 def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> Bucket:
@@ -283,6 +351,8 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
         if rule.cond is not None:
             always.update(dict.fromkeys(always_evaluated(rule.cond)))
     em.hoist(sorted(always, key=lambda p: p.check == "any"))
+    if "v_now = _now(req)" not in em.prelude and any(_uses_now(r) for r in rules):
+        em.prelude.insert(0, "v_now = _now(req)")  # one clock read per decision
     for rule in rules:
         for node in ir.walk(rule.cond) if rule.cond is not None else ():
             if isinstance(node, ir.Contains):

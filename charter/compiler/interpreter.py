@@ -7,30 +7,23 @@ a request has an error, so that error reasons are precise.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from charter.compiler import ir
-from charter.runtime import support
+from charter.runtime import operators, support
+from charter.runtime.operators import ARITH, CMP
 from charter.runtime.snapshot import Snapshot
 from charter.runtime.strict import strict_args
 from charter.runtime.values import CHECKS, RequestError, describe, type_name
 from charter.stdlib.functions import FUNCTIONS
 
-CMP: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-    ">": operator.gt, ">=": operator.ge,
-}
-ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": support.div,
-}
-
 
 class Ctx:
     """One request as the evaluator sees it."""
 
-    __slots__ = ("req", "st", "stage", "name", "tags", "matchers", "scans", "trace")
+    __slots__ = ("req", "st", "stage", "name", "tags", "matchers", "scans", "trace", "now")
 
     def __init__(self, req: Mapping[str, Any], st: Snapshot | None, stage: str, name: str,
                  tags: tuple[str, ...], matchers: Any) -> None:
@@ -42,6 +35,7 @@ class Ctx:
         self.matchers = matchers
         self.scans: dict[str, frozenset[str]] = {}
         self.trace: list[tuple[ir.Expr, object]] | None = None
+        self.now: datetime | None = None  # read once per decision (see `_now`)
 
 
 Outcome = bool | str  # True / False, or the text of a request error
@@ -81,7 +75,7 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
         left, right = evaluate(e.left, ctx), evaluate(e.right, ctx)
         try:
             return CMP[e.op](left, right)
-        except TypeError:
+        except (TypeError, ArithmeticError):
             raise RequestError(
                 f"cannot compare {_describe(e.left, left)} with {_describe(e.right, right)}"
             ) from None
@@ -95,7 +89,7 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
     if isinstance(e, ir.Neg):
         v = evaluate(e.operand, ctx)
         try:
-            return -v
+            return operators.neg(v)
         except TypeError:
             raise RequestError(f"cannot negate {_describe(e.operand, v)}") from None
     if isinstance(e, ir.In):
@@ -132,7 +126,9 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
         return support.approved(ctx.st, e.group)
     if isinstance(e, ir.Previously):
         fields = tuple((k, evaluate(v, ctx)) for k, v in e.fields)
-        return support.previously(ctx.st, ctx.req, e.tool, fields, e.within)
+        now = _now(ctx) if e.within is not None and ctx.st is not None and (
+            ctx.st.now is None) else None
+        return support.previously(ctx.st, now, e.tool, fields, e.within)
     if isinstance(e, ir.Labels):
         try:
             return support.labels(ctx.req, ctx.st)
@@ -165,10 +161,7 @@ def _raw_path(p: ir.Path, ctx: Ctx) -> Any:
     if p.root == "stage" and not p.keys:
         return ctx.stage
     if p.root == "now" and not p.keys:
-        try:
-            return support.now_of(ctx.req)
-        except TypeError as err:
-            raise RequestError(f"now: {err}") from None
+        return _now(ctx)
     if p.root not in ctx.req:
         raise RequestError(f"{p.text} missing")
     obj: Any = ctx.req[p.root]
@@ -181,6 +174,17 @@ def _raw_path(p: ir.Path, ctx: Ctx) -> Any:
     return obj
 
 
+def _now(ctx: Ctx) -> datetime:
+    """The decision's time: the request's `now`, else the clock, read once per decision so
+    that every `now` in it is the same instant."""
+    if ctx.now is None:
+        try:
+            ctx.now = support.now_of(ctx.req)
+        except TypeError as err:
+            raise RequestError(f"now: {err}") from None
+    return ctx.now
+
+
 def _in(e: ir.In, ctx: Ctx) -> bool:
     item, coll = evaluate(e.item, ctx), evaluate(e.coll, ctx)
     if isinstance(coll, str) and type(item) is not str:
@@ -188,7 +192,7 @@ def _in(e: ir.In, ctx: Ctx) -> bool:
     if not isinstance(coll, str | dict | list | tuple | set | frozenset):
         raise RequestError(f"{_describe(e.coll, coll)} is not a collection")
     try:
-        found = item in coll
+        found = operators.member(item, coll)
     except TypeError:
         raise RequestError(f"cannot look for {_describe(e.item, item)} in "
                            f"{_describe(e.coll, coll)}") from None

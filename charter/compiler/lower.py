@@ -101,7 +101,8 @@ class Lowerer:
         metric: str
         if isinstance(item, ast.Budget):
             metric = item.metric
-            check = "num" if metric == "cost_usd" else "int"
+            # Usage is never negative: a budget must not pass on a claimed refund.
+            check = "cost" if metric == "cost_usd" else "count"
             extra: ir.Expr = ir.Estimate(metric, check)
             if item.window.seconds is None and key is None:
                 used: ir.Expr = ir.Path("session", (metric,), check, f"session.{metric}")

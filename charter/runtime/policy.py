@@ -103,16 +103,21 @@ class Policy:
             try:
                 if request.__class__ is dict:
                     tool = request.get("tool")
-                    if tool.__class__ is dict and not tool.get("tags"):
+                    if tool.__class__ is dict and ((tags := tool.get("tags")) is None or (
+                            tags.__class__ is list and not tags)):
                         tool = tool.get("name")  # {"name": ...} without tags: same entry
+                    # Only names `_tool_key` accepted have entries (never ""), so whatever
+                    # misses here takes the slow path, which says what is wrong.
                     if tool.__class__ is str:
                         stage = request.get("stage")
-                        if stage is None or stage == "tool_call":
+                        if stage is None or (stage.__class__ is str and stage == "tool_call"):
                             stage = "tool_call"
                             entry = tool_calls.get(tool)
-                        else:
+                        elif stage.__class__ is str:
                             by_tool = fast.get(stage)
                             entry = by_tool.get(tool) if by_tool is not None else None
+                        else:
+                            entry = None
                         if entry is not None:
                             fn = entry.fn
                             if fn is None:
@@ -242,10 +247,14 @@ class Policy:
             req = self._coerce(request)
             if isinstance(req, Decision):
                 return req
-        key = self._tool_key(req.get("stage", "tool_call"), req.get("tool"))
+        key = self._tool_key(req.get("stage"), req.get("tool"))
         return key if isinstance(key, Decision) else (req, key)
 
     def _tool_key(self, stage: Any, tool: Any) -> tuple[str, str, tuple[str, ...]] | Decision:
+        """(stage, tool name, request tags), or the malformed-request deny. A null `stage` or
+        `tags` is absent, as null is everywhere in a request."""
+        if stage is None:
+            stage = "tool_call"
         if type(stage) is not str or stage not in STAGES:
             return malformed(self.info, f"stage must be one of {', '.join(sorted(STAGES))}; "
                              f"found {describe(stage)}")
@@ -254,6 +263,8 @@ class Policy:
                 return malformed(self.info, f"tool missing (a {stage} request names its tool)")
             return (stage, "", ())
         if type(tool) is str:
+            if not tool:
+                return malformed(self.info, "tool name is empty")
             return (stage, tool, ())
         if not isinstance(tool, dict):
             return malformed(self.info, "tool must be a name or an object with a name")
@@ -297,7 +308,7 @@ class Policy:
     # ── introspection ────────────────────────────────────────────────────────
 
     def bucket_for(self, request: Mapping[str, Any]) -> Bucket | None:
-        key = self._tool_key(request.get("stage", "tool_call"), request.get("tool"))
+        key = self._tool_key(request.get("stage"), request.get("tool"))
         if isinstance(key, Decision):
             return None
         entry = self._entry(key)
@@ -307,14 +318,14 @@ class Policy:
             str, Any]:
         """Every candidate rule with its outcome and the value of each sub-expression."""
         decision = self.decide(dict(request), state)
-        key = self._tool_key(request.get("stage", "tool_call"), request.get("tool"))
+        key = self._tool_key(request.get("stage"), request.get("tool"))
         rows: list[dict[str, Any]] = []
         if not isinstance(key, Decision):
             entry = self._entry(key)
             if isinstance(entry, Entry):
+                ctx = Ctx(request, state, key[0], key[1], entry.tags, self.matchers)
                 for rule in entry.bucket.rules:
-                    ctx = Ctx(request, state, key[0], key[1], entry.tags, self.matchers)
-                    ctx.trace = []
+                    ctx.trace = []  # one Ctx: one clock reading for the whole explanation
                     outcome = eval_rule(rule, ctx)
                     rows.append({"rule": rule, "outcome": outcome, "trace": ctx.trace})
         return {"decision": decision, "rules": rows}

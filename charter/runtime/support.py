@@ -14,8 +14,9 @@ from typing import Any
 
 import re2
 
+from charter.runtime.operators import eq, key
 from charter.runtime.snapshot import Snapshot
-from charter.runtime.values import check_str, now_utc, to_time
+from charter.runtime.values import check_any, check_str, now_utc, to_time, type_name
 
 _MISSING = object()
 
@@ -93,20 +94,13 @@ def matches(value: object, pattern: str) -> bool:
     return search_test(pattern)(check_str(value))
 
 
-def div(a: Any, b: Any) -> Any:
-    if b == 0:
-        raise ZeroDivisionError("division by zero")
-    if type(a) is int and type(b) is int:
-        return Decimal(a) / Decimal(b)
-    return a / b
-
-
 def index(obj: Any, key: Any) -> Any:
+    """`obj[key]`, read like an untyped field (floats as decimals, bytes as text)."""
     if isinstance(obj, dict):
-        return obj[key]
+        return check_any(obj[key])
     if isinstance(obj, list | tuple) and type(key) is int:
-        return obj[key]
-    raise TypeError(f"cannot index {type(obj).__name__} with {type(key).__name__}")
+        return check_any(obj[key])
+    raise TypeError(f"cannot index {type(obj).__name__} with {type_name(key)}")
 
 
 def now_of(req: Mapping[str, Any]) -> datetime:
@@ -169,8 +163,9 @@ def approved(st: Snapshot | None, group: str | None) -> bool:
     return bool(st.approved_groups) if group is None else group in st.approved_groups
 
 
-def previously(st: Snapshot | None, req: Mapping[str, Any], tool: str,
+def previously(st: Snapshot | None, now: datetime | None, tool: str,
                fields: Sequence[tuple[str, object]], within: int | None) -> bool:
+    """`now` is the decision's time; it is needed only with `within` and no `st.now`."""
     if st is None:
         return False
     calls = st.history.get(tool, ())
@@ -178,18 +173,26 @@ def previously(st: Snapshot | None, req: Mapping[str, Any], tool: str,
         return False
     horizon = None
     if within is not None:
-        now = st.now if st.now is not None else now_of(req).timestamp()
-        horizon = now - within
+        if st.now is not None:
+            horizon = st.now - within
+        elif now is not None:
+            horizon = now.timestamp() - within
+        else:
+            raise TypeError("previously ... within needs the time")
     for at, recorded in calls:
         if horizon is not None and at < horizon:
             continue
-        if all(k in recorded and recorded[k] == v for k, v in fields):
+        if all(k in recorded and eq(recorded[k], v) for k, v in fields):
             return True
     return False
 
 
 def make_set(*items: object) -> frozenset[object]:
-    return frozenset(items)
+    s = frozenset(items)
+    if len(s) < len(items) and len({key(i) for i in items}) != len(s):
+        # Python's set merges true with 1 and false with 0; the language keeps them apart.
+        raise TypeError("a set cannot hold both a bool and a number (true and 1, false and 0)")
+    return s
 
 
 def make_list(*items: object) -> tuple[object, ...]:

@@ -21,6 +21,14 @@ class RequestError(Exception):
         self.message = message
 
 
+# Numbers a request may carry: finite, and below 10**MAX_NUMBER_DIGITS in magnitude (every
+# finite float, every 128-bit integer fits). Past that a read is a request error naming the
+# field: converting and comparing bigger numbers costs time quadratic in their length.
+MAX_NUMBER_DIGITS = 400
+INT_BOUND = 10**MAX_NUMBER_DIGITS
+DECIMAL_BOUND = Decimal(f"1e{MAX_NUMBER_DIGITS}")
+_TOO_BIG = f"number out of range (more than {MAX_NUMBER_DIGITS} digits before the point)"
+
 FLOATS: dict[float, Decimal] = {}
 
 
@@ -30,11 +38,21 @@ def float_to_decimal(v: float) -> Decimal:
     d = FLOATS.get(v)
     if d is None:
         if v != v or v in (float("inf"), float("-inf")):
-            raise TypeError("expected a finite number")
+            raise TypeError("expected a finite number, found NaN or Infinity")
         d = Decimal(repr(v))
         if len(FLOATS) < 65536:
             FLOATS[v] = d
     return d
+
+
+def check_decimal(v: Decimal) -> Decimal:
+    """`v` if it is a finite decimal within range; Decimal's NaN and Infinity are not numbers
+    a request may carry (NaN compares false with everything, -Infinity passes every cap)."""
+    if not v.is_finite():
+        raise TypeError("expected a finite number, found NaN or Infinity")
+    if not -DECIMAL_BOUND < v < DECIMAL_BOUND:
+        raise TypeError(_TOO_BIG)
+    return v
 
 
 def check_num(v: object) -> int | Decimal:
@@ -42,24 +60,57 @@ def check_num(v: object) -> int | Decimal:
     if t is float:
         d = FLOATS.get(v)  # type: ignore[call-overload]
         return d if d is not None else float_to_decimal(v)  # type: ignore[arg-type]
-    if t is int or t is Decimal:
-        return v  # type: ignore[return-value]  # the class test above narrows it
+    if t is int:
+        if -INT_BOUND < v < INT_BOUND:
+            return v  # type: ignore[return-value]  # the class test above narrows it
+        raise TypeError(_TOO_BIG)
+    if t is Decimal:
+        return check_decimal(v)  # type: ignore[arg-type]
     raise TypeError(f"expected a number, found {type_name(v)}")
 
 
 def check_int(v: object) -> int:
-    if type(v) is int:
-        return v
-    if type(v) is Decimal and v == v.to_integral_value():
-        return int(v)
-    if type(v) is float and v.is_integer():
-        return int(v)
+    t = v.__class__
+    if t is int:
+        if -INT_BOUND < v < INT_BOUND:
+            return v  # type: ignore[return-value]
+        raise TypeError(_TOO_BIG)
+    if t is float:
+        v, t = float_to_decimal(v), Decimal  # type: ignore[arg-type]  # as written, like decimals
+    if t is Decimal:
+        d = check_decimal(v)  # type: ignore[arg-type]  # bounded first: int() of 1e400000 is slow
+        if d == d.to_integral_value():
+            return int(d)
     raise TypeError(f"expected an int, found {type_name(v)}")
+
+
+def check_cost(v: object) -> int | Decimal:
+    """A number that counts usage (`session.cost_usd`, `estimate.cost_usd`): never negative,
+    so that a budget cannot be passed by claiming a refund."""
+    n = check_num(v)
+    if n < 0:
+        raise TypeError("must not be negative")
+    return n
+
+
+def check_count(v: object) -> int:
+    """An int that counts usage (`session.tokens`, `estimate.tokens`): never negative."""
+    n = check_int(v)
+    if n < 0:
+        raise TypeError("must not be negative")
+    return n
+
+
+def as_text(v: bytes | bytearray) -> str:
+    """Bytes as the text they hold: matchers and string tests see what a reader would."""
+    return bytes(v).decode("utf-8", "replace")
 
 
 def check_str(v: object) -> str:
     if type(v) is str:
         return v
+    if type(v) is bytes or type(v) is bytearray:
+        return as_text(v)
     raise TypeError(f"expected a string, found {type_name(v)}")
 
 
@@ -81,7 +132,19 @@ def check_map(v: object) -> object:
     raise TypeError(f"expected an object, found {type_name(v)}")
 
 
+_PLAIN = frozenset({str, dict, list, bool, type(None)})
+
+
 def check_any(v: object) -> object:
+    """An untyped value, read the way a typed one would be: floats as the decimal they were
+    written as, numbers checked like `num`, bytes as text; anything else as it is."""
+    t = v.__class__
+    if t in _PLAIN:
+        return v
+    if t is float or t is int or t is Decimal:
+        return check_num(v)
+    if t is bytes or t is bytearray:
+        return as_text(v)  # type: ignore[arg-type]
     return v
 
 
@@ -105,7 +168,10 @@ def to_time(v: object) -> datetime:
             _TIMES[v] = parsed
         return parsed
     if type(v) in (int, float, Decimal):
-        return datetime.fromtimestamp(float(v), tz=UTC)  # type: ignore[arg-type]
+        try:
+            return datetime.fromtimestamp(float(check_num(v)), tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            raise TypeError("time out of range") from None
     raise TypeError(f"expected a time, found {type_name(v)}")
 
 
@@ -114,23 +180,30 @@ def to_duration(v: object) -> timedelta:
     if isinstance(v, timedelta):
         return v
     if type(v) in (int, float, Decimal):
-        return timedelta(seconds=float(v))  # type: ignore[arg-type]
+        return _seconds(float(check_num(v)))
     if type(v) is str:
         text = str(v).strip()
         for unit in ("ms", "s", "m", "h", "d"):
             if text.endswith(unit):
                 try:
-                    return timedelta(seconds=float(Decimal(text[: -len(unit)])) *
-                                     _DURATION_UNITS[unit])
+                    number = check_num(Decimal(text[: -len(unit)]))
                 except (InvalidOperation, ValueError):
                     break
+                return _seconds(float(number) * _DURATION_UNITS[unit])
     raise TypeError(f"expected a duration, found {describe(v)}")
+
+
+def _seconds(seconds: float) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise TypeError("duration out of range") from None
 
 
 CHECKS = {
     "num": check_num, "int": check_int, "str": check_str, "bool": check_bool,
     "coll": check_coll, "map": check_map, "any": check_any, "time": to_time,
-    "dur": to_duration,
+    "dur": to_duration, "cost": check_cost, "count": check_count,
 }
 
 
@@ -144,7 +217,7 @@ def type_name(v: object) -> str:
         return "int"
     if isinstance(v, float | Decimal):
         return "decimal"
-    if isinstance(v, str):
+    if isinstance(v, str | bytes | bytearray):
         return "string"
     if isinstance(v, list | tuple | set | frozenset):
         return "list"
