@@ -22,7 +22,7 @@ from charter.compiler import ir
 from charter.compiler.kinds import NUM, kind, plain_cmp, plain_in
 from charter.runtime import operators, support
 from charter.runtime.strict import strict_args
-from charter.runtime.values import CHECKS, FLOATS, INT_BOUND, MAX_NUMBER_DIGITS
+from charter.runtime.values import CHECKS, FLOATS, INT_BOUND, MAX_NUMBER_DIGITS, PLAIN
 from charter.stdlib.functions import FUNCTIONS
 
 SIMPLE = (str, int, bool, type(None))
@@ -54,7 +54,7 @@ _OPS: dict[str, Any] = {
     **{name: operators.ARITH[op] for op, name in _ARITH_FN.items()},
     "_xadd": operators.EXACT.add, "_xsub": operators.EXACT.subtract,
     "_xmul": operators.EXACT.multiply, "_neg": operators.neg, "_member": operators.member,
-    "_IB": INT_BOUND, "_PLAIN": frozenset({str, dict, list, bool, type(None)}),
+    "_IB": INT_BOUND, "_PLAIN": PLAIN,
 }
 
 

@@ -132,14 +132,14 @@ def check_map(v: object) -> object:
     raise TypeError(f"expected an object, found {type_name(v)}")
 
 
-_PLAIN = frozenset({str, dict, list, bool, type(None)})
+PLAIN = frozenset({str, dict, list, bool, type(None)})  # classes `check_any` returns as they are
 
 
 def check_any(v: object) -> object:
     """An untyped value, read the way a typed one would be: floats as the decimal they were
     written as, numbers checked like `num`, bytes as text; anything else as it is."""
     t = v.__class__
-    if t in _PLAIN:
+    if t in PLAIN:
         return v
     if t is float or t is int or t is Decimal:
         return check_num(v)

@@ -31,7 +31,7 @@ ARGS_CONDS = {
         'args.region in {{"eu", "us"}}', 'args.region == "eu"', 'args.region not in regions',
         "has(args.note)", 'args.note like "*urgent*"', "args.count < 3",
         "args.amount / 4 > {n}", 'startswith(args.region, "e")', "len(args.region) == 2",
-        "-args.amount < 0",
+        "-args.amount < 0", "args.count + 1 == {n}",
     ],
     "files.rm": [
         'args.path like "/tmp/*"', 'args.path matches r"^/etc"', "args.force",
@@ -48,6 +48,9 @@ CONTEXT_CONDS = [
     "session.consecutive_tool_calls > {n}", 'agent.labels["tier"] == "gold"',
     'args.anything == "x"', "hour_of(now) < 12", 'weekday(now) == "sat"',
     'url_host(agent.id) == "a.example"', "args contains pii.email",
+    # Untyped reads of fields that pay.send declares: a bucket mixes typed and untyped reads.
+    "args.amount + 0.1 > {n}", "args.count * 2 == {n}", "args.amount in [0.3, 2.5, 100]",
+    "args.count == true", "args.amount / 3 * 3 == args.amount",
 ]
 TARGETS = ['tool "pay.send"', 'tool "files.rm"', 'tool "kb.search"', 'tool "pay.*"',
            'tool "**"', "tool tagged destructive", "tool tagged money", 'tool "x.*", "kb.*"',
@@ -64,7 +67,7 @@ def conditions(draw: st.DrawFn, target: str) -> str:
     pool = [c for c in CONTEXT_CONDS if not (tool and "args." in c)
             and not (target and "args.anything" in c)]
     pool += ARGS_CONDS[tool] if tool else []
-    n = draw(st.sampled_from(["0", "1", "2.5", "100", "100.01", "3"]))
+    n = draw(st.sampled_from(["0", "1", "2.5", "100", "100.01", "3", "0.3"]))
     parts = [draw(st.sampled_from(pool)).format(n=n)
              for _ in range(draw(st.integers(1, 3)))]
     joiner = draw(st.sampled_from([" and ", " or "]))
@@ -110,7 +113,9 @@ def policies(draw: st.DrawFn) -> str:
 
 
 BOUNDARIES = st.sampled_from([0, 1, 3, 100, Decimal("2.5"), Decimal("100.01"), Decimal("99.99"),
-                              Decimal("100.00"), 2.5, -1])
+                              Decimal("100.00"), 2.5, -1, 0.1, 0.3, 0.30000000000000004, 1e23,
+                              10**30, Decimal("1e30"), Decimal("100.0100000000000000000000000001"),
+                              True])
 NUMBERS = st.one_of(BOUNDARIES, BOUNDARIES, st.integers(-5, 200),
                     st.decimals(-5, 200, places=2, allow_nan=False),
                     st.floats(-5, 200, allow_nan=False))
@@ -142,7 +147,7 @@ def requests(draw: st.DrawFn) -> dict[str, object]:
     fields = {
         "amount": NUMBERS, "region": st.sampled_from(["eu", "us", "mars"]),
         "note": st.sampled_from(["urgent!", "hi", "mail bob@example.com"]),
-        "count": st.integers(0, 5), "path": st.sampled_from(
+        "count": st.one_of(st.integers(0, 5), NUMBERS), "path": st.sampled_from(
             ["/tmp/a", "/etc/passwd", "/home/x/secret.KEY", "/"]),
         "force": st.booleans(), "query": st.sampled_from(["x", "longer"]),
         "limit": st.one_of(BOUNDARIES.filter(lambda v: isinstance(v, int)), st.integers(0, 200)),
