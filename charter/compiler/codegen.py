@@ -22,7 +22,14 @@ from charter.compiler import ir
 from charter.compiler.kinds import NUM, kind, plain_cmp, plain_in
 from charter.runtime import operators, support
 from charter.runtime.strict import strict_args
-from charter.runtime.values import CHECKS, FLOATS, INT_BOUND, MAX_NUMBER_DIGITS, PLAIN
+from charter.runtime.values import (
+    CHECKS,
+    COST_FLOATS,
+    FLOATS,
+    INT_BOUND,
+    MAX_NUMBER_DIGITS,
+    PLAIN,
+)
 from charter.stdlib.functions import FUNCTIONS
 
 SIMPLE = (str, int, bool, type(None))
@@ -54,7 +61,7 @@ _OPS: dict[str, Any] = {
     **{name: operators.ARITH[op] for op, name in _ARITH_FN.items()},
     "_xadd": operators.EXACT.add, "_xsub": operators.EXACT.subtract,
     "_xmul": operators.EXACT.multiply, "_neg": operators.neg, "_member": operators.member,
-    "_IB": INT_BOUND, "_PLAIN": PLAIN,
+    "_IB": INT_BOUND, "_NIB": -INT_BOUND, "_PLAIN": PLAIN, "_FC": COST_FLOATS,
 }
 
 
@@ -65,7 +72,7 @@ _INLINE_OK = {check: f"{{v}}.__class__ is {cls}" for check, cls in _EXACT_CLASS.
 _INLINE_CHECK = {check: f"{{v}}.__class__ is not {cls}" for check, cls in _EXACT_CLASS.items()}
 # Numbers pass inline only when the check would return them unchanged: an int or a finite
 # Decimal within range (a float is looked up in the memo of converted floats).
-_INT_OK = "({v}.__class__ is int and -_IB < {v} < _IB)"
+_INT_OK = "({v}.__class__ is int and _NIB < {v} < _IB)"
 _NUM_OK = (f"({_INT_OK} or ({{v}}.__class__ is _Decimal and {{v}}.is_finite() "
            f"and {{v}}.adjusted() < {MAX_NUMBER_DIGITS}))")
 _INLINE_OK["int"] = _INT_OK
@@ -321,19 +328,22 @@ class Emitter:
 
 
 def _numeric_read(var: str, check: str) -> list[str]:
-    """The prelude line checking a hoisted numeric read: inline for an int or a finite
-    Decimal in range (and not negative, for usage), the float memo for a float, else the
-    check function, which converts or raises."""
+    """Prelude lines checking a hoisted numeric read: inline for an int or a finite Decimal
+    in range (and not negative, for usage), the memo of converted floats for a float, else
+    the check function, which converts or raises."""
     base, unsigned = _NUMERIC[check]
-    low = "0 <=" if unsigned else "-_IB <"
-    ok = f"({var}.__class__ is int and {low} {var} < _IB)"
+    low = "0 <=" if unsigned else "_NIB <"
+    fix = f"{var} = C_{check}({var})"
+    lines = [f"if {var}.__class__ is int:", f"    if not {low} {var} < _IB: {fix}"]
     if base == "num":
+        memo = "_FC" if unsigned else "_F"
         sign = f" and not {var}.is_signed()" if unsigned else ""
-        ok += (f" or ({var}.__class__ is _Decimal and {var}.is_finite() and "
-               f"{var}.adjusted() < {MAX_NUMBER_DIGITS}{sign})")
-        memo = f"{var}.__class__ is float{f' and {var} >= 0.0' if unsigned else ''}"
-        return [f"if not ({ok}): {var} = ({memo} and _F.get({var})) or C_{check}({var})"]
-    return [f"if not {ok}: {var} = C_{check}({var})"]
+        lines += [f"elif {var}.__class__ is float: {var} = {memo}.get({var}) or C_{check}({var})",
+                  f"elif not ({var}.__class__ is _Decimal and {var}.is_finite() and "
+                  f"{var}.adjusted() < {MAX_NUMBER_DIGITS}{sign}): {fix}"]
+    else:
+        lines.append(f"else: {fix}")
+    return lines
 
 
 def _uses_now(rule: ir.Rule) -> bool:

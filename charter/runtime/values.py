@@ -84,12 +84,17 @@ def check_int(v: object) -> int:
     raise TypeError(f"expected an int, found {type_name(v)}")
 
 
+COST_FLOATS: dict[float, Decimal] = {}  # the floats of FLOATS that `check_cost` accepted
+
+
 def check_cost(v: object) -> int | Decimal:
     """A number that counts usage (`session.cost_usd`, `estimate.cost_usd`): never negative,
     so that a budget cannot be passed by claiming a refund."""
     n = check_num(v)
     if n < 0:
         raise TypeError("must not be negative")
+    if v.__class__ is float and len(COST_FLOATS) < 65536:
+        COST_FLOATS[v] = n  # type: ignore[assignment]
     return n
 
 
