@@ -139,7 +139,9 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
     if isinstance(e, ir.Estimate):
         try:
             return support.estimate(ctx.req, e.field, CHECKS[e.check])
-        except (TypeError, AttributeError):
+        except TypeError as err:  # the checks' messages name types, never values
+            raise RequestError(f"estimate.{e.field}: {err}") from None
+        except AttributeError:
             raise RequestError(f"estimate.{e.field}: wrong type") from None
     raise AssertionError(f"unknown IR node {type(e).__name__}")
 

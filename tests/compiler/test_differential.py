@@ -48,10 +48,13 @@ CONTEXT_CONDS = [
     "session.consecutive_tool_calls > {n}", 'agent.labels["tier"] == "gold"',
     'args.anything == "x"', "hour_of(now) < 12", 'weekday(now) == "sat"',
     'url_host(agent.id) == "a.example"', "args contains pii.email",
-    # Untyped reads of fields that pay.send declares: a bucket mixes typed and untyped reads.
-    "args.amount + 0.1 > {n}", "args.count * 2 == {n}", "args.amount in [0.3, 2.5, 100]",
-    "args.count == true", "args.amount / 3 * 3 == args.amount",
+    # Untyped reads (untargeted rules) of fields pay.send declares: a bucket mixes typed and
+    # untyped reads of one field.
+    'args["amount"] + 0.1 > {n}', 'args["count"] * 2 == {n}',
+    'args["amount"] in [0.3, 2.5, 100]', 'args["count"] == true',
+    'args["amount"] / 3 * 3 == args["amount"]',
 ]
+UNTYPED = ("args.anything", 'args["')  # conditions that only untargeted rules may hold
 TARGETS = ['tool "pay.send"', 'tool "files.rm"', 'tool "kb.search"', 'tool "pay.*"',
            'tool "**"', "tool tagged destructive", "tool tagged money", 'tool "x.*", "kb.*"',
            ""]
@@ -64,8 +67,8 @@ def conditions(draw: st.DrawFn, target: str) -> str:
     tool = next((t for t in ARGS_CONDS if f'"{t}"' in target and "," not in target), None)
     # Undeclared fields are compile errors where a target reaches declared tools (by name,
     # glob or tag), fine on untargeted rules.
-    pool = [c for c in CONTEXT_CONDS if not (tool and "args." in c)
-            and not (target and "args.anything" in c)]
+    pool = [c for c in CONTEXT_CONDS if not (tool and ("args." in c or 'args["' in c))
+            and not (target and any(u in c for u in UNTYPED))]
     pool += ARGS_CONDS[tool] if tool else []
     n = draw(st.sampled_from(["0", "1", "2.5", "100", "100.01", "3", "0.3"]))
     parts = [draw(st.sampled_from(pool)).format(n=n)
@@ -101,7 +104,7 @@ def policies(draw: st.DrawFn) -> str:
         inner = "\n  ".join(body[: len(body) // 2])
         scopes = ['agent.team == "support"', 'tool "pay.*"',
                   'tool tagged read when agent.env == "prod"']
-        if "args.anything" in inner:  # a targeted scope types `args` by its tools
+        if any(u in inner for u in UNTYPED):  # a targeted scope types `args` by its tools
             scopes = scopes[:1]
         cond = draw(st.sampled_from(scopes))
         lines.append(f"scope {cond} {{\n  {inner}\n}}")

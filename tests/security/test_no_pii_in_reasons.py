@@ -119,7 +119,8 @@ budget cost_usd <= 10.00 per session because "budget"
                             "estimate": {"cost_usd": Decimal("-" + CARD)}})
     assert decision.effect == "deny"
     assert CARD not in _texts(decision)
-    assert "cost_usd must not be negative" in _texts(decision)
+    # `decide` itself refuses a negative usage now (issue 18, D17), naming the field.
+    assert "estimate.cost_usd: must not be negative" in _texts(decision)
 
 
 # ── the decision log ───────────────────────────────────────────────────────────

@@ -21,7 +21,8 @@ from charter.runtime import support
 
 POLICIES = [
     f'policy "shapes"\nuse pii\ndefault {default}\n'
-    'tool "pay.send" (amount: decimal, count?: int) tags money\n'
+    'tool "pay.send" (amount: decimal, count?: int, n?: any, flag?: any, note?: any) '
+    'tags money\n'
     'allow tool "pay.send" when args.amount <= 100\n'
     'allow tool "kb.*"\n'
     'deny tool tagged money when args.amount > 50 and args.count == 2\n'
