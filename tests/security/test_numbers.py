@@ -70,7 +70,7 @@ def test_budget_over_by_1e_28_is_denied() -> None:
                                    Decimal("1000000000000000000000000000000.0")])
 def test_int_and_untyped_reads_of_one_field_agree(value: object) -> None:
     rules = ('deny tool "t" when args.n > 0 and args.n + 1 == 1000000000000000000000000000001\n'
-             'warn tool "**" when args.n + 1 == 1000000000000000000000000000001 because "w"\n')
+             'warn when args["n"] + 1 == 1000000000000000000000000000001 because "w"\n')
     d = decide(rules, call("t", n=value))
     assert d.effect == "deny" and d.warnings == ("w",)
 
