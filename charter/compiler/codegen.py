@@ -247,7 +247,7 @@ class Emitter:
                 self.temps += 1
                 return (f"({left} if ({te} := req.get('estimate')) is None or "
                         f"({te} := {te}.get({field})) is None else "
-                        f"{fn}({left}, C_{e.right.check}({te})))")
+                        f"{fn}({left}, {_estimate_read(te, e.right.check)}))")
             return f"{fn}({self.expr(e.left)}, {self.expr(e.right)})"
         if isinstance(e, ir.Neg):
             return f"_neg({self.expr(e.operand)})"
@@ -344,6 +344,13 @@ def _numeric_read(var: str, check: str) -> list[str]:
     else:
         lines.append(f"else: {fix}")
     return lines
+
+
+def _estimate_read(var: str, check: str) -> str:
+    """An estimate value, checked; a float cost from the memo of accepted ones."""
+    if check == "cost":
+        return f"({var}.__class__ is float and _FC.get({var}) or C_cost({var}))"
+    return f"C_{check}({var})"
 
 
 def _uses_now(rule: ir.Rule) -> bool:

@@ -90,11 +90,18 @@ COST_FLOATS: dict[float, Decimal] = {}  # the floats of FLOATS that `check_cost`
 def check_cost(v: object) -> int | Decimal:
     """A number that counts usage (`session.cost_usd`, `estimate.cost_usd`): never negative,
     so that a budget cannot be passed by claiming a refund."""
+    if type(v) is float:
+        d = COST_FLOATS.get(v)
+        if d is not None:
+            return d
+    elif type(v) is Decimal and v.is_finite() and v.adjusted() < MAX_NUMBER_DIGITS and (
+            not v.is_signed()):
+        return v  # the common cases first, without further calls
     n = check_num(v)
     if n < 0:
         raise TypeError("must not be negative")
-    if v.__class__ is float and len(COST_FLOATS) < 65536:
-        COST_FLOATS[v] = n  # type: ignore[assignment]
+    if type(v) is float and len(COST_FLOATS) < 65536:
+        COST_FLOATS[v] = n  # type: ignore[assignment]  # a float's n is its Decimal
     return n
 
 
