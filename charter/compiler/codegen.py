@@ -236,6 +236,11 @@ class Emitter:
                 return f"({self.expr(e.left)} {e.op} {self.expr(e.right)})"
             return f"{_CMP_FN[e.op]}({self.expr(e.left)}, {self.expr(e.right)})"
         if isinstance(e, ir.Arith):
+            if isinstance(e.left, ir.Const) and isinstance(e.right, ir.Const):
+                try:  # `1 + fee_rate`: the interpreter's operator, once, at generation time
+                    return self.const(operators.ARITH[e.op](e.left.value, e.right.value))
+                except (TypeError, ArithmeticError):
+                    pass  # left to run time, where the interpreter reports it
             both = kind(e.left, self.kinds) == NUM and kind(e.right, self.kinds) == NUM
             fn = (_EXACT_FN if both else _ARITH_FN)[e.op]
             if e.op == "+" and isinstance(e.right, ir.Estimate):
