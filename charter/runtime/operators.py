@@ -22,6 +22,7 @@ from decimal import (
     Clamped,
     Context,
     Decimal,
+    DecimalException,
     DivisionByZero,
     Inexact,
     InvalidOperation,
@@ -64,6 +65,13 @@ def _int_result(n: int) -> int:
     raise ArithmeticError(f"result has more than {RESULT_DIGITS} digits")
 
 
+def _beyond(err: DecimalException) -> ArithmeticError:
+    """The trapped signal as a reason: the result is not computed, never rounded."""
+    if isinstance(err, Overflow | Underflow | Subnormal | Clamped):
+        return ArithmeticError(f"result beyond 10^±{RESULT_DIGITS}")
+    return ArithmeticError(f"result needs more than {RESULT_DIGITS} digits")
+
+
 def _fraction(v: Any) -> Fraction:
     # EXACT.plus bounds the decimal first: Fraction(Decimal("1e-999999")) is a huge integer.
     return Fraction(EXACT.plus(v)) if v.__class__ is Decimal else Fraction(v)
@@ -75,9 +83,12 @@ def _exact(fn: Callable[[Any, Any], Any], frac: Callable[[Any, Any], Any],
         if a.__class__ is int and b.__class__ is int:
             return _int_result(ints(a, b))
         _need_numbers(a, b, op)
-        if a.__class__ is Fraction or b.__class__ is Fraction:
-            return frac(_fraction(a), _fraction(b))
-        return fn(a, b)
+        try:
+            if a.__class__ is Fraction or b.__class__ is Fraction:
+                return frac(_fraction(a), _fraction(b))
+            return fn(a, b)
+        except DecimalException as err:
+            raise _beyond(err) from None
 
     return apply
 
@@ -115,12 +126,15 @@ def div(a: Any, b: Any) -> Any:
     _need_numbers(a, b, "/")
     if b == 0:
         raise ZeroDivisionError("division by zero")
-    if a.__class__ is not Fraction and b.__class__ is not Fraction:
-        try:
-            return EXACT.divide(a, b)
-        except (Inexact, Rounded):
-            pass  # no finite decimal: the exact fraction below
-    q = _fraction(a) / _fraction(b)
+    try:
+        if a.__class__ is not Fraction and b.__class__ is not Fraction:
+            try:
+                return EXACT.divide(a, b)
+            except (Inexact, Rounded):
+                pass  # no finite decimal: the exact fraction below
+        q = _fraction(a) / _fraction(b)
+    except DecimalException as err:
+        raise _beyond(err) from None
     return q.numerator if q.denominator == 1 else q
 
 
