@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from charter.compiler.interpreter import counter_key
 from charter.runtime.decision import Decision
 from charter.runtime.policy import Policy
 from charter.runtime.snapshot import Snapshot
@@ -64,20 +65,13 @@ def snapshot(policy: Policy, request: Any, spec: Mapping[str, Any] | None) -> Sn
         if not owned:
             raise GoldenError(f"state: no windowed budget or limit has the id {rule_id!r}")
         for c in owned:
-            key = _read(request, c.key) if c.key is not None else request["session"]["id"]
+            key = counter_key(c.key, request) if c.key is not None else request["session"]["id"]
             counters[(c.id, str(key))] = Decimal(str(used)) if c.metric == "cost_usd" else used
     history = {tool: tuple((float(at), fields) for at, fields in calls)
                for tool, calls in spec.get("history", {}).items()}
     return Snapshot(counters=counters, labels=frozenset(spec.get("labels", ())),
                     approved_groups=frozenset(spec.get("approved_groups", ())),
                     history=history, now=spec.get("now"))
-
-
-def _read(req: Any, path: Any) -> Any:
-    value = req.get(path.root)
-    for key in path.keys:
-        value = value[key]
-    return value
 
 
 def state_note(spec: Mapping[str, Any] | None) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from charter.compiler import ir
 from charter.compiler.kinds import NUM, kind, plain_cmp, plain_in
 from charter.runtime import operators, support
+from charter.runtime.approvers import approved_by
 from charter.runtime.strict import strict_args
 from charter.runtime.values import (
     CHECKS,
@@ -44,7 +45,7 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
         _labels=support.labels,
         _approved=support.approved, _previously=support.previously,
         _mkset=support.make_set, _mklist=support.make_list, M=matchers,
-        _strict_args=strict_args,
+        _strict_args=strict_args, _approved_by=approved_by,
         _scanf=_scan_cached, _Decimal=Decimal, _F=FLOATS,
     )
     ns.update(_OPS)
@@ -298,6 +299,8 @@ class Emitter:
         if isinstance(e, ir.Index):
             return f"_index({self.expr(e.obj)}, {self.expr(e.key)})"
         if isinstance(e, ir.Approved):
+            if e.count > 1:
+                return f"_approved_by(st, {self.const(e.group)}, {e.count!r})"
             return f"_approved(st, {self.const(e.group)})"
         if isinstance(e, ir.Previously):
             pairs = ", ".join(f"({self.const(k)}, {self.expr(v)})" for k, v in e.fields)

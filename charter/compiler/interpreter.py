@@ -13,6 +13,7 @@ from typing import Any
 
 from charter.compiler import ir
 from charter.runtime import operators, support
+from charter.runtime.approvers import approved_by
 from charter.runtime.operators import ARITH, CMP
 from charter.runtime.snapshot import Snapshot
 from charter.runtime.strict import strict_args
@@ -123,6 +124,8 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
                 raise RequestError(f"{shown} is not a key of {e.text}") from None
             raise RequestError(f"{shown} missing in {_describe(e.obj, obj)}") from None
     if isinstance(e, ir.Approved):
+        if e.count > 1 and e.group is not None:
+            return approved_by(ctx.st, e.group, e.count)
         return support.approved(ctx.st, e.group)
     if isinstance(e, ir.Previously):
         fields = tuple((k, evaluate(v, ctx)) for k, v in e.fields)
@@ -227,6 +230,16 @@ def _call(e: ir.Fn, ctx: Ctx) -> Any:
     except Exception as err:  # noqa: BLE001 - a bad argument is a request error
         shown = ", ".join(_describe(a, v) for a, v in zip(e.args, args, strict=True))
         raise RequestError(f"{e.name}({shown}): {err}") from None
+
+
+def counter_key(key: ir.Expr, req: Mapping[str, Any]) -> str:
+    """The value of a counter's key (a `per KEY` path, or the joined key of `per turn`) for
+    `req`; a RequestError naming the field when it is missing or not a string."""
+    value = evaluate(key, Ctx(req, None, "tool_call", "", (), None))
+    if type(value) is not str:
+        text = key.text if isinstance(key, ir.Path) else "counter key"
+        raise RequestError(f"{text}: not a string")
+    return value
 
 
 def _counter(e: ir.Counter, ctx: Ctx) -> Any:

@@ -126,6 +126,7 @@ class Fn:
 @dataclass(frozen=True, slots=True)
 class Approved:
     group: str | None
+    count: int = 1  # `approved by N of "g"`: N different approvers of group g
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +212,7 @@ class Rule:
     redact_path: Path | None = None
     shadow: bool = False
     owner: str | None = None
-    origin: Literal["rule", "budget", "limit"] = "rule"
+    origin: Literal["rule", "budget", "limit", "strict args"] = "rule"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +223,7 @@ class CounterSpec:
     metric: Literal["cost_usd", "tokens", "calls"]
     limit: object  # int or Decimal
     window: int | None  # seconds; None = per session
-    key: Path | None  # None = session.id
+    key: Expr | None  # None = session.id; a Path, or the joined key of `per turn`
     targets: tuple[Target, ...]
     stage: str
     rule: int  # index of the rule that enforces it

@@ -3,6 +3,7 @@ turned into rules over counters."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import timedelta
 from decimal import Decimal
@@ -17,6 +18,8 @@ from charter.language.source import Span
 from charter.language.types import ANY, Type, is_any, runtime_tag
 
 CMP_OPS = ("==", "!=", "<", "<=", ">", ">=")
+# Model stages whose `estimate` a budget charges, as it charges tool calls'.
+MODEL_SPEND_STAGES = ("model_input", "model_output")
 ARITH_OPS = ("+", "-", "*", "/")
 
 
@@ -31,10 +34,12 @@ class Lowerer:
         self.rules: list[ir.Rule] = []
         self.counters: list[ir.CounterSpec] = []
         self.history: dict[str, set[str]] = {}
+        self.model_budgets: list[tuple[ir.Rule, ir.CounterSpec | None]] = []
 
     def run(self) -> ir.Policy:
         for flat in self.p.rules:
             self._flat(flat)
+        self._model_budgets()
         tools = {
             name: ir.ToolInfo(name, sig.tags, tuple(
                 (p, runtime_tag(t), opt) for p, (t, opt) in sig.params.items()))
@@ -87,16 +92,32 @@ class Lowerer:
         check, limit_cond = self._budget_cond(item, index, targets)
         effect = self._effect(item.then) if item.then else {"kind": "deny"}
         because = item.because or _default_budget_reason(item)
-        self.rules.append(ir.Rule(
+        rule = ir.Rule(
             stage="tool_call", cond=_and([*conds, limit_cond]), because=because,
             origin="budget" if isinstance(item, ast.Budget) else "limit",
-            **effect, **base))  # type: ignore[arg-type]
+            **effect, **base)  # type: ignore[arg-type]
+        self.rules.append(rule)
         if check is not None:
             self.counters.append(check)
+        if isinstance(item, ast.Budget) and not targets:
+            self.model_budgets.append((rule, check))
+
+    def _model_budgets(self) -> None:
+        """A budget that names no tool also caps model calls, whose spend counts: a copy of
+        its rule per model stage, on the same counter, after every other rule (so that rule
+        indices and counter ids stay as the source orders them)."""
+        for stage in MODEL_SPEND_STAGES:
+            for rule, check in self.model_budgets:
+                at = len(self.rules)
+                self.rules.append(dataclasses.replace(rule, stage=stage, index=at))
+                if check is not None:
+                    self.counters.append(dataclasses.replace(check, stage=stage, rule=at))
 
     def _budget_cond(self, item: ast.Budget | ast.Limit, index: int,
                      targets: tuple[ir.Target, ...]) -> tuple[ir.CounterSpec | None, ir.Expr]:
-        key = self._key(item.key) if item.key is not None else None
+        key: ir.Expr | None = self._key(item.key) if item.key is not None else None
+        if item.window.text == "turn":  # one counter per (session, turn), never expiring
+            key = _turn_key(key)
         limit = ir.Const(item.limit)
         metric: str
         if isinstance(item, ast.Budget):
@@ -195,7 +216,7 @@ class Lowerer:
         if isinstance(e, ast.Count):
             return ir.CountOf(self._expr(e.value), self._matchers(e.matcher), _field(e.value))
         if isinstance(e, ast.Approved):
-            return ir.Approved(e.group)
+            return ir.Approved(e.group, e.count)
         if isinstance(e, ast.Previously):
             fields = tuple((f.name, self._expr(f.value)) for f in (e.with_.fields if e.with_
                                                                      else ()))
@@ -276,4 +297,16 @@ def _strict_args_rule(index: int, tool: ir.ToolInfo, span: Span) -> ir.Rule:
     cond = ir.Fn(ir.STRICT_ARGS, (ir.Const(tool.name), ir.Const(tool.params)))
     return ir.Rule(index=index, id=f"strict-args:{tool.name}", kind="deny", stage="tool_call",
                    targets=(ir.Target((tool.name,), None),), cond=cond, because=None,
-                   file=span.file, line=span.line, col=span.col)
+                   file=span.file, line=span.line, col=span.col, origin="strict args")
+
+
+_SESSION_ID = ir.Path("session", ("id",), "str", "session.id")
+_TURN = ir.Path("session", ("turn",), "str", "session.turn")
+
+
+def _turn_key(key: ir.Expr | None) -> ir.Expr:
+    """`per turn [per KEY]`: the counter key joins the session id, the turn id (sent by the
+    host or kept by the Guard) and the key, so that turn ids need only be unique within a
+    session."""
+    turn = ir.Arith("+", ir.Arith("+", _SESSION_ID, ir.Const("/")), _TURN)
+    return turn if key is None else ir.Arith("+", ir.Arith("+", turn, ir.Const("/")), key)

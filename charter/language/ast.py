@@ -163,10 +163,11 @@ class Count:
 
 @dataclass(frozen=True, slots=True)
 class Approved:
-    """`approved` or `approved by "g"`."""
+    """`approved`, `approved by "g"`, or `approved by N of "g"` (N different people)."""
 
     group: str | None
     span: Span
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +261,7 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """`per session` (seconds is None) or `per 1h` (seconds = 3600)."""
+    """`per session` / `per turn` (seconds is None) or `per 1h` (seconds = 3600)."""
 
     seconds: int | None
     text: str

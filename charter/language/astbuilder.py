@@ -372,6 +372,9 @@ class AstBuilder:
     def window_session(self, span: Span, c: list[Any]) -> ast.Window:
         return ast.Window(None, "session", span)
 
+    def window_turn(self, span: Span, c: list[Any]) -> ast.Window:
+        return ast.Window(None, "turn", span)
+
     def window_duration(self, span: Span, c: list[Any]) -> ast.Window:
         duration = self._duration(c[0])
         return ast.Window(duration.seconds, duration.text, span)
@@ -664,6 +667,8 @@ class AstBuilder:
         return tok
 
     def approved_expr(self, span: Span, c: list[Any]) -> ast.Approved:
+        if len(c) == 2:  # `approved by N of "g"`
+            return ast.Approved(self.string(c[1]), span, int(c[0]))
         return ast.Approved(self.string(c[0]) if c else None, span)
 
     def previously_expr(self, span: Span, c: list[Any]) -> ast.Previously:

@@ -24,7 +24,8 @@ AGENT = _record("agent", id=STR, team=STR, tenant=STR, env=STR, labels=MapT(STR)
 USER = _record("user", id=STR, roles=ListT(STR), tenant=STR)
 SESSION = _record(
     "session", id=STR, cost_usd=DECIMAL, tokens=INT, tool_calls=INT,
-    consecutive_tool_calls=INT, labels=ListT(STR), started_at=TIME,
+    consecutive_tool_calls=INT, tool_calls_since_checkpoint=INT, turn=STR, labels=ListT(STR),
+    started_at=TIME,
 )
 TOOL = _record("tool", name=STR, tags=ListT(STR), server=STR)
 ESTIMATE = _record("estimate", cost_usd=DECIMAL, tokens=INT)

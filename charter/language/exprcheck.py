@@ -118,6 +118,9 @@ class ExprChecker:
         if isinstance(e, ast.Approved):
             if env.in_const:
                 self._not_const(e.span)
+            if e.count < 1:
+                self.error("CH0203", e.span, "`approved by N of` needs N of at least 1",
+                           f'write `approved by "{e.group}"` for one approver')
             return BOOL
         if isinstance(e, ast.Previously):
             self._previously(e, env)

@@ -91,7 +91,10 @@ def _expr(e: ast.Expr) -> tuple[Doc, int]:
         inner = concat(_at_least(e.matcher, _SUM), " in ", _at_least(e.value, _SUM))
         return concat("count(", inner, ")"), _ATOM
     if isinstance(e, ast.Approved):
-        return ("approved" if e.group is None else f"approved by {quote(e.group)}"), _ATOM
+        if e.group is None:
+            return "approved", _ATOM
+        of = f"{e.count} of " if e.count != 1 else ""
+        return f"approved by {of}{quote(e.group)}", _ATOM
     if isinstance(e, ast.Previously):
         return _previously(e), _ATOM
     if isinstance(e, ast.Unary):

@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -22,11 +22,13 @@ import msgspec
 
 from charter.runtime import guard_tool
 from charter.runtime.approvals import Grant, mint_grant
+from charter.runtime.approvers import Directory, IsMember, directory
 from charter.runtime.audit import AuditLog
 from charter.runtime.decision import Decision
 from charter.runtime.guard_flow import Call, Flow, deny, session_id
 from charter.runtime.guard_lean import Runner, lean_runner
 from charter.runtime.guard_plan import GuardPlan
+from charter.runtime.guard_steps import Steps
 from charter.runtime.policy import STAGES, Policy
 from charter.runtime.state import MemoryStore, Store
 from charter.runtime.values import describe_error
@@ -46,7 +48,10 @@ class Guard:
     allow into a deny). `secret`: the HMAC key of approval grants; random per Guard when
     None, so grants then only verify in this process — pass the same secret to every Guard
     that must accept them. `clock`: seconds since the epoch (windows, grant expiry,
-    `previously ... within`).
+    `previously ... within`). `approvers`: who may approve for each group (a mapping, a
+    JSON file or a `(person, group) -> bool` callable; see `runtime.approvers`).
+    `checkpoint_resets`: what resets `session.tool_calls_since_checkpoint` — a user turn
+    (`"turn"`), an approved action (`"approval"`), or both (the default).
     """
 
     def __init__(
@@ -56,6 +61,8 @@ class Guard:
         log: str | os.PathLike[str] | AuditLog | None = None,
         secret: bytes | None = None,
         clock: Callable[[], float] = time.time,
+        approvers: Directory | None = None,
+        checkpoint_resets: Collection[str] = ("turn", "approval"),
     ) -> None:
         self.policy = policy
         self.store: Store = state if state is not None else MemoryStore()
@@ -65,6 +72,13 @@ class Guard:
         self.secret = secret if secret else secrets.token_bytes(32)
         self.clock = clock
         self.plan = GuardPlan(policy.ir, policy.plan)
+        self.is_member: IsMember | None = directory(approvers)
+        unknown = set(checkpoint_resets) - {"turn", "approval"}
+        if unknown:
+            raise ValueError(f"checkpoint_resets takes 'turn' and 'approval'; found "
+                             f"{', '.join(sorted(unknown))}")
+        self.resets = frozenset(checkpoint_resets)
+        self.steps = Steps(self.store)
         self._flow = Flow(self)
         self._lean = self.plan.lean
         # Counters and labels over the default store: the lean stateful path (`guard_lean`).
@@ -161,10 +175,28 @@ class Guard:
         """Replace the reservation of an allowed action by its actual usage.
 
         Counters of a metric not given keep their reserved estimate (a call limit stays
-        charged one call). Returns False if the store failed (the reservation then stays
-        counted, which errs on the safe side); settling twice does nothing.
+        charged one call). An actual above the estimate is charged in full: the overshoot
+        counts, and the next check of that counter denies if it no longer fits. Returns
+        False if the store failed (the reservation then stays counted, which errs on the
+        safe side); settling twice does nothing. With a decision log, the settlement is
+        logged (`event: "settle"`, the actual `cost` and `tokens`).
         """
-        return self._flow.settle(decision, cost_usd, tokens)
+        ok = self._flow.settle(decision, cost_usd, tokens)
+        if self.log is not None and decision.reservation is not None:
+            self._log_settle(self.log, decision, cost_usd, tokens, ok)
+        return ok
+
+    def _log_settle(self, log: AuditLog, decision: Decision, cost_usd: object,
+                    tokens: object, ok: bool) -> None:
+        record: dict[str, object] = {
+            "time": self.clock(), "event": "settle", "reservation": decision.reservation,
+            "cost": cost_usd, "tokens": tokens, "settled": ok,
+            "policy_digest": decision.policy.digest if decision.policy is not None else None,
+        }
+        try:
+            log.write(record, matchers=self._log_matchers())
+        except Exception as err:  # noqa: BLE001 - a log failure must not break the host
+            _LOG.error("cannot write the decision log %s: %s", log.path, err)
 
     def release(self, decision: Decision) -> bool:
         """Give back the reservation of an allowed action that did not run."""
@@ -176,7 +208,8 @@ class Guard:
         The host retries the same request with ``"approvals": [grant]`` (a `Grant`, its
         `to_dict()` or its `to_token()` string); the grant is good for one use within `ttl`
         seconds. Raises `ValueError` if `decision` has no action (it did not come from
-        `check`, or nothing about it can be approved) or `group` is not one of its approvers.
+        `check`, or nothing about it can be approved), `group` is not one of its approvers,
+        or the Guard has a directory (`approvers=`) in which `by` is not a member of `group`.
         """
         if decision.action is None:
             raise ValueError("this decision names no action to approve; pass a decision "
@@ -184,6 +217,8 @@ class Guard:
         if decision.approvers and group not in decision.approvers:
             raise ValueError(f"group {group!r} cannot approve this action; approvers: "
                              f"{', '.join(decision.approvers)}")
+        if self.is_member is not None and not self.is_member(by, group):
+            raise ValueError(f"{by!r} is not a member of approver group {group!r}")
         return mint_grant(self.secret, decision.action, by, group, ttl, self.clock())
 
     # ── wrapping Python tools ────────────────────────────────────────────────
@@ -249,6 +284,8 @@ class Guard:
             "policy_digest": info.digest if info is not None else None,
             **fields,
         }
+        if call is not None and call.grants:
+            record["approved_by"] = call.grants  # who approved, with which grant
         try:
             log.write(record, matchers=self._log_matchers())
         except Exception as err:  # noqa: BLE001 - a log failure must not break the host

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from charter.compiler import ir
-from charter.compiler.interpreter import Ctx, evaluate, read_path
+from charter.compiler.interpreter import Ctx, counter_key, evaluate
 from charter.runtime.approvals import (
     BAD_SIGNATURE,
     EXPIRED,
@@ -24,9 +24,11 @@ from charter.runtime.approvals import (
     consume_grant,
     verify_grant,
 )
+from charter.runtime.approvers import requester_ids
 from charter.runtime.combine import rule_reason
 from charter.runtime.decision import Decision
 from charter.runtime.guard_plan import (
+    CHARGED_STAGES,
     NO_ESTIMATE,
     SESSION_COUNTS,
     CounterUse,
@@ -82,6 +84,7 @@ class Call:
     stage: str
     name: str
     needs: Needs
+    grants: list[dict[str, str]] = field(default_factory=list)  # used up, for the log
 
 
 def session_id(req: Mapping[str, Any]) -> str | None:
@@ -179,7 +182,7 @@ class Flow:
             st = Snapshot(usage, labels, NO_HISTORY, NO_GROUPS, now)
             decision = policy.decide(req, st)
             token: str | None = None
-            if decision.allowed and stage == "tool_call":
+            if decision.allowed and stage in CHARGED_STAGES:
                 decision, token = self._reserve_units(req, st, stage, name, needs, plan,
                                                       decision, uses, store, now)
             self.record(req, name, needs, decision, sid, token, now)
@@ -242,16 +245,20 @@ class Flow:
             else:
                 _inject_counts(inject, session,
                                store.bump_session_calls(sid, call.stage == "tool_call"))
-        ctx = Ctx(req, None, call.stage, call.name, needs.tags, g.policy.matchers)
+        groups, valid, rejected = self._verify(call, approvals, now)
+        if sid is not None:
+            self._steps(call, session, sid, bool(valid), inject, now)
+        keyed = {**req, "session": {**session, **inject}} if inject else req
+        ctx = Ctx(keyed, None, call.stage, call.name, needs.tags, g.policy.matchers)
         uses: list[_Use] = [(u, *self._key(u, ctx, sid)) for u in needs.counters]
         tracked = [m for m in needs.track_session if sid is not None and m not in session]
-        if call.stage == "tool_call":
+        if call.stage in CHARGED_STAGES:
             uses.extend((u, sid, None) for u in needs.session_budgets if u.metric in tracked)
             uses.extend((CounterUse(session_counter_id(m), m, None, None, None, None, None),
                          sid, None) for m in tracked)
         refs = tuple(dict.fromkeys(CounterRef(u.counter_id, key, u.window)
                                    for u, key, _ in uses if key is not None))
-        if tracked and call.stage != "tool_call":
+        if tracked and call.stage not in CHARGED_STAGES:
             refs += tuple(CounterRef(session_counter_id(m), sid or "") for m in tracked)
         history = needs.history_tools if sid is not None else ()
         snap = StateSnapshot()
@@ -262,23 +269,24 @@ class Flow:
             for m in tracked:
                 used = snap.usage.get((session_counter_id(m), sid or ""), Decimal(0))
                 inject[m] = int(used) if m == "tokens" else used
-        groups, valid, rejected = self._verify(call, approvals, now)
         if inject:
             req = {**req, "session": {**session, **inject}}
         st = Snapshot(
             counters=snap.usage, labels=snap.labels,
             history={t: tuple((e.time, e.fields) for e in h) for t, h in snap.history.items()},
-            approved_groups=groups, now=now)
+            approved_groups=groups, now=now, approvers=_people(valid))
         decision = g.policy.decide(req, st)
         token: str | None = None
         try:
-            if decision.allowed and call.stage == "tool_call":
+            if decision.allowed and call.stage in CHARGED_STAGES:
                 ctx = Ctx(req, st, call.stage, call.name, needs.tags, g.policy.matchers)
                 decision, token = self._reserve(call, ctx, decision, uses, groups, now)
             if decision.allowed and valid:
-                decision, rejected = self._consume(req, st, decision, valid, rejected, token)
+                decision, rejected = self._consume(call, st, decision, valid, rejected, token)
                 if not decision.allowed:
                     token = None  # released by _consume
+                elif sid is not None and g.plan.checkpoints and "approval" in g.resets:
+                    g.steps.reset(sid, now)
             self.record(req, call.name, needs, decision, sid, token, now)
         except BaseException:
             if token is not None:
@@ -294,14 +302,24 @@ class Flow:
             changes["action"] = self._digest(call)
         return msgspec.structs.replace(decision, **changes) if changes else decision
 
+    def _steps(self, call: Call, session: Mapping[str, Any], sid: str, retry: bool,
+               inject: dict[str, Any], now: float) -> None:
+        """`session.turn` and `session.tool_calls_since_checkpoint`, when the policy reads
+        them and the host does not send them (`guard_steps`)."""
+        g = self.g
+        if g.plan.turns and "turn" not in session:
+            inject["turn"] = g.steps.turn(call.req, sid, now)
+        if g.plan.checkpoints and "tool_calls_since_checkpoint" not in session:
+            inject["tool_calls_since_checkpoint"] = g.steps.checkpoint(
+                call.req, sid, call.stage, retry, "turn" in g.resets, now)
+
     def _key(self, use: CounterUse, ctx: Ctx, sid: str | None) -> tuple[str | None, str | None]:
         if use.key is None:
             return (sid, None) if sid is not None else (None, "session.id missing")
         try:
-            value = read_path(use.key, ctx)
+            return counter_key(use.key, ctx.req), None
         except RequestError as err:
             return None, err.message
-        return (value, None) if type(value) is str else (None, f"{use.key.text}: not a string")
 
     def _verify(self, call: Call, approvals: object, now: float
                 ) -> tuple[frozenset[str], list[Grant], list[str]]:
@@ -318,11 +336,26 @@ class Flow:
                 continue
             check = verify_grant(self.g.secret, item, digest, now, self.g.store)
             if check.ok and check.group is not None:
+                grant = Grant.parse(item)
+                refused = self._refuse(grant, call.req)
+                if refused is not None:
+                    rejected.append(refused)
+                    continue
                 groups.add(check.group)
-                valid.append(Grant.parse(item))
+                valid.append(grant)
             else:
                 rejected.append(_REJECTED.get(check.code or MALFORMED, _REJECTED[MALFORMED]))
         return frozenset(groups), valid, rejected
+
+    def _refuse(self, grant: Grant, req: Mapping[str, Any]) -> str | None:
+        """Why a well-signed grant still does not count: its approver asked for the action,
+        or is not a member of its group in the Guard's directory (`approvers`)."""
+        if grant.approver in requester_ids(req):
+            return "approval rejected: the approver is the requester"
+        member = self.g.is_member
+        if member is not None and not member(grant.approver, grant.group):
+            return "approval rejected: the approver is not a member of the group"
+        return None
 
     def _reserve(self, call: Call, ctx: Ctx, decision: Decision, uses: Sequence[_Use],
                  groups: frozenset[str], now: float) -> tuple[Decision, str | None]:
@@ -368,16 +401,22 @@ class Flow:
             return msgspec.structs.replace(base, effect="require_approval", approvers=approvers)
         return msgspec.structs.replace(base, effect="deny")
 
-    def _consume(self, req: dict[str, Any], st: Snapshot, decision: Decision,
+    def _consume(self, call: Call, st: Snapshot, decision: Decision,
                  valid: list[Grant], rejected: list[str], token: str | None
                  ) -> tuple[Decision, list[str]]:
         """Use up every valid grant of an allowed action; one that another request used
-        first is a replay, and the action is decided again without it."""
+        first is a replay, and the action is decided again without it. The grants used are
+        noted on `call` for the decision log."""
+        req = call.req
         kept: set[str] = set()
+        used: list[Grant] = []
         lost = False
         for grant in valid:
             if consume_grant(grant, self.g.store):
                 kept.add(grant.group)
+                used.append(grant)
+                call.grants.append({"approver": grant.approver, "group": grant.group,
+                                    "grant": grant.nonce})
             else:
                 lost = True
         if not lost:
@@ -385,7 +424,7 @@ class Flow:
         rejected = [*rejected, _REJECTED[REPLAYED]]
         again = self.g.policy.decide(req, Snapshot(
             counters=st.counters, labels=st.labels, history=st.history,
-            approved_groups=frozenset(kept), now=st.now))
+            approved_groups=frozenset(kept), now=st.now, approvers=_people(used)))
         if not again.allowed and token is not None:
             self._release_quietly(token, st.now or 0.0)
         return (again if not again.allowed else decision), rejected
@@ -515,3 +554,13 @@ def _holds(scope: ir.Expr, ctx: Ctx) -> bool:
         return bool(evaluate(scope, ctx))
     except Exception:  # noqa: BLE001 - when in doubt, count the call (fail closed)
         return True
+
+
+def _people(grants: Sequence[Grant]) -> Mapping[str, frozenset[str]]:
+    """The distinct approvers of the valid grants, by group (`approved by N of "g"`)."""
+    if not grants:
+        return NO_HISTORY
+    out: dict[str, set[str]] = {}
+    for grant in grants:
+        out.setdefault(grant.group, set()).add(grant.approver)
+    return {group: frozenset(people) for group, people in out.items()}

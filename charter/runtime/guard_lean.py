@@ -27,7 +27,7 @@ from charter.runtime.guard_flow import (
     reservation_text,
     units_of,
 )
-from charter.runtime.guard_plan import MemoryPlan, Needs
+from charter.runtime.guard_plan import CHARGED_STAGES, MemoryPlan, Needs
 from charter.runtime.snapshot import Snapshot
 from charter.runtime.state import MemoryStore, StoreError
 
@@ -70,7 +70,7 @@ def _simple(flow: Flow, stage: str, name: str, needs: Needs, plan: MemoryPlan,
     general = flow.memory
     policy = guard.policy
     decide = policy.decide
-    take = store.take_key if stage == "tool_call" and plan.charge else None
+    take = store.take_key if stage in CHARGED_STAGES and plan.charge else None
     # Nothing to read for a call that only records history or adds labels.
     read = store.read_key if plan.refs or needs.labels else None
     release = store.release

@@ -17,11 +17,13 @@ from charter.compiler import ir
 from charter.compiler.plan import Plan, target_matches
 from charter.runtime.state.base import to_units
 
-__all__ = ["NO_ESTIMATE", "SESSION_COUNTS", "CounterUse", "GuardPlan", "MemoryPlan", "Needs",
-           "session_counter_id"]
+__all__ = ["CHARGED_STAGES", "NO_ESTIMATE", "SESSION_COUNTS", "CounterUse", "GuardPlan",
+           "MemoryPlan", "Needs", "session_counter_id"]
 
 Metric = Literal["cost_usd", "tokens", "calls"]
 SESSION_COUNTS = ("tool_calls", "consecutive_tool_calls")
+# Stages whose estimate is charged to budgets: tool calls and model calls.
+CHARGED_STAGES = frozenset({"tool_call", "model_input", "model_output"})
 _SESSION_METRICS: tuple[Metric, ...] = ("cost_usd", "tokens")
 _JSON = msgspec.json.encode
 # Store units charged per metric when the request sends no estimate: one call.
@@ -45,7 +47,7 @@ class CounterUse:
     counter_id: str
     metric: Metric
     window: int | None
-    key: ir.Path | None  # None: the session id
+    key: ir.Expr | None  # None: the session id
     limit: int | Decimal | None
     scope: ir.Expr | None
     rule: ir.Rule | None
@@ -201,6 +203,12 @@ class GuardPlan:
                 ("tool_calls",), ("consecutive_tool_calls",)) for n in nodes)
         self.session_metrics: tuple[Metric, ...] = tuple(
             m for m in _SESSION_METRICS if any(_session_path(n, (m,)) for n in nodes))
+        # `session.turn` (`per turn` counters read it) and the checkpoint count are kept on
+        # every step when some rule or counter reads them and the host does not send them.
+        keys = [n for c in policy.counters if c.key is not None for n in ir.walk(c.key)]
+        self.turns = any(_session_path(n, ("turn",)) for n in (*nodes, *keys))
+        self.checkpoints = any(_session_path(n, ("tool_calls_since_checkpoint",))
+                               for n in nodes)
         self._session_budgets = self._find_session_budgets()
         self._specs = [self._counter_use(spec) for spec in policy.counters]
         self._cache: dict[tuple[str, str, tuple[str, ...]], Needs] = {}
@@ -239,11 +247,12 @@ class GuardPlan:
         reads_calls = any(_session_path(n, ("tool_calls",))
                           or _session_path(n, ("consecutive_tool_calls",)) for n in nodes)
         adds_labels = any(r.kind == "label" for r in rules)
-        track = self.session_metrics if stage == "tool_call" else ()
+        track = self.session_metrics if stage in CHARGED_STAGES else ()
+        steps = self.counts_calls or self.turns or self.checkpoints
         stateless = not (counters or budgets or history or labels or record is not None
-                         or reads_calls or adds_labels or track or self.counts_calls)
+                         or reads_calls or adds_labels or track or steps)
         memory = None
-        if not (stateless or history or reads_calls or track or self.counts_calls):
+        if not (stateless or history or reads_calls or track or steps):
             memory = _memory_plan(counters, [r.cond for r in rules if r.cond is not None])
         return Needs(
             tags=tags,

@@ -25,6 +25,8 @@ class Snapshot(msgspec.Struct, frozen=True):
     history: Mapping[str, tuple[tuple[float, Mapping[str, object]], ...]] = {}
     approved_groups: frozenset[str] = frozenset()
     now: float | None = None
+    # group -> the distinct people whose valid grants are presented (`approved by 2 of "g"`)
+    approvers: Mapping[str, frozenset[str]] = {}
 
 
 EMPTY = Snapshot()

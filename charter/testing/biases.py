@@ -65,7 +65,7 @@ def collect(policy: ir.Policy) -> Biases:
             _walk(rule.cond, b)
     for spec in policy.counters:
         if spec.key is not None:
-            b.referenced.add(spec.key.text)
+            b.referenced.update(n.text for n in ir.walk(spec.key) if isinstance(n, ir.Path))
     return b
 
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from charter.compiler import ir
+from charter.compiler.interpreter import counter_key as key_of
 from charter.compiler.plan import name_matches
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
@@ -23,6 +24,7 @@ from charter.language.source import Diagnostic
 from charter.language.suggest import did_you_mean
 from charter.language.types import ANY, STR, TIME, ListT, MapT, RecordT
 from charter.runtime.snapshot import Snapshot
+from charter.runtime.values import RequestError
 from charter.testing.literals import TYPE_ERROR, LiteralReader, is_time
 
 UNKNOWN_FIXTURE = "CH0408"
@@ -175,10 +177,8 @@ def counts(spec: ir.CounterSpec, u: Usage, policy: ir.Policy) -> bool:
 
 
 def counter_key(spec: ir.CounterSpec, request: Mapping[str, Any]) -> str | None:
-    root, keys = ("session", ("id",)) if spec.key is None else (spec.key.root, spec.key.keys)
-    value: Any = request.get(root)
-    for k in keys:
-        if not isinstance(value, Mapping) or k not in value:
-            return None
-        value = value[k]
-    return value if isinstance(value, str) else None
+    key = spec.key or ir.Path("session", ("id",), "str", "session.id")
+    try:
+        return key_of(key, request)
+    except RequestError:
+        return None

@@ -132,6 +132,7 @@ test "jailbreaks are stopped" {
   expect deny because "no jailbreaks"
 }
 test "other input passes" {
+  given paid
   on model_input with input {messages: ["hello"]}
   expect allow
 }

@@ -1,0 +1,64 @@
+"""Who may approve for a group: the Guard's directory of approvers.
+
+`Guard(approvers=...)` takes one of
+- a mapping `{"finance": ["alice", "bob"], ...}`;
+- a path to a JSON file holding such a mapping (read once, when the Guard is made);
+- a callable `(person, group) -> bool` (a directory service, an IdP lookup).
+
+With a directory, `Guard.approve(by=..., group=...)` refuses a person who is not a member,
+and `check` rejects a grant whose approver is not (any more) a member of its group. Without
+one, any name is accepted, as before. Whatever the directory, a grant whose approver is the
+requester (`user.id` of the request, or `agent.id`) never counts: nobody approves their own
+action.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from charter.runtime.snapshot import Snapshot
+
+__all__ = ["Directory", "IsMember", "approved_by", "directory", "requester_ids"]
+
+IsMember = Callable[[str, str], bool]
+Directory = Mapping[str, Collection[str]] | str | os.PathLike[str] | IsMember
+
+
+def directory(spec: Directory | None) -> IsMember | None:
+    """A membership test for `spec`, or None when no directory is configured."""
+    if spec is None:
+        return None
+    if callable(spec):
+        return spec
+    if isinstance(spec, str | os.PathLike):
+        spec = _load(Path(spec))
+    groups = {str(g): frozenset(str(p) for p in people) for g, people in spec.items()}
+    return lambda person, group: person in groups.get(group, ())
+
+
+def _load(path: Path) -> dict[str, list[str]]:
+    data: Any = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not all(
+            isinstance(v, list) and all(type(p) is str for p in v) for v in data.values()):
+        raise ValueError(f"{path}: expected a JSON object of group -> list of people")
+    return data
+
+
+def requester_ids(req: Mapping[str, Any]) -> frozenset[str]:
+    """The ids of who asks for the action: `user.id` and `agent.id` when present."""
+    ids = set()
+    for part in ("user", "agent"):
+        value = req.get(part)
+        ident = value.get("id") if isinstance(value, dict) else None
+        if type(ident) is str and ident:
+            ids.add(ident)
+    return frozenset(ids)
+
+
+def approved_by(st: Snapshot | None, group: str, count: int) -> bool:
+    """`approved by COUNT of "group"`: valid grants from that many different people."""
+    return st is not None and len(st.approvers.get(group, ())) >= count
