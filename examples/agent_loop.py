@@ -102,8 +102,10 @@ def main() -> None:
         except Denied as exc:
             print(f"{'guarded search raises Denied':<44} {'; '.join(exc.reasons)}")
         guard.close()
-        logged = sum(1 for _ in audit.read(Path(tmp) / "decisions.jsonl"))
-        print(f"-- {logged} decisions in the decision log")
+        records = list(audit.read(Path(tmp) / "decisions.jsonl"))
+        settled = sum(1 for r in records if r.get("event") == "settle")
+        print(f"-- {len(records) - settled} decisions and {settled} settlements "
+              "in the decision log")
         store.close()
 
 

@@ -24,4 +24,4 @@ def test_agent_loop_example_runs_and_shows_every_step() -> None:
     assert " allow" in lines["search q1 (est $0.02)"]
     assert "session budget of $0.10 reached" in lines["search q2 (est $0.02)"]
     assert "session budget of $0.10 reached" in lines["guarded search raises Denied"]
-    assert "-- 14 decisions in the decision log" in out
+    assert "-- 14 decisions and 7 settlements in the decision log" in out
