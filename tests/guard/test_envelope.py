@@ -19,7 +19,7 @@ import charter
 from charter.runtime.audit import AuditLog, read
 from charter.runtime.decision import Decision
 from charter.runtime.guard_steps import BASE, CALLS
-from charter.runtime.state import CounterRef, StateQuery
+from charter.runtime.state import CounterRef, StateQuery, Store
 
 ENVELOPE = """\
 policy "trial-envelope" version "1.0"
@@ -84,10 +84,11 @@ def tool(name: str, est: str = "0", **args: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def guard(tmp_path: Path) -> charter.Guard:
+def guard(tmp_path: Path, store: Store) -> charter.Guard:
+    """The envelope over each store (memory, SQLite, Redis: the `store` fixture)."""
     policy = charter.compile(ENVELOPE, name="envelope.agentpolicy")
-    return charter.Guard(policy, log=AuditLog(tmp_path / "log.jsonl", mask=False),
-                         approvers=DIRECTORY)
+    return charter.Guard(policy, state=store, approvers=DIRECTORY,
+                         log=AuditLog(tmp_path / "log.jsonl", mask=False))
 
 
 def step(guard: charter.Guard, request: dict[str, Any], actual: str | None = None
