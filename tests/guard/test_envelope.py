@@ -257,3 +257,22 @@ def test_two_different_people_of_a_group() -> None:
     assert guard.check({**wire, "approvals": [fay, fin]}).effect == "deny"   # self-approval
     fred = guard.approve(first, by="fred", group="finance")
     assert guard.check({**wire, "approvals": [fay, fred]}).allowed
+
+
+def test_a_call_limit_per_turn() -> None:
+    policy = charter.compile(
+        'tool "kb.search" (query: str) tags read\n'
+        'allow tool "kb.search"\n'
+        'on model_input allow\n'
+        'limit calls(tool "kb.search") <= 2 per turn because "two searches a turn"\n')
+    guard = charter.Guard(policy)
+    turn = {"session": {"id": "s"}, "stage": "model_input", "input": {"role": "user"}}
+    search = {"session": {"id": "s"}, "tool": "kb.search", "args": {"query": "q"}}
+    effects = [guard.check(r).effect for r in (turn, search, search, search,
+                                               turn, search, search, search)]
+    assert effects == ["allow", "allow", "allow", "deny", "allow", "allow", "allow", "deny"]
+
+
+def test_approved_by_none_of_a_group_is_an_error() -> None:
+    with pytest.raises(charter.CompileError, match="needs N of at least 1"):
+        charter.compile('allow when approved by 0 of "ops"\n')
