@@ -75,14 +75,25 @@ FUNCTIONS: dict[str, Function] = {
         Function("len", ("coll",), "int", _len, "Length of a string, list, set or map."),
         Function("lower", ("str",), "str", _lower, "The string in lower case."),
         Function("upper", ("str",), "str", _upper, "The string in upper case."),
-        Function("startswith", ("str", "str"), "bool", _startswith,
-                 "True when the first string starts with the second."),
-        Function("endswith", ("str", "str"), "bool", _endswith,
-                 "True when the first string ends with the second."),
+        Function(
+            "startswith",
+            ("str", "str"),
+            "bool",
+            _startswith,
+            "True when the first string starts with the second.",
+        ),
+        Function(
+            "endswith",
+            ("str", "str"),
+            "bool",
+            _endswith,
+            "True when the first string ends with the second.",
+        ),
         Function("url_host", ("str",), "str", url_host, url_host.__doc__ or ""),
         Function("domain_of", ("str",), "str", domain_of, domain_of.__doc__ or ""),
-        Function("cidr_contains", ("str", "str"), "bool", cidr_contains,
-                 cidr_contains.__doc__ or ""),
+        Function(
+            "cidr_contains", ("str", "str"), "bool", cidr_contains, cidr_contains.__doc__ or ""
+        ),
         Function("hour_of", ("time",), "int", hour_of, hour_of.__doc__ or ""),
         Function("weekday", ("time",), "str", weekday, weekday.__doc__ or ""),
     )

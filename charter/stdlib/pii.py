@@ -30,14 +30,32 @@ EMAIL = MatcherSpec(
 # Label lengths (<= 63) are checked by the validator: a counted repetition over Unicode
 # classes makes RE2's reverse DFA an order of magnitude slower.
 
+# Phone numbers: RE2 admits only phone-shaped spans, so that digit runs in code, JSON, CSV
+# and logs (ids, amounts, timestamps, versions) never reach the validator.
+# - international: `+` or `00`, a country code and 7-17 more digits in groups;
+# - NANP: 3-3-4 with separators, `(3) 3-4`, optionally `1-` in front;
+# - national with trunk 0 (UK, DE, FR, IN): an area code closed by a separator or `)`;
+# - a bare digit run only right after a phone word (`phone`, `tel`, `mobile`, `fax`, ...):
+#   `req=5855128937` is a request id, `phone: 5855128937` a phone; so is an Indian mobile
+#   written 5+5 (`98765 43210`), which alone looks like two counts in a table.
+# The value is capture group 1 (no context) or 2 (after a phone word).
+_PHONE_EXT = r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
+_PHONE_INTL = r"(?:\+|00)[1-9](?:[ .\-]?(?:\(0\)|\(\d{1,4}\)|\d)){6,16}"
+_PHONE_NANP = r"(?:1[ .\-])?(?:\([2-9]\d{2}\)[ .\-]?|[2-9]\d{2}[ .\-])[2-9]\d{2}[ .\-]\d{4}"
+_PHONE_TRUNK = r"(?:\(0[1-9]\d{0,4}\)[ ]?|0[1-9]\d{0,4}[ .\-/])\d(?:[ .\-/]?\d){3,9}"
+_PHONE_BARE = r"(?:0[1-9]\d{8,9}|1?[2-9]\d{9}|[6-9]\d{4} \d{5})"
+_PHONE_WORD = (
+    r"\b(?i:phone|telephone|tel|mobile|mob|cell|cellphone|fax|sms|whatsapp|contact"
+    r"|call(?: me)?(?: at| on)?)(?i:[ _\-]?(?:no|num|number|nr|#))?(?i:s)?\b[^0-9A-Za-z\n]{0,6}"
+)
+_PHONE_RIGHT = r"(?:$|[^0-9A-Za-z_\-]|[\-.](?:$|[^0-9]))"
+_PHONE_SHAPES = f"{_PHONE_INTL}|{_PHONE_NANP}|{_PHONE_TRUNK}"
+
 PHONE = MatcherSpec(
     name="pii.phone",
     pattern=(
-        _NUM_LEFT + r"("
-        r"(?:\+|00)?\(?\d{1,5}\)?"
-        r"(?:[ .\-]?(?:\(0\)|\(\d{1,5}\)|\d{1,6})){1,6}"
-        r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
-        r")\b"
+        f"{_NUM_LEFT}((?:{_PHONE_SHAPES}){_PHONE_EXT}){_PHONE_RIGHT}"
+        f"|{_PHONE_WORD}((?:{_PHONE_SHAPES}|{_PHONE_BARE}){_PHONE_EXT}){_PHONE_RIGHT}"
     ),
     placeholder="[PHONE]",
     validator=v.phone,
@@ -54,14 +72,34 @@ SSN = MatcherSpec(
     group=1,
 )
 
+
+def _card_pattern() -> str:
+    """A card number written whole (12-19 digits) or in a printed grouping with one kind of
+    separator, longest grouping first. Issuer numbers start with 1-6.
+
+    Neither may be preceded by another separated number: in a spaced IBAN such as
+    "FR10 4903 1147 8905 9630 1850 534" the middle may be a Luhn-valid 16-digit run. A grouped
+    number may be followed by a short separated number (the expiry in "4111 1111 1111 1111
+    12 29") but not by another group of four or more digits, which would make it a longer
+    number; a number written whole may be followed by a separated one ("4111111111111111
+    1229")."""
+    shapes = ((4, 4, 4, 4, 3), (4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4))
+    # The first group of every shape is four digits, written out below.
+    grouped = "|".join(
+        "".join(sep + rf"\d{{{n}}}" for n in shape[1:]) for shape in shapes for sep in " -"
+    )
+    left = r"(?:^ ?|[^0-9A-Za-z_+\-./#@$: ]|[^0-9] )"
+    whole = r"([1-6]\d{11,18})(?:$|[^0-9A-Za-z_\-]|-(?:$|[^0-9]))"
+    printed = (
+        rf"([1-6]\d{{3}}(?:{grouped}))"
+        r"(?:$|[^0-9A-Za-z_ \-]|[ \-](?:$|[^0-9]|\d{1,3}(?:$|[^0-9])))"
+    )
+    return f"{left}(?:{whole}|{printed})"
+
+
 CARD = MatcherSpec(
     name="pii.card",
-    # Neither preceded nor followed by another separated number: in a spaced IBAN such as
-    # "FR10 4903 1147 8905 9630 1850 534" the middle may be a Luhn-valid 16-digit run.
-    pattern=(
-        r"(?:^ ?|[^0-9A-Za-z_+\-./#@$: ]|[^0-9] )"
-        r"((?:\d[ \-]?){11,18}\d)(?:$|[^0-9A-Za-z_ \-]|[ \-](?:$|[^0-9]))"
-    ),
+    pattern=_card_pattern(),
     placeholder="[CARD]",
     validator=v.card_number,
     doc="Payment card number of a major brand, Luhn-checked.",
@@ -87,14 +125,23 @@ IBAN = MatcherSpec(
     group=1,
 )
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_HEX4 = r"[0-9A-Fa-f]{1,4}"
+# IPv6 as RFC 4291 writes it: eight groups, six and a dotted quad, or `::` compression. A
+# run such as `12:30:45` (a time) or `00:1a:2b:3c:4d:5e` (a MAC) is none of these, so logs
+# and source code give RE2 nothing to hand to the validator.
+_IPV6 = (
+    rf"(?:{_HEX4}:){{7}}{_HEX4}"
+    rf"|(?:{_HEX4}:){{6}}{_IPV4}"
+    rf"|(?:{_HEX4}(?::{_HEX4}){{0,6}})?::(?:(?:{_HEX4}:){{0,5}}{_IPV4}|{_HEX4}(?::{_HEX4}){{0,6}})?"
+)
+
 IP = MatcherSpec(
     name="pii.ip",
     pattern=(
-        r"(?:^|[^0-9A-Za-z_.:])("
-        r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}"
-        r"|(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4})"
-        r"(?:%[0-9A-Za-z]+)?"
-        r")(?:$|[^0-9A-Za-z_.:]|[.:](?:$|[^0-9A-Za-z_]))"
+        rf"(?:^|[^0-9A-Za-z_.:])({_IPV4}|(?:{_IPV6})(?:%[0-9A-Za-z]+)?)"
+        r"(?:$|[^0-9A-Za-z_.:]|[.:](?:$|[^0-9A-Za-z_]))"
     ),
     placeholder="[IP]",
     validator=v.ip,

@@ -1,41 +1,60 @@
-"""The matcher engine: every matcher of a policy in one RE2 Set, scanned once per string.
+r"""The matcher engine: every matcher of a policy in one RE2 Set, one pass per value.
 
 Scanning model:
-1. Each string is encoded to UTF-8 once and run through the Set in one pass. The Set says
-   which matchers have a *candidate* somewhere in the string.
-2. Only for those matchers, the matcher's own RE2 regex walks the bytes to find candidate
-   spans, and the validator (Luhn, mod-97, …) confirms each one. `scan` stops at the first
-   confirmed match per matcher; a matcher without a validator is confirmed by the Set alone.
-3. Containers are walked: dict keys and values, list/tuple/set items, at any depth. Integers
-   are scanned as their decimal text (a card number sent as a JSON number is still a card
-   number); other non-strings are skipped.
+1. A value's texts (a string itself; dict keys and values, container items at any depth;
+   ints as decimal text; bytes as UTF-8) are encoded once and joined with "\n" into one
+   buffer, which goes through the Set in one pass. The Set says which matchers have a
+   *candidate* somewhere in the value. Patterns run in multi-line mode (`anchors.py`), so a
+   match inside one text is a match in the joined buffer: the pass may over-report, never
+   miss. Patterns using `\A`, `\z` or `(?-m)` are scanned text by text instead.
+2. Only for those matchers, the matcher's regex walks the joined buffer to find which texts
+   hold a candidate, and then each such text on its own (exact semantics, offsets in that
+   text); the validator (Luhn, mod-97, ...) confirms each candidate. `scan` stops at the first
+   confirmed match per matcher; a matcher without a validator or `^`/`$` is confirmed by the
+   Set alone when the value is one string.
+3. Nothing is rebuilt unless something matched: `redact` returns a clean value itself.
+
+Limits (a value past them is refused with `ScanError`, which the evaluator turns into a deny
+naming the reason, never a partial answer): `max_bytes` of text per value, `max_candidates`
+regex candidates per call (each costs a validator call or a hit record), `max_depth` levels
+of nesting (a cyclic value is infinitely deep). Matching is RE2's, linear in the text; with
+these bounds time and memory per call are linear and capped.
 
 Fail closed: RE2's Set reports "out of memory" and "no match" the same way (an empty result)
-through the Python binding, so the Set carries a sentinel pattern `\\z` that matches every
+through the Python binding, so the Set carries a sentinel pattern `\z` that matches every
 string. A result without the sentinel means the engine failed, and `ScanError` is raised —
 never an empty answer.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Collection, Iterator, Sequence
 from typing import NamedTuple
 
 import re2
 
-from charter.stdlib import engine, redaction
+from charter.stdlib import engine, redaction, walk
+from charter.stdlib.anchors import anchoring
 from charter.stdlib.matchers import GROUPS
 from charter.stdlib.redaction import Hit
 from charter.stdlib.spec import MatcherSpec
 
-MAX_DEPTH = 128
-"""Containers nested deeper than this are refused (ScanError) rather than half-scanned."""
+MAX_DEPTH = 1024
+"""Containers nested deeper than this (or cyclic) are refused (ScanError), not half-scanned."""
+
+MAX_BYTES = 16 << 20
+"""Text per scanned value (UTF-8 bytes, all strings together) beyond which it is refused."""
+
+MAX_CANDIDATES = 1 << 18
+"""Regex candidates per scan/count/redact call beyond which the value is refused: each costs
+a validator call (~1 µs) or a hit record, so this caps the work at a fraction of a second."""
 
 DEFAULT_MAX_MEM = 64 << 20
 """RE2 memory budget for the Set (program plus DFA cache)."""
 
 _EMPTY: frozenset[str] = frozenset()
-_CONTAINERS = (list, tuple, set, frozenset)
+_SEP = b"\n"
 
 
 class ScanError(Exception):
@@ -67,26 +86,39 @@ def _next_char(data: bytes, pos: int) -> int:
     return pos
 
 
-def iter_strings(value: object) -> Iterator[str]:
-    """Every string inside `value`: itself, dict keys and values, container items, and
-    integers as decimal text. Raises ScanError beyond MAX_DEPTH levels of nesting."""
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            if depth >= MAX_DEPTH:
-                raise ScanError(f"value nested deeper than {MAX_DEPTH} levels")
-            for k, v in item.items():
-                stack.append((v, depth + 1))
-                stack.append((k, depth + 1))
-        elif isinstance(item, _CONTAINERS):
-            if depth >= MAX_DEPTH:
-                raise ScanError(f"value nested deeper than {MAX_DEPTH} levels")
-            stack.extend((v, depth + 1) for v in reversed(list(item)))
-        elif isinstance(item, int) and not isinstance(item, bool):
-            yield str(item)
+def iter_strings(value: object, max_depth: int = MAX_DEPTH) -> Iterator[str]:
+    """Every scannable text inside `value` (see `walk.texts`). Raises ScanError beyond
+    `max_depth` levels of nesting."""
+    try:
+        yield from walk.texts(value, max_depth)
+    except walk.WalkError as err:
+        raise ScanError(str(err)) from None
+
+
+class _Budget:
+    """Candidates one call may still look at."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.limit = limit
+
+    def spend(self, name: str) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ScanError(
+                f"more than {self.limit} candidate matches in one value ({name} among them); "
+                "refused rather than half-scanned"
+            )
+
+
+class _Joined(NamedTuple):
+    """A value's texts encoded, and joined with "\n" for the Set pass."""
+
+    parts: list[bytes]
+    data: bytes
+    starts: list[int]  # offset of each part in `data`
 
 
 class Scanner:
@@ -98,32 +130,50 @@ class Scanner:
 
     __slots__ = (
         "specs",
+        "max_bytes",
+        "max_candidates",
+        "max_depth",
         "_index",
         "_set",
         "_set_match",
         "_sentinel",
         "_search",
+        "_search_joined",
         "_validators",
         "_groups",
+        "_set_exact",
+        "_per_text",
         "_placeholders",
         "_expanded",
     )
 
-    def __init__(self, specs: Sequence[MatcherSpec], *, max_mem: int = DEFAULT_MAX_MEM) -> None:
+    def __init__(
+        self,
+        specs: Sequence[MatcherSpec],
+        *,
+        max_mem: int = DEFAULT_MAX_MEM,
+        max_bytes: int = MAX_BYTES,
+        max_candidates: int = MAX_CANDIDATES,
+        max_depth: int = MAX_DEPTH,
+    ) -> None:
         unique: dict[str, MatcherSpec] = {}
         for spec in specs:
             seen = unique.setdefault(spec.name, spec)
             if seen.pattern != spec.pattern:
                 raise ValueError(f"two matchers named {spec.name!r} with different patterns")
         self.specs: tuple[MatcherSpec, ...] = tuple(unique.values())
+        self.max_bytes = max_bytes
+        self.max_candidates = max_candidates
+        self.max_depth = max_depth
         self._index = {s.name: i for i, s in enumerate(self.specs)}
         opts = engine.engine_options(max_mem)
         regex_set = re2.Set.SearchSet(opts)
-        regexps = []
+        exact, joined = [], []
         for spec in self.specs:
             try:
-                regex_set.Add(spec.pattern)
-                regexps.append(re2.compile(spec.pattern, opts))
+                regex_set.Add(f"(?m:{spec.pattern})")
+                exact.append(re2.compile(spec.pattern, opts))
+                joined.append(re2.compile(f"(?m:{spec.pattern})", opts))
             except re2.error as err:
                 raise ScanError(f"matcher {spec.name}: RE2 rejects the pattern ({err})") from None
         self._sentinel: int = regex_set.Add(r"\z")
@@ -135,9 +185,15 @@ class Scanner:
             ) from None
         self._set = regex_set  # keeps the extension object alive for _set_match
         self._set_match = engine.set_matcher(regex_set)
-        self._search = [engine.searcher(rx) for rx in regexps]
+        self._search = [engine.searcher(rx) for rx in exact]
+        self._search_joined = [engine.searcher(rx) for rx in joined]
         self._validators = [s.validator for s in self.specs]
         self._groups = [s.group for s in self.specs]
+        kinds = [anchoring(s.pattern) for s in self.specs]
+        self._set_exact = [
+            s.validator is None and not k.line for s, k in zip(self.specs, kinds, strict=True)
+        ]
+        self._per_text = tuple(i for i, k in enumerate(kinds) if not k.joinable)
         self._placeholders = [s.placeholder.encode("utf-8") for s in self.specs]
         self._expanded: dict[tuple[str, ...], tuple[int, ...]] = {}
 
@@ -153,39 +209,88 @@ class Scanner:
             raise ScanError("RE2 set match failed (DFA out of memory); failing closed")
         return [i for i in hits if i != sentinel]
 
-    def _spans(self, i: int, data: bytes) -> Iterator[tuple[int, int]]:
-        """Validated byte spans of matcher `i` in `data`, left to right, non-overlapping."""
-        search = self._search[i]
-        validator = self._validators[i]
+    def _check_size(self, size: int) -> None:
+        if size > self.max_bytes:
+            raise ScanError(
+                f"value too large to scan: {size} bytes of text (limit {self.max_bytes})"
+            )
+
+    def _encode_one(self, text: str) -> bytes:
+        self._check_size(len(text))  # a lower bound of the UTF-8 size: refuse before encoding
+        data = _encode(text)
+        self._check_size(len(data))
+        return data
+
+    def _join(self, value: object) -> _Joined:
+        parts: list[bytes] = []
+        size = 0
+        for text in iter_strings(value, self.max_depth):
+            data = _encode(text)
+            size += len(data) + 1
+            self._check_size(size - 1)
+            parts.append(data)
+        starts = []
+        at = 0
+        for data in parts:
+            starts.append(at)
+            at += len(data) + 1
+        return _Joined(parts, _SEP.join(parts), starts)
+
+    # -- candidate spans -----------------------------------------------------------------
+
+    def _walk(
+        self, i: int, data: bytes, budget: _Budget, joined: bool = False
+    ) -> Iterator[tuple[int, int, int, int]]:
+        """Matcher `i`'s candidates in `data`, left to right: (value start, value end, match
+        start, match end). The value is the first capture group from the spec's `group` on
+        that took part (a pattern may hold the value in one of several alternatives)."""
+        search = (self._search_joined if joined else self._search)[i]
         group = self._groups[i]
+        name = self.specs[i].name
         pos = 0
         end = len(data)
         while pos <= end:
             spans = search(data, pos)
             if spans is None:
                 return
+            budget.spend(name)
             start, stop = spans[group]
-            if start >= 0 and (validator is None or validator(_decode(data[start:stop]))):
-                yield start, stop
+            if start < 0 and group:
+                start, stop = next((s for s in spans[group + 1 :] if s[0] >= 0), (-1, -1))
+            yield start, stop, spans[0][0], spans[0][1]
             # Resume after the value, not after the whole match: a consumed boundary
             # character may be the left boundary of the next value.
             nxt = stop if stop > pos else spans[0][1]
             pos = nxt if nxt > pos else _next_char(data, pos)
 
-    def _text_names(self, text: str) -> frozenset[str]:
-        data = _encode(text)
-        candidates = self._candidates(data)
-        if not candidates:
-            return _EMPTY
-        names = []
-        for i in candidates:
-            if (
-                self._validators[i] is None
-                and self._groups[i] == 0
-                or next(self._spans(i, data), None) is not None
-            ):
-                names.append(self.specs[i].name)
-        return frozenset(names)
+    def _spans(self, i: int, data: bytes, budget: _Budget) -> Iterator[tuple[int, int]]:
+        """Validated byte spans of matcher `i` in one text, left to right, non-overlapping."""
+        validator = self._validators[i]
+        for start, stop, _, _ in self._walk(i, data, budget):
+            if start >= 0 and (validator is None or validator(_decode(data[start:stop]))):
+                yield start, stop
+
+    def _texts_with(self, i: int, j: _Joined, budget: _Budget) -> Iterator[int]:
+        """Indices of the texts where matcher `i` may match, each once, in order: those that
+        a match of its multi-line form in the joined buffer touches. Every text holding a
+        real match is among them (see `anchors.py`)."""
+        if i in self._per_text:
+            yield from range(len(j.parts))
+            return
+        starts = j.starts
+        last = -1
+        for _, _, m_start, m_end in self._walk(i, j.data, budget, joined=True):
+            first = max(last + 1, bisect_right(starts, m_start) - 1)
+            stop = bisect_right(starts, max(m_start, m_end - 1)) - 1
+            yield from range(first, stop + 1)
+            last = max(last, stop)
+
+    def _may_match(self, j: _Joined) -> list[int]:
+        """Matchers that may match somewhere in the joined value: the Set's candidates and
+        the matchers scanned text by text."""
+        found = self._candidates(j.data)
+        found.extend(i for i in self._per_text if i not in found)
+        return found
 
     # -- public API ----------------------------------------------------------------------
 
@@ -193,15 +298,28 @@ class Scanner:
         """Names of the matchers with at least one validated match anywhere inside `value`.
 
         Strings are scanned whole; dicts (keys and values), lists, tuples and sets are
-        walked; ints are scanned as decimal text. Raises ScanError rather than answer
-        "nothing found" when the engine fails.
+        walked; ints are scanned as decimal text, bytes as UTF-8. Raises ScanError rather
+        than answer "nothing found" when the engine fails or the value is past the limits.
         """
+        budget = _Budget(self.max_candidates)
         if type(value) is str:
-            return self._text_names(value)
-        found: set[str] = set()
-        for text in iter_strings(value):
-            found |= self._text_names(text)
-        return frozenset(found)
+            data = self._encode_one(value)
+            names = []
+            for i in self._candidates(data):
+                if self._set_exact[i] or next(self._spans(i, data, budget), None) is not None:
+                    names.append(self.specs[i].name)
+            return frozenset(names) if names else _EMPTY
+        j = self._join(value)
+        if not j.parts:
+            return _EMPTY
+        names = []
+        for i in self._may_match(j):
+            if any(
+                next(self._spans(i, j.parts[k], budget), None) is not None
+                for k in self._texts_with(i, j, budget)
+            ):
+                names.append(self.specs[i].name)
+        return frozenset(names) if names else _EMPTY
 
     def expand(self, names: Collection[str]) -> tuple[int, ...]:
         """Matcher indices for spec or group names, in priority order, without duplicates.
@@ -223,27 +341,65 @@ class Scanner:
         self._expanded[key] = result
         return result
 
-    def _hits(self, data: bytes, wanted: tuple[int, ...]) -> list[Hit]:
+    def _hits(self, data: bytes, wanted: tuple[int, ...], budget: _Budget) -> list[Hit]:
+        """Chosen (non-overlapping) hits of `wanted` in one text."""
         candidates = self._candidates(data)
         if not candidates:
             return []
         hits: list[Hit] = []
         for priority, i in enumerate(wanted):
             if i in candidates:
-                hits.extend(Hit(s, e, priority, i) for s, e in self._spans(i, data))
+                hits.extend(Hit(s, e, priority, i) for s, e in self._spans(i, data, budget))
         return redaction.select(hits)
+
+    def _value_hits(
+        self, value: object, wanted: tuple[int, ...]
+    ) -> tuple[list[bytes], dict[int, list[Hit]]]:
+        """The encoded texts of `value` and the chosen hits per text index (texts without
+        a hit are absent)."""
+        budget = _Budget(self.max_candidates)
+        if type(value) is str:
+            data = self._encode_one(value)
+            chosen = self._hits(data, wanted, budget)
+            return [data], ({0: chosen} if chosen else {})
+        j = self._join(value)
+        if not j.parts:
+            return [], {}
+        may = self._may_match(j)
+        found: dict[int, list[Hit]] = {}
+        for priority, i in enumerate(wanted):
+            if i not in may:
+                continue
+            for k in self._texts_with(i, j, budget):
+                for s, e in self._spans(i, j.parts[k], budget):
+                    found.setdefault(k, []).append(Hit(s, e, priority, i))
+        return j.parts, {k: redaction.select(h) for k, h in found.items()}
+
+    def _tally(self, hits: dict[int, list[Hit]]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for chosen in hits.values():
+            for h in chosen:
+                name = self.specs[h.matcher].name
+                counts[name] = counts.get(name, 0) + 1
+        return counts
 
     def count(self, value: object, name: str) -> int:
         """Validated, non-overlapping matches of one matcher (or group) inside `value`."""
-        wanted = self.expand((name,))
-        return sum(len(self._hits(_encode(t), wanted)) for t in iter_strings(value))
+        _, hits = self._value_hits(value, self.expand((name,)))
+        return sum(len(h) for h in hits.values())
+
+    def counts(self, value: object, names: Collection[str]) -> dict[str, int]:
+        """What `redact(value, names)` would replace, per matcher name, without building the
+        redacted value (empty when nothing matches)."""
+        _, hits = self._value_hits(value, self.expand(names))
+        return self._tally(hits)
 
     def find(self, text: str, names: Collection[str] | None = None) -> list[Finding]:
         """Chosen matches in one string with *character* offsets (correct for non-ASCII
         text). `names` defaults to every matcher; overlaps are resolved as in `redact`."""
         wanted = self.expand(names) if names is not None else tuple(range(len(self.specs)))
-        data = _encode(text)
-        chosen = self._hits(data, wanted)
+        data = self._encode_one(text)
+        chosen = self._hits(data, wanted, _Budget(self.max_candidates))
         if len(data) == len(text):  # ASCII: byte and character offsets coincide
             return [Finding(self.specs[h.matcher].name, h.start, h.end) for h in chosen]
         out = []
@@ -259,48 +415,18 @@ class Scanner:
     def redact(self, value: object, names: Collection[str]) -> tuple[object, dict[str, int]]:
         """`value` with every match of `names` replaced by its placeholder (`[EMAIL]`),
         structure preserved, and the number of replacements per matcher name (never the
-        matched text). Dict keys are redacted too; ints that match become strings."""
-        wanted = self.expand(names)
-        counts: dict[str, int] = {}
-        return self._redact(value, wanted, counts, 0), counts
-
-    def _redact_text(self, text: str, wanted: tuple[int, ...], counts: dict[str, int]) -> str:
-        data = _encode(text)
-        chosen = self._hits(data, wanted)
-        if not chosen:
-            return text
-        for h in chosen:
-            name = self.specs[h.matcher].name
-            counts[name] = counts.get(name, 0) + 1
-        return _decode(redaction.splice(data, chosen, self._placeholders))
-
-    def _redact(
-        self, value: object, wanted: tuple[int, ...], counts: dict[str, int], depth: int
-    ) -> object:
-        if isinstance(value, str):
-            return self._redact_text(value, wanted, counts)
-        if isinstance(value, bool) or not isinstance(value, (int, dict, *_CONTAINERS)):
-            return value
-        if isinstance(value, int):
-            text = str(value)
-            redacted = self._redact_text(text, wanted, counts)
-            return value if redacted == text else redacted
-        if depth >= MAX_DEPTH:
-            raise ScanError(f"value nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, dict):
-            out: dict[object, object] = {}
-            for k, v in value.items():
-                nk = self._redact(k, wanted, counts, depth + 1)
-                # Two keys redacting to the same placeholder must not overwrite each other.
-                base, n = nk, 2
-                while nk in out:
-                    nk = f"{base}#{n}"
-                    n += 1
-                out[nk] = self._redact(v, wanted, counts, depth + 1)
-            return out
-        items = [self._redact(v, wanted, counts, depth + 1) for v in value]
-        if isinstance(value, list):
-            return items
-        if isinstance(value, tuple):
-            return tuple(items)
-        return type(value)(items) if isinstance(value, frozenset) else set(items)
+        matched text). Dict keys are redacted too; ints that match become strings. When
+        nothing matches, `value` itself is returned and nothing is copied."""
+        parts, hits = self._value_hits(value, self.expand(names))
+        if not hits:
+            return value, {}
+        counts = self._tally(hits)
+        splice = redaction.splice
+        texts = {k: _decode(splice(parts[k], h, self._placeholders)) for k, h in hits.items()}
+        if type(value) is str:
+            return texts[0], counts
+        try:
+            tree = walk.Tree(value, self.max_depth)
+        except walk.WalkError as err:  # the first walk succeeded; this is for type checkers
+            raise ScanError(str(err)) from None
+        return tree.rebuild({tree.leaves[k][0]: t for k, t in texts.items()}), counts

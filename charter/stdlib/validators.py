@@ -163,6 +163,9 @@ def ipv6(text: str) -> bool:
     # A bare "::" is more often a C++/Rust path separator than the unspecified address.
     if addr == "::":
         return False
+    # `x[::2]` is a Python slice; of the one-group `::N` forms only loopback is common.
+    if addr.startswith("::") and ":" not in addr[2:] and "." not in addr and addr != "::1":
+        return False
     try:
         ipaddress.IPv6Address(addr)
     except ValueError:
@@ -247,10 +250,25 @@ def _strip_extension(text: str) -> str:
     return text.rstrip()
 
 
+def _national_trunk_ok(d: str, sizes: list[int]) -> bool:
+    """A national number with trunk 0 (UK, DE, FR, IN): 10-11 digits, not `00`, written whole,
+    as area + one or two groups of at least 3 digits, or in French pairs. Dates such as
+    `01.02.2024 10` (groups 2-2-4-2) fail."""
+    if len(d) not in (10, 11) or d[1] == "0":
+        return False
+    if len(sizes) == 1 or sizes == [2, 2, 2, 2, 2]:
+        return True
+    return len(sizes) <= 3 and 2 <= sizes[0] <= 5 and min(sizes[1:]) >= 3
+
+
+_NANP_SHAPES = ([3, 3, 4], [10], [1, 3, 3, 4], [11])
+
+
 def phone(text: str) -> bool:
     """A phone number in E.164 / international form, or a national form of US, UK, DE, FR or
-    IN. Bare digit runs count only when they fit a numbering plan; groupings must be ones
-    people write (so dates, IPs, ISBNs and amounts are rejected)."""
+    IN. The pattern has already fixed the shape (separators, trunk prefix, or a phone word
+    before a bare run); this checks the numbering plan: assigned country code and length,
+    NANP area/exchange digits, national lengths and groupings."""
     core = _strip_extension(text.strip())
     if core.startswith("+") or core.startswith("00"):
         d = digits_of(core.replace("(0)", "", 1))
@@ -259,17 +277,16 @@ def phone(text: str) -> bool:
         return _e164_ok(d)
     d = digits_of(core)
     sizes = [len(g) for g in digit_groups(core)]
-    n = len(d)
     if d.startswith("0"):
-        # UK / DE / FR / IN national with trunk 0; "00" would be an international prefix.
-        return n in (10, 11) and d[1] != "0" and min(sizes) >= 2
-    nanp = n == 10 and d[0] not in "01" and d[3] not in "01"
-    if nanp and sizes in ([3, 3, 4], [10], [3, 7]):
+        return _national_trunk_ok(d, sizes)
+    if len(d) == 11 and d[0] == "1":  # 1-800-555-0199
+        d = d[1:]
+    if len(d) != 10:
+        return False
+    if d[0] not in "01" and d[3] not in "01" and sizes in _NANP_SHAPES:  # area, exchange
         return True
-    if n == 11 and d[0] == "1" and sizes == [1, 3, 3, 4]:  # 1-800-555-0199
-        return d[1] not in "01" and d[4] not in "01"
     # Indian mobile numbers: ten digits starting 6-9, written whole or 5+5.
-    return n == 10 and d[0] in "6789" and sizes in ([10], [5, 5])
+    return d[0] in "6789" and sizes in ([10], [5, 5])
 
 
 # --- secrets -----------------------------------------------------------------------------

@@ -12,6 +12,10 @@ Faker occasionally produces values that are invalid by the entity's own standard
 character short, Maestro numbers with the non-existent IIN 0604, Indian numbers starting with
 0-5 or German ones with the international prefix 00 as area code); those are dropped from the
 positives, and the choice is stated here so that the scores stay honest.
+
+A phone written as a bare digit run ("0257600090", "8825281378") is a phone only next to a
+phone word (issue 19: a bare ten-digit run is far more often an id); the corpus writes those
+positives as "tel. 0257600090", and bare runs without one are among the negatives.
 """
 
 from __future__ import annotations
@@ -319,6 +323,8 @@ def _negatives(fake: Faker, rng: Random) -> list[str]:
             f"{_rand(rng, d, 3)}-00-{_rand(rng, d, 4)}",
             f"PN-{_rand(rng, d, 3)}-{_rand(rng, d, 2)}-{_rand(rng, d, 4)}",
             f"1{_rand(rng, d, 9)}",  # starts with 1: no NANP number does
+            f"req={rng.choice('23456789')}{_rand(rng, d, 9)}",  # a bare ten-digit id
+            f"account 0{rng.choice('123456789')}{_rand(rng, d, 9)}",  # zero-led, no phone word
             _rand(rng, d, 8),
             _rand(rng, d, 12),
             f"{rng.choice(['DE', 'GB', 'FR'])}{_rand(rng, d, 2)}{_rand(rng, d, 18)}",  # bad mod-97
@@ -376,6 +382,8 @@ def build() -> list[Item]:
                 continue
             if entity == "secrets.generic":
                 text = rng.choice(GENERIC_CTX).format(v=v)
+            elif entity == "pii.phone" and v.isdigit():
+                text, _ = embed(fake, rng, f"tel. {v}")
             elif entity == "secrets.private_key" and rng.random() < 0.5:
                 text = json.dumps({"path": "deploy/key.pem", "content": v})
                 v = json.dumps(v)[1:-1]  # the key as it appears inside the JSON text
