@@ -30,7 +30,8 @@ def combine(
 
     Errors never open the gate: an erroring allow rule counts as not matched, any other
     erroring rule as matched, and the error text joins the reasons. `redact(rule)` returns
-    the Redaction for a matched redact rule (None to skip).
+    the Redaction for a matched redact rule (None to skip), or the text of the error that
+    kept it from scanning the value (the decision is then a deny).
     """
     denied = allowed = False
     approvers: list[str] = []
@@ -74,7 +75,11 @@ def combine(
                 labels.append(rule.label)
         elif kind == "redact" and redact is not None:
             r = redact(rule)
-            if r is not None:
+            if isinstance(r, str):  # a value that cannot be scanned is never let through
+                denied = True
+                reasons.append(f"request error: {r} (rule {rule.id})")
+                errors.append(reasons[-1])
+            elif r is not None:
                 redactions.append(r)
     if not denied and not allowed and policy.default == "deny":
         denied = True

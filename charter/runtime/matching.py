@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from charter.compiler import ir
+from charter.runtime.values import RequestError
 
 
 class PolicyMatchers:
@@ -41,6 +42,17 @@ class PolicyMatchers:
 
     def count(self, value: object, names: Collection[str]) -> int:
         return sum(int(self.scanner.count(value, n)) for n in names)
+
+    def counts(self, value: object, names: Collection[str]) -> dict[str, int]:
+        """Replacements `redact` would make per matcher, without building the redacted value.
+        A value the scanner refuses (too large, too deep) is a RequestError naming why."""
+        from charter.stdlib.scanner import ScanError
+
+        try:
+            out: dict[str, int] = self.scanner.counts(value, names)
+        except ScanError as err:
+            raise RequestError(f"cannot scan for redaction: {err}") from None
+        return out
 
     def redact(self, value: object, names: Collection[str]) -> tuple[object, dict[str, int]]:
         out: tuple[object, dict[str, int]] = self.scanner.redact(value, names)

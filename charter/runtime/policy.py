@@ -219,7 +219,10 @@ class Policy:
                 value = read_path(rule.redact_path, ctx)
             except RequestError:
                 return None
-            _, counts = self.matchers.redact(value, rule.redact)
+            try:  # the counts only: the host applies the redaction with decision.redact
+                counts = self.matchers.counts(value, rule.redact)
+            except RequestError as err:
+                return f"{rule.redact_path.text}: {err.message}"
             return Redaction(rule.redact_path.text, rule.id, rule.redact, counts)
         return redact
 
