@@ -46,15 +46,18 @@ _PHONE_TRUNK = r"(?:\(0[1-9]\d{0,4}\)[ ]?|0[1-9]\d{0,4}[ .\-/])\d(?:[ .\-/]?\d){
 _PHONE_BARE = r"(?:0[1-9]\d{8,9}|1?[2-9]\d{9}|[6-9]\d{4} \d{5})"
 _PHONE_WORD = (
     r"\b(?i:phone|telephone|tel|mobile|mob|cell|cellphone|fax|sms|whatsapp|contact"
-    r"|call(?: me)?(?: at| on)?)(?i:[ _\-]?(?:no|num|number|nr|#))?(?i:s)?\b[^0-9A-Za-z\n]{0,6}"
+    r"|call(?: me)?(?: at| on)?)(?i:[ _\-]?(?:no|num|number|nr|#))?(?i:s)?\b[^0-9A-Za-z\n+(]{0,6}"
 )
+# As `_NUM_LEFT`, and not right after "digit space": "DE89 3704 0044 0532 0130 00" holds
+# "0044 0532 0130 00", which is a spaced IBAN's tail, not a phone.
+_PHONE_LEFT = r"(?:^ ?|[^0-9A-Za-z_+\-./#@$: ]|[^0-9] )"
 _PHONE_RIGHT = r"(?:$|[^0-9A-Za-z_\-]|[\-.](?:$|[^0-9]))"
 _PHONE_SHAPES = f"{_PHONE_INTL}|{_PHONE_NANP}|{_PHONE_TRUNK}"
 
 PHONE = MatcherSpec(
     name="pii.phone",
     pattern=(
-        f"{_NUM_LEFT}((?:{_PHONE_SHAPES}){_PHONE_EXT}){_PHONE_RIGHT}"
+        f"{_PHONE_LEFT}((?:{_PHONE_SHAPES}){_PHONE_EXT}){_PHONE_RIGHT}"
         f"|{_PHONE_WORD}((?:{_PHONE_SHAPES}|{_PHONE_BARE}){_PHONE_EXT}){_PHONE_RIGHT}"
     ),
     placeholder="[PHONE]",
