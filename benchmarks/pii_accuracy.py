@@ -91,7 +91,9 @@ def main() -> int:
     corpus = load_corpus()
     items = corpus.build()
     scores, mistakes = corpus.score(items)
-    print(f"Faker corpus: {len(items)} items, seed {corpus.SEED}, locales {', '.join(corpus.LOCALES)}")
+    print(
+        f"Faker corpus: {len(items)} items, seed {corpus.SEED}, locales {', '.join(corpus.LOCALES)}"
+    )
     print(corpus.table(scores))
     low = [e for e, s in scores.items() if min(s.precision, s.recall) < FLOOR]
     if "-v" in sys.argv:
@@ -100,8 +102,10 @@ def main() -> int:
     tool, tool_mistakes = tool_scores()
     per_entity = by_entity(tool)
     n = DOCS_WITH_PII + CLEAN_DOCS
-    print(f"\nTool-output corpus: {len(pii_corpus.KINDS)} kinds x {n} documents of 64 KB "
-          f"({CLEAN_DOCS} clean), digest {pii_corpus.digest()}")
+    print(
+        f"\nTool-output corpus: {len(pii_corpus.KINDS)} kinds x {n} documents of 64 KB "
+        f"({CLEAN_DOCS} clean), digest {pii_corpus.digest()}"
+    )
     print(corpus.table(per_entity))
     print("\nprecision/recall per text kind:")
     print(kind_table(tool))
@@ -109,7 +113,8 @@ def main() -> int:
         for kind, entity, what, value in tool_mistakes:
             print(f"{what} {entity} in {kind}: {value[:120]!r}")
     low += [
-        f"{e} (tool outputs)" for e, s in per_entity.items()
+        f"{e} (tool outputs)"
+        for e, s in per_entity.items()
         if min(s.precision, s.recall) < TOOL_FLOOR
     ]
     if low:

@@ -140,13 +140,14 @@ WORDS = (
 
 def _python(lk: Look) -> str:
     r, w = lk.r, lk.word()
+    limit = r.randint(10, 500)
     return (
-        f"def {w}_{r.randint(1, 99)}(items: list[dict], limit: int = {r.randint(10, 500)}) -> int:\n"
+        f"def {w}_{r.randint(1, 99)}(items: list[dict], limit: int = {limit}) -> int:\n"
         f'    """Return the {w} count (since v{lk.version()}, see #{r.randint(100, 9999)})."""\n'
         f"    total = 0\n"
         f"    for i, row in enumerate(items[::2]):\n"
         f'        if row.get("id") == {lk.req_id()} or row["ref"] == "{lk.order()}":\n'
-        f"            total += row.get(\"qty\", 0) * {lk.amount()}\n"
+        f'            total += row.get("qty", 0) * {lk.amount()}\n'
         f'    cache_key = "{lk.sha(32)}"  # {lk.ts()}\n'
         f"    return total + 0x{_hex(r, 4)} % {r.randint(2, 97)}\n\n"
     )
@@ -338,9 +339,7 @@ def _hold(kind: str, entity: str, v: str, lk: Look) -> tuple[str, str]:
     shown = v
     if kind == "json" or (kind in ("python", "javascript") and "\n" in v):
         shown = json.dumps(v)[1:-1]
-    text = template.format(
-        k=key, K=key.upper(), v=shown, o=lk.order(), n=lk.req_id(), t=lk.ts()
-    )
+    text = template.format(k=key, K=key.upper(), v=shown, o=lk.order(), n=lk.req_id(), t=lk.ts())
     return text, shown
 
 
