@@ -42,7 +42,12 @@ EMAIL = MatcherSpec(
 _PHONE_EXT = r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
 _PHONE_INTL = r"(?:\+|00)[1-9](?:[ .\-]?(?:\(0\)|\(\d{1,4}\)|\d)){6,16}"
 _PHONE_NANP = r"(?:1[ .\-])?(?:\([2-9]\d{2}\)[ .\-]?|[2-9]\d{2}[ .\-])[2-9]\d{2}[ .\-]\d{4}"
-_PHONE_TRUNK = r"(?:\(0[1-9]\d{0,4}\)[ ]?|0[1-9]\d{0,4}[ .\-/])\d(?:[ .\-/]?\d){3,9}"
+# After the area code: up to three groups of 3+ digits, or French pairs (0X XX XX XX XX); so a
+# date such as "05.01.2024 12:30" (groups 2-2-4-2) is no candidate.
+_PHONE_TRUNK = (
+    r"(?:\(0[1-9]\d{0,4}\)[ ]?|0[1-9]\d{0,4}[ .\-/])"
+    r"(?:\d{3,8}(?:[ .\-/]\d{3,8}){0,2}|\d{2}(?:[ .\-]\d{2}){3})"
+)
 _PHONE_BARE = r"(?:0[1-9]\d{8,9}|1?[2-9]\d{9}|[6-9]\d{4} \d{5})"
 _PHONE_WORD = (
     r"\b(?i:phone|telephone|tel|mobile|mob|cell|cellphone|fax|sms|whatsapp|contact"
@@ -78,7 +83,7 @@ SSN = MatcherSpec(
 
 def _card_pattern() -> str:
     """A card number written whole (12-19 digits) or in a printed grouping with one kind of
-    separator, longest grouping first. Issuer numbers start with 1-6.
+    separator, longest grouping first. Issuer numbers start with 2-6 (or JCB's 1800).
 
     Neither may be preceded by another separated number: in a spaced IBAN such as
     "FR10 4903 1147 8905 9630 1850 534" the middle may be a Luhn-valid 16-digit run. A grouped
@@ -92,9 +97,11 @@ def _card_pattern() -> str:
         "".join(sep + rf"\d{{{n}}}" for n in shape[1:]) for shape in shapes for sep in " -"
     )
     left = r"(?:^ ?|[^0-9A-Za-z_+\-./#@$: ]|[^0-9] )"
-    whole = r"([1-6]\d{11,18})(?:$|[^0-9A-Za-z_\-]|-(?:$|[^0-9]))"
+    # Of issuer numbers led by 1 only JCB's legacy 1800 is a card; snowflake ids (19 digits,
+    # led by 1) are thus no candidates.
+    whole = r"((?:[2-6]\d{11,18}|1800\d{11}))(?:$|[^0-9A-Za-z_\-]|-(?:$|[^0-9]))"
     printed = (
-        rf"([1-6]\d{{3}}(?:{grouped}))"
+        rf"((?:[2-6]\d{{3}}|1800)(?:{grouped}))"
         r"(?:$|[^0-9A-Za-z_ \-]|[ \-](?:$|[^0-9]|\d{1,3}(?:$|[^0-9])))"
     )
     return f"{left}(?:{whole}|{printed})"
@@ -137,7 +144,10 @@ _HEX4 = r"[0-9A-Fa-f]{1,4}"
 _IPV6 = (
     rf"(?:{_HEX4}:){{7}}{_HEX4}"
     rf"|(?:{_HEX4}:){{6}}{_IPV4}"
-    rf"|(?:{_HEX4}(?::{_HEX4}){{0,6}})?::(?:(?:{_HEX4}:){{0,5}}{_IPV4}|{_HEX4}(?::{_HEX4}){{0,6}})?"
+    rf"|{_HEX4}(?::{_HEX4}){{0,6}}::(?:(?:{_HEX4}:){{0,5}}{_IPV4}|{_HEX4}(?::{_HEX4}){{0,6}})?"
+    # Led by "::": loopback, or two groups or more. `x[::2]` is a Python slice, `::` a
+    # C++/Rust path separator.
+    rf"|::(?:(?:{_HEX4}:){{0,5}}{_IPV4}|{_HEX4}(?::{_HEX4}){{1,6}}|1)"
 )
 
 IP = MatcherSpec(

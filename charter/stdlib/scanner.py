@@ -53,6 +53,9 @@ a validator call or a hit record (2-15 µs each), so this caps a call at about a
 DEFAULT_MAX_MEM = 64 << 20
 """RE2 memory budget for the Set (program plus DFA cache)."""
 
+CHUNK = 4096
+"""Slice size for locating a matcher's first candidate in a long text (`_first_chunks`)."""
+
 _EMPTY: frozenset[str] = frozenset()
 _SEP = b"\n"
 
@@ -86,11 +89,11 @@ def _next_char(data: bytes, pos: int) -> int:
     return pos
 
 
-def iter_strings(value: object, max_depth: int = MAX_DEPTH) -> Iterator[str]:
+def iter_strings(value: object, max_depth: int = MAX_DEPTH) -> list[str]:
     """Every scannable text inside `value` (see `walk.texts`). Raises ScanError beyond
     `max_depth` levels of nesting."""
     try:
-        yield from walk.texts(value, max_depth)
+        return walk.texts(value, max_depth)
     except walk.WalkError as err:
         raise ScanError(str(err)) from None
 
@@ -221,25 +224,30 @@ class Scanner:
         self._check_size(len(data))
         return data
 
-    def _join(self, value: object) -> _Joined:
-        parts: list[bytes] = []
-        size = 0
-        for text in iter_strings(value, self.max_depth):
-            data = _encode(text)
-            size += len(data) + 1
-            self._check_size(size - 1)
-            parts.append(data)
+    def _join(self, value: object) -> tuple[list[str], bytes]:
+        """The texts of `value` and their UTF-8 joined with "\\n" (refused past the limits)."""
+        texts = iter_strings(value, self.max_depth)
+        joined = "\n".join(texts)
+        self._check_size(len(joined))  # a lower bound of the UTF-8 size: refuse before encoding
+        data = _encode(joined)
+        self._check_size(len(data))
+        return texts, data
+
+    @staticmethod
+    def _parts(texts: list[str], data: bytes) -> _Joined:
+        """Each text encoded on its own, with its offset in the joined buffer."""
+        parts = [_encode(t) for t in texts]
         starts = []
         at = 0
-        for data in parts:
+        for part in parts:
             starts.append(at)
-            at += len(data) + 1
-        return _Joined(parts, _SEP.join(parts), starts)
+            at += len(part) + 1
+        return _Joined(parts, data, starts)
 
     # -- candidate spans -----------------------------------------------------------------
 
     def _walk(
-        self, i: int, data: bytes, budget: _Budget, joined: bool = False
+        self, i: int, data: bytes, budget: _Budget, joined: bool = False, pos: int = 0
     ) -> Iterator[tuple[int, int, int, int]]:
         """Matcher `i`'s candidates in `data`, left to right: (value start, value end, match
         start, match end). The value is the first capture group from the spec's `group` on
@@ -247,7 +255,6 @@ class Scanner:
         search = (self._search_joined if joined else self._search)[i]
         group = self._groups[i]
         name = self.specs[i].name
-        pos = 0
         end = len(data)
         while pos <= end:
             spans = search(data, pos)
@@ -263,10 +270,13 @@ class Scanner:
             nxt = stop if stop > pos else spans[0][1]
             pos = nxt if nxt > pos else _next_char(data, pos)
 
-    def _spans(self, i: int, data: bytes, budget: _Budget) -> Iterator[tuple[int, int]]:
-        """Validated byte spans of matcher `i` in one text, left to right, non-overlapping."""
+    def _spans(
+        self, i: int, data: bytes, budget: _Budget, pos: int = 0
+    ) -> Iterator[tuple[int, int]]:
+        """Validated byte spans of matcher `i` in one text from `pos` on, left to right,
+        non-overlapping (RE2 still sees the text before `pos` for `^` and `\\b`)."""
         validator = self._validators[i]
-        for start, stop, _, _ in self._walk(i, data, budget):
+        for start, stop, _, _ in self._walk(i, data, budget, pos=pos):
             if start >= 0 and (validator is None or validator(_decode(data[start:stop]))):
                 yield start, stop
 
@@ -285,10 +295,43 @@ class Scanner:
             yield from range(first, stop + 1)
             last = max(last, stop)
 
-    def _may_match(self, j: _Joined) -> list[int]:
+    def _first_chunks(self, data: bytes, wanted: list[int]) -> dict[int, int]:
+        """For a long text: per matcher, the start of the first `CHUNK`-byte slice in which
+        the Set finds a candidate of it. Its own regex then starts there, rather than walk
+        the text before it. A candidate across two slices is seen by neither; so a search
+        from there that confirms nothing is redone from the start."""
+        found: dict[int, int] = {}
+        for at in range(0, len(data), CHUNK):
+            hits = self._set_match(data[at : at + CHUNK])
+            if self._sentinel not in hits:
+                return {}  # the engine failed on a slice: search everything from the start
+            for i in hits:
+                found.setdefault(i, at)
+            if all(i in found for i in wanted):
+                break
+        return found
+
+    def _text_names(self, data: bytes, budget: _Budget) -> list[str]:
+        """Names of the matchers with a validated match in one text."""
+        candidates = self._candidates(data)
+        if not candidates:
+            return []
+        firsts = self._first_chunks(data, candidates) if len(data) > 2 * CHUNK else {}
+        names = []
+        for i in candidates:
+            at = firsts.get(i, 0)
+            if (
+                self._set_exact[i]
+                or next(self._spans(i, data, budget, at), None) is not None
+                or (at > 0 and next(self._spans(i, data, budget), None) is not None)
+            ):
+                names.append(self.specs[i].name)
+        return names
+
+    def _may_match(self, data: bytes) -> list[int]:
         """Matchers that may match somewhere in the joined value: the Set's candidates and
         the matchers scanned text by text."""
-        found = self._candidates(j.data)
+        found = self._candidates(data)
         found.extend(i for i in self._per_text if i not in found)
         return found
 
@@ -303,17 +346,15 @@ class Scanner:
         """
         budget = _Budget(self.max_candidates)
         if type(value) is str:
-            data = self._encode_one(value)
-            names = []
-            for i in self._candidates(data):
-                if self._set_exact[i] or next(self._spans(i, data, budget), None) is not None:
-                    names.append(self.specs[i].name)
-            return frozenset(names) if names else _EMPTY
-        j = self._join(value)
-        if not j.parts:
+            found = self._text_names(self._encode_one(value), budget)
+            return frozenset(found) if found else _EMPTY
+        texts, data = self._join(value)
+        may = self._may_match(data) if texts else []
+        if not may:
             return _EMPTY
+        j = self._parts(texts, data)
         names = []
-        for i in self._may_match(j):
+        for i in may:
             if any(
                 next(self._spans(i, j.parts[k], budget), None) is not None
                 for k in self._texts_with(i, j, budget)
@@ -362,10 +403,11 @@ class Scanner:
             data = self._encode_one(value)
             chosen = self._hits(data, wanted, budget)
             return [data], ({0: chosen} if chosen else {})
-        j = self._join(value)
-        if not j.parts:
+        texts, data = self._join(value)
+        may = self._may_match(data) if texts else []
+        if not may:
             return [], {}
-        may = self._may_match(j)
+        j = self._parts(texts, data)
         found: dict[int, list[Hit]] = {}
         for priority, i in enumerate(wanted):
             if i not in may:

@@ -11,6 +11,7 @@ reason, and the caller refuses the value as a whole.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import chain
 
 _CONTAINERS = (list, tuple, set, frozenset)
 
@@ -35,25 +36,46 @@ def _too_deep(max_depth: int) -> WalkError:
     return WalkError(f"value nested deeper than {max_depth} levels (or cyclic)")
 
 
-def texts(value: object, max_depth: int) -> Iterator[str]:
-    """Every scannable text inside `value`, in order: dict keys and values, container items."""
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            if depth >= max_depth:
-                raise _too_deep(max_depth)
-            for k, v in reversed(item.items()):
-                stack.append((v, depth + 1))
-                stack.append((k, depth + 1))
-        elif isinstance(item, _CONTAINERS):
-            if depth >= max_depth:
-                raise _too_deep(max_depth)
-            stack.extend((v, depth + 1) for v in reversed(list(item)))
+def _children(item: object) -> Iterator[object]:
+    if isinstance(item, dict):
+        return chain.from_iterable(item.items())  # key, value, key, value, ...
+    return iter(item)  # type: ignore[call-overload]
+
+
+def texts(value: object, max_depth: int) -> list[str]:
+    """Every scannable text inside `value`, in pre-order: dict keys and values (key first),
+    container items. A stack of iterators keeps the order without recursion."""
+    if type(value) is str:
+        return [value]
+    out: list[str] = []
+    add = out.append
+    if type(value) is dict:  # the usual arguments: a flat dict of strings
+        for k, v in value.items():
+            if type(k) is not str or type(v) is not str:
+                out.clear()
+                break
+            add(k)
+            add(v)
         else:
-            text = leaf_text(item)
-            if text is not None:
-                yield text
+            return out
+    stack: list[Iterator[object]] = [iter((value,))]
+    while stack:
+        for item in stack[-1]:
+            kind = type(item)
+            if kind is str:
+                add(item)  # type: ignore[arg-type]
+            elif kind is dict or isinstance(item, (dict, *_CONTAINERS)):
+                if len(stack) > max_depth:
+                    raise _too_deep(max_depth)
+                stack.append(_children(item))
+                break
+            else:
+                text = leaf_text(item)
+                if text is not None:
+                    add(text)
+        else:
+            stack.pop()
+    return out
 
 
 class Tree:

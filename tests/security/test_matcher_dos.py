@@ -97,9 +97,7 @@ def test_contains_stops_at_the_first_hit_in_dense_input(policy: Any) -> None:
 )
 def test_dense_lookalikes_give_regex_nothing_to_validate(unit: str) -> None:
     # With a budget of one candidate, any candidate handed to Python would raise.
-    scanner = Scanner(
-        [*(resolve("pii.phone") or ()), *(resolve("pii.ip") or ())], max_candidates=0
-    )
+    scanner = Scanner([*(resolve("pii.phone") or ()), *(resolve("pii.ip") or ())], max_candidates=0)
     text = unit * 20_000
     assert scanner.scan(text) == frozenset()
     assert scanner.redact({"log": text, "lines": [unit] * 100}, ["pii.any"]) == (
