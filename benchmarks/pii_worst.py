@@ -69,7 +69,7 @@ def one(case: str, op: str, size: int = SIZE) -> dict[str, Any]:
     """Run one case in this process; the result as a dict (printed as JSON by `main`)."""
     from charter.stdlib import ScanError, Scanner, resolve
 
-    name, unit = CASES[case] if case in CASES else ("pii.email", "a.b@example.com ")
+    name, unit = CASES.get(case, ("pii.email", "a.b@example.com "))
     scanner = Scanner([*(resolve("pii.any") or ()), *(resolve("secrets.any") or ())])
     text = (unit * (size // len(unit) + 1))[:size]
     base = _rss_mb()

@@ -212,7 +212,7 @@ class Policy:
             return malformed(self.info, f"internal error while deciding: {describe_error(err)}")
 
     def _redactor(self, ctx: Ctx) -> Any:
-        def redact(rule: ir.Rule) -> Redaction | None:
+        def redact(rule: ir.Rule) -> Redaction | str | None:
             if rule.redact_path is None:
                 return None
             try:

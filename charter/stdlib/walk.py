@@ -10,8 +10,9 @@ reason, and the caller refuses the value as a whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import chain
+from typing import cast
 
 _CONTAINERS = (list, tuple, set, frozenset)
 
@@ -39,7 +40,7 @@ def _too_deep(max_depth: int) -> WalkError:
 def _children(item: object) -> Iterator[object]:
     if isinstance(item, dict):
         return chain.from_iterable(item.items())  # key, value, key, value, ...
-    return iter(item)  # type: ignore[call-overload]
+    return iter(cast("Iterable[object]", item))
 
 
 def texts(value: object, max_depth: int) -> list[str]:
