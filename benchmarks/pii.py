@@ -217,13 +217,12 @@ def redact_twin_rows() -> list[Row]:
         decision = policy.decide(request)
         assert decision.allowed and [r.counts for r in decision.redactions] == [{}]
         assert twin() == "allow"
-        n = _number(size) // 2
-        ratios = []
-        for _ in range(5):  # interleaved, so that drift hits both sides alike
-            ours = best_us(lambda r=request: policy.decide(r), n, repeat=1)
-            theirs = best_us(twin, n, repeat=1)
-            ratios.append(ours / theirs)
-        ratio = sorted(ratios)[len(ratios) // 2]
+        n = max(20, _number(size) // 4)
+        ours = theirs = float("inf")
+        for _ in range(9):  # interleaved, so that drift hits both sides alike; best of each
+            ours = min(ours, best_us(lambda r=request: policy.decide(r), n, repeat=1))
+            theirs = min(theirs, best_us(twin, n, repeat=1))
+        ratio = ours / theirs
         rows.append(
             _row(
                 f"clean tool_result {label} under redact: decide / hand-written twin",

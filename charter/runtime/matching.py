@@ -16,12 +16,14 @@ class PolicyMatchers:
         self._user = user
         self._used = tuple(dict.fromkeys(used))
         self._scanner: Any = None
+        self._scan_error: type[Exception] = Exception  # set with the scanner
+        self._members: dict[tuple[str, ...], frozenset[str]] = {}
 
     @property
     def scanner(self) -> Any:
         if self._scanner is None:
             from charter.stdlib.matchers import resolve, user_matcher
-            from charter.stdlib.scanner import Scanner
+            from charter.stdlib.scanner import ScanError, Scanner
 
             specs = []
             for name in self._used:
@@ -34,6 +36,7 @@ class PolicyMatchers:
                         specs.extend(found)
             unique = {s.name: s for s in specs}
             self._scanner = Scanner(list(unique.values()))
+            self._scan_error = ScanError
         return self._scanner
 
     def scan(self, value: object) -> frozenset[str]:
@@ -43,14 +46,27 @@ class PolicyMatchers:
     def count(self, value: object, names: Collection[str]) -> int:
         return sum(int(self.scanner.count(value, n)) for n in names)
 
+    def finds(self, value: object, names: Collection[str]) -> bool:
+        """Whether `value` holds a validated match of any of `names` (groups allowed).
+        A value the scanner refuses is a RequestError naming why."""
+        try:
+            found: frozenset[str] = self.scanner.scan(value)
+            if not found:
+                return False
+            key = tuple(names)
+            members = self._members.get(key)
+            if members is None:
+                members = self._members[key] = self.scanner.member_names(key)
+            return not found.isdisjoint(members)
+        except self._scan_error as err:
+            raise RequestError(f"cannot scan for redaction: {err}") from None
+
     def counts(self, value: object, names: Collection[str]) -> dict[str, int]:
         """Replacements `redact` would make per matcher, without building the redacted value.
         A value the scanner refuses (too large, too deep) is a RequestError naming why."""
-        from charter.stdlib.scanner import ScanError
-
         try:
             out: dict[str, int] = self.scanner.counts(value, names)
-        except ScanError as err:
+        except self._scan_error as err:
             raise RequestError(f"cannot scan for redaction: {err}") from None
         return out
 

@@ -42,6 +42,7 @@ class Entry:
     fn: Any = None  # bucket.fn, copied here to save an attribute hop on the hot path
     base_mask: int = 0
     cached: Any = None  # cache.get, bound once
+    redacts: tuple[tuple[int, ir.Rule], ...] = ()  # (bit, rule) of the enforced redact rules
 
 
 class Policy:
@@ -128,7 +129,8 @@ class Policy:
                                 except Exception:  # noqa: BLE001 - the interpreter says why
                                     return interpret(entry, request, state, tool, stage)
                             if state is None or not state.approved_groups:
-                                # Masks with a redaction are never cached (see _finish), and
+                                # Masks with a redaction are cached only under -1 - mask, for
+                                # values with nothing to redact (see _finish), and
                                 # without grants the matched rules alone fix the decision.
                                 decision: Decision | None = entry.cached(mask)
                                 if decision is not None:
@@ -168,15 +170,33 @@ class Policy:
 
     def _finish(self, entry: Entry, mask: int, req: Any, st: Snapshot | None, name: str,
                 stage: str) -> Decision:
-        if mask & entry.redact_mask or (
-                st is not None and st.approved_groups and mask & entry.approval_mask):
+        if st is not None and st.approved_groups and mask & entry.approval_mask:
             return self._from_mask(entry, mask, req, st, name, stage)
-        decision = entry.cache.get(mask)
+        key = mask
+        if mask & entry.redact_mask:
+            if not self._nothing_to_redact(entry, mask, req, st, name, stage):
+                return self._from_mask(entry, mask, req, st, name, stage)
+            key = -1 - mask  # negative: the fast path's lookup by mask never returns it
+        decision = entry.cache.get(key)
         if decision is None:
             decision = self._from_mask(entry, mask, req, st, name, stage)
             if len(entry.cache) < 256:
-                entry.cache[mask] = decision
+                entry.cache[key] = decision
         return decision
+
+    def _nothing_to_redact(self, entry: Entry, mask: int, req: Any, st: Snapshot | None,
+                           name: str, stage: str) -> bool:
+        """Whether no matched redact rule finds anything in its value (one Set pass each):
+        the decision is then the same whatever the clean value, and may come from the cache."""
+        ctx = Ctx(req, st, stage, name, entry.tags, self.matchers)
+        for bit, rule in entry.redacts:
+            if mask >> bit & 1 and rule.redact_path is not None:
+                try:
+                    if self.matchers.finds(read_path(rule.redact_path, ctx), rule.redact):
+                        return False
+                except RequestError:
+                    return False  # missing, or refused: the full path says which
+        return True
 
     def _from_mask(self, entry: Entry, mask: int, req: Any, st: Snapshot | None, name: str,
                    stage: str) -> Decision:
@@ -300,6 +320,7 @@ class Policy:
         for bit, rule in enumerate(bucket.rules):
             if rule.kind == "redact" and not rule.shadow:
                 entry.redact_mask |= 1 << bit
+                entry.redacts += ((bit, rule),)
             if rule.kind == "require_approval" and not rule.shadow:
                 entry.approval_mask |= 1 << bit
         if len(self._entries) < MAX_KEYS:

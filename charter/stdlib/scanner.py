@@ -382,6 +382,10 @@ class Scanner:
         self._expanded[key] = result
         return result
 
+    def member_names(self, names: Collection[str]) -> frozenset[str]:
+        """The matcher names `names` stand for in this scanner (groups expanded)."""
+        return frozenset(self.specs[i].name for i in self.expand(names))
+
     def _hits(self, data: bytes, wanted: tuple[int, ...], budget: _Budget) -> list[Hit]:
         """Chosen (non-overlapping) hits of `wanted` in one text."""
         candidates = self._candidates(data)

@@ -15,6 +15,7 @@ from itertools import chain
 from typing import cast
 
 _CONTAINERS = (list, tuple, set, frozenset)
+_NODES = (dict, *_CONTAINERS)
 
 
 class WalkError(Exception):
@@ -50,13 +51,15 @@ def texts(value: object, max_depth: int) -> list[str]:
         return [value]
     out: list[str] = []
     add = out.append
-    if type(value) is dict:  # the usual arguments: a flat dict of strings
+    if type(value) is dict:  # the usual arguments: a flat dict of scalars
         for k, v in value.items():
-            if type(k) is not str or type(v) is not str:
+            if type(k) is not str or isinstance(v, _NODES):
                 out.clear()
                 break
             add(k)
-            add(v)
+            text = v if type(v) is str else leaf_text(v)
+            if text is not None:
+                add(text)
         else:
             return out
     stack: list[Iterator[object]] = [iter((value,))]
@@ -65,7 +68,7 @@ def texts(value: object, max_depth: int) -> list[str]:
             kind = type(item)
             if kind is str:
                 add(item)  # type: ignore[arg-type]
-            elif kind is dict or isinstance(item, (dict, *_CONTAINERS)):
+            elif kind is dict or isinstance(item, _NODES):
                 if len(stack) > max_depth:
                     raise _too_deep(max_depth)
                 stack.append(_children(item))
@@ -98,7 +101,7 @@ class Tree:
             if into is not None:
                 into.append(index)
             self.nodes.append(item)
-            if isinstance(item, (dict, *_CONTAINERS)):
+            if isinstance(item, _NODES):
                 if depth >= max_depth:
                     raise _too_deep(max_depth)
                 kids: list[int] = []
