@@ -113,3 +113,47 @@ def test_pathological_user_pattern_is_linear() -> None:
     s = Scanner([user_matcher("evil", r"(a+)+$")])
     assert s.scan("a" * 100_000 + "!") == frozenset()
     assert s.scan("a" * 100_000) == {"evil"}
+
+
+# --- one Set pass over all strings of a value -------------------------------------------
+
+
+def test_anchored_user_patterns_keep_their_meaning_per_string() -> None:
+    scanner = Scanner([user_matcher("whole", r"^EMP-[0-9]{3}$"), user_matcher("start", r"\AX")])
+    assert scanner.scan(["a", "EMP-123"]) == {"whole"}
+    assert scanner.scan(["EMP-123 and more", "b"]) == frozenset()
+    assert scanner.scan(["line\nEMP-123"]) == frozenset()  # `$`/`^` of the string, not a line
+    assert scanner.scan("line\nEMP-123") == frozenset()
+    assert scanner.scan(["a", "Xb"]) == {"start"}  # \A: scanned string by string
+    assert scanner.scan(["aX", "b"]) == frozenset()
+
+
+def test_no_match_across_two_strings() -> None:
+    scanner = Scanner([user_matcher("ab", r"a[^z]*b"), *(resolve("pii.email") or ())])
+    assert scanner.scan(["xa", "bx"]) == frozenset()
+    assert scanner.scan(["jo.doe@exam", "ple.com"]) == frozenset()
+    assert scanner.count(["a", "ab", "b", "xaxb"], "ab") == 2
+
+
+def test_hits_map_back_to_their_strings_and_paths() -> None:
+    scanner = Scanner(resolve("pii.any") or ())
+    value = {"to": ["ops", "jo@example.com"], "n": 4111111111111111, "t": ("x", "a@b.io")}
+    out, counts = scanner.redact(value, ["pii.any"])
+    assert out == {"to": ["ops", "[EMAIL]"], "n": "[CARD]", "t": ("x", "[EMAIL]")}
+    assert counts == {"pii.email": 2, "pii.card": 1}
+    assert scanner.counts(value, ["pii.any"]) == counts
+    assert scanner.count(value, "pii.email") == 2
+
+
+def test_clean_value_is_returned_itself() -> None:
+    scanner = Scanner(resolve("pii.any") or ())
+    value = {"a": ["nothing", {"b": "here"}]}
+    out, counts = scanner.redact(value, ["pii.any"])
+    assert out is value and counts == {}
+
+
+def test_bytes_are_scanned_and_redacted_as_bytes() -> None:
+    scanner = Scanner(resolve("pii.email") or ())
+    assert scanner.scan({"blob": b"mail jo@example.com"}) == {"pii.email"}
+    out, _ = scanner.redact([b"mail jo@example.com"], ["pii.email"])
+    assert out == [b"mail [EMAIL]"]
