@@ -1,6 +1,6 @@
 """Speed of the stdlib matchers (one RE2 Set, all 14 pii and secrets matchers) on tool outputs.
 
-Run: python benchmarks/pii.py [--quick]
+Run: python benchmarks/pii.py [--quick] [--no-worst] [--markdown]
 Prints, in one process, per text kind of benchmarks/pii_corpus.py (Python and JS source, JSON,
 CSV, logs, shell output, HTML, base64, Markdown, prose):
 - µs to scan 200 B, and MB/s at 4 KB, 64 KB and 1 MB, clean and with planted PII/secrets
@@ -268,9 +268,37 @@ def run(quick: bool = False, worst: bool = True) -> list[Row]:
     return rows
 
 
+def kind_table(rows: list[Row]) -> str:
+    """The per-kind rows as one Markdown table (for docs/performance.md)."""
+    by = {r["name"]: r["value"] for r in rows}
+    head = (
+        "| text | 200 B clean µs | 4 KB | 64 KB | 1 MB | 64 KB PII | 1 MB PII "
+        "| redact 64 KB PII | Presidio / Charter (min, max) |"
+    )
+    out = [head, "|---|" + "---:|" * 8]
+    for kind in pii_corpus.KINDS:
+
+        def cell(label: str, state: str, what: str = "scan", k: str = kind) -> str:
+            v = by.get(f"{k} {label} {state}: {what}")
+            return "—" if v is None else f"{v:.0f}" if v >= 10 else f"{v:.2f}"
+
+        ratios = [
+            r["value"] for r in rows if r["name"].startswith(kind + " ") and "Presidio" in r["name"]
+        ]
+        span = f"{min(ratios):.0f}× – {max(ratios):.0f}×" if ratios else "—"
+        out.append(
+            f"| {kind} | {cell('200 B', 'clean')} | {cell('4 KB', 'clean')} | "
+            f"{cell('64 KB', 'clean')} | {cell('1 MB', 'clean')} | {cell('64 KB', 'with PII')} | "
+            f"{cell('1 MB', 'with PII')} | {cell('64 KB', 'with PII', 'redact')} | {span} |"
+        )
+    return "\n".join(out)
+
+
 def main() -> int:
     quick = "--quick" in sys.argv
     rows = run(quick, worst="--no-worst" not in sys.argv)
+    if "--markdown" in sys.argv:
+        print(kind_table(rows) + "\n")
     for r in rows:
         if r["value"] is None:
             print(r["name"])

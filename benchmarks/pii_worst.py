@@ -62,6 +62,15 @@ OPS = ("scan", "count", "redact")
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process in MB: VmHWM (per address space, so a parent's peak does not
+    carry over as ru_maxrss does across fork and exec), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
