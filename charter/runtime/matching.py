@@ -17,7 +17,6 @@ class PolicyMatchers:
         self._used = tuple(dict.fromkeys(used))
         self._scanner: Any = None
         self._scan_error: type[Exception] = Exception  # set with the scanner
-        self._members: dict[tuple[str, ...], frozenset[str]] = {}
 
     @property
     def scanner(self) -> Any:
@@ -46,20 +45,15 @@ class PolicyMatchers:
     def count(self, value: object, names: Collection[str]) -> int:
         return sum(int(self.scanner.count(value, n)) for n in names)
 
-    def finds(self, value: object, names: Collection[str]) -> bool:
-        """Whether `value` holds a validated match of any of `names` (groups allowed).
-        A value the scanner refuses is a RequestError naming why."""
+    def may_find(self, value: object, names: Collection[str]) -> bool:
+        """Whether `value` may hold a match of any of `names` (groups allowed): one Set pass,
+        no validation; False means nothing to redact. A value the scanner refuses is a
+        RequestError naming why."""
         try:
-            found: frozenset[str] = self.scanner.scan(value)
-            if not found:
-                return False
-            key = tuple(names)
-            members = self._members.get(key)
-            if members is None:
-                members = self._members[key] = self.scanner.member_names(key)
-            return not found.isdisjoint(members)
+            found: bool = self.scanner.may_match(value, names)
         except self._scan_error as err:
             raise RequestError(f"cannot scan for redaction: {err}") from None
+        return found
 
     def counts(self, value: object, names: Collection[str]) -> dict[str, int]:
         """Replacements `redact` would make per matcher, without building the redacted value.

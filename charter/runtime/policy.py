@@ -186,13 +186,13 @@ class Policy:
 
     def _nothing_to_redact(self, entry: Entry, mask: int, req: Any, st: Snapshot | None,
                            name: str, stage: str) -> bool:
-        """Whether no matched redact rule finds anything in its value (one Set pass each):
+        """Whether no matched redact rule has a candidate in its value (one Set pass each):
         the decision is then the same whatever the clean value, and may come from the cache."""
         ctx = Ctx(req, st, stage, name, entry.tags, self.matchers)
         for bit, rule in entry.redacts:
             if mask >> bit & 1 and rule.redact_path is not None:
                 try:
-                    if self.matchers.finds(read_path(rule.redact_path, ctx), rule.redact):
+                    if self.matchers.may_find(read_path(rule.redact_path, ctx), rule.redact):
                         return False
                 except RequestError:
                     return False  # missing, or refused: the full path says which

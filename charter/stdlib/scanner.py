@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Collection, Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import re2
 
@@ -52,6 +52,9 @@ a validator call or a hit record (2-15 µs each), so this caps a call at about a
 
 DEFAULT_MAX_MEM = 64 << 20
 """RE2 memory budget for the Set (program plus DFA cache)."""
+
+FEW_TEXTS = 8
+"""Values with at most this many texts find a matcher's texts by a Set pass over each."""
 
 CHUNK = 4096
 """Slice size for locating a matcher's first candidate in a long text (`_first_chunks`)."""
@@ -107,13 +110,11 @@ class _Budget:
         self.left = limit
         self.limit = limit
 
-    def spend(self, name: str) -> None:
-        self.left -= 1
-        if self.left < 0:
-            raise ScanError(
-                f"more than {self.limit} candidate matches in one value ({name} among them); "
-                "refused rather than half-scanned"
-            )
+    def exceeded(self, name: str) -> NoReturn:
+        raise ScanError(
+            f"more than {self.limit} candidate matches in one value ({name} among them); "
+            "refused rather than half-scanned"
+        )
 
 
 class _Joined(NamedTuple):
@@ -122,6 +123,7 @@ class _Joined(NamedTuple):
     parts: list[bytes]
     data: bytes
     starts: list[int]  # offset of each part in `data`
+    sets: dict[int, list[int]]  # the Set's candidates per part, filled as needed
 
 
 class Scanner:
@@ -242,29 +244,31 @@ class Scanner:
         for part in parts:
             starts.append(at)
             at += len(part) + 1
-        return _Joined(parts, data, starts)
+        return _Joined(parts, data, starts, {})
 
     # -- candidate spans -----------------------------------------------------------------
 
     def _walk(
         self, i: int, data: bytes, budget: _Budget, joined: bool = False, pos: int = 0
-    ) -> Iterator[tuple[int, int, int, int]]:
-        """Matcher `i`'s candidates in `data`, left to right: (value start, value end, match
-        start, match end). The value is the first capture group from the spec's `group` on
-        that took part (a pattern may hold the value in one of several alternatives)."""
+    ) -> Iterator[tuple[int, int, list[tuple[int, int]]]]:
+        """Matcher `i`'s candidates in `data` from `pos` on, left to right: (value start,
+        value end, spans of every group). The value is the first capture group from the
+        spec's `group` on that took part (a pattern may hold the value in one of several
+        alternatives). RE2 still sees the text before `pos` for `^` and `\\b`."""
         search = (self._search_joined if joined else self._search)[i]
         group = self._groups[i]
-        name = self.specs[i].name
         end = len(data)
         while pos <= end:
             spans = search(data, pos)
             if spans is None:
                 return
-            budget.spend(name)
+            budget.left -= 1
+            if budget.left < 0:
+                budget.exceeded(self.specs[i].name)
             start, stop = spans[group]
             if start < 0 and group:
                 start, stop = next((s for s in spans[group + 1 :] if s[0] >= 0), (-1, -1))
-            yield start, stop, spans[0][0], spans[0][1]
+            yield start, stop, spans
             # Resume after the value, not after the whole match: a consumed boundary
             # character may be the left boundary of the next value.
             nxt = stop if stop > pos else spans[0][1]
@@ -274,9 +278,9 @@ class Scanner:
         self, i: int, data: bytes, budget: _Budget, pos: int = 0
     ) -> Iterator[tuple[int, int]]:
         """Validated byte spans of matcher `i` in one text from `pos` on, left to right,
-        non-overlapping (RE2 still sees the text before `pos` for `^` and `\\b`)."""
+        non-overlapping."""
         validator = self._validators[i]
-        for start, stop, _, _ in self._walk(i, data, budget, pos=pos):
+        for start, stop, _ in self._walk(i, data, budget, pos=pos):
             if start >= 0 and (validator is None or validator(_decode(data[start:stop]))):
                 yield start, stop
 
@@ -287,9 +291,19 @@ class Scanner:
         if i in self._per_text:
             yield from range(len(j.parts))
             return
+        if len(j.parts) <= FEW_TEXTS:
+            # A few texts: a Set pass over each costs less than walking the joined buffer.
+            for k, part in enumerate(j.parts):
+                found = j.sets.get(k)
+                if found is None:
+                    found = j.sets[k] = self._candidates(part)
+                if i in found:
+                    yield k
+            return
         starts = j.starts
         last = -1
-        for _, _, m_start, m_end in self._walk(i, j.data, budget, joined=True):
+        for _, _, spans in self._walk(i, j.data, budget, joined=True):
+            m_start, m_end = spans[0]
             first = max(last + 1, bisect_right(starts, m_start) - 1)
             stop = bisect_right(starts, max(m_start, m_end - 1)) - 1
             yield from range(first, stop + 1)
@@ -382,9 +396,19 @@ class Scanner:
         self._expanded[key] = result
         return result
 
-    def member_names(self, names: Collection[str]) -> frozenset[str]:
-        """The matcher names `names` stand for in this scanner (groups expanded)."""
-        return frozenset(self.specs[i].name for i in self.expand(names))
+    def may_match(self, value: object, names: Collection[str]) -> bool:
+        """Whether the Set pass finds a candidate of any of `names` in `value` (unvalidated:
+        False means there is certainly nothing to redact)."""
+        wanted = self.expand(names)
+        if type(value) is str:
+            data = self._encode_one(value)
+        else:
+            texts, data = self._join(value)
+            if not texts:
+                return False
+            if any(i in self._per_text for i in wanted):
+                return True
+        return any(i in wanted for i in self._candidates(data))
 
     def _hits(self, data: bytes, wanted: tuple[int, ...], budget: _Budget) -> list[Hit]:
         """Chosen (non-overlapping) hits of `wanted` in one text."""

@@ -110,9 +110,12 @@ def iban_mod97(compact: str) -> bool:
     """ISO 13616 check: move the first four characters to the end, letters to numbers, mod 97."""
     if len(compact) < 5 or not compact.isascii() or not compact.isalnum():
         return False
-    rearranged = compact[4:] + compact[:4]
-    numeric = "".join(str(int(c, 36)) for c in rearranged.upper())
-    return int(numeric) % 97 == 1
+    rearranged = (compact[4:] + compact[:4]).upper()
+    return int(rearranged.translate(_IBAN_LETTERS)) % 97 == 1
+
+
+# "A" -> "10" ... "Z" -> "35" (ISO 13616), one table lookup per character.
+_IBAN_LETTERS = {ord(c): str(10 + i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
 
 
 def iban(text: str) -> bool:
