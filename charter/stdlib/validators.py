@@ -341,7 +341,11 @@ def _is_reference(v: str) -> bool:
             cut = i
             break
     name = v[:cut]
-    if cut < len(v) and v[-1] in ")]([" and name and all(p.isidentifier() for p in name.split(".")):
+    # A call `f(...)` or an index `x[...]`: closed by the bracket that opened it, or cut off
+    # right after it (`get_key(`). "mPBz80cEDTH71Bv0(7rK2Ou(" is a password, not a call.
+    closer = {"(": ")", "[": "]"}.get(v[cut]) if cut < len(v) else None
+    shaped = closer is not None and (v[-1] == closer or cut == len(v) - 1)
+    if shaped and name and all(p.isidentifier() for p in name.split(".")):
         return True
     parts = v.split(".")
     return len(parts) > 1 and all(p.isidentifier() for p in parts)

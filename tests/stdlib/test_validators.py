@@ -97,3 +97,11 @@ def test_entropy_and_generic_values() -> None:
 def test_aws_key_entropy_rejects_filler() -> None:
     assert v.aws_key_id("AKIAJ7Q2ZK4M5N6P3R2T")
     assert not v.aws_key_id("AKIAXXXXXXXXXXXXXXXX")
+
+
+def test_secret_value_with_brackets_is_not_taken_for_a_call() -> None:
+    assert v.secret_value("mPBz80cEDTH71Bv0(7rK2Ou(")
+    assert v.secret_value("Xy7(kq9Lm2)Pz")
+    assert not v.secret_value("get_api_key()")
+    assert not v.secret_value("os.environ[DB_PASSWORD]")
+    assert not v.secret_value("vault.read(")
