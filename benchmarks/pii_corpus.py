@@ -24,6 +24,7 @@ import json
 import string
 import sys
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -355,7 +356,9 @@ def _fake() -> object:
 
 def document(kind: str, size: int, with_pii: bool, seed: int = SEED) -> Document:
     """About `size` bytes of `kind` (cut at a chunk boundary, never inside a value)."""
-    rng = Random(f"{kind}/{size}/{with_pii}/{seed}")
+    key = f"{kind}/{size}/{with_pii}/{seed}"
+    rng = Random(key)
+    _fake().seed_instance(zlib.crc32(key.encode()))  # each document its own values
     lk = Look(rng)
     make = CLEAN[kind]
     entities = accuracy_corpus().ENTITIES
