@@ -7,18 +7,26 @@ generated code only has to be right on well-formed requests, and it is held equa
 interpreter by tests.
 
 Only values from the checked IR reach the source: literals are emitted with `repr` (str,
-int, bool) or hoisted into the function's namespace; no policy text is ever pasted in.
+int, bool) or hoisted into the function's namespace; names (checks, functions, operators) are
+looked up in fixed tables first; no policy text is ever pasted in. Before the source is
+compiled, `charter.compiler.emitcheck` parses it back and checks that it holds exactly the
+statements, names and attributes the emitter writes, so an emitter bug fails closed (an
+`EmitError`) instead of running. A condition nested too deeply for Python's parser is
+evaluated by the reference interpreter from the generated function instead of inline.
 """
 
 from __future__ import annotations
 
+import ast as pyast
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from charter.compiler import ir
+from charter.compiler import emitcheck, ir
+from charter.compiler.emitcheck import EmitError
+from charter.compiler.interpreter import holds
 from charter.compiler.kinds import NUM, kind, plain_cmp, plain_in
 from charter.runtime import operators, support
 from charter.runtime.approvers import approved_by
@@ -34,7 +42,15 @@ from charter.runtime.values import (
 from charter.stdlib.functions import FUNCTIONS
 
 SIMPLE = (str, int, bool, type(None))
+_WORD = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]*\b")
+_SMALL = -(2**63)  # larger ints are hoisted: Python limits the digits of an int literal
 CMP_OPS = {"==", "!=", "<", "<=", ">", ">="}
+ARITH_OPS = {"+", "-", "*"}
+BOOL_OPS = {"and", "or"}
+KINDS = {"allow", "deny", "warn", "require_approval", "redact", "label"}
+#: Conditions whose IR is deeper than this are evaluated by the interpreter: each IR level
+#: opens at most 3 brackets in the generated source and Python's parser allows 200.
+MAX_INLINE_DEPTH = 60
 
 
 def base_namespace(matchers: Any) -> dict[str, Any]:
@@ -46,7 +62,7 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
         _approved=support.approved, _previously=support.previously,
         _mkset=support.make_set, _mklist=support.make_list, M=matchers,
         _strict_args=strict_args, _approved_by=approved_by,
-        _scanf=_scan_cached, _Decimal=Decimal, _F=FLOATS,
+        _scanf=_scan_cached, _Decimal=Decimal, _F=FLOATS, _holds=holds,
     )
     ns.update(_OPS)
     return ns
@@ -93,6 +109,18 @@ def _inline_like(glob: str, value: str, const: Any) -> str | None:
     if len(parts) == 2 and not parts[0]:
         return f"{value}.endswith({const(parts[1])})"
     return None
+
+
+def _pick(value: str, allowed: Any) -> str:
+    """`value` if it is one of the names the emitter may write here; an `EmitError` if not."""
+    if value.__class__ is not str or value not in allowed:
+        raise EmitError(f"unexpected {value!r} in the IR")
+    return value
+
+
+def _check(tag: str) -> str:
+    """The generated name of a run-time type check."""
+    return f"C_{_pick(tag, CHECKS)}"
 
 
 def _special(p: ir.Path) -> bool:
@@ -196,13 +224,13 @@ class Emitter:
                                     f"{var} = ({var}.__class__ is float and _F.get({var})) "
                                     f"or C_any({var})")
             elif check is not None:
-                self.prelude.append(f"if {check.format(v=var)}: {var} = C_{p.check}({var})")
+                self.prelude.append(f"if {check.format(v=var)}: {var} = {_check(p.check)}({var})")
             elif p.check != "any":
-                self.prelude.append(f"{var} = C_{p.check}({var})")
+                self.prelude.append(f"{var} = {_check(p.check)}({var})")
             self.hoisted[p] = var
 
     def const(self, value: object) -> str:
-        if type(value) in SIMPLE:
+        if type(value) in SIMPLE and not (type(value) is int and not _SMALL <= value < -_SMALL):
             return repr(value)
         for name, existing in self.consts.items():
             if existing is value:
@@ -225,17 +253,18 @@ class Emitter:
                 ok = _NUM_OK
             if ok is not None:  # the first use assigns `t`, the rest read it
                 first = ok.replace("{v}", f"(t := {raw})", 1).replace("{v}", "t")
-                return f"(t if {first} else C_{e.check}(t))"
-            return f"C_{e.check}({raw})"
+                return f"(t if {first} else {_check(e.check)}(t))"
+            return f"{_check(e.check)}({raw})"
         if isinstance(e, ir.BoolOp):
-            return "(" + f" {e.op} ".join(self.expr(i) for i in e.items) + ")"
+            op = _pick(e.op, BOOL_OPS)
+            return "(" + f" {op} ".join(self.expr(i) for i in e.items) + ")"
         if isinstance(e, ir.Not):
             return f"(not {self.expr(e.operand)})"
         if isinstance(e, ir.Cmp):
-            assert e.op in CMP_OPS
+            op = _pick(e.op, CMP_OPS)
             if plain_cmp(e, self.kinds):
-                return f"({self.expr(e.left)} {e.op} {self.expr(e.right)})"
-            return f"{_CMP_FN[e.op]}({self.expr(e.left)}, {self.expr(e.right)})"
+                return f"({self.expr(e.left)} {op} {self.expr(e.right)})"
+            return f"{_CMP_FN[op]}({self.expr(e.left)}, {self.expr(e.right)})"
         if isinstance(e, ir.Arith):
             if isinstance(e.left, ir.Const) and isinstance(e.right, ir.Const):
                 try:  # `1 + fee_rate`: the interpreter's operator, once, at generation time
@@ -292,8 +321,7 @@ class Emitter:
                 return f"_mklist({args})"
             if e.name == ir.STRICT_ARGS:
                 return f"_strict_args(req, {args})"
-            assert e.name in FUNCTIONS
-            return f"F_{e.name}({args})"
+            return f"F_{_pick(e.name, FUNCTIONS)}({args})"
         if isinstance(e, ir.Has):
             return f"_has(req, {self.const(e.root)}, {self.const(e.keys)}, name)"
         if isinstance(e, ir.Index):
@@ -317,8 +345,22 @@ class Emitter:
         if isinstance(e, ir.Estimate):
             field = self.const(e.field)
             return (f"(0 if (t := req.get('estimate')) is None or (t := t.get({field})) is None "
-                    f"else C_{e.check}(t))")
-        raise AssertionError(f"unknown IR node {type(e).__name__}")
+                    f"else {_check(e.check)}(t))")
+        raise EmitError(f"unknown IR node {type(e).__name__}")
+
+    def condition(self, e: ir.Expr) -> str:
+        """A rule's condition: inline, or through the interpreter when too deep to inline."""
+        try:
+            code = self.expr(e)
+        except RecursionError:  # only an IR that did not come from the checker is this deep
+            return self._interpreted(e)
+        # Each bracket level takes a character: short code cannot nest too deeply.
+        if len(code) > MAX_INLINE_DEPTH and ir.depth(e) > MAX_INLINE_DEPTH:
+            return self._interpreted(e)
+        return code
+
+    def _interpreted(self, e: ir.Expr) -> str:
+        return f"_holds({self.const(e)}, req, st, name, tags, stage, M)"
 
     def path(self, p: ir.Path) -> str:
         if p.root == "tool" and p.keys == ("name",):
@@ -368,8 +410,52 @@ def _uses_now(rule: ir.Rule) -> bool:
 
 
 def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> Bucket:
-    """Generate and compile the bucket function for these candidate rules."""
+    """Generate and compile the bucket function for these candidate rules.
+
+    Raises `EmitError` if the source fails its check (a bug in the emitter, or an IR that
+    did not come from the checker, such as a tampered saved policy)."""
     ns = base_namespace(matchers)
+    out = _emit(rules, ns, name)
+    if out is None:
+        return Bucket(tuple(rules), _base_mask(rules), None, "", {})
+    if "M_scan" in out.source:
+        ns["M_scan"] = matchers.scanner.scan  # the RE2 Set's scan itself, no wrapper
+    if out.tree is None:
+        raise EmitError("generated code was not verified")
+    code = compile(out.tree, f"<charter:{name}>", "exec", dont_inherit=True)
+    exec(code, ns)  # noqa: S102 - source built from the checked IR only, and verified
+    return Bucket(tuple(rules), out.base_mask, ns[name], out.source, out.line_map)
+
+
+def check_rules(rules: Sequence[ir.Rule]) -> None:
+    """Emit, verify and compile (not run) the code of these rules, as `generate` would.
+
+    The compiler calls this on every rule so that a policy whose generated code would fail
+    is rejected when it is compiled, not denied at every decision. Raises `EmitError`,
+    `SyntaxError`, `ValueError` or `RecursionError` on failure."""
+    out = _emit(rules, base_namespace(None), "bucket", verify=False)
+    if out is not None:
+        compile(out.source, "<charter:check>", "exec", dont_inherit=True)
+
+
+@dataclass(frozen=True)
+class _Emitted:
+    source: str
+    tree: pyast.Module | None
+    base_mask: int
+    line_map: dict[int, tuple[str, int]]
+
+
+def _base_mask(rules: Sequence[ir.Rule]) -> int:
+    return sum(1 << bit for bit, rule in enumerate(rules) if rule.cond is None)
+
+
+def _emit(rules: Sequence[ir.Rule], ns: dict[str, Any], name: str,
+          verify: bool = True) -> _Emitted | None:
+    """The source of the bucket function (constants added to `ns`) and, with `verify`, its
+    checked syntax tree; None when every rule is unconditional."""
+    if not name.isidentifier():
+        raise EmitError(f"bad function name {name!r}")
     em = Emitter(ns)
     always: dict[ir.Path, None] = {}
     for rule in rules:
@@ -382,35 +468,40 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
         for node in ir.walk(rule.cond) if rule.cond is not None else ():
             if isinstance(node, ir.Contains):
                 em.scans[node.field] = em.scans.get(node.field, 0) + 1
-    base_mask = 0
     body: list[str] = []
     line_map: dict[int, tuple[str, int]] = {}
     for bit, rule in enumerate(rules):
         if rule.cond is None:
-            base_mask |= 1 << bit
             continue
-        body.append(f"    # {rule.id} ({rule.kind}) {rule.file}:{rule.line}")
+        # Policy text reaches a comment only through `repr`: no line break can end it.
+        kind = _pick(rule.kind, KINDS)
+        body.append(f"    # rule {rule.id!r} ({kind}) {rule.file!r}:{int(rule.line)}")
         line_map[len(body) + 3] = (rule.file, rule.line)
-        body.append(f"    if {em.expr(rule.cond)}:")
+        body.append(f"    if {em.condition(rule.cond)}:")
         line_map[len(body) + 3] = (rule.file, rule.line)
-        body.append(f"        m |= {1 << bit}")
+        body.append(f"        m |= {em.const(1 << bit)}")
     if not body:
-        return Bucket(tuple(rules), base_mask, None, "", {})
+        return None
+    base_mask = _base_mask(rules)
+    start = f"    m = {em.const(base_mask)}"
     ns.update(em.consts)
     if em.scans:
-        ns["M_scan"] = matchers.scanner.scan  # the RE2 Set's scan itself, no wrapper
-    text = "\n".join([*em.prelude, *body])
+        ns["M_scan"] = None  # bound by `generate`
+    text = "\n".join([*em.prelude, *body, start])
     # Helpers and constants become default arguments: locals are faster than globals.
-    bound = [k for k in ns if not k.startswith("__") and re.search(rf"\b{k}\b", text)]
+    used = set(_WORD.findall(text))
+    bound = [k for k in ns if k in used and not k.startswith("__")]
     params = "".join(f", {k}={k}" for k in bound)
     head = [f"def {name}(req, st, name, tags, stage{params}):"]
     if em.uses_scan:
         head.append("    sc = {}")
     head.extend(f"    {line}" for line in em.prelude)
-    head.append(f"    m = {base_mask}")
+    head.append(start)
     offset = len(head) - 3
     line_map = {line + offset: where for line, where in line_map.items()}
     source = "\n".join([*head, *body, "    return m", ""])
-    code = compile(source, f"<charter:{name}>", "exec")
-    exec(code, ns)  # noqa: S102 - source built from the checked IR only, literals via repr
-    return Bucket(tuple(rules), base_mask, ns[name], source, line_map)
+    conditional = sum(rule.cond is not None for rule in rules)
+    locals_ = {*em.hoisted.values(), *em.root_vars.values(),
+               *(f"te{i}" for i in range(em.temps))}
+    tree = emitcheck.verify(source, name, bound, locals_, conditional) if verify else None
+    return _Emitted(source, tree, base_mask, line_map)

@@ -54,6 +54,13 @@ def eval_rule(rule: ir.Rule, ctx: Ctx) -> Outcome:
         return f"cannot evaluate rule {rule.id}: {err}"
 
 
+def holds(cond: ir.Expr, req: Mapping[str, Any], st: Snapshot | None, name: str,
+          tags: tuple[str, ...], stage: str, matchers: Any) -> bool:
+    """A condition's value, for generated code that does not inline it (too deeply nested).
+    A request error raises, as in inline code, so the caller falls back to `eval_rule`."""
+    return bool(evaluate(cond, Ctx(req, st, stage, name, tags, matchers)))
+
+
 def evaluate(e: ir.Expr, ctx: Ctx) -> Any:
     value = _eval(e, ctx)
     if ctx.trace is not None:

@@ -173,6 +173,23 @@ def walk(node: object) -> Iterator[object]:
         yield from _walk_value(getattr(node, f.name))
 
 
+def depth(node: object) -> int:
+    """How deeply expressions nest in `node` (a leaf is 1); iterative, any depth is fine."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(node, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, tuple):
+            stack.extend((item, level) for item in value)
+            continue
+        if isinstance(value, Const) or not dataclasses.is_dataclass(value) or isinstance(
+                value, type):
+            continue
+        deepest = max(deepest, level)
+        stack.extend((getattr(value, f.name), level + 1) for f in dataclasses.fields(value))
+    return deepest
+
+
 def _walk_value(value: object) -> Iterator[object]:
     if isinstance(value, tuple):
         for item in value:

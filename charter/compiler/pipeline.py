@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charter.compiler import ir as ir_mod
+from charter.compiler.codegen import check_rules
+from charter.compiler.emitcheck import EmitError
 from charter.compiler.lower import lower
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
 from charter.language.checker import check
 from charter.language.parser import parse
-from charter.language.source import CompileError, Diagnostic, Source
+from charter.language.source import CompileError, Diagnostic, Source, Span
 
 SUFFIX = ".agentpolicy"
 TEST_SUFFIX = "_test.agentpolicy"
@@ -69,9 +71,58 @@ def _compile(sources: Sequence[Source]) -> Compilation:
     t2 = time.perf_counter()
     comp.timings.update(parse=t1 - t0, check=t2 - t1)
     if not comp.errors:
-        comp.ir = lower(checked)
+        try:
+            policy = lower(checked)
+            generated = codegen_diagnostics(policy.rules)
+        except Exception as exc:  # noqa: BLE001 - a compiler bug is a diagnostic, not a crash
+            first = sources[0].name if sources else "<policy>"
+            comp.diagnostics.append(_internal(Span(first, 1, 1, 1, 1), exc))
+            return comp
+        comp.diagnostics.extend(generated)
+        comp.ir = None if generated else policy
         comp.timings["lower"] = time.perf_counter() - t2
     return comp
+
+
+def codegen_diagnostics(rules: Sequence[ir_mod.Rule]) -> list[Diagnostic]:
+    """A CH0500 for each rule whose generated code fails its check or does not compile.
+
+    The runtime generates code lazily, per tool; doing it here for every rule means a policy
+    that checks clean never turns into "internal error" denials at run time. Rules are
+    emitted in small groups (buckets are small too: the emitter is not built for thousands
+    of rules in one function), one by one when a group fails, to name the rule."""
+    out: list[Diagnostic] = []
+    for i in range(0, len(rules), _CHECK_GROUP):
+        group = rules[i : i + _CHECK_GROUP]
+        whole = _codegen_error(group)
+        if whole is None:
+            continue
+        found = [(rule, _codegen_error([rule])) for rule in group]
+        failed = [(rule, exc) for rule, exc in found if exc is not None]
+        # Only the rules together fail: name the first one.
+        for rule, exc in failed or [(group[0], whole)]:
+            out.append(_internal(_rule_span(rule), exc))
+    return out
+
+
+_CHECK_GROUP = 32
+
+
+def _codegen_error(rules: Sequence[ir_mod.Rule]) -> Exception | None:
+    try:
+        check_rules(rules)
+    except (EmitError, SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        return exc
+    return None
+
+
+def _rule_span(rule: ir_mod.Rule) -> Span:
+    return Span(rule.file, rule.line, rule.col, rule.line, rule.col + 1)
+
+
+def _internal(span: Span, exc: Exception) -> Diagnostic:
+    return Diagnostic("CH0500", "error", span, f"internal compiler error: {exc!r}",
+                      "please report this with the policy that caused it")
 
 
 def policy_files(path: str | Path, include_tests: bool = False) -> list[Path]:

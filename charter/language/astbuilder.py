@@ -193,6 +193,17 @@ class AstBuilder:
 
     def annotation(self, span: Span, c: list[Any]) -> ast.Annotation:
         arg = self.string(c[1]) if len(c) > 1 else None
+        if arg is not None and not arg.isprintable():
+            # Ids and metadata name rules in reasons, logs and generated code comments: a
+            # line break or other control character there could forge or hide a line.
+            bad = next(ch for ch in arg if not ch.isprintable())
+            self.error(
+                "CH0111",
+                self.tspan(c[1]),
+                f"control character {bad!r} in the `@{c[0]}` string",
+                "annotation strings are one line of printable text; remove the escape",
+            )
+            arg = "".join(ch if ch.isprintable() else "?" for ch in arg)
         return ast.Annotation(str(c[0]), arg, span)
 
     def annotated(self, span: Span, c: list[Any]) -> Any:

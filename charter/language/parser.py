@@ -24,7 +24,7 @@ from lark.grammar import Rule
 from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_parser import _Parser as _LalrParser
 
-from charter.language import ast
+from charter.language import ast, limits
 from charter.language.astbuilder import (
     AstBuilder,
     Callback,
@@ -419,15 +419,18 @@ def _gc_paused() -> Iterator[None]:
 
 
 def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
-    """Parse one file. Returns the module (good items only) and every syntax diagnostic."""
+    """Parse one file. Returns the module (good items only) and every syntax diagnostic;
+    items nested deeper than `limits.MAX_DEPTH` are left out with a CH0112."""
     try:
         with _gc_paused():
             session = _Session(source.name, source.text)
             try:
                 module: ast.Module = session.parse(source.text, "start")
+                diagnostics = list(session.builder.diagnostics)
             except UnexpectedInput:
-                return _parse_with_recovery(source, session)
-            return module, _sorted(session.builder.diagnostics)
+                module, diagnostics = _parse_with_recovery(source, session)
+            module, deep = limits.enforce(module)
+            return module, _sorted(diagnostics + deep)
     except (LarkError, RecursionError, ValueError, KeyError, IndexError, TypeError) as exc:
         return _empty(source), [_internal(source.name, exc)]
 
@@ -503,6 +506,9 @@ def parse_expr(text: str, file: str = "<expr>") -> tuple[ast.Expr | None, list[D
     try:
         session = _Session(file, text)
         expr: ast.Expr = session.parse(text, "expr")
+        deep = limits.too_deep(expr)
+        if deep is not None:
+            return None, [limits.diagnostic(deep)]
         return expr, _sorted(session.builder.diagnostics)
     except UnexpectedInput as err:
         return None, [_problem(err, file, text, text).diagnostic]
