@@ -39,7 +39,7 @@ DEEP: dict[str, Callable[[int], str]] = {
     "list": lambda n: f'deny tool "a" when args.l in {"[" * n}1{"]" * n}\n',
     "parens": lambda n: f'deny tool "a" when {"(" * n}args.x == 1{")" * n}\n',
     "calls": lambda n: f'deny tool "a" when len({"lower(" * n}"x"{")" * n}) == 1\n',
-    "scopes": lambda n: "".join(f"scope args.x == 1 {{\n" for _ in range(n))
+    "scopes": lambda n: "scope args.x == 1 {\n" * n
     + 'deny tool "a"\n' + "}\n" * n,
 }
 # The reproductions of the attack run.
