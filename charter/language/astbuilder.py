@@ -198,7 +198,7 @@ class AstBuilder:
             # line break or other control character there could forge or hide a line.
             bad = next(ch for ch in arg if not ch.isprintable())
             self.error(
-                "CH0111",
+                "CH0113",
                 self.tspan(c[1]),
                 f"control character {bad!r} in the `@{c[0]}` string",
                 "annotation strings are one line of printable text; remove the escape",

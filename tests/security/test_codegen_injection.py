@@ -43,20 +43,20 @@ def test_rule_id_with_code_is_a_diagnostic_and_never_runs(tmp_path: Path) -> Non
     text = f'@id("x\\n    {_payload(marker)} #")\ndeny tool "a" when args.x == 1\n'
     with pytest.raises(charter.CompileError) as err:
         charter.compile(text).decide(REQ)
-    assert [d.code for d in err.value.diagnostics] == ["CH0111"]
+    assert [d.code for d in err.value.diagnostics] == ["CH0113"]
     assert (err.value.diagnostics[0].span.line, err.value.diagnostics[0].span.col) == (1, 5)
     assert not marker.exists()
 
 
 def test_rule_id_cannot_disable_its_bucket() -> None:
     # `return 0` in the function body would have made every deny rule of the bucket silent.
-    assert _codes('@id("x\\n    return 0 #")\ndeny tool "a" when args.x == 1\n') == ["CH0111"]
+    assert _codes('@id("x\\n    return 0 #")\ndeny tool "a" when args.x == 1\n') == ["CH0113"]
 
 
 @pytest.mark.parametrize("note", ["id", "owner", "doc", "severity"])
 @pytest.mark.parametrize("char", ["\\n", "\\r", "\\t", "\\u0000", "\\u001b", "\\u2028", "\\u0085"])
 def test_control_characters_in_annotations_are_diagnostics(note: str, char: str) -> None:
-    assert _codes(f'@{note}("a{char}b")\ndeny tool "a"\n') == ["CH0111"]
+    assert _codes(f'@{note}("a{char}b")\ndeny tool "a"\n') == ["CH0113"]
 
 
 def test_printable_annotations_are_fine() -> None:
