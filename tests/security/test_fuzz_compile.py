@@ -69,7 +69,7 @@ def _depth_piece(kind: str, n: int) -> str:
         return "(" * n + "true" + ")" * n
     if kind == "calls":
         return "len(" + "lower(" * n + '"x"' + ")" * n + ") == 1"
-    return "args" + ".a" * n + " == 1"
+    return "agent" + ".a" * n + " == 1"
 
 
 @st.composite
@@ -90,7 +90,11 @@ def strings_everywhere(draw: st.DrawFn) -> str:
     notes = "".join(
         f"@{draw(st.sampled_from(['id', 'owner', 'doc', 'severity']))}({draw(string_literal())})\n"
         for _ in range(draw(st.integers(0, 3))))
-    names = ", ".join(draw(string_literal()) for _ in range(draw(st.integers(1, 2))))
+    literals = [draw(string_literal()) for _ in range(draw(st.integers(1, 2)))]
+    names = ", ".join(literals)
+    # Declared, so that a restricting rule on them is not an error (CH0224) most times.
+    declared = "".join(f"tool {name} (s?: str, x?: int) tags x\n" for name in literals
+                       if draw(st.integers(0, 4)))
     target = draw(st.sampled_from([f"tool {names}", "tool tagged " + draw(st.sampled_from(
         ["money", "x", "read"]))]))
     value = draw(string_literal())
@@ -103,7 +107,7 @@ def strings_everywhere(draw: st.DrawFn) -> str:
         "deny", "allow", f"require approval from {draw(string_literal())}",
         f"label session {draw(string_literal())}"]))
     because = f" because {draw(string_literal())}" if draw(st.booleans()) else ""
-    return f"{notes}{effect} {target} when {cond}{because}"
+    return f"{declared}{notes}{effect} {target} when {cond}{because}"
 
 
 @st.composite
@@ -136,9 +140,10 @@ def fuzz_inputs(draw: st.DrawFn) -> tuple[str, str]:
     extra = draw(st.lists(st.one_of(deep(), strings_everywhere(), tool_declaration()),
                           max_size=3))
     if extra:
+        extra.insert(0, 'tool "a" (x?: int, s?: str, l?: list<int>) tags x')
         lines = text.split("\n")
         for piece in extra:
-            at = draw(st.integers(5, len(lines)))  # after the header, use and declarations
+            at = draw(st.integers(5, len(lines)))  # after the header, `use` and `default`
             lines.insert(at, piece)
         text = "\n".join(lines)
     if draw(st.integers(0, 3)) == 0:
