@@ -164,13 +164,29 @@ Expr = (
 
 
 
+def _node_fields(cls: type) -> tuple[str, ...] | None:
+    """Field names of an IR node class (None: not a node); computed once per class, since
+    `dataclasses.fields` per visit made walking a 10,000-rule policy take seconds."""
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        names = (None if cls is Const or not dataclasses.is_dataclass(cls)
+                 else tuple(f.name for f in dataclasses.fields(cls)))
+        _FIELDS[cls] = names
+        return names
+
+
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
 def walk(node: object) -> Iterator[object]:
     """Every IR node inside `node`, itself included (constants are leaves)."""
     yield node
-    if isinstance(node, Const) or not dataclasses.is_dataclass(node):
+    names = _node_fields(type(node))
+    if names is None:
         return
-    for f in dataclasses.fields(node):
-        yield from _walk_value(getattr(node, f.name))
+    for name in names:
+        yield from _walk_value(getattr(node, name))
 
 
 def depth(node: object) -> int:
@@ -182,11 +198,11 @@ def depth(node: object) -> int:
         if isinstance(value, tuple):
             stack.extend((item, level) for item in value)
             continue
-        if isinstance(value, Const) or not dataclasses.is_dataclass(value) or isinstance(
-                value, type):
+        names = _node_fields(type(value))
+        if names is None:
             continue
         deepest = max(deepest, level)
-        stack.extend((getattr(value, f.name), level + 1) for f in dataclasses.fields(value))
+        stack.extend((getattr(value, name), level + 1) for name in names)
     return deepest
 
 
@@ -194,7 +210,7 @@ def _walk_value(value: object) -> Iterator[object]:
     if isinstance(value, tuple):
         for item in value:
             yield from _walk_value(item)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+    elif _node_fields(type(value)) is not None:
         yield from walk(value)
 
 
