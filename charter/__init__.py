@@ -10,15 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter.runtime.decision import Decision, PolicyInfo, Redaction, ShadowHit
-from charter.runtime.policy import Policy
-from charter.runtime.snapshot import Snapshot
-
 if TYPE_CHECKING:
+    from charter.engine.decision import Decision as Decision
+    from charter.engine.decision import PolicyInfo as PolicyInfo
+    from charter.engine.decision import Redaction as Redaction
+    from charter.engine.decision import ShadowHit as ShadowHit
+    from charter.engine.snapshot import Snapshot as Snapshot
     from charter.language.source import CompileError as CompileError
     from charter.runtime.errors import ApprovalRequired as ApprovalRequired
     from charter.runtime.errors import Denied as Denied
     from charter.runtime.guard import Guard as Guard
+    from charter.runtime.policy import Policy as Policy
     from charter.runtime.state import MemoryStore as MemoryStore
     from charter.runtime.state import RedisStore as RedisStore
     from charter.runtime.state import SQLiteStore as SQLiteStore
@@ -31,6 +33,13 @@ __all__ = [
 
 # Imported on first use, so that `import charter` stays cheap (no Lark, no redis client).
 _LAZY = {
+    "Decision": "charter.engine.decision",
+    "PolicyInfo": "charter.engine.decision",
+    "Redaction": "charter.engine.decision",
+    "ShadowHit": "charter.engine.decision",
+    "Snapshot": "charter.engine.snapshot",
+    "Policy": "charter.runtime.policy",
+    "CompileError": "charter.language.source",
     "Guard": "charter.runtime.guard",
     "Denied": "charter.runtime.errors",
     "ApprovalRequired": "charter.runtime.errors",
@@ -45,6 +54,7 @@ def compile(text: str, name: str = "policy.agentpolicy") -> Policy:  # noqa: A00
     """Compile policy text; raises `CompileError` listing every diagnostic."""
     from charter.compiler.pipeline import compile_sources
     from charter.language.source import Source
+    from charter.runtime.policy import Policy
 
     return Policy(compile_sources([Source(name, text)]).raise_for_errors())
 
@@ -52,6 +62,7 @@ def compile(text: str, name: str = "policy.agentpolicy") -> Policy:  # noqa: A00
 def load(path: str | Path) -> Policy:
     """Compile a `.agentpolicy` file, or every such file of a directory (tests excluded)."""
     from charter.compiler.pipeline import compile_sources, policy_files, read_sources
+    from charter.runtime.policy import Policy
 
     files = policy_files(path)
     if not files:
@@ -61,14 +72,12 @@ def load(path: str | Path) -> Policy:
 
 def load_compiled(path: str | Path) -> Policy:
     """Load a policy saved with `Policy.save`; this does not import the parser or Lark."""
+    from charter.runtime.policy import Policy
+
     return Policy.load_compiled(path)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "CompileError":
-        from charter.language.source import CompileError
-
-        return CompileError
     module = _LAZY.get(name)
     if module is not None:
         import importlib

@@ -27,7 +27,7 @@ from charter.cli.common import (
     load_policy,
     load_requests,
 )
-from charter.runtime.decision import Decision
+from charter.engine.decision import Decision
 from charter.runtime.policy import Policy
 
 

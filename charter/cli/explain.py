@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from charter.cli.common import load_policy, read_requests
-from charter.compiler import ir
-from charter.compiler.render import render_expr
+from charter.engine import ir
+from charter.engine.render import render_expr
 
 
 @click.command("explain")

@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from charter.compiler.interpreter import counter_key
-from charter.runtime.decision import Decision
+from charter.engine.decision import Decision
+from charter.engine.interpreter import counter_key
+from charter.engine.snapshot import Snapshot
 from charter.runtime.policy import Policy
-from charter.runtime.snapshot import Snapshot
 
 _FIELDS = frozenset({"effect", "rules", "reason_contains", "warning_contains", "approvers",
                      "labels", "redacted", "shadow", "state", "xfail"})

@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import PurePath
 
-from charter.compiler import ir
+from charter.engine import ir
 from charter.language import ast
 from charter.language.checked import CheckedPolicy, ConstRef, FlatRule, MatcherRef, PathRef
 from charter.language.constfold import NotConstant, fold

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charter.compiler import ir as ir_mod
-from charter.compiler.codegen import check_rules
-from charter.compiler.emitcheck import EmitError
 from charter.compiler.lower import lower
+from charter.engine import ir as ir_mod
+from charter.engine.emit import check_rules
+from charter.engine.emitcheck import EmitError
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
 from charter.language.checker import check

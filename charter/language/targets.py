@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from charter.compiler.plan import name_matches  # the runtime's own glob semantics
 from charter.language import ast
 from charter.language.checked import ToolSig
 from charter.language.source import Diagnostic, Span
 from charter.language.suggest import closest, did_you_mean
 from charter.language.types import ANY, FieldT, RecordT, Type
+from charter.stdlib.globs import name_matches
 
 #: shown in messages; more tools than this are summarised as "and N more"
 _NAMED = 3

@@ -113,7 +113,7 @@ def join(a: Type, b: Type) -> Type:
 
 
 def runtime_tag(t: Type) -> str:
-    """The name of the run-time check for values of this type (see charter.runtime.values)."""
+    """The name of the run-time check for values of this type (see charter.stdlib.values)."""
     if isinstance(t, Prim):
         return {"decimal": "num", "int": "int", "str": "str", "bool": "bool", "time": "time",
                 "duration": "dur"}.get(t.name, "any")

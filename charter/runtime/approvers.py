@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from charter.runtime.snapshot import Snapshot
+from charter.engine.support import approved_by, requester_ids
 
 __all__ = ["Directory", "IsMember", "approved_by", "directory", "requester_ids"]
 
@@ -46,19 +46,3 @@ def _load(path: Path) -> dict[str, list[str]]:
             isinstance(v, list) and all(type(p) is str for p in v) for v in data.values()):
         raise ValueError(f"{path}: expected a JSON object of group -> list of people")
     return data
-
-
-def requester_ids(req: Mapping[str, Any]) -> frozenset[str]:
-    """The ids of who asks for the action: `user.id` and `agent.id` when present."""
-    ids = set()
-    for part in ("user", "agent"):
-        value = req.get(part)
-        ident = value.get("id") if isinstance(value, dict) else None
-        if type(ident) is str and ident:
-            ids.add(ident)
-    return frozenset(ids)
-
-
-def approved_by(st: Snapshot | None, group: str, count: int) -> bool:
-    """`approved by COUNT of "group"`: valid grants from that many different people."""
-    return st is not None and len(st.approvers.get(group, ())) >= count

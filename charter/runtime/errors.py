@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from charter.runtime.decision import Decision
+from charter.engine.decision import Decision
 
 __all__ = ["ApprovalRequired", "Denied"]
 

@@ -20,18 +20,18 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from charter.engine.decision import Decision
 from charter.runtime import guard_tool
 from charter.runtime.approvals import Grant, mint_grant
 from charter.runtime.approvers import Directory, IsMember, directory
 from charter.runtime.audit import AuditLog
-from charter.runtime.decision import Decision
 from charter.runtime.guard_flow import Call, Flow, deny, session_id
 from charter.runtime.guard_lean import Runner, lean_runner
 from charter.runtime.guard_plan import GuardPlan
 from charter.runtime.guard_steps import Steps
 from charter.runtime.policy import STAGES, Policy
 from charter.runtime.state import MemoryStore, Store
-from charter.runtime.values import describe_error
+from charter.stdlib.values import describe_error
 
 __all__ = ["Guard"]
 

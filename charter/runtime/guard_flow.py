@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from charter.compiler import ir
-from charter.compiler.interpreter import Ctx, counter_key, evaluate
+from charter.engine import ir
+from charter.engine.combine import rule_reason
+from charter.engine.decision import Decision
+from charter.engine.interpreter import Ctx, counter_key, evaluate
+from charter.engine.snapshot import Snapshot
 from charter.runtime.approvals import (
     BAD_SIGNATURE,
     EXPIRED,
@@ -25,8 +28,6 @@ from charter.runtime.approvals import (
     verify_grant,
 )
 from charter.runtime.approvers import requester_ids
-from charter.runtime.combine import rule_reason
-from charter.runtime.decision import Decision
 from charter.runtime.guard_plan import (
     CHARGED_STAGES,
     NO_ESTIMATE,
@@ -36,7 +37,6 @@ from charter.runtime.guard_plan import (
     Needs,
     session_counter_id,
 )
-from charter.runtime.snapshot import Snapshot
 from charter.runtime.state import (
     CounterRef,
     MemoryStore,
@@ -47,7 +47,7 @@ from charter.runtime.state import (
     StoreError,
 )
 from charter.runtime.state.base import to_units
-from charter.runtime.values import RequestError, check_int, check_num
+from charter.stdlib.values import RequestError, check_int, check_num
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from charter.runtime.decision import Decision
+from charter.engine.decision import Decision
+from charter.engine.snapshot import Snapshot
 from charter.runtime.guard_flow import (
     JSON_KEYS,
     NO_COUNTERS,
@@ -28,7 +29,6 @@ from charter.runtime.guard_flow import (
     units_of,
 )
 from charter.runtime.guard_plan import CHARGED_STAGES, MemoryPlan, Needs
-from charter.runtime.snapshot import Snapshot
 from charter.runtime.state import MemoryStore, StoreError
 
 if TYPE_CHECKING:

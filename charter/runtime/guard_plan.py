@@ -13,8 +13,8 @@ from typing import Final, Literal
 
 import msgspec
 
-from charter.compiler import ir
-from charter.compiler.plan import Plan, target_matches
+from charter.engine import ir
+from charter.engine.plan import Plan, target_matches
 from charter.runtime.state.base import to_units
 
 __all__ = ["CHARGED_STAGES", "NO_ESTIMATE", "SESSION_COUNTS", "CounterUse", "GuardPlan",

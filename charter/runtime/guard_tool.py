@@ -16,7 +16,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from charter.runtime.decision import Decision
+from charter.engine.decision import Decision
 from charter.runtime.errors import ApprovalRequired, Denied
 
 if TYPE_CHECKING:

@@ -11,16 +11,15 @@ from typing import Any
 
 import msgspec
 
-from charter.compiler import ir
-from charter.compiler.codegen import Bucket, generate
-from charter.compiler.interpreter import Ctx, eval_rule, read_path
-from charter.compiler.plan import Plan
-from charter.runtime import redactor
-from charter.runtime.combine import combine, malformed
-from charter.runtime.decision import Decision, PolicyInfo, Redaction
-from charter.runtime.matching import PolicyMatchers, used_matchers
-from charter.runtime.snapshot import Snapshot
-from charter.runtime.values import CHECKS, RequestError, describe, describe_error
+from charter.engine import ir, redactor
+from charter.engine.combine import combine, malformed
+from charter.engine.decision import Decision, PolicyInfo, Redaction
+from charter.engine.emit import Bucket, generate
+from charter.engine.interpreter import Ctx, eval_rule, read_path
+from charter.engine.matching import PolicyMatchers, used_matchers
+from charter.engine.plan import Plan
+from charter.engine.snapshot import Snapshot
+from charter.stdlib.values import CHECKS, RequestError, describe, describe_error
 
 STAGES = frozenset({"tool_call", "tool_result", "model_input", "model_output"})
 TOOL_STAGES = frozenset({"tool_call", "tool_result"})

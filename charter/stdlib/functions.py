@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from charter.runtime.values import to_time
 from charter.stdlib.urls import cidr_contains, domain_of, url_host
+from charter.stdlib.values import to_time
 
 
 @dataclass(frozen=True, slots=True)

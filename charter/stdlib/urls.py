@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from ada_url import URL, HostType
 
-from charter.runtime.values import describe
+from charter.stdlib.values import describe
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

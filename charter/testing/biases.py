@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from charter.compiler import ir
+from charter.engine import ir
 
 CENT = Decimal("0.01")
 # Text that the stdlib detectors recognise, so `contains pii.card` can come true.

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from charter.compiler import ir
+from charter.engine import ir
 from charter.language import ast
 from charter.testing.biases import children
 

@@ -8,8 +8,8 @@ substring of one of the decision's reasons or warnings. `expect not X ...` holds
 
 from __future__ import annotations
 
+from charter.engine.decision import Decision
 from charter.language import ast
-from charter.runtime.decision import Decision
 from charter.testing import render
 
 

@@ -14,17 +14,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from charter.compiler import ir
-from charter.compiler.interpreter import counter_key as key_of
-from charter.compiler.plan import name_matches
+from charter.engine import ir
+from charter.engine.interpreter import counter_key as key_of
+from charter.engine.snapshot import Snapshot
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
 from charter.language.context import AGENT, ESTIMATE, SESSION, USER
 from charter.language.source import Diagnostic
 from charter.language.suggest import did_you_mean
 from charter.language.types import ANY, STR, TIME, ListT, MapT, RecordT
-from charter.runtime.snapshot import Snapshot
-from charter.runtime.values import RequestError
+from charter.stdlib.globs import name_matches
+from charter.stdlib.values import RequestError
 from charter.testing.literals import TYPE_ERROR, LiteralReader, is_time
 
 UNKNOWN_FIXTURE = "CH0408"

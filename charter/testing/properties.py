@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from charter.compiler import ir
-from charter.compiler.interpreter import Ctx, eval_rule
-from charter.compiler.plan import name_matches
+from charter.engine import ir
+from charter.engine.decision import Decision
+from charter.engine.interpreter import Ctx, eval_rule
+from charter.engine.snapshot import Snapshot
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
 from charter.language.types import Type
-from charter.runtime.decision import Decision
 from charter.runtime.policy import Policy
-from charter.runtime.snapshot import Snapshot
+from charter.stdlib.globs import name_matches
 from charter.testing.biases import Biases
 from charter.testing.expectations import holds
 from charter.testing.scenario import args_type

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from charter.compiler import ir
+from charter.engine import ir
+from charter.engine.snapshot import Snapshot
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
 from charter.language.source import Diagnostic
 from charter.language.suggest import did_you_mean
 from charter.language.types import ANY, FieldT, MapT, RecordT, Type
-from charter.runtime.snapshot import Snapshot
 from charter.testing.givens import (
     ANY_GROUP,
     FIXED_NOW,
@@ -153,6 +153,6 @@ def _check_tool(call: ast.TestCall, checked: CheckedPolicy, policy: ir.Policy,
 
 
 def _named_by_rules(tool: str, rules: Iterable[ir.Rule]) -> bool:
-    from charter.compiler.plan import name_matches
+    from charter.stdlib.globs import name_matches
 
     return any(name_matches(n, tool) for r in rules for t in r.targets for n in t.names)

@@ -27,8 +27,8 @@ from typing import Any
 import re2
 from hypothesis import strategies as st
 
-from charter.compiler import ir
-from charter.runtime.support import glob_parts
+from charter.engine import ir
+from charter.engine.support import glob_parts
 
 Number = int | Decimal
 _TEXT = st.text(st.characters(codec="ascii", categories=("L", "N", "P", "Zs")), max_size=6)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.engine.decision import Decision
 from charter.language import ast
 from charter.language.source import Diagnostic
 from charter.runtime.approvals import Grant
-from charter.runtime.decision import Decision
 from charter.runtime.guard import Guard
 from charter.runtime.policy import Policy
 from charter.runtime.state import MemoryStore

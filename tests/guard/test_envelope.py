@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import charter
+from charter.engine.decision import Decision
 from charter.runtime.audit import AuditLog, read
-from charter.runtime.decision import Decision
 from charter.runtime.guard_steps import BASE, CALLS
 from charter.runtime.state import CounterRef, StateQuery, Store
 

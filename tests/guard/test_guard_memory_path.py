@@ -13,7 +13,7 @@ import pytest
 
 import charter
 from charter import Guard
-from charter.compiler import ir
+from charter.engine import ir
 from charter.runtime.guard_flow import reservation_text
 from charter.runtime.guard_plan import _limit_tests_only
 from charter.runtime.state import CounterRef, MemoryStore, Reservation, StateQuery

@@ -17,15 +17,16 @@ import pytest
 
 import charter
 from charter import Policy
-from charter.compiler import codegen, ir
 from charter.compiler.pipeline import compile_sources
+from charter.engine import emit as codegen
+from charter.engine import ir
 from charter.language.source import Source
 
 REQ = {"tool": "a", "args": {"x": 1}}
 
 
 def _emit_error() -> type[Exception]:
-    from charter.compiler.emitcheck import EmitError  # imported late: main had no such module
+    from charter.engine.emitcheck import EmitError  # imported late: main had no such module
 
     return EmitError
 
@@ -160,7 +161,7 @@ def test_an_emitter_bug_is_caught_by_the_source_check(monkeypatch: pytest.Monkey
     "    return 0",  # one statement more than planned
 ])
 def test_source_check_rejects_what_the_emitter_does_not_write(extra: str) -> None:
-    from charter.compiler import emitcheck
+    from charter.engine import emitcheck
 
     good = "def bucket(req, st, name, tags, stage):\n    m = 0\n    if req:\n        m |= 1\n"
     emitcheck.verify(good + "    return m\n", "bucket", [], [], 1)

@@ -18,8 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 import charter
-from charter.compiler import codegen, ir
-from charter.compiler.interpreter import Ctx, evaluate
+from charter.engine import emit as codegen
+from charter.engine import ir
+from charter.engine.interpreter import Ctx, evaluate
 
 MAX = 100  # charter.language.limits.MAX_DEPTH, spelled out: main had no such module
 CALL = {"tool": "a", "args": {"x": 1, "l": [1]}}

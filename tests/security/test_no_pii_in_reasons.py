@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 import charter
+from charter.engine.decision import Decision
 from charter.runtime import audit
 from charter.runtime.audit import AuditLog
-from charter.runtime.decision import Decision
 
 EMAIL = "alice.smith@example.com"
 CARD = "4111111111111111"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import charter
-from charter.runtime import support
+from charter.engine import support
 
 POLICIES = [
     f'policy "shapes"\nuse pii\ndefault {default}\n'

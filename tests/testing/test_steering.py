@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charter.compiler import ir
+from charter.engine import ir
 from charter.testing.session import run
 from charter.testing.steering import simple_regex, steer
 

@@ -6,8 +6,8 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from charter.runtime.decision import Decision
-    from charter.runtime.matching import PolicyMatchers
+    from charter.engine.decision import Decision
+    from charter.engine.matching import PolicyMatchers
 
 _MATCHERS: weakref.WeakValueDictionary[str, PolicyMatchers] = weakref.WeakValueDictionary()
 

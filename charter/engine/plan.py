@@ -9,36 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any
 
-import re2
-
-from charter.compiler import ir
-
-
-@lru_cache(maxsize=8192)
-def glob_regex(glob: str) -> Any:
-    """Tool-name globs: `*` within one dot-separated segment, `**` across segments."""
-    out = []
-    i = 0
-    while i < len(glob):
-        if glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^.]*")
-            i += 1
-        else:
-            out.append(re2.escape(glob[i]))
-            i += 1
-    return re2.compile("".join(out))
-
-
-def name_matches(pattern: str, name: str) -> bool:
-    if "*" not in pattern:
-        return pattern == name
-    return glob_regex(pattern).fullmatch(name) is not None
+from charter.engine import ir
+from charter.stdlib.globs import name_matches
 
 
 def target_matches(t: ir.Target, name: str, tags: Sequence[str]) -> bool:

@@ -14,9 +14,9 @@ from typing import Any
 
 import re2
 
-from charter.runtime.operators import eq, key
-from charter.runtime.snapshot import Snapshot
-from charter.runtime.values import check_any, check_str, now_utc, to_time, type_name
+from charter.engine.operators import eq, key
+from charter.engine.snapshot import Snapshot
+from charter.stdlib.values import check_any, check_str, now_utc, to_time, type_name
 
 _MISSING = object()
 
@@ -197,3 +197,19 @@ def make_set(*items: object) -> frozenset[object]:
 
 def make_list(*items: object) -> tuple[object, ...]:
     return items
+
+
+def requester_ids(req: Mapping[str, Any]) -> frozenset[str]:
+    """The ids of who asks for the action: `user.id` and `agent.id` when present."""
+    ids = set()
+    for part in ("user", "agent"):
+        value = req.get(part)
+        ident = value.get("id") if isinstance(value, dict) else None
+        if type(ident) is str and ident:
+            ids.add(ident)
+    return frozenset(ids)
+
+
+def approved_by(st: Snapshot | None, group: str, count: int) -> bool:
+    """`approved by COUNT of "group"`: valid grants from that many different people."""
+    return st is not None and len(st.approvers.get(group, ())) >= count

@@ -11,14 +11,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from charter.compiler import ir
-from charter.runtime import operators, support
-from charter.runtime.approvers import approved_by
-from charter.runtime.operators import ARITH, CMP
-from charter.runtime.snapshot import Snapshot
-from charter.runtime.strict import strict_args
-from charter.runtime.values import CHECKS, RequestError, describe, type_name
+from charter.engine import ir, operators, support
+from charter.engine.operators import ARITH, CMP
+from charter.engine.snapshot import Snapshot
+from charter.engine.strict import strict_args
+from charter.engine.support import approved_by
 from charter.stdlib.functions import FUNCTIONS
+from charter.stdlib.values import CHECKS, RequestError, describe, type_name
 
 
 class Ctx:

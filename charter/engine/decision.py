@@ -54,7 +54,7 @@ class Decision(msgspec.Struct, frozen=True):
     def redact(self, value: Any, field: str | None = None) -> Any:
         """`value` with every redaction of this decision applied (those for `field` only,
         when given). Structure is preserved; matches become typed placeholders."""
-        from charter.runtime.redactor import apply_redactions
+        from charter.engine.redactor import apply_redactions
 
         return apply_redactions(self, value, field)
 

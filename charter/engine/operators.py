@@ -34,7 +34,7 @@ from decimal import (
 from fractions import Fraction
 from typing import Any
 
-from charter.runtime.values import float_to_decimal
+from charter.stdlib.values import float_to_decimal
 
 # Arithmetic results: at most RESULT_DIGITS significant digits, magnitude below
 # 10**RESULT_DIGITS, nothing finer than 10**-RESULT_DIGITS. This bounds the work of any

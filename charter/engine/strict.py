@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from charter.runtime.values import CHECKS, RequestError, type_name
+from charter.stdlib.values import CHECKS, RequestError, type_name
 
 
 def strict_args(req: Any, tool: str, params: Sequence[tuple[str, str, bool]]) -> bool:

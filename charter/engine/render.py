@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from charter.compiler import ir
+from charter.engine import ir
 
 
 def render_value(v: object) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from charter.compiler import ir
-from charter.runtime.decision import Decision, PolicyInfo, Redaction, ShadowHit
-from charter.runtime.snapshot import Snapshot
+from charter.engine import ir
+from charter.engine.decision import Decision, PolicyInfo, Redaction, ShadowHit
+from charter.engine.snapshot import Snapshot
 
 Outcome = bool | str  # matched / not matched, or a request error's text
 

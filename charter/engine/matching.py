@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from charter.compiler import ir
-from charter.runtime.values import RequestError
+from charter.engine import ir
+from charter.stdlib.values import RequestError
 
 
 class PolicyMatchers:

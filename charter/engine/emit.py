@@ -9,7 +9,7 @@ interpreter by tests.
 Only values from the checked IR reach the source: literals are emitted with `repr` (str,
 int, bool) or hoisted into the function's namespace; names (checks, functions, operators) are
 looked up in fixed tables first; no policy text is ever pasted in. Before the source is
-compiled, `charter.compiler.emitcheck` parses it back and checks that it holds exactly the
+compiled, `charter.engine.emitcheck` parses it back and checks that it holds exactly the
 statements, names and attributes the emitter writes, so an emitter bug fails closed (an
 `EmitError`) instead of running. A condition nested too deeply for Python's parser is
 evaluated by the reference interpreter from the generated function instead of inline.
@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from charter.compiler import emitcheck, ir
-from charter.compiler.emitcheck import EmitError
-from charter.compiler.interpreter import holds
-from charter.compiler.kinds import NUM, kind, plain_cmp, plain_in
-from charter.runtime import operators, support
-from charter.runtime.approvers import approved_by
-from charter.runtime.strict import strict_args
-from charter.runtime.values import (
+from charter.engine import emitcheck, ir, operators, support
+from charter.engine.emitcheck import EmitError
+from charter.engine.interpreter import holds
+from charter.engine.kinds import NUM, kind, plain_cmp, plain_in
+from charter.engine.strict import strict_args
+from charter.engine.support import approved_by
+from charter.stdlib.functions import FUNCTIONS
+from charter.stdlib.values import (
     CHECKS,
     COST_FLOATS,
     FLOATS,
@@ -39,7 +39,6 @@ from charter.runtime.values import (
     MAX_NUMBER_DIGITS,
     PLAIN,
 )
-from charter.stdlib.functions import FUNCTIONS
 
 SIMPLE = (str, int, bool, type(None))
 _WORD = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]*\b")
@@ -68,7 +67,7 @@ def base_namespace(matchers: Any) -> dict[str, Any]:
     return ns
 
 
-# The language's operators (charter.runtime.operators) where Python's would differ, and
+# The language's operators (charter.engine.operators) where Python's would differ, and
 # exact decimal arithmetic on two numbers (the context's methods, no Python-level call).
 _CMP_FN = {"==": "_eq", "!=": "_ne", "<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
 _ARITH_FN = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}

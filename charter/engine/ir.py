@@ -28,7 +28,7 @@ class Const:
 @dataclass(frozen=True, slots=True)
 class Path:
     """A request field, e.g. root `args`, keys `("amount",)`; `check` is the run-time type check
-    (see charter.runtime.values.CHECKS); `text` names the field in error messages."""
+    (see charter.stdlib.values.CHECKS); `text` names the field in error messages."""
 
     root: str
     keys: tuple[str, ...]

@@ -1,7 +1,7 @@
 """The run-time kind of an IR expression's value, where the IR fixes it.
 
 Generated code writes `a == b`, `a < b` and `x in S` as Python operators only where Python's
-meaning is the language's (charter.runtime.operators): both sides of one known kind, so no
+meaning is the language's (charter.engine.operators): both sides of one known kind, so no
 bool meets a number and no float or container needs converting. Everywhere else it calls
 the operator functions the interpreter uses.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from charter.compiler import ir
+from charter.engine import ir
 from charter.stdlib.functions import FUNCTIONS
 
 NUM, STR, BOOL, TIME, DUR = "num", "str", "bool", "time", "dur"
