@@ -21,24 +21,24 @@ import ast as pyast
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from charter.engine import emitcheck, ir, operators, support
 from charter.engine.emitcheck import EmitError
-from charter.engine.interpreter import holds
 from charter.engine.kinds import NUM, kind, plain_cmp, plain_in
-from charter.engine.strict import strict_args
-from charter.engine.support import approved_by
-from charter.stdlib.functions import FUNCTIONS
-from charter.stdlib.values import (
-    CHECKS,
-    COST_FLOATS,
-    FLOATS,
-    INT_BOUND,
-    MAX_NUMBER_DIGITS,
-    PLAIN,
+from charter.engine.ops import (
+    ARITH_FN,
+    CMP_FN,
+    EXACT_CLASS,
+    EXACT_FN,
+    INLINE_CHECK,
+    INLINE_OK,
+    NUM_OK,
+    NUMERIC,
+    namespace,
 )
+from charter.stdlib.functions import FUNCTIONS
+from charter.stdlib.values import CHECKS, MAX_NUMBER_DIGITS
 
 SIMPLE = (str, int, bool, type(None))
 _WORD = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]*\b")
@@ -52,49 +52,6 @@ KINDS = {"allow", "deny", "warn", "require_approval", "redact", "label"}
 MAX_INLINE_DEPTH = 60
 
 
-def base_namespace(matchers: Any) -> dict[str, Any]:
-    ns: dict[str, Any] = {f"C_{k}": v for k, v in CHECKS.items()}
-    ns.update({f"F_{k}": f.impl for k, f in FUNCTIONS.items()})
-    ns.update(
-        _index=support.index, _now=support.now_of, _has=support.has,
-        _labels=support.labels,
-        _approved=support.approved, _previously=support.previously,
-        _mkset=support.make_set, _mklist=support.make_list, M=matchers,
-        _strict_args=strict_args, _approved_by=approved_by,
-        _scanf=_scan_cached, _Decimal=Decimal, _F=FLOATS, _holds=holds,
-    )
-    ns.update(_OPS)
-    return ns
-
-
-# The language's operators (charter.engine.operators) where Python's would differ, and
-# exact decimal arithmetic on two numbers (the context's methods, no Python-level call).
-_CMP_FN = {"==": "_eq", "!=": "_ne", "<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
-_ARITH_FN = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}
-_EXACT_FN = {"+": "_xadd", "-": "_xsub", "*": "_xmul", "/": "_div"}
-_OPS: dict[str, Any] = {
-    **{name: operators.CMP[op] for op, name in _CMP_FN.items()},
-    **{name: operators.ARITH[op] for op, name in _ARITH_FN.items()},
-    "_xadd": operators.EXACT.add, "_xsub": operators.EXACT.subtract,
-    "_xmul": operators.EXACT.multiply, "_neg": operators.neg, "_member": operators.member,
-    "_IB": INT_BOUND, "_NIB": -INT_BOUND, "_PLAIN": PLAIN, "_FC": COST_FLOATS,
-}
-
-
-# Run-time checks that pass exactly when the value is of one built-in class, and then return
-# the value itself: generated code tests the class inline and only calls the check otherwise.
-_EXACT_CLASS = {"coll": "list", "map": "dict", "str": "str", "bool": "bool", "int": "int"}
-_INLINE_OK = {check: f"{{v}}.__class__ is {cls}" for check, cls in _EXACT_CLASS.items()}
-_INLINE_CHECK = {check: f"{{v}}.__class__ is not {cls}" for check, cls in _EXACT_CLASS.items()}
-# Numbers pass inline only when the check would return them unchanged: an int or a finite
-# Decimal within range (a float is looked up in the memo of converted floats).
-_INT_OK = "({v}.__class__ is int and _NIB < {v} < _IB)"
-_NUM_OK = (f"({_INT_OK} or ({{v}}.__class__ is _Decimal and {{v}}.is_finite() "
-           f"and {{v}}.adjusted() < {MAX_NUMBER_DIGITS}))")
-_INLINE_OK["int"] = _INT_OK
-_INLINE_OK["any"] = "{v}.__class__ in _PLAIN"
-_NUMERIC = {"num": ("num", False), "cost": ("num", True), "int": ("int", False),
-            "count": ("int", True)}  # check -> (base check, never negative)
 _SESSION_ID = ir.Path("session", ("id",), "str", "session.id")
 
 
@@ -147,14 +104,6 @@ def always_evaluated(e: ir.Expr) -> list[ir.Path]:
     return []
 
 
-def _scan_cached(matchers: Any, cache: dict[str, frozenset[str]], field: str,
-                 value: object) -> frozenset[str]:
-    found = cache.get(field)
-    if found is None:
-        found = cache[field] = matchers.scan(value)
-    return found
-
-
 @dataclass(frozen=True)
 class Bucket:
     """Generated code for one set of candidate rules."""
@@ -205,7 +154,7 @@ class Emitter:
             # if the typed read fails, the interpreter decides anyway.
             twin = next((q for q in self.hoisted if q.root == p.root and q.keys == p.keys
                          and p.check == "any" and (
-                             q.check in _EXACT_CLASS or q.check in _NUMERIC)), None)
+                             q.check in EXACT_CLASS or q.check in NUMERIC)), None)
             if twin is not None:
                 self.hoisted[p] = self.hoisted[twin]
                 twin_kind = kind(twin)
@@ -215,8 +164,8 @@ class Emitter:
             var = f"v{len(self.hoisted)}"
             raw = self.path(p)
             self.prelude.append(f"{var} = {raw}")
-            check = _INLINE_CHECK.get(p.check)
-            if p.check in _NUMERIC:
+            check = INLINE_CHECK.get(p.check)
+            if p.check in NUMERIC:
                 self.prelude.extend(_numeric_read(var, p.check))
             elif p.check == "any":
                 self.prelude.append(f"if {var}.__class__ not in _PLAIN: "
@@ -247,9 +196,9 @@ class Emitter:
             raw = self.path(e)
             if _special(e):
                 return raw
-            ok = _INLINE_OK.get(e.check)
+            ok = INLINE_OK.get(e.check)
             if e.check == "num":
-                ok = _NUM_OK
+                ok = NUM_OK
             if ok is not None:  # the first use assigns `t`, the rest read it
                 first = ok.replace("{v}", f"(t := {raw})", 1).replace("{v}", "t")
                 return f"(t if {first} else {_check(e.check)}(t))"
@@ -263,7 +212,7 @@ class Emitter:
             op = _pick(e.op, CMP_OPS)
             if plain_cmp(e, self.kinds):
                 return f"({self.expr(e.left)} {op} {self.expr(e.right)})"
-            return f"{_CMP_FN[op]}({self.expr(e.left)}, {self.expr(e.right)})"
+            return f"{CMP_FN[op]}({self.expr(e.left)}, {self.expr(e.right)})"
         if isinstance(e, ir.Arith):
             if isinstance(e.left, ir.Const) and isinstance(e.right, ir.Const):
                 try:  # `1 + fee_rate`: the interpreter's operator, once, at generation time
@@ -271,7 +220,7 @@ class Emitter:
                 except (TypeError, ArithmeticError):
                     pass  # left to run time, where the interpreter reports it
             both = kind(e.left, self.kinds) == NUM and kind(e.right, self.kinds) == NUM
-            fn = (_EXACT_FN if both else _ARITH_FN)[e.op]
+            fn = (EXACT_FN if both else ARITH_FN)[e.op]
             if e.op == "+" and isinstance(e.right, ir.Estimate):
                 # `used + estimate`: most requests carry no estimate; skip the addition.
                 # Its own local: `left` may assign `t` between the test and the use.
@@ -380,7 +329,7 @@ def _numeric_read(var: str, check: str) -> list[str]:
     """Prelude lines checking a hoisted numeric read: inline for an int or a finite Decimal
     in range (and not negative, for usage), the memo of converted floats for a float, else
     the check function, which converts or raises."""
-    base, unsigned = _NUMERIC[check]
+    base, unsigned = NUMERIC[check]
     low = "0 <=" if unsigned else "_NIB <"
     fix = f"{var} = C_{check}({var})"
     lines = [f"if {var}.__class__ is int:", f"    if not {low} {var} < _IB: {fix}"]
@@ -413,7 +362,7 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
 
     Raises `EmitError` if the source fails its check (a bug in the emitter, or an IR that
     did not come from the checker, such as a tampered saved policy)."""
-    ns = base_namespace(matchers)
+    ns = namespace(matchers)
     out = _emit(rules, ns, name)
     if out is None:
         return Bucket(tuple(rules), _base_mask(rules), None, "", {})
@@ -432,7 +381,7 @@ def check_rules(rules: Sequence[ir.Rule]) -> None:
     The compiler calls this on every rule so that a policy whose generated code would fail
     is rejected when it is compiled, not denied at every decision. Raises `EmitError`,
     `SyntaxError`, `ValueError` or `RecursionError` on failure."""
-    out = _emit(rules, base_namespace(None), "bucket", verify=False)
+    out = _emit(rules, namespace(None), "bucket", verify=False)
     if out is not None:
         compile(out.source, "<charter:check>", "exec", dont_inherit=True)
 
