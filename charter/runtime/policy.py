@@ -338,7 +338,9 @@ class Policy:
                 entry.approval_mask |= 1 << bit
         if len(self._entries) < MAX_KEYS:
             self._entries[key] = entry
-            if not req_tags:
+            # Not the toolless entry of a model stage (name ""): the fast path looks up the
+            # name a request sends, and `"tool": ""` or `{"name": ""}` is malformed.
+            if not req_tags and name:
                 self._fast.setdefault(stage, {})[name] = entry
         return entry
 
