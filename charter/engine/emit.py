@@ -143,6 +143,8 @@ class Emitter:
                 var = f"r_{len(self.root_vars)}"
                 self.root_vars[root] = var
                 self.prelude.append(f"{var} = req[{self.const(root)}]")
+                # As `_exact_dict`, once: a root that is not exactly a dict reads as None.
+                self.prelude.append(f"if {var}.__class__ is not dict: {var} = None")
         for p in paths:
             if p.root == "now" and not p.keys and p not in self.hoisted:
                 self.prelude.append("v_now = _now(req)")
@@ -319,10 +321,19 @@ class Emitter:
             return "stage"
         if p.root == "now" and not p.keys:
             return "v_now"  # read once per decision, in the prelude (see `generate`)
-        out = self.root_vars.get(p.root) or f"req[{self.const(p.root)}]"
-        for key in p.keys:
-            out += f"[{self.const(key)}]"
+        hoisted = self.root_vars.get(p.root)  # checked once, where it is hoisted
+        out = hoisted or f"req[{self.const(p.root)}]"
+        for i, key in enumerate(p.keys):
+            out = f"{out if i == 0 and hoisted else _exact_dict(out)}[{self.const(key)}]"
         return out
+
+
+def _exact_dict(value: str) -> str:
+    """`value` if it is exactly a dict, else None, whose subscript raises: a field is read
+    through `[]` only where the interpreter would read the same (it looks a key up with `in`
+    in a dict, never through a subclass's `__missing__`, and finds nothing in other
+    mappings), and the request is not changed (a `defaultdict` would gain the key)."""
+    return f"(t if (t := {value}).__class__ is dict else None)"
 
 
 def _numeric_read(var: str, check: str) -> list[str]:

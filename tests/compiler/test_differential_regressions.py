@@ -6,6 +6,8 @@ every decision of `decide` must equal the interpreter's."""
 
 from __future__ import annotations
 
+import collections
+import types
 from typing import Any
 
 import pytest
@@ -26,6 +28,25 @@ CASES: dict[str, tuple[str, list[tuple[Any, Snapshot | None]]]] = {
          ({"stage": "model_output", "output": "x"}, None),
          ({"stage": "model_output", "tool": {"name": "", "server": "s"}}, None)],
     ),
+    # Generated code read nested fields with `[]`: through a `defaultdict`'s or `Counter`'s
+    # `__missing__` (a missing field read as 0, and the defaultdict gained the key) and
+    # through mappings that are not dicts, where the interpreter finds no field.
+    "nested mappings that are not plain dicts": (
+        'tool "pay.send" (amount: decimal, limit?: int, meta?: map<str, any>)\n'
+        'allow tool "pay.send" when args.amount < 10\n'
+        "deny when args.limit > 3\n"
+        'deny when agent.team == "x"\nwarn when agent.env == "prod" because "prod"\n'
+        "deny tool \"pay.send\" when args.meta.owner.id > 3\n",
+        [({"tool": "pay.send", "args": collections.defaultdict(int, {"amount": 5})}, None),
+         ({"tool": "pay.send", "args": collections.Counter({"amount": 5})}, None),
+         ({"tool": "pay.send", "args": types.MappingProxyType({"amount": 5, "limit": 9})},
+          None),
+         ({"tool": "pay.send", "args": collections.OrderedDict(amount=5, limit=1)}, None),
+         ({"tool": "pay.send", "args": {"amount": 5},
+           "agent": collections.defaultdict(str, {"env": "prod"})}, None),
+         ({"tool": "pay.send", "args": {"amount": 5, "meta": {
+             "owner": collections.defaultdict(int)}}}, None)],
+    ),
 }
 
 
@@ -34,6 +55,8 @@ def test_compiled_equals_reference_on_past_disagreements(name: str) -> None:
     body, requests = CASES[name]
     policy = charter.compile(HEADER + body)
     for req, snap in requests:
+        before = repr(req)
         reference = policy.interpret(req, snap)
-        assert policy.decide(req, snap) == reference, (req, snap)
-        assert policy.decide(req, snap).to_json() == reference.to_json(), (req, snap)
+        assert policy.decide(req, snap) == reference, (before, snap)
+        assert policy.decide(req, snap).to_json() == reference.to_json(), (before, snap)
+        assert repr(req) == before, "deciding changed the request"
