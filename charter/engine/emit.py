@@ -53,6 +53,7 @@ MAX_INLINE_DEPTH = 60
 
 
 _SESSION_ID = ir.Path("session", ("id",), "str", "session.id")
+_CONVERTS_TO_INT = frozenset({"int", "count"})  # checks that turn an integral decimal into int
 
 
 def _inline_like(glob: str, value: str, const: Any) -> str | None:
@@ -152,10 +153,11 @@ class Emitter:
             if p in self.hoisted or _special(p):
                 continue
             # A field read untyped where a typed read of it exists: reuse the typed read
-            # when it yields what the untyped read would (an equal number, for numbers);
-            # if the typed read fails, the interpreter decides anyway.
+            # when it yields the very value the untyped read would; if the typed read
+            # fails, the interpreter decides anyway. Not an int read: it makes 1.0 the int
+            # 1, which an untyped read keeps a decimal (and `steps[x]` takes only an int).
             twin = next((q for q in self.hoisted if q.root == p.root and q.keys == p.keys
-                         and p.check == "any" and (
+                         and p.check == "any" and q.check not in _CONVERTS_TO_INT and (
                              q.check in EXACT_CLASS or q.check in NUMERIC)), None)
             if twin is not None:
                 self.hoisted[p] = self.hoisted[twin]

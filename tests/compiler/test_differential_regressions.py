@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import types
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -46,6 +47,18 @@ CASES: dict[str, tuple[str, list[tuple[Any, Snapshot | None]]]] = {
            "agent": collections.defaultdict(str, {"env": "prod"})}, None),
          ({"tool": "pay.send", "args": {"amount": 5, "meta": {
              "owner": collections.defaultdict(int)}}}, None)],
+    ),
+    # An untyped read (`args["count"]`) reused a typed int read of the same field, which
+    # turns 1.0 into the int 1: `steps[args["count"]]` then found an item where the
+    # interpreter, reading the decimal 1.0, finds no index (a request error).
+    "untyped read of a field declared int": (
+        "const steps = [10, 20, 30]\n"
+        'tool "pay.send" (amount: decimal, count?: int)\n'
+        'warn tool "pay.send" when args.count > 0 because "typed"\n'
+        'warn when args["count"] * 2 == 2 because "untyped"\n'
+        'allow when steps[args["count"]] == 20\n',
+        [({"tool": "pay.send", "args": {"count": c, "amount": 1}}, None)
+         for c in (1, 1.0, Decimal("1.0"), Decimal("1"), Decimal("1E+0"))],
     ),
 }
 
