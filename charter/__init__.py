@@ -60,13 +60,17 @@ def compile(text: str, name: str = "policy.agentpolicy") -> Policy:  # noqa: A00
 
 
 def load(path: str | Path) -> Policy:
-    """Compile a `.agentpolicy` file, or every such file of a directory (tests excluded)."""
-    from charter.compiler.pipeline import compile_sources, policy_files, read_sources
+    """Compile a `.agentpolicy` file, or the policy files directly in a directory (tests
+    excluded; subdirectories are policies of their own, as for `charter eval`)."""
+    from charter.compiler.pipeline import compile_sources, read_sources
+    from charter.compiler.sources import discover, unit_dirs
     from charter.runtime.policy import Policy
 
-    files = policy_files(path)
+    files = discover(path)
     if not files:
-        raise FileNotFoundError(f"no .agentpolicy files in {path}")
+        inner = [str(d) for d in unit_dirs(path) if Path(d) != Path(path)]
+        hint = f" (subdirectories are policies of their own: {', '.join(inner[:3])})" * bool(inner)
+        raise FileNotFoundError(f"no .agentpolicy files in {path}{hint}")
     return Policy(compile_sources(read_sources(files)).raise_for_errors())
 
 

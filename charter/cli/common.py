@@ -34,14 +34,15 @@ def policy_units(path: Path) -> Iterator[list[Path]]:
 
 def load_policy(path_text: str) -> Policy:
     """A policy from source (file or directory) or a file saved by `charter compile`."""
-    from charter.compiler.pipeline import compile_sources, policy_files, read_sources
+    from charter.compiler.pipeline import compile_sources, read_sources
+    from charter.compiler.sources import discover
 
     path = Path(path_text)
     if path.is_file() and path.read_bytes()[: len(SAVE_MAGIC)] == SAVE_MAGIC:
         return Policy.load_compiled(path)
     if not path.exists():
         fail(f"{path}: no such file or directory")
-    files = [f for f in policy_files(path) if path.is_file() or f.parent == path]
+    files = discover(path)
     if not files:
         fail(f"{path}: no .agentpolicy files")
     comp = compile_sources(read_sources(files))

@@ -21,10 +21,11 @@ STAGES = ("ast", "check", "ir", "plan", "code")
 @click.option("--timings", is_flag=True, help="Print how long each stage took.")
 def compile_cmd(policy: Path, output: Path | None, dump: str | None, timings: bool) -> None:
     """Compile a policy; save it for `charter.load_compiled`, or dump a stage."""
-    from charter.compiler.pipeline import compile_sources, policy_files, read_sources
+    from charter.compiler.pipeline import compile_sources, read_sources
+    from charter.compiler.sources import discover
     from charter.runtime.policy import Policy
 
-    files = [f for f in policy_files(policy) if policy.is_file() or f.parent == policy]
+    files = discover(policy)
     if not files:
         fail(f"{policy}: no .agentpolicy files")
     comp = compile_sources(read_sources(files))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charter.compiler.lower import lower
+from charter.compiler.sources import SUFFIX, TEST_SUFFIX, discover, unit_dirs
 from charter.engine import ir as ir_mod
 from charter.engine.emit import check_rules
 from charter.engine.emitcheck import EmitError
@@ -18,8 +19,8 @@ from charter.language.checker import check
 from charter.language.parser import parse
 from charter.language.source import CompileError, Diagnostic, Source, Span
 
-SUFFIX = ".agentpolicy"
-TEST_SUFFIX = "_test.agentpolicy"
+__all__ = ["SUFFIX", "TEST_SUFFIX", "Compilation", "compile_sources", "policy_files",
+           "read_sources"]
 
 
 @dataclass
@@ -126,12 +127,11 @@ def _internal(span: Span, exc: Exception) -> Diagnostic:
 
 
 def policy_files(path: str | Path, include_tests: bool = False) -> list[Path]:
-    """The `.agentpolicy` files of a file or directory (tests only when asked)."""
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    files = sorted(p.rglob(f"*{SUFFIX}"))
-    return [f for f in files if include_tests or not f.name.endswith(TEST_SUFFIX)]
+    """Every `.agentpolicy` file at or under `path`, directory by directory (tests only when
+    asked); a policy is one directory's files, see `charter.compiler.sources.discover`."""
+    if Path(path).is_file():
+        return [Path(path)]
+    return [f for d in unit_dirs(path) for f in discover(d, include_tests)]
 
 
 def read_sources(paths: Sequence[Path]) -> list[Source]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from charter.compiler.pipeline import SUFFIX, Compilation, compile_sources, policy_files
+from charter.compiler.pipeline import Compilation, compile_sources
+from charter.compiler.sources import discover, unit_dirs
 from charter.language.source import Source
 
 #: The text of a file of the unit (e.g. an editor's unsaved buffer), or None to leave it out.
@@ -26,7 +27,7 @@ def disk_text(path: Path) -> str:
 
 def unit_files(directory: Path) -> list[Path]:
     """The policy files directly in `directory`, tests included, sorted."""
-    return sorted(p for p in directory.glob(f"*{SUFFIX}") if p.is_file())
+    return discover(directory, include_tests=True)
 
 
 def units(path: Path) -> Iterator[list[Path]]:
@@ -34,7 +35,7 @@ def units(path: Path) -> Iterator[list[Path]]:
     if path.is_file():
         yield [path]
         return
-    for d in sorted({f.parent for f in policy_files(path, include_tests=True)}):
+    for d in unit_dirs(path):
         files = unit_files(d)
         if files:
             yield files

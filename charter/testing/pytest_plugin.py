@@ -59,11 +59,11 @@ class PolicyTestFile(pytest.File):
     """A test file compiled with its directory's policy."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from charter.compiler.pipeline import policy_files
+        from charter.compiler.sources import discover
         from charter.testing.suite import load
 
         here = self.path
-        files = [f for f in policy_files(here.parent) if f.parent == here.parent]
+        files = discover(here.parent)
         unit = load([*files, here], frozenset({str(here)}))
         if unit.errors or unit.policy is None:
             yield CompileErrorItem.from_parent(self, name="compile", unit=unit)

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charter.compiler.pipeline import (
-    SUFFIX,
     TEST_SUFFIX,
     Compilation,
     compile_sources,
-    policy_files,
     read_sources,
 )
+from charter.compiler.sources import discover as policy_of
+from charter.compiler.sources import unit_dirs
 from charter.language import ast
 from charter.language.source import Diagnostic, Span
 from charter.runtime.policy import Policy
@@ -78,11 +78,11 @@ def discover(paths: Iterable[Path]) -> list[tuple[list[Path], frozenset[str] | N
     units: dict[tuple[str, ...], frozenset[str] | None] = {}
     for path in paths:
         if path.is_dir():
-            for d in sorted({f.parent for f in path.rglob(f"*{SUFFIX}")}):
-                files = [f for f in policy_files(d, include_tests=True) if f.parent == d]
+            for d in unit_dirs(path):
+                files = policy_of(d, include_tests=True)
                 units[tuple(str(f) for f in files)] = None
         elif path.is_file() and is_test_file(path):
-            files = [f for f in policy_files(path.parent) if f.parent == path.parent]
+            files = policy_of(path.parent)
             units[tuple(str(f) for f in [*files, path])] = frozenset({str(path)})
         elif path.is_file():
             units[(str(path),)] = None
