@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import msgspec
-
 from charter.engine.decision import Decision
 from charter.runtime import guard_tool
 from charter.runtime.approvals import Grant, mint_grant
@@ -29,14 +27,14 @@ from charter.runtime.guard_flow import Call, Flow, deny, session_id
 from charter.runtime.guard_lean import Runner, lean_runner
 from charter.runtime.guard_plan import GuardPlan
 from charter.runtime.guard_steps import Steps
-from charter.runtime.policy import STAGES, Policy
+from charter.runtime.policy import Policy
+from charter.runtime.request import fast_key, read
 from charter.runtime.state import MemoryStore, Store
 from charter.stdlib.values import describe_error
 
 __all__ = ["Guard"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 _LOG = logging.getLogger("charter.guard")
 
 
@@ -96,30 +94,33 @@ class Guard:
         decision carries `decision.action` for `approve`. Never raises.
         """
         log = self.log
-        if log is None and type(request) is dict:
-            tool = request.get("tool")
-            if type(tool) is str:
-                kind = (request.get("stage", "tool_call"), tool)
-                if kind in self._lean:
-                    # The lean path: a call that needs no state costs one dict lookup over
-                    # decide().
-                    if not request.get("approvals"):
-                        decision = self.policy.decide(request)
-                        if decision.effect == "allow":
-                            return decision
-                elif self._memory and not request.get("approvals"):
-                    run = self._runners.get(kind) or self._runner(kind)
-                    if run is not None:
-                        try:
-                            return run(request)
-                        except Exception as err:  # noqa: BLE001 - nothing raises into the host
-                            return deny(self.policy, "internal error in the guard: "
-                                        + describe_error(err))
+        if log is None and type(request) is dict and (kind := fast_key(request)) is not None:
+            # A plain request (`request.fast_key`): a dict naming its tool without tags.
+            if kind in self._lean:
+                # The lean path: a call that needs no state costs one dict lookup over
+                # decide().
+                if not request.get("approvals"):
+                    decision = self.policy.decide(request)
+                    if decision.effect == "allow":
+                        return decision
+            elif self._memory and not request.get("approvals"):
+                run = self._runners.get(kind) or self._runner(kind)
+                if run is not None:
+                    try:
+                        return run(request)
+                    except Exception as err:  # noqa: BLE001 - nothing raises into the host
+                        return deny(self.policy, "internal error in the guard: "
+                                    + describe_error(err))
         start = time.perf_counter_ns() if log is not None else 0
         call: Call | None = None
         try:
-            call = self._call(request)
-            decision = self.policy.decide(request) if call is None else self._flow.run(call)
+            found = read(request, self.policy.info)
+            if isinstance(found, Decision):
+                decision = found  # malformed: the reason names the field
+            else:
+                needs = self.plan.needs(found.stage, found.name, found.tags)
+                call = Call(found.req, found.stage, found.name, needs)
+                decision = self._flow.run(call)
         except Exception as err:  # noqa: BLE001 - nothing raises into the host
             decision = deny(self.policy, f"internal error in the guard: {describe_error(err)}")
         if log is not None and not self._write_log(log, call, decision, start) and (
@@ -135,38 +136,6 @@ class Guard:
         store: MemoryStore = self.store  # type: ignore[assignment]  # `_memory` says so
         run = self._runners[kind] = lean_runner(self._flow, *kind, needs, needs.memory, store)
         return run
-
-    def _call(self, request: object) -> Call | None:
-        """The request, read; None when it is malformed (the policy then says why)."""
-        req: Any = request
-        if type(req) is not dict:
-            if isinstance(req, bytes | bytearray | memoryview | str):
-                try:
-                    req = _DECODER.decode(req)
-                except msgspec.DecodeError:
-                    return None
-            elif isinstance(req, Mapping):
-                req = dict(req)
-            if type(req) is not dict:
-                return None
-        stage = req.get("stage", "tool_call")
-        if stage not in STAGES:
-            return None
-        tool = req.get("tool")
-        tags: tuple[str, ...] = ()
-        if type(tool) is str:
-            name = tool
-        elif tool is None:
-            name = ""
-        elif isinstance(tool, dict) and type(tool.get("name")) is str:
-            name = tool["name"]
-            raw = tool.get("tags") or ()
-            if not isinstance(raw, list | tuple) or any(type(t) is not str for t in raw):
-                return None
-            tags = tuple(raw)
-        else:
-            return None
-        return Call(req, stage, name, self.plan.needs(stage, name, tags))
 
     # ── after the decision ───────────────────────────────────────────────────
 

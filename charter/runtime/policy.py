@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-import msgspec
 
 from charter.engine import ir, redactor
 from charter.engine.combine import combine, malformed
@@ -19,32 +16,46 @@ from charter.engine.interpreter import Ctx, eval_rule, read_path
 from charter.engine.matching import PolicyMatchers, used_matchers
 from charter.engine.plan import Plan
 from charter.engine.snapshot import Snapshot
-from charter.stdlib.values import CHECKS, RequestError, describe, describe_error
+from charter.runtime.request import STAGES, Call, read
+from charter.stdlib.values import CHECKS, RequestError, describe_error
 
-STAGES = frozenset({"tool_call", "tool_result", "model_input", "model_output"})
-TOOL_STAGES = frozenset({"tool_call", "tool_result"})
 MAX_KEYS = 4096  # distinct (stage, tool, tags) entries cached per policy
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 SAVE_MAGIC = b"CHARTER-POLICY-1\n"
 
 
 #: request fields a `redact ... in` reads whole, straight from the request
 _PAYLOADS = frozenset({"args", "result", "input", "output"})
+#: cached decisions per entry: by match mask, with grants, and with request errors
+MAX_DECISIONS = 256
+#: request errors longer than this (all of one decision's together) are not cached
+MAX_ERROR_TEXT = 2048
+#: the per-rule code of a rule the interpreter evaluates on the error path (see `_recover`)
+_INTERPRETED = object()
+
+Key = tuple[str, str, tuple[str, ...]]  # (stage, tool name or "", request tags)
+
 
 @dataclass(slots=True)
 class Entry:
-    """What one (stage, tool name, tags) resolves to, with its decisions by match mask."""
+    """What one (stage, tool name, request tags) resolves to, with its cached decisions."""
 
     bucket: Bucket
+    stage: str
+    name: str  # "" for a model request that names no tool
     tags: tuple[str, ...]  # request tags and declared tags
     what: str
-    cache: dict[int, Decision] = field(default_factory=dict)
+    cache: dict[int, Decision] = field(default_factory=dict)  # by match mask
     redact_mask: int = 0
     approval_mask: int = 0
     fn: Any = None  # bucket.fn, copied here to save an attribute hop on the hot path
     base_mask: int = 0
     cached: Any = None  # cache.get, bound once
     redacts: tuple[tuple[int, ir.Rule], ...] = ()  # (bit, rule) of the enforced redact rules
+    # (mask, approved groups) -> decision, for a state presenting grants
+    granted: dict[tuple[int, frozenset[str]], Decision] = field(default_factory=dict)
+    # rule outcomes (True, False or a request error's text) -> decision, on the error path
+    erring: dict[tuple[bool | str, ...], Decision] = field(default_factory=dict)
+    rule_code: tuple[Any, ...] | None = None  # per rule: its own code (see `_recover`)
 
 
 class Policy:
@@ -55,9 +66,15 @@ class Policy:
         self.info = PolicyInfo(policy.name, policy.version, policy.digest)
         self.plan = Plan(policy)
         self.matchers = PolicyMatchers(policy.matchers, used_matchers(policy))
-        self._entries: dict[tuple[str, str, tuple[str, ...]], Entry] = {}
+        self._entries: dict[Key, Entry] = {}
         self._buckets: dict[tuple[int, ...], Bucket] = {}
-        self._fast: dict[str, dict[str, Entry]] = {}
+        self._rule_code: dict[int, Any] = {}
+        # The fast path's tables, per stage: entries without request tags by tool name
+        # (None for a model request without a tool; never ""), and with request tags by
+        # name, then tags. Only what `read` accepted is ever put in them.
+        self._plain: dict[str, dict[str | None, Entry]] = {s: {} for s in STAGES}
+        self._tagged: dict[str, dict[str, dict[tuple[str, ...], Entry]]] = {
+            s: {} for s in STAGES}
         self.decide = self._fast_decide()  # type: ignore[method-assign]
         redactor.register(policy.digest, self.matchers)
 
@@ -85,109 +102,129 @@ class Policy:
 
     # ── deciding ─────────────────────────────────────────────────────────────
 
-    def decide(self, request: Mapping[str, Any] | bytes | str,
+    def decide(self, request: Call | Mapping[str, Any] | bytes | str,
                state: Snapshot | None = None) -> Decision:
-        """Decide one request (a dict, or JSON bytes/text). Never raises."""
+        """Decide one request (a dict, JSON bytes or text, or a `Call` from
+        `charter.runtime.request.read`). Never raises."""
         # Replaced per instance in __init__ by the closure from `_fast_decide`.
         return self._decide(request, state)
 
     def _fast_decide(self) -> Any:
-        """`decide` as a closure over this policy's tables: no attribute lookups on the path
-        of a dict request naming a tool already seen."""
-        fast = self._fast
-        slow = self._decide
-        interpret = self._interpret
-        finish = self._finish
-        info = self.info
+        """`decide` as a closure over this policy's tables.
 
-        tool_calls = fast.setdefault("tool_call", {})
+        A dict request whose tool is a name, or an object with a name, string tags and a
+        string server, is looked up in the tables without building a `Call`: the tests
+        below are `request.fast_key`'s, extended to tags, so a hit is a request `read`
+        accepts with the entry's key. Anything else, or a miss, takes `_decide`, which
+        reads the request with `read` (and fills the tables). Both end in `_run`, so what
+        is cached can only change how fast an answer comes, never the answer.
+        """
+        plain, tagged = self._plain, self._tagged
+        slow = self._decide
+        recover = self._recover
+        finish = self._finish
+        call_names = plain["tool_call"]
+        call_tags = tagged["tool_call"]
 
         def decide(request: Any, state: Snapshot | None = None) -> Decision:
             try:
-                if request.__class__ is dict:
+                if type(request) is dict:
+                    stage = request.get("stage")
+                    if stage is None or (type(stage) is str and stage == "tool_call"):
+                        stage = "tool_call"
+                        names = call_names
+                    elif type(stage) is str and stage in plain:
+                        names = plain[stage]
+                    else:
+                        return slow(request, state)
                     tool = request.get("tool")
-                    if tool.__class__ is dict and ((tags := tool.get("tags")) is None or (
-                            tags.__class__ is list and not tags)):
-                        tool = tool.get("name")  # {"name": ...} without tags: same entry
-                    # Only names `_tool_key` accepted have entries (never ""), so whatever
-                    # misses here takes the slow path, which says what is wrong.
-                    if tool.__class__ is str:
-                        stage = request.get("stage")
-                        if stage is None or (stage.__class__ is str and stage == "tool_call"):
-                            stage = "tool_call"
-                            entry = tool_calls.get(tool)
-                        elif stage.__class__ is str:
-                            by_tool = fast.get(stage)
-                            entry = by_tool.get(tool) if by_tool is not None else None
+                    entry: Entry | None = None
+                    if type(tool) is str or tool is None:
+                        entry = names.get(tool)
+                    elif type(tool) is dict:
+                        name = tool.get("name")
+                        server = tool.get("server")
+                        if type(name) is str and (server is None or type(server) is str):
+                            tags = tool.get("tags")
+                            if tags is None or (type(tags) is list and not tags):
+                                entry = names.get(name)
+                            elif type(tags) is list:
+                                for tag in tags:
+                                    if type(tag) is not str:
+                                        break
+                                else:
+                                    by_tags = (call_tags if names is call_names
+                                               else tagged[stage]).get(name)
+                                    if by_tags is not None:
+                                        entry = by_tags.get(tuple(tags))
+                    if entry is not None:
+                        fn = entry.fn
+                        if fn is None:
+                            mask = entry.base_mask
                         else:
-                            entry = None
-                        if entry is not None:
-                            fn = entry.fn
-                            if fn is None:
-                                mask = entry.base_mask
-                            else:
-                                try:
-                                    mask = fn(request, state, tool, entry.tags, stage)
-                                except Exception:  # noqa: BLE001 - the interpreter says why
-                                    return interpret(entry, request, state, tool, stage)
-                            if state is None or not state.approved_groups:
-                                # Masks with a redaction are cached only under -1 - mask, for
-                                # values with nothing to redact (see _finish), and
-                                # without grants the matched rules alone fix the decision.
-                                decision: Decision | None = entry.cached(mask)
-                                if decision is not None:
-                                    return decision
-                            return finish(entry, mask, request, state, tool, stage)
+                            try:
+                                mask = fn(request, state, entry.name, entry.tags, stage)
+                            except Exception:  # noqa: BLE001 - a rule errs: `_recover` says why
+                                return recover(entry, request, state)
+                        if state is None or not state.approved_groups:
+                            # Masks with a redaction are cached only under -1 - mask, for
+                            # values with nothing to redact (see _finish), and without
+                            # grants the matched rules alone fix the decision.
+                            decision: Decision | None = entry.cached(mask)
+                            if decision is not None:
+                                return decision
+                        return finish(entry, mask, request, state)
                 return slow(request, state)
-            except Exception as err:  # noqa: BLE001 - nothing raises into the host
-                return malformed(info, f"internal error while deciding: {describe_error(err)}")
+            except Exception:  # noqa: BLE001 - the slow path reads it again, and says why
+                return slow(request, state)
 
         decide.__doc__ = Policy.decide.__doc__
         return decide
 
-    def _decide(self, request: Mapping[str, Any] | bytes | str,
-                state: Snapshot | None) -> Decision:
+    def _decide(self, request: object, state: Snapshot | None) -> Decision:
         try:
-            found = self._read(request)
-            if isinstance(found, Decision):
-                return found
-            req, key = found
-            entry = self._entries.get(key) or self._entry(key)
-            if isinstance(entry, Decision):
-                return entry
-            return self._run(entry, req, state, key[1], key[0])
+            call = read(request, self.info)
+            if isinstance(call, Decision):
+                return call  # the malformed-request deny
+            return self._run(self._entry(call), call.req, state)
         except Exception as err:  # noqa: BLE001 - nothing raises into the host
             return malformed(self.info, f"internal error while deciding: {describe_error(err)}")
 
-    def _run(self, entry: Entry, req: Any, st: Snapshot | None, name: str,
-             stage: str) -> Decision:
+    def _run(self, entry: Entry, req: dict[str, Any], st: Snapshot | None) -> Decision:
         if entry.fn is None:
             mask = entry.base_mask
         else:
             try:
-                mask = entry.fn(req, st, name, entry.tags, stage)
-            except Exception:  # noqa: BLE001 - the interpreter reports the precise error
-                return self._interpret(entry, req, st, name, stage)
-        return self._finish(entry, mask, req, st, name, stage)
+                mask = entry.fn(req, st, entry.name, entry.tags, entry.stage)
+            except Exception:  # noqa: BLE001 - some rule errs: `_recover` says which
+                return self._recover(entry, req, st)
+        return self._finish(entry, mask, req, st)
 
-    def _finish(self, entry: Entry, mask: int, req: Any, st: Snapshot | None, name: str,
-                stage: str) -> Decision:
-        if st is not None and st.approved_groups and mask & entry.approval_mask:
-            return self._from_mask(entry, mask, req, st, name, stage)
+    def _finish(self, entry: Entry, mask: int, req: dict[str, Any],
+                st: Snapshot | None) -> Decision:
         key = mask
         if mask & entry.redact_mask:
-            if not self._nothing_to_redact(entry, mask, req, st, name, stage):
-                return self._from_mask(entry, mask, req, st, name, stage)
+            if not self._nothing_to_redact(entry, mask, req, st):
+                return self._from_mask(entry, mask, req, st)
             key = -1 - mask  # negative: the fast path's lookup by mask never returns it
+        if st is not None and st.approved_groups and mask & entry.approval_mask:
+            # Grants only satisfy matched approval rules: the groups presented fix the rest.
+            granted = (key, st.approved_groups)
+            decision = entry.granted.get(granted)
+            if decision is None:
+                decision = self._from_mask(entry, mask, req, st)
+                if len(entry.granted) < MAX_DECISIONS:
+                    entry.granted[granted] = decision
+            return decision
         decision = entry.cache.get(key)
         if decision is None:
-            decision = self._from_mask(entry, mask, req, st, name, stage)
-            if len(entry.cache) < 256:
+            decision = self._from_mask(entry, mask, req, st)
+            if len(entry.cache) < MAX_DECISIONS:
                 entry.cache[key] = decision
         return decision
 
-    def _nothing_to_redact(self, entry: Entry, mask: int, req: Any, st: Snapshot | None,
-                           name: str, stage: str) -> bool:
+    def _nothing_to_redact(self, entry: Entry, mask: int, req: dict[str, Any],
+                           st: Snapshot | None) -> bool:
         """Whether no matched redact rule has a candidate in its value (one Set pass each):
         the decision is then the same whatever the clean value, and may come from the cache."""
         ctx: Ctx | None = None
@@ -196,7 +233,7 @@ class Policy:
             if mask >> bit & 1 and path is not None:
                 try:
                     if path.keys or path.root not in _PAYLOADS:
-                        ctx = ctx or Ctx(req, st, stage, name, entry.tags, self.matchers)
+                        ctx = ctx or self._ctx(entry, req, st)
                         value = read_path(path, ctx)
                     elif path.root in req:
                         # A whole payload (`in result`), read as read_path reads it but
@@ -211,33 +248,96 @@ class Policy:
                     return False  # missing, or refused: the full path says which
         return True
 
-    def _from_mask(self, entry: Entry, mask: int, req: Any, st: Snapshot | None, name: str,
-                   stage: str) -> Decision:
-        rules = entry.bucket.rules
-        outcomes = [bool(mask >> i & 1) for i in range(len(rules))]
-        ctx = Ctx(req, st, stage, name, entry.tags, self.matchers)
-        return combine(self.ir, self.info, rules, outcomes, st, self._redactor(ctx), entry.what)
+    def _from_mask(self, entry: Entry, mask: int, req: dict[str, Any],
+                   st: Snapshot | None) -> Decision:
+        outcomes = [bool(mask >> i & 1) for i in range(len(entry.bucket.rules))]
+        return self._combine(entry, outcomes, self._ctx(entry, req, st))
 
-    def _interpret(self, entry: Entry, req: Any, st: Snapshot | None, name: str,
-                   stage: str) -> Decision:
-        ctx = Ctx(req, st, stage, name, entry.tags, self.matchers)
-        outcomes = [eval_rule(r, ctx) for r in entry.bucket.rules]
-        return combine(self.ir, self.info, entry.bucket.rules, outcomes, st,
+    def _ctx(self, entry: Entry, req: dict[str, Any], st: Snapshot | None) -> Ctx:
+        return Ctx(req, st, entry.stage, entry.name, entry.tags, self.matchers)
+
+    def _combine(self, entry: Entry, outcomes: Sequence[bool | str], ctx: Ctx) -> Decision:
+        return combine(self.ir, self.info, entry.bucket.rules, outcomes, ctx.st,
                        self._redactor(ctx), entry.what)
 
-    def interpret(self, request: Any, state: Snapshot | None = None) -> Decision:
-        """The same decision computed by the reference interpreter alone (for tests)."""
+    def _recover(self, entry: Entry, req: dict[str, Any], st: Snapshot | None) -> Decision:
+        """The decision when the bucket's code raised: some rule errs on this request.
+
+        Each rule then runs its own generated code, and only a rule whose code raises (or
+        that reads the clock, which is read once per decision) is evaluated by the
+        interpreter, which words the error. The decision depends on the outcomes alone
+        unless a redact rule or a grant is involved, so it is cached by them.
+        """
+        code = entry.rule_code or self._code_of(entry)
+        rules = entry.bucket.rules
+        ctx: Ctx | None = None
+        outcomes: list[bool | str] = []
+        name, tags, stage = entry.name, entry.tags, entry.stage
+        for rule, fn in zip(rules, code, strict=True):
+            if fn is None:
+                outcomes.append(True)
+                continue
+            if fn is not _INTERPRETED:
+                try:
+                    outcomes.append(bool(fn(req, st, name, tags, stage)))
+                    continue
+                except Exception:  # noqa: BLE001, S112 - the interpreter says why
+                    pass
+            ctx = ctx or self._ctx(entry, req, st)
+            outcomes.append(eval_rule(rule, ctx))
+        errors = [o for o in outcomes if type(o) is str]
+        if not errors:  # the bucket's code gave up, but no rule errs
+            mask = sum(1 << i for i, o in enumerate(outcomes) if o)
+            return self._finish(entry, mask, req, st)
+        key = tuple(outcomes)
+        decision = entry.erring.get(key)
+        if decision is not None:
+            return decision
+        decision = self._combine(entry, outcomes, ctx or self._ctx(entry, req, st))
+        granted = st is not None and st.approved_groups and any(
+            outcomes[bit] is True for bit in range(len(rules)) if entry.approval_mask >> bit & 1)
+        redacted = any(outcomes[bit] is not False for bit, _ in entry.redacts)
+        if not (granted or redacted) and len(entry.erring) < MAX_DECISIONS and (
+                sum(map(len, errors)) <= MAX_ERROR_TEXT):
+            entry.erring[key] = decision
+        return decision
+
+    def _code_of(self, entry: Entry) -> tuple[Any, ...]:
+        """Each rule's own generated function (None: unconditional; `_INTERPRETED`: for
+        the interpreter), made on the first error of a bucket and shared between buckets."""
+        code = []
+        for rule in entry.bucket.rules:
+            fn = self._rule_code.get(rule.index)
+            if fn is None and rule.index not in self._rule_code:
+                fn = None
+                if rule.cond is not None:
+                    try:
+                        own = generate([rule], self.matchers, "rule")
+                    except Exception:  # noqa: BLE001 - the bucket's code exists: not reached
+                        own = None
+                    # Generated code reads the clock once per call: a rule that reads it
+                    # is evaluated with the decision's one reading instead.
+                    fn = own.fn if own is not None and own.fn is not None and (
+                        "v_now" not in own.source) else _INTERPRETED
+                self._rule_code[rule.index] = fn
+            code.append(fn)
+        entry.rule_code = tuple(code)
+        return entry.rule_code
+
+    def interpret(self, request: Call | Mapping[str, Any] | bytes | str,
+                  state: Snapshot | None = None) -> Decision:
+        """The same decision computed by the reference interpreter alone (for tests): every
+        rule's targets are tested directly, without the dispatch index, so that tests
+        comparing this with `decide` also check the planner."""
         try:
-            found = self._read(request)
-            if isinstance(found, Decision):
-                return found
-            req, (stage, name, req_tags) = found
+            call = read(request, self.info)
+            if isinstance(call, Decision):
+                return call  # the malformed-request deny
+            stage, name, req_tags = call.stage, call.name, call.tags
             tags = tuple(dict.fromkeys((*req_tags, *self.plan.declared_tags(name))))
-            # No dispatch index here: every rule's targets are tested directly, so that
-            # tests comparing this with `decide` also check the planner.
             rules = [r for r in self.ir.rules
                      if r.stage == stage and self.plan.rule_applies(r, name, tags)]
-            ctx = Ctx(req, state, stage, name, tags, self.matchers)
+            ctx = Ctx(call.req, state, stage, name, tags, self.matchers)
             outcomes = [eval_rule(r, ctx) for r in rules]
             what = f'tool "{name}"' if name else f"this {stage} request"
             return combine(self.ir, self.info, rules, outcomes, state, self._redactor(ctx), what)
@@ -259,66 +359,15 @@ class Policy:
             return Redaction(rule.redact_path.text, rule.id, rule.redact, counts)
         return redact
 
-    # ── request normalisation ────────────────────────────────────────────────
+    # ── buckets ──────────────────────────────────────────────────────────────
 
-    def _coerce(self, request: Any) -> dict[str, Any] | Decision:
-        if isinstance(request, bytes | bytearray | memoryview | str):
-            try:
-                req = _DECODER.decode(request)
-            except msgspec.DecodeError as err:
-                return malformed(self.info, f"not valid JSON: {err}")
-        elif isinstance(request, Mapping):
-            req = dict(request)
-        else:
-            return malformed(self.info, f"expected a JSON object, found {type(request).__name__}")
-        if type(req) is not dict:
-            return malformed(self.info, "the request must be a JSON object")
-        return req
-
-    def _read(self, request: Any) -> tuple[Any, tuple[str, str, tuple[str, ...]]] | Decision:
-        """The request as a dict and its (stage, tool name, request tags); a deny saying
-        why when it is malformed."""
-        req: Any = request
-        if type(req) is not dict:
-            req = self._coerce(request)
-            if isinstance(req, Decision):
-                return req
-        key = self._tool_key(req.get("stage"), req.get("tool"))
-        return key if isinstance(key, Decision) else (req, key)
-
-    def _tool_key(self, stage: Any, tool: Any) -> tuple[str, str, tuple[str, ...]] | Decision:
-        """(stage, tool name, request tags), or the malformed-request deny. A null `stage` or
-        `tags` is absent, as null is everywhere in a request."""
-        if stage is None:
-            stage = "tool_call"
-        if type(stage) is not str or stage not in STAGES:
-            return malformed(self.info, f"stage must be one of {', '.join(sorted(STAGES))}; "
-                             f"found {describe(stage)}")
-        if tool is None:
-            if stage in TOOL_STAGES:
-                return malformed(self.info, f"tool missing (a {stage} request names its tool)")
-            return (stage, "", ())
-        if type(tool) is str:
-            if not tool:
-                return malformed(self.info, "tool name is empty")
-            return (stage, tool, ())
-        if not isinstance(tool, dict):
-            return malformed(self.info, "tool must be a name or an object with a name")
-        name = tool.get("name")
-        if type(name) is not str or not name:
-            return malformed(self.info, "tool.name missing or not a string")
-        tags = tool.get("tags", ())
-        if tags is None:
-            tags = ()
-        if not isinstance(tags, list | tuple) or any(type(t) is not str for t in tags):
-            return malformed(self.info, "tool.tags must be a list of strings")
-        return (stage, name, tuple(tags))
-
-    def _entry(self, key: tuple[str, str, tuple[str, ...]]) -> Entry | Decision:
+    def _entry(self, call: Call) -> Entry:
+        """The entry of a call's (stage, name, request tags), made and cached on first use."""
+        key = (call.stage, call.name, call.tags)
+        entry = self._entries.get(key)
+        if entry is not None:
+            return entry
         stage, name, req_tags = key
-        if stage not in STAGES:
-            return malformed(self.info, f"stage must be one of {', '.join(sorted(STAGES))}; "
-                             f"found {describe(stage)}")
         declared = self.plan.declared_tags(name)
         tags = tuple(dict.fromkeys((*req_tags, *declared)))
         indices = self.plan.candidates(stage, name, tags)
@@ -327,7 +376,8 @@ class Policy:
             rules = [self.ir.rules[i] for i in indices]
             bucket = generate(rules, self.matchers, "bucket")
             self._buckets[indices] = bucket
-        entry = Entry(bucket, tags, f'tool "{name}"' if name else f"this {stage} request",
+        entry = Entry(bucket, stage, name, tags,
+                      f'tool "{name}"' if name else f"this {stage} request",
                       fn=bucket.fn, base_mask=bucket.base_mask)
         entry.cached = entry.cache.get
         for bit, rule in enumerate(bucket.rules):
@@ -338,35 +388,36 @@ class Policy:
                 entry.approval_mask |= 1 << bit
         if len(self._entries) < MAX_KEYS:
             self._entries[key] = entry
-            # Not the toolless entry of a model stage (name ""): the fast path looks up the
-            # name a request sends, and `"tool": ""` or `{"name": ""}` is malformed.
-            if not req_tags and name:
-                self._fast.setdefault(stage, {})[name] = entry
+            # The toolless entry of a model stage is filed under None, never "": the
+            # fast path looks up the name a request sends, and `"tool": ""` is malformed.
+            if not req_tags:
+                self._plain[stage][name or None] = entry
+            else:
+                self._tagged[stage].setdefault(name, {})[req_tags] = entry
         return entry
 
     # ── introspection ────────────────────────────────────────────────────────
 
-    def bucket_for(self, request: Mapping[str, Any]) -> Bucket | None:
-        key = self._tool_key(request.get("stage"), request.get("tool"))
-        if isinstance(key, Decision):
-            return None
-        entry = self._entry(key)
-        return None if isinstance(entry, Decision) else entry.bucket
+    def bucket_for(self, request: Call | Mapping[str, Any] | bytes | str) -> Bucket | None:
+        """The generated code that decides this request; None when it is malformed."""
+        call = read(request, self.info)
+        return self._entry(call).bucket if type(call) is Call else None
 
-    def explain(self, request: Mapping[str, Any], state: Snapshot | None = None) -> dict[
-            str, Any]:
-        """Every candidate rule with its outcome and the value of each sub-expression."""
-        decision = self.decide(dict(request), state)
-        key = self._tool_key(request.get("stage"), request.get("tool"))
+    def explain(self, request: Call | Mapping[str, Any] | bytes | str,
+                state: Snapshot | None = None) -> dict[str, Any]:
+        """The decision, and every candidate rule with its outcome and the value of each
+        sub-expression (none for a malformed request)."""
+        call = read(request, self.info)
+        if isinstance(call, Decision):
+            return {"decision": call, "rules": []}
+        decision = self.decide(call, state)
+        entry = self._entry(call)
+        ctx = self._ctx(entry, call.req, state)
         rows: list[dict[str, Any]] = []
-        if not isinstance(key, Decision):
-            entry = self._entry(key)
-            if isinstance(entry, Entry):
-                ctx = Ctx(request, state, key[0], key[1], entry.tags, self.matchers)
-                for rule in entry.bucket.rules:
-                    ctx.trace = []  # one Ctx: one clock reading for the whole explanation
-                    outcome = eval_rule(rule, ctx)
-                    rows.append({"rule": rule, "outcome": outcome, "trace": ctx.trace})
+        for rule in entry.bucket.rules:
+            ctx.trace = []  # one Ctx: one clock reading for the whole explanation
+            outcome = eval_rule(rule, ctx)
+            rows.append({"rule": rule, "outcome": outcome, "trace": ctx.trace})
         return {"decision": decision, "rules": rows}
 
     # ── saving and loading ───────────────────────────────────────────────────
