@@ -33,7 +33,7 @@ from charter.engine.snapshot import Snapshot
 from charter.runtime.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = int(os.environ.get("CHARTER_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("CHARTER_FUZZ_EXAMPLES", "40"))
 DERANDOMIZE = "CHARTER_FUZZ_EXAMPLES" not in os.environ
 
 TAGGED = """

@@ -193,7 +193,7 @@ RAW = st.one_of(
 )
 
 
-@settings(max_examples=1000, deadline=None, derandomize=True,
+@settings(max_examples=500, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(RAW)
 def test_fast_key_accepts_only_what_read_reads_the_same(raw: Any) -> None:
@@ -254,7 +254,7 @@ def test_the_guard_reads_tool_objects_as_policy_does() -> None:
 
 
 @given(RAW)
-@settings(max_examples=300, deadline=None, derandomize=True,
+@settings(max_examples=150, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 def test_the_guard_denies_what_read_refuses_with_the_same_reason(raw: Any) -> None:
     policy = charter.compile(LIMITED)
