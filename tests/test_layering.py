@@ -22,8 +22,9 @@ PACKAGE = ROOT / "charter"
 # Who may import whom (module-level or lazily). `charter` itself is the public facade.
 ALLOWED: dict[str, set[str]] = {
     "stdlib": set(),
+    "grammar": set(),
     "engine": {"stdlib"},
-    "language": {"stdlib"},
+    "language": {"stdlib", "grammar"},
     "compiler": {"language", "engine", "stdlib"},
     "runtime": {"engine", "stdlib"},
     "testing": {"language", "compiler", "engine", "runtime", "stdlib"},

@@ -1,4 +1,4 @@
-"""Build `charter.language.ast` nodes while Lark's LALR parser reduces (no parse tree).
+"""Build `charter.language.ast` nodes while the LALR parser reduces (no parse tree).
 
 The grammar (`charter/grammar/agentpolicy.lark`) keeps the tree shallow; this module gives every
 node its exact span and reports the few mistakes that are easier to explain here than in the
@@ -9,16 +9,13 @@ too, but they never stop the tree from being built.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from operator import attrgetter, itemgetter
-from typing import Any, cast
-
-from lark import Token
-from lark.grammar import Rule, Terminal
+from typing import Any, NamedTuple, cast
 
 from charter.language import ast
+from charter.language.lexicon import Token
 from charter.language.source import Diagnostic, Span
 from charter.language.suggest import did_you_mean
 
@@ -28,46 +25,39 @@ _METRICS = ("cost_usd", "tokens")
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/"}
 
 
-# Small wrappers so that optional clauses can be told apart by type in a children list.
-@dataclass(frozen=True, slots=True)
-class _Stage:
+# Small wrappers so that optional clauses can be told apart by type in a children list. Named
+# tuples, not dataclasses: a class costs a tenth as much to create, at every start-up.
+class _Stage(NamedTuple):
     value: ast.Stage | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Because:
+class _Because(NamedTuple):
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Tags:
+class _Tags(NamedTuple):
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Key:
+class _Key(NamedTuple):
     expr: ast.Expr
 
 
-@dataclass(frozen=True, slots=True)
-class _Then:
+class _Then(NamedTuple):
     effect: ast.Effect
 
 
-@dataclass(frozen=True, slots=True)
-class _Op:
+class _Op(NamedTuple):
     text: str
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
+class _Outcome(NamedTuple):
     kind: ast.Outcome
     group: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Givens:
+class _Givens(NamedTuple):
     parts: tuple[ast.Given, ...]
     span: Span
 
@@ -695,21 +685,21 @@ class AstBuilder:
 
 # ── building during parsing ─────────────────────────────────────────────────
 #
-# The parser calls one callback per reduction with the values of the rule's symbols: a Token
-# for a terminal, an *entry* for a nonterminal. An entry is the tuple
+# The parser calls one callback per reduction with the builder and the values of the rule's
+# symbols: a Token for a terminal, an *entry* for a nonterminal. An entry is the tuple
 # `(value, line, col, start, end_line, end_col, end)`: the built value and the extent of all
 # the rule's text, tokens not kept included (Lark's "container" positions). A node spans from
 # the start of its first symbol to the end of its last one, exactly as Lark's
-# `propagate_positions` would give it, so spans are the same as from a parse tree.
+# `propagate_positions` would give it, so spans are the same as from Lark's parse tree
+# (tests/language/test_parser_fast.py builds the AST from that tree and compares).
 
-Callback = Callable[[list[Any]], Any]
+Callback = Callable[["AstBuilder", list[Any]], Any]
 
 _TOKEN, _NODE, _INLINED = 0, 1, 2
 _NO_SPAN = (1, 1, 0, 1, 1, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class RuleShape:
+class RuleShape(NamedTuple):
     """What a callback must do for one grammar rule (computed once per grammar)."""
 
     #: the AstBuilder method: the rule's alias or name
@@ -730,19 +720,23 @@ class RuleShape:
         return self.collapse and self.size == 1 and self.include[0][1] == _NODE
 
 
-def rule_shape(rule: Rule) -> RuleShape:
-    expansion = rule.expansion
-    keep = rule.options.keep_all_tokens
+#: A grammar rule as `charter/grammar/_tables.py` lists it: origin, alias, symbols as
+#: (name, is terminal, filtered out), keep all tokens (`!rule`), expand one child (`?rule`).
+GrammarRule = tuple[str, str | None, Sequence[tuple[str, bool, bool]], bool, bool]
+
+
+def rule_shape(rule: GrammarRule) -> RuleShape:
+    origin, alias, expansion, keep, expand1 = rule
     include = []
-    for i, sym in enumerate(expansion):
-        if isinstance(sym, Terminal):
-            if keep or not sym.filter_out:
+    for i, (sym, is_term, filter_out) in enumerate(expansion):
+        if is_term:
+            if keep or not filter_out:
                 include.append((i, _TOKEN))
         else:
-            include.append((i, _INLINED if sym.name.startswith("_") else _NODE))
-    name = rule.alias or rule.origin.name
-    inlined = rule.origin.name.startswith("_")
-    collapse = bool(rule.options.expand1) and not rule.alias and len(include) == 1
+            include.append((i, _INLINED if sym.startswith("_") else _NODE))
+    name = alias or origin
+    inlined = origin.startswith("_")
+    collapse = expand1 and not alias and len(include) == 1
     if not inlined and not hasattr(AstBuilder, name) and not collapse:
         raise NotImplementedError(f"no AstBuilder method for grammar rule `{name}`")
     if collapse and include[0][1] == _INLINED:
@@ -750,22 +744,21 @@ def rule_shape(rule: Rule) -> RuleShape:
     return RuleShape(
         name,
         len(expansion),
-        bool(expansion) and expansion[0].is_term,
-        bool(expansion) and expansion[-1].is_term,
+        bool(expansion) and expansion[0][1],
+        bool(expansion) and expansion[-1][1],
         tuple(include),
         inlined,
         collapse,
     )
 
 
-def rule_callbacks(
-    shapes: Iterable[tuple[Rule, RuleShape]], builder: AstBuilder
-) -> dict[Rule, Callback]:
-    """The parser callbacks that build the AST with `builder`, one per grammar rule."""
-    return {rule: _callback(shape, builder) for rule, shape in shapes}
+def rule_callbacks(shapes: Iterable[RuleShape]) -> list[Callback]:
+    """The parser callbacks that build the AST, one per grammar rule (in order). They take the
+    builder as an argument, so one list serves every parse."""
+    return [_callback(shape) for shape in shapes]
 
 
-def _identity(s: list[Any]) -> Any:
+def _identity(b: AstBuilder, s: list[Any]) -> Any:
     return s[0]
 
 
@@ -775,21 +768,21 @@ _ENTRY_START = itemgetter(1, 2, 3)
 _ENTRY_END = itemgetter(4, 5, 6)
 
 
-def _callback(shape: RuleShape, builder: AstBuilder) -> Callback:
+def _callback(shape: RuleShape) -> Callback:
     if shape.identity:
         return _identity
-    include, file = shape.include, builder.file
+    include = shape.include
     if not shape.size:  # only `start` may be empty
-        method = getattr(builder, shape.name)
-        return lambda s: (method(Span(file, 1, 1, 1, 1, 0, 0), []), *_NO_SPAN)
+        method = getattr(AstBuilder, shape.name)
+        return lambda b, s: (method(b, Span(b.file, 1, 1, 1, 1, 0, 0), []), *_NO_SPAN)
     first = _TOKEN_START if shape.first_is_token else _ENTRY_START
     last = _TOKEN_END if shape.last_is_token else _ENTRY_END
     end = shape.size - 1
     if shape.collapse:
         ((only, kind),) = include
         if kind == _TOKEN:
-            return lambda s: s[only]
-        return lambda s: (s[only][0], *first(s[0]), *last(s[end]))
+            return lambda b, s: s[only]
+        return lambda b, s: (s[only][0], *first(s[0]), *last(s[end]))
 
     if any(kind == _INLINED for _, kind in include):
 
@@ -825,13 +818,14 @@ def _callback(shape: RuleShape, builder: AstBuilder) -> Callback:
                 return [s[i] if tok else s[i][0] for i, tok in pairs]
 
     if shape.inlined:
-        return lambda s: (children(s), *first(s[0]), *last(s[end]))
+        return lambda b, s: (children(s), *first(s[0]), *last(s[end]))
 
-    method = getattr(builder, shape.name)
+    method = getattr(AstBuilder, shape.name)
 
-    def build(s: list[Any]) -> Any:
+    def build(b: AstBuilder, s: list[Any]) -> Any:
         sl, sc, sp = first(s[0])
         el, ec, ep = last(s[end])
-        return (method(Span(file, sl, sc, el, ec, sp, ep), children(s)), sl, sc, sp, el, ec, ep)
+        span = Span(b.file, sl, sc, el, ec, sp, ep)
+        return (method(b, span, children(s)), sl, sc, sp, el, ec, ep)
 
     return build

@@ -1,9 +1,10 @@
-"""Syntax errors: Lark exceptions turned into friendly diagnostics, and where to resume.
+"""Syntax errors described in words: what was found, what was expected, and a hint.
 
 Messages name what was found and what was expected in words ("expected an effect such as
 `allow`...; found `alow`") and offer a did-you-mean when the word found is close to a keyword
-the parser could have taken. `recovery_region` picks the text to blank out so that parsing can
-resume at the next item and report every syntax error of a file, not just the first.
+the parser could have taken. The fast driver only knows that a text does not parse; `describe`
+runs Lark's parser on it (`charter.language.reference`, imported only then) to learn where and
+what it could have taken there. Where to resume after the error is `charter.language.recovery`.
 """
 
 from __future__ import annotations
@@ -12,42 +13,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-
+from charter.grammar._tables import LITERALS
+from charter.language.lexicon import ITEM_KEYWORDS, Token, first_on_line
+from charter.language.recovery import unclosed_braces
 from charter.language.source import Diagnostic, Span
 from charter.language.suggest import closest
-
-#: Words that start a top-level item; such a word first on a line always starts a new item.
-ITEM_KEYWORDS = frozenset(
-    {
-        "policy",
-        "use",
-        "default",
-        "strict",
-        "trust",
-        "const",
-        "matcher",
-        "tool",
-        "tools",
-        "allow",
-        "deny",
-        "warn",
-        "require",
-        "redact",
-        "label",
-        "on",
-        "scope",
-        "budget",
-        "limit",
-        "test",
-        "scenario",
-        "property",
-        "fixture",
-    }
-)
-#: Words that start a statement inside a test or property block.
-_STMT_KEYWORDS = frozenset({"given", "call", "expect", "for", "approve", "row"})
-_ANCHOR_WORDS = ITEM_KEYWORDS | _STMT_KEYWORDS
 
 _EFFECT_WORDS = ("allow", "deny", "warn", "require", "redact", "label")
 _ITEM_ONLY_WORDS = ("policy", "use", "default", "strict", "trust", "const", "matcher", "tools",
@@ -208,11 +178,6 @@ def _span(file: str, text: str, start: int, end: int) -> Span:
     return Span(file, line, col, end_line, end_col, start, end)
 
 
-def first_on_line(text: str, offset: int) -> bool:
-    """True when only whitespace precedes `offset` on its line."""
-    return text[text.rfind("\n", 0, offset) + 1 : offset].strip() == ""
-
-
 @dataclass(frozen=True, slots=True)
 class SyntaxProblem:
     """One syntax error: its diagnostic and where it happened (for recovery)."""
@@ -225,44 +190,67 @@ class SyntaxProblem:
     closes: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Where Lark's parser stopped on a text the fast driver rejected."""
+
+    #: the offset of a character where no token can be read, if that is what stopped it
+    char_at: int | None
+    #: else the token it could not take (`$END` at the end of the text)
+    token: Token | None
+    #: the terminals it could have taken there (`InteractiveParser.accepts`)
+    expected: frozenset[str]
+
+
+_VOCABULARY = Vocabulary(LITERALS)
+
+
+def describe(
+    file: str, text: str, parsed: str, start: str, next_item: int | None = None
+) -> SyntaxProblem:
+    """The syntax error in `parsed`, a text the fast driver rejected, as a CH01xx diagnostic.
+
+    `text` is the source, `parsed` the text actually parsed from rule `start` (same positions,
+    some of it blanked or cut); `next_item` is where the next item starts when `parsed` stops
+    before it.
+    """
+    from charter.language import reference  # Lark: only a syntax error needs it
+
+    failure = reference.failure(parsed, start)
+    if failure is None:
+        raise RuntimeError("the fast parser rejected a text that Lark's parser accepts")
+    return to_problem(failure, file, text, parsed, _VOCABULARY, next_item)
+
+
 def to_problem(
-    err: UnexpectedInput,
+    failure: Failure,
     file: str,
     text: str,
     parsed: str,
-    expected: set[str],
     vocab: Vocabulary,
     next_item: int | None = None,
 ) -> SyntaxProblem:
-    """Turn a Lark error into a CH01xx diagnostic.
-
-    `text` is the source, `parsed` the text actually parsed (same positions, some of it blanked
-    or cut); `next_item` is where the next item starts when `parsed` stops before it.
-    """
-    if isinstance(err, UnexpectedCharacters):
-        return _bad_character(err.pos_in_stream or 0, file, text)
-    if isinstance(err, UnexpectedToken):
-        tok = err.token
-        tok_type, value = str(tok.type), str(tok)
-        start = tok.start_pos if tok.start_pos is not None else len(parsed)
-        if tok_type == "$END":
-            return _end_of_file(file, text, parsed, expected, vocab, next_item)
-        after = tok.end_pos or 0
-        if tok_type == "NAME" and value == "r" and text[after : after + 1] == '"':
-            return _bad_character(after, file, text, raw_regex_at=start)
-        end = tok.end_pos if tok.end_pos is not None else start + len(value)
-        want = describe_expected(expected, vocab)
-        help_text = _help_for(tok_type, value, expected, vocab, text, start)
-        diag = Diagnostic(
-            "CH0101",
-            "error",
-            _span(file, text, start, end),
-            f"expected {want}; found {describe_token(tok_type, value)}",
-            help_text,
-        )
-        restart = tok_type == "NAME" and first_on_line(text, start)
-        return SyntaxProblem(diag, start, restart)
-    return _end_of_file(file, text, parsed, expected, vocab, next_item)
+    """Turn where the parser stopped into a CH01xx diagnostic (arguments as for `describe`)."""
+    expected = set(failure.expected)
+    if failure.char_at is not None:
+        return _bad_character(failure.char_at, file, text)
+    tok = failure.token
+    if tok is None or tok.type == "$END":
+        return _end_of_file(file, text, parsed, expected, vocab, next_item)
+    tok_type, value, start, after = tok.type, str(tok), tok.start_pos, tok.end_pos
+    if tok_type == "NAME" and value == "r" and text[after : after + 1] == '"':
+        return _bad_character(after, file, text, raw_regex_at=start)
+    want = describe_expected(expected, vocab)
+    help_text = _help_for(tok_type, value, expected, vocab, text, start)
+    diag = Diagnostic(
+        "CH0101",
+        "error",
+        _span(file, text, start, after),
+        f"expected {want}; found {describe_token(tok_type, value)}",
+        help_text,
+    )
+    restart = tok_type == "NAME" and first_on_line(text, start)
+    return SyntaxProblem(diag, start, restart)
 
 
 def _help_for(
@@ -364,212 +352,3 @@ def _bad_character(
         _CHAR_HELP.get(char),
     )
     return SyntaxProblem(diag, pos, False)
-
-
-# ── recovery ────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    start: int
-    end: int
-    indent: int
-    head: str  # first word, or first character, or "" for blank/comment lines
-
-
-def _lines(text: str) -> list[_Line]:
-    out: list[_Line] = []
-    pos = 0
-    for raw in text.split("\n"):
-        stripped = raw.lstrip(" \t")
-        indent = len(raw) - len(stripped)
-        head = ""
-        if stripped and not stripped.startswith("#"):
-            word = ""
-            for ch in stripped:
-                if not (ch.isalnum() or ch == "_"):
-                    break
-                word += ch
-            head = word or stripped[0]
-        out.append(_Line(pos, pos + len(raw), indent, head))
-        pos += len(raw) + 1
-    return out
-
-
-def _brace_deltas(text: str) -> list[int]:
-    """+1/-1 per `{`/`}` outside strings and comments, as a list in text order."""
-    return [delta for _, delta in _braces(text)]
-
-
-def unclosed_braces(text: str) -> list[int]:
-    """Offsets of the `{` that no `}` closes, outermost first."""
-    stack: list[int] = []
-    for at, delta in _braces(text):
-        if delta > 0:
-            stack.append(at)
-        elif stack:
-            stack.pop()
-    return stack
-
-
-def _braces(text: str) -> list[tuple[int, int]]:
-    """(offset, +1/-1) per `{`/`}` outside strings and comments, in text order."""
-    out: list[tuple[int, int]] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            i += 1
-            while i < n and text[i] not in '"\n':
-                i += 2 if text[i] == "\\" else 1
-        elif ch == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-        elif ch == "{":
-            out.append((i, 1))
-        elif ch == "}":
-            out.append((i, -1))
-        i += 1
-    return out
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for d in _brace_deltas(text):
-        depth += d
-        if depth < 0:
-            return False
-    return depth == 0
-
-
-def _anchor(line: _Line) -> bool:
-    return line.head == "@" or line.head in _ANCHOR_WORDS
-
-
-def _with_annotations(lines: list[_Line], s: int) -> int:
-    while s > 0 and lines[s - 1].head == "@":
-        s -= 1
-    return s
-
-
-def _line_of(lines: list[_Line], offset: int) -> int:
-    for i, line in enumerate(lines):
-        if offset <= line.end:
-            return i
-    return len(lines) - 1
-
-
-def _continued_from(lines: list[_Line], text: str, here: int) -> int:
-    """The anchor that line `here` continues, when it is indented under it (not in a block)."""
-    p = here - 1
-    while p >= 0 and not _anchor(lines[p]):
-        p -= 1
-    if p < 0 or lines[p].indent >= lines[here].indent:
-        return here
-    return p if sum(_brace_deltas(text[lines[p].start : lines[here].start])) == 0 else here
-
-
-def _fine_region(lines: list[_Line], text: str, err: int, here: int | None) -> tuple[int, int]:
-    """The innermost item around the error, at any indentation, stopping at a closing `}`."""
-    if here is not None:
-        s = _continued_from(lines, text, here)
-    else:
-        cands = [i for i, ln in enumerate(lines) if _anchor(ln) and ln.start + ln.indent < err]
-        if not cands:
-            return (0, 0)
-        s = cands[-1]
-    indent = lines[s].indent
-    e = s + 1
-    depth = sum(_brace_deltas(text[lines[s].start : lines[s].end]))
-    while e < len(lines):
-        line = lines[e]
-        if _anchor(line) and line.indent <= indent and depth == 0:
-            break
-        deltas = _brace_deltas(text[line.start : line.end])
-        if line.head == "}" and depth + sum(deltas) < 0:
-            break
-        depth += sum(deltas)
-        e += 1
-    s = _with_annotations(lines, s)
-    end = lines[e].start if e < len(lines) else len(text)
-    return (lines[s].start, end)
-
-
-def _coarse_region(lines: list[_Line], text: str, err: int, here: int | None) -> tuple[int, int]:
-    """The top-level item around the error: from a line starting at column 1 to the next."""
-
-    def top(ln: _Line) -> bool:
-        return ln.indent == 0 and (ln.head == "@" or ln.head[:1].isalpha())
-
-    if here is not None and lines[here].indent == 0:
-        s = here
-    else:
-        cands = [i for i, ln in enumerate(lines) if top(ln) and ln.start < err]
-        s = cands[-1] if cands else 0
-    e = s + 1
-    while e < len(lines) and not top(lines[e]):
-        e += 1
-    s = _with_annotations(lines, s)
-    end = lines[e].start if e < len(lines) else len(text)
-    return (lines[s].start, end)
-
-
-def item_starts(text: str) -> list[int]:
-    """Offsets of the lines that start a top-level item: an item keyword or `@` at column 1,
-    outside any braces, not right after an annotation line. Always includes 0.
-
-    Braces that are never closed do not count: a column-1 item after a scope whose `}` is
-    missing starts a new item, so one missing `}` does not swallow the rest of the file."""
-    starts = [0]
-    never = set(unclosed_braces(text))
-    open_: list[int] = []
-    prev_head = ""
-    for line in _lines(text):
-        if (
-            line.start > 0
-            and all(b in never for b in open_)
-            and line.indent == 0
-            and _anchor(line)
-            and prev_head != "@"
-            and line.head in ITEM_KEYWORDS | {"@"}
-        ):
-            starts.append(line.start)
-            open_.clear()
-        if "{" in text[line.start : line.end] or "}" in text[line.start : line.end]:
-            for at, delta in _braces(text[line.start : line.end]):
-                if delta > 0:
-                    open_.append(line.start + at)
-                elif open_:
-                    open_.pop()
-        if line.head:
-            prev_head = line.head
-    return starts
-
-
-def recovery_region(text: str, problem: SyntaxProblem) -> tuple[int, int] | None:
-    """The span of text to blank out so that parsing can resume, or None to give up.
-
-    Prefer the innermost broken item (so a typo inside a `scope` keeps the scope's other rules)
-    when blanking it keeps braces balanced; else the whole top-level item; else the rest of the
-    error's line. The region always holds some non-blank text, so repeated recovery ends.
-    """
-    lines = _lines(text)
-    here = _line_of(lines, problem.offset) if problem.restart_here else None
-    for finder in (_fine_region, _coarse_region):
-        start, end = finder(lines, text, problem.offset, here)
-        if text[start:end].strip() and _balanced(text[start:end]):
-            return (start, end)
-    start, end = _coarse_region(lines, text, problem.offset, here)
-    if text[start:end].strip():
-        return (start, end)
-    line = lines[_line_of(lines, problem.offset)]
-    if text[line.start : line.end].strip():
-        return (line.start, line.end)
-    return None
-
-
-def blank(text: str, region: tuple[int, int]) -> str:
-    """Replace a region with spaces, keeping newlines so every position stays the same."""
-    start, end = region
-    middle = "".join(ch if ch == "\n" else " " for ch in text[start:end])
-    return text[:start] + middle + text[end:]

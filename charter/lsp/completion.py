@@ -14,7 +14,7 @@ from charter.language.checked import CheckedPolicy
 from charter.language.context import ROOTS
 from charter.language.fmt_comments import find_code
 from charter.language.keywords import KEYWORDS
-from charter.language.syntax_errors import ITEM_KEYWORDS
+from charter.language.lexicon import ITEM_KEYWORDS
 from charter.language.types import RecordT
 from charter.stdlib.functions import FUNCTIONS
 from charter.stdlib.matchers import GROUPS, MODULES

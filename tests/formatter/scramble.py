@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 
-from charter.language.syntax_errors import ITEM_KEYWORDS
+from charter.language.lexicon import ITEM_KEYWORDS
 
 _TOKEN = re.compile(
     r'r?"(?:[^"\\\n]|\\.)*"|#[^\n]*|[0-9]+(?:\.[0-9]+)?[smhd]?|[A-Za-z_]\w*|==|!=|<=|>=|\S'
