@@ -46,11 +46,11 @@ def load_policy(path_text: str) -> Policy:
     if not files:
         fail(f"{path}: no .agentpolicy files")
     comp = compile_sources(read_sources(files))
-    if comp.errors or comp.ir is None:
+    if comp.errors or comp.compiled is None:
         for d in comp.errors:
             click.echo(d.render(comp.sources.get(d.span.file)), err=True)
         sys.exit(EXIT_FAILED)
-    return Policy(comp.ir)
+    return Policy(comp.compiled)
 
 
 class RequestFileError(Exception):

@@ -6,7 +6,7 @@ import click
 
 from charter.cli.common import load_policy, read_requests
 from charter.engine import ir
-from charter.engine.render import render_expr
+from charter.engine.render import render_code, render_expr
 
 
 @click.command("explain")
@@ -33,8 +33,11 @@ def explain_cmd(policy: str, request: str, code: bool) -> None:
         if code:
             bucket = pol.bucket_for(req)
             click.echo("\ngenerated code:")
-            click.echo(bucket.source if bucket and bucket.source else
-                       "  (no conditions: the decision is a prebuilt constant)")
+            if bucket is None or not bucket.source:
+                click.echo("  (no conditions: the decision is a prebuilt constant)")
+            else:
+                rules = {rule.index: rule for rule in bucket.rules}
+                click.echo(render_code(bucket.source, bucket.line_map, rules))
 
 
 def _rule(rule: ir.Rule, outcome: object, trace: list[tuple[ir.Expr, object]]) -> None:

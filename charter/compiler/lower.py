@@ -3,11 +3,12 @@ turned into rules over counters."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import PurePath
+
+import msgspec
 
 from charter.engine import ir
 from charter.language import ast
@@ -109,9 +110,9 @@ class Lowerer:
         for stage in MODEL_SPEND_STAGES:
             for rule, check in self.model_budgets:
                 at = len(self.rules)
-                self.rules.append(dataclasses.replace(rule, stage=stage, index=at))
+                self.rules.append(msgspec.structs.replace(rule, stage=stage, index=at))
                 if check is not None:
-                    self.counters.append(dataclasses.replace(check, stage=stage, rule=at))
+                    self.counters.append(msgspec.structs.replace(check, stage=stage, rule=at))
 
     def _budget_cond(self, item: ast.Budget | ast.Limit, index: int,
                      targets: tuple[ir.Target, ...]) -> tuple[ir.CounterSpec | None, ir.Expr]:

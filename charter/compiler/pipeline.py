@@ -1,36 +1,55 @@
-"""The whole pipeline, Source → IR, with each stage timed and its output kept for dumps."""
+"""The pipeline as a list of named stages (OPA's compiler stages), each timed, each with a
+dump of its value:
+
+    Source ─parse─▶ AST ─check─▶ CheckedPolicy ─lower─▶ IR ─passes─▶ IR ─plan─▶ DecisionTree
+           ─emit─▶ CompiledPolicy
+
+A stage reads what the stages before it left in the `Compilation` and stores its own value
+there; the pipeline stops after the first stage that reports an error (but the parser
+recovers, and its AST is still checked). `charter compile
+--timings` prints `Compilation.timings`, `--dump STAGE` the stage's `dump`.
+"""
 
 from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from charter.compiler import dumps
+from charter.compiler.emit import emit
 from charter.compiler.lower import lower
+from charter.compiler.passes import PASSES
 from charter.compiler.sources import SUFFIX, TEST_SUFFIX, discover, unit_dirs
 from charter.engine import ir as ir_mod
 from charter.engine.emit import check_rules
 from charter.engine.emitcheck import EmitError
+from charter.engine.plan import plan
+from charter.engine.tree import CompiledPolicy, DecisionTree
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
 from charter.language.checker import check
 from charter.language.parser import parse
 from charter.language.source import CompileError, Diagnostic, Source, Span
 
-__all__ = ["SUFFIX", "TEST_SUFFIX", "Compilation", "compile_sources", "policy_files",
-           "read_sources"]
+__all__ = ["STAGES", "SUFFIX", "TEST_SUFFIX", "Compilation", "Stage", "compile_sources",
+           "policy_files", "read_sources"]
 
 
 @dataclass
 class Compilation:
-    """What every stage produced, and how long it took (seconds)."""
+    """What every stage produced, and how long it took (seconds, by stage name)."""
 
     sources: dict[str, Source]
     modules: list[ast.Module] = field(default_factory=list)
     checked: CheckedPolicy | None = None
-    ir: ir_mod.Policy | None = None
+    lowered: ir_mod.Policy | None = None  # the IR as lowering made it
+    ir: ir_mod.Policy | None = None  # the IR after the passes: what runs
+    passes: list[tuple[str, bool]] = field(default_factory=list)  # (pass, changed the IR)
+    tree: DecisionTree | None = None
+    compiled: CompiledPolicy | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -38,50 +57,107 @@ class Compilation:
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "error"]
 
-    def raise_for_errors(self) -> ir_mod.Policy:
-        if self.errors or self.ir is None:
+    def raise_for_errors(self) -> CompiledPolicy:
+        if self.errors or self.compiled is None:
             raise CompileError(self.errors, self.sources)
-        return self.ir
+        return self.compiled
 
 
-def compile_sources(sources: Sequence[Source]) -> Compilation:
-    """Parse, check and lower sources that together make one policy."""
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline: `run` stores its value in the compilation, `dump` shows it."""
+
+    name: str
+    run: Callable[[Compilation], None]
+    dump: Callable[[Compilation], str]
+    internal_errors: bool = True  # an exception is a CH0500 diagnostic (parse and check
+    #                               never raise; an exception there is a crash to report)
+    recovers: bool = False  # its errors leave a value the next stage can still use
+
+
+def _parse(comp: Compilation) -> None:
+    for src in comp.sources.values():
+        module, diags = parse(src)
+        comp.modules.append(module)
+        comp.diagnostics.extend(diags)
+
+
+def _check(comp: Compilation) -> None:
+    comp.checked, diags = check(comp.modules, comp.sources)
+    comp.diagnostics.extend(diags)
+
+
+def _lower(comp: Compilation) -> None:
+    assert comp.checked is not None
+    comp.lowered = comp.ir = lower(comp.checked)
+
+
+def _passes(comp: Compilation) -> None:
+    assert comp.ir is not None
+    for p in PASSES:
+        before = comp.ir
+        comp.ir = p.run(before)
+        comp.passes.append((p.name, comp.ir is not before))
+
+
+def _plan(comp: Compilation) -> None:
+    assert comp.ir is not None
+    comp.tree = plan(comp.ir)
+
+
+def _emit(comp: Compilation) -> None:
+    assert comp.ir is not None and comp.tree is not None
+    comp.diagnostics.extend(codegen_diagnostics(comp.ir.rules))
+    if not comp.errors:
+        comp.compiled = emit(comp.ir, comp.tree)
+
+
+#: The stages in order; each needs the values of those before it.
+STAGES: tuple[Stage, ...] = (
+    # The parser recovers: the checker still runs on what it kept, so that one compile
+    # reports syntax and type errors together (DESIGN §2: all errors, not only the first).
+    Stage("parse", _parse, dumps.dump_ast, internal_errors=False, recovers=True),
+    Stage("check", _check, dumps.dump_checked, internal_errors=False),
+    Stage("lower", _lower, dumps.dump_ir),
+    Stage("passes", _passes, dumps.dump_passes),
+    Stage("plan", _plan, dumps.dump_tree),
+    Stage("emit", _emit, dumps.dump_code),  # also: CH0500 for code that fails its check
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def compile_sources(sources: Sequence[Source], until: str = "emit") -> Compilation:
+    """Run the stages (up to and including `until`) over sources that together make one
+    policy."""
     # Compiling allocates many long-lived objects and no garbage cycles; the cyclic
     # collector would otherwise rescan the growing AST again and again.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _compile(sources)
+        return _compile(sources, until)
     finally:
         if enabled:
             gc.enable()
 
 
-def _compile(sources: Sequence[Source]) -> Compilation:
+def _compile(sources: Sequence[Source], until: str) -> Compilation:
+    if until not in STAGE_NAMES:
+        raise ValueError(f"no stage {until!r}; the stages are {', '.join(STAGE_NAMES)}")
     comp = Compilation({s.name: s for s in sources})
-    t0 = time.perf_counter()
-    for src in sources:
-        module, diags = parse(src)
-        comp.modules.append(module)
-        comp.diagnostics.extend(diags)
-    t1 = time.perf_counter()
-    checked, diags = check(comp.modules, comp.sources)
-    comp.checked = checked
-    comp.diagnostics.extend(diags)
-    comp.diagnostics.sort(key=lambda d: (d.span.file, d.span.line, d.span.col))
-    t2 = time.perf_counter()
-    comp.timings.update(parse=t1 - t0, check=t2 - t1)
-    if not comp.errors:
-        try:
-            policy = lower(checked)
-            generated = codegen_diagnostics(policy.rules)
-        except Exception as exc:  # noqa: BLE001 - a compiler bug is a diagnostic, not a crash
-            first = sources[0].name if sources else "<policy>"
-            comp.diagnostics.append(_internal(Span(first, 1, 1, 1, 1), exc))
-            return comp
-        comp.diagnostics.extend(generated)
-        comp.ir = None if generated else policy
-        comp.timings["lower"] = time.perf_counter() - t2
+    for stage in STAGES:
+        t0 = time.perf_counter()
+        if stage.internal_errors:
+            try:
+                stage.run(comp)
+            except Exception as exc:  # noqa: BLE001 - a compiler bug is a diagnostic, not a crash
+                first = sources[0].name if sources else "<policy>"
+                comp.diagnostics.append(_internal(Span(first, 1, 1, 1, 1), exc))
+        else:
+            stage.run(comp)
+        comp.timings[stage.name] = time.perf_counter() - t0
+        comp.diagnostics.sort(key=lambda d: (d.span.file, d.span.line, d.span.col))
+        if (comp.errors and not stage.recovers) or stage.name == until:
+            break
     return comp
 
 

@@ -17,13 +17,15 @@ evaluated by the reference interpreter from the generated function instead of in
 
 from __future__ import annotations
 
-import ast as pyast
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from charter.engine import emitcheck, ir, operators, support
+from charter.engine import emitcheck, ir, kinds, operators, ops, support
 from charter.engine.emitcheck import EmitError
 from charter.engine.kinds import NUM, kind, plain_cmp, plain_in
 from charter.engine.ops import (
@@ -37,6 +39,7 @@ from charter.engine.ops import (
     NUMERIC,
     namespace,
 )
+from charter.engine.tree import BucketCode, ConstSpec, Held, LikeTest, SearchTest, Value
 from charter.stdlib.functions import FUNCTIONS
 from charter.stdlib.values import CHECKS, MAX_NUMBER_DIGITS
 
@@ -113,15 +116,20 @@ class Bucket:
     base_mask: int  # rules with no condition
     fn: Any  # (req, st, name, tags, stage) -> int, or None when every rule is unconditional
     source: str
-    line_map: dict[int, tuple[str, int]]  # generated line -> (policy file, line)
+    line_map: dict[int, int]  # generated line -> index of the rule it evaluates
+
+    def rule_at(self, line: int) -> ir.Rule | None:
+        """The rule a line of `source` evaluates (None for set-up lines)."""
+        index = self.line_map.get(line)
+        return next((r for r in self.rules if r.index == index), None)
 
 
 class Emitter:
     """Builds the source of one bucket function."""
 
-    def __init__(self, ns: dict[str, Any]) -> None:
-        self.ns = ns
-        self.consts: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self.consts: dict[str, ConstSpec] = {}  # K0, K1...: how to rebuild each
+        self._const_names: dict[object, str] = {}
         self.uses_scan = False
         self.hoisted: dict[ir.Path, str] = {}
         self.root_vars: dict[str, str] = {}
@@ -182,13 +190,18 @@ class Emitter:
             self.hoisted[p] = var
 
     def const(self, value: object) -> str:
+        """A value in the source: a literal (through `repr`) or a hoisted constant."""
         if type(value) in SIMPLE and not (type(value) is int and not _SMALL <= value < -_SMALL):
             return repr(value)
-        for name, existing in self.consts.items():
-            if existing is value:
-                return name
-        name = f"K{len(self.consts)}"
-        self.consts[name] = value
+        return self._hoisted(("value", id(value)), Value(value))
+
+    def _hoisted(self, key: object, spec: ConstSpec) -> str:
+        """The name of a constant of the namespace (the same key: the same name); `key` holds
+        ids of objects `spec` keeps alive."""
+        name = self._const_names.get(key)
+        if name is None:
+            name = self._const_names[key] = f"K{len(self.consts)}"
+            self.consts[name] = spec
         return name
 
     def expr(self, e: ir.Expr) -> str:  # noqa: C901 - one branch per node kind
@@ -252,8 +265,11 @@ class Emitter:
                 inline = _inline_like(e.pattern, value, self.const)
                 if inline is not None:
                     return inline
-            test = support.like_test if isinstance(e, ir.Like) else support.search_test
-            return f"{self.const(test(e.pattern))}({value})"
+            if isinstance(e, ir.Like):
+                test = self._hoisted(("like", e.pattern), LikeTest(e.pattern))
+            else:
+                test = self._hoisted(("search", e.pattern), SearchTest(e.pattern))
+            return f"{test}({value})"
         if isinstance(e, ir.Contains):
             names = self.const(frozenset(e.matchers))
             if self.scans.get(e.field, 0) > 1:
@@ -312,7 +328,7 @@ class Emitter:
         return code
 
     def _interpreted(self, e: ir.Expr) -> str:
-        return f"_holds({self.const(e)}, req, st, name, tags, stage, M)"
+        return f"_holds({self._hoisted(('held', id(e)), Held(e))}, req, st, name, tags, stage, M)"
 
     def path(self, p: ir.Path) -> str:
         if p.root == "tool" and p.keys == ("name",):
@@ -375,49 +391,124 @@ def generate(rules: Sequence[ir.Rule], matchers: Any, name: str = "bucket") -> B
 
     Raises `EmitError` if the source fails its check (a bug in the emitter, or an IR that
     did not come from the checker, such as a tampered saved policy)."""
-    ns = namespace(matchers)
-    out = _emit(rules, ns, name)
+    return load(emit_code(rules, name), rules, matchers, name)
+
+
+def emit_code(rules: Sequence[ir.Rule], name: str = "bucket") -> BucketCode:
+    """The generated function `name` of a bucket, as text (not checked, not compiled: `load`
+    does both)."""
+    out = _emit(rules, name)
     if out is None:
-        return Bucket(tuple(rules), _base_mask(rules), None, "", {})
-    if "M_scan" in out.source:
+        return BucketCode(tuple(r.index for r in rules), "", _base_mask(rules), {}, {}, (), ())
+    return BucketCode(tuple(r.index for r in rules), out.source, out.base_mask, out.line_map,
+                      out.consts, out.bound, out.locals)
+
+
+def load(code: BucketCode, rules: Sequence[ir.Rule], matchers: Any,
+         name: str = "bucket") -> Bucket:
+    """Compile the generated code of a bucket of `rules` (in the code's order) into its
+    function `name`, trusting nothing in `code`: it may come from a saved file. The source
+    is parsed back and held to the emitter's shape (`emitcheck.verify`), its constants are
+    rebuilt from their recipes, and what was checked is what is compiled. Raises
+    `EmitError`."""
+    if tuple(r.index for r in rules) != code.rules:
+        raise EmitError("generated code is for other rules")
+    base_mask = _base_mask(rules)
+    if code.base_mask != base_mask:
+        raise EmitError("generated code has the wrong base mask")
+    if not code.source:
+        if any(r.cond is not None for r in rules):
+            raise EmitError("generated code is missing")
+        return Bucket(tuple(rules), base_mask, None, "", {})
+    ns = namespace(matchers)
+    for const, spec in code.consts.items():
+        if not _CONST_NAME.fullmatch(const):
+            raise EmitError(f"bad constant name {const!r}")
+        ns[const] = _rebuild(spec)
+    if "M_scan" in code.bound:
         ns["M_scan"] = matchers.scanner.scan  # the RE2 Set's scan itself, no wrapper
-    if out.tree is None:
-        raise EmitError("generated code was not verified")
-    code = compile(out.tree, f"<charter:{name}>", "exec", dont_inherit=True)
-    exec(code, ns)  # noqa: S102 - source built from the checked IR only, and verified
-    return Bucket(tuple(rules), out.base_mask, ns[name], out.source, out.line_map)
+    for bound in code.bound:
+        if bound not in ns or bound.startswith("__"):
+            raise EmitError(f"generated code binds unknown name {bound!r}")
+    for local in code.locals:
+        if not _LOCAL_NAME.fullmatch(local):
+            raise EmitError(f"generated code assigns {local!r}")
+    conditional = sum(rule.cond is not None for rule in rules)
+    tree = emitcheck.verify(code.source, name, code.bound, code.locals, conditional)
+    compiled = compile(tree, f"<charter:{name}>", "exec", dont_inherit=True)
+    exec(compiled, ns)  # noqa: S102 - verified source over constants rebuilt from data
+    return Bucket(tuple(rules), base_mask, ns[name], code.source, dict(code.line_map))
+
+
+_CONST_NAME = re.compile(r"K[0-9]{1,6}")
+_LOCAL_NAME = re.compile(r"(?:v|r_|te)[0-9]{1,6}|v_now")
+
+
+def _rebuild(spec: ConstSpec) -> object:
+    try:
+        if isinstance(spec, Value):
+            return spec.value
+        if isinstance(spec, LikeTest):
+            return support.like_test(spec.pattern)
+        if isinstance(spec, SearchTest):
+            return support.search_test(spec.pattern)
+        if isinstance(spec, Held):
+            return spec.expr
+    except Exception as err:  # noqa: BLE001 - a bad pattern in a saved file
+        raise EmitError(f"bad constant in generated code: {err!r}") from None
+    raise EmitError(f"unknown constant {type(spec).__name__}")
 
 
 def check_rules(rules: Sequence[ir.Rule]) -> None:
-    """Emit, verify and compile (not run) the code of these rules, as `generate` would.
+    """Emit and compile (not run) the code of these rules, as `generate` would.
 
     The compiler calls this on every rule so that a policy whose generated code would fail
     is rejected when it is compiled, not denied at every decision. Raises `EmitError`,
     `SyntaxError`, `ValueError` or `RecursionError` on failure."""
-    out = _emit(rules, namespace(None), "bucket", verify=False)
+    out = _emit(rules, "bucket")
     if out is not None:
         compile(out.source, "<charter:check>", "exec", dont_inherit=True)
+
+
+@cache
+def emitter_id() -> str:
+    """Names the code generator: a digest of the modules that decide what it writes.
+    Generated code saved with a policy is reused only by the same emitter ("": unknown,
+    never reused)."""
+    h = hashlib.sha256()
+    try:
+        for module in (emitcheck, kinds, ops):
+            h.update(Path(str(module.__file__)).read_bytes())
+        h.update(Path(__file__).read_bytes())
+    except OSError:
+        return ""
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class _Emitted:
     source: str
-    tree: pyast.Module | None
     base_mask: int
-    line_map: dict[int, tuple[str, int]]
+    line_map: dict[int, int]
+    consts: dict[str, ConstSpec]
+    bound: tuple[str, ...]
+    locals: tuple[str, ...]
 
 
 def _base_mask(rules: Sequence[ir.Rule]) -> int:
     return sum(1 << bit for bit, rule in enumerate(rules) if rule.cond is None)
 
 
-def _emit(rules: Sequence[ir.Rule], ns: dict[str, Any], name: str,
-          verify: bool = True) -> _Emitted | None:
-    """The source of the bucket function (constants added to `ns`) and, with `verify`, its
-    checked syntax tree; None when every rule is unconditional."""
+#: Names of the namespace every bucket function is generated against (`ops.namespace`).
+_NAMESPACE = frozenset(namespace(None))
+
+
+def _emit(rules: Sequence[ir.Rule], name: str) -> _Emitted | None:
+    """The source of the bucket function and the recipe of its constants; None when every
+    rule is unconditional."""
     if not name.isidentifier():
         raise EmitError(f"bad function name {name!r}")
-    em = Emitter(ns)
+    em = Emitter()
     always: dict[ir.Path, None] = {}
     for rule in rules:
         if rule.cond is not None:
@@ -430,28 +521,28 @@ def _emit(rules: Sequence[ir.Rule], ns: dict[str, Any], name: str,
             if isinstance(node, ir.Contains):
                 em.scans[node.field] = em.scans.get(node.field, 0) + 1
     body: list[str] = []
-    line_map: dict[int, tuple[str, int]] = {}
+    line_map: dict[int, int] = {}
     for bit, rule in enumerate(rules):
         if rule.cond is None:
             continue
         # Policy text reaches a comment only through `repr`: no line break can end it.
         kind = _pick(rule.kind, KINDS)
         body.append(f"    # rule {rule.id!r} ({kind}) {rule.file!r}:{int(rule.line)}")
-        line_map[len(body) + 3] = (rule.file, rule.line)
+        line_map[len(body) + 3] = rule.index
         body.append(f"    if {em.condition(rule.cond)}:")
-        line_map[len(body) + 3] = (rule.file, rule.line)
+        line_map[len(body) + 3] = rule.index
         body.append(f"        m |= {em.const(1 << bit)}")
     if not body:
         return None
     base_mask = _base_mask(rules)
     start = f"    m = {em.const(base_mask)}"
-    ns.update(em.consts)
+    names = _NAMESPACE | em.consts.keys()
     if em.scans:
-        ns["M_scan"] = None  # bound by `generate`
+        names |= {"M_scan"}
     text = "\n".join([*em.prelude, *body, start])
     # Helpers and constants become default arguments: locals are faster than globals.
     used = set(_WORD.findall(text))
-    bound = [k for k in ns if k in used and not k.startswith("__")]
+    bound = tuple(k for k in (*_ORDER, *em.consts, "M_scan") if k in names and k in used)
     params = "".join(f", {k}={k}" for k in bound)
     head = [f"def {name}(req, st, name, tags, stage{params}):"]
     if em.uses_scan:
@@ -461,8 +552,10 @@ def _emit(rules: Sequence[ir.Rule], ns: dict[str, Any], name: str,
     offset = len(head) - 3
     line_map = {line + offset: where for line, where in line_map.items()}
     source = "\n".join([*head, *body, "    return m", ""])
-    conditional = sum(rule.cond is not None for rule in rules)
-    locals_ = {*em.hoisted.values(), *em.root_vars.values(),
-               *(f"te{i}" for i in range(em.temps))}
-    tree = emitcheck.verify(source, name, bound, locals_, conditional) if verify else None
-    return _Emitted(source, tree, base_mask, line_map)
+    locals_ = tuple(dict.fromkeys((*em.hoisted.values(), *em.root_vars.values(),
+                                   *(f"te{i}" for i in range(em.temps)))))
+    return _Emitted(source, base_mask, line_map, dict(em.consts), bound, locals_)
+
+
+#: The order bound helpers are passed in (the namespace's own order).
+_ORDER = tuple(k for k in namespace(None) if not k.startswith("__"))

@@ -3,30 +3,34 @@
 The IR is what the planner, the code generator and the reference interpreter share, and
 what a saved policy stores. It must not import the language package (the runtime loads it
 without Lark).
+
+Every node is a frozen, tagged `msgspec.Struct`: equal and hashable by value (the emitter keys
+dicts on paths), and encodable as it stands — `charter.engine.tree` saves a compiled policy as
+msgpack with the class name as each node's tag. `Const.value` is the one field of open type;
+the artifact format packs it (see `charter.engine.tree`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
+
+import msgspec
 
 # ── expressions ──────────────────────────────────────────────────────────────
 
 STRICT_ARGS = "__strict_args__"  # Fn of the rules `strict args` adds (runtime.strict)
 
 
-@dataclass(frozen=True, slots=True)
-class Const:
+class Const(msgspec.Struct, frozen=True, tag=True):
     """A folded constant: str, int, Decimal, bool, timedelta, frozenset, tuple, or a dict with
     str keys (a `const` lookup table; never mutated)."""
 
     value: object
 
 
-@dataclass(frozen=True, slots=True)
-class Path:
+class Path(msgspec.Struct, frozen=True, tag=True):
     """A request field, e.g. root `args`, keys `("amount",)`; `check` is the run-time type check
     (see charter.stdlib.values.CHECKS); `text` names the field in error messages."""
 
@@ -36,8 +40,7 @@ class Path:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Index:
+class Index(msgspec.Struct, frozen=True, tag=True):
     """`obj[key]` with a computed key."""
 
     obj: Expr
@@ -46,63 +49,53 @@ class Index:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Has:
+class Has(msgspec.Struct, frozen=True, tag=True):
     root: str
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Not:
+class Not(msgspec.Struct, frozen=True, tag=True):
     operand: Expr
 
 
-@dataclass(frozen=True, slots=True)
-class BoolOp:
+class BoolOp(msgspec.Struct, frozen=True, tag=True):
     op: Literal["and", "or"]
     items: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Cmp:
+class Cmp(msgspec.Struct, frozen=True, tag=True):
     op: Literal["==", "!=", "<", "<=", ">", ">="]
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, slots=True)
-class Arith:
+class Arith(msgspec.Struct, frozen=True, tag=True):
     op: Literal["+", "-", "*", "/"]
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, slots=True)
-class Neg:
+class Neg(msgspec.Struct, frozen=True, tag=True):
     operand: Expr
 
 
-@dataclass(frozen=True, slots=True)
-class In:
+class In(msgspec.Struct, frozen=True, tag=True):
     item: Expr
     coll: Expr
     negate: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Like:
+class Like(msgspec.Struct, frozen=True, tag=True):
     value: Expr
     pattern: str  # Cedar-style glob: `*` matches any run of characters
 
 
-@dataclass(frozen=True, slots=True)
-class Matches:
+class Matches(msgspec.Struct, frozen=True, tag=True):
     value: Expr
     pattern: str  # RE2, search semantics
 
 
-@dataclass(frozen=True, slots=True)
-class Contains:
+class Contains(msgspec.Struct, frozen=True, tag=True):
     """True when any string inside `value` has a validated match of one of `matchers`."""
 
     value: Expr
@@ -110,47 +103,40 @@ class Contains:
     field: str  # cache key: the same field is scanned once per decision
 
 
-@dataclass(frozen=True, slots=True)
-class CountOf:
+class CountOf(msgspec.Struct, frozen=True, tag=True):
     value: Expr
     matchers: tuple[str, ...]
     field: str
 
 
-@dataclass(frozen=True, slots=True)
-class Fn:
+class Fn(msgspec.Struct, frozen=True, tag=True):
     name: str
     args: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Approved:
+class Approved(msgspec.Struct, frozen=True, tag=True):
     group: str | None
     count: int = 1  # `approved by N of "g"`: N different approvers of group g
 
 
-@dataclass(frozen=True, slots=True)
-class Previously:
+class Previously(msgspec.Struct, frozen=True, tag=True):
     tool: str
     fields: tuple[tuple[str, Expr], ...]
     within: int | None  # seconds
 
 
-@dataclass(frozen=True, slots=True)
-class Labels:
+class Labels(msgspec.Struct, frozen=True, tag=True):
     """`session.labels`: the request's labels together with those in the runtime state."""
 
 
-@dataclass(frozen=True, slots=True)
-class Counter:
+class Counter(msgspec.Struct, frozen=True, tag=True):
     """Usage of a windowed counter, read from the runtime state (zero when there is none)."""
 
     counter: str
     key: Expr | None  # None: keyed by session id
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(msgspec.Struct, frozen=True, tag=True):
     """`estimate.<field>`, zero when absent."""
 
     field: str
@@ -163,15 +149,13 @@ Expr = (
 )
 
 
-
 def _node_fields(cls: type) -> tuple[str, ...] | None:
-    """Field names of an IR node class (None: not a node); computed once per class, since
-    `dataclasses.fields` per visit made walking a 10,000-rule policy take seconds."""
+    """Field names of an IR node class (None: not a node, or a constant: a leaf)."""
     try:
         return _FIELDS[cls]
     except KeyError:
-        names = (None if cls is Const or not dataclasses.is_dataclass(cls)
-                 else tuple(f.name for f in dataclasses.fields(cls)))
+        names = (None if cls is Const or not issubclass(cls, msgspec.Struct)
+                 else cls.__struct_fields__)
         _FIELDS[cls] = names
         return names
 
@@ -219,16 +203,14 @@ def _walk_value(value: object) -> Iterator[object]:
 Kind = Literal["allow", "deny", "warn", "require_approval", "redact", "label"]
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(msgspec.Struct, frozen=True, tag=True):
     """Tool names/globs, or a tag. A rule's targets must all match."""
 
     names: tuple[str, ...]
     tag: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(msgspec.Struct, frozen=True, tag=True):
     index: int
     id: str
     kind: Kind
@@ -248,13 +230,12 @@ class Rule:
     origin: Literal["rule", "budget", "limit", "strict args"] = "rule"
 
 
-@dataclass(frozen=True, slots=True)
-class CounterSpec:
+class CounterSpec(msgspec.Struct, frozen=True, tag=True):
     """A windowed budget or call limit kept by the runtime state store."""
 
     id: str
     metric: Literal["cost_usd", "tokens", "calls"]
-    limit: object  # int or Decimal
+    limit: int | Decimal
     window: int | None  # seconds; None = per session
     key: Expr | None  # None = session.id; a Path, or the joined key of `per turn`
     targets: tuple[Target, ...]
@@ -262,29 +243,27 @@ class CounterSpec:
     rule: int  # index of the rule that enforces it
 
 
-@dataclass(frozen=True, slots=True)
-class ToolInfo:
+class ToolInfo(msgspec.Struct, frozen=True, tag=True):
     name: str
     tags: tuple[str, ...]
     params: tuple[tuple[str, str, bool], ...]  # (name, check tag, optional)
 
 
-@dataclass(frozen=True, slots=True)
-class MatcherInfo:
+class MatcherInfo(msgspec.Struct, frozen=True, tag=True):
     name: str
     pattern: str
     placeholder: str
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
+class Policy(msgspec.Struct, frozen=True, tag=True):
     name: str
     version: str | None
     default: Literal["allow", "deny"]
     rules: tuple[Rule, ...]
-    tools: dict[str, ToolInfo] = field(default_factory=dict)
-    matchers: dict[str, MatcherInfo] = field(default_factory=dict)  # user matchers
+    tools: dict[str, ToolInfo] = msgspec.field(default_factory=dict)
+    matchers: dict[str, MatcherInfo] = msgspec.field(default_factory=dict)  # user matchers
     counters: tuple[CounterSpec, ...] = ()
-    history: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tool -> fields to keep
+    # tool -> the fields of its calls `previously` reads
+    history: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
     digest: str = ""
     trust_request_tags: bool = False  # `trust request tags`: see Plan.granting_tags

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 
@@ -64,3 +65,18 @@ def render_expr(e: ir.Expr) -> str:  # noqa: C901 - one branch per node kind
     if isinstance(e, ir.Estimate):
         return f"estimate.{e.field}"
     return type(e).__name__
+
+
+def render_code(source: str, line_map: Mapping[int, int], rules: Mapping[int, ir.Rule]) -> str:
+    """Generated source with line numbers, each line the line map ties to a rule marked with
+    the rule's id and place in the policy."""
+    lines = source.splitlines()
+    width = len(str(len(lines)))
+    longest = max((len(line) for line in lines), default=0)
+    out = []
+    for number, line in enumerate(lines, 1):
+        rule = rules.get(line_map.get(number, -1))
+        where = (f"  # <- {rule.id} ({rule.file}:{rule.line}:{rule.col})"
+                 if rule is not None and not line.lstrip().startswith("#") else "")
+        out.append(f"{number:>{width}} {line.ljust(min(longest, 100)) if where else line}{where}")
+    return "\n".join(out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pickle
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,16 +11,19 @@ from typing import Any
 from charter.engine import ir, redactor
 from charter.engine.combine import combine, malformed
 from charter.engine.decision import Decision, PolicyInfo, Redaction
-from charter.engine.emit import Bucket, generate
+from charter.engine.emit import Bucket, emitter_id, generate, load
+from charter.engine.emitcheck import EmitError
 from charter.engine.interpreter import Ctx, eval_rule, read_path
-from charter.engine.matching import PolicyMatchers, used_matchers
-from charter.engine.plan import Plan
+from charter.engine.matching import PolicyMatchers
+from charter.engine.plan import Plan, plan
 from charter.engine.snapshot import Snapshot
+from charter.engine.tree import BucketCode, CompiledPolicy, CompiledPolicyError, dumps, loads
 from charter.runtime.request import STAGES, Call, read
 from charter.stdlib.values import CHECKS, RequestError, describe_error
 
 MAX_KEYS = 4096  # distinct (stage, tool, tags) entries cached per policy
-SAVE_MAGIC = b"CHARTER-POLICY-1\n"
+SAVE_MAGIC = b"CHARTER-POLICY"  # every saved format starts so (see charter.engine.tree)
+_LOG = logging.getLogger("charter")
 
 
 #: request fields a `redact ... in` reads whole, straight from the request
@@ -61,11 +64,18 @@ class Entry:
 class Policy:
     """A compiled policy. `decide()` is pure: it does no I/O and never raises."""
 
-    def __init__(self, policy: ir.Policy) -> None:
+    def __init__(self, policy: CompiledPolicy | ir.Policy) -> None:
+        """Run a compiled policy (from `charter.compiler`, or `load_compiled`); bare IR is
+        planned here and its code generated as calls need it."""
+        compiled = policy if isinstance(policy, CompiledPolicy) else CompiledPolicy(
+            policy, plan(policy))
+        policy = compiled.ir
+        self.compiled = compiled
         self.ir = policy
         self.info = PolicyInfo(policy.name, policy.version, policy.digest)
-        self.plan = Plan(policy)
-        self.matchers = PolicyMatchers(policy.matchers, used_matchers(policy))
+        self.plan = Plan(policy, compiled.tree)
+        self.matchers = PolicyMatchers(policy.matchers, compiled.tree.matchers)
+        self._code: dict[tuple[int, ...], BucketCode] | None = None  # by rules, on first use
         self._entries: dict[Key, Entry] = {}
         self._buckets: dict[tuple[int, ...], Bucket] = {}
         self._rule_code: dict[int, Any] = {}
@@ -368,14 +378,11 @@ class Policy:
         if entry is not None:
             return entry
         stage, name, req_tags = key
-        declared = self.plan.declared_tags(name)
-        tags = tuple(dict.fromkeys((*req_tags, *declared)))
-        indices = self.plan.candidates(stage, name, tags)
+        tags = self.plan.tags(name, req_tags)
+        indices = self.plan.bucket(stage, name, req_tags)
         bucket = self._buckets.get(indices)
         if bucket is None:
-            rules = [self.ir.rules[i] for i in indices]
-            bucket = generate(rules, self.matchers, "bucket")
-            self._buckets[indices] = bucket
+            bucket = self._buckets[indices] = self._bucket(indices)
         entry = Entry(bucket, stage, name, tags,
                       f'tool "{name}"' if name else f"this {stage} request",
                       fn=bucket.fn, base_mask=bucket.base_mask)
@@ -395,6 +402,22 @@ class Policy:
             else:
                 self._tagged[stage].setdefault(name, {})[req_tags] = entry
         return entry
+
+    def _bucket(self, indices: tuple[int, ...]) -> Bucket:
+        """The compiled function of a bucket: from the policy's generated code when it has
+        the bucket's and it passes its check, else generated now from the IR."""
+        rules = [self.ir.rules[i] for i in indices]
+        if self._code is None:
+            same = self.compiled.emitter and self.compiled.emitter == emitter_id()
+            self._code = {c.rules: c for c in self.compiled.code} if same else {}
+        code = self._code.get(indices)
+        if code is not None:
+            try:
+                return load(code, rules, self.matchers)
+            except EmitError as err:  # never run: the IR is the truth, generate from it
+                _LOG.warning("policy %s: generated code for rules %s fails its check (%s); "
+                             "generating it again", self.name, indices, err)
+        return generate(rules, self.matchers)
 
     # ── introspection ────────────────────────────────────────────────────────
 
@@ -422,37 +445,25 @@ class Policy:
 
     # ── saving and loading ───────────────────────────────────────────────────
 
+    def dumps(self) -> bytes:
+        """The compiled policy in the saved format (charter.engine.tree: msgpack, versioned)."""
+        return dumps(self.compiled)
+
     def save(self, path: str | Path) -> None:
         """Write the compiled policy; `charter.load_compiled` reads it without Lark."""
-        Path(path).write_bytes(SAVE_MAGIC + pickle.dumps(self.ir, protocol=5))
+        Path(path).write_bytes(self.dumps())
+
+    @classmethod
+    def loads(cls, data: bytes | bytearray | memoryview) -> Policy:
+        """A policy from `dumps` output. Raises `CompiledPolicyError` (a ValueError) for
+        anything else, or a format this version cannot read."""
+        return cls(loads(data))
 
     @classmethod
     def load_compiled(cls, path: str | Path) -> Policy:
+        """A policy saved with `save`; imports neither the compiler nor Lark."""
         data = Path(path).read_bytes()
-        if not data.startswith(SAVE_MAGIC):
-            raise ValueError(f"{path}: not a compiled Charter policy")
-        return cls(_SafeUnpickler.loads(data[len(SAVE_MAGIC):]))
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Only IR classes and plain value types may be rebuilt from a saved policy."""
-
-    ALLOWED = {
-        ("decimal", "Decimal"), ("datetime", "timedelta"), ("builtins", "frozenset"),
-        ("builtins", "set"), ("builtins", "tuple"), ("builtins", "dict"), ("builtins", "list"),
-        ("builtins", "slice"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module == ir.__name__ or (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a compiled policy")
-
-    @classmethod
-    def loads(cls, data: bytes) -> ir.Policy:
-        import io
-
-        obj = cls(io.BytesIO(data)).load()
-        if not isinstance(obj, ir.Policy):
-            raise ValueError("not a compiled Charter policy")
-        return obj
+        try:
+            return cls.loads(data)
+        except CompiledPolicyError as err:
+            raise CompiledPolicyError(f"{path}: {err}") from None

@@ -9,10 +9,10 @@ that `charter.compile` rejects it with a diagnostic.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import charter
@@ -78,8 +78,8 @@ def test_file_name_with_code_never_runs(tmp_path: Path) -> None:
 def _tampered(text: str, **changes: Any) -> Policy:
     """The policy of `text` with its first rule changed, as a tampered saved policy would be."""
     policy = charter.compile(text).ir
-    first = dataclasses.replace(policy.rules[0], **changes)
-    return Policy(dataclasses.replace(policy, rules=(first, *policy.rules[1:])))
+    first = msgspec.structs.replace(policy.rules[0], **changes)
+    return Policy(msgspec.structs.replace(policy, rules=(first, *policy.rules[1:])))
 
 
 def test_ids_and_file_names_reach_generated_code_only_through_repr(tmp_path: Path) -> None:
@@ -106,11 +106,11 @@ def test_tampered_names_in_the_ir_fail_closed(tmp_path: Path, field: str, value:
     cond = rule.cond
     assert isinstance(cond, ir.Cmp)
     if field == "check":
-        cond = dataclasses.replace(cond, left=dataclasses.replace(cond.left, check=value))
+        cond = msgspec.structs.replace(cond, left=msgspec.structs.replace(cond.left, check=value))
     else:
-        cond = dataclasses.replace(cond, op=value)  # type: ignore[arg-type]
+        cond = msgspec.structs.replace(cond, op=value)  # type: ignore[arg-type]
     with pytest.raises(_emit_error()):
-        codegen.generate([dataclasses.replace(rule, cond=cond)], None)
+        codegen.generate([msgspec.structs.replace(rule, cond=cond)], None)
 
 
 def test_tampered_saved_policy_denies_and_runs_nothing(tmp_path: Path) -> None:
@@ -118,9 +118,9 @@ def test_tampered_saved_policy_denies_and_runs_nothing(tmp_path: Path) -> None:
     policy = charter.compile('allow tool "a" when args.x == 1\n')
     rule = policy.ir.rules[0]
     assert isinstance(rule.cond, ir.Cmp) and isinstance(rule.cond.left, ir.Path)
-    left = dataclasses.replace(rule.cond.left, check=f"int(0) or {_payload(marker)} or C_int")
-    bad = dataclasses.replace(rule, cond=dataclasses.replace(rule.cond, left=left))
-    Policy(dataclasses.replace(policy.ir, rules=(bad,))).save(tmp_path / "p.charter")
+    left = msgspec.structs.replace(rule.cond.left, check=f"int(0) or {_payload(marker)} or C_int")
+    bad = msgspec.structs.replace(rule, cond=msgspec.structs.replace(rule.cond, left=left))
+    Policy(msgspec.structs.replace(policy.ir, rules=(bad,))).save(tmp_path / "p.charter")
     loaded = charter.load_compiled(tmp_path / "p.charter")
     decision = loaded.decide(REQ)
     assert decision.effect == "deny" and not decision.allowed
@@ -144,11 +144,11 @@ def test_an_emitter_bug_is_caught_by_the_source_check(monkeypatch: pytest.Monkey
     assert _codes(text) == ["CH0500"]
     rules = compile_sources([Source("p", 'deny tool "a" when args.s == "other"\n')]).ir
     assert rules is not None
-    leak = dataclasses.replace(rules.rules[0], cond=ir.Cmp(
+    leak = msgspec.structs.replace(rules.rules[0], cond=ir.Cmp(
         "==", ir.Path("args", ("s",), "str", "args.s"), ir.Const("leak")))
     with pytest.raises(_emit_error()):
         codegen.generate([leak], None)
-    decision = Policy(dataclasses.replace(rules, rules=(leak,))).decide(
+    decision = Policy(msgspec.structs.replace(rules, rules=(leak,))).decide(
         {"tool": "a", "args": {"s": "leak"}})
     assert decision.effect == "deny" and "internal error" in decision.reasons[0]
     assert not marker.exists()
