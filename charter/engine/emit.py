@@ -399,9 +399,9 @@ def emit_code(rules: Sequence[ir.Rule], name: str = "bucket") -> BucketCode:
     does both)."""
     out = _emit(rules, name)
     if out is None:
-        return BucketCode(tuple(r.index for r in rules), "", _base_mask(rules), {}, {}, (), ())
-    return BucketCode(tuple(r.index for r in rules), out.source, out.base_mask, out.line_map,
-                      out.consts, out.bound, out.locals)
+        return BucketCode(tuple(r.index for r in rules), "", {}, {}, (), ())
+    return BucketCode(tuple(r.index for r in rules), out.source, out.line_map, out.consts,
+                      out.bound, out.locals)
 
 
 def load(code: BucketCode, rules: Sequence[ir.Rule], matchers: Any,
@@ -414,8 +414,6 @@ def load(code: BucketCode, rules: Sequence[ir.Rule], matchers: Any,
     if tuple(r.index for r in rules) != code.rules:
         raise EmitError("generated code is for other rules")
     base_mask = _base_mask(rules)
-    if code.base_mask != base_mask:
-        raise EmitError("generated code has the wrong base mask")
     if not code.source:
         if any(r.cond is not None for r in rules):
             raise EmitError("generated code is missing")

@@ -4,16 +4,15 @@ The IR is what the planner, the code generator and the reference interpreter sha
 what a saved policy stores. It must not import the language package (the runtime loads it
 without Lark).
 
-Every node is a frozen, tagged `msgspec.Struct`: equal and hashable by value (the emitter keys
-dicts on paths), and encodable as it stands — `charter.engine.tree` saves a compiled policy as
-msgpack with the class name as each node's tag. `Const.value` is the one field of open type;
-the artifact format packs it (see `charter.engine.tree`).
+Every node is a frozen, tagged `msgspec.Struct`: equal and hashable by value (the emitter
+keys dicts on paths), and encodable as it stands: `charter.engine.tree` saves a compiled
+policy as msgpack with the class name as each node's tag. `Const.value` and
+`CounterSpec.limit` are the fields of open type; the artifact format packs them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Literal
 
 import msgspec
@@ -235,7 +234,7 @@ class CounterSpec(msgspec.Struct, frozen=True, tag=True):
 
     id: str
     metric: Literal["cost_usd", "tokens", "calls"]
-    limit: int | Decimal
+    limit: object  # int or Decimal
     window: int | None  # seconds; None = per session
     key: Expr | None  # None = session.id; a Path, or the joined key of `per turn`
     targets: tuple[Target, ...]

@@ -5,11 +5,12 @@ A compiled policy is saved as a header line and a msgpack body (`dumps`/`loads`)
 
     CHARTER-POLICY/2\\n  <msgpack of CompiledPolicy>
 
-Every IR node is a tagged `msgspec.Struct`, so the body is the IR as data: no pickle, nothing
-in the file names a Python class or function. The one open-typed field, `ir.Const.value`
-(str, int, bool, None, Decimal, Fraction, timedelta, tuple, frozenset, or a dict with str
-keys), is packed so that its Python type survives: Decimal, Fraction, timedelta, tuple and
-frozenset become msgpack extension values (`_EXT_*`), the rest are msgpack as they are.
+Every IR node is a tagged `msgspec.Struct`, so the body is the IR as data: nothing in the
+file names a Python class or function, and nothing in it runs as it stands. The fields of
+open type, `ir.Const.value` (str, int, bool, None, Decimal, Fraction, timedelta, tuple,
+frozenset, or a dict with str keys) and `ir.CounterSpec.limit`, are packed so that their
+Python types survive: Decimal, Fraction, timedelta, tuple, frozenset and integers beyond 64
+bits become msgpack extension values (`_EXT_*`), the rest are msgpack as they are.
 `BucketCode.consts` are packed the same way.
 
 Reading a file trusts nothing in it. The body is decoded against these types (a wrong field,
@@ -32,7 +33,7 @@ import msgspec
 
 from charter.engine import ir
 
-FORMAT = 2  # version 1 was a pickle (before the artifact was data)
+FORMAT = 2  # format 1 (`CHARTER-POLICY-1`) stored Python objects, not data: refused
 MAGIC = b"CHARTER-POLICY"
 HEADER = MAGIC + b"/%d\n" % FORMAT
 
@@ -100,14 +101,14 @@ class BucketCode(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The generated function of one bucket, as text and the recipe of its namespace.
 
     `rules` are the bucket's rule indices, in policy order (bit i of the returned mask is
-    rules[i]); `source` is empty when no rule has a condition (the decision is then a
-    constant of `base_mask`). `line_map` maps a line of `source` (1-based) to the index of
-    the rule it evaluates. `consts` rebuild the hoisted constants `K0`, `K1`...; `bound` are
-    the names passed as default arguments, `locals` the locals the emitter assigned."""
+    rules[i]); `source` is empty when no rule has a condition (the mask is then that of
+    the unconditional rules, computed from them as it is for any bucket). `line_map` maps a
+    line of `source` (1-based) to the index of the rule it evaluates. `consts` rebuild the
+    hoisted constants `K0`, `K1`...; `bound` are the names passed as default arguments,
+    `locals` the locals the emitter assigned."""
 
     rules: tuple[int, ...]
     source: str
-    base_mask: int
     line_map: dict[int, int]
     consts: dict[str, ConstSpec]
     bound: tuple[str, ...]
@@ -128,13 +129,17 @@ class CompiledPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 # ── saving and loading ───────────────────────────────────────────────────────
 
-_EXT_DECIMAL, _EXT_TIMEDELTA, _EXT_TUPLE, _EXT_FROZENSET, _EXT_FRACTION = 1, 2, 3, 4, 5
+_EXT_DECIMAL, _EXT_TIMEDELTA, _EXT_TUPLE, _EXT_FROZENSET, _EXT_FRACTION, _EXT_INT = range(1, 7)
+_INT64 = 2**63
 _PLAIN = (str, int, bool, type(None))
 
 
 def dumps(compiled: CompiledPolicy) -> bytes:
     """The saved form of a compiled policy (see the module docstring)."""
-    return HEADER + _ENCODER.encode(_packed(compiled))
+    try:
+        return HEADER + _ENCODER.encode(_packed(compiled))
+    except OverflowError as err:  # an int field beyond 64 bits (`within 10^30d`)
+        raise TypeError(f"cannot save this policy: {err}") from None
 
 
 def loads(data: bytes | bytearray | memoryview) -> CompiledPolicy:
@@ -186,6 +191,9 @@ def _packed(obj: Any) -> Any:
         return ir.Const(_pack(obj.value))
     if isinstance(obj, Value):
         return Value(_pack(obj.value))
+    if isinstance(obj, ir.CounterSpec):
+        return msgspec.structs.replace(obj, limit=_pack(obj.limit),
+                                       key=_packed(obj.key), targets=_packed(obj.targets))
     if isinstance(obj, msgspec.Struct):
         fields = obj.__struct_fields__
         return msgspec.structs.replace(obj, **{f: _packed(getattr(obj, f)) for f in fields})
@@ -197,6 +205,8 @@ def _packed(obj: Any) -> Any:
 
 
 def _pack(value: object) -> object:
+    if type(value) is int and not -_INT64 <= value < _INT64:  # beyond msgpack's integers
+        return msgspec.msgpack.Ext(_EXT_INT, str(value).encode("ascii"))
     if type(value) in _PLAIN:
         return value
     if type(value) is Decimal:
@@ -226,6 +236,8 @@ def _ext(code: int, data: memoryview) -> object:
     if code == _EXT_TIMEDELTA:
         days, seconds, micro = _PARTS.decode(data)
         return timedelta(days, seconds, micro)
+    if code == _EXT_INT:
+        return int(bytes(data).decode("ascii"))  # ValueError if not a number
     if code == _EXT_FRACTION:
         numerator, denominator = _PAIR.decode(data)
         return Fraction(numerator, denominator)  # ZeroDivisionError: an ArithmeticError
