@@ -59,6 +59,7 @@ class Entry:
     # rule outcomes (True, False or a request error's text) -> decision, on the error path
     erring: dict[tuple[bool | str, ...], Decision] = field(default_factory=dict)
     rule_code: tuple[Any, ...] | None = None  # per rule: its own code (see `_recover`)
+    erred: int = 0  # mask of the rules that erred on the last error (see `_recover`)
 
 
 class Policy:
@@ -275,27 +276,35 @@ class Policy:
 
         Each rule then runs its own generated code, and only a rule whose code raises (or
         that reads the clock, which is read once per decision) is evaluated by the
-        interpreter, which words the error. The decision depends on the outcomes alone
-        unless a redact rule or a grant is involved, so it is cached by them.
+        interpreter, which words the error. Rules that erred on the entry's last error go
+        to the interpreter at once: requests that miss a field tend to come in runs. Which
+        evaluator a rule gets changes the cost only, never the outcome. The decision depends
+        on the outcomes alone unless a redact rule or a grant is involved, so it is cached
+        by them.
         """
         code = entry.rule_code or self._code_of(entry)
         rules = entry.bucket.rules
         ctx: Ctx | None = None
         outcomes: list[bool | str] = []
         name, tags, stage = entry.name, entry.tags, entry.stage
-        for rule, fn in zip(rules, code, strict=True):
+        erred = entry.erred
+        for bit, fn in enumerate(code):
             if fn is None:
                 outcomes.append(True)
                 continue
-            if fn is not _INTERPRETED:
+            if fn is not _INTERPRETED and not erred >> bit & 1:
                 try:
                     outcomes.append(bool(fn(req, st, name, tags, stage)))
                     continue
                 except Exception:  # noqa: BLE001, S112 - the interpreter says why
                     pass
-            ctx = ctx or self._ctx(entry, req, st)
-            outcomes.append(eval_rule(rule, ctx))
+            if ctx is None:
+                ctx = self._ctx(entry, req, st)
+            outcomes.append(eval_rule(rules[bit], ctx))
         errors = [o for o in outcomes if type(o) is str]
+        now_erred = sum(1 << bit for bit, o in enumerate(outcomes) if type(o) is str)
+        if now_erred != erred:
+            entry.erred = now_erred
         if not errors:  # the bucket's code gave up, but no rule errs
             mask = sum(1 << i for i, o in enumerate(outcomes) if o)
             return self._finish(entry, mask, req, st)

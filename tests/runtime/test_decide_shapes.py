@@ -277,3 +277,37 @@ def test_every_typical_shape_at_every_stage(which: str) -> None:
             warmed.decide(other)
         expected = Policy(POLICIES[which].ir).decide(shape)
         assert warmed.decide(shape) == expected == warmed.interpret(shape), shape
+
+
+def test_the_error_path_reads_the_clock_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a rule errs, each rule runs on its own (`Policy._recover`); the rules reading
+    `now` still share the decision's one reading of the clock."""
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(support, "now_utc",
+                        lambda: datetime(2026, 1, 5, 10 + next(ticks) % 2, tzinfo=UTC))
+    policy = charter.compile('policy "p"\ndefault allow\n'
+                             'deny when hour_of(now) == 10 because "ten"\n'
+                             'warn when hour_of(now) == 11 because "eleven"\n'
+                             'warn when args.n > 1 because "big"\n')
+    for _ in range(6):  # the bucket raises (args.n missing): every rule then runs alone
+        decision = policy.decide({"tool": "x"})
+        assert ("ten" in decision.reasons) != ("eleven" in decision.warnings), decision
+        assert decision.errors == ("request error: args.n missing (rule policy.agentpolicy:5)",)
+
+
+def test_error_decisions_are_cached_only_when_they_cannot_differ() -> None:
+    """A decision on the error path is reused for the same outcomes, never when a redact
+    rule matched (its counts depend on the value) or grants are presented."""
+    policy = charter.compile('policy "p"\nuse pii\ndefault allow\n'
+                             'on tool_result redact pii.email in result\n'
+                             'on tool_result warn when args.n > 1 because "big"\n'
+                             'require approval from "g" when args.m > 1\n')
+    for text, count in (("a@b.co", 1), ("none", 0), ("c@d.co and e@f.co", 2)):
+        request = {"stage": "tool_result", "tool": "x", "result": text}
+        decision = policy.decide(request)
+        assert decision == policy.interpret(request)
+        assert sum(decision.redactions[0].counts.values()) == count
+    granted = Snapshot(approved_groups=frozenset({"g"}))
+    for state in (None, granted, None, granted):
+        decision = policy.decide({"tool": "x", "args": {"n": 2}}, state)
+        assert decision == policy.interpret({"tool": "x", "args": {"n": 2}}, state)
