@@ -33,8 +33,12 @@ from charter.engine.ops import (
     CMP_FN,
     EXACT_CLASS,
     EXACT_FN,
+    INDEX_DICT,
+    INDEX_SEQ,
     INLINE_CHECK,
     INLINE_OK,
+    LEN,
+    MEMBER_CONST,
     NUM_OK,
     NUMERIC,
     namespace,
@@ -255,7 +259,10 @@ class Emitter:
             if plain_in(e, self.kinds):
                 op = "not in" if e.negate else "in"
                 return f"({self.expr(e.item)} {op} {self.expr(e.coll)})"
-            found = f"_member({self.expr(e.item)}, {self.expr(e.coll)})"
+            if isinstance(e.coll, ir.Const):
+                found = MEMBER_CONST.format(item=self.expr(e.item), k=self.const(e.coll.value))
+            else:
+                found = f"_member({self.expr(e.item)}, {self.expr(e.coll)})"
             return f"(not {found})" if e.negate else found
         if isinstance(e, ir.Like | ir.Matches):
             value = self.expr(e.value)
@@ -289,10 +296,15 @@ class Emitter:
                 return f"_mklist({args})"
             if e.name == ir.STRICT_ARGS:
                 return f"_strict_args(req, {args})"
+            if e.name == "len" and len(e.args) == 1:
+                return LEN.format(v=args)
             return f"F_{_pick(e.name, FUNCTIONS)}({args})"
         if isinstance(e, ir.Has):
             return f"_has(req, {self.const(e.root)}, {self.const(e.keys)}, name)"
         if isinstance(e, ir.Index):
+            if isinstance(e.key, ir.Const) and type(e.key.value) in (str, int):
+                template = INDEX_DICT if type(e.key.value) is str else INDEX_SEQ
+                return template.format(obj=self.expr(e.obj), k=self.const(e.key.value))
             return f"_index({self.expr(e.obj)}, {self.expr(e.key)})"
         if isinstance(e, ir.Approved):
             if e.count > 1:

@@ -18,7 +18,7 @@ PARAMS = ("req", "st", "name", "tags", "stage")
 #: Locals the emitter assigns (besides the hoisted `v0`, `r_0`, `te0`... it reports).
 TEMPS = frozenset({"m", "sc", "t", "v_now"})
 #: Builtins the emitter reads.
-LOCALS = frozenset({"None", "list", "dict", "str", "bool", "int", "float"})
+LOCALS = frozenset({"None", "list", "dict", "str", "bool", "int", "float", "len"})
 #: Attributes the emitter calls or reads.
 ATTRIBUTES = frozenset({
     "__class__", "startswith", "endswith", "isdisjoint", "get", "counters", "count",

@@ -28,8 +28,9 @@ from charter.stdlib.values import (
     PLAIN,
 )
 
-__all__ = ["ARITH_FN", "CMP_FN", "EXACT_CLASS", "EXACT_FN", "EXPORTED", "INLINE_CHECK",
-           "INLINE_OK", "NUMERIC", "NUM_OK", "namespace"]
+__all__ = ["ARITH_FN", "CMP_FN", "EXACT_CLASS", "EXACT_FN", "EXPORTED", "INDEX_DICT",
+           "INDEX_SEQ", "INLINE_CHECK", "INLINE_OK", "LEN", "MEMBER_CONST", "NUMERIC", "NUM_OK",
+           "namespace"]
 
 
 def scan_cached(matchers: Any, cache: dict[str, frozenset[str]], field: str,
@@ -64,7 +65,7 @@ EXPORTED: Mapping[str, Any] = {
     "_xmul": operators.EXACT.multiply, "_neg": operators.neg, "_member": operators.member,
     # constants the inline templates below read
     "_Decimal": Decimal, "_F": FLOATS, "_FC": COST_FLOATS, "_IB": INT_BOUND,
-    "_NIB": -INT_BOUND, "_PLAIN": PLAIN,
+    "_NIB": -INT_BOUND, "_PLAIN": PLAIN, "_SIZED": frozenset({str, list, dict}),
 }
 
 
@@ -91,3 +92,17 @@ INLINE_OK["int"] = _INT_OK
 INLINE_OK["any"] = "{v}.__class__ in _PLAIN"
 NUMERIC = {"num": ("num", False), "cost": ("num", True), "int": ("int", False),
            "count": ("int", True)}  # check -> (base check, never negative)
+
+# `support.index(obj, K)` for a constant key K: the item read like an untyped field (as
+# `check_any` reads it) where `obj` is exactly a dict, or, for an int K, exactly a list or a
+# dict; `_index` everywhere else (its result passes `check_any` again unchanged). A missing
+# key or index raises, and the interpreter words the error, as it does for `_index`.
+INDEX_DICT = ("(t if (t := (t[{k}] if (t := {obj}).__class__ is dict else _index(t, {k})))"
+              ".__class__ in _PLAIN else C_any(t))")
+INDEX_SEQ = ("(t if (t := (t[{k}] if (t := {obj}).__class__ is list or t.__class__ is dict "
+             "else _index(t, {k}))).__class__ in _PLAIN else C_any(t))")
+# `operators.member(item, K)` for a constant collection K: a string item is looked up with
+# Python's `in`, exactly as `member` does; anything else goes through `member`.
+MEMBER_CONST = "(t in {k} if (t := {item}).__class__ is str else _member(t, {k}))"
+# The stdlib's `len` on a string, a list or a map: Python's `len`, as `len`'s own code does.
+LEN = "(len(t) if (t := {v}).__class__ in _SIZED else F_len(t))"

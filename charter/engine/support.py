@@ -95,8 +95,12 @@ def matches(value: object, pattern: str) -> bool:
 
 
 def index(obj: Any, key: Any) -> Any:
-    """`obj[key]`, read like an untyped field (floats as decimals, bytes as text)."""
+    """`obj[key]`, read like an untyped field (floats as decimals, bytes as text). A map's
+    key is looked up with `in`, as fields are: never through a subclass's `__missing__`
+    (a `defaultdict` would gain the key, a `Counter` would read 0)."""
     if isinstance(obj, dict):
+        if key not in obj:
+            raise KeyError(key)
         return check_any(obj[key])
     if isinstance(obj, list | tuple) and type(key) is int:
         return check_any(obj[key])
