@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from charter.engine import ir, redactor
+from charter.engine import ir, redactor, support
 from charter.engine.combine import combine, malformed
 from charter.engine.decision import Decision, PolicyInfo, Redaction
 from charter.engine.emit import Bucket, emitter_id, generate, load
@@ -32,8 +32,9 @@ _PAYLOADS = frozenset({"args", "result", "input", "output"})
 MAX_DECISIONS = 256
 #: request errors longer than this (all of one decision's together) are not cached
 MAX_ERROR_TEXT = 2048
-#: the per-rule code of a rule the interpreter evaluates on the error path (see `_recover`)
+#: the per-rule code of a rule whose own code could not be made (see `_recover`)
 _INTERPRETED = object()
+_NO_NOW: dict[str, Any] = {}
 
 Key = tuple[str, str, tuple[str, ...]]  # (stage, tool name or "", request tags)
 
@@ -60,6 +61,7 @@ class Entry:
     erring: dict[tuple[bool | str, ...], Decision] = field(default_factory=dict)
     rule_code: tuple[Any, ...] | None = None  # per rule: its own code (see `_recover`)
     erred: int = 0  # mask of the rules that erred on the last error (see `_recover`)
+    clock: bool = False  # some rule reads `now` (known with `rule_code`)
 
 
 class Policy:
@@ -274,15 +276,18 @@ class Policy:
     def _recover(self, entry: Entry, req: dict[str, Any], st: Snapshot | None) -> Decision:
         """The decision when the bucket's code raised: some rule errs on this request.
 
-        Each rule then runs its own generated code, and only a rule whose code raises (or
-        that reads the clock, which is read once per decision) is evaluated by the
-        interpreter, which words the error. Rules that erred on the entry's last error go
+        Each rule then runs its own generated code, and only a rule whose code raises is
+        evaluated by the interpreter, which words the error. The clock is read once per
+        decision: when some rule reads `now` and the request has none, every rule sees the
+        request with that one reading as its `now`. Rules that erred on the entry's last error go
         to the interpreter at once: requests that miss a field tend to come in runs. Which
         evaluator a rule gets changes the cost only, never the outcome. The decision depends
         on the outcomes alone unless a redact rule or a grant is involved, so it is cached
         by them.
         """
         code = entry.rule_code or self._code_of(entry)
+        if entry.clock and req.get("now") is None:
+            req = {**req, "now": support.now_of(_NO_NOW)}  # the clock, as `now` reads it
         rules = entry.bucket.rules
         ctx: Ctx | None = None
         outcomes: list[bool | str] = []
@@ -308,17 +313,20 @@ class Policy:
         if not errors:  # the bucket's code gave up, but no rule errs
             mask = sum(1 << i for i, o in enumerate(outcomes) if o)
             return self._finish(entry, mask, req, st)
-        key = tuple(outcomes)
-        decision = entry.erring.get(key)
-        if decision is not None:
-            return decision
-        decision = self._combine(entry, outcomes, ctx or self._ctx(entry, req, st))
+        # Grants satisfy matched approval rules: with grants presented and one matched, the
+        # outcomes alone do not fix the decision. Nor do they when a redact rule matched
+        # (its counts depend on the value).
         granted = st is not None and st.approved_groups and any(
             outcomes[bit] is True for bit in range(len(rules)) if entry.approval_mask >> bit & 1)
         redacted = any(outcomes[bit] is not False for bit, _ in entry.redacts)
-        if not (granted or redacted) and len(entry.erring) < MAX_DECISIONS and (
-                sum(map(len, errors)) <= MAX_ERROR_TEXT):
-            entry.erring[key] = decision
+        if granted or redacted:
+            return self._combine(entry, outcomes, ctx or self._ctx(entry, req, st))
+        key = tuple(outcomes)
+        decision = entry.erring.get(key)
+        if decision is None:
+            decision = self._combine(entry, outcomes, ctx or self._ctx(entry, req, st))
+            if len(entry.erring) < MAX_DECISIONS and sum(map(len, errors)) <= MAX_ERROR_TEXT:
+                entry.erring[key] = decision
         return decision
 
     def _code_of(self, entry: Entry) -> tuple[Any, ...]:
@@ -334,12 +342,10 @@ class Policy:
                         own = generate([rule], self.matchers, "rule")
                     except Exception:  # noqa: BLE001 - the bucket's code exists: not reached
                         own = None
-                    # Generated code reads the clock once per call: a rule that reads it
-                    # is evaluated with the decision's one reading instead.
-                    fn = own.fn if own is not None and own.fn is not None and (
-                        "v_now" not in own.source) else _INTERPRETED
+                    fn = own.fn if own is not None and own.fn is not None else _INTERPRETED
                 self._rule_code[rule.index] = fn
             code.append(fn)
+        entry.clock = "v_now" in entry.bucket.source  # some rule reads `now`
         entry.rule_code = tuple(code)
         return entry.rule_code
 

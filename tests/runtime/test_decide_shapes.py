@@ -247,9 +247,9 @@ def test_fresh_warmed_and_interpreted_decisions_are_equal(
         form: str) -> None:
     base = POLICIES[which]
     fresh, warmed = Policy(base.ir), Policy(base.ir)
-    for other in [*before, *_neighbours(request)]:
+    for other in [*before, *_neighbours(request), request]:
+        warmed.decide(other)  # without the state first: its entries must not serve the state
         warmed.decide(other, state)
-        warmed.decide(other)
     raw = _as(form, request)
     expected = fresh.interpret(raw, state)
     assert fresh.decide(raw, state) == expected
@@ -311,3 +311,11 @@ def test_error_decisions_are_cached_only_when_they_cannot_differ() -> None:
     for state in (None, granted, None, granted):
         decision = policy.decide({"tool": "x", "args": {"n": 2}}, state)
         assert decision == policy.interpret({"tool": "x", "args": {"n": 2}}, state)
+    # An approval rule that matched, beside one that errs: the same outcomes, but a grant
+    # satisfies the approval (found by tests/compiler/test_differential.py).
+    policy = charter.compile('policy "p"\ndefault allow\nrequire approval from "g"\n'
+                             '@shadow\ndeny when args.n > 1\n')
+    for state in (None, granted, None, granted):
+        decision = policy.decide({"tool": "x"}, state)
+        assert decision == policy.interpret({"tool": "x"}, state)
+        assert decision.effect == ("allow" if state else "require_approval")
