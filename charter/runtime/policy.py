@@ -276,14 +276,13 @@ class Policy:
     def _recover(self, entry: Entry, req: dict[str, Any], st: Snapshot | None) -> Decision:
         """The decision when the bucket's code raised: some rule errs on this request.
 
-        Each rule then runs its own generated code, and only a rule whose code raises is
-        evaluated by the interpreter, which words the error. The clock is read once per
-        decision: when some rule reads `now` and the request has none, every rule sees the
-        request with that one reading as its `now`. Rules that erred on the entry's last error go
-        to the interpreter at once: requests that miss a field tend to come in runs. Which
-        evaluator a rule gets changes the cost only, never the outcome. The decision depends
-        on the outcomes alone unless a redact rule or a grant is involved, so it is cached
-        by them.
+        Each rule then runs its own generated code, and only a rule whose code raises goes
+        to the interpreter, which words the error; the rules that erred on the entry's last
+        error go there at once (requests that miss a field tend to come in runs). Which
+        evaluator a rule gets changes the cost only, never the outcome. The clock is read
+        once per decision: when some rule reads `now` and the request has none, every rule
+        sees the request with that one reading as its `now`. The decision depends on the
+        outcomes alone unless a grant or a redact rule is involved, so it is cached by them.
         """
         code = entry.rule_code or self._code_of(entry)
         if entry.clock and req.get("now") is None:
