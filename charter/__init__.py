@@ -60,17 +60,16 @@ def compile(text: str, name: str = "policy.agentpolicy") -> Policy:  # noqa: A00
 
 
 def load(path: str | Path) -> Policy:
-    """Compile a `.agentpolicy` file, or the policy files directly in a directory (tests
-    excluded; subdirectories are policies of their own, as for `charter eval`)."""
-    from charter.compiler.pipeline import compile_sources, read_sources
-    from charter.compiler.sources import discover, unit_dirs
+    """Compile a `.agentpolicy` file, or the policy files directly in a directory (tests,
+    hidden files and subdirectories left out: a subdirectory is a policy of its own); the
+    same files `charter eval` and `charter check` read (docs/language.md)."""
+    from charter.compiler.pipeline import compile_sources
+    from charter.compiler.sources import discover, nothing_found, read_sources
     from charter.runtime.policy import Policy
 
     files = discover(path)
     if not files:
-        inner = [str(d) for d in unit_dirs(path) if Path(d) != Path(path)]
-        hint = f" (subdirectories are policies of their own: {', '.join(inner[:3])})" * bool(inner)
-        raise FileNotFoundError(f"no .agentpolicy files in {path}{hint}")
+        raise FileNotFoundError(nothing_found(path))
     return Policy(compile_sources(read_sources(files)).raise_for_errors())
 
 

@@ -51,9 +51,10 @@ def check_decision(d: Decision, exp: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
 def test_example_compiles_cleanly(folder: Path) -> None:
-    from charter.compiler.pipeline import compile_sources, policy_files, read_sources
+    from charter.compiler.pipeline import compile_sources
+    from charter.compiler.sources import discover, read_sources
 
-    comp = compile_sources(read_sources(policy_files(folder)))
+    comp = compile_sources(read_sources(discover(folder)))
     assert [d.code for d in comp.diagnostics] == []
     policy = _policy(folder)
     assert policy.name and policy.version

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from charter.cli.common import EXIT_FAILED, EXIT_OK, policy_units
+from charter.cli.common import EXIT_FAILED, EXIT_OK, policy_units, read_text
 from charter.language.source import Diagnostic
 
 
@@ -26,12 +26,11 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
 
     found: list[tuple[Diagnostic, Source | None]] = []
     files = 0
-    for path in paths:
-        for unit in policy_units(path):
-            files += len(unit)
-            comp = compile_unit(unit)
-            found.extend((_promoted(d) if strict else d, comp.sources.get(d.span.file))
-                         for d in comp.diagnostics)
+    for unit in policy_units(paths):
+        files += len(unit.files)
+        comp = compile_unit(unit.files, read_text)
+        found.extend((_promoted(d) if strict else d, comp.sources.get(d.span.file))
+                     for d in comp.diagnostics)
     errors = sum(d.severity == "error" for d, _ in found)
     warnings = len(found) - errors
     if fmt == "json":

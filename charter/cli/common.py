@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import msgspec
 
 from charter.runtime.policy import SAVE_MAGIC, Policy
+
+if TYPE_CHECKING:
+    from charter.compiler.sources import Unit
+    from charter.language.source import Source
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
@@ -22,30 +26,55 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-def policy_units(path: Path) -> Iterator[list[Path]]:
-    """The policies under a path: a file alone, or the files of each directory (tests
-    included), as `charter.compiler.units` defines them for the language server too."""
-    from charter.compiler.units import units
+def policy_units(paths: Sequence[Path]) -> list[Unit]:
+    """The units `charter check` compiles under the paths (`charter.compiler.sources.units`:
+    the same as `charter test` and the language server); exit 2 for a missing path."""
+    from charter.compiler.sources import units
+
+    for path in paths:
+        if not path.exists():
+            fail(f"{path}: no such file or directory")
+    try:
+        return units(paths)
+    except OSError as err:
+        fail(f"cannot read {err.filename}: {err.strerror}")
+
+
+def policy_sources(path: Path) -> list[Source]:
+    """The sources of the policy at `path` (`charter.compiler.sources.discover`, as for
+    `charter.load`); exit 2 when there are none or one cannot be read."""
+    from charter.compiler.sources import discover, nothing_found
+    from charter.language.source import Source
 
     if not path.exists():
         fail(f"{path}: no such file or directory")
-    yield from units(path)
+    try:
+        files = discover(path)
+    except OSError as err:
+        fail(f"cannot read {err.filename}: {err.strerror}")
+    if not files:
+        fail(nothing_found(path))
+    return [Source(str(f), read_text(f)) for f in files]
+
+
+def read_text(path: Path) -> str:
+    """A policy file's text, or exit 2 naming the file that cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        fail(f"cannot read {path}: {err.strerror or err}")
+    except UnicodeDecodeError as err:
+        fail(f"cannot read {path}: not UTF-8 ({err.reason} at byte {err.start})")
 
 
 def load_policy(path_text: str) -> Policy:
     """A policy from source (file or directory) or a file saved by `charter compile`."""
-    from charter.compiler.pipeline import compile_sources, read_sources
-    from charter.compiler.sources import discover
+    from charter.compiler.pipeline import compile_sources
 
     path = Path(path_text)
     if path.is_file() and path.read_bytes()[: len(SAVE_MAGIC)] == SAVE_MAGIC:
         return Policy.load_compiled(path)
-    if not path.exists():
-        fail(f"{path}: no such file or directory")
-    files = discover(path)
-    if not files:
-        fail(f"{path}: no .agentpolicy files")
-    comp = compile_sources(read_sources(files))
+    comp = compile_sources(policy_sources(path))
     if comp.errors or comp.compiled is None:
         for d in comp.errors:
             click.echo(d.render(comp.sources.get(d.span.file)), err=True)

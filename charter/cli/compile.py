@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from charter.cli.common import EXIT_FAILED, EXIT_OK, fail
+from charter.cli.common import EXIT_FAILED, EXIT_OK, policy_sources
 
 #: What `--dump` accepts: each stage by name, and by the name of the value it makes.
 DUMPS = {
@@ -30,15 +30,11 @@ DUMPS = {
 @click.option("--timings", is_flag=True, help="Print how long each stage took.")
 def compile_cmd(policy: Path, output: Path | None, dump: str | None, timings: bool) -> None:
     """Compile a policy; save it for `charter.load_compiled`, or dump a stage."""
-    from charter.compiler.pipeline import STAGES, compile_sources, read_sources
-    from charter.compiler.sources import discover
+    from charter.compiler.pipeline import STAGES, compile_sources
 
-    files = discover(policy)
-    if not files:
-        fail(f"{policy}: no .agentpolicy files")
     stage = DUMPS[dump] if dump else None
     t0 = time.perf_counter()
-    sources = read_sources(files)
+    sources = policy_sources(policy)
     read = time.perf_counter() - t0
     comp = compile_sources(sources, until="emit" if output or not stage else stage)
     for d in comp.diagnostics:

@@ -19,7 +19,7 @@ def fmt_cmd(paths: tuple[Path, ...], check: bool) -> None:
     A file with syntax errors is left alone and its errors are printed. Exit 1 if any file
     has errors or, with --check, would be reformatted.
     """
-    from charter.compiler.pipeline import policy_files
+    from charter.compiler.sources import all_files
     from charter.language.formatter import FormatError, format_source
     from charter.language.source import Source
 
@@ -31,7 +31,7 @@ def fmt_cmd(paths: tuple[Path, ...], check: bool) -> None:
         if not path.exists():
             click.echo(f"error: {path}: no such file or directory", err=True)
             sys.exit(EXIT_USAGE)
-        for file in policy_files(path, include_tests=True):
+        for file in all_files(path):
             try:
                 source = Source(str(file), file.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError) as err:

@@ -28,11 +28,16 @@ def test_cmd(paths: tuple[Path, ...], coverage: bool, seed: int | None, examples
     """Run policy tests and properties; exit 1 if any fails or a policy does not compile."""
     from charter.testing import report, session
 
+    for path in paths:
+        if not path.exists():
+            fail(f"{path}: no such file or directory", EXIT_USAGE)
     try:
         result = session.run(paths, seed=seed, examples=examples,
                              min_examples=min_examples)
-    except FileNotFoundError as err:
-        fail(f"{err}: no such file or directory", EXIT_USAGE)
+    except OSError as err:
+        fail(f"cannot read {err.filename}: {err.strerror}", EXIT_USAGE)
+    except UnicodeDecodeError as err:
+        fail(f"cannot read a policy file: {err}", EXIT_USAGE)
     if not result.units:
         fail("no .agentpolicy files found", EXIT_USAGE)
     if fmt == "json":

@@ -16,13 +16,11 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from charter.compiler import dumps
 from charter.compiler.emit import emit
 from charter.compiler.lower import lower
 from charter.compiler.passes import PASSES
-from charter.compiler.sources import SUFFIX, TEST_SUFFIX, discover, unit_dirs
 from charter.engine import ir as ir_mod
 from charter.engine.emit import check_rules
 from charter.engine.emitcheck import EmitError
@@ -34,8 +32,7 @@ from charter.language.checker import check
 from charter.language.parser import parse
 from charter.language.source import CompileError, Diagnostic, Source, Span
 
-__all__ = ["STAGES", "SUFFIX", "TEST_SUFFIX", "Compilation", "Stage", "compile_sources",
-           "policy_files", "read_sources"]
+__all__ = ["STAGES", "Compilation", "Stage", "compile_sources"]
 
 
 @dataclass
@@ -201,14 +198,3 @@ def _internal(span: Span, exc: Exception) -> Diagnostic:
     return Diagnostic("CH0500", "error", span, f"internal compiler error: {exc!r}",
                       "please report this with the policy that caused it")
 
-
-def policy_files(path: str | Path, include_tests: bool = False) -> list[Path]:
-    """Every `.agentpolicy` file at or under `path`, directory by directory (tests only when
-    asked); a policy is one directory's files, see `charter.compiler.sources.discover`."""
-    if Path(path).is_file():
-        return [Path(path)]
-    return [f for d in unit_dirs(path) for f in discover(d, include_tests)]
-
-
-def read_sources(paths: Sequence[Path]) -> list[Source]:
-    return [Source(str(p), p.read_text(encoding="utf-8")) for p in paths]

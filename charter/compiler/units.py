@@ -1,19 +1,19 @@
-"""Which files compile together, and in what order: one definition for `charter check` and the
-language server, so that the two report the same diagnostics for the same file.
+"""Compiling one unit (a directory's policy files with its tests, as
+`charter.compiler.sources` finds them): one definition for `charter check` and the language
+server, so that the two report the same diagnostics for the same file.
 
-A policy unit is the `.agentpolicy` files directly in one directory (test files included),
-in sorted path order. Order matters: a name declared twice is reported at its later
-declaration, so an editor that compiled the open file first would put the error in a file
-nobody is looking at, and show none where `charter check` shows it.
+Order matters: a name declared twice is reported at its later declaration, so an editor that
+compiled the open file first would put the error in a file nobody is looking at, and show
+none where `charter check` shows it. Files are compiled in sorted path order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from charter.compiler.pipeline import Compilation, compile_sources
-from charter.compiler.sources import discover, unit_dirs
+from charter.compiler.sources import unit_of
 from charter.language.source import Source
 
 #: The text of a file of the unit (e.g. an editor's unsaved buffer), or None to leave it out.
@@ -23,22 +23,6 @@ TextOf = Callable[[Path], str | None]
 def disk_text(path: Path) -> str:
     """The file's text as `charter check` reads it (errors propagate)."""
     return path.read_text(encoding="utf-8")
-
-
-def unit_files(directory: Path) -> list[Path]:
-    """The policy files directly in `directory`, tests included, sorted."""
-    return discover(directory, include_tests=True)
-
-
-def units(path: Path) -> Iterator[list[Path]]:
-    """The units under a path: a file given by name alone, or one unit per directory."""
-    if path.is_file():
-        yield [path]
-        return
-    for d in unit_dirs(path):
-        files = unit_files(d)
-        if files:
-            yield files
 
 
 def compile_unit(files: Sequence[Path], text_of: TextOf = disk_text) -> Compilation:
@@ -54,7 +38,4 @@ def compile_unit(files: Sequence[Path], text_of: TextOf = disk_text) -> Compilat
 def compile_with_siblings(path: Path, text: str, text_of: TextOf) -> Compilation:
     """Compile a file (with the text given) as part of its directory's unit, the way
     `charter check DIRECTORY` compiles it."""
-    files = unit_files(path.parent)
-    if path not in files:
-        files.append(path)  # not saved yet
-    return compile_unit(files, lambda p: text if p == path else text_of(p))
+    return compile_unit(unit_of(path), lambda p: text if p == path else text_of(p))

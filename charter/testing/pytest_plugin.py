@@ -12,6 +12,7 @@ Options: `--charter-seed N` (property seed; random and shown in the header other
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from charter.testing.runner import CaseResult
     from charter.testing.suite import Unit
 
-TEST_SUFFIX = "_test.agentpolicy"
+TEST_SUFFIX = "_test.agentpolicy"  # charter.compiler.sources.TEST_SUFFIX, without importing it
 _SEED_KEY = pytest.StashKey[int]()
 
 
@@ -50,21 +51,33 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.name.endswith(TEST_SUFFIX):
+    if not file_path.name.endswith(TEST_SUFFIX):
+        return None
+    from charter.compiler.sources import walked
+
+    # pytest enters what `charter test` skips (symbolic links to directories, directories
+    # taken out of `norecursedirs`) and offers hidden files: keep to the files it runs.
+    config = parent.config
+    roots = [_root(config.invocation_params.dir, arg) for arg in config.args]
+    if walked(file_path, roots):
         return PolicyTestFile.from_parent(parent, path=file_path)
     return None
+
+
+def _root(here: Path, arg: str) -> Path:
+    """A command-line path (`dir`, `file::test`) as the absolute path pytest collects."""
+    return Path(os.path.abspath(here / arg.split("::", 1)[0]))
 
 
 class PolicyTestFile(pytest.File):
     """A test file compiled with its directory's policy."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from charter.compiler.sources import discover
+        from charter.compiler.sources import units
         from charter.testing.suite import load
 
-        here = self.path
-        files = discover(here.parent)
-        unit = load([*files, here], frozenset({str(here)}))
+        (found,) = units([self.path])  # the directory's policy and this test file
+        unit = load(list(found.files), frozenset({str(self.path)}))
         if unit.errors or unit.policy is None:
             yield CompileErrorItem.from_parent(self, name="compile", unit=unit)
             return

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from charter.compiler.sources import units
 from charter.language.source import Diagnostic, Source
 from charter.testing import coverage as cov
 from charter.testing.runner import DEFAULT_EXAMPLES, CaseResult, run_property, run_test
-from charter.testing.suite import discover, load
+from charter.testing.suite import load
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -59,8 +60,9 @@ def run(paths: Iterable[Path], seed: int | None = None, examples: int = DEFAULT_
 
     report = SessionReport(seed if seed is not None else new_seed(), examples)
     with hypothesis_in_cache():
-        for files, selected in discover(paths):
-            report.units.append(_run_unit(files, selected, report, min_examples))
+        for found in units(paths):
+            selected = None if found.selected is None else frozenset(map(str, found.selected))
+            report.units.append(_run_unit(list(found.files), selected, report, min_examples))
     return report
 
 

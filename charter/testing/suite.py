@@ -1,25 +1,20 @@
-"""Finding and compiling what `charter test` runs.
+"""Compiling what `charter test` runs.
 
 A *unit* is one policy with its tests: the non-test `.agentpolicy` files of a directory plus
 its test files (by convention `*_test.agentpolicy`; any file may hold `test` and `property`
 blocks). A test file sees its directory's policy without an import because they are compiled
-together.
+together. Which units a path holds is `charter.compiler.sources.units`, shared with
+`charter check`, the pytest plugin and the language server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charter.compiler.pipeline import (
-    TEST_SUFFIX,
-    Compilation,
-    compile_sources,
-    read_sources,
-)
-from charter.compiler.sources import discover as policy_of
-from charter.compiler.sources import unit_dirs
+from charter.compiler.pipeline import Compilation, compile_sources
+from charter.compiler.sources import read_sources
 from charter.language import ast
 from charter.language.source import Diagnostic, Span
 from charter.runtime.policy import Policy
@@ -62,33 +57,6 @@ class Unit:
 
     def _wanted(self, span: Span) -> bool:
         return self.selected is None or span.file in self.selected
-
-
-def is_test_file(path: Path) -> bool:
-    return path.name.endswith(TEST_SUFFIX)
-
-
-def discover(paths: Iterable[Path]) -> list[tuple[list[Path], frozenset[str] | None]]:
-    """The units under `paths`: (files to compile, files whose tests to run).
-
-    A directory yields one unit per directory below it holding `.agentpolicy` files; a test
-    file is run with its directory's policy files; any other file is compiled alone.
-    Raises FileNotFoundError for a path that does not exist.
-    """
-    units: dict[tuple[str, ...], frozenset[str] | None] = {}
-    for path in paths:
-        if path.is_dir():
-            for d in unit_dirs(path):
-                files = policy_of(d, include_tests=True)
-                units[tuple(str(f) for f in files)] = None
-        elif path.is_file() and is_test_file(path):
-            files = policy_of(path.parent)
-            units[tuple(str(f) for f in [*files, path])] = frozenset({str(path)})
-        elif path.is_file():
-            units[(str(path),)] = None
-        else:
-            raise FileNotFoundError(str(path))
-    return [([Path(f) for f in key], sel) for key, sel in units.items()]
 
 
 def load(files: Sequence[Path], selected: frozenset[str] | None = None) -> Unit:

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from charter.cli.main import cli
-from charter.compiler.pipeline import compile_sources, read_sources
+from charter.compiler.pipeline import compile_sources
+from charter.compiler.sources import read_sources
 from charter.language.formatter import format_source, format_text
 from charter.language.source import Source
 from tests.formatter.scramble import scramble

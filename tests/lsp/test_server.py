@@ -128,14 +128,15 @@ async def test_same_diagnostics_as_charter_check_of_the_directory(
 ) -> None:
     """Two files declaring the same names: `charter check DIR` reports each duplicate at its
     later declaration; the editor showing that file reports the same, not nothing."""
-    from charter.compiler.units import compile_unit, unit_files
+    from charter.compiler.sources import discover
+    from charter.compiler.units import compile_unit
 
     decls = 'tool "refund.create" (amount: decimal)\nconst cap = 5\nmatcher ref = r"R-[0-9]+"\n'
     (tmp_path / "a.agentpolicy").write_text(decls + "allow tool \"refund.create\"\n")
     later = tmp_path / "b.agentpolicy"
     later.write_text(decls + 'deny tool "refund.create" when args.amount > cap because "x"\n')
     expected = [(d.code, d.span.line, d.span.col)
-                for d in compile_unit(unit_files(tmp_path)).diagnostics
+                for d in compile_unit(discover(tmp_path, include_tests=True)).diagnostics
                 if d.span.file == str(later)]
     assert [code for code, _, _ in expected] == ["CH0211"] * 3
     for path in (later.resolve(), (tmp_path / "a.agentpolicy").resolve()):
