@@ -153,11 +153,20 @@ def neg(v: Any) -> Any:
 _SAME_CLASS_EQ = frozenset({str, int, Decimal, bool})
 
 
+_OWN_KIND = (str, datetime, timedelta)
+
+
 def eq(a: object, b: object) -> bool:
     """`a == b` with distinct bools and exact numbers, structural on containers."""
     ta = a.__class__
     if ta is b.__class__ and ta in _SAME_CLASS_EQ:
         return a == b
+    if isinstance(a, _OWN_KIND) or isinstance(b, _OWN_KIND):
+        # A string, time or duration equals only a value of its own kind: Python's `==`,
+        # which generated code writes for these (kinds.py). The other side is not keyed, so
+        # a container that cannot be (a bytearray inside, nesting too deep) is simply not
+        # equal; a str subclass (a StrEnum) is a string.
+        return isinstance(a, str) is isinstance(b, str) and bool(a == b)
     return key(a) == key(b)
 
 
@@ -169,7 +178,7 @@ def _ordered(a: object, b: object) -> None:
     if is_number(a) and is_number(b):
         return
     ta, tb = a.__class__, b.__class__
-    if (ta is str and tb is str) or (ta is timedelta and tb is timedelta) or (
+    if (isinstance(a, str) and isinstance(b, str)) or (ta is timedelta and tb is timedelta) or (
             isinstance(a, datetime) and isinstance(b, datetime)):
         return
     raise TypeError("only two numbers, strings, times or durations are ordered")
@@ -208,6 +217,8 @@ def key(v: object, depth: int = 0) -> object:
         return (int, v)  # int, Decimal and Fraction hash and compare exactly together
     if t is float:
         return (int, float_to_decimal(v))  # type: ignore[arg-type]
+    if isinstance(v, str):
+        return str.__str__(v)  # a str subclass (a StrEnum) is the string it holds
     if depth >= MAX_DEPTH:
         raise TypeError(f"value nested deeper than {MAX_DEPTH} levels")
     if isinstance(v, list | tuple):

@@ -7,6 +7,7 @@ every decision of `decide` must equal the interpreter's."""
 from __future__ import annotations
 
 import collections
+import enum
 import types
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,18 @@ import charter
 from charter import Snapshot
 
 HEADER = 'policy "r"\ndefault deny\n'
+
+
+class Region(enum.StrEnum):
+    EU = "eu"
+
+
+def nested(depth: int) -> object:
+    value: object = "eu"
+    for _ in range(depth):
+        value = [value]
+    return value
+
 
 CASES: dict[str, tuple[str, list[tuple[Any, Snapshot | None]]]] = {
     # After a toolless model_input request, `"tool": ""` or `{"name": ""}` at that stage hit
@@ -59,6 +72,19 @@ CASES: dict[str, tuple[str, list[tuple[Any, Snapshot | None]]]] = {
         'allow when steps[args["count"]] == 20\n',
         [({"tool": "pay.send", "args": {"count": c, "amount": 1}}, None)
          for c in (1, 1.0, Decimal("1.0"), Decimal("1"), Decimal("1E+0"))],
+    ),
+    # Generated code compares with a string, time or duration by Python's `==` (`<`); the
+    # interpreter keyed the other side, which failed on a bytearray in a map or on deep
+    # nesting (a request error where compiled code said "not equal"), and it took a
+    # StrEnum for no string at all (a deny where compiled code allowed).
+    "comparing with a string, time or duration": (
+        'allow when args.region == "eu"\nwarn when args.x < "m" because "m"\n'
+        'warn when now == args.y because "now"\n',
+        [({"tool": "t", "args": {"region": r, "x": x, "y": y}, "now": "2026-01-05T10:00:00Z"},
+          None)
+         for r, x, y in [(Region.EU, "a", 1), (Region.EU, Region.EU, {"a": bytearray(b"1")}),
+                         ({"a": bytearray(b"1")}, "a", [bytearray()]),
+                         (nested(200), "z", nested(200)), (["eu"], Region.EU, "x")]],
     ),
 }
 
