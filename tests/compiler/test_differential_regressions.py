@@ -86,6 +86,19 @@ CASES: dict[str, tuple[str, list[tuple[Any, Snapshot | None]]]] = {
                          ({"a": bytearray(b"1")}, "a", [bytearray()]),
                          (nested(200), "z", nested(200)), (["eu"], Region.EU, "x")]],
     ),
+    # When a rule errs, the decision made from the rules' outcomes was cached without
+    # grants and then returned to the same request presenting a grant for the matched
+    # approval rule (still asking for approval where the interpreter lets it through).
+    "an erring request decided again with a grant": (
+        "strict args\n"
+        'tool "pay.send" (amount?: decimal)\nrequire approval from "g1", "g2"\n',
+        [({"tool": {"name": "pay.send"}, "args": {"path": "/x"}}, None),
+         ({"tool": {"name": "pay.send"}, "args": {"path": "/x"}},
+          Snapshot(approved_groups=frozenset({"g2"}))),
+         ({"tool": "pay.send", "args": {"path": "/x"}}, None),
+         ({"tool": "pay.send", "args": {"path": "/x"}},
+          Snapshot(approved_groups=frozenset({"g1"})))],
+    ),
 }
 
 
