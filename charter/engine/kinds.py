@@ -79,10 +79,26 @@ def plain_in(e: ir.In, known: Known = _NONE) -> bool:
     """True when Python's `in` means the language's membership here."""
     item = kind(e.item, known)
     if item == STR:
-        return True  # a string only ever equals a string (and `in` a string is a substring)
+        # A string only ever equals a string (and `in` a string is a substring), but Python
+        # also looks into containers the language does not (a mappingproxy): only where the
+        # collection is one of the language's.
+        return _collection(e.coll)
     if item is None or not isinstance(e.coll, ir.Const):
         return False
     coll = e.coll.value
     if not isinstance(coll, frozenset | tuple):
         return False
     return all(const_kind(x) == item for x in coll)
+
+
+_COLLECTIONS = (str, dict, list, tuple, set, frozenset)  # what the interpreter's `in` takes
+_COLLECTION_CHECKS = frozenset({"coll", "map", "str"})  # checks that return only those
+
+
+def _collection(e: ir.Expr) -> bool:
+    """Whether `e`'s value is always a collection `in` takes (else it is an error)."""
+    if isinstance(e, ir.Const):
+        return isinstance(e.value, _COLLECTIONS)
+    if isinstance(e, ir.Path):
+        return e.check in _COLLECTION_CHECKS
+    return isinstance(e, ir.Labels) or kind(e) == STR

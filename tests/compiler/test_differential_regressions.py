@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import enum
 import types
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,22 @@ HEADER = 'policy "r"\ndefault deny\n'
 
 class Region(enum.StrEnum):
     EU = "eu"
+
+
+class Record(Mapping[str, object]):
+    """A read-only mapping that is not a dict."""
+
+    def __init__(self, data: dict[str, object]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> object:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 def nested(depth: int) -> object:
@@ -98,6 +115,16 @@ CASES: dict[str, tuple[str, list[tuple[Any, Snapshot | None]]]] = {
          ({"tool": "pay.send", "args": {"path": "/x"}}, None),
          ({"tool": "pay.send", "args": {"path": "/x"}},
           Snapshot(approved_groups=frozenset({"g1"})))],
+    ),
+    # `"owner" in args.filters` was Python's `in` whenever the item is a string, which also
+    # looks into a mappingproxy: compiled code allowed where the interpreter reports that
+    # the value is not a collection.
+    "a string looked for in a mapping that is not a dict": (
+        'allow when "owner" in args.filters\nallow when "a" in user.roles\n',
+        [({"tool": "kb.search", "args": {"filters": types.MappingProxyType({"owner": 1})}},
+          None),
+         ({"tool": "kb.search", "args": {"filters": Record({"owner": 1})}}, None),
+         ({"tool": "kb.search", "args": {"filters": {"owner": 1}}}, None)],
     ),
 }
 
