@@ -211,9 +211,11 @@ def _in(e: ir.In, ctx: Ctx) -> bool:
 
 
 def _scan(field: str, value_expr: ir.Expr, ctx: Ctx) -> frozenset[str]:
+    # Read every time, as generated code does: one rule's untyped read of a field must not
+    # answer for another's typed read of it, whose check may fail (a StrEnum is no `str`).
+    value = evaluate(value_expr, ctx)
     found = ctx.scans.get(field)
     if found is None:
-        value = evaluate(value_expr, ctx)
         try:
             found = ctx.matchers.scan(value)
         except Exception as err:  # noqa: BLE001 - a scan failure must never read as "no match"

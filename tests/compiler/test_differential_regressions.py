@@ -126,6 +126,16 @@ CASES: dict[str, tuple[str, list[tuple[Any, Snapshot | None]]]] = {
          ({"tool": "kb.search", "args": {"filters": Record({"owner": 1})}}, None),
          ({"tool": "kb.search", "args": {"filters": {"owner": 1}}}, None)],
     ),
+    # The interpreter scanned a field once per decision, reading it only the first time:
+    # after an untyped `args["region"] contains ...`, a typed `args.region contains ...`
+    # skipped its check (a StrEnum is no declared `str`), where generated code reports it.
+    "a field scanned untyped, then typed": (
+        'use pii\ntool "pay.send" (region: str)\n'
+        'deny when args["region"] contains pii.email because "email"\n'
+        'allow tool "pay.send" unless args.region contains pii.email\n',
+        [({"tool": "pay.send", "args": {"region": Region.EU}}, None),
+         ({"tool": "pay.send", "args": {"region": "eu"}}, None)],
+    ),
 }
 
 
