@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charter.stdlib import MODULES, ScanError, Scanner, resolve, user_matcher
 from charter.stdlib.matchers import GROUPS
@@ -157,3 +159,48 @@ def test_bytes_are_scanned_and_redacted_as_bytes() -> None:
     assert scanner.scan({"blob": b"mail jo@example.com"}) == {"pii.email"}
     out, _ = scanner.redact([b"mail jo@example.com"], ["pii.email"])
     assert out == [b"mail [EMAIL]"]
+
+
+_SAMPLES = ("a@b.co", "4111 1111 1111 1111", "EMP-123456", "AKIAIOSFODNN7EXAMPLE", "x", "X", "")
+_NAME_SETS = (
+    ("pii.email",),
+    ("pii.any",),
+    ("pii.any", "secrets.any"),
+    ("employee_id",),
+    ("whole",),
+    ("whole", "pii.email"),
+    ("start",),
+    ("start", "pii.any"),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.sampled_from(_SAMPLES) | st.text(max_size=12),
+        lambda kids: (
+            st.lists(kids, max_size=3)
+            | st.dictionaries(st.sampled_from(_SAMPLES), kids, max_size=3)
+        ),
+        max_leaves=8,
+    ),
+    st.sampled_from(_NAME_SETS),
+)
+def test_may_match_is_false_only_when_redact_finds_nothing(
+    value: object, names: tuple[str, ...]
+) -> None:
+    # `decide` skips the redaction pass (and serves a cached decision) when may_match is
+    # False, so a False with something to redact would let a value through unmasked
+    scanner = Scanner(
+        [
+            *(resolve("pii.any") or ()),
+            *(resolve("secrets.any") or ()),
+            user_matcher("employee_id", r"\bEMP-[0-9]{6}\b"),
+            user_matcher("whole", r"^EMP-[0-9]{6}$"),
+            user_matcher("start", r"\AX"),
+        ]
+    )
+    _, counts = scanner.redact(value, names)
+    if counts:
+        assert scanner.may_match(value, names)
+    assert scanner.may_match(value, names) == scanner.may_match(value, names)  # cached plan
