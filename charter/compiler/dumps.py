@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -10,6 +9,7 @@ from charter.compiler.emit import reachable
 from charter.engine import ir
 from charter.engine.render import render_code, render_expr, render_value
 from charter.engine.tree import BucketCode
+from charter.language import ast
 from charter.language.source import Span
 
 if TYPE_CHECKING:
@@ -34,10 +34,10 @@ def _node(value: object, depth: int, label: str) -> Iterator[str]:
         for i, item in enumerate(value):
             yield from _node(item, depth, f"{label}[{i}]")
         return
-    if not (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+    if not isinstance(value, ast.Node):
         yield f"{pad}{label} = {value!r}"
         return
-    fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    fields = list(ast.fields(value))
     span = next((v for n, v in fields if n == "span"), None)
     where = f"  @{span.line}:{span.col}" if isinstance(span, Span) else ""
     scalars = [f"{n}={v!r}" for n, v in fields if _scalar(v) and n != "span"]
@@ -51,7 +51,7 @@ def _node(value: object, depth: int, label: str) -> Iterator[str]:
 def _scalar(v: object) -> bool:
     if isinstance(v, tuple):
         return all(_scalar(x) for x in v)
-    return not (dataclasses.is_dataclass(v) and not isinstance(v, type))
+    return not isinstance(v, ast.Node | Span)
 
 
 def dump_checked(comp: Compilation) -> str:

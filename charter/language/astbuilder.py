@@ -8,11 +8,12 @@ too, but they never stop the tree from being built.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, cast
+
+import msgspec
 
 from charter.language import ast
 from charter.language.lexicon import Token
@@ -199,7 +200,7 @@ class AstBuilder:
     def annotated(self, span: Span, c: list[Any]) -> Any:
         notes = tuple(x for x in c if isinstance(x, ast.Annotation))
         node = c[-1]
-        return dataclasses.replace(node, annotations=notes, span=span)
+        return msgspec.structs.replace(node, annotations=notes, span=span)
 
     def header(self, span: Span, c: list[Any]) -> ast.Header:
         version = self.string(c[1]) if len(c) > 1 else None

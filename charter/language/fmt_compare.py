@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+from charter.language import ast
 from charter.language.source import Span
 
 
@@ -12,11 +12,9 @@ def shape(node: Any) -> Any:
     """A span-free, comparable image of an AST node (nested tuples of field values)."""
     if isinstance(node, Span):
         return None
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+    if isinstance(node, ast.Node):
         return (type(node).__name__,) + tuple(
-            (f.name, shape(getattr(node, f.name)))
-            for f in dataclasses.fields(node)
-            if f.name != "file"
+            (name, shape(value)) for name, value in ast.fields(node) if name != "file"
         )
     if isinstance(node, tuple | list):
         return tuple(shape(x) for x in node)

@@ -10,8 +10,9 @@ An item deeper than `MAX_DEPTH` is reported and left out, like an item with a sy
 
 from __future__ import annotations
 
-import dataclasses
 from functools import cache
+
+import msgspec
 
 from charter.language import ast
 from charter.language.source import Diagnostic, Span
@@ -29,10 +30,10 @@ _LEVELS = (*_EXPRS, ast.Scope)
 
 
 @cache
-def _fields(cls: type) -> tuple[str, ...]:
+def _fields(cls: type[ast.Node]) -> tuple[str, ...]:
     """The fields of a node class that can hold nodes (not spans, names or numbers)."""
-    return tuple(f.name for f in dataclasses.fields(cls)
-                 if not f.name.endswith("span") and f.name != "annotations")
+    return tuple(name for name in cls.__struct_fields__
+                 if not name.endswith("span") and name != "annotations")
 
 
 def too_deep(node: object, level: int = 0) -> Span | None:
@@ -45,7 +46,7 @@ def too_deep(node: object, level: int = 0) -> Span | None:
         if isinstance(value, tuple):
             stack.extend((item, depth) for item in reversed(value))
             continue
-        if not dataclasses.is_dataclass(value) or isinstance(value, type | Span):
+        if not isinstance(value, ast.Node):
             continue
         span = getattr(value, "span", None)
         if isinstance(span, Span) and depth + (span.end - span.start) <= MAX_DEPTH:
@@ -82,4 +83,4 @@ def enforce(module: ast.Module) -> tuple[ast.Module, list[Diagnostic]]:
             diagnostics.append(diagnostic(span))
     if not diagnostics:
         return module, []
-    return dataclasses.replace(module, items=tuple(kept)), diagnostics
+    return msgspec.structs.replace(module, items=tuple(kept)), diagnostics

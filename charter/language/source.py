@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import msgspec
+
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A region of one source file. Lines and columns are 1-based; offsets are 0-based."""
+class Span(msgspec.Struct, frozen=True):
+    """A region of one source file. Lines and columns are 1-based; offsets are 0-based.
+
+    A msgspec struct, like the syntax nodes: cheap to define and to build (the parser makes
+    one per node)."""
 
     file: str
     line: int
@@ -27,8 +31,7 @@ class Span:
 NOWHERE = Span("<builtin>", 0, 0, 0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(msgspec.Struct, frozen=True):
     """A policy file's text and name."""
 
     name: str

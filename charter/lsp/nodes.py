@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -31,15 +30,15 @@ def _contains(span: Span, offset: int) -> bool:
 
 
 def _children(node: Any) -> Iterator[Any]:
-    for f in dataclasses.fields(node):
-        yield from _nodes(getattr(node, f.name))
+    for _, value in ast.fields(node):
+        yield from _nodes(value)
 
 
 def _nodes(value: Any) -> Iterator[Any]:
     if isinstance(value, tuple):
         for v in value:
             yield from _nodes(v)
-    elif dataclasses.is_dataclass(value) and isinstance(getattr(value, "span", None), Span):
+    elif isinstance(value, ast.Node) and isinstance(getattr(value, "span", None), Span):
         yield value
 
 
