@@ -191,7 +191,7 @@ class AstBuilder:
             self.error(
                 "CH0113",
                 self.tspan(c[1]),
-                f"control character {bad!r} in the `@{c[0]}` string",
+                f"control character `{repr(bad)[1:-1]}` in the `@{c[0]}` string",
                 "annotation strings are one line of printable text; remove the escape",
             )
             arg = "".join(ch if ch.isprintable() else "?" for ch in arg)

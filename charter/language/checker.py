@@ -297,7 +297,7 @@ class Checker:
         for a in anns:
             if a.name not in KNOWN_ANNOTATIONS:
                 self.warn("W0302", a.span, f"unknown annotation `@{a.name}`",
-                          did_you_mean(a.name, KNOWN_ANNOTATIONS))
+                          did_you_mean(f"@{a.name}", [f"@{k}" for k in KNOWN_ANNOTATIONS]))
             if a.name == "id":
                 if not allow_id or not a.arg:
                     self.error("CH0212", a.span, "`@id(\"...\")` names one rule")

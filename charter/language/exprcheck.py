@@ -290,7 +290,7 @@ class ExprChecker:
         if e.op == "=":
             self.infer(e.left, env)
             self.infer(e.right, env)
-            self.error("CH0207", e.op_span, "'=' is not an operator", "did you mean '=='?")
+            self.error("CH0207", e.op_span, "`=` is not an operator", "did you mean `==`?")
             return BOOL
         if e.op in ("and", "or"):
             for side in (e.left, e.right):
@@ -523,7 +523,7 @@ def _elem_type(values: Iterable[object]) -> Type:
 
 def _bool_help(e: ast.Expr) -> str | None:
     if isinstance(e, ast.Binary) and e.op == "=":
-        return "did you mean '=='?"
+        return "did you mean `==`?"
     return None
 
 

@@ -26,7 +26,8 @@ class CaseResult:
 
     `details` are the report lines under a failure (expected/actual, diagnostics);
     `matched`/`reached` are rule indices the test's request matched / evaluated (tests only);
-    `counterexample` is a pasteable `test` block for a failed property.
+    `counterexample` is a pasteable `test` block for a failed property; `diagnostics` are the
+    CH04xx (and `where` clause) errors behind an "error" status, rendered in `details`.
     """
 
     kind: Literal["test", "property"]
@@ -40,6 +41,7 @@ class CaseResult:
     reached: set[int] = field(default_factory=set)
     examples: int = 0
     vacuous: tuple[int, int] = (0, 0)  # properties: (request errors, `where` rejections)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
     def meaningful(self) -> int:
@@ -68,6 +70,7 @@ def run_test(unit: Unit, test: ast.Test) -> CaseResult:
     errors = [d for d in diags if d.severity == "error"]
     if errors:
         result.status = "error"
+        result.diagnostics = errors
         result.details = [d.render(unit.comp.sources.get(d.span.file)) for d in errors]
     elif result.details:
         result.status = "fail"
@@ -101,6 +104,7 @@ def run_property(unit: Unit, prop: ast.Property, seed: int, examples: int,
                     and prop.where.span.start <= d.span.start <= prop.where.span.end]
     if where_errors:
         result.status = "error"
+        result.diagnostics = where_errors
         result.details = [d.render(unit.comp.sources.get(d.span.file)) for d in where_errors]
         return result
     tools = target_tools(prop, unit.comp.checked, unit.policy.ir)
@@ -109,6 +113,7 @@ def run_property(unit: Unit, prop: ast.Property, seed: int, examples: int,
         d = Diagnostic(NO_TARGET, "error", span, "this property's target matches no declared tool",
                        "properties generate calls to declared tools; declare the tools it means")
         result.status = "error"
+        result.diagnostics = [d]
         result.details = [d.render(unit.comp.sources.get(span.file))]
         return result
     outcome = check_property(prop, unit.policy, tools, unit.where.get(id(prop)),
