@@ -115,8 +115,10 @@ def _policy(policy: ir.Policy) -> str:
         for c in policy.counters:
             key = render_expr(c.key) if c.key is not None else "session.id"
             window = f"{c.window}s" if c.window is not None else "session"
-            lines.append(f"  {c.id}: {c.metric} <= {c.limit} per {window} by {key}, "
-                         f"{c.stage}, enforced by rule #{c.rule}")
+            total = " (the session's running total)" if c.session_total else ""
+            scope = f", counting when {render_expr(c.scope)}" if c.scope is not None else ""
+            lines.append(f"  {c.id}: {c.metric} <= {c.limit} per {window} by {key}{total}, "
+                         f"{c.stage}, enforced by rule #{c.rule}{scope}")
     if policy.history:
         lines.append("history kept: " + "; ".join(
             f"{tool} ({', '.join(fields) or 'no fields'})" for tool, fields in

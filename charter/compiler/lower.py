@@ -7,9 +7,11 @@ import hashlib
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import PurePath
+from typing import Literal
 
 import msgspec
 
+from charter.compiler.counter_ids import counter_id, session_total_id
 from charter.engine import ir
 from charter.language import ast
 from charter.language.checked import CheckedPolicy, ConstRef, FlatRule, MatcherRef, PathRef
@@ -22,6 +24,7 @@ CMP_OPS = ("==", "!=", "<", "<=", ">", ">=")
 # Model stages whose `estimate` a budget charges, as it charges tool calls'.
 MODEL_SPEND_STAGES = ("model_input", "model_output")
 ARITH_OPS = ("+", "-", "*", "/")
+Metric = Literal["cost_usd", "tokens", "calls"]
 
 
 def lower(policy: CheckedPolicy) -> ir.Policy:
@@ -35,7 +38,7 @@ class Lowerer:
         self.rules: list[ir.Rule] = []
         self.counters: list[ir.CounterSpec] = []
         self.history: dict[str, set[str]] = {}
-        self.model_budgets: list[tuple[ir.Rule, ir.CounterSpec | None]] = []
+        self.model_budgets: list[tuple[ir.Rule, ir.CounterSpec]] = []
 
     def run(self) -> ir.Policy:
         for flat in self.p.rules:
@@ -90,7 +93,7 @@ class Lowerer:
                 stage=item.stage or "tool_call", cond=cond, because=item.because,
                 **self._effect(item.effect), **base))  # type: ignore[arg-type]
             return
-        check, limit_cond = self._budget_cond(item, index, targets)
+        check, limit_cond = self._budget_cond(item, index, targets, conds, flat.id)
         effect = self._effect(item.then) if item.then else {"kind": "deny"}
         because = item.because or _default_budget_reason(item)
         rule = ir.Rule(
@@ -98,8 +101,7 @@ class Lowerer:
             origin="budget" if isinstance(item, ast.Budget) else "limit",
             **effect, **base)  # type: ignore[arg-type]
         self.rules.append(rule)
-        if check is not None:
-            self.counters.append(check)
+        self.counters.append(check)
         if isinstance(item, ast.Budget) and not targets:
             self.model_budgets.append((rule, check))
 
@@ -111,32 +113,42 @@ class Lowerer:
             for rule, check in self.model_budgets:
                 at = len(self.rules)
                 self.rules.append(msgspec.structs.replace(rule, stage=stage, index=at))
-                if check is not None:
-                    self.counters.append(msgspec.structs.replace(check, stage=stage, rule=at))
+                # The same id: a model call and a tool call spend from one counter.
+                self.counters.append(msgspec.structs.replace(check, stage=stage, rule=at))
 
     def _budget_cond(self, item: ast.Budget | ast.Limit, index: int,
-                     targets: tuple[ir.Target, ...]) -> tuple[ir.CounterSpec | None, ir.Expr]:
+                     targets: tuple[ir.Target, ...], conds: list[ir.Expr], pinned: str | None
+                     ) -> tuple[ir.CounterSpec, ir.Expr]:
+        """The counter of a budget or limit, and its rule's limit test (the rule's other
+        conditions, `conds`, are the counter's scope)."""
         key: ir.Expr | None = self._key(item.key) if item.key is not None else None
         if item.window.text == "turn":  # one counter per (session, turn), never expiring
             key = _turn_key(key)
         limit = ir.Const(item.limit)
-        metric: str
+        metric: Metric
         if isinstance(item, ast.Budget):
             metric = item.metric
             # Usage is never negative: a budget must not pass on a claimed refund.
             check = "cost" if metric == "cost_usd" else "count"
             extra: ir.Expr = ir.Estimate(metric, check)
             if item.window.seconds is None and key is None:
+                # Per session: the rule tests the session's running total, which the host
+                # sends or the Guard keeps under the counter's id.
                 used: ir.Expr = ir.Path("session", (metric,), check, f"session.{metric}")
-                return None, ir.Cmp(">", ir.Arith("+", used, extra), limit)
+                total = ir.CounterSpec(
+                    id=session_total_id(metric), metric=metric, limit=item.limit, window=None,
+                    key=None, targets=targets, stage="tool_call", rule=index,
+                    scope=_and(conds), session_total=True)
+                return total, ir.Cmp(">", ir.Arith("+", used, extra), limit)
         else:
             metric = "calls"
             extra = ir.Const(1)  # the limit's own target is already among `targets`
-        cid = f"{metric}:{item.window.text}:{index}"
+        cid = counter_id(metric=metric, window=item.window.text,
+                         window_seconds=item.window.seconds, key=key, targets=targets,
+                         stage="tool_call", scope=tuple(conds), pinned=pinned)
         spec = ir.CounterSpec(
-            id=cid, metric=metric,  # type: ignore[arg-type]  # one of the three metrics
-            limit=item.limit, window=item.window.seconds, key=key, targets=targets,
-            stage="tool_call", rule=index)
+            id=cid, metric=metric, limit=item.limit, window=item.window.seconds, key=key,
+            targets=targets, stage="tool_call", rule=index, scope=_and(conds))
         return spec, ir.Cmp(">", ir.Arith("+", ir.Counter(cid, key), extra), limit)
 
     def _key(self, e: ast.Expr) -> ir.Path:

@@ -48,10 +48,11 @@ def _fold_rule(rule: ir.Rule) -> ir.Rule:
 
 
 def _fold_counter(spec: ir.CounterSpec) -> ir.CounterSpec:
-    if spec.key is None:
+    # The scope is folded as the rule's condition it repeats is (the id was fixed before).
+    key, scope = _fold(spec.key), _fold(spec.scope)
+    if key is spec.key and scope is spec.scope:
         return spec
-    key = _fold(spec.key)
-    return spec if key is spec.key else msgspec.structs.replace(spec, key=key)
+    return msgspec.structs.replace(spec, key=key, scope=scope)
 
 
 def _fold(e: Any) -> Any:

@@ -230,7 +230,15 @@ class Rule(msgspec.Struct, frozen=True, tag=True):
 
 
 class CounterSpec(msgspec.Struct, frozen=True, tag=True):
-    """A windowed budget or call limit kept by the runtime state store."""
+    """An enforced amount: a budget or call limit, kept by the runtime state store.
+
+    `id` names the counter in the store and is derived from its content or the rule's `@id`,
+    never from its position or limit (`charter.compiler.counter_ids`); rules with the same
+    content share one. `scope` is the enforcing rule's other conditions (scope and `when`,
+    without the limit test): a call counts only when they hold. `session_total` marks a
+    per-session budget, whose rule tests the request's `session.<metric>` (the host's running
+    total, or the one the Guard keeps under `id` when the host sends none) rather than an
+    `ir.Counter`."""
 
     id: str
     metric: Literal["cost_usd", "tokens", "calls"]
@@ -240,6 +248,14 @@ class CounterSpec(msgspec.Struct, frozen=True, tag=True):
     targets: tuple[Target, ...]
     stage: str
     rule: int  # index of the rule that enforces it
+    scope: Expr | None = None
+    session_total: bool = False
+
+
+def session_total_id(metric: str) -> str:
+    """The id of the counter holding a session's running total of `metric`: every per-session
+    budget of that metric (and the Guard's `session.<metric>`, when the host sends none)."""
+    return f"session:{metric}"
 
 
 class ToolInfo(msgspec.Struct, frozen=True, tag=True):

@@ -192,8 +192,8 @@ def _packed(obj: Any) -> Any:
     if isinstance(obj, Value):
         return Value(_pack(obj.value))
     if isinstance(obj, ir.CounterSpec):
-        return msgspec.structs.replace(obj, limit=_pack(obj.limit),
-                                       key=_packed(obj.key), targets=_packed(obj.targets))
+        return msgspec.structs.replace(obj, limit=_pack(obj.limit), key=_packed(obj.key),
+                                       targets=_packed(obj.targets), scope=_packed(obj.scope))
     if isinstance(obj, msgspec.Struct):
         fields = obj.__struct_fields__
         return msgspec.structs.replace(obj, **{f: _packed(getattr(obj, f)) for f in fields})

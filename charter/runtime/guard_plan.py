@@ -31,8 +31,9 @@ NO_ESTIMATE: Final = {"calls": to_units(1), "cost_usd": 0, "tokens": 0}
 
 
 def session_counter_id(metric: str) -> str:
-    """The store counter in which the Guard keeps `session.<metric>` (keyed by session id)."""
-    return f"session:{metric}"
+    """The store counter in which the Guard keeps `session.<metric>` (keyed by session id):
+    the id of the per-session budgets' `CounterSpec`s."""
+    return ir.session_total_id(metric)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,29 +159,6 @@ def _session_path(node: object, keys: tuple[str, ...]) -> bool:
     return isinstance(node, ir.Path) and node.root == "session" and node.keys[:1] == keys[:1]
 
 
-def split_limit(rule: ir.Rule) -> tuple[ir.Expr | None, ir.Expr | None]:
-    """(other conditions, limit test) of a budget/limit rule; lowering appends the limit test
-    last to the rule's conjunction."""
-    cond = rule.cond
-    if isinstance(cond, ir.BoolOp) and cond.op == "and" and len(cond.items) > 1:
-        rest = cond.items[:-1]
-        scope = rest[0] if len(rest) == 1 else ir.BoolOp("and", rest)
-        return scope, cond.items[-1]
-    return None, cond
-
-
-def _limit_of(test: ir.Expr | None, metric: str) -> int | Decimal | None:
-    # The per-session budget test is `session.<metric> + estimate.<metric> > LIMIT`.
-    if (isinstance(test, ir.Cmp) and test.op == ">" and isinstance(test.right, ir.Const)
-            and isinstance(test.left, ir.Arith) and test.left.op == "+"
-            and isinstance(test.left.left, ir.Path) and test.left.left.root == "session"
-            and test.left.left.keys == (metric,)):
-        value = test.right.value
-        if isinstance(value, int | Decimal) and not isinstance(value, bool):
-            return value
-    return None
-
-
 def _static_limit(use: CounterUse) -> int | Decimal | None:
     """The cap on `use` when no grant is presented (`guard_flow._limit` with no groups)."""
     rule = use.rule
@@ -209,8 +187,12 @@ class GuardPlan:
         self.turns = any(_session_path(n, ("turn",)) for n in (*nodes, *keys))
         self.checkpoints = any(_session_path(n, ("tool_calls_since_checkpoint",))
                                for n in nodes)
-        self._session_budgets = self._find_session_budgets()
-        self._specs = [self._counter_use(spec) for spec in policy.counters]
+        # Per-session budgets test `session.<metric>`, kept by the Guard when the host does
+        # not send it; every other counter is read as an `ir.Counter`.
+        self._session_budgets = [(self._counter_use(s), s) for s in policy.counters
+                                 if s.session_total]
+        self._specs = [(self._counter_use(s), s) for s in policy.counters
+                       if not s.session_total]
         self._cache: dict[tuple[str, str, tuple[str, ...]], Needs] = {}
         # Stateless calls named by a plain tool string, for `Guard.check`'s lean path.
         self.lean: dict[tuple[str, str], Needs] = {}
@@ -236,12 +218,10 @@ class GuardPlan:
         rules = [self.policy.rules[i] for i in self.plan.candidates(stage, name, tags)]
         nodes = [n for r in rules if r.cond is not None for n in ir.walk(r.cond)]
         history = tuple(dict.fromkeys(n.tool for n in nodes if isinstance(n, ir.Previously)))
-        counters = tuple(u for u, spec in zip(self._specs, self.policy.counters, strict=True)
-                         if spec.stage == stage
+        counters = tuple(u for u, spec in self._specs if spec.stage == stage
                          and all(target_matches(t, name, tags) for t in spec.targets))
-        budgets = tuple(u for u, r in self._session_budgets
-                        if r.stage == stage and all(target_matches(t, name, tags)
-                                                    for t in r.targets))
+        budgets = tuple(u for u, spec in self._session_budgets if spec.stage == stage
+                        and all(target_matches(t, name, tags) for t in spec.targets))
         record = self.policy.history.get(name) if stage == "tool_call" else None
         labels = any(isinstance(n, ir.Labels) for n in nodes)
         reads_calls = any(_session_path(n, ("tool_calls",))
@@ -272,20 +252,5 @@ class GuardPlan:
 
     def _counter_use(self, spec: ir.CounterSpec) -> CounterUse:
         rule = self.policy.rules[spec.rule]
-        scope, _ = split_limit(rule)
         limit = spec.limit if isinstance(spec.limit, int | Decimal) else None
-        return CounterUse(spec.id, spec.metric, spec.window, spec.key, limit, scope, rule)
-
-    def _find_session_budgets(self) -> list[tuple[CounterUse, ir.Rule]]:
-        out: list[tuple[CounterUse, ir.Rule]] = []
-        for rule in self.policy.rules:
-            if rule.origin != "budget":
-                continue
-            scope, test = split_limit(rule)
-            for metric in _SESSION_METRICS:
-                limit = _limit_of(test, metric)
-                if limit is not None:
-                    use = CounterUse(session_counter_id(metric), metric, None, None, limit,
-                                     scope, rule)
-                    out.append((use, rule))
-        return out
+        return CounterUse(spec.id, spec.metric, spec.window, spec.key, limit, spec.scope, rule)

@@ -726,7 +726,18 @@ def requests() -> st.SearchStrategy[Any]:
 
 
 SNAPSHOTS: st.SearchStrategy[Snapshot | None] = st.integers(0, 2**32 - 1).map(
-    lambda seed: Requests(random.Random(seed)).snapshot(["calls:1h:1", "cost_usd:1d:1"]))
+    lambda seed: Requests(random.Random(seed)).snapshot(["#0", "#1"]))
+
+
+def with_counters(snap: Snapshot | None, policy: Policy) -> Snapshot | None:
+    """A `SNAPSHOTS` snapshot for `policy`: its placeholder counter ids `#N` become the N-th of
+    the policy's counter ids (which are content hashes, known once the policy is compiled)."""
+    if snap is None:
+        return None
+    ids = sorted({c.id for c in policy.counters})
+    counters = {(ids[int(c[1:])], key): used for (c, key), used in snap.counters.items()
+                if int(c[1:]) < len(ids)}
+    return msgspec.structs.replace(snap, counters=counters)
 
 
 # ── comparison ───────────────────────────────────────────────────────────────

@@ -163,7 +163,7 @@ DUMPED = {
     "check": ["policy 'finance-backoffice'", "tools (6):", "payment.create(tenant: str",
               "rules (20, scopes flattened):", "pay-cfo-approval: require_approval"],
     "ir": ["rules (24):", "#1 pay: allow tool_call payment.create", "when (agent.team ==",
-           "counters (4):"],
+           "counters (7):"],
     "passes": ["fold-constants: changed the IR", "was (agent.team", "now (agent.team",
                "1.015"],
     "tree": ["stage tool_call:", "untargeted: (#6, #17, #18)", "exact names (4):",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 POLICY = """
 policy "guard-tests" version "1"
 use pii
@@ -42,3 +45,26 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def counter_id(policy: object, prefix: str) -> str:
+    """The id of the one counter of `policy` whose id starts with `prefix` (`metric:window`):
+    ids are derived from the counter's content (`charter.compiler.counter_ids`), so tests look
+    them up rather than spell them."""
+    ids = {c.id for c in policy.counters if c.id.startswith(f"{prefix}:")}  # type: ignore[attr-defined]
+    assert len(ids) == 1, (prefix, ids)
+    return ids.pop()
+
+
+@functools.cache
+def guard_counter(prefix: str) -> str:
+    """`counter_id` of the shared POLICY (compiled once, and kept: a policy's matchers are
+    registered by digest for `Decision.redact`)."""
+    import charter
+
+    return counter_id(_compiled(charter.compile), prefix)
+
+
+@functools.cache
+def _compiled(compile: Any) -> object:
+    return compile(POLICY, "guard.agentpolicy")

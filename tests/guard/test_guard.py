@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from guard_helpers import Clock
+from guard_helpers import Clock, guard_counter
 
 from charter import Decision, Guard, Policy
 from charter.runtime.guard_plan import session_counter_id
@@ -25,6 +25,8 @@ from charter.runtime.state import (
 )
 
 AGENT = {"id": "bot-1"}
+DAILY_COST, DAILY_TOKENS, HOURLY_CALLS = (guard_counter(p) for p in (
+    "cost_usd:1d", "tokens:1d", "calls:1h"))
 
 
 def req(tool: str, args: dict[str, Any] | None = None, session: str = "s1",
@@ -36,7 +38,7 @@ def req(tool: str, args: dict[str, Any] | None = None, session: str = "s1",
 
 
 def daily_cost(store: Store, agent: str = "bot-1") -> Decimal:
-    ref = CounterRef("cost_usd:1d:3", agent, 86400)
+    ref = CounterRef(DAILY_COST, agent, 86400)
     return store.read(StateQuery("x", (ref,)), 1_800_000_600.0).usage[(ref.counter_id, agent)]
 
 
@@ -264,11 +266,11 @@ def test_one_read_per_decision_with_only_the_matching_counters(policy: Policy) -
     guard.check(req("web.fetch", {"url": "https://a"}, estimate={"cost_usd": 0.1}))
     assert len(store.reads) == 1
     ids = {ref.counter_id for ref in store.reads[0].counters}
-    assert ids == {"calls:1h:5", "cost_usd:1d:3", "tokens:1d:4", "session:cost_usd"}
+    assert ids == {HOURLY_CALLS, DAILY_COST, DAILY_TOKENS, "session:cost_usd"}
     store.reads.clear()
     guard.check(req("spend", {"amount": 1}))
     assert len(store.reads) == 1
-    assert "calls:1h:5" not in {ref.counter_id for ref in store.reads[0].counters}
+    assert HOURLY_CALLS not in {ref.counter_id for ref in store.reads[0].counters}
     store.reads.clear()
     guard.check({"stage": "tool_result", "tool": "noop", "result": 1})
     assert store.reads == []

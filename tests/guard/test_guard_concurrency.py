@@ -34,8 +34,8 @@ allow tool "spend"
 budget cost_usd <= 10.00 per 1d per agent.id because "team budget reached"
 limit calls(tool "spend") <= 40 per 1d per agent.id because "team call limit reached"
 """
-COST = "cost_usd:1d:1"
-CALLS = "calls:1d:2"
+_SPECS = {c.metric: c.id for c in charter.compile(POLICY, "race.agentpolicy").counters}
+COST, CALLS = _SPECS["cost_usd"], _SPECS["calls"]
 ESTIMATE = Decimal("0.5")
 
 

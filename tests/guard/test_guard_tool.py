@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from guard_helpers import guard_counter
 
 from charter import ApprovalRequired, Denied, Guard, Policy
 from charter.runtime import audit
@@ -19,7 +20,7 @@ CTX = {"agent": {"id": "bot-1"}, "session": {"id": "s1"}}
 
 
 def daily_cost(store: Store) -> Decimal:
-    ref = CounterRef("cost_usd:1d:3", "bot-1", 86400)
+    ref = CounterRef(guard_counter("cost_usd:1d"), "bot-1", 86400)
     return store.read(StateQuery("x", (ref,)), 1_800_000_600.0).usage[(ref.counter_id, "bot-1")]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from compiler.test_differential import SNAPSHOTS, policies, requests
+from compiler.test_differential import SNAPSHOTS, policies, requests, with_counters
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -178,7 +178,8 @@ def test_compile_diagnoses_or_works(case: tuple[str, str],
         assert not set(codes) & set(INTERNAL), f"{err}\n--- policy ---\n{text}"
         return
     COUNT["compiled"] += 1
-    for req, snap in [*((r, None) for r in REQUESTS), *batch]:
+    for req, raw in [*((r, None) for r in REQUESTS), *batch]:
+        snap = with_counters(raw, policy)  # type: ignore[arg-type]
         decision = policy.decide(req, snap)  # type: ignore[arg-type]
         _assert_no_internal_error(decision, text)
         assert decision == policy.interpret(req, snap), f"{req}\n--- policy ---\n{text}"  # type: ignore[arg-type]
