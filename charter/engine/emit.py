@@ -17,8 +17,8 @@ evaluated by the reference interpreter from the generated function instead of in
 
 from __future__ import annotations
 
-import hashlib
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -484,15 +484,17 @@ def check_rules(rules: Sequence[ir.Rule]) -> None:
 def emitter_id() -> str:
     """Names the code generator: a digest of the modules that decide what it writes.
     Generated code saved with a policy is reused only by the same emitter ("": unknown,
-    never reused)."""
-    h = hashlib.sha256()
+    never reused).
+
+    Two zlib checksums, not a cryptographic hash: the digest guards against a stale emitter,
+    not an adversary (a saved policy is trusted code), and importing hashlib (OpenSSL) cost
+    ~2 ms of every fresh process (issue 11 cold start)."""
     try:
-        for module in (emitcheck, kinds, ops):
-            h.update(Path(str(module.__file__)).read_bytes())
-        h.update(Path(__file__).read_bytes())
+        text = b"".join(Path(str(m.__file__)).read_bytes() for m in (emitcheck, kinds, ops))
+        text += Path(__file__).read_bytes()
     except OSError:
         return ""
-    return h.hexdigest()[:16]
+    return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
 
 
 @dataclass(frozen=True)

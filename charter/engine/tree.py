@@ -27,6 +27,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import cache
 from typing import Any
 
 import msgspec
@@ -155,7 +156,7 @@ def loads(data: bytes | bytearray | memoryview) -> CompiledPolicy:
             f"compiled policy format {shown} is not supported (this Charter reads format "
             f"{FORMAT}); compile the policy again with `charter compile`")
     try:
-        compiled = _DECODER.decode(memoryview(data)[end + 1:])
+        compiled = _decoder().decode(memoryview(data)[end + 1:])
     except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError, RecursionError) as err:
         raise CompiledPolicyError(f"corrupt compiled policy: {err}") from None
     _check(compiled)
@@ -249,7 +250,13 @@ def _ext(code: int, data: memoryview) -> object:
 
 
 _ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(CompiledPolicy, ext_hook=_ext)
 _PARTS = msgspec.msgpack.Decoder(tuple[int, int, int])
 _PAIR = msgspec.msgpack.Decoder(tuple[int, int])
 _ITEMS = msgspec.msgpack.Decoder(list[Any], ext_hook=_ext)
+
+
+@cache
+def _decoder() -> msgspec.msgpack.Decoder[CompiledPolicy]:
+    # Built on first load, not at import: it resolves the annotations of every IR and tree
+    # struct (~2 ms), which a process that only compiles never needs (issue 11 cold start).
+    return msgspec.msgpack.Decoder(CompiledPolicy, ext_hook=_ext)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -172,6 +171,8 @@ class Checker:
     def _tools_from(self, t: ast.ToolsFrom, file: str) -> None:
         path = Path(file).parent / t.path
         try:
+            import json  # only for `tools from`: not paid by every compile
+
             data = json.loads(path.read_text())
             tools = data["tools"] if isinstance(data, dict) and "tools" in data else data
             for entry in tools:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
 def closest(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The candidate closest to `word`, if any is close enough."""
     pool = sorted(set(candidates))
+    import difflib  # only when a name is unknown: not paid by every compile
+
     matches = difflib.get_close_matches(word, pool, n=1, cutoff=cutoff)
     if matches:
         return matches[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,6 @@ from charter.stdlib.values import CHECKS, RequestError, describe_error
 
 MAX_KEYS = 4096  # distinct (stage, tool, tags) entries cached per policy
 SAVE_MAGIC = b"CHARTER-POLICY"  # every saved format starts so (see charter.engine.tree)
-_LOG = logging.getLogger("charter")
 
 
 #: request fields a `redact ... in` reads whole, straight from the request
@@ -429,8 +427,11 @@ class Policy:
             try:
                 return load(code, rules, self.matchers)
             except EmitError as err:  # never run: the IR is the truth, generate from it
-                _LOG.warning("policy %s: generated code for rules %s fails its check (%s); "
-                             "generating it again", self.name, indices, err)
+                import logging  # rare; not paid by every fresh process (issue 11 cold start)
+
+                logging.getLogger("charter").warning(
+                    "policy %s: generated code for rules %s fails its check (%s); "
+                    "generating it again", self.name, indices, err)
         return generate(rules, self.matchers)
 
     # ── introspection ────────────────────────────────────────────────────────
