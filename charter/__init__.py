@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from charter.engine.decision import Decision as Decision
     from charter.engine.decision import PolicyInfo as PolicyInfo
     from charter.engine.decision import Redaction as Redaction
+    from charter.engine.decision import RuleError as RuleError
     from charter.engine.decision import ShadowHit as ShadowHit
     from charter.engine.snapshot import Snapshot as Snapshot
     from charter.language.source import CompileError as CompileError
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApprovalRequired", "CompileError", "Decision", "Denied", "Guard", "MemoryStore", "Policy",
-    "PolicyInfo", "RedisStore", "Redaction", "SQLiteStore", "ShadowHit", "Snapshot", "compile",
-    "load", "load_compiled",
+    "PolicyInfo", "RedisStore", "Redaction", "RuleError", "SQLiteStore", "ShadowHit", "Snapshot",
+    "compile", "load", "load_compiled",
 ]
 
 # Imported on first use, so that `import charter` stays cheap (no Lark, no redis client).
@@ -36,6 +37,7 @@ _LAZY = {
     "Decision": "charter.engine.decision",
     "PolicyInfo": "charter.engine.decision",
     "Redaction": "charter.engine.decision",
+    "RuleError": "charter.engine.decision",
     "ShadowHit": "charter.engine.decision",
     "Snapshot": "charter.engine.snapshot",
     "Policy": "charter.runtime.policy",

@@ -78,6 +78,24 @@ def test_eval_array_from_stdin() -> None:
     lines = [json.loads(ln) for ln in out.stdout.splitlines()]
     assert [d["effect"] for d in lines] == ["allow", "deny"]
     assert "malformed request" in lines[1]["reasons"][0]
+    # errors are objects: no rule caused a malformed request; the field is named
+    assert lines[1]["errors"] == [{"rule": None, "field": "tool", "message": (
+        "tool must be a name or an object with a name; found an int")}]
+
+
+def test_explain_shows_a_rule_error_with_its_field(tmp_path: Path) -> None:
+    policy = tmp_path / "p.agentpolicy"
+    policy.write_text('policy "p"\ndefault deny\n@id("big")\n'
+                      'deny tool "pay" when args.amount > 100\n')
+    req = tmp_path / "r.json"
+    req.write_text(json.dumps({"tool": "pay", "args": {}}))
+    out = run("explain", str(policy), "--request", str(req))
+    assert out.returncode == 0, out.stderr
+    assert "[ERROR] big deny" in out.stdout
+    assert "request error: args.amount missing [field args.amount]" in out.stdout
+    out = run("eval", str(policy), "--request", str(req), "--format", "json")
+    assert json.loads(out.stdout)["errors"] == [
+        {"rule": "big", "field": "args.amount", "message": "args.amount missing"}]
 
 
 def test_eval_invalid_json_exits_2(tmp_path: Path) -> None:

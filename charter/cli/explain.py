@@ -6,6 +6,7 @@ import click
 
 from charter.cli.common import load_policy, read_requests
 from charter.engine import ir
+from charter.engine.decision import RuleError
 from charter.engine.render import render_code, render_expr
 
 
@@ -45,8 +46,9 @@ def _rule(rule: ir.Rule, outcome: object, trace: list[tuple[ir.Expr, object]]) -
         outcome, bool) else "ERROR"
     shadow = " [shadow]" if rule.shadow else ""
     click.echo(f"  [{mark:5}] {rule.id} {rule.kind}{shadow}  ({rule.file}:{rule.line})")
-    if isinstance(outcome, str):
-        click.echo(f"          {outcome}")
+    if isinstance(outcome, RuleError):
+        field = f" [field {outcome.field}]" if outcome.field is not None else ""
+        click.echo(f"          request error: {outcome.message}{field}")
     if rule.cond is not None:
         click.echo(f"          when {render_expr(rule.cond)}")
         seen: set[int] = set()

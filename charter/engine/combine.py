@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from charter.engine import ir
-from charter.engine.decision import Decision, PolicyInfo, Redaction, ShadowHit
+from charter.engine.decision import Decision, PolicyInfo, Redaction, RuleError, ShadowHit
 from charter.engine.snapshot import Snapshot
 
-Outcome = bool | str  # matched / not matched, or a request error's text
+Outcome = bool | RuleError  # matched / not matched, or the rule's request error
 
 
 def rule_reason(rule: ir.Rule) -> str:
@@ -29,9 +29,9 @@ def combine(
     """Build the decision from each candidate rule's outcome.
 
     Errors never open the gate: an erroring allow rule counts as not matched, any other
-    erroring rule as matched, and the error text joins the reasons. `redact(rule)` returns
-    the Redaction for a matched redact rule (None to skip), or the text of the error that
-    kept it from scanning the value (the decision is then a deny).
+    erroring rule as matched, and the error's reason joins the reasons. `redact(rule)`
+    returns the Redaction for a matched redact rule (None to skip), or the error that kept
+    it from scanning the value (the decision is then a deny).
     """
     denied = allowed = False
     approvers: list[str] = []
@@ -41,17 +41,18 @@ def combine(
     labels: list[str] = []
     redactions: list[Redaction] = []
     shadow: list[ShadowHit] = []
-    errors: list[str] = []
+    errors: list[RuleError] = []
     approved = st.approved_groups if st is not None else frozenset()
     for rule, out in zip(rules, outcomes, strict=True):
         if out is False:
             continue
-        err = f"request error: {out} (rule {rule.id})" if isinstance(out, str) else None
+        fault = out if isinstance(out, RuleError) else None
+        err = fault.reason if fault is not None else None
         if rule.shadow:
             shadow.append(ShadowHit(rule.id, rule.kind, err or rule_reason(rule)))
             continue
-        if err is not None:
-            errors.append(err)
+        if fault is not None:
+            errors.append(fault)
             if rule.kind == "allow":
                 continue  # an erroring allow rule never grants
         kind = rule.kind
@@ -75,17 +76,17 @@ def combine(
                 labels.append(rule.label)
         elif kind == "redact" and redact is not None:
             r = redact(rule)
-            if isinstance(r, str):  # a value that cannot be scanned is never let through
+            if isinstance(r, RuleError):  # a value that cannot be scanned is never let through
                 denied = True
-                reasons.append(f"request error: {r} (rule {rule.id})")
-                errors.append(reasons[-1])
+                reasons.append(r.reason)
+                errors.append(r)
             elif r is not None:
                 redactions.append(r)
     if not denied and not allowed and policy.default == "deny":
         denied = True
         reasons.append(f"no rule allows {what or 'this request'} (default deny)")
         # An allow rule that errored explains why nothing allowed.
-        reasons.extend(e for e in errors if e not in reasons)
+        reasons.extend(e.reason for e in errors if e.reason not in reasons)
     effect = "deny" if denied else "require_approval" if approvers else "allow"
     return Decision(
         effect=effect, allowed=effect == "allow", reasons=tuple(reasons), rules=tuple(matched),
@@ -94,7 +95,7 @@ def combine(
     )
 
 
-def malformed(info: PolicyInfo | None, message: str) -> Decision:
-    """A request the evaluator cannot read: deny, naming the field."""
-    text = f"malformed request: {message}"
-    return Decision(effect="deny", allowed=False, reasons=(text,), errors=(text,), policy=info)
+def malformed(info: PolicyInfo | None, message: str, field: str | None = None) -> Decision:
+    """A request the evaluator cannot read: deny, with `message` naming the field (`field`
+    its path, when one field is at fault). No rule caused it, so the error's rule is None."""
+    return Decision.refused(info, RuleError(None, field, message))

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from charter.engine import ir, operators, support
+from charter.engine.decision import RuleError
 from charter.engine.operators import ARITH, CMP
 from charter.engine.snapshot import Snapshot
 from charter.engine.strict import strict_args
@@ -38,19 +39,20 @@ class Ctx:
         self.now: datetime | None = None  # read once per decision (see `_now`)
 
 
-Outcome = bool | str  # True / False, or the text of a request error
+Outcome = bool | RuleError  # True / False, or the rule's request error
 
 
 def eval_rule(rule: ir.Rule, ctx: Ctx) -> Outcome:
-    """True if the rule's condition holds, False if not, or the request error's text."""
+    """True if the rule's condition holds, False if not, or the request error (naming the
+    rule and, where one field is at fault, the field)."""
     if rule.cond is None:
         return True
     try:
         return bool(evaluate(rule.cond, ctx))
     except RequestError as err:
-        return err.message
+        return RuleError(rule.id, err.field, err.message)
     except Exception as err:  # noqa: BLE001 - an error in a condition must never raise
-        return f"cannot evaluate rule {rule.id}: {err}"
+        return RuleError(rule.id, None, f"cannot evaluate rule {rule.id}: {err}")
 
 
 def holds(cond: ir.Expr, req: Mapping[str, Any], st: Snapshot | None, name: str,
@@ -84,21 +86,23 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
             return CMP[e.op](left, right)
         except (TypeError, ArithmeticError):
             raise RequestError(
-                f"cannot compare {_describe(e.left, left)} with {_describe(e.right, right)}"
-            ) from None
+                f"cannot compare {_describe(e.left, left)} with {_describe(e.right, right)}",
+                _field(e.left, e.right)) from None
     if isinstance(e, ir.Arith):
         left, right = evaluate(e.left, ctx), evaluate(e.right, ctx)
         try:
             return ARITH[e.op](left, right)
         except (TypeError, ZeroDivisionError, ArithmeticError) as err:
             raise RequestError(f"cannot compute {_describe(e.left, left)} {e.op} "
-                               f"{_describe(e.right, right)}: {err}") from None
+                               f"{_describe(e.right, right)}: {err}",
+                               _field(e.left, e.right)) from None
     if isinstance(e, ir.Neg):
         v = evaluate(e.operand, ctx)
         try:
             return operators.neg(v)
         except TypeError:
-            raise RequestError(f"cannot negate {_describe(e.operand, v)}") from None
+            raise RequestError(f"cannot negate {_describe(e.operand, v)}",
+                               _field(e.operand)) from None
     if isinstance(e, ir.In):
         return _in(e, ctx)
     if isinstance(e, ir.Like):
@@ -127,8 +131,9 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
             if isinstance(e.obj, ir.Const) and isinstance(obj, dict):
                 if isinstance(e.key, ir.Path):
                     shown = f"{e.key.text} ({describe(key)})"
-                raise RequestError(f"{shown} is not a key of {e.text}") from None
-            raise RequestError(f"{shown} missing in {_describe(e.obj, obj)}") from None
+                raise RequestError(f"{shown} is not a key of {e.text}", _field(e.key)) from None
+            raise RequestError(f"{shown} missing in {_describe(e.obj, obj)}",
+                               _field(e.obj, e.key)) from None
     if isinstance(e, ir.Approved):
         if e.count > 1 and e.group is not None:
             return approved_by(ctx.st, e.group, e.count)
@@ -142,16 +147,16 @@ def _eval(e: ir.Expr, ctx: Ctx) -> Any:  # noqa: C901 - one branch per node kind
         try:
             return support.labels(ctx.req, ctx.st)
         except TypeError as err:
-            raise RequestError(str(err)) from None
+            raise RequestError(str(err), "session.labels") from None
     if isinstance(e, ir.Counter):
         return _counter(e, ctx)
     if isinstance(e, ir.Estimate):
         try:
             return support.estimate(ctx.req, e.field, CHECKS[e.check])
         except TypeError as err:  # the checks' messages name types, never values
-            raise RequestError(f"estimate.{e.field}: {err}") from None
+            raise RequestError(f"estimate.{e.field}: {err}", f"estimate.{e.field}") from None
         except AttributeError:
-            raise RequestError(f"estimate.{e.field}: wrong type") from None
+            raise RequestError(f"estimate.{e.field}: wrong type", f"estimate.{e.field}") from None
     raise AssertionError(f"unknown IR node {type(e).__name__}")
 
 
@@ -161,7 +166,7 @@ def read_path(p: ir.Path, ctx: Ctx) -> Any:
     try:
         return CHECKS[p.check](value)
     except TypeError as err:
-        raise RequestError(f"{p.text}: {err}") from None
+        raise RequestError(f"{p.text}: {err}", p.text) from None
 
 
 def _raw_path(p: ir.Path, ctx: Ctx) -> Any:
@@ -174,13 +179,13 @@ def _raw_path(p: ir.Path, ctx: Ctx) -> Any:
     if p.root == "now" and not p.keys:
         return _now(ctx)
     if p.root not in ctx.req:
-        raise RequestError(f"{p.text} missing")
+        raise RequestError(f"{p.text} missing", p.text)
     obj: Any = ctx.req[p.root]
     for key in p.keys:
         if not isinstance(obj, dict):
-            raise RequestError(f"{p.text} missing")
+            raise RequestError(f"{p.text} missing", p.text)
         if key not in obj:
-            raise RequestError(f"{p.text} missing")
+            raise RequestError(f"{p.text} missing", p.text)
         obj = obj[key]
     return obj
 
@@ -192,21 +197,22 @@ def _now(ctx: Ctx) -> datetime:
         try:
             ctx.now = support.now_of(ctx.req)
         except TypeError as err:
-            raise RequestError(f"now: {err}") from None
+            raise RequestError(f"now: {err}", "now") from None
     return ctx.now
 
 
 def _in(e: ir.In, ctx: Ctx) -> bool:
     item, coll = evaluate(e.item, ctx), evaluate(e.coll, ctx)
     if isinstance(coll, str) and type(item) is not str:
-        raise RequestError(f"cannot look for {_describe(e.item, item)} in a string")
+        raise RequestError(f"cannot look for {_describe(e.item, item)} in a string",
+                           _field(e.item, e.coll))
     if not isinstance(coll, str | dict | list | tuple | set | frozenset):
-        raise RequestError(f"{_describe(e.coll, coll)} is not a collection")
+        raise RequestError(f"{_describe(e.coll, coll)} is not a collection", _field(e.coll))
     try:
         found = operators.member(item, coll)
     except TypeError:
         raise RequestError(f"cannot look for {_describe(e.item, item)} in "
-                           f"{_describe(e.coll, coll)}") from None
+                           f"{_describe(e.coll, coll)}", _field(e.item, e.coll)) from None
     return not found if e.negate else found
 
 
@@ -219,7 +225,7 @@ def _scan(field: str, value_expr: ir.Expr, ctx: Ctx) -> frozenset[str]:
         try:
             found = ctx.matchers.scan(value)
         except Exception as err:  # noqa: BLE001 - a scan failure must never read as "no match"
-            raise RequestError(f"cannot scan {field}: {err}") from None
+            raise RequestError(f"cannot scan {field}: {err}", field) from None
         ctx.scans[field] = found
     return found
 
@@ -237,7 +243,7 @@ def _call(e: ir.Fn, ctx: Ctx) -> Any:
         return fn.impl(*args)
     except Exception as err:  # noqa: BLE001 - a bad argument is a request error
         shown = ", ".join(_describe(a, v) for a, v in zip(e.args, args, strict=True))
-        raise RequestError(f"{e.name}({shown}): {err}") from None
+        raise RequestError(f"{e.name}({shown}): {err}", _field(*e.args)) from None
 
 
 def counter_key(key: ir.Expr, req: Mapping[str, Any]) -> str:
@@ -246,7 +252,7 @@ def counter_key(key: ir.Expr, req: Mapping[str, Any]) -> str:
     value = evaluate(key, Ctx(req, None, "tool_call", "", (), None))
     if type(value) is not str:
         text = key.text if isinstance(key, ir.Path) else "counter key"
-        raise RequestError(f"{text}: not a string")
+        raise RequestError(f"{text}: not a string", _field(key))
     return value
 
 
@@ -257,7 +263,8 @@ def _counter(e: ir.Counter, ctx: Ctx) -> Any:
     try:
         return support.counter(ctx.st, e.counter, key)
     except TypeError as err:
-        raise RequestError(f"counter key: {err}") from None
+        raise RequestError(f"counter key: {err}", _field(e.key) if e.key is not None
+                           else "session.id") from None
 
 
 def _session_id(ctx: Ctx) -> str:
@@ -268,7 +275,15 @@ def _guard(fn: Callable[[], Any], node: object, value: object, what: str) -> Any
     try:
         return fn()
     except TypeError as err:
-        raise RequestError(f"{what} on {_describe(node, value)}: {err}") from None
+        raise RequestError(f"{what} on {_describe(node, value)}: {err}", _field(node)) from None
+
+
+def _field(*nodes: object) -> str | None:
+    """The request field an error is about: the first of `nodes` that reads one."""
+    for node in nodes:
+        if isinstance(node, ir.Path):
+            return node.text
+    return None
 
 
 def _describe(node: object, value: object) -> str:

@@ -20,19 +20,19 @@ def strict_args(req: Any, tool: str, params: Sequence[tuple[str, str, bool]]) ->
     if args is None:
         args = {}
     elif not isinstance(args, dict):
-        raise RequestError(f"args: expected an object, found {type_name(args)}")
+        raise RequestError(f"args: expected an object, found {type_name(args)}", "args")
     declared = {name for name, _, _ in params}
     for key in args:
         if key not in declared:
-            raise RequestError(f'args.{key} is not a parameter of tool "{tool}"')
+            raise RequestError(f'args.{key} is not a parameter of tool "{tool}"', f"args.{key}")
     for name, check, optional in params:
         value = args.get(name)
         if value is None:
             if optional:
                 continue
-            raise RequestError(f"args.{name} missing")
+            raise RequestError(f"args.{name} missing", f"args.{name}")
         try:
             CHECKS[check](value)
         except TypeError as err:
-            raise RequestError(f"args.{name}: {err}") from None
+            raise RequestError(f"args.{name}: {err}", f"args.{name}") from None
     return False

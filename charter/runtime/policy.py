@@ -9,10 +9,10 @@ from typing import Any
 
 from charter.engine import ir, redactor, support
 from charter.engine.combine import combine, malformed
-from charter.engine.decision import Decision, PolicyInfo, Redaction
+from charter.engine.decision import Decision, PolicyInfo, Redaction, RuleError
 from charter.engine.emit import Bucket, emitter_id, generate, load
 from charter.engine.emitcheck import EmitError
-from charter.engine.interpreter import Ctx, eval_rule, read_path
+from charter.engine.interpreter import Ctx, Outcome, eval_rule, read_path
 from charter.engine.matching import PolicyMatchers
 from charter.engine.plan import Plan, plan
 from charter.engine.snapshot import Snapshot
@@ -55,8 +55,8 @@ class Entry:
     redacts: tuple[tuple[int, ir.Rule], ...] = ()  # (bit, rule) of the enforced redact rules
     # (mask, approved groups) -> decision, for a state presenting grants
     granted: dict[tuple[int, frozenset[str]], Decision] = field(default_factory=dict)
-    # rule outcomes (True, False or a request error's text) -> decision, on the error path
-    erring: dict[tuple[bool | str, ...], Decision] = field(default_factory=dict)
+    # rule outcomes (True, False or a request error) -> decision, on the error path
+    erring: dict[tuple[Outcome, ...], Decision] = field(default_factory=dict)
     rule_code: tuple[Any, ...] | None = None  # per rule: its own code (see `_recover`)
     erred: int = 0  # mask of the rules that erred on the last error (see `_recover`)
     clock: bool = False  # some rule reads `now` (known with `rule_code`)
@@ -267,7 +267,7 @@ class Policy:
     def _ctx(self, entry: Entry, req: dict[str, Any], st: Snapshot | None) -> Ctx:
         return Ctx(req, st, entry.stage, entry.name, entry.tags, self.matchers)
 
-    def _combine(self, entry: Entry, outcomes: Sequence[bool | str], ctx: Ctx) -> Decision:
+    def _combine(self, entry: Entry, outcomes: Sequence[Outcome], ctx: Ctx) -> Decision:
         return combine(self.ir, self.info, entry.bucket.rules, outcomes, ctx.st,
                        self._redactor(ctx), entry.what)
 
@@ -287,7 +287,7 @@ class Policy:
             req = {**req, "now": support.now_of(_NO_NOW)}  # the clock, as `now` reads it
         rules = entry.bucket.rules
         ctx: Ctx | None = None
-        outcomes: list[bool | str] = []
+        outcomes: list[Outcome] = []
         name, tags, stage = entry.name, entry.tags, entry.stage
         erred = entry.erred
         for bit, fn in enumerate(code):
@@ -303,8 +303,8 @@ class Policy:
             if ctx is None:
                 ctx = self._ctx(entry, req, st)
             outcomes.append(eval_rule(rules[bit], ctx))
-        errors = [o for o in outcomes if type(o) is str]
-        now_erred = sum(1 << bit for bit, o in enumerate(outcomes) if type(o) is str)
+        errors = [o for o in outcomes if type(o) is RuleError]
+        now_erred = sum(1 << bit for bit, o in enumerate(outcomes) if type(o) is RuleError)
         if now_erred != erred:
             entry.erred = now_erred
         if not errors:  # the bucket's code gave up, but no rule errs
@@ -322,7 +322,8 @@ class Policy:
         decision = entry.erring.get(key)
         if decision is None:
             decision = self._combine(entry, outcomes, ctx or self._ctx(entry, req, st))
-            if len(entry.erring) < MAX_DECISIONS and sum(map(len, errors)) <= MAX_ERROR_TEXT:
+            if len(entry.erring) < MAX_DECISIONS and sum(
+                    len(e.message) for e in errors) <= MAX_ERROR_TEXT:
                 entry.erring[key] = decision
         return decision
 
@@ -367,7 +368,7 @@ class Policy:
             return malformed(self.info, f"internal error while deciding: {describe_error(err)}")
 
     def _redactor(self, ctx: Ctx) -> Any:
-        def redact(rule: ir.Rule) -> Redaction | str | None:
+        def redact(rule: ir.Rule) -> Redaction | RuleError | None:
             if rule.redact_path is None:
                 return None
             try:
@@ -377,7 +378,8 @@ class Policy:
             try:  # the counts only: the host applies the redaction with decision.redact
                 counts = self.matchers.counts(value, rule.redact)
             except RequestError as err:
-                return f"{rule.redact_path.text}: {err.message}"
+                text = rule.redact_path.text
+                return RuleError(rule.id, text, f"{text}: {err.message}")
             return Redaction(rule.redact_path.text, rule.id, rule.redact, counts)
         return redact
 

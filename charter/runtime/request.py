@@ -2,7 +2,8 @@
 
 `read` takes what a host sends (a dict or any other mapping, JSON bytes or text) and gives
 back either a `Call`, whose stage, tool name, tags and server are known to be well formed,
-or the malformed-request deny whose reason names the field. It never raises. Every reader
+or the malformed-request deny whose reason names the field (and whose one `RuleError` has no
+rule and, where one field is at fault, that field's path). It never raises. Every reader
 of requests goes through it: `Policy.decide` (on its slow path), `Policy.interpret`,
 `explain` and `bucket_for`, and the Guard.
 
@@ -123,25 +124,25 @@ def _read_dict(req: dict[str, Any], info: PolicyInfo | None) -> Call | Decision:
         stage = "tool_call"
     elif type(stage) is not str or stage not in _STAGE_SET:
         return malformed(info, f"stage must be one of {', '.join(sorted(STAGES))}; "
-                         f"found {describe(stage)}")
+                         f"found {describe(stage)}", "stage")
     tool = req.get("tool")
     if tool is None:
         if stage in TOOL_STAGES:
-            return malformed(info, f"tool missing (a {stage} request names its tool)")
+            return malformed(info, f"tool missing (a {stage} request names its tool)", "tool")
         return Call(stage, "", _NO_TAGS, None, req)
     if type(tool) is str:
         if not tool:
-            return malformed(info, "tool name is empty")
+            return malformed(info, "tool name is empty", "tool")
         return Call(stage, tool, _NO_TAGS, None, req)
     if not isinstance(tool, dict):
         return malformed(info, "tool must be a name or an object with a name; found "
-                         + describe(tool))
+                         + describe(tool), "tool")
     name = tool.get("name")
     if type(name) is not str:
         return malformed(info, "tool.name missing" if name is None else
-                         f"tool.name must be a string; found {describe(name)}")
+                         f"tool.name must be a string; found {describe(name)}", "tool.name")
     if not name:
-        return malformed(info, "tool.name is empty")
+        return malformed(info, "tool.name is empty", "tool.name")
     tags = tool.get("tags")
     if tags is None:
         tags = _NO_TAGS
@@ -149,11 +150,13 @@ def _read_dict(req: dict[str, Any], info: PolicyInfo | None) -> Call | Decision:
         for i, tag in enumerate(tags):
             if type(tag) is not str:
                 return malformed(info, f"tool.tags must be a list of strings; tool.tags[{i}] "
-                                 f"is {describe(tag)}")
+                                 f"is {describe(tag)}", f"tool.tags[{i}]")
         tags = tuple(tags)
     else:
-        return malformed(info, f"tool.tags must be a list of strings; found {describe(tags)}")
+        return malformed(info, f"tool.tags must be a list of strings; found {describe(tags)}",
+                         "tool.tags")
     server = tool.get("server")
     if server is not None and type(server) is not str:
-        return malformed(info, f"tool.server must be a string; found {describe(server)}")
+        return malformed(info, f"tool.server must be a string; found {describe(server)}",
+                         "tool.server")
     return Call(stage, name, tags, server, req)

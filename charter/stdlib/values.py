@@ -14,11 +14,13 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class RequestError(Exception):
-    """A request lacks a field a rule needs or has the wrong type there."""
+    """A request lacks a field a rule needs or has the wrong type there. `message` names
+    the field; `field` is its path (`args.amount`) when one field is at fault, else None."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
 
 
 # Numbers a request may carry: finite, and below 10**MAX_NUMBER_DIGITS in magnitude (every

@@ -131,7 +131,7 @@ class _Tally:
     def vacuous(self, decision: Decision) -> None:
         self.request_errors += 1
         if self.error_sample is None:
-            self.error_sample = decision.errors[0]
+            self.error_sample = decision.errors[0].reason
 
 
 def check_property(prop: ast.Property, policy: Policy, tools: list[tuple[str, Type]],

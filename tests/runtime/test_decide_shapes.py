@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 import charter
 from charter.engine import support
+from charter.engine.decision import RuleError
 from charter.engine.snapshot import Snapshot
 from charter.runtime.policy import Policy
 
@@ -292,7 +293,7 @@ def test_the_error_path_reads_the_clock_once(monkeypatch: pytest.MonkeyPatch) ->
     for _ in range(6):  # the bucket raises (args.n missing): every rule then runs alone
         decision = policy.decide({"tool": "x"})
         assert ("ten" in decision.reasons) != ("eleven" in decision.warnings), decision
-        assert decision.errors == ("request error: args.n missing (rule policy.agentpolicy:5)",)
+        assert decision.errors == (RuleError("policy.agentpolicy:5", "args.n", "args.n missing"),)
 
 
 def test_error_decisions_are_cached_only_when_they_cannot_differ() -> None:

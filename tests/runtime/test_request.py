@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,7 +38,8 @@ def reason(raw: object) -> str:
     found = read(raw, INFO)
     assert isinstance(found, Decision), found
     assert found.effect == "deny" and not found.allowed and found.policy == INFO
-    assert found.errors == found.reasons
+    assert len(found.errors) == 1 and found.errors[0].rule is None  # no rule caused it
+    assert found.reasons == (found.errors[0].reason,)
     return found.reasons[0]
 
 
@@ -129,6 +131,36 @@ def test_a_call_is_read_as_it_is() -> None:
 ])
 def test_a_malformed_request_is_a_deny_naming_the_field(raw: object, says: str) -> None:
     assert reason(raw).startswith(says)
+
+
+@pytest.mark.parametrize(("raw", "field", "message"), [
+    ({"tool": ""}, "tool", "tool name is empty"),
+    ({"tool": {}}, "tool.name", "tool.name missing"),
+    ({"tool": {"name": ""}}, "tool.name", "tool.name is empty"),
+    ({"tool": {"name": 3}}, "tool.name", "tool.name must be a string; found an int"),
+    ({"tool": ["a"]}, "tool",
+     "tool must be a name or an object with a name; found a list of 1 item"),
+    ({"tool": 7}, "tool", "tool must be a name or an object with a name; found an int"),
+    ({"args": {}}, "tool", "tool missing (a tool_call request names its tool)"),
+    ({"tool": "a", "stage": 3}, "stage", None),
+    ({"tool": {"name": "a", "tags": "r"}}, "tool.tags", None),
+    ({"tool": {"name": "a", "tags": ["r", 1]}}, "tool.tags[1]", None),
+    ({"tool": {"name": "a", "server": 3}}, "tool.server", None),
+    ("[1]", None, "the request must be a JSON object; found a list of 1 item"),
+    (7, None, "expected a JSON object, found int"),
+])
+def test_a_malformed_request_has_one_error_naming_the_field_and_no_rule(
+        raw: object, field: str | None, message: str | None) -> None:
+    found = read(raw, INFO)
+    assert isinstance(found, Decision)
+    (error,) = found.errors
+    assert error.rule is None and error.field == field
+    if message is not None:
+        assert error.message == message
+    assert found.reasons == (f"malformed request: {error.message}",)
+    # The decision, errors and all, is plain JSON: an error is an object with three fields.
+    assert msgspec.json.decode(found.to_json())["errors"] == [
+        {"rule": None, "field": field, "message": error.message}]
 
 
 class Hostile(Mapping[str, Any]):

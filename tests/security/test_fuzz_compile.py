@@ -158,7 +158,7 @@ REQUESTS = [{"tool": "a", "args": {"x": 1, "s": "x"}},
 
 
 def _assert_no_internal_error(decision: charter.Decision, text: str) -> None:
-    for reason in (*decision.reasons, *decision.errors):
+    for reason in (*decision.reasons, *(e.message for e in decision.errors)):
         assert "internal error" not in reason and "cannot evaluate rule" not in reason, (
             f"{reason}\n--- policy ---\n{text}")
 

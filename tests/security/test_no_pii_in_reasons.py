@@ -46,7 +46,8 @@ def policy() -> charter.Policy:
 
 
 def _texts(decision: Decision) -> str:
-    return "\n".join((*decision.reasons, *decision.errors, *decision.warnings))
+    errors = (e.message for e in decision.errors)
+    return "\n".join((*decision.reasons, *errors, *decision.warnings))
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,8 @@ def test_request_errors_describe_the_value_without_quoting_it(
         text = _texts(decision)
         assert EMAIL not in text and "alice" not in text
         assert expected in text, text
-        assert decision.errors and all(e.startswith("request error:") for e in decision.errors)
+        assert decision.errors and all(e.rule is not None for e in decision.errors)
+        assert all(e.reason.startswith("request error:") for e in decision.errors)
 
 
 def test_a_bad_stage_is_described_not_quoted(policy: charter.Policy) -> None:
