@@ -29,6 +29,7 @@ from charter.engine.tree import CompiledPolicy, DecisionTree
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
 from charter.language.checker import check
+from charter.language.diagnostics import INTERNAL_COMPILER_ERROR
 from charter.language.parser import parse
 from charter.language.source import CompileError, Diagnostic, Source, Span
 
@@ -195,6 +196,6 @@ def _rule_span(rule: ir_mod.Rule) -> Span:
 
 
 def _internal(span: Span, exc: Exception) -> Diagnostic:
-    return Diagnostic("CH0500", "error", span, f"internal compiler error: {exc!r}",
-                      "please report this with the policy that caused it")
+    return INTERNAL_COMPILER_ERROR.at(span, f"internal compiler error: {exc!r}",
+                                      "please report this with the policy that caused it")
 

@@ -16,6 +16,16 @@ from typing import Any, NamedTuple, cast
 import msgspec
 
 from charter.language import ast
+from charter.language.diagnostics import (
+    CONTROL_CHARACTER,
+    MALFORMED_HAS_COUNT,
+    MALFORMED_TEST,
+    UNKNOWN_ESCAPE,
+    UNKNOWN_GIVEN_PART,
+    UNKNOWN_METRIC,
+    UNKNOWN_STAGE,
+    Code,
+)
 from charter.language.lexicon import Token
 from charter.language.source import Diagnostic, Span
 from charter.language.suggest import did_you_mean
@@ -118,8 +128,8 @@ class AstBuilder:
             self.file, first.line, first.col, last.end_line, last.end_col, first.start, last.end
         )
 
-    def error(self, code: str, span: Span, message: str, help: str | None = None) -> None:
-        self.diagnostics.append(Diagnostic(code, "error", span, message, help))
+    def error(self, code: Code, span: Span, message: str, help: str | None = None) -> None:
+        self.diagnostics.append(code.at(span, message, help))
 
     def string(self, tok: Token) -> str:
         """Decode a STRING token: `\\"`, `\\\\`, `\\n`, `\\t`, `\\r`, `\\/`, `\\uXXXX`."""
@@ -154,7 +164,7 @@ class AstBuilder:
             line = tok.line or 0
             bad = raw[i : i + width]
             self.error(
-                "CH0105",
+                UNKNOWN_ESCAPE,
                 Span(self.file, line, col, line, col + len(bad), start, start + len(bad)),
                 f"unknown escape `{bad}` in a string",
                 'escapes are \\" \\\\ \\n \\t \\r \\/ and \\uXXXX; for a regex write r"..."',
@@ -189,7 +199,7 @@ class AstBuilder:
             # line break or other control character there could forge or hide a line.
             bad = next(ch for ch in arg if not ch.isprintable())
             self.error(
-                "CH0113",
+                CONTROL_CHARACTER,
                 self.tspan(c[1]),
                 f"control character `{repr(bad)[1:-1]}` in the `@{c[0]}` string",
                 "annotation strings are one line of printable text; remove the escape",
@@ -274,7 +284,7 @@ class AstBuilder:
             if stage == name:
                 return stage
         self.error(
-            "CH0106",
+            UNKNOWN_STAGE,
             self.tspan(tok),
             f"unknown stage `{name}`; expected one of " + ", ".join(f"`{s}`" for s in ast.STAGES),
             did_you_mean(name, ast.STAGES),
@@ -337,7 +347,7 @@ class AstBuilder:
         metric = str(metric_tok)
         if metric not in _METRICS:
             self.error(
-                "CH0107",
+                UNKNOWN_METRIC,
                 self.tspan(metric_tok),
                 f"unknown budget metric `{metric}`; expected `cost_usd` or `tokens`",
                 did_you_mean(metric, _METRICS),
@@ -395,18 +405,18 @@ class AstBuilder:
         expects = tuple(x for x in c if isinstance(x, ast.Expect))
         rows = tuple(x for x in c if isinstance(x, ast.TableRow))
         for extra in calls[1:]:
-            self.error("CH0108", extra.span, "a test makes exactly one call",
+            self.error(MALFORMED_TEST, extra.span, "a test makes exactly one call",
                        "split this into another `test` block, or make this block a "
                        "`scenario` to run the calls in order")
         for approve in (x for x in c if isinstance(x, ast.Approve)):
-            self.error("CH0108", approve.span, "`approve` belongs in a scenario",
+            self.error(MALFORMED_TEST, approve.span, "`approve` belongs in a scenario",
                        "write `scenario` instead of `test` to run calls in order")
         if rows and not calls:
-            self.error("CH0108", rows[0].span, "a table's rows need a `call` to complete",
+            self.error(MALFORMED_TEST, rows[0].span, "a table's rows need a `call` to complete",
                        'add a line such as `call "tool.name" {}` before the rows')
         if not expects and not rows:
             self.error(
-                "CH0108",
+                MALFORMED_TEST,
                 span,
                 "this test has no `expect`",
                 "add a line such as `expect deny` or `expect not allow`",
@@ -419,19 +429,19 @@ class AstBuilder:
         seen_call = False
         for x in c[1:]:
             if isinstance(x, ast.TableRow):
-                self.error("CH0108", x.span, "a scenario has no rows",
+                self.error(MALFORMED_TEST, x.span, "a scenario has no rows",
                            "write each call of the scenario with its own `expect` lines")
             elif isinstance(x, _Givens):
                 steps.append(ast.GivenLine(x.parts, x.span))
             else:
                 if isinstance(x, ast.Expect | ast.Approve) and not seen_call:
-                    self.error("CH0108", x.span, "this line needs a `call` before it",
+                    self.error(MALFORMED_TEST, x.span, "this line needs a `call` before it",
                                "in a scenario each `expect` and `approve` is about the call "
                                "above it")
                 seen_call = seen_call or isinstance(x, ast.TestCall)
                 steps.append(x)
         if not seen_call:
-            self.error("CH0108", span, "this scenario makes no call",
+            self.error(MALFORMED_TEST, span, "this scenario makes no call",
                        'add a line such as `call "tool.name" {arg: "value"}`')
         givens = tuple(g for x in steps if isinstance(x, ast.GivenLine) for g in x.parts)
         calls = [x for x in steps if isinstance(x, ast.TestCall)]
@@ -447,7 +457,7 @@ class AstBuilder:
         kind = str(kind_tok)
         if kind not in _GIVEN_KINDS:
             self.error(
-                "CH0109",
+                UNKNOWN_GIVEN_PART,
                 self.tspan(kind_tok),
                 f"unknown `given` part `{kind}`; expected `agent`, `user`, `session`, "
                 "`estimate`, `approved`, `labels`, `now`, `usage` or `previously`",
@@ -468,7 +478,7 @@ class AstBuilder:
     def given_now(self, span: Span, c: list[Any]) -> ast.Given:
         word, text = c
         if str(word) != "now":
-            self.error("CH0109", self.tspan(word),
+            self.error(UNKNOWN_GIVEN_PART, self.tspan(word),
                        f"unknown `given` part `{word}`; only `now` takes a string",
                        'write `given now "2026-01-05T10:00:00Z"`')
         return ast.Given("now", ast.Literal_(self.string(text), self.tspan(text)), None, span)
@@ -476,7 +486,7 @@ class AstBuilder:
     def given_usage(self, span: Span, c: list[Any]) -> ast.Given:
         metric: Token = c[0]
         if str(metric) not in _METRICS:
-            self.error("CH0109", self.tspan(metric),
+            self.error(UNKNOWN_GIVEN_PART, self.tspan(metric),
                        f"unknown usage `{metric}`; expected `cost_usd`, `tokens` or "
                        "`calls(tool ...)`", did_you_mean(str(metric), _METRICS))
         return ast.Given("usage", ast.Literal_(c[1], span), None, span, name=str(metric))
@@ -509,7 +519,7 @@ class AstBuilder:
         stage = self._stage_name(stage_tok)
         wanted = {"model_input": "input", "model_output": "output"}.get(str(stage_tok))
         if stage is not None and str(field_tok) != wanted:
-            self.error("CH0109", self.tspan(field_tok),
+            self.error(UNKNOWN_GIVEN_PART, self.tspan(field_tok),
                        f"`on {stage}` takes `with {wanted or 'result'} ...`, not "
                        f"`with {field_tok}`", "a tool call is written `on STAGE call ...`"
                        if wanted is None else None)
@@ -629,7 +639,7 @@ class AstBuilder:
             if len(args) == 1:
                 return ast.Has(args[0], span)
             self.error(
-                "CH0110",
+                MALFORMED_HAS_COUNT,
                 span,
                 f"`has` takes one field path, found {len(args)} arguments",
                 "write `has(args.field)`",
@@ -639,7 +649,7 @@ class AstBuilder:
             if isinstance(arg, ast.Binary) and arg.op == "in":
                 return ast.Count(arg.left, arg.right, span)
             self.error(
-                "CH0110",
+                MALFORMED_HAS_COUNT,
                 span,
                 "`count` takes a matcher, `in` and a value",
                 "write `count(pii.email in result)`",

@@ -11,6 +11,20 @@ from pathlib import Path
 from charter.language import ast
 from charter.language.checked import CheckedPolicy, FlatRule, ToolSig
 from charter.language.constfold import NotConstant, fold
+from charter.language.diagnostics import (
+    BAD_LIMIT,
+    CONFLICTING_HEADER,
+    DECLARATION_IN_SCOPE,
+    DECLARED_TWICE,
+    DUPLICATE_ID,
+    NOT_A_FIELD,
+    NOT_CONSTANT,
+    TOOLS_FROM_UNREADABLE,
+    UNKNOWN_ANNOTATION,
+    UNKNOWN_MODULE,
+    UNKNOWN_TYPE,
+    Code,
+)
 from charter.language.exprcheck import Env, ExprChecker, path_chain
 from charter.language.source import Diagnostic, Source, Span
 from charter.language.suggest import did_you_mean
@@ -61,11 +75,10 @@ class Checker:
         self.diags.extend(self._targets.diagnostics())
         return self.p, self.diags
 
-    def error(self, code: str, span: Span, message: str, help: str | None = None) -> None:
-        self.diags.append(Diagnostic(code, "error", span, message, help))
+    def error(self, code: Code, span: Span, message: str, help: str | None = None) -> None:
+        self.diags.append(code.at(span, message, help))
 
-    def warn(self, code: str, span: Span, message: str, help: str | None = None) -> None:
-        self.diags.append(Diagnostic(code, "warning", span, message, help))
+    warn = error  # the registry entry says which; the two names say it at the call site
 
     # ── declarations ─────────────────────────────────────────────────────────
 
@@ -75,7 +88,7 @@ class Checker:
             if isinstance(item, ast.Use):
                 for name, span in zip(item.modules, item.spans, strict=True):
                     if name not in STDLIB_MODULES:
-                        self.error("CH0210", span, f"unknown stdlib module `{name}`",
+                        self.error(UNKNOWN_MODULE, span, f"unknown stdlib module `{name}`",
                                    did_you_mean(name, STDLIB_MODULES))
                     uses.add(name)
         self.p.uses = frozenset(uses)
@@ -101,7 +114,7 @@ class Checker:
 
     def _header_item(self, h: ast.Header) -> None:
         if self._header is not None and self._header.name != h.name:
-            self.error("CH0217", h.span, f'a second policy header "{h.name}"',
+            self.error(CONFLICTING_HEADER, h.span, f'a second policy header "{h.name}"',
                        f'this policy is already named "{self._header.name}" at {self._header.span}')
             return
         self._header = h
@@ -109,7 +122,7 @@ class Checker:
 
     def _default_item(self, d: ast.Default) -> None:
         if self._default is not None and self._default.effect != d.effect:
-            self.error("CH0217", d.span, f"conflicting `default {d.effect}`",
+            self.error(CONFLICTING_HEADER, d.span, f"conflicting `default {d.effect}`",
                        f"`default {self._default.effect}` was set at {self._default.span}")
             return
         self._default = d
@@ -119,7 +132,7 @@ class Checker:
         taken = (name in self.p.consts or name in self.p.matchers) if kind != "tool" else (
             name in self.p.tools)
         if taken:
-            self.error("CH0211", span, f"{kind} `{name}` is declared twice")
+            self.error(DECLARED_TWICE, span, f"{kind} `{name}` is declared twice")
         return taken
 
     def _const(self, c: ast.Const) -> None:
@@ -132,14 +145,14 @@ class Checker:
         except NotConstant:
             if len(self.diags) > before:
                 return  # the reason it is not constant is already reported
-            self.error("CH0219", c.value.span, f"`{c.name}` is not a constant expression",
+            self.error(NOT_CONSTANT, c.value.span, f"`{c.name}` is not a constant expression",
                        "a const holds literals, sets, lists and arithmetic on other consts")
 
     def _matcher(self, d: ast.MatcherDecl) -> None:
         if self._duplicate("matcher", d.name, d.name_span):
             return
         if d.name in ("pii", "secrets"):
-            self.error("CH0211", d.name_span, f"`{d.name}` is a stdlib module name")
+            self.error(DECLARED_TWICE, d.name_span, f"`{d.name}` is a stdlib module name")
             return
         self.x.check_pattern(d.regex.pattern, d.regex.span)
         self.p.matchers[d.name] = d.regex.pattern
@@ -150,7 +163,7 @@ class Checker:
         params: dict[str, tuple[Type, bool]] = {}
         for prm in t.params:
             if prm.name in params:
-                self.error("CH0211", prm.span, f"parameter `{prm.name}` is declared twice")
+                self.error(DECLARED_TWICE, prm.span, f"parameter `{prm.name}` is declared twice")
             params[prm.name] = (self._type(prm.type), prm.optional)
         self.p.tools[t.name] = ToolSig(t.name, params, t.tags, t.span)
 
@@ -162,9 +175,9 @@ class Checker:
             return SetT(inner) if te.name == "set" else ListT(inner)
         if te.name == "map" and len(te.args) == 2:
             if te.args[0].name != "str":
-                self.error("CH0215", te.args[0].span, "map keys are always `str`")
+                self.error(UNKNOWN_TYPE, te.args[0].span, "map keys are always `str`")
             return MapT(self._type(te.args[1]))
-        self.error("CH0215", te.span, f"unknown type `{te.name}`",
+        self.error(UNKNOWN_TYPE, te.span, f"unknown type `{te.name}`",
                    did_you_mean(te.name, (*PRIMS, "set", "list", "map")))
         return ANY
 
@@ -178,7 +191,9 @@ class Checker:
             for entry in tools:
                 self._tool_from_schema(entry, t.span)
         except (OSError, ValueError, KeyError, TypeError) as err:
-            self.error("CH0216", t.span, f"cannot read MCP tools from {str(path)!r}: {err}",
+            why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            self.error(TOOLS_FROM_UNREADABLE, t.span,
+                       f'cannot read MCP tools from "{path}": {why[:1].lower()}{why[1:]}',
                        'expected the JSON result of MCP `tools/list`: {"tools": [...]}')
 
     def _tool_from_schema(self, entry: dict[str, object], span: Span) -> None:
@@ -217,7 +232,7 @@ class Checker:
             elif isinstance(item, ast.Rule | ast.Budget | ast.Limit):
                 self._rule_like(item, targets, conds, shadow, owner)
             elif not top and isinstance(item, DECLARATIONS):
-                self.error("CH0214", item.span,
+                self.error(DECLARATION_IN_SCOPE, item.span,
                            "declarations belong at the top level, not inside a scope")
 
     def _scope(self, s: ast.Scope, targets: tuple[ast.ToolTarget, ...],
@@ -259,16 +274,16 @@ class Checker:
 
     def _budget_like(self, r: ast.Budget | ast.Limit, env: Env) -> None:
         if r.limit < 0:
-            self.error("CH0223", r.span, "a limit must not be negative")
+            self.error(BAD_LIMIT, r.span, "a limit must not be negative")
         if r.key is not None:
             chain = path_chain(r.key)
             if chain is None:
-                self.error("CH0218", r.key.span, "`per` takes a request field such as agent.id")
+                self.error(NOT_A_FIELD, r.key.span, "`per` takes a request field such as agent.id")
             else:
                 self.x.infer(r.key, env)
         if r.then is not None:
             if r.then.kind in ("allow", "redact", "label"):
-                self.error("CH0223", r.then.span,
+                self.error(BAD_LIMIT, r.then.span,
                            f"`then {r.then.kind}` cannot enforce a limit",
                            "use `then deny`, `then warn` or `then require approval from \"g\"`")
             self._effect(r.then, env)
@@ -280,7 +295,7 @@ class Checker:
             if eff.path is not None:
                 chain = path_chain(eff.path)
                 if chain is None or chain[0] not in ("args", "result", "input", "output"):
-                    self.error("CH0218", eff.path.span,
+                    self.error(NOT_A_FIELD, eff.path.span,
                                "`redact ... in` takes args, result, input or output (or a field)")
                 else:
                     self.x.infer(eff.path, env)
@@ -297,13 +312,13 @@ class Checker:
         out: dict[str, str] = {}
         for a in anns:
             if a.name not in KNOWN_ANNOTATIONS:
-                self.warn("W0302", a.span, f"unknown annotation `@{a.name}`",
+                self.warn(UNKNOWN_ANNOTATION, a.span, f"unknown annotation `@{a.name}`",
                           did_you_mean(f"@{a.name}", [f"@{k}" for k in KNOWN_ANNOTATIONS]))
             if a.name == "id":
                 if not allow_id or not a.arg:
-                    self.error("CH0212", a.span, "`@id(\"...\")` names one rule")
+                    self.error(DUPLICATE_ID, a.span, "`@id(\"...\")` names one rule")
                 elif a.arg in self._ids:
-                    self.error("CH0212", a.span, f'duplicate rule id "{a.arg}"',
+                    self.error(DUPLICATE_ID, a.span, f'duplicate rule id "{a.arg}"',
                                f"first used at {self._ids[a.arg]}")
                 else:
                     self._ids[a.arg] = a.span

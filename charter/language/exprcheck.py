@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,6 +12,24 @@ from charter.language import ast
 from charter.language.checked import CheckedPolicy, ConstRef, MatcherRef, PathRef
 from charter.language.constfold import NotConstant, fold
 from charter.language.context import ALL_ROOTS, ROOTS, STAGE_ONLY
+from charter.language.diagnostics import (
+    BAD_ARGUMENTS,
+    CONDITION_NOT_BOOL,
+    CONTAINS_NEEDS_MATCHER,
+    DECLARED_TWICE,
+    INVALID_REGEX,
+    NOT_A_FIELD,
+    NOT_CONSTANT,
+    SINGLE_EQUALS,
+    TYPE_MISMATCH,
+    UNDECLARED_TOOL,
+    UNKNOWN_FIELD,
+    UNKNOWN_FUNCTION,
+    UNKNOWN_MATCHER,
+    UNKNOWN_NAME,
+    WRONG_STAGE,
+    Code,
+)
 from charter.language.source import Diagnostic, Span
 from charter.language.suggest import did_you_mean
 from charter.language.types import (
@@ -62,15 +81,15 @@ class ExprChecker:
         self.p = policy
         self.report = report
 
-    def error(self, code: str, span: Span, message: str, help: str | None = None) -> None:
-        self.report(Diagnostic(code, "error", span, message, help))
+    def error(self, code: Code, span: Span, message: str, help: str | None = None) -> None:
+        self.report(code.at(span, message, help))
 
     # ── entry points ─────────────────────────────────────────────────────────
 
     def condition(self, expr: ast.Expr, env: Env) -> None:
         t = self.infer(expr, env)
         if t not in (BOOL, ANY):
-            self.error("CH0204", _span(expr), f"a condition must be bool, found {t}",
+            self.error(CONDITION_NOT_BOOL, _span(expr), f"a condition must be bool, found {t}",
                        _bool_help(expr))
 
     def infer(self, expr: ast.Expr, env: Env) -> Type:
@@ -84,7 +103,7 @@ class ExprChecker:
         if isinstance(e, ast.Literal_):
             return _literal_type(e.value)
         if isinstance(e, ast.Regex):
-            self.error("CH0203", e.span, "a regex literal can only follow `matches`",
+            self.error(TYPE_MISMATCH, e.span, "a regex literal can only follow `matches`",
                        'write `X matches r"..."`, or declare `matcher NAME = r"..."`')
             return ANY  # reported once here; `any` keeps it from cascading
         if isinstance(e, ast.SetLit | ast.ListLit):
@@ -119,7 +138,7 @@ class ExprChecker:
             if env.in_const:
                 self._not_const(e.span)
             if e.count < 1:
-                self.error("CH0203", e.span, "`approved by N of` needs N of at least 1",
+                self.error(TYPE_MISMATCH, e.span, "`approved by N of` needs N of at least 1",
                            f'write `approved by "{e.group}"` for one approver')
             return BOOL
         if isinstance(e, ast.Previously):
@@ -158,22 +177,22 @@ class ExprChecker:
         if root in ("pii", "secrets") and len(keys) == 1:
             return self._stdlib_matcher(e, root, keys[0], spans[1])
         if root in ("pii", "secrets") and not keys:
-            self.error("CH0209", span0, f"`{root}` is a matcher module, not a value",
+            self.error(UNKNOWN_MATCHER, span0, f"`{root}` is a matcher module, not a value",
                        f"name one of its matchers, e.g. `{root}.any`")
             return MATCHER
         if root not in ALL_ROOTS:
             if root in self.p.consts:
-                self.error("CH0202", spans[1], f"constant `{root}` has no fields")
+                self.error(UNKNOWN_FIELD, spans[1], f"constant `{root}` has no fields")
                 return ANY
             names = [*ALL_ROOTS, *self.p.consts, *self.p.matchers]
-            self.error("CH0201", span0, f"unknown name `{root}`", did_you_mean(root, names))
+            self.error(UNKNOWN_NAME, span0, f"unknown name `{root}`", did_you_mean(root, names))
             return None
         if env.in_const:
             self._not_const(span0)
             return ANY
         need = STAGE_ONLY.get(root)
         if need and env.stage is not None and env.stage != need:
-            self.error("CH0213", span0, f"`{root}` is only available at the {need} stage",
+            self.error(WRONG_STAGE, span0, f"`{root}` is only available at the {need} stage",
                        f"put the rule under `on {need}`")
         t: Type = env.args if root == "args" else ROOTS[root]
         for key, span in zip(keys, spans[1:], strict=True):
@@ -187,11 +206,11 @@ class ExprChecker:
         value = self.p.consts[root]
         for key, span in zip(keys, spans[1:], strict=True):
             if not isinstance(value, dict):
-                self.error("CH0202", span, f"`{root}` has no field `{key}` here")
+                self.error(UNKNOWN_FIELD, span, f"`{root}` has no field `{key}` here")
                 return ANY
             if key not in value:
-                self.error("CH0202", span, f"`{root}` has no key {key!r}",
-                           did_you_mean(key, list(value)))
+                self.error(UNKNOWN_FIELD, span, f"`{root}` has no key {_quoted(key)}",
+                           did_you_mean(key, list(value), '"'))
                 return ANY
             value = value[key]
         self.p.refs[id(e)] = ConstRef(value)
@@ -203,7 +222,8 @@ class ExprChecker:
         seen: set[str] = set()
         for entry in e.entries:
             if entry.name in seen:
-                self.error("CH0211", entry.span, f"key {entry.name!r} appears twice in this map")
+                self.error(DECLARED_TWICE, entry.span,
+                           f"key {_quoted(entry.name)} appears twice in this map")
             seen.add(entry.name)
             t = self.infer(entry.value, env)
             value = t if value is None else join(value, t)
@@ -211,7 +231,7 @@ class ExprChecker:
             fold(e, self.p.consts)
         except NotConstant:
             if not env.in_const:  # in a `const`, the checker reports CH0219 itself
-                self.error("CH0219", e.span, "a map literal must be constant",
+                self.error(NOT_CONSTANT, e.span, "a map literal must be constant",
                            'write the table as `const NAME = {"key": value, ...}`')
         return MapT(value or ANY)
 
@@ -220,12 +240,12 @@ class ExprChecker:
 
         qualified = f"{module}.{name}"
         if module not in self.p.uses:
-            self.error("CH0209", _span(e), f"`{qualified}` needs `use {module}`",
+            self.error(UNKNOWN_MATCHER, _span(e), f"`{qualified}` needs `use {module}`",
                        f"add `use {module}` near the top of the file")
         specs = resolve(qualified)
         if specs is None:
             names = [*MODULES.get(module, {}), "any"]
-            self.error("CH0209", span, f"`{module}` has no matcher `{name}`",
+            self.error(UNKNOWN_MATCHER, span, f"`{module}` has no matcher `{name}`",
                        did_you_mean(name, names))
             return MATCHER
         self.p.refs[id(e)] = MatcherRef(tuple(s.name for s in specs))
@@ -240,7 +260,7 @@ class ExprChecker:
                 what = owner or f"`{t.name}`"
                 has = "have no parameter" if what.startswith("tools ") else (
                     "has no parameter" if owner else "has no field")
-                self.error("CH0202", span, f"{what} {has} `{key}`",
+                self.error(UNKNOWN_FIELD, span, f"{what} {has} `{key}`",
                            did_you_mean(key, t.fields))
                 return ANY
             return f.type
@@ -248,21 +268,21 @@ class ExprChecker:
             return t.value
         if is_any(t):
             return ANY
-        self.error("CH0202", span, f"a value of type {t} has no field `{key}`")
+        self.error(UNKNOWN_FIELD, span, f"a value of type {t} has no field `{key}`")
         return ANY
 
     def _index_type(self, obj: Type, key: Type, e: ast.Index) -> Type:
         if isinstance(obj, MapT | RecordT):
             if key not in (STR, ANY):
-                self.error("CH0203", _span(e.key), f"a map key must be str, found {key}")
+                self.error(TYPE_MISMATCH, _span(e.key), f"a map key must be str, found {key}")
             return obj.value if isinstance(obj, MapT) else ANY
         if isinstance(obj, ListT):
             if key not in (INT, ANY):
-                self.error("CH0203", _span(e.key), f"a list index must be int, found {key}")
+                self.error(TYPE_MISMATCH, _span(e.key), f"a list index must be int, found {key}")
             return obj.elem
         if is_any(obj):
             return ANY
-        self.error("CH0203", e.span, f"a value of type {obj} cannot be indexed")
+        self.error(TYPE_MISMATCH, e.span, f"a value of type {obj} cannot be indexed")
         return ANY
 
     def matcher_operand(self, e: ast.Expr, env: Env) -> None:
@@ -271,8 +291,8 @@ class ExprChecker:
             hint = None
             if isinstance(e, ast.Literal_) and isinstance(e.value, str):
                 hint = f'for a substring test write `"{e.value}" in X`'
-            self.error("CH0220", _span(e), f"expected a matcher (e.g. `pii.email`), found {t}",
-                       hint)
+            self.error(CONTAINS_NEEDS_MATCHER, _span(e),
+                       f"expected a matcher (e.g. `pii.email`), found {t}", hint)
 
     # ── operators ────────────────────────────────────────────────────────────
 
@@ -280,24 +300,24 @@ class ExprChecker:
         t = self.infer(e.operand, env)
         if e.op == "not":
             if t not in (BOOL, ANY):
-                self.error("CH0203", e.span, f"`not` needs a bool, found {t}")
+                self.error(TYPE_MISMATCH, e.span, f"`not` needs a bool, found {t}")
             return BOOL
         if not is_numeric(t) and t != DURATION:
-            self.error("CH0203", e.span, f"unary `-` needs a number, found {t}")
+            self.error(TYPE_MISMATCH, e.span, f"unary `-` needs a number, found {t}")
         return t
 
     def _binary(self, e: ast.Binary, env: Env) -> Type:
         if e.op == "=":
             self.infer(e.left, env)
             self.infer(e.right, env)
-            self.error("CH0207", e.op_span, "`=` is not an operator", "did you mean `==`?")
+            self.error(SINGLE_EQUALS, e.op_span, "`=` is not an operator", "did you mean `==`?")
             return BOOL
         if e.op in ("and", "or"):
             for side in (e.left, e.right):
                 t = self.infer(side, env)
                 if t not in (BOOL, ANY):
-                    self.error("CH0203", _span(side), f"`{e.op}` needs bool operands, found {t}",
-                               _bool_help(side))
+                    self.error(TYPE_MISMATCH, _span(side),
+                               f"`{e.op}` needs bool operands, found {t}", _bool_help(side))
             return BOOL
         if e.op == "contains":
             self.infer(e.left, env)
@@ -324,9 +344,9 @@ class ExprChecker:
             return BOOL
         if e.op == "like":
             if lt not in (STR, ANY):
-                self.error("CH0203", _span(e.left), f"`like` needs a string, found {lt}")
+                self.error(TYPE_MISMATCH, _span(e.left), f"`like` needs a string, found {lt}")
             if not (isinstance(e.right, ast.Literal_) and isinstance(e.right.value, str)):
-                self.error("CH0203", _span(e.right), "`like` takes a string pattern literal",
+                self.error(TYPE_MISMATCH, _span(e.right), "`like` takes a string pattern literal",
                            'e.g. `args.path like "/tmp/*"`')
             return BOOL
         return ANY
@@ -352,22 +372,22 @@ class ExprChecker:
     def _membership(self, e: ast.Binary, lt: Type, rt: Type) -> None:
         if rt == STR:
             if lt not in (STR, ANY):
-                self.error("CH0203", _span(e.left),
+                self.error(TYPE_MISMATCH, _span(e.left),
                            f"`{e.op}` a string tests for a substring; found {lt} on the left")
             return
         elem = element_of(rt)
         if elem is None:
-            self.error("CH0203", _span(e.right),
+            self.error(TYPE_MISMATCH, _span(e.right),
                        f"`{e.op}` needs a set, list, map or string on the right, found {rt}")
             return
         if not compatible(lt, elem):
-            self.error("CH0203", e.op_span, f"cannot look for a {lt} in a {rt}",
+            self.error(TYPE_MISMATCH, e.op_span, f"cannot look for a {lt} in a {rt}",
                        _quote_help(e.left, lt, elem))
 
     def _matches(self, e: ast.Binary, env: Env) -> Type:
         lt = self.infer(e.left, env)
         if lt not in (STR, ANY):
-            self.error("CH0203", _span(e.left), f"`matches` needs a string, found {lt}")
+            self.error(TYPE_MISMATCH, _span(e.left), f"`matches` needs a string, found {lt}")
         pattern: str | None = None
         if isinstance(e.right, ast.Regex):
             pattern = e.right.pattern
@@ -375,7 +395,7 @@ class ExprChecker:
         elif isinstance(e.right, ast.Literal_) and isinstance(e.right.value, str):
             pattern = e.right.value
         else:
-            self.error("CH0208", _span(e.right), "`matches` takes a regex literal",
+            self.error(INVALID_REGEX, _span(e.right), "`matches` takes a regex literal",
                        'e.g. `args.id matches r"^[a-z]+$"`')
         if pattern is not None:
             self.check_pattern(pattern, _span(e.right))
@@ -389,11 +409,11 @@ class ExprChecker:
             if err.offset is not None and span.line == span.end_line:
                 col = span.col + 2 + err.offset  # skip r"
                 at = Span(span.file, span.line, col, span.line, col + 1, span.start, span.end)
-            self.error("CH0208", at, f"invalid regex: {err.message}",
+            self.error(INVALID_REGEX, at, f"invalid regex: {err.message}",
                        "Charter regexes use RE2 syntax (no look-around or backreferences)")
 
     def _mismatch(self, e: ast.Binary, lt: Type, rt: Type) -> None:
-        self.error("CH0203", e.op_span, f"cannot apply `{e.op}` to {lt} and {rt}",
+        self.error(TYPE_MISMATCH, e.op_span, f"cannot apply `{e.op}` to {lt} and {rt}",
                    _quote_help(e.right, rt, lt) or _quote_help(e.left, lt, rt))
 
     # ── calls and special forms ──────────────────────────────────────────────
@@ -404,11 +424,11 @@ class ExprChecker:
         if fn is None and e.func in ("has", "count"):
             return ANY  # a malformed has()/count(): the parser has already said why
         if fn is None:
-            self.error("CH0205", e.func_span, f"unknown function `{e.func}`",
+            self.error(UNKNOWN_FUNCTION, e.func_span, f"unknown function `{e.func}`",
                        did_you_mean(e.func, FUNCTIONS))
             return ANY
         if len(arg_types) != len(fn.params):
-            self.error("CH0206", e.span,
+            self.error(BAD_ARGUMENTS, e.span,
                        f"`{fn.name}` takes {len(fn.params)} argument(s), given {len(arg_types)}")
             return parse_type_string(fn.returns)
         for arg, t, want in zip(e.args, arg_types, fn.params, strict=True):
@@ -417,13 +437,13 @@ class ExprChecker:
             else:
                 ok = compatible(t, parse_type_string(want))
             if not ok:
-                self.error("CH0206", _span(arg), f"`{fn.name}` expects {want}, found {t}")
+                self.error(BAD_ARGUMENTS, _span(arg), f"`{fn.name}` expects {want}, found {t}")
         return parse_type_string(fn.returns)
 
     def _has(self, e: ast.Has, env: Env) -> None:
         chain = _path_chain(e.path)
         if chain is None or chain[0] not in ALL_ROOTS:
-            self.error("CH0218", _span(e.path), "`has` takes a request field such as `args.x`")
+            self.error(NOT_A_FIELD, _span(e.path), "`has` takes a request field such as `args.x`")
             return
         root, keys, _ = chain
         # Optional fields are exactly what `has` is for, so unknown fields of open types pass.
@@ -433,9 +453,8 @@ class ExprChecker:
     def _previously(self, e: ast.Previously, env: Env) -> None:
         sig = self.p.tools.get(e.tool)
         if sig is None and self.p.tools and "*" not in e.tool:
-            self.report(Diagnostic("W0301", "warning", e.span,
-                                   f'tool "{e.tool}" is not declared',
-                                   did_you_mean(e.tool, self.p.tools, '"')))
+            self.error(UNDECLARED_TOOL, e.span, f'tool "{e.tool}" is not declared',
+                       did_you_mean(e.tool, self.p.tools, '"'))
         if e.with_ is None:
             return
         for f in e.with_.fields:
@@ -443,18 +462,24 @@ class ExprChecker:
             if sig is not None:
                 param = sig.params.get(f.name)
                 if param is None:
-                    self.error("CH0202", f.span, f'tool "{e.tool}" has no parameter `{f.name}`',
+                    self.error(UNKNOWN_FIELD, f.span,
+                               f'tool "{e.tool}" has no parameter `{f.name}`',
                                did_you_mean(f.name, sig.params))
                 elif not compatible(param[0], vt):
-                    self.error("CH0203", _span(f.value),
+                    self.error(TYPE_MISMATCH, _span(f.value),
                                f"`{f.name}` is {param[0]}, the value is {vt}")
 
     def _not_const(self, span: Span) -> None:
-        self.error("CH0219", span, "a constant cannot depend on the request",
+        self.error(NOT_CONSTANT, span, "a constant cannot depend on the request",
                    "constants are folded when the policy compiles")
 
 
 # ── helpers ──────────────────────────────────────────────────────────────────
+
+
+def _quoted(text: str) -> str:
+    """A string as a policy writes it (double quotes, escaped), for messages."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _span(e: ast.Expr) -> Span:

@@ -15,6 +15,7 @@ from functools import cache
 import msgspec
 
 from charter.language import ast
+from charter.language.diagnostics import NESTED_TOO_DEEPLY
 from charter.language.source import Diagnostic, Span
 
 #: The deepest nesting of expressions and scopes a policy may have. Real policies stay under
@@ -61,9 +62,7 @@ def too_deep(node: object, level: int = 0) -> Span | None:
 
 
 def diagnostic(span: Span) -> Diagnostic:
-    return Diagnostic(
-        "CH0112",
-        "error",
+    return NESTED_TOO_DEEPLY.at(
         span,
         f"nested too deeply: more than {MAX_DEPTH} levels of expressions and scopes",
         "split the condition over several rules or `const`s; for a long `or` of equalities "

@@ -29,6 +29,7 @@ from charter.language.astbuilder import (
     rule_callbacks,
     rule_shape,
 )
+from charter.language.diagnostics import INTERNAL_PARSER_ERROR, MALFORMED_TEST, UNEXPECTED_EOF
 from charter.language.lexicon import (
     ALWAYS_ACCEPT,
     CLAUSE_WORDS,
@@ -255,9 +256,7 @@ class _Session:
 
 def _internal(file: str, exc: Exception) -> Diagnostic:
     # A bug in the parser must still come out as a diagnostic, never as a crash of the host.
-    return Diagnostic(
-        "CH0100",
-        "error",
+    return INTERNAL_PARSER_ERROR.at(
         Span(file, 1, 1, 1, 1),
         f"internal parser error: {exc!r}",
         "please report this with the policy file that caused it",
@@ -350,7 +349,7 @@ def _parse_piece(
             problem = describe(source.name, source.text, parsed, "start", next_item)
             # End of file moves up as recovery blanks the tail: report it once per item.
             code = problem.diagnostic.code
-            key = (code, -1 if code == "CH0104" else problem.diagnostic.span.start)
+            key = (code, -1 if code == UNEXPECTED_EOF.code else problem.diagnostic.span.start)
             if key not in seen:
                 seen.add(key)
                 diagnostics.append(problem.diagnostic)
@@ -389,7 +388,7 @@ def _consequences_dropped(builder: AstBuilder, syntax: list[Diagnostic]) -> list
     out = []
     for diag in builder.diagnostics:
         inside = any(diag.span.start <= s.span.start < diag.span.end for s in syntax)
-        if not (diag.code == "CH0108" and inside):
+        if not (diag.code == MALFORMED_TEST.code and inside):
             out.append(diag)
     return out
 

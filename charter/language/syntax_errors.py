@@ -14,6 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from charter.grammar._tables import LITERALS
+from charter.language.diagnostics import (
+    UNCLOSED_BRACE,
+    UNEXPECTED_CHARACTER,
+    UNEXPECTED_EOF,
+    UNEXPECTED_TOKEN,
+    UNTERMINATED_STRING,
+)
 from charter.language.lexicon import ITEM_KEYWORDS, Token, first_on_line
 from charter.language.recovery import unclosed_braces
 from charter.language.source import Diagnostic, Span
@@ -242,9 +249,7 @@ def to_problem(
         return _bad_character(after, file, text, raw_regex_at=start)
     want = describe_expected(expected, vocab)
     help_text = _help_for(tok_type, value, expected, vocab, text, start)
-    diag = Diagnostic(
-        "CH0101",
-        "error",
+    diag = UNEXPECTED_TOKEN.at(
         _span(file, text, start, after),
         f"expected {want}; found {describe_token(tok_type, value)}",
         help_text,
@@ -288,18 +293,14 @@ def _end_of_file(
     if next_item is not None:
         match = re.match(r"[A-Za-z_][A-Za-z0-9_]*|\S", text[next_item : next_item + 80])
         word = match.group(0) if match else text[next_item : next_item + 1]
-        diag = Diagnostic(
-            "CH0101",
-            "error",
+        diag = UNEXPECTED_TOKEN.at(
             _span(file, text, next_item, next_item + len(word)),
             f"expected {want}; found `{word}`",
             f"`{word}` starts a new item here; the item before it looks unfinished",
         )
         return SyntaxProblem(diag, end, False)
     help_text = "a `{` is still open" if "}" in vocab.words_for(expected).values() else None
-    diag = Diagnostic(
-        "CH0104",
-        "error",
+    diag = UNEXPECTED_EOF.at(
         _span(file, text, end, end + 1 if end < len(text) else end),
         f"unexpected end of file; expected {want}",
         help_text,
@@ -316,9 +317,7 @@ def _unclosed(file: str, text: str, opened: list[int], next_item: int | None) ->
         where = f"before line {line}, where the next item starts"
     else:
         where = "where its block ends (the end of the file, at the latest)"
-    diag = Diagnostic(
-        "CH0111",
-        "error",
+    diag = UNCLOSED_BRACE.at(
         _span(file, text, at, at + 1),
         "this `{` is never closed",
         f"add `}}` {where}",
@@ -335,18 +334,14 @@ def _bad_character(
         line_end = text.find("\n", pos)
         line_end = len(text) if line_end < 0 else line_end
         what = "raw regex" if raw_regex_at is not None else "string"
-        diag = Diagnostic(
-            "CH0103",
-            "error",
+        diag = UNTERMINATED_STRING.at(
             _span(file, text, begin, max(line_end, begin + 1)),
             f"unterminated {what}",
             'close it with `"` on the same line; write a quote inside it as \\"',
         )
         return SyntaxProblem(diag, begin, False)
     shown = repr(char)[1:-1] if char.isprintable() is False else char
-    diag = Diagnostic(
-        "CH0102",
-        "error",
+    diag = UNEXPECTED_CHARACTER.at(
         _span(file, text, pos, pos + 1),
         f"unexpected character `{shown}`",
         _CHAR_HELP.get(char),

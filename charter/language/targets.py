@@ -21,6 +21,12 @@ from dataclasses import dataclass
 
 from charter.language import ast
 from charter.language.checked import ToolSig
+from charter.language.diagnostics import (
+    GLOB_MATCHES_NOTHING,
+    UNDECLARED_TOOL,
+    UNDECLARED_TOOL_RESTRICTED,
+    UNKNOWN_TAG,
+)
 from charter.language.source import Diagnostic, Span
 from charter.language.suggest import closest, did_you_mean
 from charter.language.types import ANY, FieldT, RecordT, Type
@@ -125,20 +131,17 @@ class TargetReport:
     def _undeclared(self, name: str, span: Span, restricts: bool) -> None:
         hint = did_you_mean(name, self.tools, '"')
         if restricts:
-            self._add(name, Diagnostic(
-                "CH0224", "error", span,
-                f'tool "{name}" is not declared, so this rule restricts nothing', hint
+            self._add(name, UNDECLARED_TOOL_RESTRICTED.at(
+                span, f'tool "{name}" is not declared, so this rule restricts nothing', hint
                 or "declare the tool with `tool \"...\" (...)`, or fix the name"))
         else:
-            self._add(name, Diagnostic("W0301", "warning", span,
-                                       f'tool "{name}" is not declared', hint))
+            self._add(name, UNDECLARED_TOOL.at(span, f'tool "{name}" is not declared', hint))
 
     def _glob(self, pattern: str, span: Span) -> None:
         if any(name_matches(pattern, n) for n in self.tools):
             return
-        self._add(pattern, Diagnostic(
-            "W0303", "warning", span, f'"{pattern}" matches no declared tool',
-            _glob_help(pattern, self.tools)))
+        self._add(pattern, GLOB_MATCHES_NOTHING.at(
+            span, f'"{pattern}" matches no declared tool', _glob_help(pattern, self.tools)))
 
     def _tag(self, tag: str, span: Span) -> None:
         declared = {g for t in self.tools.values() for g in t.tags}
@@ -147,8 +150,8 @@ class TargetReport:
         hint = did_you_mean(tag, declared)
         if hint is None:
             return  # a tag hosts send in `tool.tags` (MCP servers do), not a typo
-        self._add("#" + tag, Diagnostic(
-            "W0304", "warning", span, f"no declared tool is tagged `{tag}`",
+        self._add("#" + tag, UNKNOWN_TAG.at(
+            span, f"no declared tool is tagged `{tag}`",
             f"{hint} (a tag no declaration has matches only calls whose request carries it "
             "in `tool.tags`)"))
 

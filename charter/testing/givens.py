@@ -20,14 +20,14 @@ from charter.engine.snapshot import Snapshot
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
 from charter.language.context import AGENT, ESTIMATE, SESSION, USER
+from charter.language.diagnostics import TEST_TYPE_ERROR, TEST_UNKNOWN_FIXTURE
 from charter.language.source import Diagnostic
 from charter.language.suggest import did_you_mean
 from charter.language.types import ANY, STR, TIME, ListT, MapT, RecordT
 from charter.stdlib.globs import name_matches
 from charter.stdlib.values import RequestError
-from charter.testing.literals import TYPE_ERROR, LiteralReader, is_time
+from charter.testing.literals import LiteralReader, is_time
 
-UNKNOWN_FIXTURE = "CH0408"
 GIVEN_TYPES: dict[str, RecordT] = {
     "agent": AGENT, "user": USER, "session": SESSION, "estimate": ESTIMATE,
 }
@@ -118,8 +118,8 @@ class GivenReader:
         fixture = self.fixtures.get(g.name or "")
         if fixture is None or g.name in seen:
             why = "is not defined" if fixture is None else "refers to itself"
-            self.report(Diagnostic(
-                UNKNOWN_FIXTURE, "error", g.span, f"fixture `{g.name}` {why}",
+            self.report(TEST_UNKNOWN_FIXTURE.at(
+                g.span, f"fixture `{g.name}` {why}",
                 did_you_mean(g.name or "", self.fixtures)
                 or "define it with `fixture NAME = agent {...} session {...}`"))
             return
@@ -134,7 +134,7 @@ class GivenReader:
         assert isinstance(g.value, ast.Literal_)
         amount = g.value.value
         if isinstance(amount, bool) or not isinstance(amount, int | Decimal):
-            self.report(Diagnostic(TYPE_ERROR, "error", g.span, "a usage amount is a number"))
+            self.report(TEST_TYPE_ERROR.at(g.span, "a usage amount is a number"))
             return
         ctx.usage.append(Usage(g.name or "", amount, g.target))
 

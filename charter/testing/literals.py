@@ -14,15 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 from charter.language import ast
+from charter.language.diagnostics import TEST_NOT_LITERAL, TEST_TYPE_ERROR, TEST_UNKNOWN_FIELD, Code
 from charter.language.source import Diagnostic, Span
 from charter.language.suggest import did_you_mean
 from charter.language.types import ANY, ListT, MapT, Prim, RecordT, SetT, Type
 
 Report = Callable[[Diagnostic], None]
-
-TYPE_ERROR = "CH0402"
-UNKNOWN_FIELD = "CH0403"
-NOT_LITERAL = "CH0405"
 
 
 class LiteralReader:
@@ -32,8 +29,8 @@ class LiteralReader:
         self.consts = consts
         self.report = report
 
-    def error(self, code: str, span: Span, message: str, help: str | None = None) -> None:
-        self.report(Diagnostic(code, "error", span, message, help))
+    def error(self, code: Code, span: Span, message: str, help: str | None = None) -> None:
+        self.report(code.at(span, message, help))
 
     def read(self, e: ast.Expr, expected: Type, what: str) -> Any:
         """The request value of `e`, after checking it is a `expected` (`what` names it)."""
@@ -62,7 +59,7 @@ class LiteralReader:
             for f in e.fields:
                 ftype = expected.fields.get(f.name)
                 if ftype is None:
-                    self.error(UNKNOWN_FIELD, f.span, f"{what} has no field `{f.name}`",
+                    self.error(TEST_UNKNOWN_FIELD, f.span, f"{what} has no field `{f.name}`",
                                did_you_mean(f.name, expected.fields)
                                or f"its fields: {', '.join(expected.fields) or '(none)'}")
                     continue
@@ -73,7 +70,7 @@ class LiteralReader:
             for f in e.fields:
                 out[f.name] = self.read(f.value, value_type, f"{what}.{f.name}")
             return out
-        self.error(TYPE_ERROR, e.span, f"{what} is a {expected}; found a record")
+        self.error(TEST_TYPE_ERROR, e.span, f"{what} is a {expected}; found a record")
         return out
 
     def _collection(self, e: ast.SetLit | ast.ListLit, expected: Type, what: str) -> Any:
@@ -83,7 +80,7 @@ class LiteralReader:
             elem = ANY
         else:
             kind = "set" if isinstance(e, ast.SetLit) else "list"
-            self.error(TYPE_ERROR, e.span, f"{what} is a {expected}; found a {kind}")
+            self.error(TEST_TYPE_ERROR, e.span, f"{what} is a {expected}; found a {kind}")
             return []
         return [self.read(item, elem, f"{what}[{i}]") for i, item in enumerate(e.items)]
 
@@ -101,14 +98,14 @@ class LiteralReader:
         help_text = None
         if isinstance(e, ast.Name):
             help_text = did_you_mean(e.id, self.consts) or "quote it to write a string"
-        self.error(NOT_LITERAL, e.span,
+        self.error(TEST_NOT_LITERAL, e.span,
                    f"{what} must be a literal value or a const; tests describe data", help_text)
         return None
 
     def _conform(self, value: object, expected: Type, span: Span, what: str) -> None:
         if _fits(value, expected):
             return
-        self.error(TYPE_ERROR, span, f"{what} is a {expected}; found {_kind(value)}",
+        self.error(TEST_TYPE_ERROR, span, f"{what} is a {expected}; found {_kind(value)}",
                    _hint(value, expected))
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from charter.language import ast
+from charter.language.diagnostics import PROPERTY_NO_TARGET
 from charter.language.source import Diagnostic
 from charter.testing import expectations, render
 from charter.testing.biases import Biases, collect
@@ -16,7 +17,6 @@ from charter.testing.steps import run_scenario
 from charter.testing.suite import Unit
 
 Status = Literal["pass", "fail", "error"]
-NO_TARGET = "CH0407"
 DEFAULT_EXAMPLES = 200
 
 
@@ -110,8 +110,9 @@ def run_property(unit: Unit, prop: ast.Property, seed: int, examples: int,
     tools = target_tools(prop, unit.comp.checked, unit.policy.ir)
     if not tools:
         span = prop.target.span if prop.target else prop.span
-        d = Diagnostic(NO_TARGET, "error", span, "this property's target matches no declared tool",
-                       "properties generate calls to declared tools; declare the tools it means")
+        d = PROPERTY_NO_TARGET.at(
+            span, "this property's target matches no declared tool",
+            "properties generate calls to declared tools; declare the tools it means")
         result.status = "error"
         result.diagnostics = [d]
         result.details = [d.render(unit.comp.sources.get(span.file))]

@@ -15,6 +15,7 @@ from charter.engine import ir
 from charter.engine.snapshot import Snapshot
 from charter.language import ast
 from charter.language.checked import CheckedPolicy
+from charter.language.diagnostics import TEST_MISSING_ARGUMENT, TEST_NO_CALL, TEST_UNKNOWN_TOOL
 from charter.language.source import Diagnostic
 from charter.language.suggest import did_you_mean
 from charter.language.types import ANY, FieldT, MapT, RecordT, Type
@@ -30,9 +31,6 @@ from charter.testing.givens import (
 __all__ = ["ANY_GROUP", "FIXED_NOW", "GIVEN_TYPES", "Case", "Scenario", "approval_groups",
            "args_type", "build", "cases", "call_request"]
 
-UNKNOWN_TOOL = "CH0401"
-MISSING_ARG = "CH0404"
-NO_CALL = "CH0406"
 Report = Callable[[Diagnostic], None]
 
 
@@ -75,8 +73,8 @@ def cases(test: ast.Test, checked: CheckedPolicy, policy: ir.Policy,
     """The decisions a `test` checks: one, or one per row of a table."""
     call = test.call
     if call is None:
-        report(Diagnostic(NO_CALL, "error", test.span, f'test "{test.name}" makes no call',
-                          'add a line such as `call "tool.name" {arg: "value"}`'))
+        report(TEST_NO_CALL.at(test.span, f'test "{test.name}" makes no call',
+                               'add a line such as `call "tool.name" {arg: "value"}`'))
         return []
     reader = GivenReader(checked, policy, report)
     base = Context()
@@ -110,8 +108,8 @@ def call_request(reader: GivenReader, ctx: Context, call: ast.TestCall,
         missing = [n for n, f in expected.fields.items()
                    if not f.optional and n not in request["args"]]
         if missing:
-            reader.report(Diagnostic(
-                MISSING_ARG, "error", args.span,
+            reader.report(TEST_MISSING_ARGUMENT.at(
+                args.span,
                 f'call to "{call.tool}" lacks required argument(s) '
                 + ", ".join(f"`{m}`" for m in missing),
                 "mark a parameter optional with `name?: type` if a call may omit it"))
@@ -146,8 +144,8 @@ def _check_tool(call: ast.TestCall, checked: CheckedPolicy, policy: ir.Policy,
         return
     known = [*checked.tools, *(n for r in policy.rules for t in r.targets for n in t.names
                                if "*" not in n)]
-    report(Diagnostic(
-        UNKNOWN_TOOL, "error", call.span,
+    report(TEST_UNKNOWN_TOOL.at(
+        call.span,
         f'tool "{call.tool}" is neither declared nor named by any rule',
         did_you_mean(call.tool, known, '"') or "declare it with `tool \"name\" (...)`"))
 

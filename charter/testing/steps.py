@@ -14,6 +14,7 @@ from typing import Any
 
 from charter.engine.decision import Decision
 from charter.language import ast
+from charter.language.diagnostics import TEST_APPROVED_IN_SCENARIO
 from charter.language.source import Diagnostic
 from charter.runtime.approvals import Grant
 from charter.runtime.guard import Guard
@@ -25,7 +26,6 @@ from charter.testing.givens import Context, GivenReader, counter_key, counts
 from charter.testing.scenario import call_request
 
 DEFAULT_SESSION = "scenario"
-NOT_IN_SCENARIO = "CH0409"
 
 
 @dataclass
@@ -63,8 +63,8 @@ class _Runner:
     def _given(self, line: ast.GivenLine) -> None:
         for g in line.parts:
             if g.kind == "approved":
-                self.out.diagnostics.append(Diagnostic(
-                    NOT_IN_SCENARIO, "error", g.span,
+                self.out.diagnostics.append(TEST_APPROVED_IN_SCENARIO.at(
+                    g.span,
                     "`given approved` does not apply in a scenario",
                     'approve the call that asks with `approve from "group"` below it'))
         ctx = self.ctx

@@ -7,6 +7,7 @@ one diagnostic, of its code, with the help the registry records. `docs/errors.md
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from types import ModuleType
 
 import pytest
 
+from charter.language import diagnostics as registry
 from charter.language.diagnostics import REGISTRY, SECTIONS, Code, section_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +89,74 @@ def test_errors_md_documents_every_code() -> None:
     text = DOC.read_text(encoding="utf-8")
     for code in REGISTRY:
         assert f"### {code}: " in text, code
+
+
+# ── every site uses the registry ─────────────────────────────────────────────
+
+PACKAGE = ROOT / "charter"
+REGISTRY_MODULE = PACKAGE / "language" / "diagnostics.py"
+FIX = "report through an entry of charter/language/diagnostics.py: ENTRY.at(span, message, help)"
+
+
+def _sources() -> list[tuple[Path, ast.Module]]:
+    return [
+        (p, ast.parse(p.read_text(encoding="utf-8"), str(p)))
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p != REGISTRY_MODULE
+    ]
+
+
+def _where(path: Path, node: ast.AST) -> str:
+    return f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+
+
+def test_no_code_is_written_as_a_string() -> None:
+    """A code spelled out (`"CH0203"`, at a Diagnostic site or in a comparison) bypasses the
+    registry: the doc, the examples and the severity would not know about it."""
+    found = [
+        f"{_where(p, n)}: {n.value!r}"
+        for p, tree in _sources()
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and CODE.fullmatch(n.value)
+    ]
+    assert not found, f"{FIX}\n" + "\n".join(found)
+
+
+def test_diagnostics_are_built_only_by_registry_entries() -> None:
+    found = [
+        _where(p, n)
+        for p, tree in _sources()
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "Diagnostic"
+    ]
+    assert not found, f"{FIX}\n" + "\n".join(found)
+
+
+def _imported_entries() -> set[str]:
+    names = set()
+    for _, tree in _sources():
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom) and n.module == "charter.language.diagnostics":
+                names |= {a.name for a in n.names}
+    return names
+
+
+def test_every_registry_entry_is_used_and_every_used_name_is_an_entry() -> None:
+    entries = {name for name, value in vars(registry).items() if isinstance(value, Code)}
+    assert {vars(registry)[n].code for n in entries} == set(REGISTRY)  # one name per code
+    imported = _imported_entries()
+    assert entries - imported == set(), "registry entries no site reports"
+    assert {n for n in imported if n.isupper()} - entries - {"REGISTRY", "SECTIONS"} == set()
+
+
+def test_every_code_mentioned_exists() -> None:
+    """Comments, docstrings and docs name only codes the registry has."""
+    texts = [p for p in PACKAGE.rglob("*.py") if p != REGISTRY_MODULE]
+    texts += [p for p in (ROOT / "docs").glob("*.md")] + [ROOT / "README.md"]
+    unknown = {
+        f"{p.relative_to(ROOT)}: {m.group(0)}"
+        for p in texts
+        for m in re.finditer(r"\b(?:CH|W)[0-9]{4}\b", p.read_text(encoding="utf-8"))
+        if m.group(0) not in REGISTRY
+    }
+    assert not unknown, "\n".join(sorted(unknown))
