@@ -61,7 +61,9 @@ def snapshot(policy: Policy, request: Any, spec: Mapping[str, Any] | None) -> Sn
         return None
     counters: dict[tuple[str, str], int | Decimal] = {}
     for rule_id, used in spec.get("counters", {}).items():
-        owned = [c for c in policy.counters if policy.rules[c.rule].id == rule_id]
+        # A per-session budget reads the request's session total, not a snapshot counter.
+        owned = [c for c in policy.counters
+                 if policy.rules[c.rule].id == rule_id and not c.session_total]
         if not owned:
             raise GoldenError(f"state: no windowed budget or limit has the id {rule_id!r}")
         for c in owned:

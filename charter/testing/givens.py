@@ -152,7 +152,8 @@ def counters(policy: ir.Policy, usage: Iterable[Usage], request: Mapping[str, An
     out: dict[tuple[str, str], Amount] = {}
     for u in usage:
         for spec in policy.counters:
-            if not counts(spec, u, policy):
+            # A per-session budget reads the request's session total, not a snapshot counter.
+            if spec.session_total or not counts(spec, u, policy):
                 continue
             key = counter_key(spec, request)
             if key is not None:

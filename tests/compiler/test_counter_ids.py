@@ -9,10 +9,12 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import charter
+from charter.cli.golden import GoldenError, snapshot
 from charter.engine import ir
 from charter.engine.tree import dumps, loads
 
@@ -229,3 +231,16 @@ def test_ids_are_the_same_in_every_process() -> None:
         outs.add(run.stdout)
     here = sorted(ids_by_reason(charter.compile(_source(COUNTED))).items())
     assert outs == {f"{here}\n"}
+
+
+def test_golden_state_names_windowed_counters_only() -> None:
+    """A per-session budget reads the request's `session.cost_usd`: golden `state.counters`
+    cannot fill it (and says so) now that it has a CounterSpec too."""
+    policy = charter.compile(_source([
+        '@id("daily") budget cost_usd <= 2.00 per 1d per agent.id because "d"',
+        '@id("sess") budget cost_usd <= 1.00 per session because "s"']))
+    request = {"tool": "spend", "agent": {"id": "bot"}, "session": {"id": "s1"}}
+    snap = snapshot(policy, request, {"counters": {"daily": 1}})
+    assert snap is not None and dict(snap.counters) == {("cost_usd:1d:@daily", "bot"): Decimal(1)}
+    with pytest.raises(GoldenError, match="no windowed budget or limit has the id 'sess'"):
+        snapshot(policy, request, {"counters": {"sess": 1}})

@@ -37,6 +37,17 @@ limit calls(tool "spend") <= 40 per 1d per agent.id because "team call limit rea
 _SPECS = {c.metric: c.id for c in charter.compile(POLICY, "race.agentpolicy").counters}
 COST, CALLS = _SPECS["cost_usd"], _SPECS["calls"]
 ESTIMATE = Decimal("0.5")
+# The same policy after an edit: a rule inserted above the budget, the budget and the limit
+# swapped. Counter ids come from content (docs/state.md), so the counts carry over.
+EDITED = """
+policy "race"
+default deny
+tool "spend" (n: int)
+allow tool "spend"
+deny tool "spend" when args.n > 99 because "never sent"
+limit calls(tool "spend") <= 40 per 1d per agent.id because "team call limit reached"
+budget cost_usd <= 10.00 per 1d per agent.id because "team budget reached"
+"""
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +57,16 @@ def race_policy() -> Policy:
     return policy
 
 
-def _spend(guard: Guard, worker: int, start: threading.Barrier) -> tuple[int, Decimal]:
+def _spend(guard: Guard, worker: int, start: threading.Barrier, edited: Guard | None = None
+           ) -> tuple[int, Decimal]:
     """TRIES attempts; of the granted ones every third is released (did not run), the others
-    settle at a cost at or below the estimate."""
+    settle at a cost at or below the estimate. With `edited`, the second half of the attempts
+    go through it (a Guard on the edited policy: a hot swap in the middle of the race)."""
     start.wait(timeout=30)
     ran, settled = 0, Decimal(0)
     for attempt in range(TRIES):
+        if edited is not None and attempt == TRIES // 2:
+            guard = edited
         decision = guard.check({
             "tool": "spend", "args": {"n": attempt}, "agent": {"id": "team"},
             "session": {"id": f"w{worker}"}, "estimate": {"cost_usd": ESTIMATE}})
@@ -68,10 +83,12 @@ def _spend(guard: Guard, worker: int, start: threading.Barrier) -> tuple[int, De
     return ran, settled
 
 
-def _spender(policy: Policy) -> Callable[[Store], Spender]:
-    """For each process: its own Guard over its own connection to the shared store."""
+def _spender(policy: Policy, edited: Policy | None = None) -> Callable[[Store], Spender]:
+    """For each process: its own Guard over its own connection to the shared store (and one
+    on the `edited` policy, which its workers switch to half way)."""
     def make(store: Store) -> Spender:
-        return partial(_spend, Guard(policy, state=store, clock=lambda: NOW))
+        then = None if edited is None else Guard(edited, state=store, clock=lambda: NOW)
+        return partial(_spend, Guard(policy, state=store, clock=lambda: NOW), edited=then)
 
     return make
 
@@ -109,6 +126,36 @@ def test_redis_processes_never_overspend(race_policy: Policy, redis_url: str) ->
     prefix = f"race-{uuid.uuid4().hex}:"
     ran, settled = in_processes(_spender(race_policy), ("redis", f"{redis_url}|{prefix}"),
                                 PROCESSES, THREADS)
+    store = RedisStore(redis_url, prefix=prefix)
+    _check(store, ran, settled)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def edited_policy() -> Policy:
+    policy = charter.compile(EDITED, "race.agentpolicy")
+    assert {c.id for c in policy.counters} == {COST, CALLS}
+    return policy
+
+
+def test_sqlite_processes_never_overspend_across_a_policy_edit(
+        race_policy: Policy, edited_policy: Policy, tmp_path: Path) -> None:
+    path = str(tmp_path / "state.db")
+    SQLiteStore(path).close()
+    ran, settled = in_processes(_spender(race_policy, edited_policy), ("sqlite", path),
+                                PROCESSES, THREADS)
+    store = SQLiteStore(path)
+    _check(store, ran, settled)  # one count across both versions: nothing reset or lost
+    store.close()
+
+
+def test_redis_processes_never_overspend_across_a_policy_edit(
+        race_policy: Policy, edited_policy: Policy, redis_url: str) -> None:
+    from charter.runtime.state import RedisStore
+
+    prefix = f"race-{uuid.uuid4().hex}:"
+    ran, settled = in_processes(_spender(race_policy, edited_policy),
+                                ("redis", f"{redis_url}|{prefix}"), PROCESSES, THREADS)
     store = RedisStore(redis_url, prefix=prefix)
     _check(store, ran, settled)
     store.close()
