@@ -28,7 +28,8 @@ def _positive(expect: ast.Expect, d: Decision) -> bool:
 
 
 def describe(d: Decision) -> list[str]:
-    """The decision as report lines: effect, matched rules, reasons, approvers, redactions."""
+    """The decision as report lines: effect, matched rules, reasons, warnings, request errors
+    no reason shows, redactions."""
     effect = "require approval" if d.effect == "require_approval" else d.effect
     if d.approvers:
         effect += " from " + ", ".join(render.string(g) for g in d.approvers)
@@ -36,6 +37,9 @@ def describe(d: Decision) -> list[str]:
     lines.append("  matched rules: " + (", ".join(d.rules) if d.rules else "(none)"))
     lines.extend(f"  reason: {r}" for r in d.reasons)
     lines.extend(f"  warning: {w}" for w in d.warnings)
+    # An erring allow rule decides nothing, so its error is in no reason: show it here.
+    shown = {*d.reasons, *d.warnings}
+    lines.extend(f"  error: {e.reason}" for e in d.errors if e.reason not in shown)
     if d.redactions:
         lines.append("  redactions: " + ", ".join(f"{r.field} by {r.rule}" for r in d.redactions))
     return lines

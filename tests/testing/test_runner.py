@@ -55,6 +55,21 @@ def test_failing_expectation_shows_expected_actual_and_rules(tmp_path: Path) -> 
     assert "matched rules: policy.agentpolicy:5, policy.agentpolicy:6" in text
 
 
+def test_a_failure_shows_the_request_error_no_reason_carries(tmp_path: Path) -> None:
+    policy = ('policy "p"\ndefault deny\ntool "t" (n?: int)\n@id("small")\n'
+              'allow tool "t" when args.n < 10\n@id("any")\nallow tool "t"\n')
+    _, r = _only_in(tmp_path, 'test "t" {\n  call "t" {}\n  expect deny\n}\n', policy)
+    assert r.status == "fail"
+    # The erring allow rule decided nothing; its error still shows, with rule and field.
+    assert "    error: request error: args.n missing (rule small)" in r.details
+
+
+def _only_in(tmp_path: Path, tests: str, policy: str):  # type: ignore[no-untyped-def]
+    report = run([_dir(tmp_path, tests, policy)], seed=1, examples=50)
+    [result] = report.results
+    return report, result
+
+
 def test_wrong_because_fails(tmp_path: Path) -> None:
     _, r = _only(tmp_path, f'test "t" {{\n  {CALL}\n  expect require approval because "nope"\n}}\n')
     assert r.status == "fail"
