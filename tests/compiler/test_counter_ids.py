@@ -244,3 +244,15 @@ def test_golden_state_names_windowed_counters_only() -> None:
     assert snap is not None and dict(snap.counters) == {("cost_usd:1d:@daily", "bot"): Decimal(1)}
     with pytest.raises(GoldenError, match="no windowed budget or limit has the id 'sess'"):
         snapshot(policy, request, {"counters": {"sess": 1}})
+
+
+def test_the_id_scheme_itself_does_not_drift() -> None:
+    """These values are what running deployments have in their stores: a change here makes
+    every such counter start from zero on upgrade. If the change is meant, update them and
+    say so where the release is described (docs/state.md, "Counter ids")."""
+    assert _one('limit calls(tool "web.fetch") <= 3 per 1h because "c"') == (
+        "calls:1h:0760acbbfa14")
+    assert _one('budget cost_usd <= 2.00 per 1d per agent.id because "c"') == (
+        "cost_usd:1d:5b95596c9425")
+    assert _one('limit calls(tool tagged money) <= 2 per turn because "c"') == (
+        "calls:turn:61f332e953cc")
