@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from charter.cli.approvals import approvals_cmd
 from charter.cli.check import check_cmd
 from charter.cli.compile import compile_cmd
 from charter.cli.eval import eval_cmd
 from charter.cli.explain import explain_cmd
 from charter.cli.fmt import fmt_cmd
+from charter.cli.hook_cmd import hook_cmd
 from charter.cli.lsp import lsp_cmd
 from charter.cli.test import test_cmd
 
@@ -23,6 +25,8 @@ for command in (check_cmd, eval_cmd, explain_cmd, compile_cmd, fmt_cmd, lsp_cmd)
     cli.add_command(command)
 
 cli.add_command(test_cmd)
+cli.add_command(hook_cmd)
+cli.add_command(approvals_cmd)
 
 
 def main() -> None:

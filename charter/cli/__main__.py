@@ -1,0 +1,5 @@
+"""`python -m charter.cli ARGS` is the `charter` command."""
+
+from charter.cli.entry import main
+
+main()

@@ -1,0 +1,54 @@
+"""Where `charter hook` and `charter approvals` keep state between processes.
+
+One SQLite file holds the Guard's counters, labels, history and grant nonces
+(`SQLiteStore`) and the pending approval tickets (`SQLitePending`, its own table). The
+grant secret sits beside it in `<file>.key` (created once, mode 0600), so a grant minted by
+`charter approvals grant` verifies in the next hook process. Default file:
+`$CHARTER_STATE`, else `$XDG_STATE_HOME/charter/hooks.db`, else
+`~/.local/state/charter/hooks.db`; `memory` keeps nothing between calls.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["secret_for", "state_path"]
+
+
+def state_path(given: str | None, env: Mapping[str, str]) -> Path | None:
+    """The state file (None for `memory`)."""
+    text = given or env.get("CHARTER_STATE")
+    if text == "memory":
+        return None
+    if text:
+        return Path(text.removeprefix("sqlite:"))
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "charter" / "hooks.db"
+
+
+def secret_for(state: Path) -> bytes:
+    """The grant secret of `state`, made on first use. Raises OSError / ValueError when the
+    key file cannot be made or read (the hook then blocks: no secret, no approvals)."""
+    key = state.with_name(state.name + ".key")
+    state.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    text = key.read_text(encoding="ascii").strip()
+    for _ in range(100):  # another process made the file and is still writing it
+        if text:
+            break
+        time.sleep(0.01)
+        text = key.read_text(encoding="ascii").strip()
+    secret = bytes.fromhex(text)
+    if len(secret) < 16:
+        raise ValueError(f"{key}: the grant secret is too short")
+    return secret

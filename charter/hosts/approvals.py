@@ -1,0 +1,358 @@
+"""Pending approvals: park an action that needs approval, grant it, attach the grant on retry.
+
+The Guard signs and checks grants (`Guard.approve`, `charter.runtime.approvals`); what a host
+that blocks and retries lacks is a place to keep the pending action between processes and
+to find the grant again when the agent repeats the call (spec hosts.md §0.5, shape 3):
+
+    pending = PendingApprovals(guard, SQLitePending("state.db"))
+    ticket = pending.park(decision, request)            # the deny names ticket.id
+    pending.grant(ticket.id, by="alice", group="finance")   # Guard.approve, token stored
+    request = pending.attach(request)                   # the identical retry gets the grant
+    decision = guard.check(request)
+    pending.settle(request, decision)                   # used once: the ticket is spent
+
+A ticket is keyed by the action digest (`charter.runtime.approvals.action_digest`: stage,
+tool, canonical args, agent, user, session), so an edited call or the same call from another
+session finds no grant and is decided afresh, and a grant attached by hand to another action
+is refused (`attach(request, ticket=...)` says why; the Guard would also refuse it as
+transplanted). Grants are single use: the Guard spends the nonce, and `settle` marks the
+ticket used, so granting it again is refused as a replay.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import msgspec
+
+from charter.engine.decision import Decision
+from charter.runtime.approvals import Grant, action_digest
+
+if TYPE_CHECKING:
+    from charter.runtime.guard import Guard
+
+__all__ = [
+    "ApprovalError",
+    "MemoryPending",
+    "PendingApprovals",
+    "PendingStore",
+    "SQLitePending",
+    "Ticket",
+    "ticket_text",
+]
+
+PENDING: Final = "pending"
+GRANTED: Final = "granted"
+DENIED: Final = "denied"
+USED: Final = "used"
+STATES: Final = (PENDING, GRANTED, DENIED, USED)
+
+
+class ApprovalError(ValueError):
+    """A refused approval operation; the message says why (shown to the person or agent)."""
+
+
+class Ticket(msgspec.Struct, frozen=True, kw_only=True):
+    """One action waiting for (or given) approval. Times are seconds since the epoch."""
+
+    id: str
+    action: str  # the action digest the grant must carry
+    approvers: tuple[str, ...]
+    reasons: tuple[str, ...]
+    tool: str
+    session: str | None
+    args: Any  # what the approver is shown: the call's arguments
+    created_at: float
+    expires_at: float
+    state: str = PENDING
+    grant: str | None = None  # the grant token, once granted
+    by: str | None = None
+    group: str | None = None
+    note: str | None = None
+    decided_at: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+
+class PendingStore(Protocol):
+    """Where tickets live between processes."""
+
+    def put(self, ticket: Ticket) -> None: ...
+
+    def get(self, ticket_id: str) -> Ticket | None: ...
+
+    def by_action(self, action: str) -> list[Ticket]: ...
+
+    def all(self) -> list[Ticket]: ...
+
+
+class MemoryPending:
+    """Tickets in this process only."""
+
+    def __init__(self) -> None:
+        self._tickets: dict[str, Ticket] = {}
+        self._lock = threading.Lock()
+
+    def put(self, ticket: Ticket) -> None:
+        with self._lock:
+            self._tickets[ticket.id] = ticket
+
+    def get(self, ticket_id: str) -> Ticket | None:
+        return self._tickets.get(ticket_id)
+
+    def by_action(self, action: str) -> list[Ticket]:
+        with self._lock:
+            return [t for t in self._tickets.values() if t.action == action]
+
+    def all(self) -> list[Ticket]:
+        with self._lock:
+            return sorted(self._tickets.values(), key=lambda t: t.created_at)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS charter_pending (
+    id TEXT PRIMARY KEY, action TEXT NOT NULL, created_at REAL NOT NULL, body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS charter_pending_action ON charter_pending (action);
+"""
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(Ticket)
+
+
+class SQLitePending:
+    """Tickets in an SQLite file (the state store's file serves: the table is its own), so
+    the hook process that parks a ticket and the `charter approvals` process that grants it
+    share them."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self._timeout = timeout
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self._timeout)
+            self._local.conn = conn
+        return conn
+
+    def put(self, ticket: Ticket) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO charter_pending VALUES (?, ?, ?, ?)",
+                (ticket.id, ticket.action, ticket.created_at, _ENCODER.encode(ticket)),
+            )
+
+    def get(self, ticket_id: str) -> Ticket | None:
+        row = (
+            self._conn()
+            .execute("SELECT body FROM charter_pending WHERE id = ?", (ticket_id,))
+            .fetchone()
+        )
+        return None if row is None else _DECODER.decode(row[0])
+
+    def by_action(self, action: str) -> list[Ticket]:
+        rows = self._conn().execute(
+            "SELECT body FROM charter_pending WHERE action = ? ORDER BY created_at", (action,)
+        )
+        return [_DECODER.decode(r[0]) for r in rows]
+
+    def all(self) -> list[Ticket]:
+        rows = self._conn().execute("SELECT body FROM charter_pending ORDER BY created_at")
+        return [_DECODER.decode(r[0]) for r in rows]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class PendingApprovals:
+    """Park, grant, deny and attach approvals over `guard` (its secret signs the grants,
+    its clock dates them) and a `PendingStore` (in memory unless given)."""
+
+    def __init__(self, guard: Guard, store: PendingStore | None = None) -> None:
+        self.guard = guard
+        self.store: PendingStore = store if store is not None else MemoryPending()
+
+    def _now(self) -> float:
+        return float(self.guard.clock())
+
+    # ── the host's side ──────────────────────────────────────────────────────
+
+    def park(self, decision: Decision, request: Mapping[str, Any], ttl: float = 900) -> Ticket:
+        """The ticket for the action of `decision` (a `require_approval` from `Guard.check`
+        of `request`): the open one for the same action if there is one, else a new one
+        valid for `ttl` seconds. Raises `ApprovalError` when the decision names no action."""
+        if decision.action is None or decision.effect != "require_approval":
+            raise ApprovalError("only a require_approval decision from Guard.check can be parked")
+        now = self._now()
+        for old in self.store.by_action(decision.action):
+            if old.state in (PENDING, GRANTED, DENIED) and not old.expired(now):
+                return old
+        session = request.get("session")
+        sid = session.get("id") if isinstance(session, Mapping) else None
+        tool = request.get("tool")
+        name = tool.get("name") if isinstance(tool, Mapping) else tool
+        ticket = Ticket(
+            id=secrets.token_hex(6),
+            action=decision.action,
+            approvers=decision.approvers,
+            reasons=decision.reasons,
+            tool=str(name),
+            session=sid if isinstance(sid, str) else None,
+            args=request.get("args"),
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        self.store.put(ticket)
+        return ticket
+
+    def attach(self, request: Mapping[str, Any], ticket: str | None = None) -> dict[str, Any]:
+        """`request` with the grants of its action added to `approvals`.
+
+        Without `ticket`, every granted, unexpired ticket of the request's exact action
+        (none for an edited call or another session: those are decided afresh). With
+        `ticket`, that ticket's grant, or `ApprovalError` saying why it does not apply.
+        """
+        out = dict(request)
+        try:
+            digest = action_digest(request)
+        except ValueError:
+            if ticket is not None:
+                raise ApprovalError(
+                    "this request cannot be approved: its arguments cannot be canonicalised"
+                ) from None
+            return out
+        now = self._now()
+        if ticket is not None:
+            chosen = self._ticket(ticket)
+            if chosen.state != GRANTED or chosen.grant is None:
+                raise ApprovalError(f"ticket {chosen.id} is {chosen.state}, not granted")
+            if chosen.action != digest:
+                raise ApprovalError(
+                    f"ticket {chosen.id} was granted for a different action (edited "
+                    "arguments, another tool, agent or session): the grant does not apply"
+                )
+            tokens = [chosen.grant]
+        else:
+            tokens = [
+                t.grant
+                for t in self.store.by_action(digest)
+                if t.state == GRANTED and t.grant is not None and not t.expired(now)
+            ]
+        if tokens:
+            present = out.get("approvals")
+            kept = (
+                list(present)
+                if isinstance(present, list | tuple)
+                else ([] if present is None else [present])
+            )
+            out["approvals"] = kept + [t for t in tokens if t not in kept]
+        return out
+
+    def settle(self, request: Mapping[str, Any], decision: Decision) -> list[Ticket]:
+        """After `Guard.check(request)`: the granted tickets whose grant let the action
+        through are used (single use). Returns them."""
+        present = request.get("approvals")
+        if not decision.allowed or not present:
+            return []
+        tokens = set(present) if isinstance(present, list | tuple) else {present}
+        try:
+            digest = action_digest(request)
+        except ValueError:
+            return []
+        used = []
+        for t in self.store.by_action(digest):
+            if t.state == GRANTED and t.grant in tokens:
+                t = msgspec.structs.replace(t, state=USED)
+                self.store.put(t)
+                used.append(t)
+        return used
+
+    # ── the approver's side ──────────────────────────────────────────────────
+
+    def list(self, state: str | None = None) -> list[Ticket]:
+        """Tickets, oldest first; only those in `state` when given."""
+        return [t for t in self.store.all() if state is None or t.state == state]
+
+    def get(self, ticket_id: str) -> Ticket:
+        return self._ticket(ticket_id)
+
+    def grant(self, ticket_id: str, by: str, group: str, ttl: float = 300) -> Ticket:
+        """Approve the ticket as `by` of `group`: `Guard.approve` mints the grant (which
+        refuses a group the action does not name, or a person the Guard's directory does not
+        list), and the ticket keeps its token for `attach`. Refused (`ApprovalError`) for an
+        unknown, expired, denied, already granted or already used ticket."""
+        t = self._ticket(ticket_id)
+        now = self._now()
+        if t.state == USED:
+            raise ApprovalError(
+                f"ticket {t.id} was already used (replay refused): the action needs a new approval"
+            )
+        if t.state == DENIED:
+            raise ApprovalError(f"ticket {t.id} was denied by {t.by}")
+        if t.state == GRANTED:
+            raise ApprovalError(f"ticket {t.id} is already granted (by {t.by} of {t.group})")
+        if t.expired(now):
+            raise ApprovalError(f"ticket {t.id} has expired; the agent must ask again")
+        pending = Decision(
+            "require_approval", False, reasons=t.reasons, approvers=t.approvers, action=t.action
+        )
+        try:
+            minted: Grant = self.guard.approve(pending, by=by, group=group, ttl=ttl)
+        except ValueError as err:
+            raise ApprovalError(str(err)) from None
+        done = msgspec.structs.replace(
+            t,
+            state=GRANTED,
+            grant=minted.to_token(),
+            by=by,
+            group=group,
+            decided_at=now,
+            expires_at=minted.expires_at,
+        )
+        self.store.put(done)
+        return done
+
+    def deny(self, ticket_id: str, by: str, reason: str | None = None) -> Ticket:
+        """Refuse the ticket; the agent's retry is told who refused and why."""
+        t = self._ticket(ticket_id)
+        if t.state in (USED, DENIED):
+            raise ApprovalError(f"ticket {t.id} is already {t.state}")
+        done = msgspec.structs.replace(
+            t, state=DENIED, grant=None, by=by, note=reason, decided_at=self._now()
+        )
+        self.store.put(done)
+        return done
+
+    def _ticket(self, ticket_id: str) -> Ticket:
+        t = self.store.get(ticket_id)
+        if t is None:
+            raise ApprovalError(f"no approval ticket {ticket_id!r}")
+        return t
+
+
+def ticket_text(ticket: Ticket) -> str:
+    """What the agent (and the person watching it) is told about a parked action."""
+    groups = ", ".join(ticket.approvers) or "an approver"
+    reasons = "; ".join(ticket.reasons)
+    if ticket.state == DENIED:
+        note = f": {ticket.note}" if ticket.note else ""
+        return f"approval denied by {ticket.by} (ticket {ticket.id}){note}"
+    head = f"approval required from {groups} (ticket {ticket.id})"
+    how = (
+        f"an approver runs: charter approvals grant {ticket.id} --as NAME --group "
+        f"{ticket.approvers[0] if ticket.approvers else 'GROUP'}; then retry the same call"
+    )
+    return f"{head}: {reasons}; {how}" if reasons else f"{head}; {how}"

@@ -1,0 +1,92 @@
+"""One hook call: a host event in, the host's answer out (spec hosts.md §2).
+
+    answer = run_hook(HookOptions("claude-code"), stdin_bytes, open_guard)
+
+`open_guard` loads the policy and opens the state (the command line's job: a cached
+compiled policy, an SQLite store); it is called only for events Charter decides, and
+anything it raises becomes the host's blocking answer. The flow: read the event
+(`wire.read_event`), attach a granted approval of the identical action (`PendingApprovals`),
+`Guard.check`, spend the grant, map the decision to the host's verdict (`wire.verdict`,
+parking an approval as a ticket) and write it (`wire.render`). Nothing raises; every failure
+is the host's blocking answer (exit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from charter.hosts.approvals import ApprovalError, PendingApprovals, ticket_text
+from charter.hosts.wire import HookAnswer, blocked, read_event, render, verdict
+from charter.stdlib.values import describe_error
+
+if TYPE_CHECKING:
+    from charter.engine.decision import Decision
+    from charter.runtime.guard import Guard
+
+__all__ = ["HookOptions", "PolicyUnavailable", "run_hook"]
+
+
+class PolicyUnavailable(Exception):
+    """The policy cannot be loaded (missing, unreadable, not compiling, corrupt with nothing
+    to rebuild it from); the message says which and where."""
+
+
+@dataclass(frozen=True)
+class HookOptions:
+    """How `charter hook` answers: the host, the event when the payload does not name it,
+    tool naming (`normalized` or `raw`), whether a plain allow is said out loud
+    (`authoritative`; otherwise the host's own permission rules still apply), the approver
+    groups that mean the person at the keyboard (`ask_groups`: answered with the host's
+    `ask`), and how long a parked ticket waits."""
+
+    agent: str
+    event: str | None = None
+    names: str = "normalized"
+    authoritative: bool = False
+    ask_groups: frozenset[str] = frozenset()
+    ticket_ttl: float = 900
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+Opener = Callable[[], "tuple[Guard, PendingApprovals | None]"]
+
+
+def run_hook(opts: HookOptions, raw: bytes, open_guard: Opener) -> HookAnswer:
+    """Answer one hook event. Never raises."""
+    event = read_event(opts.agent, raw, names=opts.names, env=opts.env, event_name=opts.event)
+    if isinstance(event, str):
+        return blocked(opts.agent, opts.event, event)
+    if event.stage is None:
+        return HookAnswer("{}", 0)  # nothing to decide: the host goes on
+    try:
+        guard, pending = open_guard()
+    except PolicyUnavailable as err:
+        return blocked(opts.agent, event.name, f"charter: no policy, so nothing is allowed: {err}")
+    except Exception as err:  # noqa: BLE001
+        return blocked(
+            opts.agent,
+            event.name,
+            f"charter: cannot open the policy or its state: {describe_error(err)}",
+        )
+    try:
+        request: dict[str, Any] = event.request
+        if pending is not None and event.stage == "tool_call":
+            request = pending.attach(request)
+        decision = guard.check(request)
+        park: Callable[[Decision], str] | None = None
+        if pending is not None:
+            pending.settle(request, decision)
+            ttl = opts.ticket_ttl
+
+            def park(d: Decision, store: PendingApprovals = pending) -> str:
+                try:
+                    return ticket_text(store.park(d, request, ttl=ttl))
+                except ApprovalError as err:  # an action nothing can approve: still a deny
+                    return f"approval required, but {err}: {'; '.join(d.reasons)}"
+
+        v = verdict(decision, event, ask_groups=opts.ask_groups, park=park)
+        return render(event, v, authoritative=opts.authoritative)
+    except Exception as err:  # noqa: BLE001 - nothing raises into the host
+        return blocked(opts.agent, event.name, f"charter: internal error: {describe_error(err)}")
