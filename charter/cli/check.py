@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
 import click
+import msgspec
 
 from charter.cli.common import EXIT_FAILED, EXIT_OK, policy_units, read_text
 from charter.language.source import Diagnostic
@@ -46,4 +46,4 @@ def check_cmd(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
 
 def _promoted(d: Diagnostic) -> Diagnostic:
     """A warning reported as an error (same code, so docs/errors.md still explains it)."""
-    return dataclasses.replace(d, severity="error") if d.severity == "warning" else d
+    return msgspec.structs.replace(d, severity="error") if d.severity == "warning" else d

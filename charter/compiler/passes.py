@@ -7,7 +7,6 @@ generated code read the IR it returns, and tests hold both to the unpassed meani
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -15,8 +14,7 @@ import msgspec
 from charter.engine import ir, operators
 
 
-@dataclass(frozen=True)
-class Pass:
+class Pass(msgspec.Struct, frozen=True):
     name: str
     doc: str
     run: Callable[[ir.Policy], ir.Policy]

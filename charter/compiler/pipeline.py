@@ -15,7 +15,8 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from charter.compiler import dumps
 from charter.compiler.emit import emit
@@ -36,20 +37,20 @@ from charter.language.source import CompileError, Diagnostic, Source, Span
 __all__ = ["STAGES", "Compilation", "Stage", "compile_sources"]
 
 
-@dataclass
-class Compilation:
+class Compilation(msgspec.Struct):
     """What every stage produced, and how long it took (seconds, by stage name)."""
 
     sources: dict[str, Source]
-    modules: list[ast.Module] = field(default_factory=list)
+    modules: list[ast.Module] = msgspec.field(default_factory=list)
     checked: CheckedPolicy | None = None
     lowered: ir_mod.Policy | None = None  # the IR as lowering made it
     ir: ir_mod.Policy | None = None  # the IR after the passes: what runs
-    passes: list[tuple[str, bool]] = field(default_factory=list)  # (pass, changed the IR)
+    #: (pass, changed the IR)
+    passes: list[tuple[str, bool]] = msgspec.field(default_factory=list)
     tree: DecisionTree | None = None
     compiled: CompiledPolicy | None = None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = msgspec.field(default_factory=list)
+    timings: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -61,8 +62,7 @@ class Compilation:
         return self.compiled
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(msgspec.Struct, frozen=True):
     """One step of the pipeline: `run` stores its value in the compilation, `dump` shows it."""
 
     name: str

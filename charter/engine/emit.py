@@ -20,10 +20,11 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from charter.engine import emitcheck, ir, kinds, operators, ops, support
 from charter.engine.emitcheck import EmitError
@@ -112,8 +113,7 @@ def always_evaluated(e: ir.Expr) -> list[ir.Path]:
     return []
 
 
-@dataclass(frozen=True)
-class Bucket:
+class Bucket(msgspec.Struct, frozen=True):
     """Generated code for one set of candidate rules."""
 
     rules: tuple[ir.Rule, ...]
@@ -497,8 +497,7 @@ def emitter_id() -> str:
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
 
 
-@dataclass(frozen=True)
-class _Emitted:
+class _Emitted(msgspec.Struct, frozen=True):
     source: str
     base_mask: int
     line_map: dict[int, int]

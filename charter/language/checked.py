@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from charter.language import ast
 from charter.language.source import Source, Span
 from charter.language.types import Type
 
 
-@dataclass(frozen=True, slots=True)
-class ConstRef:
+class ConstRef(msgspec.Struct, frozen=True):
     value: object
 
 
-@dataclass(frozen=True, slots=True)
-class MatcherRef:
+class MatcherRef(msgspec.Struct, frozen=True):
     names: tuple[str, ...]  # qualified, groups expanded
 
 
-@dataclass(frozen=True, slots=True)
-class PathRef:
+class PathRef(msgspec.Struct, frozen=True):
     root: str
     keys: tuple[str, ...]
     type: Type
@@ -29,16 +26,14 @@ class PathRef:
 Ref = ConstRef | MatcherRef | PathRef
 
 
-@dataclass(frozen=True, slots=True)
-class ToolSig:
+class ToolSig(msgspec.Struct, frozen=True):
     name: str
     params: dict[str, tuple[Type, bool]]  # name -> (type, optional)
     tags: tuple[str, ...]
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class FlatRule:
+class FlatRule(msgspec.Struct, frozen=True):
     """A rule, budget or limit with its enclosing scopes' targets and conditions folded in."""
 
     item: ast.Rule | ast.Budget | ast.Limit
@@ -49,8 +44,7 @@ class FlatRule:
     id: str | None
 
 
-@dataclass
-class CheckedPolicy:
+class CheckedPolicy(msgspec.Struct):
     """Everything later stages need: declarations, flattened rules, and resolution tables
     keyed by `id()` of AST expression nodes (the AST is kept alive alongside)."""
 
@@ -66,6 +60,7 @@ class CheckedPolicy:
     properties: list[ast.Property]
     modules: list[ast.Module]
     sources: dict[str, Source]
-    types: dict[int, Type] = field(default_factory=dict)
-    refs: dict[int, Ref] = field(default_factory=dict)
-    options: dict[str, Span] = field(default_factory=dict)  # "strict args", "trust request tags"
+    types: dict[int, Type] = msgspec.field(default_factory=dict)
+    refs: dict[int, Ref] = msgspec.field(default_factory=dict)
+    #: "strict args", "trust request tags"
+    options: dict[str, Span] = msgspec.field(default_factory=dict)

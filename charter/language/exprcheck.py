@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+
+import msgspec
 
 from charter.language import ast
 from charter.language.checked import CheckedPolicy, ConstRef, MatcherRef, PathRef
@@ -63,8 +64,7 @@ NUMERIC_OPS = ("+", "-", "*", "/")
 ORDER_OPS = ("<", "<=", ">", ">=")
 
 
-@dataclass
-class Env:
+class Env(msgspec.Struct):
     """What names mean inside one rule: the type of `args`, the stage, constants and
     matchers in scope."""
 

@@ -12,13 +12,14 @@ it reduces. It imports no Lark: only describing a syntax error does
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gc
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+import msgspec
 
 from charter.grammar import _tables as tables
 from charter.language import ast, limits
@@ -215,8 +216,7 @@ class _Driver:
         return top
 
 
-@dataclasses.dataclass(frozen=True)
-class _Grammar:
+class _Grammar(msgspec.Struct, frozen=True):
     driver: _Driver
     callbacks: tuple[Callback, ...]
 

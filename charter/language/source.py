@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
@@ -42,8 +41,7 @@ class Source(msgspec.Struct, frozen=True):
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
+class Diagnostic(msgspec.Struct, frozen=True):
     """One problem found in a policy: rendered `file:line:col: error[CODE]: message`."""
 
     code: str
@@ -51,7 +49,7 @@ class Diagnostic:
     span: Span
     message: str
     help: str | None = None
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     def render(self, source: Source | None = None) -> str:
         """Render with the source line and a caret under the span, rustc-style."""

@@ -17,7 +17,8 @@ policy declares its tools, the checker resolves each target against the declarat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from charter.language import ast
 from charter.language.checked import ToolSig
@@ -62,8 +63,7 @@ def _candidates(target: ast.ToolTarget, tools: Mapping[str, ToolSig]) -> list[To
     return [t for t in tools.values() if reaches(target, t)]
 
 
-@dataclass(frozen=True, slots=True)
-class ArgsShape:
+class ArgsShape(msgspec.Struct, frozen=True):
     """The type of `args` in a rule, and the words naming whose parameters they are."""
 
     type: Type

@@ -3,55 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 PRIMS = ("bool", "int", "decimal", "str", "time", "duration", "any")
 
 
-@dataclass(frozen=True, slots=True)
-class Prim:
+class Prim(msgspec.Struct, frozen=True):
     name: str  # one of PRIMS, or "null"/"matcher"/"regex" for internal use
 
     def __str__(self) -> str:
         return self.name
 
 
-@dataclass(frozen=True, slots=True)
-class SetT:
+class SetT(msgspec.Struct, frozen=True):
     elem: Type
 
     def __str__(self) -> str:
         return f"set<{self.elem}>"
 
 
-@dataclass(frozen=True, slots=True)
-class ListT:
+class ListT(msgspec.Struct, frozen=True):
     elem: Type
 
     def __str__(self) -> str:
         return f"list<{self.elem}>"
 
 
-@dataclass(frozen=True, slots=True)
-class MapT:
+class MapT(msgspec.Struct, frozen=True):
     value: Type
 
     def __str__(self) -> str:
         return f"map<str, {self.value}>"
 
 
-@dataclass(frozen=True, slots=True)
-class FieldT:
+class FieldT(msgspec.Struct, frozen=True):
     type: Type
     optional: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RecordT:
+class RecordT(msgspec.Struct, frozen=True):
     """A record with known fields. `name` is for messages (`args of "refund.create"`)."""
 
     name: str
-    fields: Mapping[str, FieldT] = field(default_factory=dict)
+    fields: Mapping[str, FieldT] = msgspec.field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.name

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from charter.engine import ir, redactor, support
 from charter.engine.combine import combine, malformed
@@ -37,8 +38,7 @@ _NO_NOW: dict[str, Any] = {}
 Key = tuple[str, str, tuple[str, ...]]  # (stage, tool name or "", request tags)
 
 
-@dataclass(slots=True)
-class Entry:
+class Entry(msgspec.Struct):
     """What one (stage, tool name, request tags) resolves to, with its cached decisions."""
 
     bucket: Bucket
@@ -46,7 +46,7 @@ class Entry:
     name: str  # "" for a model request that names no tool
     tags: tuple[str, ...]  # request tags and declared tags
     what: str
-    cache: dict[int, Decision] = field(default_factory=dict)  # by match mask
+    cache: dict[int, Decision] = msgspec.field(default_factory=dict)  # by match mask
     redact_mask: int = 0
     approval_mask: int = 0
     fn: Any = None  # bucket.fn, copied here to save an attribute hop on the hot path
@@ -54,9 +54,9 @@ class Entry:
     cached: Any = None  # cache.get, bound once
     redacts: tuple[tuple[int, ir.Rule], ...] = ()  # (bit, rule) of the enforced redact rules
     # (mask, approved groups) -> decision, for a state presenting grants
-    granted: dict[tuple[int, frozenset[str]], Decision] = field(default_factory=dict)
+    granted: dict[tuple[int, frozenset[str]], Decision] = msgspec.field(default_factory=dict)
     # rule outcomes (True, False or a request error) -> decision, on the error path
-    erring: dict[tuple[Outcome, ...], Decision] = field(default_factory=dict)
+    erring: dict[tuple[Outcome, ...], Decision] = msgspec.field(default_factory=dict)
     rule_code: tuple[Any, ...] | None = None  # per rule: its own code (see `_recover`)
     erred: int = 0  # mask of the rules that erred on the last error (see `_recover`)
     clock: bool = False  # some rule reads `now` (known with `rule_code`)

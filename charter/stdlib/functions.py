@@ -7,16 +7,16 @@ collection or string) so that this module does not depend on the language packag
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+
+import msgspec
 
 from charter.stdlib.urls import cidr_contains, domain_of, url_host
 from charter.stdlib.values import to_time
 
 
-@dataclass(frozen=True, slots=True)
-class Function:
+class Function(msgspec.Struct, frozen=True):
     name: str
     params: tuple[str, ...]
     returns: str
