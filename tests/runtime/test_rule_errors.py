@@ -69,6 +69,15 @@ def test_a_missing_field_names_the_rule_and_the_field(policy: charter.Policy) ->
     assert all(e.reason == f"request error: {e.message} (rule {e.rule})" for e in d.errors)
 
 
+def test_a_request_without_args_names_each_field_a_rule_needs(policy: charter.Policy) -> None:
+    d = both(policy, {"tool": "pay"})
+    assert d.effect == "deny"
+    assert {(e.rule, e.field) for e in d.errors} == {
+        ("pay-ok", "args.amount"), ("pay-big", "args.amount"), ("pay-to", "args.to"),
+        ("strict-args:pay", "args.amount")}
+    assert all(e.message == f"{e.field} missing" for e in d.errors)
+
+
 def test_a_wrong_type_names_the_field(policy: charter.Policy) -> None:
     d = both(policy, {"tool": "pay", "args": {"amount": "lots", "to": "bob@corp.com"}})
     assert d.effect == "deny"
