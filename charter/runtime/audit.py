@@ -10,6 +10,10 @@ or in a reason is logged as ``[EMAIL]``.
 Every decision is logged: values that JSON cannot carry, or that are too deep, cyclic or
 too big, are logged as placeholders naming why (`charter.runtime.audit_values`).
 
+Records are schema v1 (`"v": 1`; docs/log.md): a Guard's records also carry a `replay` block
+(`charter.runtime.capture`) from which `charter.runtime.replay` decides them again; `read`
+refuses records of a version it does not know.
+
 Each record is written with a single `write(2)` on a descriptor opened with `O_APPEND`, so
 lines from several threads or processes never interleave; with ``fsync=True`` each record
 is also flushed to disk before `write` returns, so it survives a host crash.  A crash can
@@ -32,11 +36,14 @@ from typing import Final
 import msgspec
 
 from charter.runtime.audit_values import Mask, Walk, loggable, unloggable
+from charter.runtime.capture import VERSION, Capture
 
-__all__ = ["METADATA_FIELDS", "AuditLog", "mask_record", "mask_value", "read"]
+__all__ = ["METADATA_FIELDS", "VERSION", "AuditLog", "LogVersionError", "mask_record",
+           "mask_value", "read"]
 
 METADATA_FIELDS: Final[frozenset[str]] = frozenset(
     {
+        "v",
         "time",
         "stage",
         "effect",
@@ -107,12 +114,21 @@ def _record(record: Mapping[str, object], metadata: Collection[str], mask: Mask 
     return out
 
 
+class LogVersionError(ValueError):
+    """A decision log record of a schema version this Charter does not read."""
+
+
 class AuditLog:
     """Append-only JSON-lines decision log at `path` (created if missing, mode 0600).
 
-    `mask=False` logs values verbatim. `write` never fails because of a record's content;
-    when the file cannot take the line (closed, disk full...), it counts the failure in
-    `failures`, keeps it in `last_error`, and raises. With `required=True` the Guard denies
+    `mask=False` logs values verbatim. `replay` (on by default) adds to each record the
+    Guard hands a `Capture` the block `charter.runtime.replay` re-decides it from;
+    `hash_key` (bytes, the operator's secret) also keeps HMAC-SHA256 of every masked value
+    in that block, so that equality rules on masked fields replay (docs/log.md).
+
+    `write` never fails because of a record's content; when the file cannot take the line
+    (closed, disk full...), it counts the failure in `failures`, keeps it in `last_error`,
+    and raises. With `required=True` the Guard denies
     any action whose decision it could not log. Thread-safe; several processes may append
     to the same file. Use as a context manager or call `close`.
     """
@@ -125,9 +141,15 @@ class AuditLog:
         fsync: bool = False,
         required: bool = False,
         metadata: Collection[str] = METADATA_FIELDS,
+        replay: bool = True,
+        hash_key: bytes | None = None,
     ) -> None:
+        if hash_key is not None and (not isinstance(hash_key, bytes) or len(hash_key) < 16):
+            raise ValueError("hash_key must be bytes, at least 16 of them (a secret)")
         self.path = os.fspath(path)
         self.mask = mask
+        self.replay = replay
+        self.hash_key = hash_key
         self.fsync = fsync
         self.required = required
         self.failures = 0
@@ -138,11 +160,13 @@ class AuditLog:
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._end_torn_line()
 
-    def write(self, record: Mapping[str, object], *, matchers: Matchers | None = None) -> None:
-        """Append one record (a `time` field is added if missing), masked with the stdlib
-        PII and secret matchers and `matchers`, a policy's own. Raises `ValueError` when the
-        log is closed and `OSError` when the file fails, never for what the record holds."""
-        line = self._line(record, matchers)
+    def write(self, record: Mapping[str, object], *, matchers: Matchers | None = None,
+              capture: Capture | None = None) -> None:
+        """Append one record (`time` and `v` fields are added if missing), masked with the
+        stdlib PII and secret matchers and `matchers`, a policy's own; with `capture` (and
+        `replay`), its replay block too. Raises `ValueError` when the log is closed and
+        `OSError` when the file fails, never for what the record holds."""
+        line = self._line(record, matchers, capture)
         with self._lock:
             try:
                 if self._fd is None:
@@ -160,18 +184,31 @@ class AuditLog:
                 self.last_error = err
                 raise
 
-    def _line(self, record: Mapping[str, object], matchers: Matchers | None) -> bytes:
+    def _line(self, record: Mapping[str, object], matchers: Matchers | None,
+              capture: Capture | None = None) -> bytes:
         try:
             data = dict(record)
         except Exception as err:  # noqa: BLE001 - still log that there was a decision
             data = {"record": unloggable(f"a record that raised {type(err).__name__}")}
         data.setdefault("time", time.time())
+        data.setdefault("v", VERSION)
         data = mask_record(data, self._metadata, matchers) if self.mask else _record(data, (), None)
+        if capture is not None and self.replay:
+            data["replay"] = self._replay(capture, matchers)
         try:
             return _ENCODER.encode(data) + b"\n"
         except Exception as err:  # noqa: BLE001 - `loggable` should make this unreachable
             return _ENCODER.encode({"time": time.time(), "record": unloggable(
                 f"a record that could not be encoded ({type(err).__name__})")}) + b"\n"
+
+    def _replay(self, capture: Capture, matchers: Matchers | None) -> dict[str, object]:
+        """The replay block, masked as the record is; a block naming the failure if it
+        cannot be made (the record is still logged)."""
+        try:
+            mask = _masker(_user_key(matchers)) if self.mask else None
+            return capture.block(mask, self.hash_key)
+        except Exception as err:  # noqa: BLE001 - the decision is logged all the same
+            return {"v": VERSION, "error": f"cannot capture the decision ({type(err).__name__})"}
 
     def close(self) -> None:
         """Close the file; later writes raise `ValueError`."""
@@ -208,15 +245,23 @@ class AuditLog:
 
 
 def read(path: str | os.PathLike[str]) -> Iterator[dict[str, object]]:
-    """Yield the records of a decision log in order, skipping torn (unparseable) lines."""
+    """Yield the records of a decision log in order, skipping torn (unparseable) lines.
+    Raises `LogVersionError` at a record of a schema version other than `VERSION`
+    (records without `v` were written before schema v1 and are yielded as they are)."""
     with open(path, "rb") as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                yield _DECODER.decode(line)
+                record = _DECODER.decode(line)
             except msgspec.DecodeError:
                 continue
+            v = record.get("v", VERSION)
+            if v != VERSION:
+                raise LogVersionError(
+                    f"{os.fspath(path)}:{number}: decision log schema v{v} is not one this "
+                    f"Charter reads (it reads v{VERSION}); upgrade Charter to read it")
+            yield record
 
 
 def _write_all(fd: int, data: bytes) -> None:

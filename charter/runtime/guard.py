@@ -23,6 +23,7 @@ from charter.runtime import guard_tool
 from charter.runtime.approvals import Grant, mint_grant
 from charter.runtime.approvers import Directory, IsMember, directory
 from charter.runtime.audit import AuditLog
+from charter.runtime.capture import Capture, with_now
 from charter.runtime.guard_flow import Call, Flow, deny, session_id
 from charter.runtime.guard_lean import Runner, lean_runner
 from charter.runtime.guard_plan import GuardPlan
@@ -118,6 +119,8 @@ class Guard:
             if isinstance(found, Decision):
                 decision = found  # malformed: the reason names the field
             else:
+                if log is not None and log.replay:
+                    found = with_now(found, self.policy)  # so the log knows the decision's now
                 needs = self.plan.needs(found.stage, found.name, found.tags)
                 call = Call(found.req, found.stage, found.name, needs)
                 decision = self._flow.run(call)
@@ -231,8 +234,9 @@ class Guard:
         except Exception as err:  # noqa: BLE001 - a hostile request still gets its record
             fields = {"request": {"$unloggable": f"request that raised {type(err).__name__}"}}
         info = decision.policy
+        now = self.clock()
         record: dict[str, object] = {
-            "time": self.clock(),
+            "time": now,
             "agent_id": fields.pop("agent_id", None),
             "session_id": fields.pop("session_id", None),
             "trace_id": fields.pop("trace_id", None),
@@ -244,6 +248,7 @@ class Guard:
             "reasons": list(decision.reasons),
             "approvers": list(decision.approvers),
             "warnings": list(decision.warnings),
+            "errors": list(decision.errors),
             "labels": list(decision.labels),
             "shadow": [s.rule for s in decision.shadow],
             "latency_us": latency,
@@ -255,8 +260,12 @@ class Guard:
         }
         if call is not None and call.grants:
             record["approved_by"] = call.grants  # who approved, with which grant
+        capture = None
+        if call is not None and call.used is not None:
+            req, state, decided = call.used
+            capture = Capture(self.policy, req, state, decided, decision, now)
         try:
-            log.write(record, matchers=self._log_matchers())
+            log.write(record, matchers=self._log_matchers(), capture=capture)
         except Exception as err:  # noqa: BLE001 - a log failure must not break the host
             _LOG.error("cannot write the decision log %s (%d failed so far): %s",
                        log.path, log.failures, err)

@@ -85,6 +85,9 @@ class Call:
     name: str
     needs: Needs
     grants: list[dict[str, str]] = field(default_factory=list)  # used up, for the log
+    # What the policy decided from, for the decision log's replay block: the request as
+    # decided (session totals included), the snapshot, and the policy's own decision.
+    used: tuple[dict[str, Any], Snapshot | None, Decision] | None = None
 
 
 def session_id(req: Mapping[str, Any]) -> str | None:
@@ -110,6 +113,7 @@ class Flow:
         approvals = call.req.get("approvals")
         if needs.stateless and not approvals:
             decision = self.g.policy.decide(call.req)
+            call.used = (call.req, None, decision)
             if decision.effect == "require_approval" or (needs.approvals and not decision.allowed):
                 decision = msgspec.structs.replace(decision, action=self._digest(call))
             return decision
@@ -276,6 +280,7 @@ class Flow:
             history={t: tuple((e.time, e.fields) for e in h) for t, h in snap.history.items()},
             approved_groups=groups, now=now, approvers=_people(valid))
         decision = g.policy.decide(req, st)
+        call.used = (req, st, decision)
         token: str | None = None
         try:
             if decision.allowed and call.stage in CHARGED_STAGES:
@@ -422,9 +427,12 @@ class Flow:
         if not lost:
             return decision, rejected
         rejected = [*rejected, _REJECTED[REPLAYED]]
-        again = self.g.policy.decide(req, Snapshot(
+        again_st = Snapshot(
             counters=st.counters, labels=st.labels, history=st.history,
-            approved_groups=frozenset(kept), now=st.now, approvers=_people(used)))
+            approved_groups=frozenset(kept), now=st.now, approvers=_people(used))
+        again = self.g.policy.decide(req, again_st)
+        if not again.allowed:
+            call.used = (req, again_st, again)
         if not again.allowed and token is not None:
             self._release_quietly(token, st.now or 0.0)
         return (again if not again.allowed else decision), rejected

@@ -54,7 +54,7 @@ def test_records_round_trip(tmp_path: Path) -> None:
         for i in range(3):
             log.write(_record(i))
     records = list(audit.read(path))
-    assert records == [_record(i) for i in range(3)]
+    assert records == [{**_record(i), "v": audit.VERSION} for i in range(3)]  # schema v1
     assert isinstance(records[0]["cost"], Decimal)
 
 

@@ -1,0 +1,350 @@
+"""The replay block of a decision log record (schema v1; docs/log.md).
+
+The Guard hands the log a `Capture`: the request as the policy decided it, the state
+snapshot the decision used, and the decision itself. The log turns it into the record's
+``replay`` block only when it writes the record, with the log's own mask:
+
+- ``request``: the projection of the request the policy's rules read (`runtime.reads`),
+  masked like the rest of the record;
+- ``masked``: the JSON pointers (into the block) of every value masking replaced, with the
+  kind of what was there (``str``, ``num`` or ``key`` for an object key);
+- ``hashes``: with an operator key, HMAC-SHA256 of each masked value, so that equality
+  rules on masked fields replay;
+- ``scans``/``counts``: the matcher verdicts of every field a rule scans, taken from the
+  clear text, so `contains` and `count` replay though the text is masked;
+- ``snapshot``: counters (id, key, usage, limit), labels, `previously` history, approved
+  groups, the number of distinct approvers per group, and the snapshot's `now`;
+- ``now``: the time of the decision; ``decided``: the policy's own effect and rules when
+  the Guard changed them afterwards (a reservation that lost a race, a bad estimate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+import msgspec
+
+from charter.engine.decision import Decision
+from charter.engine.snapshot import Snapshot
+from charter.runtime.audit_values import Mask, Walk
+from charter.runtime.reads import Reads, reads_of
+from charter.runtime.request import Call
+
+__all__ = ["HASH_HEX", "VERSION", "Capture", "escape", "keyed_hash", "number_text", "with_now"]
+
+VERSION: Final = 1
+"""The schema version of the decision log's records and their replay block."""
+
+HASH_HEX: Final = 32
+"""Hex digits kept of each HMAC-SHA256 (128 bits)."""
+
+_ENCODE = msgspec.json.encode
+
+
+def number_text(value: object) -> str | None:
+    """The exact decimal text of an integral number (what a masked number was), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal):
+        try:
+            if value == int(value):
+                return str(int(value))
+        except (OverflowError, ValueError, ArithmeticError):
+            return None
+    return None
+
+
+def keyed_hash(key: bytes, value: object) -> str | None:
+    """HMAC-SHA256 under `key` of a string or an integral number, tagged by kind so that
+    ``"7"`` and ``7`` differ; None for anything else."""
+    if isinstance(value, str):
+        data = b"s\x00" + value.encode("utf-8", "surrogatepass")
+    else:
+        text = number_text(value)
+        if text is None:
+            return None
+        data = b"n\x00" + text.encode()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()[:HASH_HEX]
+
+
+def with_now(call: Call, policy: Any) -> Call:
+    """`call` with the clock's reading as its `now` when the policy reads `now` and the
+    request has none: the rules would read the same clock during the decision, and the log
+    can then record the instant they saw."""
+    if not reads_of(policy).now or call.req.get("now") is not None:
+        return call
+    return Call(call.stage, call.name, call.tags, call.server,
+                {**call.req, "now": time.time()})
+
+
+def escape(key: str) -> str:
+    """One JSON-pointer reference token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+class Capture:
+    """What one decision read, as the Guard saw it; made into a replay block by the log."""
+
+    __slots__ = ("decided", "final", "policy", "req", "state", "time")
+
+    def __init__(self, policy: Any, req: Mapping[str, Any], state: Snapshot | None,
+                 decided: Decision, final: Decision, time: float) -> None:
+        self.policy = policy  # a `runtime.policy.Policy`
+        self.req = req
+        self.state = state
+        self.decided = decided  # what the policy decided
+        self.final = final  # what the Guard returned
+        self.time = time
+
+    def block(self, mask: Mask | None, hash_key: bytes | None) -> dict[str, object]:
+        """The replay block, masked with `mask` (None: not masked), hashing masked values
+        with `hash_key`."""
+        reads = reads_of(self.policy)
+        raw: dict[str, object] = {"request": reads.project(self.req),
+                                  "snapshot": self._snapshot()}
+        masked: dict[str, str] = {}
+        hashes: dict[str, str] = {}
+        if mask is None:
+            out: dict[str, Any] = Walk(None).field(raw)  # type: ignore[assignment]  # a dict
+        else:
+            walk = _Masking(mask, hash_key)
+            out = walk.tree(raw, 0)
+            masked, hashes = walk.masked, walk.hashes
+        st = self.state
+        block: dict[str, object] = {
+            "v": VERSION, "request": out["request"], "snapshot": out["snapshot"],
+            "now": st.now if st is not None and st.now is not None else self.time,
+        }
+        if masked:
+            block["masked"] = masked
+            if hashes:
+                block["hashes"] = hashes
+        scans, counts = self._scans(reads, masked)
+        if scans:
+            block["scans"] = scans
+        if counts:
+            block["counts"] = counts
+        final = self.final
+        if final.effect != self.decided.effect or final.rules != self.decided.rules:
+            block["decided"] = {"effect": self.decided.effect,
+                                "rules": list(self.decided.rules)}
+        return block
+
+    def _snapshot(self) -> dict[str, object] | None:
+        st = self.state
+        if st is None:
+            return None
+        limits = {spec.id: spec.limit for spec in self.policy.ir.counters}
+        counters = [[cid, key, used, limits.get(cid)]
+                    for (cid, key), used in st.counters.items()]
+        out: dict[str, object] = {"counters": counters, "labels": sorted(st.labels)}
+        if st.history:
+            out["history"] = {tool: _latest(calls) for tool, calls in st.history.items()}
+        if st.approved_groups:
+            out["approved_groups"] = sorted(st.approved_groups)
+        if st.approvers:
+            out["approvers"] = {g: len(people) for g, people in st.approvers.items()}
+        if st.now is not None:
+            out["now"] = st.now
+        return out
+
+    def _scans(self, reads: Reads, masked: Mapping[str, str]
+               ) -> tuple[dict[str, object], dict[str, object]]:
+        """The verdicts of every scanned field that holds a masked value, from the clear
+        value (None: it could not be scanned, which the policy reported as a request
+        error). A field with nothing masked replays by scanning the logged text, the text
+        the policy saw."""
+        scans: dict[str, object] = {}
+        counts: dict[str, object] = {}
+        if not masked:
+            return scans, counts
+        matchers = self.policy.matchers
+        for scan in reads.scans.values():
+            at = "/request/" + "/".join(escape(k) for k in (scan.root, *scan.keys))
+            if not any(p == at or p.startswith((at + "/", at + "~k")) for p in masked):
+                continue
+            value = _at(self.req, scan.root, scan.keys)
+            if value is _MISSING:
+                continue
+            try:
+                scans[scan.field] = sorted(matchers.scan(value))
+                if scan.counts:
+                    counts[scan.field] = {n: int(matchers.scanner.count(value, n))
+                                          for n in scan.counts}
+            except Exception:  # noqa: BLE001 - the rule erred on it: replay errs the same way
+                scans[scan.field] = None
+        return scans, counts
+
+
+_MISSING: Final = object()
+_FAST_DEPTH: Final = 32  # deeper values take `Walk`, which also catches cycles
+
+
+def _at(req: Mapping[str, Any], root: str, keys: tuple[str, ...]) -> object:
+    obj: Any = req.get(root, _MISSING)
+    for key in keys:
+        if type(obj) is not dict or key not in obj:
+            return _MISSING
+        obj = obj[key]
+    return obj
+
+
+def _latest(calls: tuple[tuple[float, Mapping[str, object]], ...]) -> list[list[object]]:
+    """A tool's history as `previously` can use it: the latest time of each distinct set of
+    recorded fields (an earlier equal call never decides anything a later one does not)."""
+    latest: dict[bytes, list[object]] = {}
+    out: list[list[object]] = []
+    for at, fields in calls:
+        try:
+            key = _ENCODE(fields)
+        except Exception:  # noqa: BLE001 - not JSON: keep the entry as it is
+            out.append([at, fields])
+            continue
+        entry = latest.get(key)
+        if entry is None:
+            latest[key] = [at, fields]
+        elif at > entry[0]:  # type: ignore[operator]  # a float
+            entry[0] = at
+    return [*latest.values(), *out]
+
+
+class _Masking(Walk):
+    """A masking `Walk` that notes the JSON pointer (and, with a key, the keyed hash) of
+    every value and object key the mask changed."""
+
+    __slots__ = ("at", "hashes", "hash_key", "masked", "_quiet")
+
+    def __init__(self, mask: Mask, hash_key: bytes | None) -> None:
+        super().__init__(mask)
+        self.at: list[str] = []
+        self.masked: dict[str, str] = {}
+        self.hashes: dict[str, str] = {}
+        self.hash_key = hash_key
+        self._quiet = False  # inside a key, or the digits of a number: noted by the caller
+
+    def _note(self, ptr: str, kind: str, clean: object) -> None:
+        self.masked[ptr] = kind
+        if self.hash_key is not None:
+            digest = keyed_hash(self.hash_key, clean)
+            if digest is not None:
+                self.hashes[ptr] = digest
+
+    def _ptr(self) -> str:
+        return "/" + "/".join(self.at)
+
+    def tree(self, v: Any, depth: int) -> Any:
+        """`v` masked: plain JSON values here, anything else through `Walk` (a third of
+        the cost per value on the replay block's usual dicts, lists, ASCII strings and
+        small ints)."""
+        t = type(v)
+        if depth >= _FAST_DEPTH or self.budget <= 1:
+            return self.value(v, depth)
+        if t is str and v.isascii():
+            self.budget -= 1
+            try:
+                out = self._mask(v)  # type: ignore[misc]  # set: this walk always masks
+            except Exception:  # noqa: BLE001 - `text` says why it cannot be logged
+                return self.value(v, depth)
+            if out != v:
+                self._note(self._ptr(), "str", v)
+            return out
+        if t is dict:
+            self.budget -= 1
+            out_d: dict[str, Any] = {}
+            at = self.at
+            for k, item in v.items():
+                if type(k) is not str or not k.isascii():
+                    return self.value(v, depth)  # keys to mask with care: `Walk` does
+                key = self.key(k)
+                if key in out_d:
+                    return self.value(v, depth)
+                at.append(escape(key))
+                out_d[key] = self.tree(item, depth + 1)
+                at.pop()
+            return out_d
+        if t is list:
+            self.budget -= 1
+            out_l: list[Any] = []
+            at = self.at
+            for i, item in enumerate(v):
+                at.append(str(i))
+                out_l.append(self.tree(item, depth + 1))
+                at.pop()
+            return out_l
+        if v is None or v is True or v is False:
+            self.budget -= 1
+            return v
+        return self.value(v, depth)
+
+    def text(self, s: str) -> object:
+        out = super().text(s)
+        if out != s and not self._quiet:
+            self._note(self._ptr(), "str", s)
+        return out
+
+    def number(self, v: int | float | Decimal, integral: bool) -> object:
+        quiet, self._quiet = self._quiet, True
+        try:
+            out = super().number(v, integral)
+        finally:
+            self._quiet = quiet
+        if out is not v and not quiet:
+            self._note(self._ptr(), "num", v)
+        return out
+
+    def binary(self, data: bytes) -> object:
+        self.at.append("$bytes")
+        try:
+            return super().binary(data)
+        finally:
+            self.at.pop()
+
+    def key(self, k: object) -> str:
+        quiet, self._quiet = self._quiet, True
+        try:
+            out = super().key(k)
+        finally:
+            self._quiet = quiet
+        plain = k if isinstance(k, str) else Walk(None).key(k)
+        if out != plain:
+            self._note(f"{self._ptr()}/{escape(out)}~k", "key", k)
+        return out
+
+    def sequence(self, v: list[object] | tuple[object, ...] | set[object], depth: int
+                 ) -> list[object]:
+        out: list[object] = []
+        for i, item in enumerate(v):
+            if self.budget <= 0:
+                out.append(self._over_budget())
+                break
+            self.at.append(str(i))
+            try:
+                out.append(self.value(item, depth + 1))
+            finally:
+                self.at.pop()
+        return out
+
+    def mapping(self, v: Mapping[object, object], depth: int) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for k, item in v.items():
+            if self.budget <= 0:
+                self._put(out, "$unloggable", self._over_budget()["$unloggable"])
+                break
+            key = base = self.key(k)
+            n = 2
+            while key in out:  # as `Walk._put`: two keys masked alike both stay
+                key = f"{base}#{n}"
+                n += 1
+            self.at.append(escape(key))
+            try:
+                out[key] = self.value(item, depth + 1)
+            finally:
+                self.at.pop()
+        return out

@@ -1,0 +1,243 @@
+"""The decision log's replay block (schema v1) and `runtime.replay`: a Guard-written log
+re-decided against the policy that wrote it gives the logged effect and rules."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import charter
+from benchmarks import replay_workload as workload
+from charter.runtime import audit
+from charter.runtime.audit import AuditLog, LogVersionError
+from charter.runtime.guard import Guard
+from charter.runtime.reads import EQ, SCAN, TYPE, VALUE, reads_of
+from charter.runtime.replay import ReplayError, replay, replay_log, replay_record
+from charter.runtime.state import MemoryStore
+
+KEY = workload.HASH_KEY
+
+
+def _decisions(path: Path) -> list[dict[str, Any]]:
+    return [r for r in audit.read(path) if r.get("event") is None]
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Counter[str]]:
+    path = tmp_path_factory.mktemp("replay") / "decisions.jsonl"
+    seen = workload.write_log(path, 10_000)
+    return path, seen
+
+
+def test_a_guard_written_log_replays_with_identical_effects_and_rules(
+        logged: tuple[Path, Counter[str]]) -> None:
+    path, seen = logged
+    records = _decisions(path)
+    assert len(records) == 10_000
+    policy = workload.policy()
+    outs = [replay_record(r, policy, hash_key=KEY) for r in records]
+    differ = [(r["tool"], r["effect"], r["rules"], o.decision.effect, o.decision.rules)
+              for r, o in zip(records, outs, strict=True) if not o.same]
+    assert differ == []
+    assert [o.inconclusive for o in outs if o.inconclusive] == []
+    # Effects and rules as the Guard logged them, not only as the replay saw them.
+    assert all(o.decision.effect == r["effect"] and list(o.decision.rules) == r["rules"]
+               for r, o in zip(records, outs, strict=True))
+
+
+def test_the_workload_covers_what_replay_must_reconstruct(
+        logged: tuple[Path, Counter[str]]) -> None:
+    path, seen = logged
+    records = _decisions(path)
+    reasons = Counter(reason for r in records for reason in r["reasons"])
+    for because in ("session budget of $0.50 reached", "hourly agent budget reached",
+                    "web.fetch rate limit", "lookups per customer",
+                    "refunds over 50 need finance", "deletes need two of ops",
+                    "no card numbers in e-mail", "never e-mail the CEO",
+                    "look the customer up first", "untrusted MCP server",
+                    "no egress after PII"):
+        assert reasons[because] > 0, because
+    assert seen["granted allow"] > 0  # approvals with grants, one and two approvers
+    assert any(r.get("approved_by") and r["tool"] == "files.delete" and r["allowed"]
+               for r in records)
+    blocks = [r["replay"] for r in records]
+    kinds = Counter(kind for b in blocks for kind in (b.get("masked") or {}).values())
+    assert kinds["str"] > 1000
+    masked = {p for b in blocks for p in b.get("masked") or {}}
+    assert "/request/args/to" in masked and "/request/args/body" in masked
+    assert any(p.startswith("/snapshot/counters/") for p in masked)  # keyed by an e-mail
+    assert any(p.startswith("/snapshot/history/") for p in masked)
+    assert any("pii.card" in (b.get("scans") or {}).get("args", ()) for b in blocks)
+    assert any(b.get("counts") for b in blocks)
+    assert any(b["snapshot"] and b["snapshot"].get("labels") for b in blocks)
+    assert any(b["snapshot"] and b["snapshot"].get("approvers") for b in blocks)
+    assert any(isinstance(b["request"]["tool"], dict) and b["request"]["tool"].get("server")
+               for b in blocks)
+    assert any("cost_usd" in (b["request"].get("session") or {}) for b in blocks)
+    text = path.read_text()
+    for clear in ("@example.com", "ceo@corp.example", *workload.CARDS):
+        assert clear not in text  # masked in the record and in its replay block
+
+
+def test_without_the_hash_key_equality_on_masked_fields_is_inconclusive_never_changed(
+        logged: tuple[Path, Counter[str]]) -> None:
+    path, _ = logged
+    policy = workload.policy()
+    outs = [replay_record(r, policy) for r in _decisions(path)[:3000]]
+    assert [o for o in outs if not o.inconclusive and not o.same] == []
+    inconclusive = Counter(p for o in outs for p in o.inconclusive)
+    assert inconclusive["/request/args/to"] > 0  # `args.to == "ceo@corp.example"`
+    assert all(o.same for o in outs if o.inconclusive == ())
+    tally = replay_log(path, policy, hash_key=KEY)
+    assert (tally.records, tally.same, tally.changed, tally.inconclusive) == (
+        10_000, 10_000, 0, 0)
+
+
+POLICY = """
+policy "small" version "1"
+use pii
+default deny
+tool "email.send" (to: str, body: str) tags external
+allow tool "email.send"
+deny tool "email.send" when args contains pii.email because "no addresses in mail"
+deny tool "email.send" when args.to == "boss@corp.example" because "not the boss"
+deny tool "email.send" when hour_of(now) >= 25 because "never"
+"""
+
+
+def _one(tmp_path: Path, request: dict[str, Any], **log: Any) -> dict[str, Any]:
+    path = tmp_path / "one.jsonl"
+    path.unlink(missing_ok=True)
+    guard = Guard(charter.compile(POLICY), MemoryStore(), log=AuditLog(path, **log))
+    guard.check(request)
+    guard.log.close()  # type: ignore[union-attr]
+    (record,) = audit.read(path)
+    return record
+
+
+def test_contains_on_a_masked_field_replays_from_the_recorded_verdict(tmp_path: Path) -> None:
+    record = _one(tmp_path, {"tool": "email.send",
+                             "args": {"to": "team", "body": "write to ann@example.com"}})
+    block = record["replay"]
+    assert block["request"]["args"]["body"] == "write to [EMAIL]"
+    assert block["masked"] == {"/request/args/body": "str"}
+    assert block["scans"] == {"args": ["pii.email"]}
+    policy = charter.compile(POLICY)
+    assert replay(record, policy).effect == "deny" == record["effect"]
+    # Without the verdict the masked text has no address: the verdict is what replays.
+    del block["scans"]
+    assert replay(record, policy).effect == "allow"
+    assert replay_record(record, policy).inconclusive == ("/request/args/body",)
+
+
+def test_equality_on_a_masked_field_replays_with_the_operator_key(tmp_path: Path) -> None:
+    record = _one(tmp_path, {"tool": "email.send", "args": {"to": "boss@corp.example",
+                                                            "body": "hi"}}, hash_key=KEY)
+    policy = charter.compile(POLICY)
+    assert record["effect"] == "deny"
+    assert "boss@corp.example" not in json.dumps(record, default=str)
+    assert set(record["replay"]["hashes"]) == {"/request/args/to"}
+    out = replay_record(record, policy, hash_key=KEY)
+    assert out.same and out.inconclusive == ()
+    # Without the key the constant cannot be matched: inconclusive, not a silent allow.
+    assert replay_record(record, policy).inconclusive == ("/request/args/to",)
+    # A policy comparing with another constant sees a value equal to neither.
+    other = charter.compile(POLICY.replace("boss@corp.example", "cfo@corp.example"))
+    assert "not the boss" not in replay(record, other, hash_key=KEY).reasons
+
+
+def test_the_decisions_now_is_recorded_and_replayed(tmp_path: Path) -> None:
+    record = _one(tmp_path, {"tool": "email.send", "args": {"to": "team", "body": "hi"}})
+    block = record["replay"]
+    assert isinstance(block["request"]["now"], Decimal | float)
+    policy = charter.compile(POLICY.replace(">= 25", f">= {_hour(block) + 1}"))
+    assert replay(record, policy).effect == "allow"
+    policy = charter.compile(POLICY.replace(">= 25", f">= {_hour(block)}"))
+    assert replay(record, policy).effect == "deny"
+    assert replay(record, policy, now=float(block["request"]["now"]) - 3600).effect == "allow"
+
+
+def _hour(block: dict[str, Any]) -> int:
+    import datetime
+
+    when = datetime.datetime.fromtimestamp(float(block["request"]["now"]), datetime.UTC)
+    return when.hour
+
+
+def test_records_of_unknown_versions_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+    record = _one(tmp_path, {"tool": "email.send", "args": {"to": "x", "body": "hi"}})
+    assert record["v"] == 1 and record["replay"]["v"] == 1
+    policy = charter.compile(POLICY)
+    with pytest.raises(ReplayError, match="schema v2 is not one this Charter reads"):
+        replay({**record, "v": 2}, policy)
+    with pytest.raises(ReplayError, match="replay block schema v7"):
+        replay({**record, "replay": {**record["replay"], "v": 7}}, policy)
+    with pytest.raises(ReplayError, match="no replay block"):
+        replay({k: v for k, v in record.items() if k != "replay"}, policy)
+    with pytest.raises(ReplayError, match="no schema version"):
+        replay({k: v for k, v in record.items() if k != "v"}, policy)
+    path = tmp_path / "future.jsonl"
+    path.write_text(json.dumps({"v": 1, "effect": "allow"}) + "\n"
+                    + json.dumps({"v": 3, "effect": "allow"}) + "\n")
+    with pytest.raises(LogVersionError, match=r"future\.jsonl:2: decision log schema v3"):
+        list(audit.read(path))
+
+
+def test_replay_off_and_unmasked_logs(tmp_path: Path) -> None:
+    request = {"tool": "email.send", "args": {"to": "x", "body": "ann@example.com"}}
+    assert "replay" not in _one(tmp_path, request, replay=False)
+    clear = _one(tmp_path, request, mask=False)
+    assert clear["replay"]["request"]["args"]["body"] == "ann@example.com"
+    assert "masked" not in clear["replay"] and "scans" not in clear["replay"]
+    assert replay(clear, charter.compile(POLICY)).effect == "deny"
+
+
+def test_a_capture_that_fails_still_logs_the_decision(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from charter.runtime import capture
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(capture.Capture, "block", broken)
+    record = _one(tmp_path, {"tool": "email.send", "args": {"to": "x", "body": "hi"}})
+    assert record["effect"] == "allow"
+    assert record["replay"] == {"v": 1, "error": "cannot capture the decision (RuntimeError)"}
+    with pytest.raises(ReplayError):
+        replay(record, charter.compile(POLICY))
+
+
+def test_a_hash_key_must_be_a_secret() -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        AuditLog("/dev/null", hash_key=b"short")
+
+
+def test_reads_are_derived_from_the_ir() -> None:
+    reads = reads_of(charter.compile("""
+policy "r"
+use pii
+default deny
+tool "t" (a: str, b: int, c: str)
+strict args
+allow tool "t" when args.a == "x" and args.b < 5 and args.c contains pii.email
+  when has(agent.team) and "l" in session.labels
+limit calls(tool "t") <= 3 per 1h per user.id
+"""))
+    assert reads.kinds_over(("args", "a")) & EQ and not reads.kinds_over(("args", "a")) & VALUE
+    assert reads.kinds_over(("args", "b")) & VALUE
+    assert reads.kinds_over(("args", "c")) & SCAN
+    assert reads.kinds_over(("args", "zz")) == TYPE  # `strict args` reads every key
+    assert reads.kinds_over(("user", "id")) == EQ
+    assert reads.kinds_over(("session", "labels")) == EQ
+    assert reads.kinds_over(("agent", "team")) == SCAN
+    assert reads.kinds_over(("agent", "id")) == 0
+    req = {"tool": "t", "args": {"a": 1}, "agent": {"id": "a", "team": "x"},
+           "user": {"id": "u", "name": "n"}, "approvals": ["g"], "trace_id": "t"}
+    assert reads.project(req) == {"tool": "t", "args": {"a": 1}, "agent": {"team": "x"},
+                                  "user": {"id": "u"}}
+    assert set(reads.scans) == {"args.c"} and "x" in reads.constants
