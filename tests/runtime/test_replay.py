@@ -241,3 +241,12 @@ limit calls(tool "t") <= 3 per 1h per user.id
     assert reads.project(req) == {"tool": "t", "args": {"a": 1}, "agent": {"team": "x"},
                                   "user": {"id": "u"}}
     assert set(reads.scans) == {"args.c"} and "x" in reads.constants
+
+
+def test_request_errors_are_logged_as_objects_and_replay(tmp_path: Path) -> None:
+    record = _one(tmp_path, {"tool": "email.send", "args": {"body": "hi"}})
+    assert record["effect"] == "deny"
+    assert record["errors"] == [{"rule": "policy.agentpolicy:8", "field": "args.to",
+                                 "message": "args.to missing"}]
+    out = replay_record(record, charter.compile(POLICY))
+    assert out.same and [e.field for e in out.decision.errors] == ["args.to"]
