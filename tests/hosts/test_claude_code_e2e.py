@@ -1,0 +1,120 @@
+"""The real Claude Code (npm `@anthropic-ai/claude-code`, 2.1.197 on Node 20) in `-p` mode
+against a loopback fake of the Messages API (`fake_anthropic`), with `charter hook
+claude-code` registered as its PreToolUse and PostToolUse hooks (specs/hosts.md §2.1).
+
+Runs when `CHARTER_CLAUDE_CODE` names the `claude` binary or `claude` is on PATH:
+
+    npm install --prefix /tmp/cc @anthropic-ai/claude-code@2.1.197
+    CHARTER_CLAUDE_CODE=/tmp/cc/node_modules/.bin/claude pytest tests/hosts/test_claude_code_e2e.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_anthropic import FakeAnthropic
+from hookrun import ROOT
+
+CLAUDE = os.environ.get("CHARTER_CLAUDE_CODE") or shutil.which("claude")
+pytestmark = pytest.mark.skipif(
+    CLAUDE is None,
+    reason="Claude Code is not installed (npm install "
+    "@anthropic-ai/claude-code@2.1.197; set CHARTER_CLAUDE_CODE to its `claude` binary)",
+)
+
+POLICY = """\
+policy "e2e" version "1"
+use pii
+default deny
+allow tool "shell.run"
+deny tool "shell.run" when args.command like "*denied-marker*"
+  because "e2e: this command is refused by policy"
+redact pii.email in args
+on tool_result allow tool "**"
+on tool_result redact pii.card in result
+"""
+
+
+def _claude(tmp: Path, command: str, policy: Path) -> tuple[dict[str, Any], FakeAnthropic]:
+    project, home = tmp / "project", tmp / "home"
+    (project / ".claude").mkdir(parents=True, exist_ok=True)
+    home.mkdir(exist_ok=True)
+    hook = f"{sys.executable} -m charter.cli hook claude-code --authoritative --policy {policy}"
+    entry = [{"matcher": "Bash", "hooks": [{"type": "command", "command": hook}]}]
+    (project / ".claude" / "settings.json").write_text(
+        json.dumps({"hooks": {"PreToolUse": entry, "PostToolUse": entry}})
+    )
+    with FakeAnthropic("Bash", {"command": command, "description": "run"}) as fake:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARTER_", "ANTHROPIC_"))}
+        env.update(
+            HOME=str(home),
+            ANTHROPIC_BASE_URL=fake.url,
+            ANTHROPIC_API_KEY="sk-test",
+            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+            PYTHONPATH=str(ROOT),
+            CHARTER_CACHE_DIR=str(tmp / "cache"),
+            CHARTER_STATE=str(tmp / "state.db"),
+        )
+        proc = subprocess.run(
+            [str(CLAUDE), "-p", "run it", "--output-format", "json"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result, fake
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    directory = tmp_path / "policy"
+    directory.mkdir()
+    (directory / "e2e.agentpolicy").write_text(POLICY)
+    return directory
+
+
+def test_denied_bash_call_never_runs(tmp_path: Path, policy: Path) -> None:
+    result, fake = _claude(tmp_path, "echo ran > denied-marker.txt", policy)
+    assert not (tmp_path / "project" / "denied-marker.txt").exists()
+    (tool_result,) = fake.tool_results()
+    assert tool_result["is_error"] is True
+    assert tool_result["content"] == "e2e: this command is refused by policy"
+    assert [d["tool_name"] for d in result["permission_denials"]] == ["Bash"]
+
+
+def test_missing_policy_blocks_with_exit_2(tmp_path: Path) -> None:
+    _, fake = _claude(tmp_path, "echo ran > marker.txt", tmp_path / "no-such-policy")
+    assert not (tmp_path / "project" / "marker.txt").exists()
+    (tool_result,) = fake.tool_results()
+    assert tool_result["is_error"] is True
+    assert "no policy, so nothing is allowed" in str(tool_result["content"])
+
+
+def test_allowed_call_runs(tmp_path: Path, policy: Path) -> None:
+    _, fake = _claude(tmp_path, "echo ran > allowed-marker.txt", policy)
+    assert (tmp_path / "project" / "allowed-marker.txt").read_text() == "ran\n"
+    (tool_result,) = fake.tool_results()
+    assert tool_result["is_error"] is False
+
+
+def test_redacted_input_is_what_runs(tmp_path: Path, policy: Path) -> None:
+    _claude(tmp_path, "echo mail a@b.co > out.txt", policy)
+    assert (tmp_path / "project" / "out.txt").read_text() == "mail [EMAIL]\n"
+
+
+def test_redacted_output_is_what_the_model_reads(tmp_path: Path, policy: Path) -> None:
+    _, fake = _claude(tmp_path, "echo card 4111 1111 1111 1111", policy)
+    (tool_result,) = fake.tool_results()
+    assert "card [CARD]" in str(tool_result["content"])
+    assert "4111" not in str(tool_result["content"])
