@@ -1,11 +1,149 @@
-"""`charter hook install AGENT`: not yet written."""
+"""`charter hook install AGENT --policy P [--user | --project DIR] [--dry-run]`.
+
+Merges Charter's entries into the host's own hook settings (spec hosts.md §2): the file is
+read, every entry that runs `charter hook AGENT` is replaced by the current one, everything
+else (the user's own hooks, other settings) is kept as it is, and the file is written only
+if it changed — so installing twice changes nothing. `--dry-run` prints the merged file.
+A settings file that is not a JSON object is refused, never overwritten.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import shlex
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
+
+from charter.hosts.names import AGENTS
+
+__all__ = ["install_main", "merged", "settings_path"]
+
+#: (project file, user file) relative to the project directory / the home directory.
+FILES = {
+    "claude-code": (".claude/settings.json", ".claude/settings.json"),
+    "codex": (".codex/hooks.json", ".codex/hooks.json"),
+    "gemini": (".gemini/settings.json", ".gemini/settings.json"),
+    "cursor": (".cursor/hooks.json", ".cursor/hooks.json"),
+    "copilot": (".github/hooks/charter.json", ".copilot/hooks/charter.json"),
+}
+EVENTS = {
+    "claude-code": ("PreToolUse", "PostToolUse", "UserPromptSubmit"),
+    "codex": ("PreToolUse", "PostToolUse"),
+    "gemini": ("BeforeTool", "AfterTool", "BeforeAgent"),
+    "cursor": ("preToolUse", "postToolUse", "beforeSubmitPrompt"),
+    "copilot": ("preToolUse", "postToolUse"),
+}
+_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "BeforeTool", "AfterTool"}
+
+
+def settings_path(agent: str, user: bool, project: Path, home: Path) -> Path:
+    rel = FILES[agent][1 if user else 0]
+    return (home if user else project) / rel
+
+
+def _mine(entry: object, marker: str) -> bool:
+    """Whether a settings entry is one `install` wrote (it runs `charter hook AGENT`)."""
+    text = json.dumps(entry)
+    return marker in text
+
+
+def merged(agent: str, current: dict[str, Any], command: str) -> dict[str, Any]:
+    """`current` settings with Charter's entries for `agent` in place of any older ones."""
+    marker = f"hook {agent} --policy"
+    out = dict(current)
+    hooks = dict(out.get("hooks") or {})
+    for event in EVENTS[agent]:
+        kept = [e for e in hooks.get(event) or [] if not _mine(e, marker)]
+        hooks[event] = [*kept, _entry(agent, event, command)]
+    out["hooks"] = hooks
+    if agent in ("cursor", "copilot"):
+        out.setdefault("version", 1)
+    return out
+
+
+def _entry(agent: str, event: str, command: str) -> dict[str, Any]:
+    if agent == "cursor":
+        # failClosed: a hook that cannot start or times out blocks instead of allowing.
+        return {"command": command, "failClosed": True}
+    if agent == "copilot":
+        return {"type": "command", "bash": f"{command} {event}", "timeoutSec": 30}
+    handler: dict[str, Any] = {"type": "command", "command": command}
+    if agent == "gemini":
+        handler["name"] = "charter"
+    entry: dict[str, Any] = {"hooks": [handler]}
+    if event in _TOOL_EVENTS:
+        entry = {"matcher": "*" if agent == "claude-code" else ".*", **entry}
+    return entry
+
+
+class _Usage(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _Usage(message)
 
 
 def install_main(argv: list[str]) -> NoReturn:
-    print("charter: hook install is not available yet", file=sys.stderr)
-    sys.exit(2)
+    p = _Parser(prog="charter hook install", description=__doc__.splitlines()[0])
+    p.add_argument("agent", choices=AGENTS)
+    p.add_argument("--policy", required=True, help="the policy the hook enforces")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="the user's settings file")
+    where.add_argument("--project", default=".", help="project directory (default: .)")
+    p.add_argument(
+        "--command",
+        default="charter",
+        help="how the host runs charter (default: charter, from PATH)",
+    )
+    p.add_argument(
+        "--hook-args",
+        default="",
+        help="extra `charter hook` options, quoted "
+        '(e.g. "--ask-group user --state /var/lib/charter/hooks.db")',
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the merged file, write nothing")
+    try:
+        args = p.parse_args(argv)
+    except _Usage as err:
+        print(f"charter hook install: {err}", file=sys.stderr)
+        sys.exit(2)
+    policy = Path(args.policy).resolve()
+    command = shlex.join(
+        [
+            *shlex.split(args.command),
+            "hook",
+            args.agent,
+            "--policy",
+            str(policy),
+            *shlex.split(args.hook_args),
+        ]
+    )
+    path = settings_path(args.agent, args.user, Path(args.project), Path.home())
+    try:
+        current = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        print(f"charter hook install: cannot read {path}: {err}; left unchanged", file=sys.stderr)
+        sys.exit(2)
+    if not isinstance(current, dict) or not isinstance(current.get("hooks", {}), dict):
+        print(
+            f"charter hook install: {path} is not a settings object with a `hooks` "
+            "object; left unchanged",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    new = merged(args.agent, current, command)
+    text = json.dumps(new, indent=2) + "\n"
+    if args.dry_run:
+        sys.stdout.write(text)
+        sys.exit(0)
+    if new == current:
+        print(f"{path}: already installed", file=sys.stderr)
+        sys.exit(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)
+    sys.exit(0)

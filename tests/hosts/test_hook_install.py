@@ -1,0 +1,93 @@
+"""`charter hook install`: merges Charter's entries into each host's settings, keeps the
+user's own hooks, and changes nothing the second time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hookrun import POLICY, Hook
+
+AGENTS = ["claude-code", "cursor", "gemini", "codex", "copilot"]
+FILES = {
+    "claude-code": ".claude/settings.json",
+    "codex": ".codex/hooks.json",
+    "gemini": ".gemini/settings.json",
+    "cursor": ".cursor/hooks.json",
+    "copilot": ".github/hooks/charter.json",
+}
+
+
+def _install(hook: Hook, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "charter.cli",
+        "hook",
+        "install",
+        *args,
+        "--policy",
+        str(POLICY),
+        "--project",
+        str(project),
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, env=hook.env(), check=False)
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_install_twice_changes_nothing_and_keeps_user_hooks(
+    hook: Hook, tmp_path: Path, agent: str
+) -> None:
+    project = tmp_path / "project"
+    path = project / FILES[agent]
+    path.parent.mkdir(parents=True)
+    event = {
+        "claude-code": "PreToolUse",
+        "codex": "PreToolUse",
+        "gemini": "BeforeTool",
+        "cursor": "preToolUse",
+        "copilot": "preToolUse",
+    }[agent]
+    mine = {"matcher": "Bash", "hooks": [{"type": "command", "command": "./audit.sh"}]}
+    path.write_text(json.dumps({"theme": "dark", "hooks": {event: [mine]}}))
+    first = _install(hook, project, agent)
+    assert first.returncode == 0, first.stderr
+    settings = json.loads(path.read_text())
+    assert settings["theme"] == "dark"
+    assert settings["hooks"][event][0] == mine  # the user's hook, first and unchanged
+    ours = json.dumps(settings["hooks"][event][1])
+    assert f"hook {agent} --policy {POLICY}" in ours
+    before = path.read_text()
+    second = _install(hook, project, agent)
+    assert second.returncode == 0 and "already installed" in second.stderr
+    assert path.read_text() == before
+
+
+def test_dry_run_prints_and_writes_nothing(hook: Hook, tmp_path: Path) -> None:
+    out = _install(hook, tmp_path, "claude-code", "--dry-run", "--hook-args", "--ask-group user")
+    assert out.returncode == 0
+    settings = json.loads(out.stdout)
+    (entry,) = settings["hooks"]["PreToolUse"]
+    assert entry["matcher"] == "*"
+    assert entry["hooks"][0]["command"].endswith(f"--policy {POLICY} --ask-group user")
+    assert not (tmp_path / ".claude").exists()
+
+
+def test_cursor_entries_fail_closed_and_copilot_names_the_event(hook: Hook, tmp_path: Path) -> None:
+    cursor = json.loads(_install(hook, tmp_path, "cursor", "--dry-run").stdout)
+    assert cursor["version"] == 1
+    assert all(e["failClosed"] is True for es in cursor["hooks"].values() for e in es)
+    copilot = json.loads(_install(hook, tmp_path, "copilot", "--dry-run").stdout)
+    assert copilot["hooks"]["postToolUse"][0]["bash"].endswith(" postToolUse")
+
+
+def test_unreadable_settings_are_left_alone(hook: Hook, tmp_path: Path) -> None:
+    path = tmp_path / ".claude" / "settings.json"
+    path.parent.mkdir()
+    path.write_text("{not json")
+    out = _install(hook, tmp_path, "claude-code")
+    assert out.returncode == 2 and "left unchanged" in out.stderr
+    assert path.read_text() == "{not json"
