@@ -37,6 +37,7 @@ reported, not only the first.
 
 Each code below comes with a policy that produces it and what `charter check` prints for it
 (`charter test` for CH04xx); the tests check that every example produces exactly its code.
+`charter check --explain CODE` prints a code's entry in the terminal.
 This page is generated from the registry in `charter/language/diagnostics.py` (whose docstring
 is the style guide for messages) by `python scripts/gen_errors_doc.py`: edit the registry, not
 this page.

@@ -10,8 +10,9 @@ spelled out as a string anywhere else in `charter/`, and that `docs/errors.md` i
 
 Numbering: CH01xx syntax (parser and AST builder), CH02xx names and types (checker), CH04xx
 test blocks (`charter test`), CH05xx the compiler, W03xx warnings. A code keeps its meaning for
-good and is never reused: CH0221 and CH0222 were never assigned. Run-time errors are not
-diagnostics; they are `Decision.errors`.
+good and is never reused: CH0221 and CH0222 were never assigned. W05xx and W06xx are left to
+static analysis findings, which are not compile-time diagnostics. Run-time errors are not
+diagnostics either; they are `Decision.errors`.
 
 How a message is written (after Cedar's `style_guide.md` and rustc):
 

@@ -8,6 +8,7 @@ one diagnostic, of its code, with the help the registry records. `docs/errors.md
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import re
 from pathlib import Path
@@ -22,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gen_errors_doc.py"
 DOC = ROOT / "docs" / "errors.md"
 CODE = re.compile(r"(CH|W)[0-9]{4}")
+#: the numbers compile-time diagnostics use (W05xx and W06xx are static analysis findings,
+#: which `charter analyze` numbers in a table of its own)
+COMPILE_TIME = re.compile(r"CH0[0-9]{3}|W03[0-9]{2}")
 
 
 def _generator() -> ModuleType:
@@ -98,6 +102,7 @@ REGISTRY_MODULE = PACKAGE / "language" / "diagnostics.py"
 FIX = "report through an entry of charter/language/diagnostics.py: ENTRY.at(span, message, help)"
 
 
+@functools.cache
 def _sources() -> list[tuple[Path, ast.Module]]:
     return [
         (p, ast.parse(p.read_text(encoding="utf-8"), str(p)))
@@ -117,7 +122,9 @@ def test_no_code_is_written_as_a_string() -> None:
         f"{_where(p, n)}: {n.value!r}"
         for p, tree in _sources()
         for n in ast.walk(tree)
-        if isinstance(n, ast.Constant) and isinstance(n.value, str) and CODE.fullmatch(n.value)
+        if isinstance(n, ast.Constant)
+        and isinstance(n.value, str)
+        and COMPILE_TIME.fullmatch(n.value)
     ]
     assert not found, f"{FIX}\n" + "\n".join(found)
 
@@ -156,7 +163,89 @@ def test_every_code_mentioned_exists() -> None:
     unknown = {
         f"{p.relative_to(ROOT)}: {m.group(0)}"
         for p in texts
-        for m in re.finditer(r"\b(?:CH|W)[0-9]{4}\b", p.read_text(encoding="utf-8"))
+        for m in re.finditer(rf"\b(?:{COMPILE_TIME.pattern})\b", p.read_text(encoding="utf-8"))
         if m.group(0) not in REGISTRY
     }
     assert not unknown, "\n".join(sorted(unknown))
+
+
+# ── the style guide, where a message is written out ──────────────────────────
+
+#: proper nouns a message or help may start with
+PROPER = ("Charter", "RE2", "MCP", "JSON")
+
+
+def _text(node: ast.expr) -> str | None:
+    """A message's literal text, `{}` for each interpolated part (None: not written out)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return (_text(node.left) or "{}") + (_text(node.right) or "{}")
+    return None
+
+
+def _messages() -> list[tuple[str, str, str]]:
+    """(where, "message" or "help", text) for every report through an entry written out."""
+    entries = {name for name, value in vars(registry).items() if isinstance(value, Code)}
+    out = []
+    for path, tree in _sources():
+        for n in ast.walk(tree):
+            if not isinstance(n, ast.Call) or not isinstance(n.func, ast.Attribute):
+                continue
+            if n.func.attr == "at" and isinstance(n.func.value, ast.Name):
+                args = n.args[1:] if n.func.value.id in entries else []
+            elif n.func.attr in ("error", "warn") and n.args and isinstance(n.args[0], ast.Name):
+                args = n.args[2:] if n.args[0].id in entries else []
+            else:
+                continue
+            for kind, arg in zip(("message", "help"), args, strict=False):
+                text = _text(arg)
+                if text is not None:
+                    out.append((_where(path, n), kind, text))
+    return out
+
+
+def test_messages_follow_the_style_guide() -> None:
+    """One line, lower case, no final period, no single quotes around policy text."""
+    found = _messages()
+    assert len(found) > 100  # the scan sees the sites
+    bad = [
+        f"{where} {kind}: {text!r}"
+        for where, kind, text in found
+        if "\n" in text
+        or text.endswith(".")
+        or (text[:1].isupper() and not text.startswith(PROPER))
+        or re.search(r"(^|[\s(])'", text)
+    ]
+    assert not bad, "\n".join(bad)
+
+
+# ── charter check --explain ──────────────────────────────────────────────────
+
+
+def test_check_explain_prints_the_registry_entry() -> None:
+    from click.testing import CliRunner
+
+    from charter.cli.check import check_cmd
+
+    out = CliRunner().invoke(check_cmd, ["--explain", "ch0203"])
+    assert out.exit_code == 0, out.output
+    entry = REGISTRY["CH0203"]
+    assert out.output.startswith("CH0203: type mismatch (error)\n")
+    assert entry.example is not None and entry.example.splitlines()[1] in out.output
+    assert f"the help: {entry.help}" in out.output
+    internal = CliRunner().invoke(check_cmd, ["--explain", "CH0500"])
+    assert internal.exit_code == 0 and "No example policy" in internal.output
+
+
+def test_check_explain_unknown_code_is_a_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from charter.cli.check import check_cmd
+
+    out = CliRunner().invoke(check_cmd, ["--explain", "CH0230"])
+    assert out.exit_code == 2
+    assert "no diagnostic code `CH0230`; did you mean `CH0223`?" in out.output
+    assert CliRunner().invoke(check_cmd, []).exit_code == 2  # no PATH and no --explain
