@@ -26,7 +26,6 @@ and deleting the first would move the second's count.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -34,6 +33,7 @@ from fractions import Fraction
 import msgspec
 
 from charter.engine import ir
+from charter.stdlib.digest import sha256
 
 __all__ = ["counter_id", "session_total_id"]
 
@@ -48,7 +48,7 @@ def counter_id(*, metric: str, window: str, window_seconds: int | None, key: ir.
         return f"{metric}:{window}:@{pinned}"
     content = (stage, metric, window, window_seconds, _canon(key),
                sorted((_canon(t) for t in targets), key=_key), [_canon(c) for c in scope])
-    digest = hashlib.sha256(msgspec.json.encode(content)).hexdigest()[:12]
+    digest = sha256(msgspec.json.encode(content)).hexdigest()[:12]
     return f"{metric}:{window}:{digest}"
 
 

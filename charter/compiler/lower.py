@@ -3,7 +3,6 @@ turned into rules over counters."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import PurePath
@@ -19,6 +18,7 @@ from charter.language.constfold import NotConstant, fold
 from charter.language.exprcheck import path_chain
 from charter.language.source import Span
 from charter.language.types import ANY, Type, is_any, runtime_tag
+from charter.stdlib.digest import sha256
 
 CMP_OPS = ("==", "!=", "<", "<=", ">", ">=")
 # Model stages whose `estimate` a budget charges, as it charges tool calls'.
@@ -69,7 +69,7 @@ class Lowerer:
         )
 
     def _digest(self) -> str:
-        h = hashlib.sha256()
+        h = sha256()
         for name in sorted(self.p.sources):
             h.update(name.encode())
             h.update(b"\0")

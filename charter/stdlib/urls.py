@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-
-from ada_url import URL, HostType
+from typing import TYPE_CHECKING
 
 from charter.stdlib.values import describe
+
+if TYPE_CHECKING:
+    from ada_url import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -44,6 +46,11 @@ def _has_scheme(text: str) -> bool:
 
 
 def _parse(text: str) -> URL | None:
+    # Imported here, not at the top: the checker imports this module for the functions'
+    # signatures, and ada's extension costs ~1 ms of every fresh process (issue 11 cold
+    # start). After the first URL this is a dictionary lookup.
+    from ada_url import URL
+
     try:
         return URL(text)
     except ValueError:
@@ -133,6 +140,8 @@ def parse_ip(text: str) -> IPAddress:
         address = ipaddress.ip_address(stripped.strip("[]"))
     except ValueError:
         url = _parse(f"http://{stripped}/")
+        from ada_url import HostType
+
         if url is None or url.host_type != HostType.IPV4:
             raise ValueError(f"expected an IP address, found {describe(text)}") from None
         address = ipaddress.IPv4Address(url.hostname)
