@@ -82,3 +82,15 @@ def test_a_session_budget_is_one_counter_whatever_the_edit(store: Store) -> None
     assert _run(new, spend("0.20"))
     assert not new.check(spend("0.01")).allowed
     assert _run(new, spend("0.30", session="other"))  # another session starts at zero
+
+
+def test_rules_with_the_same_content_share_one_counter(store: Store) -> None:
+    """Identical content, one id (docs/state.md): each allowed call is charged once, and the
+    tightest limit applies whichever rule comes first."""
+    clock = Clock()
+    text = HEAD + LIMIT.format(n=5).replace("hourly fetch limit", "loose") + UNRELATED + (
+        LIMIT.format(n=2))
+    guard = _guard(text, store, clock)
+    assert len({c.id for c in guard.policy.counters}) == 1
+    assert [_run(guard, fetch()) for _ in range(4)] == [True, True, False, False]
+    assert guard.check(fetch()).reasons == ("hourly fetch limit",)
