@@ -3,7 +3,7 @@ and `CompiledPolicy` (IR + tree + generated code), and the saved-policy format.
 
 A compiled policy is saved as a header line and a msgpack body (`dumps`/`loads`):
 
-    CHARTER-POLICY/2\\n  <msgpack of CompiledPolicy>
+    CHARTER-POLICY/3\\n  <msgpack of CompiledPolicy>
 
 Every IR node is a tagged `msgspec.Struct`, so the body is the IR as data: nothing in the
 file names a Python class or function, and nothing in it runs as it stands. The fields of
@@ -34,7 +34,10 @@ import msgspec
 
 from charter.engine import ir
 
-FORMAT = 2  # format 1 (`CHARTER-POLICY-1`) stored Python objects, not data: refused
+# Format 1 (`CHARTER-POLICY-1`) stored Python objects, not data; format 2 named counters by
+# position and gave per-session budgets and counter scopes no CounterSpec fields, which the
+# Guard now reads (issue 12): both are refused, and the message says to compile again.
+FORMAT = 3
 MAGIC = b"CHARTER-POLICY"
 HEADER = MAGIC + b"/%d\n" % FORMAT
 

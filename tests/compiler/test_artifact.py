@@ -79,7 +79,8 @@ def test_a_constant_the_format_cannot_hold_is_refused_when_saving() -> None:
 @pytest.mark.parametrize(("data", "message"), [
     (b"not a policy", "not a compiled Charter policy"),
     (b"CHARTER-POLICY-1\n\x80\x05pickle", "format 1 is not supported"),
-    (b"CHARTER-POLICY/3\n\x80", "format 3 is not supported"),
+    (b"CHARTER-POLICY/2\n\x80", "format 2 is not supported"),  # positional counter ids
+    (b"CHARTER-POLICY/9\n\x80", "format 9 is not supported"),
     (b"CHARTER-POLICY", r"format \? is not supported"),
     (HEADER + b"\x93garbage", "corrupt compiled policy"),
     (HEADER, "corrupt compiled policy"),
