@@ -12,6 +12,7 @@ from charter.cli.explain import explain_cmd
 from charter.cli.fmt import fmt_cmd
 from charter.cli.hook_cmd import hook_cmd
 from charter.cli.lsp import lsp_cmd
+from charter.cli.mcp import mcp_cmd
 from charter.cli.test import test_cmd
 
 
@@ -27,6 +28,7 @@ for command in (check_cmd, eval_cmd, explain_cmd, compile_cmd, fmt_cmd, lsp_cmd)
 cli.add_command(test_cmd)
 cli.add_command(hook_cmd)
 cli.add_command(approvals_cmd)
+cli.add_command(mcp_cmd)
 
 
 def main() -> None:

@@ -1,0 +1,141 @@
+"""`charter mcp proxy|wrap|tools`: the MCP proxy from the command line (docs/hosts.md).
+
+`proxy POLICY --config charter-mcp.toml` serves the configured upstreams to one agent over
+stdio (default) or streamable HTTP (`--listen http://127.0.0.1:8765/mcp`). `wrap POLICY --
+COMMAND ARGS...` is the one-upstream form for an `mcpServers` entry. `tools` prints the
+merged tool list with each tool's Charter name, tags and whether it is hidden. State
+(budgets, limits, approval tickets) lives in the `--state` SQLite file, which `charter
+approvals` reads; `memory` keeps it in the process.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import click
+
+from charter.cli.common import fail
+
+if TYPE_CHECKING:
+    from charter.hosts.mcp import Proxy, ProxyConfig
+
+_STATE = click.option("--state", default="memory", show_default=True,
+                      help="SQLite state file shared with `charter approvals`, or `memory`")
+_LOG = click.option("--log", type=click.Path(dir_okay=False), help="decision log (JSON lines)")
+
+
+@click.group("mcp")
+def mcp_cmd() -> None:
+    """A policy-enforcing MCP proxy in front of MCP servers."""
+
+
+@mcp_cmd.command("proxy")
+@click.argument("policy", type=click.Path(exists=True))
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True),
+              help="charter-mcp.toml: the upstream servers")
+@click.option("--listen", default="stdio", show_default=True,
+              help="stdio, or http://HOST:PORT/PATH for streamable HTTP")
+@_STATE
+@_LOG
+def proxy_cmd(policy: str, config_path: str, listen: str, state: str, log: str | None) -> None:
+    """Serve the upstreams of --config, every tools/call decided by POLICY."""
+    from charter.hosts.mcp import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as err:
+        fail(str(err))
+    _serve(_proxy(policy, config, state, log), listen)
+
+
+@mcp_cmd.command("wrap", context_settings={"ignore_unknown_options": True})
+@click.argument("policy", type=click.Path(exists=True))
+@click.option("--name", default="tool", show_default=True, help="the upstream's server name")
+@_STATE
+@_LOG
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def wrap_cmd(policy: str, name: str, state: str, log: str | None,
+             command: tuple[str, ...]) -> None:
+    """Serve one stdio upstream COMMAND over stdio: `charter mcp wrap POLICY -- CMD ARGS`."""
+    from charter.hosts.mcp import ConfigError
+    from charter.hosts.mcp.config import parse_config
+
+    try:
+        config = parse_config({"servers": {name: {"command": command[0],
+                                                  "args": list(command[1:])}}}, "wrap")
+    except ConfigError as err:
+        fail(str(err))
+    _serve(_proxy(policy, config, state, log), "stdio")
+
+
+@mcp_cmd.command("tools")
+@click.argument("policy", type=click.Path(exists=True))
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True))
+def tools_cmd(policy: str, config_path: str) -> None:
+    """Print the merged tool list: exported name, Charter name, tags, hidden or shown."""
+    import anyio
+
+    from charter.hosts.mcp import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as err:
+        fail(str(err))
+    proxy = _proxy(policy, config, "memory", None)
+
+    async def show() -> None:
+        async with proxy.running():
+            for up in proxy.upstreams.values():
+                if up.down is not None:
+                    click.echo(f"# {up.down}", err=True)
+            for name, entry in sorted(proxy.catalog.entries.items()):
+                verdict = "hidden" if entry.hidden else "shown"
+                click.echo(f"{name}\t{entry.charter['name']}\t{','.join(entry.charter['tags'])}"
+                           f"\t{verdict}")
+
+    anyio.run(show)
+
+
+def _proxy(policy: str, config: ProxyConfig, state: str, log: str | None) -> Proxy:
+    import charter
+    from charter.hosts.approvals import PendingApprovals, SQLitePending
+    from charter.hosts.mcp import Proxy
+    from charter.language.source import CompileError
+    from charter.runtime.guard import Guard
+
+    try:
+        compiled = charter.load(policy)
+    except CompileError as err:
+        fail(str(err))
+    if state == "memory":
+        guard = Guard(compiled, log=log)
+        return Proxy(guard, config)
+    from charter.cli.hook_state import secret_for
+    from charter.runtime.state.sqlite import SQLiteStore
+
+    path = Path(state.removeprefix("sqlite:"))
+    try:
+        secret = secret_for(path)
+    except (OSError, ValueError) as err:
+        fail(f"cannot open the state file {path}: {err}")
+    guard = Guard(compiled, state=SQLiteStore(path), secret=secret, log=log)
+    return Proxy(guard, config, PendingApprovals(guard, SQLitePending(path)))
+
+
+def _serve(proxy: Proxy, listen: str) -> None:
+    import anyio
+
+    if listen == "stdio":
+        anyio.run(proxy.run_stdio)
+        return
+    parts = urlsplit(listen)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        fail(f"--listen: stdio or http://HOST:PORT/PATH, found {listen!r}")
+    import uvicorn
+
+    app: Any = proxy.asgi_app(parts.path or "/mcp", parts.hostname)
+    print(f"charter mcp: serving {listen}", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=parts.hostname, port=parts.port, log_level="warning")

@@ -1,0 +1,254 @@
+"""`Proxy`: an MCP server to the agent, an MCP client to each upstream, a Guard between.
+
+Enforcement is in the low-level `Server`'s request handlers (the SDK's middleware is
+provisional; hosts.md §1.3):
+
+- `tools/list`: the catalog (`catalog.py`): upstream tools renamed `<server>.<tool>`, their
+  Charter name and tags in `_meta`, tools no call of which can be allowed left out;
+- `tools/call`: an unknown or hidden tool is JSON-RPC -32602 `Unknown tool`, as the MCP spec
+  says for unknown tools. Otherwise the Guard decides `{"stage": "tool_call", "tool":
+  {"name": "mcp.<server>.<tool>", "server", "tags"}, "args", "agent", "session"}` with any
+  granted approval for this exact action attached (`PendingApprovals.attach`); a deny is an
+  `isError` result with the reasons (the model reads them) and the decision in
+  `_meta["io.charter/decision"]`; `require_approval` parks a ticket and answers with its
+  text (`charter approvals grant ID ...`, then the identical retry passes once). An allowed
+  call goes upstream (with redacted arguments where the policy says so), its usage is
+  settled (`cost_usd` per tool from the config, else the estimate), and its result goes
+  through the `tool_result` stage: redacted, or withheld.
+- An upstream that fails (down, timeout, broken answer) is an `isError` result naming it;
+  the reservation is released; the other upstreams go on. Nothing here fails open: any
+  exception in the proxy's own code is an `isError` deny with the reason.
+
+Session ids (hosts.md §0.4): `_meta["io.charter/session"]` on the request when the client
+sends one, else one id per proxy (one stdio connection is one agent session).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from mcp import MCPError, types
+from mcp.server.lowlevel import Server
+
+from charter.engine.decision import Decision
+from charter.hosts.approvals import ApprovalError, PendingApprovals, ticket_text
+from charter.hosts.mcp.catalog import Catalog, Entry
+from charter.hosts.mcp.config import ProxyConfig
+from charter.hosts.mcp.results import (
+    as_policy_value,
+    decision_meta,
+    error_result,
+    from_policy_value,
+)
+from charter.hosts.mcp.upstream import Upstream, UpstreamError
+from charter.runtime.guard import Guard
+from charter.stdlib.values import describe_error
+
+__all__ = ["INVALID_PARAMS", "Proxy"]
+
+INVALID_PARAMS = -32602
+SESSION_META = "io.charter/session"
+_LOG = logging.getLogger("charter.mcp")
+
+
+class Proxy:
+    """Enforce `guard`'s policy on every `tools/call` to the upstreams of `config`.
+
+    `pending`: where approval tickets wait (in memory unless given; give a
+    `SQLitePending` on the Guard's state file so `charter approvals grant` reaches it).
+    """
+
+    def __init__(self, guard: Guard, config: ProxyConfig,
+                 pending: PendingApprovals | None = None) -> None:
+        self.guard = guard
+        self.config = config
+        self.pending = pending if pending is not None else PendingApprovals(guard)
+        self.catalog = Catalog(config, guard.policy)
+        self.session_id = f"mcp-{uuid.uuid4().hex[:12]}"
+        self.upstreams: dict[str, Upstream] = {}
+        self._users = 0
+        self._changed: list[Any] = []  # front sessions to tell about tools/list_changed
+
+    # ── life cycle ───────────────────────────────────────────────────────────
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Proxy]:
+        """Connect every upstream (each in its own task) for the duration of the block;
+        nested uses share the connections."""
+        if self._users:
+            self._users += 1
+            try:
+                yield self
+            finally:
+                self._users -= 1
+            return
+        self._users = 1
+        self.upstreams = {name: Upstream(cfg, self.config.timeout, self._tools_changed)
+                          for name, cfg in self.config.servers.items()}
+        try:
+            async with anyio.create_task_group() as tg:
+                for up in self.upstreams.values():
+                    tg.start_soon(up.run)
+                for up in self.upstreams.values():
+                    await up.ready.wait()
+                    if up.down is None:
+                        self.catalog.rebuild(up.config, up.tools)
+                try:
+                    yield self
+                finally:
+                    for up in self.upstreams.values():
+                        up.stop()
+        finally:
+            self._users = 0
+
+    async def _tools_changed(self, up: Upstream) -> None:
+        self.catalog.rebuild(up.config, up.tools)
+        for session in list(self._changed):
+            try:
+                await session.send_tool_list_changed()
+            except Exception:  # noqa: BLE001 - a gone client just stops hearing about it
+                self._changed.remove(session)
+
+    def as_server(self) -> Server[Proxy]:
+        """The low-level MCP `Server` the agent connects to."""
+
+        @asynccontextmanager
+        async def lifespan(_: Server[Proxy]) -> AsyncIterator[Proxy]:
+            async with self.running() as proxy:
+                yield proxy
+
+        return Server("charter-mcp", version=_version(), lifespan=lifespan,
+                      instructions="Tools of several MCP servers, each call decided by a "
+                                   "Charter policy.",
+                      on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+
+    async def run_stdio(self) -> None:
+        """Serve one agent over this process's stdin and stdout (both protocol eras)."""
+        from mcp.server.stdio import stdio_server
+
+        server = self.as_server()
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+    def asgi_app(self, path: str = "/mcp", host: str = "127.0.0.1") -> Any:
+        """A Starlette app serving streamable HTTP at `path` (both protocol eras)."""
+        return self.as_server().streamable_http_app(streamable_http_path=path, host=host)
+
+    # ── handlers ─────────────────────────────────────────────────────────────
+
+    async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
+        session = getattr(ctx, "session", None)
+        if session is not None and session not in self._changed:
+            self._changed.append(session)
+        return types.ListToolsResult(tools=self.catalog.listed())
+
+    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams
+                         ) -> types.CallToolResult:
+        entry = self.catalog.find(params.name)
+        if entry is None:
+            down = self._down_server(params.name)
+            if down is not None:
+                return error_result(down)
+            raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}")
+        try:
+            return await self._decide_and_call(ctx, entry, params)
+        except Exception as err:  # noqa: BLE001 - nothing raises into the host, nothing opens
+            _LOG.exception("charter mcp: internal error on %s", params.name)
+            return error_result(f"charter: internal error, the call was not made: "
+                                f"{describe_error(err)}")
+
+    def _down_server(self, name: str) -> str | None:
+        server, sep, _ = name.partition(self.config.separator)
+        up = self.upstreams.get(server) if sep else None
+        return up.down if up is not None else None
+
+    def _request(self, ctx: Any, entry: Entry, args: dict[str, Any]) -> dict[str, Any]:
+        meta = getattr(ctx, "meta", None)
+        sent = meta.get(SESSION_META) if isinstance(meta, dict) else getattr(
+            meta, SESSION_META, None) if meta is not None else None
+        request: dict[str, Any] = {
+            "stage": "tool_call", "tool": entry.charter, "args": args,
+            "session": {"id": sent if isinstance(sent, str) and sent else self.session_id},
+        }
+        if self.config.agent:
+            request["agent"] = dict(self.config.agent)
+        request_id = getattr(ctx, "request_id", None)
+        if request_id is not None:
+            request["trace_id"] = str(request_id)
+        return request
+
+    async def _decide_and_call(self, ctx: Any, entry: Entry,
+                               params: types.CallToolRequestParams) -> types.CallToolResult:
+        args = dict(params.arguments or {})
+        problem = entry.problem(args)
+        if problem is not None:
+            return error_result(problem)
+        request = self.pending.attach(self._request(ctx, entry, args))
+        decision = self.guard.check(request)
+        if decision.effect == "require_approval":
+            return self._ask(decision, request)
+        if not decision.allowed:
+            return _refusal(decision)
+        self.pending.settle(request, decision)
+        if decision.redactions:
+            args = decision.redact(args, "args")
+        up = self.upstreams[entry.server]
+        try:
+            result = await up.call(entry.upstream_name, args)
+        except UpstreamError as err:
+            self.guard.release(decision)
+            return error_result(str(err), {"io.charter/upstream": {"server": up.name,
+                                                                  "error": str(err)}})
+        except BaseException:
+            self.guard.release(decision)
+            raise
+        cost = up.config.cost_usd.get(entry.upstream_name)
+        self.guard.settle(decision, cost_usd=cost)
+        return self._result(request, result)
+
+    def _ask(self, decision: Decision, request: dict[str, Any]) -> types.CallToolResult:
+        try:
+            ticket = self.pending.park(decision, {k: v for k, v in request.items()
+                                                  if k != "approvals"})
+        except ApprovalError as err:
+            return error_result(f"approval required, but it cannot be asked: {err}",
+                                {"io.charter/decision": decision_meta(decision)})
+        return error_result(ticket_text(ticket), {
+            "io.charter/decision": decision_meta(decision),
+            "io.charter/approval": {"ticket": ticket.id, "approvers": list(ticket.approvers),
+                                    "reasons": list(ticket.reasons),
+                                    "expires_at": ticket.expires_at},
+        })
+
+    def _result(self, request: dict[str, Any], result: types.CallToolResult
+                ) -> types.CallToolResult:
+        value = as_policy_value(result)
+        seen = self.guard.check({**{k: v for k, v in request.items()
+                                    if k not in ("approvals", "estimate")},
+                                 "stage": "tool_result", "result": value})
+        if not seen.allowed:
+            reasons = "; ".join(seen.reasons) or seen.effect
+            return error_result(f"result withheld by policy: {reasons}",
+                                {"io.charter/decision": decision_meta(seen)})
+        if seen.redactions:
+            return from_policy_value(result, seen.redact(value, "result"))
+        return result
+
+
+def _refusal(decision: Decision) -> types.CallToolResult:
+    reasons = "; ".join(decision.reasons) or "denied by policy"
+    return error_result(reasons, {"io.charter/decision": decision_meta(decision)})
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("charter")
+    except Exception:  # noqa: BLE001 - a version is a courtesy
+        return "0"

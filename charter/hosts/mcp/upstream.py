@@ -1,0 +1,139 @@
+"""One upstream MCP server, connected through the SDK's real client.
+
+Each upstream lives in its own task, holding its `mcp.Client` open until the proxy stops, so
+a crash of one (its process killed, its connection dropped) ends that task only: the upstream
+is marked down with the reason, its calls answer with that reason, and the other upstreams
+keep serving. A call that does not answer within `timeout` seconds is an `UpstreamError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters, types
+
+from charter.hosts.mcp.config import ServerConfig
+
+__all__ = ["Upstream", "UpstreamError"]
+
+_LOG = logging.getLogger("charter.mcp")
+#: Seconds an upstream may take to start and list its tools (npx and Python servers take a
+#: second or two; a call's own `timeout` is usually shorter).
+START_TIMEOUT = 60.0
+
+
+class UpstreamError(Exception):
+    """An upstream could not answer; the message says which and why."""
+
+
+class Upstream:
+    """A connection to one configured server (`run` in a task group, then `ready`)."""
+
+    def __init__(self, config: ServerConfig, timeout: float,
+                 on_tools_changed: Callable[[Upstream], Awaitable[None]] | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.timeout = timeout
+        self.on_tools_changed = on_tools_changed
+        self.client: Client | None = None
+        self.down: str | None = None  # why it cannot serve (None while it can)
+        self.tools: list[types.Tool] = []
+        self.ready = anyio.Event()
+        self._stop = anyio.Event()
+
+    def _target(self) -> Any:
+        cfg = self.config
+        if cfg.command is not None:
+            return StdioServerParameters(command=cfg.command, args=list(cfg.args),
+                                         env=dict(cfg.env) if cfg.env is not None else None,
+                                         cwd=cfg.cwd)
+        assert cfg.url is not None
+        if not cfg.headers:
+            return cfg.url
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        return streamable_http_client(cfg.url, http_client=httpx2.AsyncClient(
+            headers=dict(cfg.headers)))
+
+    async def run(self) -> None:
+        """Connect, list the tools, and hold the connection until `stop` (never raises)."""
+        try:
+            async with Client(self._target(), message_handler=self._message,
+                              read_timeout_seconds=self.timeout) as client:
+                self.client = client
+                with anyio.fail_after(max(self.timeout, START_TIMEOUT)):
+                    self.tools = await self.list_tools()
+                self.ready.set()
+                await self._stop.wait()
+        except Exception as err:  # noqa: BLE001 - one upstream's failure stays its own
+            self._fail(f"upstream {self.name!r} is unavailable: {_describe(err)}")
+        except BaseException as err:
+            self._fail(f"upstream {self.name!r} stopped: {_describe(err)}")
+            raise
+        finally:
+            self.client = None
+            if self.down is None:
+                self.down = f"upstream {self.name!r} has stopped"
+            self.ready.set()
+
+    def _fail(self, reason: str) -> None:
+        if self.down is None:
+            self.down = reason
+            _LOG.error("%s", reason)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def list_tools(self) -> list[types.Tool]:
+        client = self._client()
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        for _ in range(1000):  # an upstream that pages forever is cut off, not followed
+            page = await client.list_tools(cursor=cursor, cache_mode="refresh")
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return tools
+
+    async def call(self, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+        """The upstream's result, or `UpstreamError` (down, timed out, broken answer)."""
+        client = self._client()
+        try:
+            with anyio.fail_after(self.timeout):
+                return await client.call_tool(name, arguments)
+        except TimeoutError:
+            raise UpstreamError(f"upstream {self.name!r} did not answer {name!r} within "
+                                f"{self.timeout:g} s") from None
+        except Exception as err:  # noqa: BLE001 - any failure is the upstream's error
+            if self.client is None or self.down is not None:
+                raise UpstreamError(self.down or f"upstream {self.name!r} stopped") from None
+            raise UpstreamError(f"upstream {self.name!r} failed on {name!r}: "
+                                f"{_describe(err)}") from None
+
+    def _client(self) -> Client:
+        if self.down is not None or self.client is None:
+            raise UpstreamError(self.down or f"upstream {self.name!r} is not connected")
+        return self.client
+
+    async def _message(self, message: Any) -> None:
+        root = getattr(message, "root", message)
+        if isinstance(root, types.ToolListChangedNotification) and self.ready.is_set():
+            try:
+                self.tools = await self.list_tools()
+            except Exception as err:  # noqa: BLE001 - keep the last list, say why
+                _LOG.error("upstream %r: cannot re-list its tools: %s", self.name, err)
+                return
+            if self.on_tools_changed is not None:
+                await self.on_tools_changed(self)
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in err.exceptions)
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -1,0 +1,204 @@
+"""`charter mcp proxy` in front of real servers (npm server-filesystem, PyPI mcp-server-git,
+an SDK server that fails on purpose), driven by the `mcp` SDK's real client over stdio and
+streamable HTTP, in both protocol eras (spec hosts.md §1.9)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, MCPError
+
+from tests.hosts.mcp.conftest import CARD, Setup
+
+FRONTS = [("stdio", "legacy"), ("stdio", "2026-07-28"), ("http", "legacy"), ("http", "2026-07-28")]
+
+
+def _run(setup: Setup, front: str, mode: str, body: Callable[[Client], Awaitable[None]]) -> None:
+    async def go() -> None:
+        opener = setup.stdio if front == "stdio" else setup.http
+        async with opener(mode) as client:
+            await body(client)
+
+    anyio.run(go)
+
+
+def _text(result: Any) -> str:
+    return "".join(getattr(block, "text", "") for block in result.content)
+
+
+async def listing_is_namespaced_tagged_and_denied_tools_hidden(
+    setup: Setup, client: Client
+) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert {"fs.read_text_file", "git.git_status", "git.git_commit"} <= set(tools)
+    tags = tools["fs.read_text_file"].meta["io.charter/tags"]
+    assert "mcp" in tags and "read_only" in tags and "destructive" not in tags
+    assert tools["git.git_status"].meta["io.charter/tool"] == "mcp.git.git_status"
+    # deny tool tagged destructive: hidden, and calling it anyway is an unknown tool
+    assert "git.git_reset" not in tools and "fs.write_file" not in tools
+    with pytest.raises(MCPError) as err:
+        await client.call_tool("fs.write_file", {"path": str(setup.data / "x"), "content": "x"})
+    assert err.value.code == -32602 and "Unknown tool: fs.write_file" in str(err.value)
+    assert not (setup.data / "x").exists()
+
+
+async def allowed_read_passes_and_the_card_is_redacted(setup: Setup, client: Client) -> None:
+    plain = await client.call_tool("fs.read_text_file", {"path": str(setup.data / "plain.txt")})
+    assert not plain.is_error and _text(plain) == "nothing to see\n"
+    notes = await client.call_tool("fs.read_text_file", {"path": str(setup.data / "notes.txt")})
+    assert not notes.is_error
+    assert CARD not in _text(notes) and "[CARD]" in _text(notes)
+    assert notes.structured_content is not None
+    assert "[CARD]" in str(notes.structured_content) and CARD not in str(notes.structured_content)
+
+
+async def argument_rule_denies_with_its_reason_and_the_upstream_sees_nothing(
+    setup: Setup, client: Client
+) -> None:
+    target = setup.data / "forbidden"
+    denied = await client.call_tool("fs.create_directory", {"path": str(target)})
+    assert denied.is_error
+    assert _text(denied) == "no directories named forbidden"
+    assert "no-forbidden-dirs" in denied.meta["io.charter/decision"]["rules"]
+    assert not target.exists()
+    fine = await client.call_tool("fs.create_directory", {"path": str(setup.data / "ok")})
+    assert not fine.is_error and (setup.data / "ok").is_dir()
+
+
+async def approval_ticket_grant_and_single_use(setup: Setup, client: Client) -> None:
+    commit = {"repo_path": str(setup.repo), "message": "first"}
+    first = await client.call_tool("git.git_commit", commit)
+    assert first.is_error and "approval required from eng" in _text(first)
+    ticket = first.meta["io.charter/approval"]["ticket"]
+    assert re.search(rf"ticket {ticket}\b", _text(first))
+    wrong = setup.charter(
+        "approvals",
+        "grant",
+        ticket,
+        "--state",
+        str(setup.state),
+        "--as",
+        "mallory",
+        "--group",
+        "finance",
+    )
+    assert wrong.returncode != 0 and "finance" in wrong.stderr
+    granted = setup.charter(
+        "approvals",
+        "grant",
+        ticket,
+        "--state",
+        str(setup.state),
+        "--as",
+        "alice",
+        "--group",
+        "eng",
+    )
+    assert granted.returncode == 0, granted.stderr
+    # other arguments are another action: the grant does not carry over
+    other = await client.call_tool("git.git_commit", {**commit, "message": "other"})
+    assert other.is_error and "approval required" in _text(other)
+    done = await client.call_tool("git.git_commit", commit)
+    assert not done.is_error, _text(done)
+    again = await client.call_tool("git.git_commit", commit)
+    assert again.is_error and "approval required" in _text(again)  # single use
+
+
+@pytest.mark.parametrize(("front", "mode"), FRONTS)
+def test_through_the_proxy(setup: Setup, front: str, mode: str) -> None:
+    # one proxy process per front and era (each start spawns three upstreams): the checks
+    # run in turn over the same connection, each named for what it shows
+    async def body(client: Client) -> None:
+        await listing_is_namespaced_tagged_and_denied_tools_hidden(setup, client)
+        await allowed_read_passes_and_the_card_is_redacted(setup, client)
+        await argument_rule_denies_with_its_reason_and_the_upstream_sees_nothing(setup, client)
+        await approval_ticket_grant_and_single_use(setup, client)
+
+    _run(setup, front, mode, body)
+
+
+def test_budgets_schemas_timeouts_and_a_crashed_upstream(setup: Setup) -> None:
+    async def body(client: Client) -> None:
+        # arguments the tool's own inputSchema refuses never reach the upstream
+        bad = await client.call_tool("fs.read_text_file", {"path": 3})
+        assert bad.is_error and "arguments do not fit the schema" in _text(bad)
+        # an upstream that never answers: an error result after the call timeout, no hang
+        hung = await client.call_tool("flaky.hang", {})
+        assert hung.is_error and "did not answer 'hang' within 2 s" in _text(hung)
+        # an upstream killed mid-call: an error result; the other upstreams keep serving
+        crashed = await client.call_tool("flaky.crash", {})
+        assert crashed.is_error and "flaky" in _text(crashed)
+        after = await client.call_tool("flaky.echo", {"text": "hi"})
+        assert after.is_error and "flaky" in _text(after)
+        status = await client.call_tool("git.git_status", {"repo_path": str(setup.repo)})
+        assert not status.is_error and "branch" in _text(status)
+        with pytest.raises(MCPError) as err:
+            await client.call_tool("nope.nothing", {})
+        assert err.value.code == -32602
+
+        # last, since it spends the session: git_log costs $0.30 (config): the session budget of $1 stops a later call
+        log = {"repo_path": str(setup.repo), "max_count": 1}
+        results = [await client.call_tool("git.git_log", log) for _ in range(5)]
+        allowed = [not r.is_error for r in results]
+        assert allowed[:3] == [True, True, True] and not all(allowed)
+        stopped = results[allowed.index(False)]
+        assert "session budget of $1 reached" in _text(stopped)
+
+    _run(setup, "stdio", "legacy", body)
+
+
+def test_malformed_json_rpc_gets_an_error_and_the_proxy_stays_up(setup: Setup) -> None:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, *setup.proxy_args()],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def send(line: bytes) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(line + b"\n")
+        proc.stdin.flush()
+
+    def answer(wanted: int) -> dict[str, Any]:
+        assert proc.stdout is not None
+        while True:
+            line = proc.stdout.readline()
+            assert line, "the proxy closed its output"
+            message = json.loads(line)
+            if message.get("id") == wanted:
+                return dict(message)
+
+    try:
+        init = {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"},
+        }
+        send(b"{this is not json")
+        send(
+            json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}).encode()
+        )
+        assert "result" in answer(1)
+        send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode())
+        send(
+            json.dumps(
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": 5}}
+            ).encode()
+        )
+        assert answer(2)["error"]["code"] == -32602
+        send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).encode())
+        listed = answer(3)["result"]["tools"]
+        assert any(t["name"] == "git.git_status" for t in listed)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
