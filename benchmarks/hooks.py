@@ -11,8 +11,10 @@ prints a constant (`python -c "print('{}')"`), the floor any Python hook pays. T
 `tests/hosts/policy` (12 rules). "warm" means the compiled-policy cache already holds the
 policy's digest (every call but the first after an edit); "cold" compiles it in the call.
 
-A second table splits one warm call inside the process: importing the hook, loading the
-cached policy (discovery, digest, `Policy.loads`), opening the Guard over SQLite, deciding.
+Each row gives wall time (what the host waits) and the child's CPU time (what the call
+costs; the steadier figure on a busy machine). A second table splits one warm call inside
+the process, in CPU time: importing the hook, loading the cached policy (discovery, digest,
+`Policy.loads`), opening the Guard over SQLite, deciding and answering.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -85,22 +88,28 @@ def _env(tmp: Path, cache: Path) -> dict[str, str]:
     return env
 
 
-def _once(row: Row, tmp: Path, n: int) -> float:
+def _cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def _once(row: Row, tmp: Path, n: int) -> tuple[float, float]:
     cache = tmp / (f"cache-{n}" if row.fresh_cache else "cache")
     data = (SAMPLES / f"{row.stdin}.json").read_bytes() if row.stdin else b""
-    start = time.perf_counter()
+    cpu, start = _cpu(), time.perf_counter()
     proc = subprocess.run(
         row.argv, input=data, capture_output=True, env=_env(tmp, cache), cwd=tmp, check=False
     )
     elapsed = (time.perf_counter() - start) * 1e3
+    used = (_cpu() - cpu) * 1e3
     if proc.returncode != 0:
         raise RuntimeError(f"{row.name}: exit {proc.returncode}: {proc.stderr.decode()}")
-    return elapsed
+    return elapsed, used
 
 
 _SPLIT = """\
 import json, os, sys, time
-t0 = time.perf_counter()
+t0 = time.process_time()
 from charter.cli.hook_cache import load_cached
 from charter.cli.hook_state import secret_for
 from charter.hosts.approvals import PendingApprovals, SQLitePending
@@ -108,16 +117,16 @@ from charter.hosts.hook import HookOptions, run_hook
 from charter.runtime.guard import Guard
 from charter.runtime.state.sqlite import SQLiteStore
 from pathlib import Path
-t1 = time.perf_counter()
+t1 = time.process_time()
 policy = load_cached(Path({policy!r}), Path(os.environ["CHARTER_CACHE_DIR"]), [])
-t2 = time.perf_counter()
+t2 = time.process_time()
 state = Path(os.environ["CHARTER_STATE"])
 guard = Guard(policy, state=SQLiteStore(state), secret=secret_for(state))
 pending = PendingApprovals(guard, SQLitePending(state))
-t3 = time.perf_counter()
+t3 = time.process_time()
 answer = run_hook(HookOptions("claude-code"), open({sample!r}, "rb").read(),
                   lambda: (guard, pending))
-t4 = time.perf_counter()
+t4 = time.process_time()
 print(json.dumps([(t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3]))
 """
 SPLIT_NAMES = (
@@ -142,7 +151,10 @@ def _split(tmp: Path) -> list[float]:
     return parts
 
 
-def run(runs: int) -> tuple[list[tuple[Row, list[float]]], list[list[float]]]:
+Samples = list[tuple[float, float]]  # (wall ms, child CPU ms) per call
+
+
+def run(runs: int) -> tuple[list[tuple[Row, Samples]], list[list[float]]]:
     with tempfile.TemporaryDirectory() as tmp_text:
         tmp = Path(tmp_text)
         saved = tmp / "policy.charter"
@@ -155,7 +167,7 @@ def run(runs: int) -> tuple[list[tuple[Row, list[float]]], list[list[float]]]:
         table = rows(saved)
         for row in table:
             _once(row, tmp, -1)  # warm-up: .pyc files, the cache, the state file
-        samples: dict[str, list[float]] = {row.name: [] for row in table}
+        samples: dict[str, Samples] = {row.name: [] for row in table}
         for n in range(runs):
             for row in table:
                 samples[row.name].append(_once(row, tmp, n))
@@ -163,17 +175,27 @@ def run(runs: int) -> tuple[list[tuple[Row, list[float]]], list[list[float]]]:
         return [(row, samples[row.name]) for row in table], split
 
 
-def render(results: list[tuple[Row, list[float]]], split: list[list[float]]) -> str:
-    base = statistics.median(results[0][1])
-    lines = [f"{'fresh process, start to exit':<50} {'median':>9} {'p90':>9} {'x baseline':>11}"]
+def render(results: list[tuple[Row, Samples]], split: list[list[float]]) -> str:
+    """Wall time (what the host waits) and the child's CPU time (what the call costs; the
+    figure to read on a busy machine), both as medians and as ratios to the baseline."""
+    base_wall = statistics.median(w for w, _ in results[0][1])
+    base_cpu = statistics.median(c for _, c in results[0][1])
+    lines = [
+        f"{'fresh process, start to exit':<48} {'wall':>8} {'p90':>8} {'x base':>7}"
+        f" {'cpu':>8} {'x base':>7}"
+    ]
     for row, times in results:
-        med = statistics.median(times)
-        p90 = sorted(times)[int(0.9 * (len(times) - 1))]
-        lines.append(f"{row.name:<50} {med:>7.1f}ms {p90:>7.1f}ms {med / base:>10.2f}x")
+        walls = sorted(w for w, _ in times)
+        wall, cpu = statistics.median(walls), statistics.median(c for _, c in times)
+        p90 = walls[int(0.9 * (len(walls) - 1))]
+        lines.append(
+            f"{row.name:<48} {wall:>6.1f}ms {p90:>6.1f}ms {wall / base_wall:>6.2f}x"
+            f" {cpu:>6.1f}ms {cpu / base_cpu:>6.2f}x"
+        )
     lines.append("")
-    lines.append(f"{'inside one warm call':<50} {'median':>9}")
+    lines.append(f"{'inside one warm call (CPU)':<48} {'median':>8}")
     for i, name in enumerate(SPLIT_NAMES):
-        lines.append(f"{name:<50} {statistics.median(s[i] for s in split):>7.1f}ms")
+        lines.append(f"{name:<48} {statistics.median(s[i] for s in split):>6.1f}ms")
     return "\n".join(lines)
 
 

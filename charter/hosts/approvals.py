@@ -192,13 +192,17 @@ class PendingApprovals:
 
     def park(self, decision: Decision, request: Mapping[str, Any], ttl: float = 900) -> Ticket:
         """The ticket for the action of `decision` (a `require_approval` from `Guard.check`
-        of `request`): the open one for the same action if there is one, else a new one
-        valid for `ttl` seconds. Raises `ApprovalError` when the decision names no action."""
+        of `request`): the pending (or denied) one for the same action if there is one,
+        else a new one valid for `ttl` seconds. Raises `ApprovalError` when the decision
+        names no action."""
         if decision.action is None or decision.effect != "require_approval":
             raise ApprovalError("only a require_approval decision from Guard.check can be parked")
         now = self._now()
         for old in self.store.by_action(decision.action):
-            if old.state in (PENDING, GRANTED, DENIED) and not old.expired(now):
+            # A granted ticket whose grant was attached and still left the action needing
+            # approval (rejected, or another group must approve too) is not the answer: a
+            # new ticket names what is missing now, with the Guard's reasons.
+            if old.state in (PENDING, DENIED) and not old.expired(now):
                 return old
         session = request.get("session")
         sid = session.get("id") if isinstance(session, Mapping) else None

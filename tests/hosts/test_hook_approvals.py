@@ -151,3 +151,13 @@ def test_unknown_ticket_and_missing_state(hook: Hook) -> None:
     _ticket(hook, _deploy())
     unknown = hook.approvals("grant", "abc", "--as", "alice", "--group", "finance")
     assert unknown.code == 1 and "no approval ticket 'abc'" in unknown.stderr
+
+
+def test_the_requester_cannot_approve_itself(hook: Hook) -> None:
+    ticket = _ticket(hook, _deploy())
+    # `charter approvals grant` signs it; the Guard refuses it when the retry presents it.
+    assert hook.approvals("grant", ticket, "--as", "claude-code", "--group", "finance").code == 0
+    answer = hook.run("claude-code", _deploy())
+    reason = answer.json["hookSpecificOutput"]["permissionDecisionReason"]
+    assert "approval rejected: the approver is the requester" in reason
+    assert TICKET.search(reason).group(1) != ticket  # type: ignore[union-attr]
