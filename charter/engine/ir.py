@@ -8,6 +8,11 @@ Every node is a frozen, tagged `msgspec.Struct`: equal and hashable by value (th
 keys dicts on paths), and encodable as it stands: `charter.engine.tree` saves a compiled
 policy as msgpack with the class name as each node's tag. `Const.value` and
 `CounterSpec.limit` are the fields of open type; the artifact format packs them.
+
+Nodes are `gc=False`: the cyclic collector never tracks them. An IR is an immutable tree
+built bottom-up, so no node can be part of a reference cycle; tracking the tens of thousands
+of nodes of a large policy made the collector rescan them during and after every load or
+compile (half of a saved 1,000-rule policy's load time, issue 11).
 """
 
 from __future__ import annotations
@@ -22,14 +27,14 @@ import msgspec
 STRICT_ARGS = "__strict_args__"  # Fn of the rules `strict args` adds (runtime.strict)
 
 
-class Const(msgspec.Struct, frozen=True, tag=True):
+class Const(msgspec.Struct, frozen=True, tag=True, gc=False):
     """A folded constant: str, int, Decimal, bool, timedelta, frozenset, tuple, or a dict with
     str keys (a `const` lookup table; never mutated)."""
 
     value: object
 
 
-class Path(msgspec.Struct, frozen=True, tag=True):
+class Path(msgspec.Struct, frozen=True, tag=True, gc=False):
     """A request field, e.g. root `args`, keys `("amount",)`; `check` is the run-time type check
     (see charter.stdlib.values.CHECKS); `text` names the field in error messages."""
 
@@ -39,7 +44,7 @@ class Path(msgspec.Struct, frozen=True, tag=True):
     text: str
 
 
-class Index(msgspec.Struct, frozen=True, tag=True):
+class Index(msgspec.Struct, frozen=True, tag=True, gc=False):
     """`obj[key]` with a computed key."""
 
     obj: Expr
@@ -48,53 +53,53 @@ class Index(msgspec.Struct, frozen=True, tag=True):
     text: str
 
 
-class Has(msgspec.Struct, frozen=True, tag=True):
+class Has(msgspec.Struct, frozen=True, tag=True, gc=False):
     root: str
     keys: tuple[str, ...]
 
 
-class Not(msgspec.Struct, frozen=True, tag=True):
+class Not(msgspec.Struct, frozen=True, tag=True, gc=False):
     operand: Expr
 
 
-class BoolOp(msgspec.Struct, frozen=True, tag=True):
+class BoolOp(msgspec.Struct, frozen=True, tag=True, gc=False):
     op: Literal["and", "or"]
     items: tuple[Expr, ...]
 
 
-class Cmp(msgspec.Struct, frozen=True, tag=True):
+class Cmp(msgspec.Struct, frozen=True, tag=True, gc=False):
     op: Literal["==", "!=", "<", "<=", ">", ">="]
     left: Expr
     right: Expr
 
 
-class Arith(msgspec.Struct, frozen=True, tag=True):
+class Arith(msgspec.Struct, frozen=True, tag=True, gc=False):
     op: Literal["+", "-", "*", "/"]
     left: Expr
     right: Expr
 
 
-class Neg(msgspec.Struct, frozen=True, tag=True):
+class Neg(msgspec.Struct, frozen=True, tag=True, gc=False):
     operand: Expr
 
 
-class In(msgspec.Struct, frozen=True, tag=True):
+class In(msgspec.Struct, frozen=True, tag=True, gc=False):
     item: Expr
     coll: Expr
     negate: bool
 
 
-class Like(msgspec.Struct, frozen=True, tag=True):
+class Like(msgspec.Struct, frozen=True, tag=True, gc=False):
     value: Expr
     pattern: str  # Cedar-style glob: `*` matches any run of characters
 
 
-class Matches(msgspec.Struct, frozen=True, tag=True):
+class Matches(msgspec.Struct, frozen=True, tag=True, gc=False):
     value: Expr
     pattern: str  # RE2, search semantics
 
 
-class Contains(msgspec.Struct, frozen=True, tag=True):
+class Contains(msgspec.Struct, frozen=True, tag=True, gc=False):
     """True when any string inside `value` has a validated match of one of `matchers`."""
 
     value: Expr
@@ -102,40 +107,40 @@ class Contains(msgspec.Struct, frozen=True, tag=True):
     field: str  # cache key: the same field is scanned once per decision
 
 
-class CountOf(msgspec.Struct, frozen=True, tag=True):
+class CountOf(msgspec.Struct, frozen=True, tag=True, gc=False):
     value: Expr
     matchers: tuple[str, ...]
     field: str
 
 
-class Fn(msgspec.Struct, frozen=True, tag=True):
+class Fn(msgspec.Struct, frozen=True, tag=True, gc=False):
     name: str
     args: tuple[Expr, ...]
 
 
-class Approved(msgspec.Struct, frozen=True, tag=True):
+class Approved(msgspec.Struct, frozen=True, tag=True, gc=False):
     group: str | None
     count: int = 1  # `approved by N of "g"`: N different approvers of group g
 
 
-class Previously(msgspec.Struct, frozen=True, tag=True):
+class Previously(msgspec.Struct, frozen=True, tag=True, gc=False):
     tool: str
     fields: tuple[tuple[str, Expr], ...]
     within: int | None  # seconds
 
 
-class Labels(msgspec.Struct, frozen=True, tag=True):
+class Labels(msgspec.Struct, frozen=True, tag=True, gc=False):
     """`session.labels`: the request's labels together with those in the runtime state."""
 
 
-class Counter(msgspec.Struct, frozen=True, tag=True):
+class Counter(msgspec.Struct, frozen=True, tag=True, gc=False):
     """Usage of a windowed counter, read from the runtime state (zero when there is none)."""
 
     counter: str
     key: Expr | None  # None: keyed by session id
 
 
-class Estimate(msgspec.Struct, frozen=True, tag=True):
+class Estimate(msgspec.Struct, frozen=True, tag=True, gc=False):
     """`estimate.<field>`, zero when absent."""
 
     field: str
@@ -202,14 +207,14 @@ def _walk_value(value: object) -> Iterator[object]:
 Kind = Literal["allow", "deny", "warn", "require_approval", "redact", "label"]
 
 
-class Target(msgspec.Struct, frozen=True, tag=True):
+class Target(msgspec.Struct, frozen=True, tag=True, gc=False):
     """Tool names/globs, or a tag. A rule's targets must all match."""
 
     names: tuple[str, ...]
     tag: str | None
 
 
-class Rule(msgspec.Struct, frozen=True, tag=True):
+class Rule(msgspec.Struct, frozen=True, tag=True, gc=False):
     index: int
     id: str
     kind: Kind
@@ -229,7 +234,7 @@ class Rule(msgspec.Struct, frozen=True, tag=True):
     origin: Literal["rule", "budget", "limit", "strict args"] = "rule"
 
 
-class CounterSpec(msgspec.Struct, frozen=True, tag=True):
+class CounterSpec(msgspec.Struct, frozen=True, tag=True, gc=False):
     """An enforced amount: a budget or call limit, kept by the runtime state store.
 
     `id` names the counter in the store and is derived from its content or the rule's `@id`,
@@ -258,19 +263,19 @@ def session_total_id(metric: str) -> str:
     return f"session:{metric}"
 
 
-class ToolInfo(msgspec.Struct, frozen=True, tag=True):
+class ToolInfo(msgspec.Struct, frozen=True, tag=True, gc=False):
     name: str
     tags: tuple[str, ...]
     params: tuple[tuple[str, str, bool], ...]  # (name, check tag, optional)
 
 
-class MatcherInfo(msgspec.Struct, frozen=True, tag=True):
+class MatcherInfo(msgspec.Struct, frozen=True, tag=True, gc=False):
     name: str
     pattern: str
     placeholder: str
 
 
-class Policy(msgspec.Struct, frozen=True, tag=True):
+class Policy(msgspec.Struct, frozen=True, tag=True, gc=False):
     name: str
     version: str | None
     default: Literal["allow", "deny"]

@@ -24,6 +24,7 @@ This module imports msgspec and the IR only: loading a policy needs nothing more
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -49,7 +50,7 @@ class CompiledPolicyError(ValueError):
 # ── the tree ─────────────────────────────────────────────────────────────────
 
 
-class StageTree(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class StageTree(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """Dispatch for one stage. `exact`, `globs`, `tagged` and `untargeted` index every rule
     of the stage by its first target (its other targets are tested when a bucket is
     resolved); `tools` is the resolved bucket of each named tool: the rules that apply to a
@@ -62,7 +63,7 @@ class StageTree(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tools: dict[str, tuple[int, ...]]
 
 
-class DecisionTree(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class DecisionTree(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """Per stage, which rules can apply to a call; `matchers` are the matcher names the rules
     use (they make the policy's one RE2 Set)."""
 
@@ -73,25 +74,25 @@ class DecisionTree(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # ── generated code ───────────────────────────────────────────────────────────
 
 
-class Value(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+class Value(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True, gc=False):
     """A constant of the generated code: a value from the IR."""
 
     value: object
 
 
-class LikeTest(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+class LikeTest(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True, gc=False):
     """A constant of the generated code: the compiled test of a `like` glob."""
 
     pattern: str
 
 
-class SearchTest(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+class SearchTest(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True, gc=False):
     """A constant of the generated code: the compiled RE2 search of a `matches` pattern."""
 
     pattern: str
 
 
-class Held(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
+class Held(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True, gc=False):
     """A constant of the generated code: a condition the interpreter evaluates (too deeply
     nested to inline)."""
 
@@ -101,7 +102,7 @@ class Held(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
 ConstSpec = Value | LikeTest | SearchTest | Held
 
 
-class BucketCode(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class BucketCode(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """The generated function of one bucket, as text and the recipe of its namespace.
 
     `rules` are the bucket's rule indices, in policy order (bit i of the returned mask is
@@ -119,7 +120,7 @@ class BucketCode(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     locals: tuple[str, ...]
 
 
-class CompiledPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class CompiledPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """What the pipeline produces and `Policy` runs: the IR, its tree, and the generated code
     of the buckets reachable from named tools (`emitter` names the emitter that wrote it).
     Buckets not in `code` (tool names or tags seen only at run time) are generated when first
@@ -158,10 +159,17 @@ def loads(data: bytes | bytearray | memoryview) -> CompiledPolicy:
         raise CompiledPolicyError(
             f"compiled policy format {shown} is not supported (this Charter reads format "
             f"{FORMAT}); compile the policy again with `charter compile`")
+    # Decoding builds tens of thousands of acyclic objects; the cyclic collector would
+    # rescan them again and again (a third of a 1,000-rule policy's load, issue 11).
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         compiled = _decoder().decode(memoryview(data)[end + 1:])
     except (msgspec.DecodeError, ValueError, TypeError, ArithmeticError, RecursionError) as err:
         raise CompiledPolicyError(f"corrupt compiled policy: {err}") from None
+    finally:
+        if enabled:
+            gc.enable()
     _check(compiled)
     return compiled
 
