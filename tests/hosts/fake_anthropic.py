@@ -1,23 +1,31 @@
 """A loopback stand-in for the Anthropic Messages API, enough for Claude Code's `-p` mode.
 
-`POST /v1/messages` with a request whose tools include the one to call, and whose last
-user message holds no `tool_result`, answers (as SSE when `stream` is set) with one
-`tool_use` block; any other request answers a short text with `end_turn`. Every request
-body is kept in `requests`, so a test reads the `tool_result` the model was given.
+`POST /v1/messages` with a request whose tools include the one to call answers (as SSE
+when `stream` is set) with one `tool_use` block per input of the script, in order: the
+first on the first turn, the next once the model has been sent the previous one's
+`tool_result`. `before_turn(fake, n)` runs before the n-th tool call is answered (a test plays the
+human there). When the script is done, or for any other request, it answers a short text
+with `end_turn`. Every request body is kept in `requests`, so a test reads the
+`tool_result`s the model was given.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
 class FakeAnthropic:
-    def __init__(self, tool: str, tool_input: dict[str, Any]) -> None:
+    def __init__(
+        self, tool: str, *script: dict[str, Any], before_turn: Callable[[int], None] | None = None
+    ) -> None:
         self.tool = tool
-        self.tool_input = tool_input
+        self.script = list(script)
+        self.before_turn = before_turn
+        self.turns = 0
         self.requests: list[dict[str, Any]] = []
         fake = self
 
@@ -61,14 +69,17 @@ class FakeAnthropic:
         self.server.server_close()
 
     def tool_results(self) -> list[dict[str, Any]]:
-        """Every `tool_result` block the model was sent."""
-        found = []
+        """Every `tool_result` block the model was sent, once each, in order (each request
+        repeats the conversation so far)."""
+        found: dict[str, dict[str, Any]] = {}
         for body in self.requests:
             for message in body.get("messages", []):
                 content = message.get("content")
                 if message.get("role") == "user" and isinstance(content, list):
-                    found.extend(b for b in content if b.get("type") == "tool_result")
-        return found
+                    for b in content:
+                        if b.get("type") == "tool_result":
+                            found.setdefault(str(b.get("tool_use_id")), b)
+        return list(found.values())
 
     def _answer(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         names = {t.get("name") for t in body.get("tools", []) if isinstance(t, dict)}
@@ -77,9 +88,18 @@ class FakeAnthropic:
         answered = isinstance(last, list) and any(
             isinstance(b, dict) and b.get("type") == "tool_result" for b in last
         )
-        if self.tool in names and not answered:
-            block = {"type": "tool_use", "id": "toolu_e2e_01", "name": self.tool, "input": {}}
-            delta = {"type": "input_json_delta", "partial_json": json.dumps(self.tool_input)}
+        if self.tool in names and (self.turns == 0 or answered) and self.turns < len(self.script):
+            if self.before_turn is not None:
+                self.before_turn(self, self.turns)
+            tool_input = self.script[self.turns]
+            self.turns += 1
+            block = {
+                "type": "tool_use",
+                "id": f"toolu_e2e_{self.turns:02d}",
+                "name": self.tool,
+                "input": {},
+            }
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(tool_input)}
             stop = "tool_use"
         else:
             block, delta, stop = (

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,32 +38,48 @@ default deny
 allow tool "shell.run"
 deny tool "shell.run" when args.command like "*denied-marker*"
   because "e2e: this command is refused by policy"
+require approval from "ops" tool "shell.run" when args.command like "*deploy-marker*"
+  because "deploys need ops"
+require approval from "user" tool "shell.run" when args.command like "*ask-marker*"
+  because "the user must say yes"
 redact pii.email in args
 on tool_result allow tool "**"
 on tool_result redact pii.card in result
 """
 
 
-def _claude(tmp: Path, command: str, policy: Path) -> tuple[dict[str, Any], FakeAnthropic]:
+def _claude(
+    tmp: Path,
+    command: str | list[str],
+    policy: Path,
+    *hook_args: str,
+    before_turn: Callable[[FakeAnthropic, int], None] | None = None,
+) -> tuple[dict[str, Any], FakeAnthropic]:
     project, home = tmp / "project", tmp / "home"
     (project / ".claude").mkdir(parents=True, exist_ok=True)
     home.mkdir(exist_ok=True)
-    hook = f"{sys.executable} -m charter.cli hook claude-code --authoritative --policy {policy}"
+    hook = " ".join(
+        [
+            sys.executable,
+            "-m",
+            "charter.cli",
+            "hook",
+            "claude-code",
+            "--authoritative",
+            "--policy",
+            str(policy),
+            *hook_args,
+        ]
+    )
     entry = [{"matcher": "Bash", "hooks": [{"type": "command", "command": hook}]}]
     (project / ".claude" / "settings.json").write_text(
         json.dumps({"hooks": {"PreToolUse": entry, "PostToolUse": entry}})
     )
-    with FakeAnthropic("Bash", {"command": command, "description": "run"}) as fake:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARTER_", "ANTHROPIC_"))}
-        env.update(
-            HOME=str(home),
-            ANTHROPIC_BASE_URL=fake.url,
-            ANTHROPIC_API_KEY="sk-test",
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-            PYTHONPATH=str(ROOT),
-            CHARTER_CACHE_DIR=str(tmp / "cache"),
-            CHARTER_STATE=str(tmp / "state.db"),
-        )
+    commands = [command] if isinstance(command, str) else command
+    script = [{"command": c, "description": "run"} for c in commands]
+    env = _env(tmp)
+    with FakeAnthropic("Bash", *script, before_turn=before_turn) as fake:
+        env["ANTHROPIC_BASE_URL"] = fake.url
         proc = subprocess.run(
             [str(CLAUDE), "-p", "run it", "--output-format", "json"],
             cwd=project,
@@ -74,6 +92,19 @@ def _claude(tmp: Path, command: str, policy: Path) -> tuple[dict[str, Any], Fake
     assert proc.returncode == 0, proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout)
     return result, fake
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARTER_", "ANTHROPIC_"))}
+    env.update(
+        HOME=str(tmp / "home"),
+        ANTHROPIC_API_KEY="sk-test",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        PYTHONPATH=str(ROOT),
+        CHARTER_CACHE_DIR=str(tmp / "cache"),
+        CHARTER_STATE=str(tmp / "state.db"),
+    )
+    return env
 
 
 @pytest.fixture
@@ -118,3 +149,54 @@ def test_redacted_output_is_what_the_model_reads(tmp_path: Path, policy: Path) -
     (tool_result,) = fake.tool_results()
     assert "card [CARD]" in str(tool_result["content"])
     assert "4111" not in str(tool_result["content"])
+
+
+def test_ask_in_headless_mode_is_a_refusal(tmp_path: Path, policy: Path) -> None:
+    _, fake = _claude(tmp_path, "echo ran > ask-marker.txt", policy, "--ask-group", "user")
+    assert not (tmp_path / "project" / "ask-marker.txt").exists()
+    (tool_result,) = fake.tool_results()
+    assert tool_result["is_error"] is True
+    assert "the user must say yes" in str(tool_result["content"])
+
+
+def test_approval_round_trip(tmp_path: Path, policy: Path) -> None:
+    """Deny with a ticket; a person grants it; the model repeats the identical call, which
+    runs once; the same call again needs a new approval."""
+    command = "echo ran >> deploy-marker.txt"
+    granted: list[str] = []
+
+    def human(fake: FakeAnthropic, turn: int) -> None:
+        if turn != 1:
+            return
+        (first,) = fake.tool_results()
+        found = re.search(r"ticket ([0-9a-f]{12})", str(first["content"]))
+        assert found is not None, first
+        grant = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "charter.cli",
+                "approvals",
+                "grant",
+                found.group(1),
+                "--as",
+                "alice",
+                "--group",
+                "ops",
+            ],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert grant.returncode == 0, grant.stderr
+        granted.append(found.group(1))
+
+    result, fake = _claude(tmp_path, [command, command, command], policy, before_turn=human)
+    assert granted, (result, fake.requests[-1]["messages"][-1])
+    first, second, third = fake.tool_results()
+    assert first["is_error"] is True and "approval required from ops" in str(first["content"])
+    assert second["is_error"] is False
+    assert third["is_error"] is True and "approval required from ops" in str(third["content"])
+    assert granted[0] not in str(third["content"])  # a new ticket: the grant was single use
+    assert (tmp_path / "project" / "deploy-marker.txt").read_text() == "ran\n"
