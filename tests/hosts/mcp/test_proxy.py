@@ -140,7 +140,7 @@ def test_budgets_schemas_timeouts_and_a_crashed_upstream(setup: Setup) -> None:
             await client.call_tool("nope.nothing", {})
         assert err.value.code == -32602
 
-        # last, since it spends the session: git_log costs $0.30 (config): the session budget of $1 stops a later call
+        # last, as it spends the session: git_log costs $0.30 (config), the $1 budget stops it
         log = {"repo_path": str(setup.repo), "max_count": 1}
         results = [await client.call_tool("git.git_log", log) for _ in range(5)]
         allowed = [not r.is_error for r in results]
