@@ -108,7 +108,7 @@ ROWS: list[Row] = [
     ),
     Row(
         "`charter eval` on a saved policy (in process)",
-        "from charter.cli.main import main\n"
+        "from charter.cli.entry import main\n"
         "try:\n"
         "    main()\n"
         "except SystemExit:\n"
@@ -122,7 +122,7 @@ ROWS: list[Row] = [
     ),
     Row(
         "`charter eval` on a saved policy (whole process)",
-        "-m charter.cli.main eval {saved} -r {request_file} --format json",
+        "-m charter.cli.entry eval {saved} -r {request_file} --format json",
         whole=True,
     ),
 ]

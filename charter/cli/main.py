@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from charter.cli.approvals import approvals_cmd
-from charter.cli.check import check_cmd
-from charter.cli.compile import compile_cmd
-from charter.cli.eval import eval_cmd
-from charter.cli.explain import explain_cmd
-from charter.cli.fmt import fmt_cmd
-from charter.cli.hook_cmd import hook_cmd
-from charter.cli.lsp import lsp_cmd
-from charter.cli.mcp import mcp_cmd
-from charter.cli.test import test_cmd
+#: command name -> "module:attribute". Imported when the command runs (or `--help` lists
+#: them all): `charter eval` must not pay for the formatter, the LSP, the test runner
+#: (Hypothesis), the MCP proxy and approvals in every fresh process (issue 11 cold start).
+COMMANDS = {
+    "check": "charter.cli.check:check_cmd",
+    "eval": "charter.cli.eval:eval_cmd",
+    "explain": "charter.cli.explain:explain_cmd",
+    "compile": "charter.cli.compile:compile_cmd",
+    "fmt": "charter.cli.fmt:fmt_cmd",
+    "lsp": "charter.cli.lsp:lsp_cmd",
+    "test": "charter.cli.test:test_cmd",
+    "hook": "charter.cli.hook_cmd:hook_cmd",
+    "approvals": "charter.cli.approvals:approvals_cmd",
+    "mcp": "charter.cli.mcp:mcp_cmd",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported by name, on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = where.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command), where
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="charter")
 def cli() -> None:
     """Charter: policies for AI agents."""
-
-
-for command in (check_cmd, eval_cmd, explain_cmd, compile_cmd, fmt_cmd, lsp_cmd):
-    cli.add_command(command)
-
-cli.add_command(test_cmd)
-cli.add_command(hook_cmd)
-cli.add_command(approvals_cmd)
-cli.add_command(mcp_cmd)
 
 
 def main() -> None:
