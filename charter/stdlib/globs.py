@@ -6,14 +6,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import re2
-
 __all__ = ["glob_regex", "name_matches"]
 
 
 @lru_cache(maxsize=8192)
 def glob_regex(glob: str) -> Any:
     """Tool-name globs: `*` within one dot-separated segment, `**` across segments."""
+    import re2  # here, not at the top: a policy without globs never loads RE2 (issue 11)
+
     out = []
     i = 0
     while i < len(glob):
