@@ -197,7 +197,7 @@ def test_readme_first_command_prints_tables_that_agree() -> None:
     assert first.startswith(install)
     code, text = _on_terminal(first.removeprefix(install).replace("charter ", f"{CHARTER} "))
     assert code == 0, text
-    assert text.count("as expected") == 3 and '{"effect"' not in text
+    assert text.count("as expected") == 4 and '{"effect"' not in text
     assert "request" in text and "effect" in text and "reasons" in text
     assert "\x1b[" in text, "coloured on a terminal"
     assert "needs state: approved by finance, cfo" in text
