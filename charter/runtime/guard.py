@@ -19,17 +19,16 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from charter.engine.decision import Decision
-from charter.runtime import guard_tool
+from charter.runtime import guard_flow, guard_tool
 from charter.runtime.approvals import Grant, mint_grant
 from charter.runtime.approvers import Directory, IsMember, directory
 from charter.runtime.audit import AuditLog
 from charter.runtime.capture import Capture, with_now
-from charter.runtime.guard_flow import Call, Flow, deny, session_id
-from charter.runtime.guard_lean import Runner, lean_runner
+from charter.runtime.guard_flow import Runner, Seen, deny, session_id
 from charter.runtime.guard_plan import GuardPlan
 from charter.runtime.guard_steps import Steps
 from charter.runtime.policy import Policy
-from charter.runtime.request import fast_key, read
+from charter.runtime.request import Call, read
 from charter.runtime.state import MemoryStore, Store
 from charter.stdlib.values import describe_error
 
@@ -78,11 +77,8 @@ class Guard:
                              f"{', '.join(sorted(unknown))}")
         self.resets = frozenset(checkpoint_resets)
         self.steps = Steps(self.store)
-        self._flow = Flow(self)
-        self._lean = self.plan.lean
-        # Counters and labels over the default store: the lean stateful path (`guard_lean`).
-        self._memory = type(self.store) is MemoryStore
-        self._runners: dict[tuple[str, str], Runner] = {}
+        # (stage, tool name, request tags) -> that kind of call's runner (`guard_flow.bind`)
+        self._runners: dict[tuple[str, str, tuple[str, ...]], Runner] = {}
         self._context = guard_tool.new_context_var()
 
     # ── deciding ─────────────────────────────────────────────────────────────
@@ -95,25 +91,16 @@ class Guard:
         decision carries `decision.action` for `approve`. Never raises.
         """
         log = self.log
-        if log is None and type(request) is dict and (kind := fast_key(request)) is not None:
-            # A plain request (`request.fast_key`): a dict naming its tool without tags.
-            if kind in self._lean:
-                # The lean path: a call that needs no state costs one dict lookup over
-                # decide().
-                if not request.get("approvals"):
-                    decision = self.policy.decide(request)
-                    if decision.effect == "allow":
-                        return decision
-            elif self._memory and not request.get("approvals"):
-                run = self._runners.get(kind) or self._runner(kind)
-                if run is not None:
-                    try:
-                        return run(request)
-                    except Exception as err:  # noqa: BLE001 - nothing raises into the host
-                        return deny(self.policy, "internal error in the guard: "
-                                    + describe_error(err))
+        if log is None and (kind := _kind(request)) is not None and (
+                run := self._runners.get(kind)) is not None:
+            # A dict request of a kind already seen: `_kind` checked what `read` would.
+            try:
+                return run(request, None)  # type: ignore[arg-type]  # `_kind`: a dict
+            except Exception as err:  # noqa: BLE001 - nothing raises into the host
+                return deny(self.policy, f"internal error in the guard: {describe_error(err)}")
         start = time.perf_counter_ns() if log is not None else 0
         call: Call | None = None
+        seen = Seen() if log is not None else None
         try:
             found = read(request, self.policy.info)
             if isinstance(found, Decision):
@@ -121,23 +108,23 @@ class Guard:
             else:
                 if log is not None and log.replay:
                     found = with_now(found, self.policy)  # so the log knows the decision's now
-                needs = self.plan.needs(found.stage, found.name, found.tags)
-                call = Call(found.req, found.stage, found.name, needs)
-                decision = self._flow.run(call)
+                call = found
+                decision = self._runner(found.stage, found.name, found.tags)(found.req, seen)
         except Exception as err:  # noqa: BLE001 - nothing raises into the host
             decision = deny(self.policy, f"internal error in the guard: {describe_error(err)}")
-        if log is not None and not self._write_log(log, call, decision, start) and (
+        if log is not None and not self._write_log(log, call, seen, decision, start) and (
                 log.required and decision.allowed):
             decision = self._unlogged(decision)
         return decision
 
-    def _runner(self, kind: tuple[str, str]) -> Runner | None:
-        """The lean path of a kind of call with a memory plan, made on first use."""
-        needs = self.plan.memory.get(kind)
-        if needs is None or needs.memory is None:
-            return None
-        store: MemoryStore = self.store  # type: ignore[assignment]  # `_memory` says so
-        run = self._runners[kind] = lean_runner(self._flow, *kind, needs, needs.memory, store)
+    def _runner(self, stage: str, name: str, tags: tuple[str, ...]) -> Runner:
+        """The runner of one kind of call, made on first use."""
+        kind = (stage, name, tags)
+        run = self._runners.get(kind)
+        if run is None:
+            run = guard_flow.bind(self, stage, name, self.plan.plan_for(stage, name, tags))
+            if len(self._runners) < 4096:
+                self._runners[kind] = run
         return run
 
     # ── after the decision ───────────────────────────────────────────────────
@@ -153,7 +140,7 @@ class Guard:
         safe side); settling twice does nothing. With a decision log, the settlement is
         logged (`event: "settle"`, the actual `cost` and `tokens`).
         """
-        ok = self._flow.settle(decision, cost_usd, tokens)
+        ok = guard_flow.settle(self, decision, cost_usd, tokens)
         if self.log is not None and decision.reservation is not None:
             self._log_settle(self.log, decision, cost_usd, tokens, ok)
         return ok
@@ -172,7 +159,7 @@ class Guard:
 
     def release(self, decision: Decision) -> bool:
         """Give back the reservation of an allowed action that did not run."""
-        return self._flow.settle(decision, 0, 0, release=True)
+        return guard_flow.settle(self, decision, 0, 0, release=True)
 
     def approve(self, decision: Decision, by: str, group: str, ttl: float = 300) -> Grant:
         """Mint a grant by approver `by` of `group` for exactly the action of `decision`.
@@ -224,10 +211,11 @@ class Guard:
 
     # ── the decision log ─────────────────────────────────────────────────────
 
-    def _write_log(self, log: AuditLog, call: Call | None, decision: Decision,
-                   start: int) -> bool:
+    def _write_log(self, log: AuditLog, call: Call | None, seen: Seen | None,
+                   decision: Decision, start: int) -> bool:
         """Log the decision; False (and an error on the `charter.guard` logger) when the
-        file could not take it. What the record holds never makes it fail."""
+        file could not take it. What the record holds never makes it fail. `seen` holds
+        what the decision used (`guard_flow.Seen`: its state snapshot, the grants used)."""
         latency = (time.perf_counter_ns() - start) // 1000
         try:
             fields = _request_fields(call.req if call is not None else {})
@@ -258,11 +246,11 @@ class Guard:
             "policy_digest": info.digest if info is not None else None,
             **fields,
         }
-        if call is not None and call.grants:
-            record["approved_by"] = call.grants  # who approved, with which grant
+        if seen is not None and seen.grants:
+            record["approved_by"] = seen.grants  # who approved, with which grant
         capture = None
-        if call is not None and call.used is not None:
-            req, state, decided = call.used
+        if seen is not None and seen.used is not None:
+            req, state, decided = seen.used
             capture = Capture(self.policy, req, state, decided, decision, now)
         try:
             log.write(record, matchers=self._log_matchers(), capture=capture)
@@ -282,6 +270,40 @@ class Guard:
             self.release(decision)
         return deny(self.policy, "decision log unavailable: an action that cannot be "
                     "recorded is not allowed")
+
+
+def _kind(raw: object) -> tuple[str, str, tuple[str, ...]] | None:
+    """(stage, tool name, tags) of a dict request whose tool is a non-empty name, or an
+    object with a non-empty string name, string tags and a string server or none (or no
+    tool at all); None for anything else, which `read` then reads. A kind with a runner was
+    made from a request `read` accepted, so a hit is one `read` accepts with this kind."""
+    if type(raw) is not dict:
+        return None
+    stage = raw.get("stage")
+    if stage is None:
+        stage = "tool_call"
+    elif type(stage) is not str:
+        return None
+    tool = raw.get("tool")
+    if type(tool) is str:
+        return (stage, tool, ()) if tool else None
+    if tool is None:
+        return (stage, "", ())  # no runner for a tool stage has an empty name
+    if type(tool) is not dict:
+        return None
+    name = tool.get("name")
+    server = tool.get("server")
+    if type(name) is not str or not name or (server is not None and type(server) is not str):
+        return None
+    tags = tool.get("tags")
+    if tags is None:
+        return (stage, name, ())
+    if type(tags) is not list:
+        return None
+    for tag in tags:
+        if type(tag) is not str:
+            return None
+    return (stage, name, tuple(tags))
 
 
 def _request_fields(req: Mapping[str, Any]) -> dict[str, object]:

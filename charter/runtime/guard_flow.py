@@ -1,9 +1,27 @@
-"""The Guard's work for one request: read state, verify grants, decide, reserve, record."""
+"""The Guard's one algorithm for a request: read and reserve, decide, settle the outcome.
+
+`bind(guard, stage, name, plan)` returns the runner of one kind of call: the algorithm
+below with everything that depends only on the kind (`guard_plan.CallPlan`) bound once.
+Every store runs the same code; only `Store.take` differs between them.
+
+1. Loop-guard counts and the session's turn and checkpoint, when the host does not send
+   them (`Store.bump_session_calls`, `guard_steps`); approval grants verified.
+2. What the call would be charged on allow: each counter's key (from the request), amount
+   (the estimate) and limit (the rule's, unless a grant lifts it).
+3. One `Store.take`: the counters, labels, history and loop counts the decision reads, and
+   the reservation, in one atomic step. The usage it returns is from before the
+   reservation, so the decision is the one read-then-reserve would give. (A plan whose
+   counter scopes read that state reserves in a second take after the decision.)
+4. Decide with the pure policy on that state: `Snapshot` below, the state the decision
+   used (the decision log records it from here).
+5. Not allowed: the reservation is given back. Allowed: a counter that did not fit makes
+   it its rule's deny; grants are used up; history and labels are recorded.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
@@ -28,33 +46,38 @@ from charter.runtime.approvals import (
     verify_grant,
 )
 from charter.runtime.approvers import requester_ids
-from charter.runtime.guard_plan import (
-    CHARGED_STAGES,
-    NO_ESTIMATE,
-    SESSION_COUNTS,
-    CounterUse,
-    MemoryPlan,
-    Needs,
-    session_counter_id,
-)
+from charter.runtime.guard_plan import SESSION_COUNTS, CallPlan, CounterUse, session_counter_id
 from charter.runtime.state import (
     CounterRef,
-    MemoryStore,
     Reservation,
     SessionCalls,
     StateQuery,
-    StateSnapshot,
     StoreError,
+    Taken,
 )
-from charter.runtime.state.base import to_units
 from charter.stdlib.values import RequestError, check_int, check_num
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard
     from charter.runtime.policy import Policy
 
-__all__ = ["JSON_KEYS", "NO_COUNTERS", "NO_GROUPS", "NO_HISTORY", "NO_LABELS", "Call", "Flow",
-           "deny", "reservation_text", "session_id", "units_of"]
+__all__ = ["Runner", "Seen", "bind", "deny", "session_id", "settle"]
+
+
+@dataclass(slots=True)
+class Seen:
+    """What a decision used, filled in by a runner that is given one (the Guard does when it
+    keeps a decision log): `used` is (the request as decided, session facts the Guard keeps
+    included; the state the policy decided on — counters before this call's reservation,
+    labels, history, verified grant groups and approvers, the clock — or None for a call
+    that needs none; the policy's own decision), for the log's replay block, and `grants`
+    the grants used up."""
+
+    used: tuple[dict[str, Any], Snapshot | None, Decision] | None = None
+    grants: list[dict[str, str]] = field(default_factory=list)
+
+
+Runner = Callable[[dict[str, Any], Seen | None], Decision]
 
 _LOG = logging.getLogger("charter.guard")
 _REJECTED: Final = {
@@ -65,29 +88,21 @@ _REJECTED: Final = {
     REPLAYED: "approval rejected: grant was already used (replayed)",
 }
 _NO_DIGEST = "approval rejected: the action's args cannot be canonicalised"
-_RESERVATION = msgspec.json.Decoder(tuple[str, list[tuple[str, str, str]]])
+# `decision.reservation`: the store's token and the (counter_id, key, metric) it charged,
+# so that `settle` knows which actual amount goes to which counter.
+_Held = tuple[str, list[tuple[str, str, str]]]
+_HELD = msgspec.json.Decoder(_Held)
 _ENCODE = msgspec.json.encode
-NO_GROUPS: frozenset[str] = frozenset()
-NO_LABELS: frozenset[str] = frozenset()
-NO_HISTORY: Mapping[str, Any] = MappingProxyType({})
-NO_COUNTERS: Mapping[tuple[str, str], Any] = MappingProxyType({})
-
-# (counter, its key or None when the key field is missing, the missing field's error)
-_Use = tuple[CounterUse, str | None, str | None]
-
-
-@dataclass(slots=True)
-class Call:
-    """One well-formed request as the Guard reads it."""
-
-    req: dict[str, Any]
-    stage: str
-    name: str
-    needs: Needs
-    grants: list[dict[str, str]] = field(default_factory=list)  # used up, for the log
-    # What the policy decided from, for the decision log's replay block: the request as
-    # decided (session totals included), the snapshot, and the policy's own decision.
-    used: tuple[dict[str, Any], Snapshot | None, Decision] | None = None
+_REPLACE = msgspec.structs.replace
+_NO_GROUPS: frozenset[str] = frozenset()
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_NO_PEOPLE: Mapping[str, frozenset[str]] = _EMPTY
+_NOTHING_TO_READ = StateQuery("", labels=False, calls=False)
+_NOT_TAKEN = Taken()
+_NO_GRANTS: list[Grant] = []  # never changed
+_NO_REASONS: list[str] = []  # never changed
+_ONE_CALL: Final[Mapping[str, Decimal | int]] = MappingProxyType(
+    {"calls": 1, "cost_usd": 0, "tokens": 0})
 
 
 def session_id(req: Mapping[str, Any]) -> str | None:
@@ -102,403 +117,375 @@ def deny(policy: Policy, reason: str) -> Decision:
     return Decision(effect="deny", allowed=False, reasons=(reason,), policy=policy.info)
 
 
-class Flow:
-    """The stateful path of `Guard.check`, and `settle`."""
+def bind(g: Guard, stage: str, name: str, plan: CallPlan) -> Runner:
+    """`Guard.check` for one kind of call: the one algorithm with `plan` bound."""
+    policy = g.policy
+    decide = policy.decide
+    store = g.store
+    clock = g.clock
+    steps = g.plan.steps
+    counters = plan.counters
+    charged = plan.charged
+    first = charged and not plan.late  # reserve in the read's step
+    scoped = any(u.scope is not None for u in counters)
+    history = plan.history_tools
+    labels = plan.labels
+    approvable = plan.approvals
+    track = plan.track
+    tags = plan.tags
+    matchers = policy.matchers
+    records = plan.record is not None
 
-    def __init__(self, guard: Guard) -> None:
-        self.g = guard
-
-    def run(self, call: Call) -> Decision:
-        needs = call.needs
-        approvals = call.req.get("approvals")
-        if needs.stateless and not approvals:
-            decision = self.g.policy.decide(call.req)
-            call.used = (call.req, None, decision)
-            if decision.effect == "require_approval" or (needs.approvals and not decision.allowed):
-                decision = msgspec.structs.replace(decision, action=self._digest(call))
+    def run(req: dict[str, Any], seen: Seen | None = None) -> Decision:
+        approvals = req.get("approvals")
+        if plan.stateless and not approvals:
+            decision = decide(req)
+            if seen is not None:
+                seen.used = (req, None, decision)
+            if decision.effect == "require_approval" or (approvable and not decision.allowed):
+                return _REPLACE(decision, action=_digest(req))
             return decision
         try:
-            return self._stateful(call, approvals)
+            return stateful(req, approvals, seen)
         except StoreError as err:
-            return deny(self.g.policy, f"state store unavailable: {err}")
+            return deny(policy, f"state store unavailable: {err}")
 
-    def _digest(self, call: Call) -> str | None:
-        return _digest(call.req)
-
-    # ── the memory path (see guard_lean) ─────────────────────────────────────
-
-    def record(self, req: dict[str, Any], name: str, needs: Needs, decision: Decision,
-               sid: str | None, token: str | None, now: float) -> None:
-        """Remember an allowed call's fields and the labels added (releasing the reservation
-        if that fails)."""
-        store = self.g.store
-        try:
-            if decision.allowed and needs.record is not None and sid is not None:
-                args = req.get("args")
-                args = args if isinstance(args, dict) else {}
-                store.record_call(sid, name, {f: args[f] for f in needs.record if f in args},
-                                  now)
-            if decision.labels and sid is not None:
-                store.add_labels(sid, decision.labels)
-        except BaseException:
-            if token is not None:
-                self._release_quietly(token, now)
-            raise
-
-    @staticmethod
-    def finish(req: dict[str, Any], stage: str, name: str, needs: Needs, decision: Decision,
-               token: str | None) -> Decision:
-        """The decision with its reservation token and, when it can be approved, action."""
-        if decision.effect == "require_approval" or (needs.approvals and not decision.allowed):
-            if token is not None:
-                return msgspec.structs.replace(decision, reservation=token,
-                                               action=_digest(req))
-            return msgspec.structs.replace(decision, action=_digest(req))
-        if token is not None:
-            return msgspec.structs.replace(decision, reservation=token)
-        return decision
-
-    def memory(self, req: dict[str, Any], stage: str, name: str, needs: Needs,
-               plan: MemoryPlan, store: MemoryStore) -> Decision:
-        """`_stateful` for a call with a `Needs.memory` plan over a `MemoryStore`, with no
-        approvals presented. `guard_lean` sends here what its closure does not handle:
-        counters keyed by request paths or with scope conditions, a request without a
-        session id, or one whose estimate is not valid."""
-        try:
-            now = self.g.clock()
-            sid = session_id(req)
-            policy = self.g.policy
-            # (counter, key or None, why the key is missing) for each counter, as `_stateful`.
-            uses: list[_Use]
-            if plan.keyed:
-                ctx = Ctx(req, None, stage, name, needs.tags, policy.matchers)
-                uses = [(u, *self._key(u, ctx, sid)) for u in needs.counters]
-            elif sid is not None:
-                uses = [(u, sid, None) for u in needs.counters]
-            else:
-                uses = [(u, None, "session.id missing") for u in needs.counters]
-            refs = list(dict.fromkeys((u.counter_id, key, u.window)
-                                      for u, key, _ in uses if key is not None))
-            if refs or (needs.labels and sid is not None):
-                usage, labels = store.read_counters(refs, sid or "", needs.labels, now)
-            else:
-                usage, labels = {}, NO_LABELS
-            st = Snapshot(usage, labels, NO_HISTORY, NO_GROUPS, now)
-            decision = policy.decide(req, st)
-            token: str | None = None
-            if decision.allowed and stage in CHARGED_STAGES:
-                decision, token = self._reserve_units(req, st, stage, name, needs, plan,
-                                                      decision, uses, store, now)
-            self.record(req, name, needs, decision, sid, token, now)
-        except StoreError as err:
-            return deny(self.g.policy, f"state store unavailable: {err}")
-        return self.finish(req, stage, name, needs, decision, token)
-
-    def _reserve_units(self, req: dict[str, Any], st: Snapshot, stage: str, name: str,
-                       needs: Needs, plan: MemoryPlan, decision: Decision,
-                       uses: Sequence[_Use], store: MemoryStore, now: float
-                       ) -> tuple[Decision, str | None]:
-        """`_reserve` with no grants presented, through `MemoryStore.reserve_units`."""
-        estimate = req.get("estimate")
-        try:
-            units = NO_ESTIMATE if estimate is None else units_of(estimate)
-        except TypeError as err:
-            return deny(self.g.policy, f"request error: estimate: {err}"), None
-        ctx = Ctx(req, st, stage, name, needs.tags, self.g.policy.matchers) if (
-            plan.scoped) else None
-        # (counter_id, key) -> (window, units, limit, limit units, use); see `_reserve`.
-        charge: dict[tuple[str, str], tuple[int | None, int, int | Decimal | None,
-                                            int | None, CounterUse]] = {}
-        for (use, key, missing), (_, limit, limit_units) in zip(uses, plan.counters,
-                                                               strict=True):
-            if ctx is not None and use.scope is not None and not _holds(use.scope, ctx):
-                continue
-            if key is None:
-                rule = f" of rule {use.rule.id}" if use.rule is not None else ""
-                return deny(self.g.policy, f"request error: {missing} (counter key{rule})"), None
-            slot = (use.counter_id, key)
-            old = charge.get(slot)
-            if old is None or (limit is not None and (old[2] is None or limit < old[2])):
-                charge[slot] = (use.window, units[use.metric], limit, limit_units, use)
-        if not charge:
-            return decision, None
-        ok, token = store.reserve_units(
-            [(cid, key, w, amount, lim) for (cid, key), (w, amount, _, lim, _) in charge.items()],
-            now)
-        if not ok:
-            failed = next(c[4] for (cid, _), c in charge.items() if cid == token)
-            return self.over_limit(decision, failed), None
-        return decision, _ENCODE(
-            (token, [(cid, key, c[4].metric) for (cid, key), c in charge.items()])).decode()
-
-    # ── the stateful path ────────────────────────────────────────────────────
-
-    def _stateful(self, call: Call, approvals: object) -> Decision:
-        g, needs, req = self.g, call.needs, call.req
-        store, now = g.store, g.clock()
-        sid = session_id(req)
-        raw_session = req.get("session")
-        session: dict[str, Any] = raw_session if isinstance(raw_session, dict) else {}
+    def stateful(sent: dict[str, Any], approvals: object, seen: Seen | None) -> Decision:
+        now = clock()
+        raw_session = sent.get("session")
+        sid = raw_session.get("id") if type(raw_session) is dict else None
+        if type(sid) is not str:
+            sid = session_id(sent)  # a dict subclass, or no session id
+        req = sent  # with the session facts the Guard keeps; grants bind what was sent
+        # 1. Session facts and grants, when the policy reads them or some are presented.
+        session: Mapping[str, Any] = _EMPTY
         inject: dict[str, Any] = {}
+        groups, valid, rejected, people = _NO_GROUPS, _NO_GRANTS, _NO_REASONS, _NO_PEOPLE
         read_calls = False
-        if sid is not None and g.plan.counts_calls and any(k not in session
-                                                           for k in SESSION_COUNTS):
-            # A tool result belongs to the call before it: it neither counts nor resets.
-            if call.stage == "tool_result":
-                read_calls = needs.reads_calls
+        if steps or approvals or track:
+            session = raw_session if isinstance(raw_session, dict) else _EMPTY
+            read_calls = _count_calls(g, stage, plan, sid, session, inject)
+            if approvals:
+                groups, valid, rejected = _verify(g, sent, approvals, now)
+                people = _people(valid)
+            if steps and sid is not None:
+                _steps(g, req, stage, session, sid, bool(valid), inject, now)
+            if inject:
+                req = {**req, "session": {**session, **inject}}
+        # 2. The counters this call is charged to, by key: the session's totals only when
+        # the Guard keeps them (the host sends none).
+        tracked = [m for m in track if m not in session] if track and sid is not None else ()
+        uses: list[tuple[CounterUse, str | None, str | None]] = []
+        for use in counters:
+            if use.session and use.metric not in tracked:
+                continue
+            if use.key is None:
+                uses.append((use, sid, None if sid is not None else "session.id missing"))
             else:
-                _inject_counts(inject, session,
-                               store.bump_session_calls(sid, call.stage == "tool_call"))
-        groups, valid, rejected = self._verify(call, approvals, now)
-        if sid is not None:
-            self._steps(call, session, sid, bool(valid), inject, now)
-        keyed = {**req, "session": {**session, **inject}} if inject else req
-        ctx = Ctx(keyed, None, call.stage, call.name, needs.tags, g.policy.matchers)
-        uses: list[_Use] = [(u, *self._key(u, ctx, sid)) for u in needs.counters]
-        tracked = [m for m in needs.track_session if sid is not None and m not in session]
-        if call.stage in CHARGED_STAGES:
-            uses.extend((u, sid, None) for u in needs.session_budgets if u.metric in tracked)
-            uses.extend((CounterUse(session_counter_id(m), m, None, None, None, None, None),
-                         sid, None) for m in tracked)
-        refs = tuple(dict.fromkeys(CounterRef(u.counter_id, key, u.window)
-                                   for u, key, _ in uses if key is not None))
-        if tracked and call.stage not in CHARGED_STAGES:
-            refs += tuple(CounterRef(session_counter_id(m), sid or "") for m in tracked)
-        history = needs.history_tools if sid is not None else ()
-        snap = StateSnapshot()
-        if refs or history or read_calls or (needs.labels and sid is not None):
-            snap = store.read(StateQuery(sid or "", refs, history, needs.labels), now)
-            if read_calls:
-                _inject_counts(inject, session, snap.calls)
+                key, why = _key(use.key, req)
+                uses.append((use, key, why))
+        if charged:
             for m in tracked:
-                used = snap.usage.get((session_counter_id(m), sid or ""), Decimal(0))
-                inject[m] = int(used) if m == "tokens" else used
-        if inject:
-            req = {**req, "session": {**session, **inject}}
-        st = Snapshot(
-            counters=snap.usage, labels=snap.labels,
-            history={t: tuple((e.time, e.fields) for e in h) for t, h in snap.history.items()},
-            approved_groups=groups, now=now, approvers=_people(valid))
-        decision = g.policy.decide(req, st)
-        call.used = (req, st, decision)
-        token: str | None = None
+                uses.append((_tracker(m), sid, None))
+        estimate = req.get("estimate") if charged else None
+        amounts: Mapping[str, Decimal | int] | None = _ONE_CALL
+        bad: str | None = None
+        if estimate is not None:
+            try:
+                amounts = _amounts(estimate)
+            except TypeError as err:
+                amounts, bad = None, f"request error: estimate: {err}"
+        charge: list[Reservation] = []  # and `charged`, the counter each one charges
+        charged_as: list[CounterUse] = []
+        missing: str | None = None
+        if first and amounts is not None:
+            ctx = Ctx(req, Snapshot(approved_groups=groups, now=now, approvers=people), stage,
+                      name, tags, matchers) if scoped else None
+            missing = _charge(uses, ctx, groups, amounts, charge, charged_as)
+        # 3. One atomic step: what the decision reads, and the reservation.
+        refs = () if len(charge) == len(uses) else _refs(uses, charge)
+        reads = history if sid is not None else ()
+        wants_labels = labels and sid is not None
+        taken = _NOT_TAKEN
+        if refs or reads or read_calls or wants_labels or charge:
+            taken = store.take(StateQuery(sid or "", refs, reads, wants_labels, read_calls),
+                               charge, now)
+        token = taken.token
         try:
-            if decision.allowed and call.stage in CHARGED_STAGES:
-                ctx = Ctx(req, st, call.stage, call.name, needs.tags, g.policy.matchers)
-                decision, token = self._reserve(call, ctx, decision, uses, groups, now)
-            if decision.allowed and valid:
-                decision, rejected = self._consume(call, st, decision, valid, rejected, token)
+            if read_calls or tracked:
+                _inject_state(inject, session, taken, read_calls, tracked, sid)
+                req = {**req, "session": {**session, **inject}}
+            # 4. The state this decision used: counters, labels, history hits and grants.
+            st = Snapshot(taken.usage, taken.labels, _history(taken) if reads else _EMPTY,
+                          groups, now, people)
+            decision = decide(req, st)
+            if seen is not None:
+                seen.used = (req, st, decision)
+            # 5. Settle the outcome with the store.
+            if charged and decision.allowed:
+                failed = taken.failed
+                if not first and amounts is not None:
+                    missing = _charge(uses, Ctx(req, st, stage, name, tags, matchers), groups,
+                                      amounts, charge, charged_as)
+                    if charge and not missing:
+                        got = store.take(_NOTHING_TO_READ, charge, now)
+                        token, failed = got.token, got.failed
+                reason = bad or missing
+                if reason is not None:
+                    decision = deny(policy, reason)
+                elif failed is not None:
+                    decision = over_limit(decision, next(
+                        use for r, use in zip(charge, charged_as, strict=True)
+                        if r.counter_id == failed))
+            if token is not None and not decision.allowed:
+                _give_back(g, token, now)
+                token = None
+            if valid and decision.allowed:
+                decision, rejected = _consume(g, req, st, decision, valid, rejected, token,
+                                              seen)
                 if not decision.allowed:
                     token = None  # released by _consume
                 elif sid is not None and g.plan.checkpoints and "approval" in g.resets:
                     g.steps.reset(sid, now)
-            self.record(req, call.name, needs, decision, sid, token, now)
+            if sid is not None and (decision.labels or (records and decision.allowed)):
+                _record(g, req, name, plan, decision, sid, now)
         except BaseException:
             if token is not None:
-                self._release_quietly(token, now)
+                _give_back(g, token, now)
             raise
-        changes: dict[str, Any] = {}
         if rejected:
-            changes["reasons"] = decision.reasons + tuple(
-                r for r in dict.fromkeys(rejected) if r not in decision.reasons)
+            decision = _REPLACE(decision, reasons=decision.reasons + tuple(
+                r for r in dict.fromkeys(rejected) if r not in decision.reasons))
+        if decision.effect == "require_approval" or (approvable and not decision.allowed):
+            decision = _REPLACE(decision, action=_digest(sent))
         if token is not None:
-            changes["reservation"] = token
-        if decision.effect == "require_approval" or (needs.approvals and not decision.allowed):
-            changes["action"] = self._digest(call)
-        return msgspec.structs.replace(decision, **changes) if changes else decision
+            return _REPLACE(decision, reservation=_ENCODE((token, [
+                (r.counter_id, r.key, u.metric) for r, u in zip(charge, charged_as, strict=True)
+            ])).decode())
+        return decision
 
-    def _steps(self, call: Call, session: Mapping[str, Any], sid: str, retry: bool,
-               inject: dict[str, Any], now: float) -> None:
-        """`session.turn` and `session.tool_calls_since_checkpoint`, when the policy reads
-        them and the host does not send them (`guard_steps`)."""
-        g = self.g
-        if g.plan.turns and "turn" not in session:
-            inject["turn"] = g.steps.turn(call.req, sid, now)
-        if g.plan.checkpoints and "tool_calls_since_checkpoint" not in session:
-            inject["tool_calls_since_checkpoint"] = g.steps.checkpoint(
-                call.req, sid, call.stage, retry, "turn" in g.resets, now)
+    return run
 
-    def _key(self, use: CounterUse, ctx: Ctx, sid: str | None) -> tuple[str | None, str | None]:
-        if use.key is None:
-            return (sid, None) if sid is not None else (None, "session.id missing")
-        try:
-            return counter_key(use.key, ctx.req), None
-        except RequestError as err:
-            return None, err.message
 
-    def _verify(self, call: Call, approvals: object, now: float
-                ) -> tuple[frozenset[str], list[Grant], list[str]]:
-        if not approvals:
-            return frozenset(), [], []
-        items = approvals if isinstance(approvals, list | tuple) else [approvals]
-        digest = self._digest(call)
-        groups: set[str] = set()
-        valid: list[Grant] = []
-        rejected: list[str] = []
-        for item in items:
-            if digest is None:
-                rejected.append(_NO_DIGEST)
+def _count_calls(g: Guard, stage: str, plan: CallPlan, sid: str | None,
+                 session: Mapping[str, Any], inject: dict[str, Any]) -> bool:
+    """Loop-guard counts the host does not send: counted now (into `inject`), or, for a tool
+    result, to be read with the rest (True)."""
+    if sid is None or not g.plan.counts_calls or all(k in session for k in SESSION_COUNTS):
+        return False
+    # A tool result belongs to the call before it: it neither counts nor resets.
+    if stage == "tool_result":
+        return plan.reads_calls
+    _inject_counts(inject, session, g.store.bump_session_calls(sid, stage == "tool_call"))
+    return False
+
+
+def _inject_state(inject: dict[str, Any], session: Mapping[str, Any], taken: Taken,
+                  read_calls: bool, tracked: Sequence[str], sid: str | None) -> None:
+    """The session facts the store's answer holds: loop counts and running totals."""
+    if read_calls:
+        _inject_counts(inject, session, taken.calls)
+    for m in tracked:
+        used = taken.usage.get((session_counter_id(m), sid or ""), 0)
+        inject[m] = int(used) if m == "tokens" else Decimal(used)
+
+
+def _tracker(metric: str) -> CounterUse:
+    """The Guard's running `session.<metric>` total: charged on every allowed call, capped
+    by nothing (a per-session budget on the same counter caps it)."""
+    return CounterUse(session_counter_id(metric), metric, None, None, None,  # type: ignore[arg-type]
+                      None, None, True, None)
+
+
+def _key(key: ir.Expr, req: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(the value of a counter's key path, None) or (None, why it is missing)."""
+    try:
+        return counter_key(key, req), None
+    except RequestError as err:
+        return None, err.message
+
+
+def _charge(uses: Sequence[tuple[CounterUse, str | None, str | None]], ctx: Ctx | None,
+            groups: frozenset[str], amounts: Mapping[str, Decimal | int],
+            charge: list[Reservation], charged_as: list[CounterUse]) -> str | None:
+    """Fill `charge` with what an allowed call reserves (and `charged_as` with the counter
+    each charges): one reservation per (counter, key), against the tightest limit that
+    applies (several per-session budgets share one counter). Returns the error of a counter
+    that applies but whose key field is missing (then nothing is charged)."""
+    for use, key, missing in uses:
+        if use.scope is not None and ctx is not None and not _holds(use.scope, ctx):
+            continue
+        if key is None:
+            charge.clear()
+            charged_as.clear()
+            rule = f" of rule {use.rule.id}" if use.rule is not None else ""
+            return f"request error: {missing} (counter key{rule})"
+        limit = _limit(use, groups) if groups else use.cap
+        for i, old in enumerate(charge):
+            if old.counter_id == use.counter_id and old.key == key:
+                if limit is not None and (old.limit is None or limit < old.limit):
+                    charge[i] = Reservation(use.counter_id, key, use.window,
+                                            amounts[use.metric], limit)
+                    charged_as[i] = use
+                break
+        else:
+            charge.append(Reservation(use.counter_id, key, use.window, amounts[use.metric],
+                                      limit))
+            charged_as.append(use)
+    return None
+
+
+def _refs(uses: Sequence[tuple[CounterUse, str | None, str | None]],
+          charge: Sequence[Reservation]) -> tuple[CounterRef, ...]:
+    """The counters the decision reads that the take does not reserve (their usage comes
+    with the reservation)."""
+    held = {(r.counter_id, r.key) for r in charge}
+    return tuple(CounterRef(u.counter_id, key, u.window) for u, key, _ in uses
+                 if key is not None and (u.counter_id, key) not in held)
+
+
+def _history(taken: Taken) -> Mapping[str, tuple[tuple[float, Mapping[str, object]], ...]]:
+    if not taken.history:
+        return _EMPTY
+    return {t: tuple((e.time, e.fields) for e in h) for t, h in taken.history.items()}
+
+
+def _steps(g: Guard, req: Mapping[str, Any], stage: str, session: Mapping[str, Any],
+           sid: str, retry: bool, inject: dict[str, Any], now: float) -> None:
+    """`session.turn` and `session.tool_calls_since_checkpoint`, when the policy reads
+    them and the host does not send them (`guard_steps`)."""
+    if g.plan.turns and "turn" not in session:
+        inject["turn"] = g.steps.turn(req, sid, now)
+    if g.plan.checkpoints and "tool_calls_since_checkpoint" not in session:
+        inject["tool_calls_since_checkpoint"] = g.steps.checkpoint(
+            req, sid, stage, retry, "turn" in g.resets, now)
+
+
+def _verify(g: Guard, req: Mapping[str, Any], approvals: object, now: float
+            ) -> tuple[frozenset[str], list[Grant], list[str]]:
+    items = approvals if isinstance(approvals, list | tuple) else [approvals]
+    digest = _digest(req)
+    groups: set[str] = set()
+    valid: list[Grant] = []
+    rejected: list[str] = []
+    for item in items:
+        if digest is None:
+            rejected.append(_NO_DIGEST)
+            continue
+        check = verify_grant(g.secret, item, digest, now, g.store)
+        if check.ok and check.group is not None:
+            grant = Grant.parse(item)
+            refused = _refuse(g, grant, req)
+            if refused is not None:
+                rejected.append(refused)
                 continue
-            check = verify_grant(self.g.secret, item, digest, now, self.g.store)
-            if check.ok and check.group is not None:
-                grant = Grant.parse(item)
-                refused = self._refuse(grant, call.req)
-                if refused is not None:
-                    rejected.append(refused)
-                    continue
-                groups.add(check.group)
-                valid.append(grant)
-            else:
-                rejected.append(_REJECTED.get(check.code or MALFORMED, _REJECTED[MALFORMED]))
-        return frozenset(groups), valid, rejected
+            groups.add(check.group)
+            valid.append(grant)
+        else:
+            rejected.append(_REJECTED.get(check.code or MALFORMED, _REJECTED[MALFORMED]))
+    return frozenset(groups), valid, rejected
 
-    def _refuse(self, grant: Grant, req: Mapping[str, Any]) -> str | None:
-        """Why a well-signed grant still does not count: its approver asked for the action,
-        or is not a member of its group in the Guard's directory (`approvers`)."""
-        if grant.approver in requester_ids(req):
-            return "approval rejected: the approver is the requester"
-        member = self.g.is_member
-        if member is not None and not member(grant.approver, grant.group):
-            return "approval rejected: the approver is not a member of the group"
-        return None
 
-    def _reserve(self, call: Call, ctx: Ctx, decision: Decision, uses: Sequence[_Use],
-                 groups: frozenset[str], now: float) -> tuple[Decision, str | None]:
-        try:
-            amounts = _amounts(call.req.get("estimate"))
-        except TypeError as err:
-            return deny(self.g.policy, f"request error: estimate: {err}"), None
-        # Several rules may share one counter (per-session budgets); charge it once, against
-        # the tightest limit that applies.
-        charge: dict[tuple[str, str], tuple[int | None, Decimal | int,
-                                            int | Decimal | None, CounterUse]] = {}
-        for use, key, missing in uses:
-            if use.scope is not None and not _holds(use.scope, ctx):
-                continue
-            if key is None:
-                rule = f" of rule {use.rule.id}" if use.rule is not None else ""
-                return deny(self.g.policy, f"request error: {missing} (counter key{rule})"), None
-            limit = _limit(use, groups)
-            slot = (use.counter_id, key)
-            old = charge.get(slot)
-            if old is None or (limit is not None and (old[2] is None or limit < old[2])):
-                charge[slot] = (use.window, amounts[use.metric], limit, use)
-        if not charge:
-            return decision, None
-        result = self.g.store.reserve(
-            [Reservation(cid, key, w, amount, limit)
-             for (cid, key), (w, amount, limit, _) in charge.items()], now)
-        if not result.ok or result.token is None:
-            failed = next(u for (cid, _), (_, _, _, u) in charge.items() if cid == result.failed)
-            return self.over_limit(decision, failed), None
-        entries = [(cid, key, u.metric) for (cid, key), (_, _, _, u) in charge.items()]
-        return decision, msgspec.json.encode((result.token, entries)).decode()
+def _refuse(g: Guard, grant: Grant, req: Mapping[str, Any]) -> str | None:
+    """Why a well-signed grant still does not count: its approver asked for the action,
+    or is not a member of its group in the Guard's directory (`approvers`)."""
+    if grant.approver in requester_ids(req):
+        return "approval rejected: the approver is the requester"
+    if g.is_member is not None and not g.is_member(grant.approver, grant.group):
+        return "approval rejected: the approver is not a member of the group"
+    return None
 
-    def over_limit(self, decision: Decision, use: CounterUse) -> Decision:
-        rule = use.rule
-        assert rule is not None  # only rules set limits
-        reason = rule_reason(rule)
-        base = msgspec.structs.replace(
-            decision, allowed=False, reasons=(*decision.reasons, reason),
-            rules=(*decision.rules, rule.id))
-        if rule.kind == "require_approval":
-            approvers = tuple(dict.fromkeys((*decision.approvers, *rule.groups)))
-            return msgspec.structs.replace(base, effect="require_approval", approvers=approvers)
-        return msgspec.structs.replace(base, effect="deny")
 
-    def _consume(self, call: Call, st: Snapshot, decision: Decision,
-                 valid: list[Grant], rejected: list[str], token: str | None
-                 ) -> tuple[Decision, list[str]]:
-        """Use up every valid grant of an allowed action; one that another request used
-        first is a replay, and the action is decided again without it. The grants used are
-        noted on `call` for the decision log."""
-        req = call.req
-        kept: set[str] = set()
-        used: list[Grant] = []
-        lost = False
-        for grant in valid:
-            if consume_grant(grant, self.g.store):
-                kept.add(grant.group)
-                used.append(grant)
-                call.grants.append({"approver": grant.approver, "group": grant.group,
-                                    "grant": grant.nonce})
-            else:
-                lost = True
-        if not lost:
-            return decision, rejected
-        rejected = [*rejected, _REJECTED[REPLAYED]]
-        again_st = Snapshot(
-            counters=st.counters, labels=st.labels, history=st.history,
-            approved_groups=frozenset(kept), now=st.now, approvers=_people(used))
-        again = self.g.policy.decide(req, again_st)
-        if not again.allowed:
-            call.used = (req, again_st, again)
-        if not again.allowed and token is not None:
-            self._release_quietly(token, st.now or 0.0)
-        return (again if not again.allowed else decision), rejected
+def over_limit(decision: Decision, use: CounterUse) -> Decision:
+    """`decision` turned into the deny (or approval request) of the rule whose counter did
+    not fit."""
+    rule = use.rule
+    assert rule is not None  # only rules set limits
+    base = _REPLACE(decision, allowed=False, reasons=(*decision.reasons, rule_reason(rule)),
+                    rules=(*decision.rules, rule.id))
+    if rule.kind == "require_approval":
+        approvers = tuple(dict.fromkeys((*decision.approvers, *rule.groups)))
+        return _REPLACE(base, effect="require_approval", approvers=approvers)
+    return _REPLACE(base, effect="deny")
 
-    def _release_quietly(self, reservation: str, now: float) -> None:
-        """Release `decision.reservation` text, logging (not raising) a failure."""
-        self.give_back(_parse(reservation)[0], now)
 
-    def give_back(self, token: str, now: float) -> None:
-        """Release a store token, logging (not raising) a failure."""
-        try:
-            self.g.store.release(token, now)
-        except Exception:  # noqa: BLE001 - an unreleased reservation only over-counts
-            _LOG.exception("cannot release a reservation")
+def _consume(g: Guard, req: dict[str, Any], st: Snapshot, decision: Decision,
+             valid: list[Grant], rejected: list[str], token: str | None, seen: Seen | None
+             ) -> tuple[Decision, list[str]]:
+    """Use up every valid grant of an allowed action; one that another request used first
+    is a replay, and the action is decided again without it (its reservation given back if
+    it is no longer allowed). The grants used go into the decision log record."""
+    kept: set[str] = set()
+    used: list[Grant] = []
+    lost = False
+    for grant in valid:
+        if consume_grant(grant, g.store):
+            kept.add(grant.group)
+            used.append(grant)
+        else:
+            lost = True
+    if seen is not None:
+        seen.grants.extend({"approver": x.approver, "group": x.group, "grant": x.nonce}
+                           for x in used)
+    if not lost:
+        return decision, rejected
+    rejected = [*rejected, _REJECTED[REPLAYED]]
+    again_st = Snapshot(
+        counters=st.counters, labels=st.labels, history=st.history,
+        approved_groups=frozenset(kept), now=st.now, approvers=_people(used))
+    again = g.policy.decide(req, again_st)
+    if not again.allowed and seen is not None:
+        seen.used = (req, again_st, again)
+    if not again.allowed and token is not None:
+        _give_back(g, token, st.now or 0.0)
+    return (again if not again.allowed else decision), rejected
 
-    # ── settling ─────────────────────────────────────────────────────────────
 
-    def settle(self, decision: Decision, cost_usd: Decimal | float | int | None,
-               tokens: int | None, release: bool = False) -> bool:
-        if decision.reservation is None:
-            return True
-        token, entries = _parse(decision.reservation)
-        actual: dict[tuple[str, str], Decimal | int] = {}
-        if not release and (cost_usd is not None or tokens is not None):
-            cost = None if cost_usd is None else _amount(cost_usd, "cost_usd")
-            count = None if tokens is None else _amount(tokens, "tokens")
-            for cid, key, metric in entries:
-                value = cost if metric == "cost_usd" else count if metric == "tokens" else None
-                if value is not None:
-                    actual[(cid, key)] = value
-        try:
-            if release:
-                self.g.store.release(token, self.g.clock())
-            else:
-                self.g.store.settle(token, actual, self.g.clock())
-        except StoreError:
-            _LOG.exception("cannot settle a reservation")
-            return False
+def _record(g: Guard, req: dict[str, Any], name: str, plan: CallPlan, decision: Decision,
+            sid: str, now: float) -> None:
+    """Remember an allowed call's fields and the labels added."""
+    if decision.allowed and plan.record is not None:
+        args = req.get("args")
+        args = args if isinstance(args, dict) else {}
+        g.store.record_call(sid, name, {f: args[f] for f in plan.record if f in args}, now)
+    if decision.labels:
+        g.store.add_labels(sid, decision.labels)
+
+
+def _give_back(g: Guard, token: str, now: float) -> None:
+    """Release a store token, logging (not raising) a failure."""
+    try:
+        g.store.release(token, now)
+    except Exception:  # noqa: BLE001 - an unreleased reservation only over-counts
+        _LOG.exception("cannot release a reservation")
+
+
+def settle(g: Guard, decision: Decision, cost_usd: Decimal | float | int | None,
+           tokens: int | None, release: bool = False) -> bool:
+    """`Guard.settle` / `Guard.release` of `decision.reservation`."""
+    if decision.reservation is None:
         return True
-
-
-# JSON text of session ids, for `reservation_text` (bounded: cleared when full).
-JSON_KEYS: dict[str, str] = {}
-
-
-def reservation_text(token: str, key: str, entries: tuple[tuple[str, str], ...]) -> str:
-    """`decision.reservation` for a store token and counters all keyed by `key`, where
-    `entries` are the JSON texts before and after the key of each (counter_id, key, metric)
-    entry: the same text as `msgspec.json.encode((token, [(cid, key, metric), ...]))`."""
-    text = JSON_KEYS.get(key)
-    if text is None:
-        if len(JSON_KEYS) >= 4096:
-            JSON_KEYS.clear()
-        text = JSON_KEYS[key] = _ENCODE(key).decode()
-    # Store tokens are letters, digits, "-", "_" and "." (`MemoryStore.reserve_units`): no
-    # JSON escaping needed.
-    if len(entries) == 1:
-        before, after = entries[0]
-        return f'["{token}",[{before}{text}{after}]]'
-    inner = ",".join(f"{before}{text}{after}" for before, after in entries)
-    return f'["{token}",[{inner}]]'
-
-
-def units_of(estimate: object) -> dict[str, int]:
-    """`_amounts` in store units (raises TypeError the same way)."""
-    return {metric: to_units(amount) for metric, amount in _amounts(estimate).items()}
+    try:
+        token, entries = _HELD.decode(decision.reservation)
+    except msgspec.DecodeError as err:
+        raise ValueError(f"not a reservation of this Guard: {decision.reservation!r}") from err
+    actual: dict[tuple[str, str], Decimal | int] = {}
+    if not release and (cost_usd is not None or tokens is not None):
+        cost = None if cost_usd is None else _amount(cost_usd, "cost_usd")
+        count = None if tokens is None else _amount(tokens, "tokens")
+        for cid, key, metric in entries:
+            value = cost if metric == "cost_usd" else count if metric == "tokens" else None
+            if value is not None:
+                actual[(cid, key)] = value
+    try:
+        if release:
+            g.store.release(token, g.clock())
+        else:
+            g.store.settle(token, actual, g.clock())
+    except StoreError:
+        _LOG.exception("cannot settle a reservation")
+        return False
+    return True
 
 
 def _digest(req: Mapping[str, Any]) -> str | None:
@@ -508,13 +495,6 @@ def _digest(req: Mapping[str, Any]) -> str | None:
         return action_digest(req)
     except ValueError:
         return None
-
-
-def _parse(reservation: str) -> tuple[str, list[tuple[str, str, str]]]:
-    try:
-        return _RESERVATION.decode(reservation)
-    except msgspec.DecodeError as err:
-        raise ValueError(f"not a reservation of this Guard: {reservation!r}") from err
 
 
 def _inject_counts(inject: dict[str, Any], session: Mapping[str, Any],
@@ -533,12 +513,11 @@ def _amount(value: object, what: str) -> Decimal | int:
 
 
 def _amounts(estimate: object) -> dict[str, Decimal | int]:
-    est = estimate if isinstance(estimate, dict) else {}
-    if estimate is not None and not isinstance(estimate, dict):
+    if not isinstance(estimate, dict):
         raise TypeError("expected an object")
     out: dict[str, Decimal | int] = {"calls": 1}
     for metric in ("cost_usd", "tokens"):
-        value = est.get(metric)
+        value = estimate.get(metric)
         try:
             out[metric] = 0 if value is None else _amount(value, metric)
         except ValueError as err:
@@ -567,7 +546,7 @@ def _holds(scope: ir.Expr, ctx: Ctx) -> bool:
 def _people(grants: Sequence[Grant]) -> Mapping[str, frozenset[str]]:
     """The distinct approvers of the valid grants, by group (`approved by N of "g"`)."""
     if not grants:
-        return NO_HISTORY
+        return _NO_PEOPLE
     out: dict[str, set[str]] = {}
     for grant in grants:
         out.setdefault(grant.group, set()).add(grant.approver)

@@ -16,12 +16,11 @@ from charter.runtime.state import (
     CounterRef,
     MemoryStore,
     Reservation,
-    ReserveResult,
     SessionCalls,
     StateQuery,
-    StateSnapshot,
     Store,
     StoreError,
+    Taken,
 )
 
 AGENT = {"id": "bot-1"}
@@ -191,10 +190,12 @@ class BrokenStore:
 
 
 class FailingReserve(MemoryStore):
-    """Reads work, but the store goes away before the reservation."""
+    """Reads work, but the store goes away when asked to reserve."""
 
-    def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
-        raise StoreError("connection reset")
+    def take(self, query: StateQuery, reservations: Sequence[Reservation], now: float) -> Taken:
+        if reservations:
+            raise StoreError("connection reset")
+        return super().take(query, reservations, now)
 
 
 class FailingLabels(MemoryStore):
@@ -247,11 +248,11 @@ def test_settle_rejects_negative_usage(guard: Guard) -> None:
 class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
-        self.reads: list[StateQuery] = []
+        self.takes: list[tuple[StateQuery, Sequence[Reservation]]] = []
 
-    def read(self, query: StateQuery, now: float) -> StateSnapshot:
-        self.reads.append(query)
-        return super().read(query, now)
+    def take(self, query: StateQuery, reservations: Sequence[Reservation], now: float) -> Taken:
+        self.takes.append((query, reservations))
+        return super().take(query, reservations, now)
 
     def bump_session_calls(self, session_id: str, is_tool_call: bool) -> SessionCalls:
         return super().bump_session_calls(session_id, is_tool_call)
@@ -260,20 +261,28 @@ class CountingStore(MemoryStore):
         super().settle(token, actual, now)
 
 
-def test_one_read_per_decision_with_only_the_matching_counters(policy: Policy) -> None:
+def _ids(take: tuple[StateQuery, Sequence[Reservation]]) -> set[str]:
+    query, reservations = take
+    return {r.counter_id for r in query.counters} | {r.counter_id for r in reservations}
+
+
+def test_one_store_step_per_decision_with_only_the_matching_counters(policy: Policy) -> None:
     store = CountingStore()
     guard = Guard(policy, state=store)
-    guard.check(req("web.fetch", {"url": "https://a"}, estimate={"cost_usd": 0.1}))
-    assert len(store.reads) == 1
-    ids = {ref.counter_id for ref in store.reads[0].counters}
-    assert ids == {HOURLY_CALLS, DAILY_COST, DAILY_TOKENS, "session:cost_usd"}
-    store.reads.clear()
+    allowed = guard.check(req("web.fetch", {"url": "https://a"}, estimate={"cost_usd": 0.1}))
+    assert allowed.allowed
+    # Read and reserved in one `take`: nothing read twice, nothing left to read.
+    (query, reservations), = store.takes
+    assert _ids((query, reservations)) == {HOURLY_CALLS, DAILY_COST, DAILY_TOKENS,
+                                           "session:cost_usd"}
+    assert not query.counters and len(reservations) == 4
+    store.takes.clear()
     guard.check(req("spend", {"amount": 1}))
-    assert len(store.reads) == 1
-    assert HOURLY_CALLS not in {ref.counter_id for ref in store.reads[0].counters}
-    store.reads.clear()
+    assert len(store.takes) == 1
+    assert HOURLY_CALLS not in _ids(store.takes[0])
+    store.takes.clear()
     guard.check({"stage": "tool_result", "tool": "noop", "result": 1})
-    assert store.reads == []
+    assert store.takes == []
 
 
 def test_decision_returned_is_a_decision(guard: Guard) -> None:

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from race_harness import Spender, in_processes, in_threads
+from race_harness import Spender, in_processes, in_threads, open_store
 
 import charter
 from charter import Guard, Policy
@@ -191,19 +191,43 @@ def _spend_shared_session(guard: Guard, worker: int, start: threading.Barrier
     return ran, settled
 
 
-def test_memory_threads_never_overspend_when_reserving_first() -> None:
-    """Counters keyed by the session id take the lean path, which reserves before deciding
-    and gives back what a deny took (here every `n == 3` call): still never over the
-    limits, and nothing left behind."""
-    policy = charter.compile(SESSION_POLICY, "race.agentpolicy")
-    store = MemoryStore()
-    guard = Guard(policy, state=store, clock=lambda: NOW)
-    ran, settled = in_threads(partial(_spend_shared_session, guard), PROCESSES * THREADS)
-    assert guard._runners, "the lean path was not taken"
+def _check_session(store: Store, policy: Policy, ran: int, settled: Decimal) -> None:
     ids = {c.metric: c.id for c in policy.ir.counters}
     refs = (CounterRef(ids["calls"], "shared", 86400), CounterRef(ids["cost_usd"], "shared", 86400))
     usage = store.read(StateQuery("shared", refs), NOW).usage
     assert 0 < ran <= 40 and settled <= Decimal(10)
+    # What a denied call's take reserved was given back: the counts are exactly the calls
+    # that ran and what they settled.
     assert usage[(ids["calls"], "shared")] == ran
     assert usage[(ids["cost_usd"], "shared")] == settled
+
+
+def test_memory_threads_never_overspend_when_reserving_first() -> None:
+    """Every check reserves in the step that reads (`Store.take`) and gives back what a deny
+    took (here every `n == 3` call): still never over the limits, and nothing left behind."""
+    policy = charter.compile(SESSION_POLICY, "race.agentpolicy")
+    store = MemoryStore()
+    guard = Guard(policy, state=store, clock=lambda: NOW)
+    ran, settled = in_threads(partial(_spend_shared_session, guard), PROCESSES * THREADS)
+    _check_session(store, policy, ran, settled)
     assert not store._reservations
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_processes_never_overspend_when_reserving_first(
+        kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The same race on one shared session, 8 processes x 4 threads."""
+    policy = charter.compile(SESSION_POLICY, "race.agentpolicy")
+    if kind == "sqlite":
+        where = str(tmp_path / "state.db")
+        SQLiteStore(where).close()
+    else:
+        where = f"{request.getfixturevalue('redis_url')}|race-{uuid.uuid4().hex}:"
+
+    def make(store: Store) -> Spender:
+        return partial(_spend_shared_session, Guard(policy, state=store, clock=lambda: NOW))
+
+    ran, settled = in_processes(make, (kind, where), PROCESSES, THREADS)
+    store = open_store((kind, where))
+    _check_session(store, policy, ran, settled)
+    store.close()

@@ -19,6 +19,7 @@ from charter.runtime.state import (
     CounterRef,
     MemoryStore,
     Reservation,
+    ReserveResult,
     SQLiteStore,
     StateQuery,
     Store,
@@ -34,20 +35,24 @@ NOW = 1_800_000_000.0
 
 
 def _spend(store: Store, worker: int, start: threading.Barrier) -> tuple[int, Decimal]:
-    """Try TRIES times to spend one unit; every other grant settles at half its estimate."""
+    """Try TRIES times to spend one unit; every other grant settles at half its estimate.
+
+    Odd attempts go through `take`, which also reads the counters: the usage it reports is
+    from the same atomic step as its check, so it fits exactly when the take succeeded."""
     start.wait(timeout=30)
     granted, settled = 0, Decimal(0)
+    items = [Reservation(COST, "team", 3600, 1, LIMIT), Reservation(CALLS, "team", 3600, 1, LIMIT)]
     for attempt in range(TRIES):
-        result = store.reserve(
-            [
-                Reservation(COST, "team", 3600, 1, LIMIT),
-                Reservation(CALLS, "team", 3600, 1, LIMIT),
-            ],
-            NOW,
-        )
-        if not result.ok:
+        if attempt % 2:
+            got = store.take(StateQuery(f"w{worker}"), items, NOW)
+            fits = all(got.usage[(cid, "team")] + 1 <= LIMIT for cid in (CALLS, COST))
+            assert fits == (got.token is not None) == (got.failed is None), got
+            token = got.token
+        else:
+            token = store.reserve(items, NOW).token
+        if token is None:
             continue
-        assert result.token is not None
+        result = ReserveResult(True, token)
         granted += 1
         actual = Decimal("0.5") if (worker + attempt) % 2 else Decimal(1)
         store.settle(result.token, {(COST, "team"): actual}, NOW)

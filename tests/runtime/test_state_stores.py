@@ -144,6 +144,82 @@ def test_large_amounts_stay_exact(store: Store) -> None:
     assert not reserve1(store, Decimal("0.000000001"), big)
 
 
+# -- take: read, check and reserve in one step ------------------------------------------
+
+
+def test_take_reads_and_reserves_with_usage_from_before(store: Store) -> None:
+    reserve1(store, 3, 10, cid="limit:a", key="s1")
+    store.add_labels("s1", ["x"])
+    store.record_call("s1", "t", {"k": 1}, T0)
+    got = store.take(
+        StateQuery("s1", counters=(CounterRef("limit:r", "s1", HOUR),), history_tools=("t",)),
+        [Reservation("limit:a", "s1", HOUR, 2, 10)], T0)
+    assert got.token is not None and got.failed is None
+    # The reserved counter's usage is reported too, as it was before this reservation.
+    assert got.usage == {("limit:r", "s1"): 0, ("limit:a", "s1"): 3}
+    assert got.labels == {"x"}
+    assert [dict(e.fields) for e in got.history["t"]] == [{"k": 1}]
+    assert usage(store, "limit:a", "s1", HOUR, T0) == 5
+    store.release(got.token, T0)
+    assert usage(store, "limit:a", "s1", HOUR, T0) == 3
+
+
+def test_take_that_does_not_fit_adds_nothing_and_still_reads(store: Store) -> None:
+    reserve1(store, 9, 10, cid="limit:b", key="k")
+    store.add_labels("k", ["seen"])
+    got = store.take(StateQuery("k"), [
+        Reservation("limit:a", "k", HOUR, 1, 10),
+        Reservation("limit:b", "k", HOUR, 2, 10),
+        Reservation("limit:c", "k", None, 1, None),
+    ], T0)
+    assert (got.token, got.failed) == (None, "limit:b")
+    assert got.usage == {("limit:a", "k"): 0, ("limit:b", "k"): 9, ("limit:c", "k"): 0}
+    assert got.labels == {"seen"}
+    for cid, window, used in (("limit:a", HOUR, 0), ("limit:b", HOUR, 9), ("limit:c", None, 0)):
+        assert usage(store, cid, "k", window, T0) == used
+
+
+def test_take_of_one_counter_twice_adds_up_and_reports_the_first_usage(store: Store) -> None:
+    reserve1(store, 4, 10, cid="limit:a", key="k")
+    two = [Reservation("limit:a", "k", HOUR, 4, 10), Reservation("limit:a", "k", HOUR, 3, 10)]
+    got = store.take(StateQuery("k", labels=False), two, T0)
+    assert got.token is None and got.failed == "limit:a"
+    assert got.usage == {("limit:a", "k"): 4}
+    got = store.take(StateQuery("k", labels=False), [
+        Reservation("limit:a", "k", HOUR, 3, 10), Reservation("limit:a", "k", HOUR, 3, None)], T0)
+    assert got.token is not None and got.usage == {("limit:a", "k"): 4}
+    assert usage(store, "limit:a", "k", HOUR, T0) == 10
+
+
+def test_take_without_reservations_is_a_read(store: Store) -> None:
+    reserve1(store, Decimal("0.25"), None, cid=COST, key="a")
+    store.bump_session_calls("s1", True)
+    got = store.take(StateQuery("s1", counters=(CounterRef(COST, "a", HOUR),)), (), T0)
+    assert (got.token, got.failed) == (None, None)
+    assert got.usage == {(COST, "a"): Decimal("0.25")}
+    assert got.calls == SessionCalls(1, 1)
+    assert store.take(StateQuery("s1", calls=False), (), T0).calls == SessionCalls(0, 0)
+
+
+def test_take_token_settles_like_a_reserve_token(store: Store) -> None:
+    got = store.take(StateQuery("s"), [Reservation(COST, "a", HOUR, Decimal("1.5"), 2),
+                                       Reservation("calls", "a", HOUR, 1, 5)], T0)
+    assert got.token is not None
+    store.settle(got.token, {(COST, "a"): Decimal("0.4")}, T0 + 1)
+    store.settle(got.token, {(COST, "a"): Decimal("1.9")}, T0 + 1)  # settled once only
+    assert usage(store, COST, "a", HOUR, T0 + 1) == Decimal("0.4")
+    assert usage(store, "calls", "a", HOUR, T0 + 1) == 1
+
+
+def test_usage_is_an_int_when_whole_and_an_exact_decimal_otherwise(store: Store) -> None:
+    reserve1(store, 2, None, cid="whole", key="k")
+    reserve1(store, Decimal("2.50"), None, cid="part", key="k")
+    got = store.take(StateQuery("k", counters=(
+        CounterRef("whole", "k", HOUR), CounterRef("part", "k", HOUR))), (), T0)
+    assert type(got.usage[("whole", "k")]) is int and got.usage[("whole", "k")] == 2
+    assert got.usage[("part", "k")] == Decimal("2.5")
+
+
 # -- settle / release ------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from .base import (
     StateSnapshot,
     Store,
     StoreError,
+    Taken,
 )
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
@@ -44,6 +45,7 @@ __all__ = [
     "StateSnapshot",
     "Store",
     "StoreError",
+    "Taken",
 ]
 
 

@@ -2,9 +2,10 @@
 
 A store keeps what a decision needs beyond the request itself: usage counters for budgets and
 limits, session labels, the history of earlier allowed calls, single-use grant nonces and the
-loop-guard call counts.  The `Guard` reads everything for one decision in one batch
-(`Store.read`), reserves on allow (`Store.reserve`) and settles actual usage afterwards
-(`Store.settle` / `Store.release`).
+loop-guard call counts.  The `Guard` reads what one decision needs *and* reserves what the call
+would be charged in one atomic step (`Store.take`), gives the reservation back when the
+decision is not an allow (`Store.release`) and settles actual usage afterwards
+(`Store.settle`).  `read` and `reserve` are the two halves of `take` on their own.
 
 Amounts are kept as integers of *units* of 10**-9 (`SCALE`), so that every store is exact,
 including Redis whose scripts only see 64-bit integers.  An amount with finer precision is
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal, localcontext
 from typing import Protocol, runtime_checkable
 
@@ -34,6 +34,8 @@ __all__ = [
     "StateSnapshot",
     "Store",
     "StoreError",
+    "Taken",
+    "amount_of",
     "bucket_of",
     "decode_fields",
     "encode_fields",
@@ -53,6 +55,8 @@ HISTORY_LIMIT = 1000
 
 _UNIT = Decimal(10) ** SCALE
 _INT_UNIT: int = 10**SCALE
+# Decimal amounts already converted (limits and estimates repeat): converting costs ~2 us.
+_UNITS: dict[Decimal, int] = {}
 
 
 class StoreError(Exception):
@@ -63,8 +67,11 @@ class StoreError(Exception):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class CounterRef:
+# The value types are msgspec Structs rather than frozen dataclasses: the Guard builds a
+# query and its reservations on every stateful check, and a Struct costs a sixth as much.
+
+
+class CounterRef(msgspec.Struct, frozen=True):
     """One counter: a budget or limit (`counter_id`) for one value of its key path (`key`).
 
     `window_seconds=None` means per session: the counter never expires by time.
@@ -75,26 +82,26 @@ class CounterRef:
     window_seconds: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StateQuery:
-    """What one decision needs from the store, read in a single batch."""
+class StateQuery(msgspec.Struct, frozen=True):
+    """What one decision reads from the store.
+
+    `calls=False` skips the loop-guard counts (a store may then report zeros)."""
 
     session_id: str
     counters: tuple[CounterRef, ...] = ()
     history_tools: tuple[str, ...] = ()
     labels: bool = True
+    calls: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
+class HistoryEntry(msgspec.Struct, frozen=True):
     """One earlier allowed call: when it happened and the fields the policy records."""
 
     time: float
     fields: Mapping[str, object]
 
 
-@dataclass(frozen=True, slots=True)
-class SessionCalls:
+class SessionCalls(msgspec.Struct, frozen=True):
     """Loop-guard counts of a session: all tool calls, and tool calls since the last
     non-tool step (model input/output)."""
 
@@ -102,23 +109,42 @@ class SessionCalls:
     consecutive_tool_calls: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class StateSnapshot:
+_NO_CALLS = SessionCalls()
+
+
+class StateSnapshot(msgspec.Struct, frozen=True):
     """The answer to a `StateQuery`.
 
     `usage` maps `(counter_id, key)` to the amount used in the current window, outstanding
-    reservations included, always as a `Decimal`.  `history` maps each requested tool name to
-    its past calls in this session, oldest first.
+    reservations included (`amount_of`: an `int` when whole, else a `Decimal`).  `history`
+    maps each requested tool name to its past calls in this session, oldest first.
     """
 
-    usage: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
+    usage: Mapping[tuple[str, str], Amount] = {}
     labels: frozenset[str] = frozenset()
-    history: Mapping[str, tuple[HistoryEntry, ...]] = field(default_factory=dict)
-    calls: SessionCalls = SessionCalls()
+    history: Mapping[str, tuple[HistoryEntry, ...]] = {}
+    calls: SessionCalls = _NO_CALLS
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
+class Taken(msgspec.Struct, frozen=True):
+    """The answer to `Store.take`: a `StateSnapshot` read in the same atomic step as the
+    reservation, and the reservation's outcome.
+
+    `usage` covers the query's counters and every reserved counter, as they were *before*
+    this reservation.  `token` is set when there were reservations and all fitted (settle
+    or release it); `failed` names the first counter that would have overflowed (then
+    nothing was added).  Both are None when nothing was to be reserved.
+    """
+
+    usage: Mapping[tuple[str, str], Amount] = {}
+    labels: frozenset[str] = frozenset()
+    history: Mapping[str, tuple[HistoryEntry, ...]] = {}
+    calls: SessionCalls = _NO_CALLS
+    token: str | None = None
+    failed: str | None = None
+
+
+class Reservation(msgspec.Struct, frozen=True):
     """Add `amount` to a counter, but only if the result stays `<= limit`.
 
     `limit=None` adds without checking (usage that some rule reads but nothing caps here).
@@ -136,8 +162,7 @@ class Reservation:
             raise ValueError(f"reservation amount must not be negative: {self.amount}")
 
 
-@dataclass(frozen=True, slots=True)
-class ReserveResult:
+class ReserveResult(msgspec.Struct, frozen=True):
     """Outcome of `Store.reserve`: a token to settle with, or the counter that would overflow."""
 
     ok: bool
@@ -149,12 +174,23 @@ class ReserveResult:
 class Store(Protocol):
     """A state store.  Every method raises `StoreError` when the backend fails."""
 
+    def take(self, query: StateQuery, reservations: Sequence[Reservation],
+             now: float) -> Taken:
+        """Read `query` and reserve `reservations` in one atomic step: one lock, one
+        transaction or one script.  Every amount is added if all stay within their limits
+        (reservations of one counter add up), else none is; the usage returned is from
+        before the reservation, so a caller that decides on it decides as if it had read
+        first and reserved after."""
+        ...
+
     def read(self, query: StateQuery, now: float) -> StateSnapshot:
-        """Usage of the requested counters, the session's labels, history and call counts."""
+        """Usage of the requested counters, the session's labels, history and call counts
+        (`take` with nothing to reserve)."""
         ...
 
     def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
-        """Atomically add every amount if all stay within their limits, else add none."""
+        """Atomically add every amount if all stay within their limits, else add none
+        (`take` with nothing to read)."""
         ...
 
     def settle(self, token: str, actual: Mapping[tuple[str, str], Amount], now: float) -> None:
@@ -200,12 +236,20 @@ def to_units(amount: Amount) -> int:
         raise TypeError("amount must be a Decimal or int, not bool")
     if isinstance(amount, int):
         return amount * _INT_UNIT
+    found = _UNITS.get(amount) if type(amount) is Decimal else None
+    if found is not None:
+        return found
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise TypeError(f"amount must be a finite Decimal or int, got {amount!r}")
     with localcontext() as ctx:
         # Enough digits that scaling never rounds before the explicit ceiling below.
         ctx.prec = max(28, len(amount.as_tuple().digits) + SCALE + 2)
-        return int((amount * _UNIT).to_integral_value(rounding=ROUND_CEILING))
+        units = int((amount * _UNIT).to_integral_value(rounding=ROUND_CEILING))
+    if len(_UNITS) >= 4096:
+        _UNITS.clear()
+    # Equal decimals (0.5, 0.50) share an entry: they are the same number of units.
+    _UNITS[amount] = units
+    return units
 
 
 def from_units(units: int) -> Decimal:
@@ -215,6 +259,13 @@ def from_units(units: int) -> Decimal:
     if frac:
         text += "." + str(frac).rjust(SCALE, "0").rstrip("0")
     return Decimal("-" + text if units < 0 else text)
+
+
+def amount_of(units: int) -> Amount:
+    """Units as the amount a store reports: an `int` when whole (call counts, whole costs;
+    the policy compares it exactly as the equal `Decimal`), else an exact `Decimal`."""
+    whole, frac = divmod(units, _INT_UNIT)
+    return whole if not frac else from_units(units)
 
 
 def bucket_of(window_seconds: int | None, now: float) -> int:

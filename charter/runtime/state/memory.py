@@ -9,7 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
-from decimal import Decimal
+from types import MappingProxyType
 
 from .base import (
     HISTORY_LIMIT,
@@ -21,6 +21,8 @@ from .base import (
     SessionCalls,
     StateQuery,
     StateSnapshot,
+    Taken,
+    amount_of,
     bucket_of,
     decode_fields,
     encode_fields,
@@ -28,18 +30,18 @@ from .base import (
     to_units,
 )
 
-__all__ = ["CounterUnits", "MemoryStore"]
+__all__ = ["MemoryStore"]
 
 # (counter_id, key, bucket) identifies one window of one counter.
 _Slot = tuple[str, str, int]
 
-CounterUnits = tuple[str, str, int | None, int, int | None]
-"""A reservation in store units: (counter_id, key, window_seconds, units, limit units or
-None), as `MemoryStore.reserve_units` takes it."""
-
-_INT_UNIT = 10**SCALE
 _EMPTY: frozenset[str] = frozenset()
+_NO_HISTORY: Mapping[str, tuple[HistoryEntry, ...]] = MappingProxyType({})
+_NO_CALLS = SessionCalls()
+_NOTHING = StateQuery("", labels=False, calls=False)
 _floor = math.floor
+_INT_UNIT = 10**SCALE
+_amount = amount_of
 
 
 def _bucket(window: int, now: float) -> int:
@@ -47,12 +49,6 @@ def _bucket(window: int, now: float) -> int:
     if window > 0:
         return _floor(now / window)
     return bucket_of(window, now)  # raises
-
-
-def _usage(units: int) -> Decimal:
-    """`from_units`, with a shortcut for whole amounts (call counts, integral costs)."""
-    whole, frac = divmod(units, _INT_UNIT)
-    return Decimal(whole) if not frac else from_units(units)
 
 
 class MemoryStore:
@@ -65,8 +61,8 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._units: dict[_Slot, int] = {}
         self._expires: dict[_Slot, float] = {}
-        # token number -> ((slot, reserved units), ...); the token is `_token_prefix` + number
-        self._reservations: dict[int, tuple[tuple[_Slot, int], ...]] = {}
+        # token -> ((slot, reserved units), ...); a token is `_token_prefix` + a number
+        self._reservations: dict[str, Sequence[tuple[_Slot, int]]] = {}
         # Reservation tokens only mean something to this store instance: `settle`/`release`
         # look them up in `_reservations` and ignore any other string. So a token needs to
         # be unique within the instance (a counter, taken under the lock, never repeats)
@@ -85,220 +81,137 @@ class MemoryStore:
         self._writes = 0
         self._prune_every = prune_every
 
-    def read(self, query: StateQuery, now: float) -> StateSnapshot:
-        """See `Store.read`."""
-        with self._lock:
-            usage = {}
-            for ref in query.counters:
-                slot = (ref.counter_id, ref.key, bucket_of(ref.window_seconds, now))
-                usage[(ref.counter_id, ref.key)] = _usage(self._live_units(slot, now))
-            labels = self._labels.get(query.session_id, _EMPTY) if query.labels else _EMPTY
-            sid = query.session_id
-            raw = {t: list(self._history.get((sid, t), ())) for t in query.history_tools}
-            calls = self._calls.get(query.session_id, (0, 0))
-        # Decoding happens outside the lock: it is the slow part and touches no shared state.
-        history = {
-            tool: tuple(HistoryEntry(at, decode_fields(data)) for at, data in entries)
-            for tool, entries in raw.items()
-        }
-        return StateSnapshot(usage, labels, history, SessionCalls(*calls))
-
-    def read_counters(
-        self, counters: Sequence[tuple[str, str, int | None]], session_id: str, labels: bool,
-        now: float,
-    ) -> tuple[dict[tuple[str, str], Decimal], frozenset[str]]:
-        """The usage and labels parts of `read` for (counter_id, key, window_seconds)
-        counters, without a query or a snapshot object: the Guard's hot path.
-
-        Returns the same values as `read(StateQuery(session_id, counters, (), labels), now)`.
-        """
-        usage: dict[tuple[str, str], Decimal] = {}
-        with self._lock:
-            units = self._units
-            expires = self._expires
-            for cid, key, window in counters:
-                slot = (cid, key, 0 if window is None else _bucket(window, now))
-                exp = expires.get(slot)
-                usage[(cid, key)] = _usage(
-                    units.get(slot, 0) if exp is None or exp > now else 0)
-            found = self._labels.get(session_id, _EMPTY) if labels else _EMPTY
-        return usage, found
-
-    def read_key(
-        self, counters: Sequence[tuple[str, int | None]], key: str, labels: bool, now: float,
-        whole_as_int: bool = False,
-    ) -> tuple[dict[tuple[str, str], Decimal | int], frozenset[str]]:
-        """`read_counters` for (counter_id, window_seconds) counters all keyed by `key`, and
-        the labels of session `key`. With `whole_as_int`, a whole usage comes as an `int`
-        (equal to the `Decimal`; the caller knows that is the same to it)."""
-        usage: dict[tuple[str, str], Decimal | int] = {}
+    def take(self, query: StateQuery, reservations: Sequence[Reservation],
+             now: float) -> Taken:
+        """See `Store.take`: one hold of the lock."""
+        usage: dict[tuple[str, str], Amount] = {}
+        sid = query.session_id
+        token = failed = None
         units = self._units
         expires = self._expires
         lock = self._lock
-        lock.acquire()  # not `with`: on this path its protocol costs as much as the lock
+        lock.acquire()  # not `with`: on the Guard's hot path its protocol costs as much
         try:
-            for cid, window in counters:
+            for ref in query.counters:
+                window = ref.window_seconds
+                slot = (ref.counter_id, ref.key, 0 if window is None else _bucket(window, now))
+                exp = expires.get(slot)
+                usage[(slot[0], slot[1])] = _amount(
+                    units.get(slot, 0) if exp is None or exp > now else 0)
+            if len(reservations) == 1:
+                # One counter (the usual case), inline: `_check` without its bookkeeping.
+                r = reservations[0]
+                cid, key, window, amount, limit = (
+                    r.counter_id, r.key, r.window_seconds, r.amount, r.limit)
+                amount = amount * _INT_UNIT if type(amount) is int else to_units(amount)
+                end: float | None = None
                 if window is None:
-                    used = units.get((cid, key, 0), 0)
+                    slot = (cid, key, 0)
+                    used = units.get(slot, 0)
                 else:
-                    slot = (cid, key, _floor(now / window) if window > 0
-                            else bucket_of(window, now))
+                    bucket = _floor(now / window) if window > 0 else bucket_of(window, now)
+                    slot = (cid, key, bucket)
                     exp = expires.get(slot)
-                    used = units.get(slot, 0) if exp is None or exp > now else 0
-                whole, frac = divmod(used, _INT_UNIT)
-                usage[(cid, key)] = (from_units(used) if frac else whole if whole_as_int
-                                     else Decimal(whole))
-            found = self._labels.get(key, _EMPTY) if labels else _EMPTY
+                    if exp is None or exp <= now:
+                        used, end = 0, float((bucket + 1) * window)
+                    else:
+                        used = units.get(slot, 0)
+                if (cid, key) not in usage:
+                    whole, frac = divmod(used, _INT_UNIT)
+                    usage[(cid, key)] = from_units(used) if frac else whole
+                if limit is not None and used + amount > (
+                        limit * _INT_UNIT if type(limit) is int else to_units(limit)):
+                    failed = cid
+                else:
+                    units[slot] = used + amount
+                    if end is not None:
+                        expires[slot] = end
+                    seq = next(self._token_seq)
+                    token = self._token_prefix + str(seq)
+                    self._reservations[token] = ((slot, amount),)
+                    if not seq % self._prune_every:
+                        self._prune(now)
+            elif reservations:
+                held: list[tuple[_Slot, int]] = []
+                failed = self._check(reservations, usage, held, now)
+                if failed is None:
+                    seq = next(self._token_seq)
+                    token = self._token_prefix + str(seq)
+                    self._reservations[token] = held
+                    if not seq % self._prune_every:
+                        self._prune(now)
+            labels = self._labels.get(sid, _EMPTY) if query.labels else _EMPTY
+            raw = ({t: list(self._history.get((sid, t), ())) for t in query.history_tools}
+                   if query.history_tools else None)
+            calls = self._calls.get(sid) if query.calls else None
         finally:
             lock.release()
-        return usage, found
+        # Decoding happens outside the lock: it is the slow part and touches no shared state.
+        history = {tool: tuple(HistoryEntry(at, decode_fields(data)) for at, data in entries)
+                   for tool, entries in raw.items()} if raw is not None else _NO_HISTORY
+        return Taken(usage, labels, history,
+                     _NO_CALLS if calls is None else SessionCalls(*calls), token, failed)
 
-    def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
-        """See `Store.reserve`."""
-        items: list[CounterUnits] = [
-            (r.counter_id, r.key, r.window_seconds, to_units(r.amount),
-             None if r.limit is None else to_units(r.limit))
-            for r in reservations
-        ]
-        ok, token_or_failed = self.reserve_units(items, now)
-        if ok:
-            return ReserveResult(ok=True, token=token_or_failed)
-        return ReserveResult(ok=False, failed=token_or_failed)
-
-    def reserve_units(self, items: Sequence[CounterUnits], now: float) -> tuple[bool, str]:
-        """`reserve` with amounts and limits already in units (`to_units`, rounded up):
-        atomically add every amount if all stay within their limits, else add none.
-
-        Returns (True, token) or (False, the counter_id of the first counter that would
-        overflow). Tokens are made of ASCII letters, digits, "-", "_" and ".".
-        """
-        with self._lock:
-            return self._reserve_locked(items, now)
-
-    def _reserve_locked(self, items: Sequence[CounterUnits], now: float) -> tuple[bool, str]:
-        """`reserve_units`, the lock already held."""
-        pending: dict[_Slot, int] = {}
-        planned: list[tuple[_Slot, float | None, int]] = []
-        for cid, key, window, amount, limit in items:
+    def _check(self, reservations: Sequence[Reservation], usage: dict[tuple[str, str], Amount],
+               held: list[tuple[_Slot, int]], now: float) -> str | None:
+        """Check and add every reservation, the lock held: None when all fitted (and were
+        added, noted in `held`), else the first counter that would overflow (nothing
+        added). Notes each counter's usage from before in `usage`."""
+        units = self._units
+        expires = self._expires
+        failed = None
+        # slot -> (usage after, window end or None), for counters reserved more than once
+        pending: dict[_Slot, tuple[int, float | None]] = {}
+        for r in reservations:
+            cid, key, window, amount, limit = (
+                r.counter_id, r.key, r.window_seconds, r.amount, r.limit)
+            amount = amount * _INT_UNIT if type(amount) is int else to_units(amount)
             if window is None:
                 slot, end = (cid, key, 0), None
             else:
-                bucket = _bucket(window, now)
-                slot, end = (cid, key, bucket), float((bucket + 1) * window)
-            used = pending.get(slot)
-            if used is None:
-                used = self._live_units(slot, now)
-            used += amount
-            if limit is not None and used > limit:
-                return False, cid
-            pending[slot] = used
-            planned.append((slot, end, amount))
-        return True, self._commit(pending, planned, now)
-
-    def take_key(
-        self, items: Sequence[tuple[str, int | None, int, int | None]], key: str, labels: bool,
-        now: float, whole_as_int: bool = False,
-    ) -> tuple[str | None, str | None, dict[tuple[str, str], Decimal | int], frozenset[str]]:
-        """`read_key` and `reserve_units` as one atomic step, for a caller that reserves
-        before it decides and releases when the decision is not an allow.
-
-        `items` are (counter_id, window_seconds, units, limit units) with distinct
-        counter ids, all keyed by `key`. Returns (token, None, usage, labels) when every
-        amount was added within its limit, else (None, the counter_id of the first that
-        would overflow, usage, labels) with nothing added. `usage` is as `read_key` gives
-        it, from before this reservation.
-        """
-        if len(items) != 1:
-            return self._take_many(items, key, labels, now, whole_as_int)
-        # One counter (the usual case), inline.
-        cid, window, amount, limit = items[0]
-        units = self._units
-        lock = self._lock
-        token: str | None = None
-        failed: str | None = None
-        lock.acquire()  # not `with`: see `read_key`
-        try:
-            end: float | None = None
-            if window is None:
-                slot = (cid, key, 0)
-                used = units.get(slot, 0)
-            else:
                 bucket = _floor(now / window) if window > 0 else bucket_of(window, now)
-                slot = (cid, key, bucket)
-                exp = self._expires.get(slot)
-                if exp is None or exp <= now:
-                    used, end = 0, float((bucket + 1) * window)
-                else:
-                    used = units.get(slot, 0)
-            found = self._labels.get(key, _EMPTY) if labels else _EMPTY
-            if limit is not None and used + amount > limit:
-                failed = cid
+                slot, end = (cid, key, bucket), float((bucket + 1) * window)
+            before = pending.get(slot) if pending else None
+            if before is None:
+                exp = expires.get(slot)
+                used = units.get(slot, 0) if exp is None or exp > now else 0
+                if (cid, key) not in usage:
+                    whole, frac = divmod(used, _INT_UNIT)
+                    usage[(cid, key)] = from_units(used) if frac else whole
             else:
-                units[slot] = used + amount
-                if end is not None:
-                    self._expires[slot] = end
-                seq = next(self._token_seq)
-                token = self._token_prefix + str(seq)
-                self._reservations[seq] = ((slot, amount),)
-                if not seq % self._prune_every:
-                    self._prune(now)
-        finally:
-            lock.release()
-        whole, frac = divmod(used, _INT_UNIT)
-        return token, failed, {(cid, key): from_units(used) if frac else whole if whole_as_int
-                               else Decimal(whole)}, found
-
-    def _take_many(
-        self, items: Sequence[tuple[str, int | None, int, int | None]], key: str, labels: bool,
-        now: float, whole_as_int: bool,
-    ) -> tuple[str | None, str | None, dict[tuple[str, str], Decimal | int], frozenset[str]]:
-        """`take_key` for any number of counters: `read_key` and `reserve_units` under one
-        hold of the lock."""
-        usage: dict[tuple[str, str], Decimal | int] = {}
-        with self._lock:
-            for cid, window, _, _ in items:
-                used = self._live_units((cid, key, 0 if window is None else _bucket(window, now)),
-                                        now)
-                usage[(cid, key)] = (used // _INT_UNIT if whole_as_int and not used % _INT_UNIT
-                                     else _usage(used))
-            found = self._labels.get(key, _EMPTY) if labels else _EMPTY
-            ok, got = self._reserve_locked(
-                [(cid, key, window, amount, limit) for cid, window, amount, limit in items], now)
-        return (got, None, usage, found) if ok else (None, got, usage, found)
-
-    def _commit(self, pending: dict[_Slot, int], planned: list[tuple[_Slot, float | None, int]],
-                now: float) -> str:
-        """Apply a checked reservation (under the lock) and return its token."""
-        for slot, end, _ in planned:
-            self._units[slot] = pending[slot]
+                used = before[0]
+            used += amount
+            if failed is None and limit is not None and used > (
+                    limit * _INT_UNIT if type(limit) is int else to_units(limit)):
+                failed = cid  # go on: every reserved counter's usage is reported
+            pending[slot] = (used, end)
+            held.append((slot, amount))
+        if failed is not None:
+            return failed
+        for slot, (used, end) in pending.items():
+            units[slot] = used
             if end is not None:
-                self._expires[slot] = end
-        seq = next(self._token_seq)
-        token = self._token_prefix + str(seq)
-        self._reservations[seq] = tuple((slot, amount) for slot, _, amount in planned)
-        if not seq % self._prune_every:
-            self._prune(now)
-        return token
+                expires[slot] = end
+        return None
 
-    def _token_number(self, token: str) -> int | None:
-        """The number of a token of this store, None for any other string."""
-        prefix = self._token_prefix
-        if not token.startswith(prefix):
-            return None
-        digits = token[len(prefix):]
-        return int(digits) if digits.isascii() and digits.isdigit() else None
+    def read(self, query: StateQuery, now: float) -> StateSnapshot:
+        """See `Store.read`."""
+        got = self.take(query, (), now)
+        return StateSnapshot(got.usage, got.labels, got.history, got.calls)
+
+    def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
+        """See `Store.reserve`."""
+        got = self.take(_NOTHING, reservations, now)
+        return ReserveResult(got.failed is None, got.token, got.failed)
 
     def settle(self, token: str, actual: Mapping[tuple[str, str], Amount], now: float) -> None:
         """See `Store.settle`."""
-        seq = self._token_number(token)
-        if seq is None:
-            return
         actual_units = {k: to_units(v) for k, v in actual.items()} if actual else None
         units = self._units
         lock = self._lock
-        lock.acquire()  # not `with`: see `read_key` (a host settles every allowed call)
+        lock.acquire()  # not `with`: see `take` (a host settles every allowed call)
         try:
-            entries = self._reservations.pop(seq, None)
+            entries = self._reservations.pop(token, None)
             if entries is None or actual_units is None:
                 return  # nothing to settle, or every counter keeps its reserved amount
             for slot, reserved in entries:
@@ -311,15 +224,12 @@ class MemoryStore:
 
     def release(self, token: str, now: float) -> None:
         """See `Store.release`."""
-        seq = self._token_number(token)
-        if seq is None:
-            return
         units = self._units
         lock = self._lock
         lock.acquire()  # not `with`: see `settle`
         try:
             # `settle` with zero for every counter of the reservation.
-            for slot, reserved in self._reservations.pop(seq, ()):
+            for slot, reserved in self._reservations.pop(token, ()):
                 if slot in units:
                     units[slot] -= reserved
         finally:
@@ -367,12 +277,6 @@ class MemoryStore:
     def close(self) -> None:
         """Nothing to release for an in-memory store."""
 
-    def _live_units(self, slot: _Slot, now: float) -> int:
-        expires = self._expires.get(slot)
-        if expires is not None and expires <= now:
-            return 0
-        return self._units.get(slot, 0)
-
     def _note_write(self, now: float) -> None:
         self._writes += 1
         if not self._writes % self._prune_every:
@@ -387,9 +291,9 @@ class MemoryStore:
             # Settling a reservation whose every window is gone does nothing (see `settle`):
             # forget it, so that unsettled reservations of past windows do not pile up.
             units = self._units
-            for seq in [n for n, entries in self._reservations.items()
-                        if all(slot not in units for slot, _ in entries)]:
-                del self._reservations[seq]
+            for token in [t for t, entries in self._reservations.items()
+                          if all(slot not in units for slot, _ in entries)]:
+                del self._reservations[token]
         # Nonces are kept a minute past expiry so clock skew between hosts cannot revive one.
         for nonce in [n for n, exp in self._nonces.items() if exp + 60 <= now]:
             del self._nonces[nonce]

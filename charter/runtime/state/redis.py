@@ -31,10 +31,11 @@ from .base import (
     StateQuery,
     StateSnapshot,
     StoreError,
+    Taken,
+    amount_of,
     bucket_of,
     decode_fields,
     encode_fields,
-    from_units,
     to_units,
     window_end,
 )
@@ -44,6 +45,8 @@ __all__ = ["RedisStore"]
 # Windows and nonces expire this long after their end, so hosts whose clocks are a little
 # behind Redis still see the window they think is current.
 _GRACE_SECONDS = 60.0
+_NO_CALLS = SessionCalls()
+_NOTHING = StateQuery("", labels=False, calls=False)
 
 # Compare two canonical integer strings exactly (Lua numbers would round above 2**53).
 _LUA_CMP = """
@@ -58,31 +61,50 @@ local function cmp(a, b)
 end
 """
 
-# KEYS: reservation record, counter keys...   ARGV: record ttl ms, then per counter
-# (amount units, limit units or "", ttl ms, ident).  Returns -1 or the failing index.
-_RESERVE = (
+# One check's read and reservation in one script: one round trip, atomic on the server.
+# KEYS: reservation record, labels set, call counts hash, then `nh` history lists, `nr`
+# counters to read and `nv` counters to reserve.  ARGV: record ttl ms, read labels (1/0),
+# read call counts (1/0), nh, nr, then per reserved counter (amount units, limit units or
+# "", ttl ms, ident).  Returns {failing reservation index or -1, usage read, usage of each
+# reserved counter before the reservation, labels, history lists, call counts}.
+_TAKE = (
     _LUA_CMP
     + """
-local n = #KEYS - 1
-for i = 1, n do
-  local b = 1 + (i - 1) * 4
-  local key = KEYS[i + 1]
-  redis.call('INCRBY', key, ARGV[b + 1])
-  redis.call('PEXPIRE', key, ARGV[b + 3])
-  local limit = ARGV[b + 2]
-  if limit ~= '' and cmp(redis.call('GET', key), limit) > 0 then
-    for j = 1, i do
-      redis.call('DECRBY', KEYS[j + 1], ARGV[1 + (j - 1) * 4 + 1])
+local nh, nr = tonumber(ARGV[4]), tonumber(ARGV[5])
+local nv = #KEYS - 3 - nh - nr
+local read, before, labels, history, calls = {}, {}, {}, {}, {}
+for i = 1, nr do read[i] = redis.call('GET', KEYS[3 + nh + i]) or '0' end
+local failed, seen = -1, {}
+for i = 1, nv do
+  local b = 6 + (i - 1) * 4
+  local key = KEYS[3 + nh + nr + i]
+  if seen[key] == nil then seen[key] = redis.call('GET', key) or '0' end
+  before[i] = seen[key]
+  if failed < 0 then
+    redis.call('INCRBY', key, ARGV[b])
+    redis.call('PEXPIRE', key, ARGV[b + 2])
+    if ARGV[b + 1] ~= '' and cmp(redis.call('GET', key), ARGV[b + 1]) > 0 then
+      for j = 1, i do
+        redis.call('DECRBY', KEYS[3 + nh + nr + j], ARGV[6 + (j - 1) * 4])
+      end
+      failed = i - 1
     end
-    return i - 1
   end
 end
-for i = 1, n do
-  local b = 1 + (i - 1) * 4
-  redis.call('RPUSH', KEYS[1], ARGV[b + 4], KEYS[i + 1], ARGV[b + 1])
+if failed < 0 and nv > 0 then
+  for i = 1, nv do
+    local b = 6 + (i - 1) * 4
+    redis.call('RPUSH', KEYS[1], ARGV[b + 3], KEYS[3 + nh + nr + i], ARGV[b])
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return -1
+if ARGV[2] == '1' then labels = redis.call('SMEMBERS', KEYS[2]) end
+for i = 1, nh do history[i] = redis.call('LRANGE', KEYS[3 + i], 0, -1) end
+if ARGV[3] == '1' then
+  calls = redis.call('HMGET', KEYS[3], 't', 'c')
+  calls = {calls[1] or '0', calls[2] or '0'}
+end
+return {failed, read, before, labels, history, calls}
 """
 )
 
@@ -132,58 +154,57 @@ class RedisStore:
         self.prefix = prefix
         self._session_ttl_ms = int(session_ttl * 1000)
         self._reservation_ttl_ms = int(reservation_ttl * 1000)
-        self._reserve = self._r.register_script(_RESERVE)
+        self._take = self._r.register_script(_TAKE)
         self._settle = self._r.register_script(_SETTLE)
 
     # -- Store API ---------------------------------------------------------------------
 
-    def read(self, query: StateQuery, now: float) -> StateSnapshot:
-        """See `Store.read`; one MULTI/EXEC round trip."""
+    def take(self, query: StateQuery, reservations: Sequence[Reservation],
+             now: float) -> Taken:
+        """See `Store.take`; one Lua script, so one round trip."""
         sid = query.session_id
-        try:
-            pipe = self._r.pipeline(transaction=True)
-            for ref in query.counters:
-                pipe.get(self._counter_key(ref.counter_id, ref.key, ref.window_seconds, now))
-            if query.labels:
-                pipe.smembers(self._key("l", sid))
-            for tool in query.history_tools:
-                pipe.lrange(self._key("h", sid, tool), 0, -1)
-            pipe.hmget(self._key("k", sid), ["t", "c"])
-            replies: list[Any] = pipe.execute()
-        except redis.RedisError as exc:
-            raise self._error(exc) from exc
-        it = iter(replies)
-        usage = {
-            (ref.counter_id, ref.key): from_units(int(next(it) or 0)) for ref in query.counters
-        }
-        labels = frozenset(_text(m) for m in next(it)) if query.labels else frozenset()
-        history = {tool: tuple(_decode_entry(e) for e in next(it)) for tool in query.history_tools}
-        total, consecutive = next(it)
-        calls = SessionCalls(int(total or 0), int(consecutive or 0))
-        return StateSnapshot(usage, labels, history, calls)
-
-    def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
-        """See `Store.reserve`; one Lua script."""
-        token = secrets.token_urlsafe(16)
-        keys = [self._key("r", token)]
-        args: list[str | int] = [self._reservation_ttl_ms]
+        token = secrets.token_urlsafe(16) if reservations else ""
+        history = query.history_tools
+        keys = [self._key("r", token), self._key("l", sid), self._key("k", sid),
+                *(self._key("h", sid, tool) for tool in history),
+                *(self._counter_key(r.counter_id, r.key, r.window_seconds, now)
+                  for r in query.counters)]
+        args: list[str | int] = [self._reservation_ttl_ms, int(query.labels),
+                                 int(query.calls), len(history), len(query.counters)]
         for r in reservations:
             keys.append(self._counter_key(r.counter_id, r.key, r.window_seconds, now))
             end = window_end(r.window_seconds, bucket_of(r.window_seconds, now))
-            ttl_ms = (
-                self._session_ttl_ms
-                if end is None
-                else math.ceil((end - now + _GRACE_SECONDS) * 1000)
-            )
+            ttl_ms = (self._session_ttl_ms if end is None
+                      else math.ceil((end - now + _GRACE_SECONDS) * 1000))
             limit = "" if r.limit is None else str(to_units(r.limit))
             args += [str(to_units(r.amount)), limit, ttl_ms, _ident(r.counter_id, r.key)]
         try:
-            failed = int(self._reserve(keys=keys, args=args))
+            failed, read, before, labels, entries, calls = self._take(keys=keys, args=args)
         except redis.RedisError as exc:
             raise self._error(exc) from exc
-        if failed >= 0:
-            return ReserveResult(ok=False, failed=reservations[failed].counter_id)
-        return ReserveResult(ok=True, token=token)
+        usage: dict[tuple[str, str], Amount] = {
+            (ref.counter_id, ref.key): amount_of(int(units))
+            for ref, units in zip(query.counters, read, strict=True)}
+        for r, units in zip(reservations, before, strict=True):
+            usage.setdefault((r.counter_id, r.key), amount_of(int(units)))
+        failed = int(failed)
+        return Taken(
+            usage, frozenset(_text(m) for m in labels),
+            {tool: tuple(_decode_entry(e) for e in found)
+             for tool, found in zip(history, entries, strict=True)},
+            SessionCalls(int(calls[0]), int(calls[1])) if calls else _NO_CALLS,
+            token if reservations and failed < 0 else None,
+            reservations[failed].counter_id if failed >= 0 else None)
+
+    def read(self, query: StateQuery, now: float) -> StateSnapshot:
+        """See `Store.read`; one round trip."""
+        got = self.take(query, (), now)
+        return StateSnapshot(got.usage, got.labels, got.history, got.calls)
+
+    def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
+        """See `Store.reserve`; one Lua script."""
+        got = self.take(_NOTHING, reservations, now)
+        return ReserveResult(got.failed is None, got.token, got.failed)
 
     def settle(self, token: str, actual: Mapping[tuple[str, str], Amount], now: float) -> None:
         """See `Store.settle`; one Lua script, idempotent."""

@@ -30,10 +30,11 @@ from .base import (
     StateQuery,
     StateSnapshot,
     StoreError,
+    Taken,
+    amount_of,
     bucket_of,
     decode_fields,
     encode_fields,
-    from_units,
     to_units,
     window_end,
 )
@@ -41,6 +42,10 @@ from .base import (
 __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
+# A reservation as one transaction applies it: (counter_id, key, bucket, window end or None,
+# units, limit units or None).
+_Planned = tuple[str, str, int, float | None, int, int | None]
+_NOTHING = StateQuery("", labels=False, calls=False)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (
@@ -103,78 +108,83 @@ class SQLiteStore:
 
     # -- Store API ---------------------------------------------------------------------
 
-    def read(self, query: StateQuery, now: float) -> StateSnapshot:
-        """See `Store.read`; one read transaction."""
+    def take(self, query: StateQuery, reservations: Sequence[Reservation],
+             now: float) -> Taken:
+        """See `Store.take`; one transaction (`BEGIN IMMEDIATE` when it reserves)."""
+        plan = [
+            (r.counter_id, r.key, bucket, window_end(r.window_seconds, bucket),
+             to_units(r.amount), None if r.limit is None else to_units(r.limit))
+            for r in reservations
+            for bucket in (bucket_of(r.window_seconds, now),)
+        ]
 
-        def run(conn: sqlite3.Connection) -> StateSnapshot:
-            with _transaction(conn, "BEGIN"):
-                usage = {}
+        def run(conn: sqlite3.Connection) -> Taken:
+            # The write lock up front when reserving: the read and the check-and-add see one
+            # state, and racing processes are serialised by SQLite itself.
+            with _transaction(conn, "BEGIN IMMEDIATE" if plan else "BEGIN"):
+                usage: dict[tuple[str, str], Amount] = {}
                 for ref in query.counters:
-                    units = _live_units(
-                        conn, ref.counter_id, ref.key, bucket_of(ref.window_seconds, now), now
-                    )
-                    usage[(ref.counter_id, ref.key)] = from_units(units)
+                    bucket = bucket_of(ref.window_seconds, now)
+                    usage[(ref.counter_id, ref.key)] = amount_of(
+                        _live_units(conn, ref.counter_id, ref.key, bucket, now))
+                token, failed = self._reserve(conn, plan, usage, now) if plan else (None, None)
+                sid = query.session_id
                 labels: frozenset[str] = frozenset()
                 if query.labels:
-                    rows = conn.execute(
-                        "SELECT label FROM labels WHERE session_id = ?", (query.session_id,)
-                    )
+                    rows = conn.execute("SELECT label FROM labels WHERE session_id = ?", (sid,))
                     labels = frozenset(r[0] for r in rows)
                 history = {}
                 for tool in query.history_tools:
                     rows = conn.execute(
                         "SELECT at, fields FROM history WHERE session_id = ? AND tool = ?"
-                        " ORDER BY id",
-                        (query.session_id, tool),
-                    )
+                        " ORDER BY id", (sid, tool))
                     history[tool] = tuple(HistoryEntry(at, decode_fields(f)) for at, f in rows)
                 row = conn.execute(
                     "SELECT tool_calls, consecutive FROM session_calls WHERE session_id = ?",
-                    (query.session_id,),
-                ).fetchone()
-            return StateSnapshot(usage, labels, history, SessionCalls(*(row or (0, 0))))
+                    (sid,)).fetchone() if query.calls else None
+            return Taken(usage, labels, history, SessionCalls(*(row or (0, 0))), token, failed)
 
         return self._run(run)
+
+    def read(self, query: StateQuery, now: float) -> StateSnapshot:
+        """See `Store.read`; one read transaction."""
+        got = self.take(query, (), now)
+        return StateSnapshot(got.usage, got.labels, got.history, got.calls)
 
     def reserve(self, reservations: Sequence[Reservation], now: float) -> ReserveResult:
         """See `Store.reserve`; one `BEGIN IMMEDIATE` transaction."""
-        plan = [
-            (
-                r.counter_id,
-                r.key,
-                bucket_of(r.window_seconds, now),
-                window_end(r.window_seconds, bucket_of(r.window_seconds, now)),
-                to_units(r.amount),
-                None if r.limit is None else to_units(r.limit),
-            )
-            for r in reservations
-        ]
+        got = self.take(_NOTHING, reservations, now)
+        return ReserveResult(got.failed is None, got.token, got.failed)
 
-        def run(conn: sqlite3.Connection) -> ReserveResult:
-            with _transaction(conn, "BEGIN IMMEDIATE"):
-                pending: dict[tuple[str, str, int], int] = {}
-                for cid, key, bucket, _, units, limit in plan:
-                    slot = (cid, key, bucket)
-                    if slot not in pending:
-                        pending[slot] = _live_units(conn, cid, key, bucket, now)
-                    pending[slot] += units
-                    if limit is not None and pending[slot] > limit:
-                        return ReserveResult(ok=False, failed=cid)
-                for cid, key, bucket, expires, _, _ in plan:
-                    conn.execute(
-                        "INSERT INTO counters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
-                        " SET units = excluded.units, expires_at = excluded.expires_at",
-                        (cid, key, bucket, str(pending[(cid, key, bucket)]), expires),
-                    )
-                token = secrets.token_urlsafe(16)
-                entries = [[cid, key, bucket, str(units)] for cid, key, bucket, _, units, _ in plan]
-                conn.execute(
-                    "INSERT INTO reservations VALUES (?, ?, ?)", (token, now, json.dumps(entries))
-                )
-                self._maybe_prune(conn, now)
-            return ReserveResult(ok=True, token=token)
-
-        return self._run(run)
+    def _reserve(self, conn: sqlite3.Connection, plan: list[_Planned],
+                 usage: dict[tuple[str, str], Amount], now: float
+                 ) -> tuple[str | None, str | None]:
+        """Check and add `plan` inside the caller's write transaction: (token, None), or
+        (None, the first counter that would overflow) with nothing added. Notes each
+        counter's usage from before in `usage`."""
+        pending: dict[tuple[str, str, int], int] = {}
+        failed: str | None = None
+        for cid, key, bucket, _, units, limit in plan:
+            slot = (cid, key, bucket)
+            if slot not in pending:
+                pending[slot] = _live_units(conn, cid, key, bucket, now)
+                usage.setdefault((cid, key), amount_of(pending[slot]))
+            pending[slot] += units
+            if failed is None and limit is not None and pending[slot] > limit:
+                failed = cid  # go on: every reserved counter's usage is reported
+        if failed is not None:
+            return None, failed
+        conn.executemany(
+            "INSERT INTO counters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+            " SET units = excluded.units, expires_at = excluded.expires_at",
+            [(cid, key, bucket, str(pending[(cid, key, bucket)]), expires)
+             for cid, key, bucket, expires, _, _ in plan])
+        token = secrets.token_urlsafe(16)
+        entries = [[cid, key, bucket, str(units)] for cid, key, bucket, _, units, _ in plan]
+        conn.execute("INSERT INTO reservations VALUES (?, ?, ?)",
+                     (token, now, json.dumps(entries)))
+        self._maybe_prune(conn, now)
+        return token, None
 
     def settle(self, token: str, actual: Mapping[tuple[str, str], Amount], now: float) -> None:
         """See `Store.settle`; idempotent."""
