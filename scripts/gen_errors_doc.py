@@ -64,6 +64,8 @@ def run_example(entry: Code) -> list[Found]:
         path.write_text(entry.example, encoding="utf-8")
         unit = load([path])
         diags = list(unit.comp.diagnostics)
+        if entry.code.startswith(("W05", "W06")):
+            return _analyzed(entry, unit.comp.sources, prefix=str(path.parent) + "/")
         if unit.policy is not None and not unit.errors:
             for test in unit.tests():
                 diags.extend(run_test(unit, test).diagnostics)
@@ -83,6 +85,28 @@ def run_example(entry: Code) -> list[Found]:
             )
             for d in diags
         ]
+
+
+def _analyzed(entry: Code, sources: dict[str, object], prefix: str) -> list[Found]:
+    """What `charter analyze` (`charter lint` for W06xx) reports for the example: every
+    finding and every compile diagnostic, as text."""
+    from charter.analysis import analyze_sources
+    from charter.compiler.analysis import Options, render
+
+    result = analyze_sources(list(sources.values()),  # type: ignore[arg-type]
+                             Options(conflicts=entry.code == "W0507"),
+                             style=entry.code.startswith("W06"))
+
+    def local(text: str) -> str:
+        return text.replace(prefix, "")
+
+    found = [Found(d.code, local(d.message), d.help,
+                   local(d.render(result.sources.get(d.span.file))))
+             for d in result.compilation.diagnostics]
+    found += [Found(f.code, local(f.message), f.help,
+                    local(render.render_one(f, result.sources)))
+              for f in result.findings]
+    return found
 
 
 def _shorten(text: str) -> tuple[str, bool]:

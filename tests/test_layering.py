@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "hosts": {"control", "engine", "runtime", "stdlib"},
     "lsp": {"language", "compiler", "engine", "stdlib"},
     "cli": {"language", "compiler", "engine", "runtime", "stdlib", "testing", "lsp",
-            "control", "hosts"},
+            "control", "hosts", "analysis"},  # analysis: the `charter.analysis` facade module
     "": {"language", "compiler", "engine", "runtime"},
 }
 

@@ -2,7 +2,10 @@
 dump of its value:
 
     Source ─parse─▶ AST ─check─▶ CheckedPolicy ─lower─▶ IR ─passes─▶ IR ─plan─▶ DecisionTree
-           ─emit─▶ CompiledPolicy
+           ─emit─▶ CompiledPolicy  [─analyze─▶ findings]
+
+`analyze` (static analysis over the IR and the tree, `charter.compiler.analysis`) runs only
+when asked for (`compile_sources(..., analyze=Options())`): it is not needed to run a policy.
 
 A stage reads what the stages before it left in the `Compilation` and stores its own value
 there; the pipeline stops after the first stage that reports an error (but the parser
@@ -15,6 +18,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -51,6 +55,9 @@ class Compilation(msgspec.Struct):
     compiled: CompiledPolicy | None = None
     diagnostics: list[Diagnostic] = msgspec.field(default_factory=list)
     timings: dict[str, float] = msgspec.field(default_factory=dict)
+    analysis: Any = None  # analysis.Options when the analyze stage is to run
+    deciders: Any = None  # CompiledPolicy -> the evaluators a witness must convince
+    findings: list[Any] = msgspec.field(default_factory=list)  # analysis.Finding
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -110,6 +117,25 @@ def _emit(comp: Compilation) -> None:
         comp.compiled = emit(comp.ir, comp.tree)
 
 
+def _analyze(comp: Compilation) -> None:
+    from charter.compiler.analysis import analyze
+    from charter.compiler.analysis.locate import locator
+
+    assert comp.ir is not None and comp.tree is not None
+    deciders = comp.deciders(comp.compiled) if comp.deciders and comp.compiled else ()
+    comp.findings = analyze(comp.ir, comp.tree, options=comp.analysis,
+                            locator=locator(comp.checked), deciders=deciders)
+
+
+def _dump_findings(comp: Compilation) -> str:
+    return "\n".join(f"{f.span}: {f.severity}[{f.code}] ({f.status}): {f.message}"
+                     for f in comp.findings) or "(no findings)"
+
+
+#: Static analysis: after the tree is planned (and the code emitted, so that witnesses are
+#: decided by the generated code too); run only when `compile_sources` is asked to.
+ANALYZE = Stage("analyze", _analyze, _dump_findings)
+
 #: The stages in order; each needs the values of those before it.
 STAGES: tuple[Stage, ...] = (
     # The parser recovers: the checker still runs on what it kept, so that one compile
@@ -124,15 +150,22 @@ STAGES: tuple[Stage, ...] = (
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
 
-def compile_sources(sources: Sequence[Source], until: str = "emit") -> Compilation:
+def compile_sources(sources: Sequence[Source], until: str = "emit", analyze: Any = None,
+                    deciders: Callable[[CompiledPolicy], Sequence[Any]] | None = None
+                    ) -> Compilation:
     """Run the stages (up to and including `until`) over sources that together make one
-    policy."""
+    policy; with `analyze` (an `analysis.Options`), then the analyze stage, whose witnesses
+    `deciders(compiled)` (e.g. `Policy.decide` and `Policy.interpret`) decide as well."""
     # Compiling allocates many long-lived objects and no garbage cycles; the cyclic
     # collector would otherwise rescan the growing AST again and again.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _compile(sources, until)
+        comp = _compile(sources, until)
+        if analyze is not None and not comp.errors and comp.ir is not None and comp.tree:
+            comp.analysis, comp.deciders = analyze, deciders
+            _run(comp, ANALYZE, sources)
+        return comp
     finally:
         if enabled:
             gc.enable()
@@ -143,20 +176,24 @@ def _compile(sources: Sequence[Source], until: str) -> Compilation:
         raise ValueError(f"no stage {until!r}; the stages are {', '.join(STAGE_NAMES)}")
     comp = Compilation({s.name: s for s in sources})
     for stage in STAGES:
-        t0 = time.perf_counter()
-        if stage.internal_errors:
-            try:
-                stage.run(comp)
-            except Exception as exc:  # noqa: BLE001 - a compiler bug is a diagnostic, not a crash
-                first = sources[0].name if sources else "<policy>"
-                comp.diagnostics.append(_internal(Span(first, 1, 1, 1, 1), exc))
-        else:
-            stage.run(comp)
-        comp.timings[stage.name] = time.perf_counter() - t0
-        comp.diagnostics.sort(key=lambda d: (d.span.file, d.span.line, d.span.col))
+        _run(comp, stage, sources)
         if (comp.errors and not stage.recovers) or stage.name == until:
             break
     return comp
+
+
+def _run(comp: Compilation, stage: Stage, sources: Sequence[Source]) -> None:
+    t0 = time.perf_counter()
+    if stage.internal_errors:
+        try:
+            stage.run(comp)
+        except Exception as exc:  # noqa: BLE001 - a compiler bug is a diagnostic, not a crash
+            first = sources[0].name if sources else "<policy>"
+            comp.diagnostics.append(_internal(Span(first, 1, 1, 1, 1), exc))
+    else:
+        stage.run(comp)
+    comp.timings[stage.name] = time.perf_counter() - t0
+    comp.diagnostics.sort(key=lambda d: (d.span.file, d.span.line, d.span.col))
 
 
 def codegen_diagnostics(rules: Sequence[ir_mod.Rule]) -> list[Diagnostic]:

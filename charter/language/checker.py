@@ -40,7 +40,7 @@ from charter.language.types import (
 )
 from charter.stdlib.functions import STDLIB_MODULES
 
-KNOWN_ANNOTATIONS = ("id", "owner", "shadow", "doc", "severity")
+KNOWN_ANNOTATIONS = ("id", "owner", "shadow", "doc", "severity", "suppress")
 DECLARATIONS = (ast.Header, ast.Use, ast.Default, ast.Option, ast.Const, ast.MatcherDecl,
                 ast.ToolDecl, ast.ToolsFrom, ast.Test, ast.Property)
 JSON_TYPES = {"string": "str", "integer": "int", "number": "decimal", "boolean": "bool",

@@ -10,8 +10,11 @@ spelled out as a string anywhere else in `charter/`, and that `docs/errors.md` i
 
 Numbering: CH01xx syntax (parser and AST builder), CH02xx names and types (checker), CH04xx
 test blocks (`charter test`), CH05xx the compiler, W03xx warnings. A code keeps its meaning for
-good and is never reused: CH0221 and CH0222 were never assigned. W05xx and W06xx are left to
-static analysis findings, which are not compile-time diagnostics. Run-time errors are not
+good and is never reused: CH0221 and CH0222 were never assigned. W05xx (static analysis) and
+W06xx (lint) are findings of `charter analyze` and `charter lint` (charter.compiler.analysis),
+not compile-time diagnostics; their entries are here so that docs/errors.md and
+`charter check --explain` cover them, and their examples are analyzed rather than checked.
+The analysis's I0599 ("inconclusive") is info and has no entry. Run-time errors are not
 diagnostics either; they are `Decision.errors`.
 
 How a message is written (after Cedar's `style_guide.md` and rustc):
@@ -141,6 +144,19 @@ SECTIONS: tuple[Section, ...] = (
         "Warnings (W03xx)",
         "Warnings do not fail `charter check`; `charter check --strict` reports every "
         "warning as an error (same code) and exits 1, which is what CI should run.",
+    ),
+    Section(
+        "W05",
+        "Static analysis (W05xx)",
+        "Reported by `charter analyze` and `charter lint` (docs/analysis.md), not by `charter "
+        "check`. Each is proved on the exact fragment or shown by a witness: a request that "
+        "the generated code and the reference interpreter both decide as the finding says. A "
+        "rule opts out with `@suppress(\"CODE: reason\")`.",
+    ),
+    Section(
+        "W06",
+        "Lint (W06xx)",
+        "Style rules, reported by `charter lint` only.",
     ),
     Section(
         "CH04",
@@ -598,7 +614,7 @@ UNDECLARED_TOOL = _code(
 UNKNOWN_ANNOTATION = _code(
     "W0302",
     "unknown annotation",
-    "The known ones are `@id`, `@owner`, `@shadow`, `@doc`, `@severity`.",
+    "The known ones are `@id`, `@owner`, `@shadow`, `@doc`, `@severity`, `@suppress`.",
     example='@owners("x") allow tool "a"\n',
     help="did you mean `@owner`?",
 )
@@ -623,4 +639,176 @@ UNKNOWN_TAG = _code(
     "deny tool tagged mony when args.amount > 10\n",
     help="did you mean `money`? (a tag no declaration has matches only calls whose request "
     "carries it in `tool.tags`)",
+)
+
+# ── static analysis (W05xx) and lint (W06xx): `charter analyze`, `charter lint` ───────────
+# Reported by charter.compiler.analysis (docs/analysis.md), not by `charter check`: each is
+# proved on the exact fragment or shown by a witness request both evaluators decide as
+# claimed. Their examples are analyzed (`charter analyze`, `charter lint` for W06xx).
+
+NEVER_MATCHES = _code(
+    "W0501",
+    "a rule that never matches",
+    "No request satisfies the rule's condition, or no request reaches the rule at all (an "
+    "`allow tool tagged T` when no declared tool carries T and `trust request tags` is off: "
+    "request tags grant nothing). Proved on the exact fragment; when the condition uses "
+    "something outside it, the analysis says I0599 (inconclusive) instead.",
+    example='tool "pay" (amount: int)\n'
+    'allow tool "pay" when args.amount > 100 and args.amount < 50\n'
+    'allow tool "pay" when args.amount <= 10\n',
+    help="delete the rule or fix its condition",
+)
+
+ALLOW_OVERRIDDEN = _code(
+    "W0503",
+    "an allow that never takes effect",
+    "Every request the allow rule matches is denied by one deny rule (deny wins), so the allow "
+    "grants nothing. The witness is a request the allow matches, decided deny.",
+    example='tool "export" (region: str)\n'
+    'allow tool "export" when args.region == "us-east-1"\n'
+    'deny tool "export" when args.region not in {"eu-west-1"} because "data stays in the EU"\n'
+    'allow tool "export" when args.region == "eu-west-1"\n',
+    help="narrow `policy.agentpolicy:3`, or delete `policy.agentpolicy:2`",
+)
+
+ALLOW_REDUNDANT = _code(
+    "W0504",
+    "an allow that adds nothing",
+    "Another allow rule matches every request this one matches, and this one carries no "
+    "`because` or `@owner` the other lacks: deleting it changes no decision. Two equivalent "
+    "allows are reported once, on the later one.",
+    example='tool "kb.search" (query: str)\nallow tool "kb.*"\n'
+    'allow tool "kb.search" when args.query != ""\n',
+    help="delete `policy.agentpolicy:3`",
+)
+
+DENY_REDUNDANT = _code(
+    "W0505",
+    "a deny that adds nothing",
+    "Another deny rule matches every request this one matches. It is reported at info level "
+    "when the two `because` texts differ (the reason an agent is told may be the point), at "
+    "warning level when they are the same.",
+    example='tool "pay" (amount: int)\nallow tool "pay"\n'
+    'deny tool "pay" when args.amount > 1000 because "over the cap"\n'
+    'deny tool "pay" when args.amount > 5000 because "over the cap"\n',
+    help="delete `policy.agentpolicy:4`",
+)
+
+APPROVAL_INEFFECTIVE = _code(
+    "W0506",
+    "an approval rule that never takes effect",
+    "Every request the approval rule matches is denied anyway: by a deny rule, or, under "
+    "`default deny`, because no allow matches any of them (an approval never opens a tool).",
+    example='tool "refund" (amount: int)\nallow tool "refund" when args.amount > 0\n'
+    'deny tool "refund" when args.amount > 100 because "over 100 goes to payments"\n'
+    'require approval from "finance" tool "refund" when args.amount > 500\n',
+    help="narrow `policy.agentpolicy:3`, or delete the approval rule",
+)
+
+ALLOW_DENY_OVERLAP = _code(
+    "W0507",
+    "an allow and a deny that partly overlap",
+    "Some requests the allow matches are denied by the deny, and each also matches requests "
+    "the other does not: often an intended exception, so it is reported only with "
+    "`--conflicts`, at info level, with a witness of the overlap.",
+    example='tool "pay" (amount: int, currency: str)\nallow tool "pay" when args.amount < 100\n'
+    'deny tool "pay" when args.currency == "JPY" because "no yen"\n',
+    help="intended exceptions can say so with a test",
+)
+
+TOOL_NEVER_ALLOWED = _code(
+    "W0508",
+    "a declared tool that is never allowed",
+    "Under `default deny`, no allow rule applies to the tool at `tool_call`: every call of it "
+    "is denied.",
+    example='tool "search" (q: str)\ntool "delete" (id: str)\nallow tool "search"\n',
+    help='add `allow tool "delete"` (with its conditions), or drop the declaration',
+)
+
+RESULTS_DENIED = _code(
+    "W0509",
+    "a tool whose results are always denied",
+    "The tool is allowed at `tool_call`, the policy checks tool results (it has rules `on "
+    "tool_result`), and under `default deny` none allows this tool's results: every result "
+    "the host checks is denied.",
+    example='tool "crm.lookup" (id: str)\ntool "kb.search" (q: str)\n'
+    'allow tool "crm.lookup", "kb.search"\non tool_result allow tool "crm.lookup"\n',
+    help='add `on tool_result allow tool "kb.search"`',
+)
+
+RISKY_UNGUARDED = _code(
+    "W0510",
+    "a risky tool always allowed, unguarded",
+    "A tool tagged `destructive`, `money` or `external` (the tags are configurable with "
+    "`--risk-tags`) is allowed on every call, with no deny, approval, budget or limit on it.",
+    example='tool "fs.delete" (path: str) tags destructive\nallow tool "fs.delete"\n',
+    help="add a condition, a `require approval`, a budget or a limit",
+)
+
+OPTIONAL_WITHOUT_HAS = _code(
+    "W0511",
+    "an allow that reads an optional parameter without `has`",
+    "The allow reads a parameter declared optional (`note?: str`) without `has(args.note)`: "
+    "when a call leaves it out the rule errors, and an erroring allow grants nothing. The "
+    "witness is such a call.",
+    example='tool "ticket.update" (id: str, note?: str)\n'
+    'allow tool "ticket.update" when args.note != ""\n',
+    help="write `has(args.note) and ...` or make the parameter required",
+)
+
+COUNTER_UNREACHABLE = _code(
+    "W0512",
+    "a budget or limit on tools never allowed",
+    "Under `default deny`, no allow applies to the tools the budget or limit counts, so it "
+    "never counts anything.",
+    example='allow tool "kb.search"\nlimit calls(tool "email.send") <= 20 per 1h because "rate"\n',
+    help="allow the tools it counts, or delete it",
+)
+
+SHADOW_NOOP = _code(
+    "W0513",
+    "a shadow rule the same as an enforced rule",
+    "A `@shadow` rule matches exactly the requests an enforced rule of the same kind matches: "
+    "trying it out can show nothing new.",
+    example='tool "pay" (amount: int)\nallow tool "pay"\n'
+    'deny tool "pay" when args.amount > 100 because "cap"\n'
+    '@shadow\ndeny tool "pay" when args.amount > 100 because "cap (trial)"\n',
+    help="change the shadow rule to the candidate you mean to try, or delete it",
+)
+
+DENY_WITHOUT_BECAUSE = _code(
+    "W0601",
+    "a deny without `because`",
+    "The agent (and the audit log) are told only the rule's id. Reported by `charter lint`.",
+    example='default allow\ntool "pay" (amount: int)\ndeny tool "pay" when args.amount > 100\n',
+    help='add `because "..."` saying what to do instead',
+)
+
+RULE_WITHOUT_ID = _code(
+    "W0602",
+    "a rule without `@id` in a large policy",
+    "In a policy of more than 20 rules, a rule without `@id` is known by its file and line, "
+    "which change whenever a line is added above it; diffs, tests and audit logs name rules "
+    "by id. Reported by `charter lint`.",
+    example="".join(f'@id("r{i}") allow tool "t{i}"\n' for i in range(20))
+    + 'allow tool "last"\n',
+    help='add `@id("...")`',
+)
+
+CONST_SHADOWS_FUNCTION = _code(
+    "W0603",
+    "a const named like a standard-library function",
+    "Calls still mean the function, but the constant reads as if it were one. Reported by "
+    "`charter lint`.",
+    example='const len = 3\ntool "a" (s: str)\nallow tool "a" when args.s == "x"\n',
+    help="rename the constant",
+)
+
+SUPPRESS_WITHOUT_REASON = _code(
+    "W0604",
+    "a `@suppress` without codes and a reason",
+    'An opt-out names the codes it drops and says why: `@suppress("W0507: the exception is '
+    'intended")`. Without a reason it drops nothing. Reported by `charter lint`.',
+    example='tool "a" (n: int)\n@suppress("W0504")\nallow tool "a" when args.n < 5\n',
+    help='write `@suppress("W0507: why this is intended")`',
 )
