@@ -110,3 +110,22 @@ def _packages(modules: list[str]) -> set[str]:
 ])
 def test_importing_loads_only_lower_layers(code: str, forbidden: set[str]) -> None:
     assert not _packages(_loaded(code)) & forbidden
+
+
+def test_deciding_from_a_saved_policy_loads_no_compiler(tmp_path: Path) -> None:
+    """`charter.load_compiled` and `charter eval` on a saved policy (a hook's fresh process
+    per call) decide without the compiler, the language or Lark."""
+    import charter
+
+    saved = tmp_path / "p.compiled"
+    request = tmp_path / "r.json"
+    charter.compile('policy "p"\ndefault deny\nallow tool "t" when args.n <= 3\n').save(saved)
+    request.write_text('{"tool": "t", "args": {"n": 1}}')
+    load = f"import charter\ncharter.load_compiled({str(saved)!r}).decide({{'tool': 't'}})"
+    cli = (
+        "import sys\nfrom charter.cli.entry import main\n"
+        f"sys.argv = ['charter', 'eval', {str(saved)!r}, '-r', {str(request)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
+    for code in (load, cli):
+        assert not _packages(_loaded(code)) & {"compiler", "language", "lark"}, code

@@ -69,11 +69,13 @@ def read_text(path: Path) -> str:
 
 def load_policy(path_text: str) -> Policy:
     """A policy from source (file or directory) or a file saved by `charter compile`."""
-    from charter.compiler.pipeline import compile_sources
-
     path = Path(path_text)
     if path.is_file() and path.read_bytes()[: len(SAVE_MAGIC)] == SAVE_MAGIC:
         return Policy.load_compiled(path)
+    # Only now: a saved policy is decided without the compiler, the language or Lark (a
+    # hook's `charter eval` is a fresh process per call, issue 11).
+    from charter.compiler.pipeline import compile_sources
+
     comp = compile_sources(policy_sources(path))
     if comp.errors or comp.compiled is None:
         for d in comp.errors:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,14 @@ from charter.engine.decision import Decision
 from charter.runtime.policy import Policy
 
 
-@dataclass
-class Row:
+class Row(msgspec.Struct):
     """One request's outcome: its decision, or why it could not be decided."""
 
     name: str | None  # the file (in a directory or with --expect); None for a lone request
     decision: Decision | None = None
     error: str | None = None
     expected: dict[str, Any] | None = None
-    differences: list[str] = field(default_factory=list)
+    differences: list[str] = msgspec.field(default_factory=list)
 
     @property
     def agrees(self) -> bool:
