@@ -20,8 +20,10 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 HERE = Path(__file__).parent
 SERVERS = HERE / "servers" / "node_modules" / "@modelcontextprotocol"
 FILESYSTEM = SERVERS / "server-filesystem" / "dist" / "index.js"
+EVERYTHING = SERVERS / "server-everything" / "dist" / "index.js"
 POLICY = HERE / "proxy_policy.agentpolicy"
 CARD = "4111 1111 1111 1111"
+EMAIL = "billing@example.com"
 
 
 def _need(path: Path, what: str) -> None:
@@ -111,13 +113,38 @@ def _git(repo: Path, *args: str) -> None:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
+def everything() -> Iterator[str]:
+    """`@modelcontextprotocol/server-everything` over streamable HTTP: its URL."""
+    import os
+
+    _need(EVERYTHING, "@modelcontextprotocol/server-everything")
+    port = _free_port()
+    proc = subprocess.Popen(
+        ["node", str(EVERYTHING), "streamableHttp"],
+        env={**os.environ, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(port, proc)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, everything: str) -> Iterator[Setup]:
     _need(FILESYSTEM, "@modelcontextprotocol/server-filesystem")
     if shutil.which("mcp-server-git") is None:
         pytest.skip("mcp-server-git is not installed")
     data = tmp_path / "data"
     data.mkdir()
-    (data / "notes.txt").write_text(f"customer paid with {CARD} yesterday\n")
+    (data / "notes.txt").write_text(f"customer {EMAIL} paid with {CARD} yesterday\n")
     (data / "plain.txt").write_text("nothing to see\n")
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -136,12 +163,16 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     )
     (repo / "a.txt").write_text("a\n")
     _git(repo, "add", "a.txt")
+    (tmp_path / "outside.txt").write_text("not under the data root\n")
     config = tmp_path / "charter-mcp.toml"
     config.write_text(f"""
 [servers.fs]
 command = "node"
-args = [{str(FILESYSTEM)!r}, {str(data)!r}]
+args = [{str(FILESYSTEM)!r}, {str(tmp_path)!r}]
 trust_annotations = true
+
+[servers.every]
+url = {everything!r}
 
 [servers.git]
 command = "mcp-server-git"

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from mcp import Client, MCPError
 
-from tests.hosts.mcp.conftest import CARD, Setup
+from tests.hosts.mcp.conftest import CARD, EMAIL, Setup
 
 FRONTS = [("stdio", "legacy"), ("stdio", "2026-07-28"), ("http", "legacy"), ("http", "2026-07-28")]
 
@@ -34,45 +34,58 @@ async def listing_is_namespaced_tagged_and_denied_tools_hidden(
     setup: Setup, client: Client
 ) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert {"fs.read_text_file", "git.git_status", "git.git_commit"} <= set(tools)
+    assert {"fs.read_text_file", "fs.write_file", "git.git_status", "every.echo"} <= set(tools)
     tags = tools["fs.read_text_file"].meta["io.charter/tags"]
     assert "mcp" in tags and "read_only" in tags and "destructive" not in tags
+    assert "destructive" in tools["fs.write_file"].meta["io.charter/tags"]
+    assert "hint:read_only" not in tags  # fs is trusted; every is not:
+    assert all(t.startswith(("mcp", "hint:")) for t in tools["every.echo"].meta["io.charter/tags"])
     assert tools["git.git_status"].meta["io.charter/tool"] == "mcp.git.git_status"
-    # deny tool tagged destructive: hidden, and calling it anyway is an unknown tool
-    assert "git.git_reset" not in tools and "fs.write_file" not in tools
+    # `deny tool "mcp.git.git_reset"` with no condition: hidden, and calling it anyway is
+    # the MCP spec's unknown tool
+    assert "git.git_reset" not in tools
     with pytest.raises(MCPError) as err:
-        await client.call_tool("fs.write_file", {"path": str(setup.data / "x"), "content": "x"})
-    assert err.value.code == -32602 and "Unknown tool: fs.write_file" in str(err.value)
-    assert not (setup.data / "x").exists()
+        await client.call_tool("git.git_reset", {"repo_path": str(setup.repo)})
+    assert err.value.code == -32602 and "Unknown tool: git.git_reset" in str(err.value)
 
 
-async def allowed_read_passes_and_the_card_is_redacted(setup: Setup, client: Client) -> None:
+async def allowed_calls_pass_and_pii_in_results_is_redacted(setup: Setup, client: Client) -> None:
     plain = await client.call_tool("fs.read_text_file", {"path": str(setup.data / "plain.txt")})
     assert not plain.is_error and _text(plain) == "nothing to see\n"
+    assert plain.structured_content == {"content": "nothing to see\n"}  # unchanged
     notes = await client.call_tool("fs.read_text_file", {"path": str(setup.data / "notes.txt")})
     assert not notes.is_error
-    assert CARD not in _text(notes) and "[CARD]" in _text(notes)
-    assert notes.structured_content is not None
-    assert "[CARD]" in str(notes.structured_content) and CARD not in str(notes.structured_content)
+    for shown in (_text(notes), str(notes.structured_content)):
+        assert CARD not in shown and EMAIL not in shown
+        assert "[CARD]" in shown and "[EMAIL]" in shown
+    # server-everything, over streamable HTTP behind the proxy
+    echo = await client.call_tool("every.echo", {"message": f"write to {EMAIL}"})
+    assert not echo.is_error and EMAIL not in _text(echo) and "[EMAIL]" in _text(echo)
 
 
-async def argument_rule_denies_with_its_reason_and_the_upstream_sees_nothing(
+async def argument_rules_deny_with_their_reason_and_the_upstream_sees_nothing(
     setup: Setup, client: Client
 ) -> None:
+    outside = setup.root / "evil.txt"
+    denied = await client.call_tool("fs.write_file", {"path": str(outside), "content": "x"})
+    assert denied.is_error and "files stay under the data root" in _text(denied)
+    assert denied.meta["io.charter/decision"]["effect"] == "deny"  # deny beats the approval
+    assert "outside-root" in denied.meta["io.charter/decision"]["rules"]
+    assert not outside.exists()
     target = setup.data / "forbidden"
     denied = await client.call_tool("fs.create_directory", {"path": str(target)})
-    assert denied.is_error
-    assert _text(denied) == "no directories named forbidden"
-    assert "no-forbidden-dirs" in denied.meta["io.charter/decision"]["rules"]
+    assert denied.is_error and _text(denied) == "no directories named forbidden"
     assert not target.exists()
     fine = await client.call_tool("fs.create_directory", {"path": str(setup.data / "ok")})
     assert not fine.is_error and (setup.data / "ok").is_dir()
 
 
-async def approval_ticket_grant_and_single_use(setup: Setup, client: Client) -> None:
-    commit = {"repo_path": str(setup.repo), "message": "first"}
-    first = await client.call_tool("git.git_commit", commit)
+async def destructive_call_needs_an_approval_granted_once(setup: Setup, client: Client) -> None:
+    target = setup.data / "report.txt"
+    write = {"path": str(target), "content": "quarterly numbers"}
+    first = await client.call_tool("fs.write_file", write)
     assert first.is_error and "approval required from eng" in _text(first)
+    assert not target.exists()
     ticket = first.meta["io.charter/approval"]["ticket"]
     assert re.search(rf"ticket {ticket}\b", _text(first))
     wrong = setup.charter(
@@ -100,11 +113,13 @@ async def approval_ticket_grant_and_single_use(setup: Setup, client: Client) -> 
     )
     assert granted.returncode == 0, granted.stderr
     # other arguments are another action: the grant does not carry over
-    other = await client.call_tool("git.git_commit", {**commit, "message": "other"})
+    other = await client.call_tool("fs.write_file", {**write, "content": "edited"})
     assert other.is_error and "approval required" in _text(other)
-    done = await client.call_tool("git.git_commit", commit)
+    assert not target.exists()
+    done = await client.call_tool("fs.write_file", write)
     assert not done.is_error, _text(done)
-    again = await client.call_tool("git.git_commit", commit)
+    assert target.read_text() == "quarterly numbers"
+    again = await client.call_tool("fs.write_file", write)
     assert again.is_error and "approval required" in _text(again)  # single use
 
 
@@ -114,9 +129,9 @@ def test_through_the_proxy(setup: Setup, front: str, mode: str) -> None:
     # run in turn over the same connection, each named for what it shows
     async def body(client: Client) -> None:
         await listing_is_namespaced_tagged_and_denied_tools_hidden(setup, client)
-        await allowed_read_passes_and_the_card_is_redacted(setup, client)
-        await argument_rule_denies_with_its_reason_and_the_upstream_sees_nothing(setup, client)
-        await approval_ticket_grant_and_single_use(setup, client)
+        await allowed_calls_pass_and_pii_in_results_is_redacted(setup, client)
+        await argument_rules_deny_with_their_reason_and_the_upstream_sees_nothing(setup, client)
+        await destructive_call_needs_an_approval_granted_once(setup, client)
 
     _run(setup, front, mode, body)
 
@@ -125,6 +140,7 @@ def test_budgets_schemas_timeouts_and_a_crashed_upstream(setup: Setup) -> None:
     async def body(client: Client) -> None:
         # arguments the tool's own inputSchema refuses never reach the upstream
         bad = await client.call_tool("fs.read_text_file", {"path": 3})
+        assert bad.is_error and "path" in _text(bad)
         assert bad.is_error and "arguments do not fit the schema" in _text(bad)
         # an upstream that never answers: an error result after the call timeout, no hang
         hung = await client.call_tool("flaky.hang", {})
