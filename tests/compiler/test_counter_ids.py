@@ -256,3 +256,20 @@ def test_the_id_scheme_itself_does_not_drift() -> None:
         "cost_usd:1d:5b95596c9425")
     assert _one('limit calls(tool tagged money) <= 2 per turn because "c"') == (
         "calls:turn:61f332e953cc")
+
+
+def test_semantic_diff_lists_the_counters_that_restart() -> None:
+    """`charter diff --semantic`'s `counters_reset`: the old ids the new policy lacks — not a
+    counter whose limit changed, nor one moved among other rules."""
+    from charter.analysis import diff
+
+    old = charter.compile(_source([COUNTED[0], COUNTED[2], COUNTED[7], COUNTED[4]]))
+    moved = charter.compile(_source([UNRELATED[0], COUNTED[4], COUNTED[7],
+                                     COUNTED[2].replace("2.00", "2.50"), COUNTED[0]]))
+    assert diff(old, moved).counters_reset == []
+    windows = charter.compile(_source([COUNTED[0].replace("1h", "2h"), COUNTED[2],
+                                       COUNTED[7].replace('"kb.read"', '"web.fetch"')]))
+    # A new window restarts the hourly count; the pinned one kept its id; the session budget
+    # is gone, and its total with it.
+    assert diff(old, windows).counters_reset == [ids_by_reason(old)["c-hourly"],
+                                                 "session:cost_usd"]

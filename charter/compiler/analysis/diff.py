@@ -190,9 +190,8 @@ def _rule_changes(old: ir.Policy, new: ir.Policy, out: SemanticDiff) -> None:
     out.rules_added = [i for i in after if i not in before]
     out.rules_removed = [i for i in before if i not in after]
     out.rules_changed = [i for i in after if i in before and before[i] != after[i]]
-    def counter(c: ir.CounterSpec) -> str:
-        return repr((c.metric, c.limit, c.window, c.key, c.targets))
-
-    counters_old = {c.id: counter(c) for c in old.counters}
-    counters_new = {c.id: counter(c) for c in new.counters}
-    out.counters_reset = [i for i in counters_old if counters_new.get(i) != counters_old[i]]
+    # A counter id names what the counter counts (compiler/counter_ids.py): a count carries
+    # over exactly when its id is still there (a changed limit keeps it); an old id the new
+    # policy lacks is a count that restarts from zero.
+    kept = {c.id for c in new.counters}
+    out.counters_reset = list(dict.fromkeys(c.id for c in old.counters if c.id not in kept))
