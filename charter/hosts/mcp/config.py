@@ -18,6 +18,8 @@ names = "normalized"       # Charter tool mcp.<server>.<tool>; "raw": <server><s
 hide_denied_tools = true
 timeout = 30               # seconds per upstream call
 agent = { id = "claude-desktop", team = "eng" }
+approvals = "block"        # or "elicit": ask the client's user (see docs/mcp.md)
+local_user_groups = ["user"]   # approver groups the person at the client stands for
 ```
 
 `${NAME}` in strings is read from the environment (an unset name is an error, never an
@@ -71,6 +73,8 @@ class ProxyConfig:
     hide_denied_tools: bool = True
     timeout: float = 30.0
     agent: Mapping[str, Any] = field(default_factory=dict)
+    approvals: str = "block"
+    local_user_groups: tuple[str, ...] = ()
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None
@@ -146,7 +150,8 @@ def _server(name: str, spec: dict[str, Any], where: str, env: Mapping[str, str]
 
 
 def _proxy(spec: dict[str, Any], servers: dict[str, ServerConfig], where: str) -> ProxyConfig:
-    known = {"separator", "names", "hide_denied_tools", "timeout", "agent"}
+    known = {"separator", "names", "hide_denied_tools", "timeout", "agent", "approvals",
+             "local_user_groups"}
     unknown = set(spec) - known
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} "
@@ -157,6 +162,12 @@ def _proxy(spec: dict[str, Any], servers: dict[str, ServerConfig], where: str) -
     names = spec.get("names", "normalized")
     if names not in ("normalized", "raw"):
         raise ConfigError(f"{where}.names: \"normalized\" or \"raw\", found {names!r}")
+    approvals = spec.get("approvals", "block")
+    if approvals not in ("block", "elicit"):
+        raise ConfigError(f"{where}.approvals: \"block\" or \"elicit\", found {approvals!r}")
+    groups = _list(spec.get("local_user_groups", []), f"{where}.local_user_groups")
+    if not all(isinstance(g, str) and g for g in groups):
+        raise ConfigError(f"{where}.local_user_groups: a list of group names")
     timeout = spec.get("timeout", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"{where}.timeout: a positive number of seconds")
@@ -164,7 +175,8 @@ def _proxy(spec: dict[str, Any], servers: dict[str, ServerConfig], where: str) -
                        hide_denied_tools=_bool(spec.get("hide_denied_tools", True),
                                                f"{where}.hide_denied_tools"),
                        timeout=float(timeout),
-                       agent=_table(spec.get("agent", {}), f"{where}.agent"))
+                       agent=_table(spec.get("agent", {}), f"{where}.agent"),
+                       approvals=approvals, local_user_groups=tuple(groups))
 
 
 def _text(value: object, where: str, env: Mapping[str, str]) -> str:

@@ -54,6 +54,13 @@ __all__ = ["INVALID_PARAMS", "Proxy"]
 INVALID_PARAMS = -32602
 SESSION_META = "io.charter/session"
 _LOG = logging.getLogger("charter.mcp")
+# elicitation forms are flat primitives only (MCP spec)
+_APPROVE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"approve": {"type": "boolean", "title": "Approve"},
+                   "note": {"type": "string", "title": "Note"}},
+    "required": ["approve"],
+}
 
 
 class Proxy:
@@ -191,7 +198,14 @@ class Proxy:
         request = self.pending.attach(self._request(ctx, entry, args))
         decision = self.guard.check(request)
         if decision.effect == "require_approval":
-            return self._ask(decision, request)
+            token = await self._elicit(ctx, decision)
+            if token is None:
+                return self._ask(decision, request)
+            if not token:
+                return _refusal(decision, "the user declined the approval")
+            present = request.get("approvals") or []
+            request = {**request, "approvals": [*present, token]}
+            decision = self.guard.check(request)
         if not decision.allowed:
             return _refusal(decision)
         self.pending.settle(request, decision)
@@ -210,6 +224,27 @@ class Proxy:
         cost = up.config.cost_usd.get(entry.upstream_name)
         self.guard.settle(decision, cost_usd=cost)
         return self._result(request, result)
+
+    async def _elicit(self, ctx: Any, decision: Decision) -> str | None:
+        """With `approvals = "elicit"`: ask the client's user, through `elicitation/create`,
+        to approve for a group the config says that user stands for. The grant token on
+        yes, "" on no, None when elicitation does not apply (then a ticket is parked)."""
+        groups = [g for g in decision.approvers if g in self.config.local_user_groups]
+        session = getattr(ctx, "session", None)
+        if (self.config.approvals != "elicit" or not groups or session is None
+                or str(getattr(ctx, "protocol_version", "")) >= "2026"
+                or not session.check_client_capability(types.ClientCapabilities(
+                    elicitation=types.ElicitationCapability()))):
+            return None
+        reasons = "; ".join(decision.reasons) or "the policy asks for an approval"
+        answer = await session.elicit_form(
+            f"Approve this call? {reasons} (approver: {groups[0]})", _APPROVE_SCHEMA,
+            related_request_id=getattr(ctx, "request_id", None))
+        content = answer.content or {}
+        if answer.action != "accept" or content.get("approve") is not True:
+            return ""
+        grant = self.guard.approve(decision, by="mcp-client-user", group=groups[0])
+        return grant.to_token()
 
     def _ask(self, decision: Decision, request: dict[str, Any]) -> types.CallToolResult:
         try:
@@ -240,9 +275,10 @@ class Proxy:
         return result
 
 
-def _refusal(decision: Decision) -> types.CallToolResult:
+def _refusal(decision: Decision, why: str | None = None) -> types.CallToolResult:
     reasons = "; ".join(decision.reasons) or "denied by policy"
-    return error_result(reasons, {"io.charter/decision": decision_meta(decision)})
+    text = f"{why}: {reasons}" if why else reasons
+    return error_result(text, {"io.charter/decision": decision_meta(decision)})
 
 
 def _version() -> str:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,10 +66,14 @@ class Setup:
         )
 
     @asynccontextmanager
-    async def stdio(self, mode: str = "auto") -> AsyncIterator[Client]:
+    async def stdio(self, mode: str = "auto", **options: Any) -> AsyncIterator[Client]:
         params = StdioServerParameters(command=sys.executable, args=self.proxy_args())
-        async with Client(params, mode=mode, read_timeout_seconds=30) as client:  # type: ignore[arg-type]
+        async with Client(params, mode=mode, read_timeout_seconds=30, **options) as client:  # type: ignore[arg-type]
             yield client
+
+    def proxy_setting(self, line: str) -> None:
+        """Add `line` to the config's [proxy] table (the last table of the file)."""
+        self.config.write_text(self.config.read_text() + line + "\n")
 
     @asynccontextmanager
     async def http(self, mode: str = "auto") -> AsyncIterator[Client]:

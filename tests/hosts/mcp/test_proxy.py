@@ -218,3 +218,32 @@ def test_malformed_json_rpc_gets_an_error_and_the_proxy_stays_up(setup: Setup) -
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_elicit_mode_asks_the_clients_user(setup: Setup, approve: bool) -> None:
+    from mcp import types
+
+    setup.proxy_setting('approvals = "elicit"')
+    setup.proxy_setting('local_user_groups = ["eng"]')
+    asked: list[str] = []
+
+    async def answer(context: Any, params: Any) -> types.ElicitResult:
+        asked.append(params.message)
+        if approve:
+            return types.ElicitResult(action="accept", content={"approve": True})
+        return types.ElicitResult(action="decline")
+
+    async def go() -> None:
+        target = setup.data / "asked.txt"
+        async with setup.stdio("legacy", elicitation_callback=answer) as client:
+            result = await client.call_tool("fs.write_file", {"path": str(target), "content": "ok"})
+        assert len(asked) == 1 and "destructive calls need an approval" in asked[0]
+        if approve:
+            assert not result.is_error, _text(result)
+            assert target.read_text() == "ok"
+        else:
+            assert result.is_error and "the user declined the approval" in _text(result)
+            assert not target.exists()
+
+    anyio.run(go)
