@@ -32,13 +32,13 @@ class _Usage(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
+class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise _Usage(message)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = _ArgumentParser(
         prog="charter hook",
         description="Answer one coding-agent hook event: the "
         "host's event JSON on stdin, its answer on stdout. `charter hook install "

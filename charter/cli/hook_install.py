@@ -82,13 +82,13 @@ class _Usage(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
+class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise _Usage(message)
 
 
 def install_main(argv: list[str]) -> NoReturn:
-    p = _Parser(prog="charter hook install", description=__doc__.splitlines()[0])
+    p = _ArgumentParser(prog="charter hook install", description=__doc__.splitlines()[0])
     p.add_argument("agent", choices=AGENTS)
     p.add_argument("--policy", required=True, help="the policy the hook enforces")
     where = p.add_mutually_exclusive_group()
