@@ -12,7 +12,11 @@ labels, approvals, masked e-mails and cards, tool objects) go through fresh Guar
 - `log + replay + hashes`: `AuditLog(path, hash_key=...)`, keyed hashes of masked values.
 
 Prints microseconds per `check`, each row's ratio to `no log` and to `log`, the mean record
-size, and replayed records per second (`charter.runtime.replay.replay_record`).
+size, `AuditLog.write` alone with and without the block over the same records (R-L4 of
+live-control-analysis.md: the block should add at most 25 % to it), and replayed records
+per second (`charter.runtime.replay.replay_record`). Times are the thread's CPU time
+(`time.thread_time`), not wall time, so that other processes on a shared machine do not
+inflate them (the log's `write(2)` is counted, the disk's own work is not).
 """
 
 from __future__ import annotations
@@ -65,16 +69,52 @@ def run(reqs: list[tuple[float, dict[str, Any]]], config: dict[str, Any] | None,
     check = guard.check
     gc.disable()
     try:
-        start = time.perf_counter()
+        start = time.thread_time()
         for at, req in reqs:
             clock.now = at
             check(req)
-        elapsed = time.perf_counter() - start
+        elapsed = time.thread_time() - start
     finally:
         gc.enable()
         if log is not None:
             log.close()
     return elapsed
+
+
+def writes(reqs: list[tuple[float, dict[str, Any]]], tmp: Path, rounds: int
+           ) -> dict[str, float]:
+    """Best seconds per record of `AuditLog.write` alone over the records (and captures)
+    one Guard run hands it: without the block, with it, with it and hashes."""
+    calls: list[tuple[dict[str, object], Any, Any]] = []
+
+    class Spy(AuditLog):
+        def write(self, record: Any, *, matchers: Any = None, capture: Any = None) -> None:
+            calls.append((dict(record), matchers, capture))
+
+    clock = workload.Clock()
+    guard = Guard(workload.policy(), MemoryStore(), log=Spy(tmp / "spy.jsonl"), clock=clock,
+                  secret=b"s" * 32)
+    for at, req in reqs:
+        clock.now = at
+        guard.check(req)
+    logs = {"write": (AuditLog(tmp / "w0.jsonl"), False),
+            "write + replay": (AuditLog(tmp / "w1.jsonl"), True),
+            "write + replay + hashes": (AuditLog(tmp / "w2.jsonl",
+                                                 hash_key=workload.HASH_KEY), True)}
+    best = {name: float("inf") for name in logs}
+    for _ in range(rounds):
+        for name, (log, block) in logs.items():
+            gc.disable()
+            try:
+                start = time.thread_time()
+                for record, matchers, capture in calls:
+                    log.write(record, matchers=matchers, capture=capture if block else None)
+                best[name] = min(best[name], (time.thread_time() - start) / len(calls))
+            finally:
+                gc.enable()
+    for log, _ in logs.values():
+        log.close()
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
                 if config is not None:
                     sizes[name] = path.stat().st_size / n
         records = list(audit.read(Path(tmp) / "log_+_replay_+_hashes.jsonl"))
+        write = writes(reqs[: n // 3], Path(tmp), rounds * 3)
     policy = workload.policy()
     for record in records[:200]:  # warm the policy's caches, as a long replay would
         replay_record(record, policy, hash_key=workload.HASH_KEY)
-    start = time.perf_counter()
+    start = time.thread_time()
     same = sum(replay_record(r, policy, hash_key=workload.HASH_KEY).same for r in records)
-    replay_s = time.perf_counter() - start
+    replay_s = time.thread_time() - start
     base, logged = best["no log"], best["log"]
     print(f"{n} checks of the replay workload, best of {rounds} rounds")
     print(f"{'configuration':<24} {'us/check':>9} {'x no log':>9} {'x log':>7} {'B/record':>9}")
@@ -107,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         size = f"{sizes[name]:.0f}" if name in sizes else "-"
         print(f"{name:<24} {us:>9.1f} {best[name] / base:>9.2f} {best[name] / logged:>7.2f} "
               f"{size:>9}")
+    for name, seconds in write.items():
+        print(f"AuditLog.{name:<24} {seconds * 1e6:>7.1f} us/record "
+              f"{seconds / write['write']:>6.2f}x")
     print(f"replay: {len(records) / replay_s:,.0f} records/s "
           f"({replay_s / len(records) * 1e6:.1f} us/record), {same} of {len(records)} the same")
     return 0

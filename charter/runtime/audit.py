@@ -192,9 +192,17 @@ class AuditLog:
             data = {"record": unloggable(f"a record that raised {type(err).__name__}")}
         data.setdefault("time", time.time())
         data.setdefault("v", VERSION)
+        block = self._replay(capture, matchers) if capture is not None and self.replay else None
+        shared: dict[str, object] = {}
+        if block is not None and capture is not None and self.mask and "error" not in block:
+            # Payloads the block holds whole were masked with the same mask: not twice.
+            shared = capture.shared(block, data)
+            for name in shared:
+                del data[name]
         data = mask_record(data, self._metadata, matchers) if self.mask else _record(data, (), None)
-        if capture is not None and self.replay:
-            data["replay"] = self._replay(capture, matchers)
+        data.update(shared)
+        if block is not None:
+            data["replay"] = block
         try:
             return _ENCODER.encode(data) + b"\n"
         except Exception as err:  # noqa: BLE001 - `loggable` should make this unreachable

@@ -34,6 +34,7 @@ from charter.engine.snapshot import Snapshot
 from charter.runtime.audit_values import Mask, Walk
 from charter.runtime.reads import Reads, reads_of
 from charter.runtime.request import Call
+from charter.runtime.verdicts import UNKNOWN, Table
 
 __all__ = ["HASH_HEX", "VERSION", "Capture", "escape", "keyed_hash", "number_text", "with_now"]
 
@@ -92,61 +93,111 @@ def escape(key: str) -> str:
 class Capture:
     """What one decision read, as the Guard saw it; made into a replay block by the log."""
 
-    __slots__ = ("decided", "final", "policy", "req", "state", "time")
+    __slots__ = ("decided", "final", "policy", "req", "state", "time", "verdicts")
 
     def __init__(self, policy: Any, req: Mapping[str, Any], state: Snapshot | None,
-                 decided: Decision, final: Decision, time: float) -> None:
+                 decided: Decision, final: Decision, time: float,
+                 verdicts: Table | None = None) -> None:
         self.policy = policy  # a `runtime.policy.Policy`
         self.req = req
         self.state = state
         self.decided = decided  # what the policy decided
         self.final = final  # what the Guard returned
         self.time = time
+        self.verdicts = verdicts  # the scans the decision made (`runtime.verdicts`)
 
     def block(self, mask: Mask | None, hash_key: bytes | None) -> dict[str, object]:
         """The replay block, masked with `mask` (None: not masked), hashing masked values
         with `hash_key`."""
         reads = reads_of(self.policy)
-        raw: dict[str, object] = {"request": reads.project(self.req),
-                                  "snapshot": self._snapshot()}
-        masked: dict[str, str] = {}
-        hashes: dict[str, str] = {}
-        if mask is None:
-            out: dict[str, Any] = Walk(None).field(raw)  # type: ignore[assignment]  # a dict
+        walk = _Masking(mask, hash_key) if mask is not None else None
+        request = reads.project(self.req)
+        if walk is None:
+            out: Any = Walk(None).field(request)
         else:
-            walk = _Masking(mask, hash_key)
-            out = walk.tree(raw, 0)
-            masked, hashes = walk.masked, walk.hashes
+            walk.at.append("request")
+            out = walk.tree(request, 0)
+            walk.at.pop()
         st = self.state
         block: dict[str, object] = {
-            "v": VERSION, "request": out["request"], "snapshot": out["snapshot"],
+            "v": VERSION, "request": out, "snapshot": self._snapshot(walk),
             "now": st.now if st is not None and st.now is not None else self.time,
         }
-        if masked:
-            block["masked"] = masked
-            if hashes:
-                block["hashes"] = hashes
-        scans, counts = self._scans(reads, masked)
-        if scans:
-            block["scans"] = scans
-        if counts:
-            block["counts"] = counts
+        if walk is not None and walk.masked:
+            block["masked"] = walk.masked
+            if walk.hashes:
+                block["hashes"] = walk.hashes
+            scans, counts = self._scans(reads, walk.masked)
+            if scans:
+                block["scans"] = scans
+            if counts:
+                block["counts"] = counts
         final = self.final
         if final.effect != self.decided.effect or final.rules != self.decided.rules:
             block["decided"] = {"effect": self.decided.effect,
                                 "rules": list(self.decided.rules)}
         return block
 
-    def _snapshot(self) -> dict[str, object] | None:
+    def shared(self, block: Mapping[str, object], record: Mapping[str, object]
+               ) -> dict[str, object]:
+        """The record's payload fields (`args`, `result`, `input`, `output`) that the block
+        already holds masked, whole and the very same value: the log writes those without
+        masking them a second time."""
+        request = block.get("request")
+        if not isinstance(request, dict):
+            return {}
+        reads = reads_of(self.policy)
+        out: dict[str, object] = {}
+        for name in _PAYLOADS:
+            value = record.get(name)
+            if value is not None and value is self.req.get(name) and name in request and (
+                    reads.whole(name)):
+                out[name] = request[name]
+        return out
+
+    def _snapshot(self, walk: _Masking | None) -> dict[str, object] | None:
+        """The snapshot as JSON: what the policy and the Guard made (counter ids, usage,
+        limits, labels, groups, times) as it is; what the host sent (counter keys, the
+        recorded fields of history) masked like the request."""
         st = self.state
         if st is None:
             return None
+        plain = Walk(None)
         limits = {spec.id: spec.limit for spec in self.policy.ir.counters}
-        counters = [[cid, key, used, limits.get(cid)]
-                    for (cid, key), used in st.counters.items()]
+        host = walk if walk is not None else plain
+        counters: list[object] = []
+        if walk is not None:
+            walk.at += ["snapshot", "counters"]
+        for i, ((cid, key), used) in enumerate(st.counters.items()):
+            if walk is not None:
+                walk.at += [str(i), "1"]
+                masked_key = walk.tree(key, 0)
+                del walk.at[-2:]
+            else:
+                masked_key = key
+            # Usage and limits are ints and finite Decimals the store and policy made.
+            counters.append([cid, masked_key, used, limits.get(cid)])
         out: dict[str, object] = {"counters": counters, "labels": sorted(st.labels)}
         if st.history:
-            out["history"] = {tool: _latest(calls) for tool, calls in st.history.items()}
+            history: dict[str, object] = {}
+            if walk is not None:
+                walk.at[-1] = "history"
+            for tool, calls in st.history.items():
+                entries = _latest(calls)
+                if walk is not None:
+                    walk.at.append(escape(tool))
+                    for i, entry in enumerate(entries):
+                        walk.at += [str(i), "1"]
+                        entry[1] = walk.tree(entry[1], 0)
+                        del walk.at[-2:]
+                    walk.at.pop()
+                else:
+                    for entry in entries:
+                        entry[1] = host.field(entry[1])
+                history[tool] = entries
+            out["history"] = history
+        if walk is not None:
+            del walk.at[-2:]
         if st.approved_groups:
             out["approved_groups"] = sorted(st.approved_groups)
         if st.approvers:
@@ -173,6 +224,14 @@ class Capture:
             value = _at(self.req, scan.root, scan.keys)
             if value is _MISSING:
                 continue
+            hit = self.verdicts.get(id(value)) if self.verdicts else None
+            if hit is not None and hit[0] is value and isinstance(hit[1], frozenset) and (
+                    hit[1] is not UNKNOWN) and all(n in hit[2] for n in scan.counts):
+                # What the decision's own scan found: no second scan.
+                scans[scan.field] = sorted(hit[1])
+                if scan.counts:
+                    counts[scan.field] = {n: hit[2][n] for n in scan.counts}
+                continue
             try:
                 scans[scan.field] = sorted(matchers.scan(value))
                 if scan.counts:
@@ -184,7 +243,10 @@ class Capture:
 
 
 _MISSING: Final = object()
+_PAYLOADS: Final = ("args", "result", "input", "output")
 _FAST_DEPTH: Final = 32  # deeper values take `Walk`, which also catches cycles
+_SMALL: Final = 10**18  # as `audit_values`: ints written out without counting digits
+_SCAN_DIGITS: Final = 64
 
 
 def _at(req: Mapping[str, Any], root: str, keys: tuple[str, ...]) -> object:
@@ -240,13 +302,14 @@ class _Masking(Walk):
         return "/" + "/".join(self.at)
 
     def tree(self, v: Any, depth: int) -> Any:
-        """`v` masked: plain JSON values here, anything else through `Walk` (a third of
-        the cost per value on the replay block's usual dicts, lists, ASCII strings and
-        small ints)."""
+        """`v` masked: plain JSON values here, anything else through `Walk` (the replay
+        block's usual dicts, lists, ASCII strings and small ints at a third of the cost)."""
         t = type(v)
         if depth >= _FAST_DEPTH or self.budget <= 1:
             return self.value(v, depth)
-        if t is str and v.isascii():
+        if t is str:
+            if not v.isascii():
+                return self.value(v, depth)
             self.budget -= 1
             try:
                 out = self._mask(v)  # type: ignore[misc]  # set: this walk always masks
@@ -259,13 +322,20 @@ class _Masking(Walk):
             self.budget -= 1
             out_d: dict[str, Any] = {}
             at = self.at
+            mask = self._mask
             for k, item in v.items():
                 if type(k) is not str or not k.isascii():
                     return self.value(v, depth)  # keys to mask with care: `Walk` does
-                key = self.key(k)
+                try:
+                    key = mask(k)  # type: ignore[misc]
+                except Exception:  # noqa: BLE001 - `Walk` says why
+                    return self.value(v, depth)
                 if key in out_d:
                     return self.value(v, depth)
-                at.append(escape(key))
+                token = key if "/" not in key and "~" not in key else escape(key)
+                if key != k:
+                    self._note(f"{self._ptr()}/{token}~k", "key", k)
+                at.append(token)
                 out_d[key] = self.tree(item, depth + 1)
                 at.pop()
             return out_d
@@ -278,7 +348,27 @@ class _Masking(Walk):
                 out_l.append(self.tree(item, depth + 1))
                 at.pop()
             return out_l
+        if t is int and -_SMALL < v < _SMALL:
+            self.budget -= 1
+            digits = str(v if v >= 0 else -v)  # a sign is not part of a card number
+            try:
+                masked = self._mask(digits)  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 - `Walk` says why
+                return self.value(v, depth)
+            if masked == digits:
+                return v
+            self._note(self._ptr(), "num", v)
+            return masked
         if v is None or v is True or v is False:
+            self.budget -= 1
+            return v
+        # A finite fraction is no card or phone number: logged as it is (`Walk` does the
+        # rest: whole numbers, long decimals, NaN).
+        if t is float and v - v == 0 and v != int(v):
+            self.budget -= 1
+            return v
+        if t is Decimal and v.is_finite() and v.adjusted() < _SCAN_DIGITS and (
+                len(v.as_tuple().digits) <= _SCAN_DIGITS and v != v.to_integral_value()):
             self.budget -= 1
             return v
         return self.value(v, depth)

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from charter.engine.decision import Decision
-from charter.runtime import guard_flow, guard_tool
+from charter.runtime import guard_flow, guard_tool, verdicts
 from charter.runtime.approvals import Grant, mint_grant
 from charter.runtime.approvers import Directory, IsMember, directory
 from charter.runtime.audit import AuditLog
@@ -67,6 +67,10 @@ class Guard:
         self._own_log = log is not None and not isinstance(log, AuditLog)
         self.log: AuditLog | None = (
             log if isinstance(log, AuditLog) or log is None else AuditLog(log))
+        if self.log is not None and self.log.replay:
+            # The same policy, noting the verdicts of its scans for the replay block.
+            policy = verdicts.recorder(policy)
+            self.policy = policy
         self.secret = secret if secret else secrets.token_bytes(32)
         self.clock = clock
         self.plan = GuardPlan(policy.ir, policy.plan)
@@ -99,8 +103,22 @@ class Guard:
             except Exception as err:  # noqa: BLE001 - nothing raises into the host
                 return deny(self.policy, f"internal error in the guard: {describe_error(err)}")
         start = time.perf_counter_ns() if log is not None else 0
-        call: Call | None = None
         seen = Seen() if log is not None else None
+        scans: verdicts.Table | None = None
+        if log is not None and log.replay:
+            with verdicts.recording() as scans:
+                decision, call = self._check(request, log, seen)
+        else:
+            decision, call = self._check(request, log, seen)
+        if log is not None and not self._write_log(log, call, seen, decision, start, scans) and (
+                log.required and decision.allowed):
+            decision = self._unlogged(decision)
+        return decision
+
+    def _check(self, request: Mapping[str, Any] | bytes | str, log: AuditLog | None,
+               seen: Seen | None) -> tuple[Decision, Call | None]:
+        """`check` but the log: the decision, and the call it read (None: malformed)."""
+        call: Call | None = None
         try:
             found = read(request, self.policy.info)
             if isinstance(found, Decision):
@@ -112,10 +130,7 @@ class Guard:
                 decision = self._runner(found.stage, found.name, found.tags)(found.req, seen)
         except Exception as err:  # noqa: BLE001 - nothing raises into the host
             decision = deny(self.policy, f"internal error in the guard: {describe_error(err)}")
-        if log is not None and not self._write_log(log, call, seen, decision, start) and (
-                log.required and decision.allowed):
-            decision = self._unlogged(decision)
-        return decision
+        return decision, call
 
     def _runner(self, stage: str, name: str, tags: tuple[str, ...]) -> Runner:
         """The runner of one kind of call, made on first use."""
@@ -212,10 +227,12 @@ class Guard:
     # ── the decision log ─────────────────────────────────────────────────────
 
     def _write_log(self, log: AuditLog, call: Call | None, seen: Seen | None,
-                   decision: Decision, start: int) -> bool:
+                   decision: Decision, start: int, scans: verdicts.Table | None = None
+                   ) -> bool:
         """Log the decision; False (and an error on the `charter.guard` logger) when the
         file could not take it. What the record holds never makes it fail. `seen` holds
-        what the decision used (`guard_flow.Seen`: its state snapshot, the grants used)."""
+        what the decision used (`guard_flow.Seen`: its state snapshot, the grants used),
+        `scans` the verdicts of its scans (`runtime.verdicts`)."""
         latency = (time.perf_counter_ns() - start) // 1000
         try:
             fields = _request_fields(call.req if call is not None else {})
@@ -251,7 +268,7 @@ class Guard:
         capture = None
         if seen is not None and seen.used is not None:
             req, state, decided = seen.used
-            capture = Capture(self.policy, req, state, decided, decision, now)
+            capture = Capture(self.policy, req, state, decided, decision, now, scans)
         try:
             log.write(record, matchers=self._log_matchers(), capture=capture)
         except Exception as err:  # noqa: BLE001 - a log failure must not break the host

@@ -86,6 +86,12 @@ class Reads:
             kinds |= _all_kinds(node)
         return kinds
 
+    def whole(self, root: str) -> bool:
+        """Whether some rule reads all of the request's `root` (so the projection holds it
+        as it is)."""
+        node = self.tree.get(root)
+        return isinstance(node, dict) and _HERE in node
+
     def project(self, req: Mapping[str, Any]) -> dict[str, Any]:
         """The parts of `req` the rules read (values shared, not copied)."""
         return _project(self.tree, req)

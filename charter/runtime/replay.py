@@ -16,20 +16,18 @@ lists the pointers, as IAM's simulator lists `MissingContextValues`.
 
 from __future__ import annotations
 
-import contextvars
 import os
 import weakref
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
 
-from charter.engine import redactor
 from charter.engine.decision import Decision
-from charter.engine.matching import PolicyMatchers
 from charter.engine.snapshot import Snapshot
+from charter.runtime import verdicts
 from charter.runtime.capture import VERSION, keyed_hash
 from charter.runtime.policy import Policy
 from charter.runtime.reads import EQ, SCAN, TYPE, VALUE, Reads, reads_of
@@ -88,12 +86,8 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     scans = _dict(block.get("scans"))
     counts = _dict(block.get("counts"))
     table = _verdicts(req, reads, scans, counts)
-    twin = _twin(policy)
-    token = _TABLE.set(table)
-    try:
-        decision = twin.decide(req, st)
-    finally:
-        _TABLE.reset(token)
+    with verdicts.answering(table):
+        decision = verdicts.replayer(policy).decide(req, st)
     decided = block.get("decided")
     logged = decided if isinstance(decided, dict) else record
     return Replayed(
@@ -351,16 +345,11 @@ def _verdicts_cover(parts: tuple[str, ...], reads: Reads, scans: Mapping[str, An
 
 # ── recorded verdicts ────────────────────────────────────────────────────────
 
-Verdict = tuple[object, frozenset[str] | None, Mapping[str, int]]
-_TABLE: contextvars.ContextVar[dict[int, Verdict] | None] = contextvars.ContextVar(
-    "charter_replay_verdicts", default=None)
-
-
 def _verdicts(req: dict[str, Any], reads: Reads, scans: Mapping[str, Any],
-              counts: Mapping[str, Any]) -> dict[int, Verdict]:
+              counts: Mapping[str, Any]) -> verdicts.Table:
     """The recorded verdicts by the identity of the value they are about (each scanned
     string made an object of its own, so that two fields never share one)."""
-    table: dict[int, Verdict] = {}
+    table: verdicts.Table = {}
     for scan in reads.scans.values():
         if scan.field not in scans:
             continue
@@ -375,74 +364,5 @@ def _verdicts(req: dict[str, Any], reads: Reads, scans: Mapping[str, Any],
             value = parent[keys[-1]] = (value + ".")[:-1]
         recorded = scans[scan.field]
         found = frozenset(recorded) if isinstance(recorded, list) else None
-        table[id(value)] = (value, found, _dict(counts.get(scan.field)))
+        table[id(value)] = [value, found, _dict(counts.get(scan.field))]
     return table
-
-
-class _RecordedScanner:
-    """A policy's scanner whose scans of the recorded fields return the recorded verdicts."""
-
-    def __init__(self, base: PolicyMatchers) -> None:
-        self._base = base
-
-    def _verdict(self, value: object) -> Verdict | None:
-        table = _TABLE.get()
-        hit = table.get(id(value)) if table else None
-        return hit if hit is not None and hit[0] is value else None
-
-    def scan(self, value: object) -> frozenset[str]:
-        hit = self._verdict(value)
-        if hit is None:
-            found: frozenset[str] = self._base.scanner.scan(value)
-            return found
-        if hit[1] is None:
-            raise ValueError("the logged decision could not scan this value")
-        return hit[1]
-
-    def count(self, value: object, name: str) -> int:
-        hit = self._verdict(value)
-        if hit is not None and name in hit[2]:
-            return int(hit[2][name])
-        if hit is not None and hit[1] is not None and name not in hit[1]:
-            return 0
-        return int(self._base.scanner.count(value, name))
-
-    def __getattr__(self, name: str) -> Any:  # may_match, counts, redact: the base's
-        return getattr(self._base.scanner, name)
-
-
-class _RecordedMatchers(PolicyMatchers):
-    """`PolicyMatchers` over `_RecordedScanner`."""
-
-    def __init__(self, base: PolicyMatchers) -> None:
-        super().__init__({}, ())
-        self._recorded = _RecordedScanner(base)
-
-    @property
-    def scanner(self) -> Any:
-        return self._recorded
-
-    def scan(self, value: object) -> frozenset[str]:
-        return self._recorded.scan(value)
-
-    def count(self, value: object, names: Collection[str]) -> int:
-        return sum(self._recorded.count(value, n) for n in names)
-
-
-class _Twin(Policy):
-    """The same compiled policy, deciding with `_RecordedMatchers`."""
-
-    def __init__(self, base: Policy) -> None:
-        super().__init__(base.compiled)
-        redactor.register(base.digest, base.matchers)  # the base's decisions redact as before
-        self.matchers = _RecordedMatchers(base.matchers)
-
-
-_TWINS: weakref.WeakKeyDictionary[Policy, _Twin] = weakref.WeakKeyDictionary()
-
-
-def _twin(policy: Policy) -> _Twin:
-    twin = _TWINS.get(policy)
-    if twin is None:
-        twin = _TWINS[policy] = _Twin(policy)
-    return twin

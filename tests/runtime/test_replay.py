@@ -250,3 +250,25 @@ def test_request_errors_are_logged_as_objects_and_replay(tmp_path: Path) -> None
                                  "message": "args.to missing"}]
     out = replay_record(record, charter.compile(POLICY))
     assert out.same and [e.field for e in out.decision.errors] == ["args.to"]
+
+
+def test_the_log_takes_verdicts_from_the_decisions_own_scans(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from charter.stdlib.scanner import Scanner
+
+    calls: list[object] = []
+    real = Scanner.scan
+
+    def counted(self: Scanner, value: object) -> frozenset[str]:
+        calls.append(value)
+        return real(self, value)
+
+    monkeypatch.setattr(Scanner, "scan", counted)
+    request = {"tool": "email.send", "args": {"to": "x", "body": "mail ann@example.com"}}
+    plain = Guard(charter.compile(POLICY), MemoryStore())
+    plain.check(request)
+    without = len(calls)
+    calls.clear()
+    record = _one(tmp_path, request)
+    assert record["replay"]["scans"] == {"args": ["pii.email"]}
+    assert len(calls) == without > 0  # the decision's scans, and not one more
