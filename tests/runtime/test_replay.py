@@ -272,3 +272,16 @@ def test_the_log_takes_verdicts_from_the_decisions_own_scans(
     record = _one(tmp_path, request)
     assert record["replay"]["scans"] == {"args": ["pii.email"]}
     assert len(calls) == without > 0  # the decision's scans, and not one more
+
+
+def test_the_capture_benchmark_runs_and_replays_what_it_wrote() -> None:
+    import contextlib
+    import io
+
+    from benchmarks import replay_log
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert replay_log.main(["--quick"]) == 0
+    assert "300 of 300 the same" in out.getvalue()
+    assert "AuditLog.write + replay" in out.getvalue()
