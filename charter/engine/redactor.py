@@ -12,8 +12,16 @@ if TYPE_CHECKING:
 _MATCHERS: weakref.WeakValueDictionary[str, PolicyMatchers] = weakref.WeakValueDictionary()
 
 
-def register(digest: str, matchers: PolicyMatchers) -> None:
+def register(digest: str, matchers: PolicyMatchers) -> PolicyMatchers:
+    """The matchers every loaded policy of `digest` shares: those already registered for it
+    while one such policy lives, else `matchers`. The registry holds them weakly and each
+    policy strongly, so `Decision.redact` works while any policy of that digest is alive
+    (a policy compiled twice, as a hot reload does, must not orphan the first one)."""
+    existing = _MATCHERS.get(digest)
+    if existing is not None:
+        return existing
     _MATCHERS[digest] = matchers
+    return matchers
 
 
 def apply_redactions(decision: Decision, value: Any, field: str | None) -> Any:

@@ -87,7 +87,7 @@ class Policy:
         self._tagged: dict[str, dict[str, dict[tuple[str, ...], Entry]]] = {
             s: {} for s in STAGES}
         self.decide = self._fast_decide()  # type: ignore[method-assign]
-        redactor.register(policy.digest, self.matchers)
+        self.matchers = redactor.register(policy.digest, self.matchers)
 
     # ── metadata ─────────────────────────────────────────────────────────────
 
