@@ -26,6 +26,11 @@ def _run(paths: tuple[Path, ...], fmt: str, strict: bool, conflicts: bool, risk_
     from charter.analysis import Options, analyze_sources
     from charter.language.source import Source
 
+    if solver == "z3":
+        from charter.compiler.analysis import smt
+
+        if not smt.available():
+            fail("--solver z3 needs the z3 solver: pip install z3-solver (or charter[smt])")
     options = Options(risk_tags=_codes(risk_tags), conflicts=conflicts, select=_codes(select),
                       ignore=_codes(ignore), solver=solver, timeout_ms=timeout_ms)
     found: list[tuple[Finding, dict[str, Source]]] = []

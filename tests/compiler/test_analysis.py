@@ -22,6 +22,7 @@ import pytest
 import charter
 from charter import analysis
 from charter.compiler.analysis import Finding, Options, render
+from charter.compiler.analysis.smt import available as smt_available
 from charter.engine.snapshot import Snapshot
 from charter.language.source import Source
 
@@ -357,3 +358,110 @@ def test_diff_command_exits_1_on_loosening(tmp_path: Path) -> None:
     assert _cli("diff", "--semantic", str(new), str(old)).exit_code == 0  # tightens
     same = _cli("diff", "--semantic", "--format", "json", str(old), str(old))
     assert not json.loads(same.output)["loosens"]
+
+
+# ── the solver back end (A-AC2, A-AC4) ───────────────────────────────────────
+
+needs_z3 = pytest.mark.skipif(not smt_available(),
+                              reason="z3-solver is not installed (pip install -e '.[test]')")
+
+
+def _pair_cond(rng: random.Random) -> str:
+    roll = rng.random()
+    if roll < 0.15:
+        return "has(args.note)" if rng.random() < 0.5 else f'args.note == "{rng.choice(_STRS)}"'
+    if roll < 0.3:
+        return f'args.region like "{rng.choice(["eu-*", "*-1", "us-*"])}"'
+    return _cond(rng)
+
+
+@needs_z3
+def test_exact_fragment_and_z3_agree_on_generated_pairs() -> None:
+    """Both engines give the same emptiness for a∧b, a∧¬b and ¬a∧b on every exact pair, and
+    every z3 model, decided by the interpreter, lands in the part it claims."""
+    from charter.compiler.analysis.regions import Regions
+    from charter.compiler.analysis.smt import Solver
+
+    rng = random.Random(17)
+    kinds = ["allow", "deny", 'require approval from "f"']
+    wanted = int(os.environ.get("CHARTER_SMT_PAIRS", "300"))  # 2,000 for A-AC2
+    pairs = 0
+    while pairs < wanted:
+        rules = [f'{rng.choice(kinds)} tool "pay" when {_pair_cond(rng)}'
+                 f'{" and " + _pair_cond(rng) if rng.random() < 0.4 else ""}' for _ in range(2)]
+        text = ('policy "p"\ndefault deny\n'
+                'tool "pay" (amount: int, currency: str, region: str, note?: str)\n'
+                + "\n".join(rules) + "\n")
+        policy = charter.compile(text)
+        regions = Regions(policy.compiled.ir, policy.compiled.tree)
+        cell = regions.cells_of[0][0]
+        rel = regions.relate(0, 1, cell, full=True)
+        if not rel.exact:
+            continue
+        pairs += 1
+        solver = Solver(policy.compiled.ir)
+        for (answer, point), part, want in (
+                (solver.both(0, 1), rel.both, (True, True)),
+                (solver.a_not_b(0, 1), rel.a_only, (True, False)),
+                (solver.a_not_b(1, 0), rel.b_only, (False, True))):
+            assert (answer == "unsat") == (part is None), (text, answer, part)
+            if point is not None:
+                oa, ob = regions.outcomes((0, 1), point, cell)
+                got = (regions.matched(0, oa, point), regions.matched(1, ob, point))
+                assert got == want, (text, point)
+    assert pairs == wanted
+
+
+@needs_z3
+def test_the_solver_proves_and_refutes_what_samples_cannot() -> None:
+    base = 'policy "p"\ndefault deny\ntool "a" (s: str)\n'
+    never = base + ('allow tool "a" when startswith(args.s, "x") and endswith(args.s, "y") '
+                    "and len(args.s) == 1\n")
+    z3_opts = Options(solver="z3")
+    found = analysis.analyze_sources([Source("p.agentpolicy", never)], z3_opts).findings
+    assert [(f.code, f.status) for f in found] == [("W0501", "proved")]
+    over = base + ('@id("ab")\nallow tool "a" when startswith(args.s, "ab")\n'
+                   '@id("a")\ndeny tool "a" when startswith(args.s, "a") because "no"\n')
+    found = analysis.analyze_sources([Source("p.agentpolicy", over)], z3_opts).findings
+    assert [(f.code, f.rule, f.status) for f in found] == [("W0503", "ab", "proved")]
+    # samples never make len(args.s) > 3 true; the solver finds such a request
+    fires = base + 'allow tool "a" when len(args.s) > 3\n'
+    assert [f.code for f in _analyze(fires).findings] == ["I0599"]
+    assert analysis.analyze_sources([Source("p.agentpolicy", fires)], z3_opts).findings == []
+
+
+@needs_z3
+def test_solver_timeouts_and_unsupported_atoms_are_inconclusive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from charter.compiler.analysis import smt
+
+    text = 'policy "p"\ndefault deny\ntool "a" (s: str)\nallow tool "a" when len(args.s) > 3\n'
+    monkeypatch.setattr(smt.Solver, "check", lambda self, *t, enc: ("unknown", None))
+    (f,) = analysis.analyze_sources([Source("p.agentpolicy", text)], Options(solver="z3",
+                                    timeout_ms=5)).findings
+    assert f.code == "I0599" and "gave up within 5 ms" in f.message
+    monkeypatch.undo()
+    lower = ('policy "p"\ndefault deny\ntool "a" (s: str)\n'
+             'allow tool "a" when lower(args.s) == "Q"\n')
+    (f,) = analysis.analyze_sources([Source("p.agentpolicy", lower)],
+                                    Options(solver="z3")).findings
+    assert f.code == "I0599" and "lower(...)" in f.message
+
+
+@needs_z3
+def test_solver_findings_reproduce() -> None:
+    """Policies only the solver decides (string functions, sums): every witness replays, and
+    no suspected finding is a warning without a proof."""
+    from benchmarks.analysis import string_policy
+
+    proved = 0
+    for seed in range(25):
+        result = analysis.analyze_sources([Source("s.agentpolicy", string_policy(seed))],
+                                          Options(solver="z3"))
+        policy = charter.Policy(result.compilation.raise_for_errors())
+        for f in result.findings:
+            assert f.status in ("proved", "witnessed") or f.severity == "info"
+            proved += f.status == "proved"
+            if f.witness is not None:
+                _replay(policy, f)
+    assert proved

@@ -17,6 +17,7 @@ from charter.compiler.analysis.cells import Cell
 from charter.compiler.analysis.codes import INCONCLUSIVE
 from charter.compiler.analysis.model import Finding, Level, Related, Status, Witness
 from charter.compiler.analysis.regions import Regions
+from charter.compiler.analysis.smt import Unsupported
 from charter.compiler.analysis.space import ABSENT, Point
 from charter.engine import ir
 from charter.engine.decision import Decision
@@ -95,6 +96,7 @@ class _Candidate:
     exact: bool
     inexact: str | None = None
     universal: bool = True  # a claim about every request: needs `exact` to be reported
+    smt: Callable[[Any], str] | None = None  # the claim as solver queries: "unsat" proves it
     help: str | None = None
     label: str = ""
     span: Span | None = None
@@ -111,6 +113,7 @@ class Analysis:
         self.options = options
         self.deciders = deciders
         self.never: set[int] = set()
+        self.solver = _solver(regions.policy, options)
 
     def findings(self) -> list[Finding]:
         out: list[Finding] = []
@@ -121,18 +124,33 @@ class Analysis:
         for step in steps:
             for cand in step():
                 if self.options.wants(cand.code):
-                    out.append(self._settle(cand))
+                    found = self._settle(cand)
+                    if found is not None:
+                        out.append(found)
         out.sort(key=lambda f: (f.span.file, f.span.line, f.span.col, f.code))
         return out
 
     # ── settling a candidate: witness, verification, status ──────────────────
 
-    def _settle(self, c: _Candidate) -> Finding:
+    def _settle(self, c: _Candidate) -> Finding | None:
         span = c.span or self.loc.rule(c.rule)
         at = (c.rule.file, c.rule.line, c.rule.col) if c.span is None else None
         witness = None
         if c.point is not None and c.cell is not None and c.claim is not None:
             witness = self._witness(c.point, c.cell, c.claim)
+        if c.universal and not c.exact and self.solver is not None and c.smt is not None:
+            try:
+                answer = c.smt(self.solver)
+            except Unsupported as err:
+                answer, c.inexact = "unknown", f"{err} (no solver meaning)"
+            if answer == "sat":
+                return None  # the solver found a request that refutes it
+            if answer == "unsat":
+                c.exact = True
+            else:
+                c.inexact = c.inexact if "solver" in (c.inexact or "") else (
+                    f"the solver gave up within {self.options.timeout_ms} ms on "
+                    f"{c.inexact or 'this question'}")
         status: Status
         if c.exact and (c.universal or witness is not None):
             status = "proved" if c.universal else "witnessed"
@@ -230,7 +248,8 @@ class Analysis:
             yield _Candidate(NEVER_MATCHES.code, "warning", rule,
                              f"rule `{rule.id}` never matches: {why}",
                              (self._rel(rule, "this rule"),), None, None, None, exact, inexact,
-                             help="delete the rule or fix its condition", label="never matches")
+                             help="delete the rule or fix its condition", label="never matches",
+                             smt=_sat_query(rule.index))
 
     # ── W0503 allow overridden by a deny ─────────────────────────────────────
 
@@ -250,7 +269,8 @@ class Analysis:
                     f"allow rule `{a.id}` never takes effect: every request it matches is "
                     f"denied by `{d.id}`", (self._rel(d, "denied here"),), cell, point, claim,
                     exact, inexact, help=f"narrow `{d.id}`, or delete `{a.id}`",
-                    label="matches only requests that are denied")
+                    label="matches only requests that are denied",
+                    smt=_inclusion_query(a.index, d.index))
                 break
 
     # ── W0504 / W0505 redundant ──────────────────────────────────────────────
@@ -284,7 +304,8 @@ class Analysis:
                         f"{kind} rule `{a.id}` is redundant: `{b.id}` {what} every request "
                         f"it matches", (self._rel(b, f"also {what} these requests"),),
                         cell, point, claim, exact, inexact, help=f"delete `{a.id}`",
-                        label="redundant")
+                        label="redundant",
+                        smt=_inclusion_query(a.index, b.index))
                     break
 
     # ── W0506 approval ineffective ───────────────────────────────────────────
@@ -305,7 +326,8 @@ class Analysis:
                     f"denied by `{d.id}`", (self._rel(d, "denied here"),), cell, point,
                     _claim(rules=(r.id, d.id), effect="deny"), exact, inexact,
                     help=f"narrow `{d.id}`, or delete the approval rule",
-                    label="matches only requests that are denied")
+                    label="matches only requests that are denied",
+                    smt=_inclusion_query(r.index, d.index))
                 break
             else:
                 if self.policy.default != "deny":
@@ -321,7 +343,8 @@ class Analysis:
                         "matches (an approval never opens a tool)", related, cell, point,
                         _claim(rules=(r.id,), effect="deny"), exact,
                         help="add an allow rule for these requests, or delete the approval rule",
-                        label="matches only requests no rule allows")
+                        label="matches only requests no rule allows",
+                        smt=_disjoint_query(r.index, tuple(allows)))
 
     def _never_allowed_with(self, r: ir.Rule) -> tuple[bool, Cell, Point, list[int]] | None:
         exact = True
@@ -532,7 +555,7 @@ class Analysis:
                     "it can show nothing new", (self._rel(e, "enforced here"),), cell, point,
                     _claim(rules=(e.id,), shadow=s.id), exact, inexact,
                     help="change the shadow rule to the candidate you mean to try, or delete it",
-                    label="no-op")
+                    label="no-op", smt=_equivalence_query(s.index, e.index))
                 break
 
 
@@ -555,3 +578,50 @@ def _claim(rules: tuple[str, ...] = (), effect: str | None = None, no_allow: boo
             return False
         return shadow is None or any(h.rule == shadow for h in d.shadow)
     return holds
+
+
+def _solver(policy: ir.Policy, options: Options) -> Any:
+    """The solver `options` ask for, or None (`auto`: z3 when it is installed)."""
+    if options.solver == "none":
+        return None
+    from charter.compiler.analysis import smt
+
+    if not smt.available():
+        if options.solver == "z3":
+            raise RuntimeError("--solver z3 needs the z3 solver: pip install z3-solver")
+        return None
+    return smt.Solver(policy, options.timeout_ms)
+
+
+def _sat_query(a: int) -> Callable[[Any], str]:
+    """The solver's word on W0501: `unsat` proves that rule a never matches."""
+    def query(solver: Any) -> str:
+        return str(solver.sat(a)[0])
+    return query
+
+
+def _inclusion_query(a: int, b: int) -> Callable[[Any], str]:
+    """`unsat` proves region a ⊆ region b."""
+    def query(solver: Any) -> str:
+        return str(solver.a_not_b(a, b)[0])
+    return query
+
+
+def _disjoint_query(a: int, others: tuple[int, ...]) -> Callable[[Any], str]:
+    """`unsat` proves region a meets none of `others`."""
+    def query(solver: Any) -> str:
+        return _all_unsat([str(solver.both(a, b)[0]) for b in others])
+    return query
+
+
+def _equivalence_query(a: int, b: int) -> Callable[[Any], str]:
+    def query(solver: Any) -> str:
+        return _all_unsat([str(solver.a_not_b(a, b)[0]), str(solver.a_not_b(b, a)[0])])
+    return query
+
+
+def _all_unsat(answers: list[str]) -> str:
+    """`unsat` when every answer is, `sat` when one is, else `unknown`."""
+    if "sat" in answers:
+        return "sat"
+    return "unknown" if "unknown" in answers else "unsat"

@@ -72,6 +72,9 @@ class Regions:
         self.matchers = PolicyMatchers(policy.matchers, tree.matchers)
         self.info = PolicyInfo(policy.name, policy.version, policy.digest)
         self.facts: list[Facts] = [facts_of(r.cond) for r in policy.rules]
+        for rule, facts in zip(policy.rules, self.facts, strict=True):
+            if rule.kind == "require_approval":  # a grant from its groups satisfies it
+                facts.groups.update(rule.groups)
         self.cells = cells(policy, self.plan, names, tags)
         self.cells_of: dict[int, list[Cell]] = {}
         for cell in self.cells:
