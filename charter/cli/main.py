@@ -23,6 +23,7 @@ COMMANDS = {
     "analyze": "charter.cli.analyze:analyze_cmd",
     "lint": "charter.cli.analyze:lint_cmd",
     "diff": "charter.cli.analyze:diff_cmd",
+    "replay": "charter.cli.replay:replay_cmd",
 }
 
 

@@ -285,3 +285,28 @@ def test_the_capture_benchmark_runs_and_replays_what_it_wrote() -> None:
         assert replay_log.main(["--quick"]) == 0
     assert "300 of 300 the same" in out.getvalue()
     assert "AuditLog.write + replay" in out.getvalue()
+
+
+def test_charter_replay_prints_the_counts(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from charter.cli.main import cli
+
+    path = tmp_path / "log.jsonl"
+    workload.write_log(path, 200)
+    source = tmp_path / "workload.agentpolicy"
+    source.write_text(workload.POLICY)
+    key = tmp_path / "key"
+    key.write_bytes(KEY)
+    same = CliRunner().invoke(cli, ["replay", str(path), str(source), "--hash-key-file",
+                                    str(key)])
+    assert same.exit_code == 0, same.output
+    assert "replayed 200 of 200 records (0 not replayable): 200 the same, 0 changed" in (
+        same.output)
+    source.write_text(workload.POLICY.replace("<= 0.50 per session", "<= 0.01 per session"))
+    changed = CliRunner().invoke(cli, ["replay", str(path), str(source), "--hash-key-file",
+                                       str(key)])
+    assert changed.exit_code == 1 and " 0 changed" not in changed.output
+    path.write_text('{"v": 9, "effect": "allow"}\n')
+    future = CliRunner().invoke(cli, ["replay", str(path), str(source)])
+    assert future.exit_code == 2 and "schema v9" in future.output
