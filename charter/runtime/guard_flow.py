@@ -31,7 +31,7 @@ import msgspec
 
 from charter.engine import ir
 from charter.engine.combine import rule_reason
-from charter.engine.decision import Decision
+from charter.engine.decision import Decision, RuleError
 from charter.engine.interpreter import Ctx, counter_key, evaluate
 from charter.engine.snapshot import Snapshot
 from charter.runtime.approvals import (
@@ -55,7 +55,7 @@ from charter.runtime.state import (
     StoreError,
     Taken,
 )
-from charter.stdlib.values import RequestError, check_int, check_num
+from charter.stdlib.values import RequestError, check_int, check_num, type_name
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard
@@ -87,6 +87,8 @@ _REJECTED: Final = {
     EXPIRED: "approval rejected: grant has expired",
     REPLAYED: "approval rejected: grant was already used (replayed)",
 }
+#: why a session-keyed counter has no key (shared: a RequestError is only ever read)
+_NO_SESSION_ID: Final = RequestError("session.id missing", "session.id")
 _NO_DIGEST = "approval rejected: the action's args cannot be canonicalised"
 # `decision.reservation`: the store's token and the (counter_id, key, metric) it charged,
 # so that `settle` knows which actual amount goes to which counter.
@@ -175,12 +177,12 @@ def bind(g: Guard, stage: str, name: str, plan: CallPlan) -> Runner:
         # 2. The counters this call is charged to, by key: the session's totals only when
         # the Guard keeps them (the host sends none).
         tracked = [m for m in track if m not in session] if track and sid is not None else ()
-        uses: list[tuple[CounterUse, str | None, str | None]] = []
+        uses: list[tuple[CounterUse, str | None, RequestError | None]] = []
         for use in counters:
             if use.session and use.metric not in tracked:
                 continue
             if use.key is None:
-                uses.append((use, sid, None if sid is not None else "session.id missing"))
+                uses.append((use, sid, None if sid is not None else _NO_SESSION_ID))
             else:
                 key, why = _key(use.key, req)
                 uses.append((use, key, why))
@@ -189,15 +191,15 @@ def bind(g: Guard, stage: str, name: str, plan: CallPlan) -> Runner:
                 uses.append((_tracker(m), sid, None))
         estimate = req.get("estimate") if charged else None
         amounts: Mapping[str, Decimal | int] | None = _ONE_CALL
-        bad: str | None = None
+        bad: RuleError | None = None
         if estimate is not None:
             try:
                 amounts = _amounts(estimate)
-            except TypeError as err:
-                amounts, bad = None, f"request error: estimate: {err}"
+            except RequestError as err:  # the Guard reads it, no rule: a malformed request
+                amounts, bad = None, RuleError(None, err.field, err.message)
         charge: list[Reservation] = []  # and `charged`, the counter each one charges
         charged_as: list[CounterUse] = []
-        missing: str | None = None
+        missing: RuleError | None = None
         if first and amounts is not None:
             ctx = Ctx(req, Snapshot(approved_groups=groups, now=now, approvers=people), stage,
                       name, tags, matchers) if scoped else None
@@ -230,9 +232,9 @@ def bind(g: Guard, stage: str, name: str, plan: CallPlan) -> Runner:
                     if charge and not missing:
                         got = store.take(_NOTHING_TO_READ, charge, now)
                         token, failed = got.token, got.failed
-                reason = bad or missing
-                if reason is not None:
-                    decision = deny(policy, reason)
+                error = bad or missing
+                if error is not None:
+                    decision = Decision.refused(policy.info, error)
                 elif failed is not None:
                     decision = over_limit(decision, next(
                         use for r, use in zip(charge, charged_as, strict=True)
@@ -297,17 +299,17 @@ def _tracker(metric: str) -> CounterUse:
                       None, None, True, None)
 
 
-def _key(key: ir.Expr, req: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def _key(key: ir.Expr, req: Mapping[str, Any]) -> tuple[str | None, RequestError | None]:
     """(the value of a counter's key path, None) or (None, why it is missing)."""
     try:
         return counter_key(key, req), None
     except RequestError as err:
-        return None, err.message
+        return None, err
 
 
-def _charge(uses: Sequence[tuple[CounterUse, str | None, str | None]], ctx: Ctx | None,
-            groups: frozenset[str], amounts: Mapping[str, Decimal | int],
-            charge: list[Reservation], charged_as: list[CounterUse]) -> str | None:
+def _charge(uses: Sequence[tuple[CounterUse, str | None, RequestError | None]],
+            ctx: Ctx | None, groups: frozenset[str], amounts: Mapping[str, Decimal | int],
+            charge: list[Reservation], charged_as: list[CounterUse]) -> RuleError | None:
     """Fill `charge` with what an allowed call reserves (and `charged_as` with the counter
     each charges): one reservation per (counter, key), against the tightest limit that
     applies (several per-session budgets share one counter). Returns the error of a counter
@@ -318,8 +320,9 @@ def _charge(uses: Sequence[tuple[CounterUse, str | None, str | None]], ctx: Ctx 
         if key is None:
             charge.clear()
             charged_as.clear()
-            rule = f" of rule {use.rule.id}" if use.rule is not None else ""
-            return f"request error: {missing} (counter key{rule})"
+            why = missing or _NO_SESSION_ID
+            return RuleError(use.rule.id if use.rule is not None else None, why.field,
+                             f"counter key: {why.message}")
         limit = _limit(use, groups) if groups else use.cap
         for i, old in enumerate(charge):
             if old.counter_id == use.counter_id and old.key == key:
@@ -335,7 +338,7 @@ def _charge(uses: Sequence[tuple[CounterUse, str | None, str | None]], ctx: Ctx 
     return None
 
 
-def _refs(uses: Sequence[tuple[CounterUse, str | None, str | None]],
+def _refs(uses: Sequence[tuple[CounterUse, str | None, RequestError | None]],
           charge: Sequence[Reservation]) -> tuple[CounterRef, ...]:
     """The counters the decision reads that the take does not reserve (their usage comes
     with the reservation)."""
@@ -513,15 +516,20 @@ def _amount(value: object, what: str) -> Decimal | int:
 
 
 def _amounts(estimate: object) -> dict[str, Decimal | int]:
+    """The amounts one call charges; a RequestError naming the field of a bad estimate."""
     if not isinstance(estimate, dict):
-        raise TypeError("expected an object")
+        raise RequestError(f"estimate: expected an object, found {type_name(estimate)}",
+                           "estimate")
     out: dict[str, Decimal | int] = {"calls": 1}
     for metric in ("cost_usd", "tokens"):
         value = estimate.get(metric)
         try:
             out[metric] = 0 if value is None else _amount(value, metric)
-        except ValueError as err:
-            raise TypeError(str(err)) from None
+        except TypeError as err:
+            raise RequestError(f"estimate.{metric}: {err}", f"estimate.{metric}") from None
+        except ValueError:
+            raise RequestError(f"estimate.{metric}: must not be negative",
+                               f"estimate.{metric}") from None
     return out
 
 
