@@ -54,6 +54,8 @@ __all__ = ["INVALID_PARAMS", "Proxy"]
 INVALID_PARAMS = -32602
 SESSION_META = "io.charter/session"
 _LOG = logging.getLogger("charter.mcp")
+_ROUND = "charter-approval:"  # requestState prefix: the action digest follows
+_ROUND_KEY = "charter-approval"
 # elicitation forms are flat primitives only (MCP spec)
 _APPROVE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -129,10 +131,18 @@ class Proxy:
             async with self.running() as proxy:
                 yield proxy
 
-        return Server("charter-mcp", version=_version(), lifespan=lifespan,
-                      instructions="Tools of several MCP servers, each call decided by a "
-                                   "Charter policy.",
-                      on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+        server: Server[Proxy] = Server(
+            "charter-mcp", version=_version(), lifespan=lifespan,
+            instructions="Tools of several MCP servers, each call decided by a Charter policy.",
+            on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+        # the approval round trip of 2026-07-28 clients: the SDK seals the requestState we
+        # return (AES-GCM under the Guard's secret, bound to the request) and answers a
+        # tampered one with -32602 "Invalid or expired requestState" before we see it
+        from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+
+        security = RequestStateSecurity(keys=[_state_key(self.guard.secret)], ttl=900.0)
+        server.middleware.append(RequestStateBoundary(security, default_audience="charter-mcp"))
+        return server
 
     async def run_stdio(self) -> None:
         """Serve one agent over this process's stdin and stdout (both protocol eras)."""
@@ -155,7 +165,7 @@ class Proxy:
         return types.ListToolsResult(tools=self.catalog.listed())
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams
-                         ) -> types.CallToolResult:
+                         ) -> types.CallToolResult | types.InputRequiredResult:
         entry = self.catalog.find(params.name)
         if entry is None:
             down = self._down_server(params.name)
@@ -189,8 +199,9 @@ class Proxy:
             request["trace_id"] = str(request_id)
         return request
 
-    async def _decide_and_call(self, ctx: Any, entry: Entry,
-                               params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def _decide_and_call(
+        self, ctx: Any, entry: Entry, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
         args = dict(params.arguments or {})
         problem = entry.problem(args)
         if problem is not None:
@@ -198,7 +209,13 @@ class Proxy:
         request = self.pending.attach(self._request(ctx, entry, args))
         decision = self.guard.check(request)
         if decision.effect == "require_approval":
-            token = await self._elicit(ctx, decision)
+            token: str | None
+            if self._asks_in_round_trip(ctx, decision):
+                token = self._round_trip_answer(params, decision)
+                if token is None:
+                    return _approval_round(decision)
+            else:
+                token = await self._elicit(ctx, decision)
             if token is None:
                 return self._ask(decision, request)
             if not token:
@@ -225,11 +242,37 @@ class Proxy:
         self.guard.settle(decision, cost_usd=cost)
         return self._result(request, result)
 
+    def _local_groups(self, decision: Decision) -> list[str]:
+        return [g for g in decision.approvers if g in self.config.local_user_groups]
+
+    def _asks_in_round_trip(self, ctx: Any, decision: Decision) -> bool:
+        """Elicit mode on a 2026-07-28 session: the approval is an `InputRequiredResult`."""
+        return (self.config.approvals == "elicit" and bool(self._local_groups(decision))
+                and str(getattr(ctx, "protocol_version", "")) >= "2026")
+
+    def _round_trip_answer(self, params: types.CallToolRequestParams,
+                           decision: Decision) -> str | None:
+        """On the client's retry: the grant token if its user approved this very action,
+        "" if they said no (or the state is for another action); None on the first call."""
+        state = params.request_state
+        responses = params.input_responses or {}
+        if state is None and not responses:
+            return None
+        if state != f"{_ROUND}{decision.action}":
+            return ""  # sealed by us, but for another action: never widened to this one
+        answer = responses.get(_ROUND_KEY)
+        root = getattr(answer, "root", answer)
+        content = getattr(root, "content", None) or {}
+        if getattr(root, "action", None) != "accept" or content.get("approve") is not True:
+            return ""
+        group = self._local_groups(decision)[0]
+        return self.guard.approve(decision, by="mcp-client-user", group=group).to_token()
+
     async def _elicit(self, ctx: Any, decision: Decision) -> str | None:
         """With `approvals = "elicit"`: ask the client's user, through `elicitation/create`,
         to approve for a group the config says that user stands for. The grant token on
         yes, "" on no, None when elicitation does not apply (then a ticket is parked)."""
-        groups = [g for g in decision.approvers if g in self.config.local_user_groups]
+        groups = self._local_groups(decision)
         session = getattr(ctx, "session", None)
         if (self.config.approvals != "elicit" or not groups or session is None
                 or str(getattr(ctx, "protocol_version", "")) >= "2026"
@@ -273,6 +316,22 @@ class Proxy:
         if seen.redactions:
             return from_policy_value(result, seen.redact(value, "result"))
         return result
+
+
+def _approval_round(decision: Decision) -> types.InputRequiredResult:
+    reasons = "; ".join(decision.reasons) or "the policy asks for an approval"
+    ask = types.ElicitRequest(params=types.ElicitRequestFormParams(
+        message=f"Approve this call? {reasons}", requested_schema=_APPROVE_SCHEMA))
+    return types.InputRequiredResult(input_requests={_ROUND_KEY: ask},
+                                     request_state=f"{_ROUND}{decision.action}")
+
+
+def _state_key(secret: bytes) -> bytes:
+    """A key for sealing requestState, derived from (never equal to) the grant secret."""
+    import hashlib
+    import hmac
+
+    return hmac.new(secret, b"charter-mcp requestState", hashlib.sha256).digest()
 
 
 def _refusal(decision: Decision, why: str | None = None) -> types.CallToolResult:

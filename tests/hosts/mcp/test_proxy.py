@@ -247,3 +247,61 @@ def test_elicit_mode_asks_the_clients_user(setup: Setup, approve: bool) -> None:
             assert not target.exists()
 
     anyio.run(go)
+
+
+def test_elicit_mode_on_a_2026_client_is_an_input_required_round_trip(setup: Setup) -> None:
+    from mcp import types
+
+    setup.proxy_setting('approvals = "elicit"')
+    setup.proxy_setting('local_user_groups = ["eng"]')
+    target = setup.data / "round.txt"
+    write = {"path": str(target), "content": "ok"}
+
+    async def go() -> None:
+        async with setup.stdio("2026-07-28") as client:
+            assert client.protocol_version == "2026-07-28"
+            first = await client.session.call_tool(
+                "fs.write_file", write, allow_input_required=True
+            )
+            assert isinstance(first, types.InputRequiredResult)
+            assert first.result_type == "input_required" and first.request_state
+            assert not target.exists()
+            ((key, ask),) = first.input_requests.items()
+            assert "destructive calls need an approval" in ask.params.message
+            yes = {key: types.ElicitResult(action="accept", content={"approve": True})}
+            # a tampered requestState is refused by the SDK's seal, as the spec says
+            with pytest.raises(MCPError) as err:
+                await client.session.call_tool(
+                    "fs.write_file",
+                    write,
+                    input_responses=yes,
+                    request_state=first.request_state[:-2] + "xx",
+                    allow_input_required=True,
+                )
+            assert err.value.code == -32602
+            assert "Invalid or expired requestState" in str(err.value)
+            assert not target.exists()
+            # the state is bound to this call (the SDK's request binding): other arguments
+            # with it are refused the same way
+            with pytest.raises(MCPError) as err:
+                await client.session.call_tool(
+                    "fs.write_file",
+                    {**write, "content": "no"},
+                    input_responses=yes,
+                    request_state=first.request_state,
+                    allow_input_required=True,
+                )
+            assert err.value.code == -32602
+            assert not target.exists()
+            done = await client.session.call_tool(
+                "fs.write_file",
+                write,
+                input_responses=yes,
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
+            assert not isinstance(done, types.InputRequiredResult)
+            assert not done.is_error, _text(done)
+            assert target.read_text() == "ok"
+
+    anyio.run(go)
