@@ -19,6 +19,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import msgspec
 import redis
 
 from .base import (
@@ -46,6 +47,11 @@ __all__ = ["RedisStore"]
 # behind Redis still see the window they think is current.
 _GRACE_SECONDS = 60.0
 _NO_CALLS = SessionCalls()
+_JSON = msgspec.json.encode
+# The take script's reply; Lua's cjson writes an empty list as `{}`, hence the dicts.
+_Items = list[str] | dict[str, str]
+_REPLY = msgspec.json.Decoder(tuple[int, _Items, _Items, _Items, list[_Items] | dict[str, str],
+                                    _Items])
 _NOTHING = StateQuery("", labels=False, calls=False)
 
 # Compare two canonical integer strings exactly (Lua numbers would round above 2**53).
@@ -63,29 +69,32 @@ end
 
 # One check's read and reservation in one script: one round trip, atomic on the server.
 # KEYS: reservation record, labels set, call counts hash, then `nh` history lists, `nr`
-# counters to read and `nv` counters to reserve.  ARGV: record ttl ms, read labels (1/0),
-# read call counts (1/0), nh, nr, then per reserved counter (amount units, limit units or
-# "", ttl ms, ident).  Returns {failing reservation index or -1, usage read, usage of each
-# reserved counter before the reservation, labels, history lists, call counts}.
+# counters to read and `nv` counters to reserve.  ARGV[1]: JSON [record ttl ms, read labels
+# (1/0), read call counts (1/0), nh, nr, then per reserved counter [amount units, limit units
+# or "", ttl ms, ident]] (one argument, and one JSON reply below: encoding a dozen arguments
+# and parsing nested replies cost the client more than the server's work).  Amounts stay
+# decimal strings.  Returns JSON [failing reservation index or -1, usage read, usage of each
+# reserved counter before the reservation, labels, history lists, call counts].
 _TAKE = (
     _LUA_CMP
     + """
-local nh, nr = tonumber(ARGV[4]), tonumber(ARGV[5])
+local a = cjson.decode(ARGV[1])
+local nh, nr = a[4], a[5]
 local nv = #KEYS - 3 - nh - nr
 local read, before, labels, history, calls = {}, {}, {}, {}, {}
 for i = 1, nr do read[i] = redis.call('GET', KEYS[3 + nh + i]) or '0' end
 local failed, seen = -1, {}
 for i = 1, nv do
-  local b = 6 + (i - 1) * 4
+  local r = a[5 + i]
   local key = KEYS[3 + nh + nr + i]
   if seen[key] == nil then seen[key] = redis.call('GET', key) or '0' end
   before[i] = seen[key]
   if failed < 0 then
-    redis.call('INCRBY', key, ARGV[b])
-    redis.call('PEXPIRE', key, ARGV[b + 2])
-    if ARGV[b + 1] ~= '' and cmp(redis.call('GET', key), ARGV[b + 1]) > 0 then
+    redis.call('INCRBY', key, r[1])
+    redis.call('PEXPIRE', key, r[3])
+    if r[2] ~= '' and cmp(redis.call('GET', key), r[2]) > 0 then
       for j = 1, i do
-        redis.call('DECRBY', KEYS[3 + nh + nr + j], ARGV[6 + (j - 1) * 4])
+        redis.call('DECRBY', KEYS[3 + nh + nr + j], a[5 + j][1])
       end
       failed = i - 1
     end
@@ -93,18 +102,18 @@ for i = 1, nv do
 end
 if failed < 0 and nv > 0 then
   for i = 1, nv do
-    local b = 6 + (i - 1) * 4
-    redis.call('RPUSH', KEYS[1], ARGV[b + 3], KEYS[3 + nh + nr + i], ARGV[b])
+    local r = a[5 + i]
+    redis.call('RPUSH', KEYS[1], r[4], KEYS[3 + nh + nr + i], r[1])
   end
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], a[1])
 end
-if ARGV[2] == '1' then labels = redis.call('SMEMBERS', KEYS[2]) end
+if a[2] == 1 then labels = redis.call('SMEMBERS', KEYS[2]) end
 for i = 1, nh do history[i] = redis.call('LRANGE', KEYS[3 + i], 0, -1) end
-if ARGV[3] == '1' then
+if a[3] == 1 then
   calls = redis.call('HMGET', KEYS[3], 't', 'c')
   calls = {calls[1] or '0', calls[2] or '0'}
 end
-return {failed, read, before, labels, history, calls}
+return cjson.encode({failed, read, before, labels, history, calls})
 """
 )
 
@@ -169,30 +178,33 @@ class RedisStore:
                 *(self._key("h", sid, tool) for tool in history),
                 *(self._counter_key(r.counter_id, r.key, r.window_seconds, now)
                   for r in query.counters)]
-        args: list[str | int] = [self._reservation_ttl_ms, int(query.labels),
-                                 int(query.calls), len(history), len(query.counters)]
+        args: list[object] = [self._reservation_ttl_ms, int(query.labels), int(query.calls),
+                              len(history), len(query.counters)]
         for r in reservations:
             keys.append(self._counter_key(r.counter_id, r.key, r.window_seconds, now))
             end = window_end(r.window_seconds, bucket_of(r.window_seconds, now))
             ttl_ms = (self._session_ttl_ms if end is None
                       else math.ceil((end - now + _GRACE_SECONDS) * 1000))
             limit = "" if r.limit is None else str(to_units(r.limit))
-            args += [str(to_units(r.amount)), limit, ttl_ms, _ident(r.counter_id, r.key)]
+            args.append((str(to_units(r.amount)), limit, ttl_ms, _ident(r.counter_id, r.key)))
         try:
-            failed, read, before, labels, entries, calls = self._take(keys=keys, args=args)
+            reply = self._take(keys=keys, args=[_JSON(args)])
+            failed, read, before, labels, entries, calls = _REPLY.decode(reply)
         except redis.RedisError as exc:
             raise self._error(exc) from exc
+        except msgspec.DecodeError as exc:
+            raise StoreError(f"Redis state store failed: unreadable reply ({exc})") from exc
         usage: dict[tuple[str, str], Amount] = {
             (ref.counter_id, ref.key): amount_of(int(units))
-            for ref, units in zip(query.counters, read, strict=True)}
-        for r, units in zip(reservations, before, strict=True):
+            for ref, units in zip(query.counters, read or (), strict=True)}
+        for r, units in zip(reservations, before or (), strict=True):
             usage.setdefault((r.counter_id, r.key), amount_of(int(units)))
-        failed = int(failed)
         return Taken(
-            usage, frozenset(_text(m) for m in labels),
-            {tool: tuple(_decode_entry(e) for e in found)
-             for tool, found in zip(history, entries, strict=True)},
-            SessionCalls(int(calls[0]), int(calls[1])) if calls else _NO_CALLS,
+            usage, frozenset(labels or ()),
+            {tool: tuple(_decode_entry(e) for e in found or ())
+             for tool, found in zip(history, entries or (), strict=True)},
+            SessionCalls(int(calls[0]), int(calls[1])) if isinstance(calls, list) and calls
+            else _NO_CALLS,
             token if reservations and failed < 0 else None,
             reservations[failed].counter_id if failed >= 0 else None)
 
