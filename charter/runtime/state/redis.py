@@ -322,10 +322,6 @@ def _ident(cid: str, key: str) -> str:
     return json.dumps([cid, key], ensure_ascii=False)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _decode_entry(raw: bytes | str) -> HistoryEntry:
     data = raw.encode() if isinstance(raw, str) else raw
     at, _, fields = data.partition(b" ")
