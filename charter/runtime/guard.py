@@ -137,7 +137,7 @@ class Guard:
         kind = (stage, name, tags)
         run = self._runners.get(kind)
         if run is None:
-            run = guard_flow.bind(self, stage, name, self.plan.plan_for(stage, name, tags))
+            run = guard_flow.bind(self, stage, name, tags, self.plan.plan_for(stage, name, tags))
             if len(self._runners) < 4096:
                 self._runners[kind] = run
         return run

@@ -119,10 +119,12 @@ def deny(policy: Policy, reason: str) -> Decision:
     return Decision(effect="deny", allowed=False, reasons=(reason,), policy=policy.info)
 
 
-def bind(g: Guard, stage: str, name: str, plan: CallPlan) -> Runner:
-    """`Guard.check` for one kind of call: the one algorithm with `plan` bound."""
+def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallPlan
+         ) -> Runner:
+    """`Guard.check` for one kind of call (as `request.read` gives it): the one algorithm
+    with `plan` bound."""
     policy = g.policy
-    decide = policy.decide
+    decide = policy.decider(stage, name, req_tags)
     store = g.store
     clock = g.clock
     steps = g.plan.steps
@@ -137,11 +139,16 @@ def bind(g: Guard, stage: str, name: str, plan: CallPlan) -> Runner:
     tags = plan.tags
     matchers = policy.matchers
     records = plan.record is not None
+    # Every counter keyed by the session id and counted on every allowed call, each its own
+    # (no shared per-session total): the charge is known but for the session id.
+    by_session = counters if first and not track and all(
+        u.key is None and u.scope is None and not u.session for u in counters) and len(
+        {u.counter_id for u in counters}) == len(counters) else None
 
     def run(req: dict[str, Any], seen: Seen | None = None) -> Decision:
         approvals = req.get("approvals")
         if plan.stateless and not approvals:
-            decision = decide(req)
+            decision = decide(req, None)
             if seen is not None:
                 seen.used = (req, None, decision)
             if decision.effect == "require_approval" or (approvable and not decision.allowed):
@@ -174,21 +181,7 @@ def bind(g: Guard, stage: str, name: str, plan: CallPlan) -> Runner:
                 _steps(g, req, stage, session, sid, bool(valid), inject, now)
             if inject:
                 req = {**req, "session": {**session, **inject}}
-        # 2. The counters this call is charged to, by key: the session's totals only when
-        # the Guard keeps them (the host sends none).
-        tracked = [m for m in track if m not in session] if track and sid is not None else ()
-        uses: list[tuple[CounterUse, str | None, RequestError | None]] = []
-        for use in counters:
-            if use.session and use.metric not in tracked:
-                continue
-            if use.key is None:
-                uses.append((use, sid, None if sid is not None else _NO_SESSION_ID))
-            else:
-                key, why = _key(use.key, req)
-                uses.append((use, key, why))
-        if charged:
-            for m in tracked:
-                uses.append((_tracker(m), sid, None))
+        # 2. What the call is charged on allow: per counter its key, amount and limit.
         estimate = req.get("estimate") if charged else None
         amounts: Mapping[str, Decimal | int] | None = _ONE_CALL
         bad: RuleError | None = None
@@ -197,15 +190,37 @@ def bind(g: Guard, stage: str, name: str, plan: CallPlan) -> Runner:
                 amounts = _amounts(estimate)
             except RequestError as err:  # the Guard reads it, no rule: a malformed request
                 amounts, bad = None, RuleError(None, err.field, err.message)
-        charge: list[Reservation] = []  # and `charged`, the counter each one charges
-        charged_as: list[CounterUse] = []
         missing: RuleError | None = None
-        if first and amounts is not None:
-            ctx = Ctx(req, Snapshot(approved_groups=groups, now=now, approvers=people), stage,
-                      name, tags, matchers) if scoped else None
-            missing = _charge(uses, ctx, groups, amounts, charge, charged_as)
+        tracked: Sequence[str] = ()
+        uses: list[tuple[CounterUse, str | None, RequestError | None]] = []
+        refs: tuple[CounterRef, ...] = ()
+        if by_session is not None and sid is not None and amounts is not None and not groups:
+            # What `_charge` gives such a plan, bound: one reservation per counter.
+            charge = [Reservation(u.counter_id, sid, u.window, amounts[u.metric], u.cap)
+                      for u in by_session]
+            charged_as: Sequence[CounterUse] = by_session
+        else:
+            # The session's totals count only when the Guard keeps them (the host sends none).
+            if track and sid is not None:
+                tracked = [m for m in track if m not in session]
+            for use in counters:
+                if use.session and use.metric not in tracked:
+                    continue
+                if use.key is None:
+                    uses.append((use, sid, None if sid is not None else _NO_SESSION_ID))
+                else:
+                    key, why = _key(use.key, req)
+                    uses.append((use, key, why))
+            if charged:
+                for m in tracked:
+                    uses.append((_tracker(m), sid, None))
+            charge, charged_as = [], []
+            if first and amounts is not None:
+                ctx = Ctx(req, Snapshot(approved_groups=groups, now=now, approvers=people),
+                          stage, name, tags, matchers) if scoped else None
+                missing = _charge(uses, ctx, groups, amounts, charge, charged_as)
+            refs = () if len(charge) == len(uses) else _refs(uses, charge)
         # 3. One atomic step: what the decision reads, and the reservation.
-        refs = () if len(charge) == len(uses) else _refs(uses, charge)
         reads = history if sid is not None else ()
         wants_labels = labels and sid is not None
         taken = _NOT_TAKEN
@@ -227,6 +242,7 @@ def bind(g: Guard, stage: str, name: str, plan: CallPlan) -> Runner:
             if charged and decision.allowed:
                 failed = taken.failed
                 if not first and amounts is not None:
+                    charge, charged_as = [], []
                     missing = _charge(uses, Ctx(req, st, stage, name, tags, matchers), groups,
                                       amounts, charge, charged_as)
                     if charge and not missing:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,36 @@ class Policy:
             return self._run(self._entry(call), call.req, state)
         except Exception as err:  # noqa: BLE001 - nothing raises into the host
             return malformed(self.info, f"internal error while deciding: {describe_error(err)}")
+
+    def decider(self, stage: str, name: str, tags: tuple[str, ...] = ()
+                ) -> Callable[[dict[str, Any], Snapshot | None], Decision]:
+        """`decide` for the requests of one kind — the (stage, tool name, request tags) that
+        `request.read` gives them — with the kind looked up once, here, rather than on every
+        call: for a host that has read its requests already (the Guard). Answers as
+        `decide` does for such a request (dict), and never raises."""
+        entry = self._entry(Call(stage, name, tags, None, {}))
+        fn, base, cached = entry.fn, entry.base_mask, entry.cached
+        entry_name, entry_tags = entry.name, entry.tags
+        recover, finish, info = self._recover, self._finish, self.info
+
+        def decide(req: dict[str, Any], state: Snapshot | None = None) -> Decision:
+            try:
+                if fn is None:
+                    mask = base
+                else:
+                    try:
+                        mask = fn(req, state, entry_name, entry_tags, stage)
+                    except Exception:  # noqa: BLE001 - some rule errs: `_recover` says which
+                        return recover(entry, req, state)
+                if state is None or not state.approved_groups:
+                    decision: Decision | None = cached(mask)  # as `_fast_decide`
+                    if decision is not None:
+                        return decision
+                return finish(entry, mask, req, state)
+            except Exception as err:  # noqa: BLE001 - nothing raises into the host
+                return malformed(info, f"internal error while deciding: {describe_error(err)}")
+
+        return decide
 
     def _run(self, entry: Entry, req: dict[str, Any], st: Snapshot | None) -> Decision:
         if entry.fn is None:
