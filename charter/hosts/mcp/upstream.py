@@ -68,7 +68,13 @@ class Upstream:
                 with anyio.fail_after(max(self.timeout, START_TIMEOUT)):
                     self.tools = await self.list_tools()
                 self.ready.set()
-                await self._stop.wait()
+                if str(client.protocol_version) >= "2026":
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._listen, client)
+                        await self._stop.wait()
+                        tg.cancel_scope.cancel()
+                else:
+                    await self._stop.wait()
         except Exception as err:  # noqa: BLE001 - one upstream's failure stays its own
             self._fail(f"upstream {self.name!r} is unavailable: {_describe(err)}")
         except BaseException as err:
@@ -121,15 +127,28 @@ class Upstream:
         return self.client
 
     async def _message(self, message: Any) -> None:
+        """Handshake-era servers announce a changed tool list as a notification."""
         root = getattr(message, "root", message)
         if isinstance(root, types.ToolListChangedNotification) and self.ready.is_set():
-            try:
-                self.tools = await self.list_tools()
-            except Exception as err:  # noqa: BLE001 - keep the last list, say why
-                _LOG.error("upstream %r: cannot re-list its tools: %s", self.name, err)
-                return
-            if self.on_tools_changed is not None:
-                await self.on_tools_changed(self)
+            await self._relist()
+
+    async def _listen(self, client: Client) -> None:
+        """2026-07-28 servers announce it on a `subscriptions/listen` stream, if asked."""
+        try:
+            async with client.listen(tools_list_changed=True) as events:
+                async for _ in events:
+                    await self._relist()
+        except Exception as err:  # noqa: BLE001 - no stream: the list stays as first seen
+            _LOG.info("upstream %r: no tool-list change stream: %s", self.name, _describe(err))
+
+    async def _relist(self) -> None:
+        try:
+            self.tools = await self.list_tools()
+        except Exception as err:  # noqa: BLE001 - keep the last list, say why
+            _LOG.error("upstream %r: cannot re-list its tools: %s", self.name, err)
+            return
+        if self.on_tools_changed is not None:
+            await self.on_tools_changed(self)
 
 
 def _describe(err: BaseException) -> str:

@@ -305,3 +305,27 @@ def test_elicit_mode_on_a_2026_client_is_an_input_required_round_trip(setup: Set
             assert target.read_text() == "ok"
 
     anyio.run(go)
+
+
+def test_an_upstream_tool_list_change_is_relisted_and_told_to_the_client(setup: Setup) -> None:
+    from mcp import types
+
+    told = anyio.Event()
+
+    async def messages(message: Any) -> None:
+        if isinstance(getattr(message, "root", message), types.ToolListChangedNotification):
+            told.set()
+
+    async def go() -> None:
+        async with setup.stdio("legacy", message_handler=messages) as client:
+            before = {t.name for t in (await client.list_tools()).tools}
+            assert "flaky.grow" in before and "flaky.extra" not in before
+            grown = await client.call_tool("flaky.grow", {})
+            assert not grown.is_error, _text(grown)
+            with anyio.fail_after(10):
+                await told.wait()
+            after = {t.name for t in (await client.list_tools(cache_mode="refresh")).tools}
+            assert "flaky.extra" in after
+            assert _text(await client.call_tool("flaky.extra", {})) == "extra"
+
+    anyio.run(go)
