@@ -20,6 +20,7 @@ COMMANDS = {
     "hook": "charter.cli.hook_cmd:hook_cmd",
     "approvals": "charter.cli.approvals:approvals_cmd",
     "mcp": "charter.cli.mcp:mcp_cmd",
+    "serve": "charter.cli.serve:serve_cmd",
     "analyze": "charter.cli.analyze:analyze_cmd",
     "lint": "charter.cli.analyze:lint_cmd",
     "diff": "charter.cli.analyze:diff_cmd",

@@ -65,6 +65,7 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True):
     action: str  # the action digest the grant must carry
     approvers: tuple[str, ...]
     reasons: tuple[str, ...]
+    rules: tuple[str, ...] = ()  # the rules that asked for approval (shown to the approver)
     tool: str
     session: str | None
     args: Any  # what the approver is shown: the call's arguments
@@ -213,6 +214,7 @@ class PendingApprovals:
             action=decision.action,
             approvers=decision.approvers,
             reasons=decision.reasons,
+            rules=decision.rules,
             tool=str(name),
             session=sid if isinstance(sid, str) else None,
             args=request.get("args"),

@@ -1,0 +1,148 @@
+"""`charter serve POLICY`: the HTTP sidecar with the approval inbox (docs/hosts.md).
+
+    charter serve examples/support --listen 127.0.0.1:8181 --state sqlite:state.db \\
+        --approvers approvers.toml --log decisions.jsonl
+
+Loopback by default. `--state` is `memory` or an SQLite file (shared with `charter
+approvals` and `charter hook`: the same tickets and grant secret), or a `redis://` URL (then
+`--secret-file` signs the grants). `--approvers` names who may approve for which group, each
+with a token; the inbox page is `http://LISTEN/approvals`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from charter.cli.common import fail
+
+if TYPE_CHECKING:
+    from charter.hosts.serve import Sidecar
+
+
+@click.command("serve")
+@click.argument("policy", type=click.Path(exists=True))
+@click.option(
+    "--listen", default="127.0.0.1:8181", show_default=True, help="HOST:PORT, or unix:PATH"
+)
+@click.option(
+    "--state",
+    default="memory",
+    show_default=True,
+    help="memory, sqlite:PATH (shared with `charter approvals`) or redis://…",
+)
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="the grant secret (hex), for a Redis store",
+)
+@click.option(
+    "--approvers",
+    "approvers_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="TOML/JSON: [approvers.NAME] token = …, groups = [...]",
+)
+@click.option("--log", type=click.Path(dir_okay=False), help="decision log (JSON lines)")
+@click.option(
+    "--max-body",
+    default=1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="largest request body in bytes",
+)
+@click.option("--otlp", help="send decision spans to this OTLP/HTTP endpoint")
+def serve_cmd(
+    policy: str,
+    listen: str,
+    state: str,
+    secret_file: str | None,
+    approvers_path: str | None,
+    log: str | None,
+    max_body: int,
+    otlp: str | None,
+) -> None:
+    """Serve POLICY over HTTP: /v1/decide, /v1/approvals, /approvals (the inbox), /metrics."""
+    sidecar = build(policy, state, secret_file, approvers_path, log, max_body, otlp)
+    import uvicorn
+
+    kw: dict[str, object] = {"log_level": "warning", "access_log": False}
+    if listen.startswith("unix:"):
+        kw["uds"] = listen.removeprefix("unix:")
+    else:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            fail(f"--listen: HOST:PORT or unix:PATH, found {listen!r}")
+        kw["host"], kw["port"] = host.strip("[]"), int(port)
+    print(
+        f"charter serve: {sidecar.guard.policy.info.name} on {listen}", file=sys.stderr, flush=True
+    )
+    uvicorn.run(sidecar.app(), **kw)  # type: ignore[arg-type]
+
+
+def build(
+    policy: str,
+    state: str,
+    secret_file: str | None,
+    approvers_path: str | None,
+    log: str | None,
+    max_body: int,
+    otlp: str | None = None,
+) -> Sidecar:
+    """The sidecar the options describe (exits with the reason when they cannot make one)."""
+    import charter
+    from charter.hosts.approvals import PendingApprovals, SQLitePending
+    from charter.hosts.serve import Approvers, AuthError, Sidecar, load_approvers
+    from charter.language.source import CompileError
+    from charter.runtime.guard import Guard
+
+    try:
+        compiled = charter.load(policy)
+    except CompileError as err:
+        fail(str(err))
+    approvers = Approvers()
+    if approvers_path is not None:
+        try:
+            approvers = load_approvers(approvers_path)
+        except AuthError as err:
+            fail(str(err))
+    directory = approvers.directory() if approvers else None
+    secret = None
+    if secret_file is not None:
+        try:
+            secret = bytes.fromhex(Path(secret_file).read_text(encoding="ascii").strip())
+        except (OSError, ValueError) as err:
+            fail(f"--secret-file: {err}")
+    if state == "memory":
+        guard = Guard(compiled, log=log, secret=secret, approvers=directory)
+        return Sidecar(guard, approvers=approvers, max_body=max_body, source=policy)
+    if state.startswith("redis://"):
+        from charter.runtime.state.redis import RedisStore
+
+        if secret is None:
+            fail("--state redis://… needs --secret-file (grants must verify across restarts)")
+        guard = Guard(
+            compiled, state=RedisStore(state), log=log, secret=secret, approvers=directory
+        )
+        return Sidecar(
+            guard, approvers=approvers, max_body=max_body, source=policy, store_kind="redis"
+        )
+    from charter.cli.hook_state import secret_for
+    from charter.runtime.state.sqlite import SQLiteStore
+
+    path = Path(state.removeprefix("sqlite:"))
+    try:
+        secret = secret if secret is not None else secret_for(path)
+    except (OSError, ValueError) as err:
+        fail(f"cannot open the state file {path}: {err}")
+    guard = Guard(compiled, state=SQLiteStore(path), secret=secret, log=log, approvers=directory)
+    return Sidecar(
+        guard,
+        PendingApprovals(guard, SQLitePending(path)),
+        approvers=approvers,
+        max_body=max_body,
+        source=policy,
+        store_kind="sqlite",
+    )
