@@ -3,6 +3,7 @@ three tools (allowed, denied, needing approval) and a record of which tool bodie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -52,3 +53,36 @@ def cost(name: str, result: Any) -> Decimal | None:
 
 def gate_options() -> dict[str, Any]:
     return {"context": {"session": SESSION, "agent": {"id": "a1"}}, "names": NAMES, "cost": cost}
+
+
+def grant(guard: Guard, amount: int) -> str:
+    """A finance grant for exactly the refund of `amount` the scripted model asks for."""
+    decision = guard.check(
+        {
+            "tool": "refund.create",
+            "session": SESSION,
+            "agent": {"id": "a1"},
+            "args": {"amount": amount, "customer": "cus_1"},
+        }
+    )
+    assert decision.effect == "require_approval"
+    token: str = guard.approve(decision, "alice", "finance").to_token()
+    return token
+
+
+def tool_functions(ran: Ran) -> list[Callable[..., str]]:
+    """The three tools' bodies (allowed, denied, needing approval), recording each run."""
+
+    def kb_read(q: str) -> str:
+        ran.calls.append(("kb_read", {"q": q}))
+        return f"article for {q}: write to help@example.com"
+
+    def shell_run(cmd: str) -> str:
+        ran.calls.append(("shell_run", {"cmd": cmd}))
+        return "ran"
+
+    def refund_create(amount: int, customer: str) -> str:
+        ran.calls.append(("refund_create", {"amount": amount, "customer": customer}))
+        return f"refunded {amount} to {customer}"
+
+    return [kb_read, shell_run, refund_create]

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.hosts.frameworks_common import Ran, fits, gate_options, make_guard
+from tests.hosts.frameworks_common import (
+    Ran,
+    fits,
+    gate_options,
+    grant,
+    make_guard,
+    tool_functions,
+)
 
 pytest.importorskip("google.adk")
 from google.adk.agents import LlmAgent  # noqa: E402
@@ -49,23 +56,11 @@ class ScriptedLlm(BaseLlm):
 
 
 def _runner(ran: Ran) -> tuple[InMemoryRunner, Any]:
-    def kb_read(q: str) -> str:
-        ran.calls.append(("kb_read", {"q": q}))
-        return f"article for {q}: write to help@example.com"
-
-    def shell_run(cmd: str) -> str:
-        ran.calls.append(("shell_run", {"cmd": cmd}))
-        return "ran"
-
-    def refund_create(amount: int, customer: str) -> str:
-        ran.calls.append(("refund_create", {"amount": amount, "customer": customer}))
-        return f"refunded {amount} to {customer}"
-
     guard = make_guard()
     agent = LlmAgent(
         name="support",
         model=ScriptedLlm(model="scripted"),
-        tools=[kb_read, shell_run, refund_create],
+        tools=tool_functions(ran),
     )
     app = App(
         name="charter_test", root_agent=agent, plugins=[CharterPlugin(guard, **gate_options())]
@@ -120,20 +115,6 @@ def _confirm(runner: InMemoryRunner, session_id: str, ask: Any, payload: Any) ->
     return asyncio.run(_run(runner, session_id, answer))
 
 
-def _grant(guard: Any, amount: int) -> str:
-    decision = guard.check(
-        {
-            "tool": "refund.create",
-            "session": {"id": "s-fw"},
-            "agent": {"id": "a1"},
-            "args": {"amount": amount, "customer": "cus_1"},
-        }
-    )
-    assert decision.effect == "require_approval"
-    token: str = guard.approve(decision, "alice", "finance").to_token()
-    return token
-
-
 def test_allow_runs_deny_never_runs_and_approval_asks_for_confirmation() -> None:
     ran = Ran()
     runner, _ = _runner(ran)
@@ -155,7 +136,7 @@ def test_a_grant_runs_the_call_once_and_settles_its_cost() -> None:
     session_id, events = _start(runner)
     assert fits(guard, "5")
     after = _confirm(
-        runner, session_id, _confirmation(events), confirmation_payload(_grant(guard, 500))
+        runner, session_id, _confirmation(events), confirmation_payload(grant(guard, 500))
     )
     assert ran.names() == ["kb_read", "refund_create"]
     assert "refunded 500 to cus_1" in str(_responses(after)["c3"])
@@ -167,7 +148,7 @@ def test_confirmed_without_a_valid_grant_is_refused(granted_amount: int | None) 
     ran = Ran()
     runner, guard = _runner(ran)
     session_id, events = _start(runner)
-    payload = confirmation_payload(_grant(guard, granted_amount)) if granted_amount else {}
+    payload = confirmation_payload(grant(guard, granted_amount)) if granted_amount else {}
     after = _confirm(runner, session_id, _confirmation(events), payload)
     assert "refund_create" not in ran.names()
     assert "approval not valid for this call" in _responses(after)["c3"]["error"]

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.hosts.frameworks_common import Ran, fits, gate_options, make_guard
+from tests.hosts.frameworks_common import (
+    Ran,
+    fits,
+    gate_options,
+    grant,
+    make_guard,
+    tool_functions,
+)
 
 pytest.importorskip("langchain")
 from langchain.agents import create_agent  # noqa: E402
@@ -29,22 +36,7 @@ class ScriptedModel(GenericFakeChatModel):
 
 
 def _tools(ran: Ran) -> list[StructuredTool]:
-    def kb_read(q: str) -> str:
-        ran.calls.append(("kb_read", {"q": q}))
-        return f"article for {q}: write to help@example.com"
-
-    def shell_run(cmd: str) -> str:
-        ran.calls.append(("shell_run", {"cmd": cmd}))
-        return "ran"
-
-    def refund_create(amount: int, customer: str) -> str:
-        ran.calls.append(("refund_create", {"amount": amount, "customer": customer}))
-        return f"refunded {amount} to {customer}"
-
-    return [
-        StructuredTool.from_function(f, description=f.__name__)
-        for f in (kb_read, shell_run, refund_create)
-    ]
+    return [StructuredTool.from_function(f, description=f.__name__) for f in tool_functions(ran)]
 
 
 def _agent(ran: Ran, amount: int = 500) -> tuple[Any, Any, dict[str, Any]]:
@@ -92,26 +84,12 @@ def test_allow_runs_deny_never_runs_and_approval_pauses() -> None:
     assert pause.value["tool"] == "refund_create" and pause.value["action"]
 
 
-def _grant(guard: Any, amount: int) -> str:
-    decision = guard.check(
-        {
-            "tool": "refund.create",
-            "session": {"id": "s-fw"},
-            "agent": {"id": "a1"},
-            "args": {"amount": amount, "customer": "cus_1"},
-        }
-    )
-    assert decision.effect == "require_approval"
-    token: str = guard.approve(decision, "alice", "finance").to_token()
-    return token
-
-
 def test_a_grant_runs_the_call_once_and_settles_its_cost() -> None:
     ran = Ran()
     agent, guard, config = _agent(ran)
     _pause(agent, config)
     assert fits(guard, "5")
-    state = agent.invoke(Command(resume={"type": "approve", "grant": _grant(guard, 500)}), config)
+    state = agent.invoke(Command(resume={"type": "approve", "grant": grant(guard, 500)}), config)
     assert ran.names() == ["kb_read", "refund_create"]  # the sibling did not run again
     assert _tool_messages(state)["c3"].content == "refunded 500 to cus_1"
     assert state["messages"][-1].content == "done"
@@ -122,7 +100,7 @@ def test_a_grant_for_other_arguments_is_refused() -> None:
     ran = Ran()
     agent, guard, config = _agent(ran)
     _pause(agent, config)
-    state = agent.invoke(Command(resume={"type": "approve", "grant": _grant(guard, 101)}), config)
+    state = agent.invoke(Command(resume={"type": "approve", "grant": grant(guard, 101)}), config)
     # the grant does not match this call: it is asked again, and never runs
     assert "refund_create" not in ran.names()
     assert state.get("__interrupt__")

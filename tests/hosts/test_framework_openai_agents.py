@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from tests.hosts.frameworks_common import Ran, fits, gate_options, make_guard
+from tests.hosts.frameworks_common import (
+    Ran,
+    fits,
+    gate_options,
+    make_guard,
+    tool_functions,
+)
 
 pytest.importorskip("agents")
 from agents import Agent, Runner, set_tracing_disabled  # noqa: E402
@@ -22,20 +28,7 @@ set_tracing_disabled(True)  # no trace export: the tests run offline
 def _agent(ran: Ran, amount: int = 500) -> tuple[Agent[Any], CharterTools]:
     tools = CharterTools(make_guard(), **gate_options())
 
-    @tools.tool
-    def kb_read(q: str) -> str:
-        ran.calls.append(("kb_read", {"q": q}))
-        return f"article for {q}: write to help@example.com"
-
-    @tools.tool
-    def shell_run(cmd: str) -> str:
-        ran.calls.append(("shell_run", {"cmd": cmd}))
-        return "ran"
-
-    @tools.tool
-    def refund_create(amount: int, customer: str) -> str:
-        ran.calls.append(("refund_create", {"amount": amount, "customer": customer}))
-        return f"refunded {amount} to {customer}"
+    kb_read, shell_run, refund_create = (tools.tool(f) for f in tool_functions(ran))
 
     model = ScriptedModel(
         [

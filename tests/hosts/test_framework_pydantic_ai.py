@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.hosts.frameworks_common import Ran, fits, gate_options, make_guard
+from tests.hosts.frameworks_common import (
+    Ran,
+    fits,
+    gate_options,
+    grant,
+    make_guard,
+    tool_functions,
+)
 
 pytest.importorskip("pydantic_ai")
 from pydantic_ai import Agent, DeferredToolRequests, DeferredToolResults, ToolApproved  # noqa: E402
@@ -49,20 +56,8 @@ def _agent(ran: Ran, amount: int = 500) -> tuple[Agent[None, Any], Any]:
         capabilities=[CharterCapability(guard, **gate_options())],
     )
 
-    @agent.tool_plain
-    def kb_read(q: str) -> str:
-        ran.calls.append(("kb_read", {"q": q}))
-        return f"article for {q}: write to help@example.com"
-
-    @agent.tool_plain
-    def shell_run(cmd: str) -> str:
-        ran.calls.append(("shell_run", {"cmd": cmd}))
-        return "ran"
-
-    @agent.tool_plain
-    def refund_create(amount: int, customer: str) -> str:
-        ran.calls.append(("refund_create", {"amount": amount, "customer": customer}))
-        return f"refunded {amount} to {customer}"
+    for tool in tool_functions(ran):
+        agent.tool_plain(tool)
 
     return agent, guard
 
@@ -75,20 +70,6 @@ def _returns(messages: list[ModelMessage]) -> dict[str, Any]:
         for part in m.parts
         if isinstance(part, ToolReturnPart)
     }
-
-
-def _grant(guard: Any, amount: int) -> str:
-    decision = guard.check(
-        {
-            "tool": "refund.create",
-            "session": {"id": "s-fw"},
-            "agent": {"id": "a1"},
-            "args": {"amount": amount, "customer": "cus_1"},
-        }
-    )
-    assert decision.effect == "require_approval"
-    token: str = guard.approve(decision, "alice", "finance").to_token()
-    return token
 
 
 def test_allow_runs_deny_never_runs_and_approval_defers() -> None:
@@ -118,7 +99,7 @@ def test_a_grant_runs_the_call_once_and_settles_its_cost() -> None:
     agent, guard = _agent(ran)
     first = agent.run_sync("refund cus_1")
     assert fits(guard, "5")
-    second = _resume(agent, first, ToolApproved(), _grant(guard, 500))
+    second = _resume(agent, first, ToolApproved(), grant(guard, 500))
     assert ran.names() == ["kb_read", "refund_create"]
     assert _returns(second.all_messages())["c3"] == "refunded 500 to cus_1"
     assert second.output == "done"
@@ -131,7 +112,7 @@ def test_approved_without_a_valid_grant_is_refused(granted_amount: int | None) -
     agent, guard = _agent(ran)
     first = agent.run_sync("refund cus_1")
     second = _resume(
-        agent, first, ToolApproved(), _grant(guard, granted_amount) if granted_amount else None
+        agent, first, ToolApproved(), grant(guard, granted_amount) if granted_amount else None
     )
     assert "refund_create" not in ran.names()
     assert "approval not valid for this call" in _returns(second.all_messages())["c3"]
@@ -141,7 +122,7 @@ def test_edited_arguments_are_decided_again() -> None:
     ran = Ran()
     agent, guard = _agent(ran)
     first = agent.run_sync("refund cus_1")
-    token = _grant(guard, 500)
+    token = grant(guard, 500)
     # approved for $500, edited to $900: the old grant does not cover it
     second = _resume(
         agent, first, ToolApproved(override_args={"amount": 900, "customer": "cus_1"}), token

@@ -64,7 +64,9 @@ def CharterPlugin(guard: Guard, **gate: Any) -> Any:  # noqa: N802 - a class to 
             if verdict.paused:
                 if confirmation is not None and confirmation.confirmed:
                     return {"error": "approval not valid for this call: " + verdict.message}
-                tool_context.request_confirmation(hint=verdict.message, payload=_payload(verdict))
+                tool_context.request_confirmation(
+                    hint=verdict.message, payload=verdict.pause_info()
+                )
                 return {"error": verdict.message}
             if not verdict.run:
                 return {"error": verdict.message}
@@ -100,15 +102,6 @@ def CharterPlugin(guard: Guard, **gate: Any) -> Any:  # noqa: N802 - a class to 
             return None  # the error itself goes on as ADK handles it
 
     return _CharterPlugin()
-
-
-def _payload(verdict: Verdict) -> dict[str, Any]:
-    return {
-        "charter": "approval",
-        "approvers": list(verdict.decision.approvers),
-        "reasons": list(verdict.decision.reasons),
-        "action": verdict.decision.action,
-    }
 
 
 def _grant(confirmation: Any) -> Any:

@@ -52,6 +52,16 @@ class Verdict:
     def paused(self) -> bool:
         return self.decision.effect == "require_approval"
 
+    def pause_info(self) -> dict[str, Any]:
+        """What a host's pause object carries: approvers, reasons and the action digest the
+        grant will be bound to."""
+        return {
+            "charter": "approval",
+            "approvers": list(self.decision.approvers),
+            "reasons": list(self.decision.reasons),
+            "action": self.decision.action,
+        }
+
     @property
     def message(self) -> str:
         """The reasons the model sees (with the approvers when the call waits for one)."""

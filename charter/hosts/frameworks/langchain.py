@@ -36,13 +36,10 @@ _MAX_ROUNDS = 8  # approve/edit rounds on one call before it is refused
 def approval_payload(verdict: Verdict, tool_call: Mapping[str, Any]) -> dict[str, Any]:
     """What `interrupt()` shows the human: the call, its approvers, reasons and action."""
     return {
-        "charter": "approval",
+        **verdict.pause_info(),
         "tool": tool_call.get("name"),
         "args": verdict.args,
         "tool_call_id": tool_call.get("id"),
-        "approvers": list(verdict.decision.approvers),
-        "reasons": list(verdict.decision.reasons),
-        "action": verdict.decision.action,
     }
 
 

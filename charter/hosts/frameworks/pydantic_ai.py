@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from charter.hosts.frameworks.gate import ToolGate, Verdict
+from charter.hosts.frameworks.gate import ToolGate
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard
@@ -35,16 +35,6 @@ GRANT_KEY = "charter_grant"
 def grant_metadata(token: str) -> dict[str, Any]:
     """The `DeferredToolResults.metadata[tool_call_id]` entry that carries a grant."""
     return {GRANT_KEY: token}
-
-
-def _pause_metadata(verdict: Verdict) -> dict[str, Any]:
-    return {
-        "charter": "approval",
-        "approvers": list(verdict.decision.approvers),
-        "reasons": list(verdict.decision.reasons),
-        "action": verdict.decision.action,
-        "args": verdict.args,
-    }
 
 
 def CharterCapability(guard: Guard, **gate: Any) -> Any:  # noqa: N802 - a class to its users
@@ -73,7 +63,7 @@ def CharterCapability(guard: Guard, **gate: Any) -> Any:  # noqa: N802 - a class
                 if ctx.tool_call_approved:
                     # approved in the host, but not by a grant for exactly this call
                     raise SkipToolExecution("approval not valid for this call: " + verdict.message)
-                raise ApprovalRequired(metadata=_pause_metadata(verdict))
+                raise ApprovalRequired(metadata={**verdict.pause_info(), "args": verdict.args})
             if not verdict.run:
                 raise SkipToolExecution(verdict.message)
             try:

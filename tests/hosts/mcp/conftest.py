@@ -65,6 +65,20 @@ class Setup:
             timeout=60,
         )
 
+    def grant(self, ticket: str, person: str, group: str) -> subprocess.CompletedProcess[str]:
+        """`charter approvals grant TICKET --as PERSON --group GROUP` on this state file."""
+        return self.charter(
+            "approvals",
+            "grant",
+            ticket,
+            "--state",
+            str(self.state),
+            "--as",
+            person,
+            "--group",
+            group,
+        )
+
     @asynccontextmanager
     async def stdio(self, mode: str = "auto", **options: Any) -> AsyncIterator[Client]:
         params = StdioServerParameters(command=sys.executable, args=self.proxy_args())
@@ -87,11 +101,16 @@ class Setup:
             async with Client(url, mode=mode, read_timeout_seconds=30) as client:  # type: ignore[arg-type]
                 yield client
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _free_port() -> int:
@@ -135,11 +154,7 @@ def everything() -> Iterator[str]:
         _wait_for(port, proc)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
 
 @pytest.fixture

@@ -88,29 +88,9 @@ async def destructive_call_needs_an_approval_granted_once(setup: Setup, client: 
     assert not target.exists()
     ticket = first.meta["io.charter/approval"]["ticket"]
     assert re.search(rf"ticket {ticket}\b", _text(first))
-    wrong = setup.charter(
-        "approvals",
-        "grant",
-        ticket,
-        "--state",
-        str(setup.state),
-        "--as",
-        "mallory",
-        "--group",
-        "finance",
-    )
+    wrong = setup.grant(ticket, "mallory", "finance")
     assert wrong.returncode != 0 and "finance" in wrong.stderr
-    granted = setup.charter(
-        "approvals",
-        "grant",
-        ticket,
-        "--state",
-        str(setup.state),
-        "--as",
-        "alice",
-        "--group",
-        "eng",
-    )
+    granted = setup.grant(ticket, "alice", "eng")
     assert granted.returncode == 0, granted.stderr
     # other arguments are another action: the grant does not carry over
     other = await client.call_tool("fs.write_file", {**write, "content": "edited"})
