@@ -475,8 +475,9 @@ class Policy:
 
     def explain(self, request: Call | Mapping[str, Any] | bytes | str,
                 state: Snapshot | None = None) -> dict[str, Any]:
-        """The decision, and every candidate rule with its outcome and the value of each
-        sub-expression (none for a malformed request)."""
+        """The decision, and every candidate rule with its outcome (True, False, or the
+        rule's `RuleError`) and the value of each sub-expression (none for a malformed
+        request)."""
         call = read(request, self.info)
         if isinstance(call, Decision):
             return {"decision": call, "rules": []}
