@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
-from hookrun import POLICY, Hook, event
+from hookrun import POLICY, SAMPLES, Hook, event
 
 import charter
 from charter.cli.hook_state import secret_for
@@ -161,3 +163,26 @@ def test_the_requester_cannot_approve_itself(hook: Hook) -> None:
     reason = answer.json["hookSpecificOutput"]["permissionDecisionReason"]
     assert "approval rejected: the approver is the requester" in reason
     assert TICKET.search(reason).group(1) != ticket  # type: ignore[union-attr]
+
+
+def test_copilot_calls_through_a_shell_share_a_session(hook: Hook) -> None:
+    """Copilot sends no session id and runs each hook through a new shell: the session is
+    the first non-shell ancestor, so a retry finds its ticket (and its grant)."""
+    sample = SAMPLES / "copilot" / "pre_approval.json"
+    line = f"{sys.executable} -m charter.cli hook copilot --policy {POLICY} < {sample}"
+    env = hook.env()
+    env.pop("CHARTER_SESSION", None)
+    tickets = []
+    for _ in range(2):
+        proc = subprocess.run(
+            ["bash", "-c", line + "; true"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=hook.home,
+            check=True,
+        )
+        found = TICKET.search(json.loads(proc.stdout)["permissionDecisionReason"])
+        assert found is not None, proc.stdout + proc.stderr
+        tickets.append(found.group(1))
+    assert tickets[0] == tickets[1]

@@ -22,21 +22,56 @@ _EVENTS = {
 }
 
 
+_SHELLS = frozenset(
+    {
+        "sh",
+        "bash",
+        "dash",
+        "zsh",
+        "ksh",
+        "fish",
+        "pwsh",
+        "powershell",
+        "env",
+        "timeout",
+        "charter",
+        "python",
+        "python3",
+    }
+)
+
+
+def _proc(pid: int) -> tuple[str, int, str] | None:
+    """(command name, parent pid, start time) of a process, from /proc; None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        return name, int(fields[1]), fields[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def session_id(cwd: str, env: Mapping[str, str]) -> str:
-    """`CHARTER_SESSION`, else the Copilot process (the hook's parent: pid and start time
-    from /proc, so a reused pid is another session) in `cwd`."""
+    """`CHARTER_SESSION`, else the Copilot process that ran the hook — the first ancestor
+    that is not a shell or a launcher (Copilot runs the hook's `bash` line through a shell,
+    a new one per call) — by pid and start time (so a reused pid is another session), in
+    `cwd`."""
     given = env.get("CHARTER_SESSION")
     if given:
         return given
     import os
 
-    parent = os.getppid()
-    try:
-        stat = Path(f"/proc/{parent}/stat").read_text(encoding="ascii", errors="replace")
-        started = stat.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        started = ""
-    digest = hashlib.sha256(f"{cwd}\0{parent}\0{started}".encode()).hexdigest()[:16]
+    pid, started = os.getppid(), ""
+    for _ in range(6):
+        info = _proc(pid)
+        if info is None:
+            break
+        name, parent, started = info
+        if name.split(".")[0] not in _SHELLS or parent <= 1:
+            break
+        pid = parent
+    digest = hashlib.sha256(f"{cwd}\0{pid}\0{started}".encode()).hexdigest()[:16]
     return f"copilot-{digest}"
 
 
