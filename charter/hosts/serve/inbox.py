@@ -136,8 +136,9 @@ async function refresh() {
   for (const t of live) list.appendChild(card(t, true));
   const done = $("done");
   done.replaceChildren();
-  for (const t of all.approvals.filter((t) => t.state !== "pending").slice(-10).reverse())
-    done.appendChild(card(t, false));
+  const decided = all.approvals.filter((t) => t.state !== "pending").slice(-10).reverse();
+  if (!decided.length) done.appendChild(el("div", "empty", "Nothing decided yet."));
+  for (const t of decided) done.appendChild(card(t, false));
   document.title = (live.length ? "(" + live.length + ") " : "") + "Charter approvals";
 }
 function signedIn(who) {

@@ -291,6 +291,40 @@ def test_approval_round_trip_over_the_api(support: tuple[str, Sidecar], tmp_path
     assert all(float(e["time"]) > 1e9 for e in events)  # when
 
 
+def test_inbox_session_needs_its_csrf_token_and_same_origin(support: tuple[str, Sidecar]) -> None:
+    url, _ = support
+    with httpx.Client(base_url=url) as http:
+        page = http.get("/approvals")
+        assert page.status_code == 200 and "Charter approvals" in page.text
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert "<script src" not in page.text and "http" not in page.text.split("<body>")[1]
+        assert http.get("/approvals/session").status_code == 401
+        r = http.post("/approvals/session", json={"token": "guess"})
+        assert r.status_code == 401
+        r = http.post("/approvals/session", json={"token": ALICE})
+        assert r.status_code == 200
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        csrf = r.json()["csrf"]
+        assert http.get("/approvals/session").json()["csrf"] == csrf
+        ticket = http.post("/v1/decide", json=REFUND).json()["ticket"]["id"]
+        grant = f"/v1/approvals/{ticket}/grant"
+        assert http.get("/v1/approvals").status_code == 200  # reading needs the cookie only
+        r = http.post(grant, json={})
+        assert r.status_code == 403 and "CSRF" in r.json()["message"]
+        r = http.post(grant, json={}, headers={"x-csrf-token": "wrong"})
+        assert r.status_code == 403
+        r = http.post(
+            grant, json={}, headers={"x-csrf-token": csrf, "origin": "http://evil.example"}
+        )
+        assert r.status_code == 403 and "cross-origin" in r.json()["message"]
+        r = http.post(grant, json={}, headers={"x-csrf-token": csrf, "origin": url})
+        assert r.status_code == 200 and r.json()["by"] == "alice"
+        assert http.delete("/approvals/session").status_code == 200
+        assert http.get("/v1/approvals").status_code == 401
+
+
 # ── hooks, health, status, metrics ───────────────────────────────────────────
 
 
