@@ -74,7 +74,10 @@ def wrap_cmd(policy: str, name: str, state: str, log: str | None,
 @mcp_cmd.command("tools")
 @click.argument("policy", type=click.Path(exists=True))
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True))
-def tools_cmd(policy: str, config_path: str) -> None:
+@click.option("--json", "json_out", type=click.Path(dir_okay=False),
+              help="also write the tools as a tools/list result under their Charter names, "
+                   "for `tools from` in the policy (typed arguments, declared tags)")
+def tools_cmd(policy: str, config_path: str, json_out: str | None) -> None:
     """Print the merged tool list: exported name, Charter name, tags, hidden or shown."""
     import anyio
 
@@ -95,8 +98,26 @@ def tools_cmd(policy: str, config_path: str) -> None:
                 verdict = "hidden" if entry.hidden else "shown"
                 click.echo(f"{name}\t{entry.charter['name']}\t{','.join(entry.charter['tags'])}"
                            f"\t{verdict}")
+            if json_out is not None:
+                _write_tools(proxy, Path(json_out))
 
     anyio.run(show)
+
+
+def _write_tools(proxy: Proxy, out: Path) -> None:
+    """The upstream tools as one `tools/list` result named as the policy sees them; their
+    annotations are kept only for trusted servers (`tools from` trusts its file)."""
+    import json
+
+    tools = []
+    for entry in sorted(proxy.catalog.entries.values(), key=lambda e: e.exported):
+        trusted = proxy.config.servers[entry.server].trust_annotations
+        shown = entry.tool.model_dump(by_alias=True, exclude_none=True, mode="json")
+        item = {"name": entry.charter["name"], "inputSchema": shown.get("inputSchema", {})}
+        if trusted and "annotations" in shown:
+            item["annotations"] = shown["annotations"]
+        tools.append(item)
+    out.write_text(json.dumps({"tools": tools}, indent=2) + "\n", encoding="utf-8")
 
 
 def _proxy(policy: str, config: ProxyConfig, state: str, log: str | None) -> Proxy:

@@ -208,15 +208,12 @@ class Checker:
             from charter.language.types import parse_type_string
             ptype = parse_type_string(JSON_TYPES.get(str(jtype), "any"))
             params[pname] = (ptype, pname not in required)
-        annotations = entry.get("annotations") or {}
-        tags = ["mcp"]
-        if isinstance(annotations, dict):
-            if annotations.get("destructiveHint"):
-                tags.append("destructive")
-            if annotations.get("readOnlyHint"):
-                tags.append("read")
-            if annotations.get("openWorldHint"):
-                tags.append("external")
+        annotations = entry.get("annotations")
+        # the file is the author's own choice: its annotations are trusted (docs/mcp.md)
+        from charter.stdlib.mcp_tools import annotation_tags
+
+        hints = annotations if isinstance(annotations, dict) else None
+        tags = ["mcp", *annotation_tags(hints, trusted=True)]
         if name not in self.p.tools:
             self.p.tools[name] = ToolSig(name, params, tuple(tags), span)
 

@@ -21,13 +21,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from charter.stdlib.mcp_tools import annotation_tags
+
 if TYPE_CHECKING:
     from mcp import types
 
     from charter.hosts.mcp.config import ProxyConfig, ServerConfig
     from charter.runtime.policy import Policy
 
-__all__ = ["Catalog", "Entry", "annotation_tags"]
+__all__ = ["Catalog", "Entry"]
 
 _OPENING = ("allow", "require_approval")
 
@@ -57,29 +59,6 @@ class Entry:
         return f"arguments do not fit the schema of {self.exported}: {where}: {error.message}"
 
 
-def annotation_tags(annotations: Any, trusted: bool) -> list[str]:
-    """The tags an MCP `ToolAnnotations` gives (hint:* unless the server is trusted)."""
-    if annotations is None:
-        read_only, destructive, idempotent, open_world = False, True, False, True
-    else:
-        read_only = bool(annotations.read_only_hint)
-        destructive = True if annotations.destructive_hint is None else bool(
-            annotations.destructive_hint)
-        idempotent = bool(annotations.idempotent_hint)
-        open_world = True if annotations.open_world_hint is None else bool(
-            annotations.open_world_hint)
-    found = []
-    if read_only:
-        found.append("read_only")
-    elif destructive:
-        found.append("destructive")
-    if idempotent:
-        found.append("idempotent")
-    if open_world:
-        found.append("open_world")
-    return found if trusted else [f"hint:{t}" for t in found]
-
-
 class Catalog:
     """Exported tools by name, rebuilt whenever an upstream's tool list changes."""
 
@@ -92,7 +71,9 @@ class Catalog:
         exported = f"{server.name}{self.config.separator}{name}"
         charter_name = (f"mcp.{server.name}.{name}" if self.config.names == "normalized"
                         else exported)
-        tags = ["mcp", *server.tags, *annotation_tags(annotations, server.trust_annotations)]
+        hints = (annotations.model_dump(by_alias=True, exclude_none=True)
+                 if annotations is not None else None)
+        tags = ["mcp", *server.tags, *annotation_tags(hints, server.trust_annotations)]
         return {"name": charter_name, "server": server.name,
                 "tags": list(dict.fromkeys(tags))}
 

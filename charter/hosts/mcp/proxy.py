@@ -194,6 +194,9 @@ class Proxy:
         }
         if self.config.agent:
             request["agent"] = dict(self.config.agent)
+        cost = self.config.servers[entry.server].cost_usd.get(entry.upstream_name)
+        if cost is not None:
+            request["estimate"] = {"cost_usd": cost}  # the budget reserves it before the call
         request_id = getattr(ctx, "request_id", None)
         if request_id is not None:
             request["trace_id"] = str(request_id)
