@@ -144,6 +144,7 @@ class Scanner:
         "_sentinel",
         "_search",
         "_search_joined",
+        "_opts",
         "_validators",
         "_groups",
         "_set_exact",
@@ -174,12 +175,9 @@ class Scanner:
         self._index = {s.name: i for i, s in enumerate(self.specs)}
         opts = engine.engine_options(max_mem)
         regex_set = re2.Set.SearchSet(opts)
-        exact, joined = [], []
         for spec in self.specs:
             try:
-                regex_set.Add(f"(?m:{spec.pattern})")
-                exact.append(re2.compile(spec.pattern, opts))
-                joined.append(re2.compile(f"(?m:{spec.pattern})", opts))
+                regex_set.Add(f"(?m:{spec.pattern})")  # parses it: a bad pattern fails here
             except re2.error as err:
                 raise ScanError(f"matcher {spec.name}: RE2 rejects the pattern ({err})") from None
         self._sentinel: int = regex_set.Add(r"\z")
@@ -191,8 +189,13 @@ class Scanner:
             ) from None
         self._set = regex_set  # keeps the extension object alive for _set_match
         self._set_match = engine.set_matcher(regex_set)
-        self._search = [engine.searcher(rx) for rx in exact]
-        self._search_joined = [engine.searcher(rx) for rx in joined]
+        # Each matcher's own regexes (for spans, once the Set names it a candidate) are
+        # compiled on first use: two per matcher made building the scanner of a policy with
+        # `pii.any` and `secrets.any` cost ~20 ms of every fresh process (a hook per tool
+        # call, issue 11), and a clean value never needs them.
+        self._opts = opts
+        self._search: list[engine.SearchFn | None] = [None] * len(self.specs)
+        self._search_joined: list[engine.SearchFn | None] = [None] * len(self.specs)
         self._validators = [s.validator for s in self.specs]
         self._groups = [s.group for s in self.specs]
         kinds = [anchoring(s.pattern) for s in self.specs]
@@ -253,6 +256,19 @@ class Scanner:
 
     # -- candidate spans -----------------------------------------------------------------
 
+    def _searcher(self, i: int, joined: bool) -> engine.SearchFn:
+        """Matcher `i`'s search over one text (`joined`: over texts joined with newlines),
+        compiled the first time it is needed; a race only compiles it twice."""
+        pattern = self.specs[i].pattern
+        try:
+            rx = re2.compile(f"(?m:{pattern})" if joined else pattern, self._opts)
+        except re2.error as err:  # the Set took it, so only a memory budget can refuse it
+            raise ScanError(f"matcher {self.specs[i].name}: RE2 rejects the pattern ({err})") \
+                from None
+        search = engine.searcher(rx)
+        (self._search_joined if joined else self._search)[i] = search
+        return search
+
     def _walk(
         self, i: int, data: bytes, budget: _Budget, joined: bool = False, pos: int = 0
     ) -> Iterator[tuple[int, int, list[tuple[int, int]]]]:
@@ -260,7 +276,7 @@ class Scanner:
         value end, spans of every group). The value is the first capture group from the
         spec's `group` on that took part (a pattern may hold the value in one of several
         alternatives). RE2 still sees the text before `pos` for `^` and `\\b`."""
-        search = (self._search_joined if joined else self._search)[i]
+        search = (self._search_joined if joined else self._search)[i] or self._searcher(i, joined)
         group = self._groups[i]
         end = len(data)
         while pos <= end:
