@@ -1,0 +1,116 @@
+"""libcharter: built with cffi's embedding API, called from a C program compiled here with
+the system cc. Every example request decided through the C ABI gives `Policy.decide`'s
+JSON byte for byte (the sidecar's stateless decide gives the same bytes:
+tests/hosts/serve/test_sidecar.py), from one thread and from four; the error paths answer
+JSON, never NULL; a guard approves and spends a grant; eight threads making their first
+call at once all get answers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+import charter
+from charter.hosts.capi.build import build
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE.parents[2] / "examples"
+FOLDERS = sorted(p for p in EXAMPLES.iterdir() if (p / "requests").is_dir())
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """libcharter.so and the C test program linked against it."""
+    out = tmp_path_factory.mktemp("capi")
+    lib = build(out)
+    assert lib == out / "libcharter.so" and (out / "charter.h").is_file()
+    exe = out / "main"
+    subprocess.run(
+        [
+            "cc",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pthread",
+            f"-I{out}",
+            str(HERE / "main.c"),
+            f"-L{out}",
+            "-lcharter",
+            f"-Wl,-rpath,{out}",
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    return exe
+
+
+def _run(exe: Path, *args: str) -> list[list[str]]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CHARTER_PYTHONPATH")}
+    done = subprocess.run([str(exe), *args], capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    return [line.split("\t") for line in done.stdout.decode().splitlines()]
+
+
+def test_the_library_links_this_interpreters_libpython(program: Path) -> None:
+    if shutil.which("ldd") is None:
+        pytest.skip("no ldd")
+    out = subprocess.run(
+        ["ldd", str(program.with_name("libcharter.so"))], capture_output=True, text=True, check=True
+    ).stdout
+    line = next(x for x in out.splitlines() if "libpython" in x)
+    assert str(sysconfig.get_config_var("LIBDIR")) in line
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_corpus_through_the_c_abi_is_policy_decide(program: Path, folder: Path) -> None:
+    requests = sorted((folder / "requests").glob("*.json"))
+    lines = _run(program, "corpus", str(folder), *map(str, requests))
+    assert lines[0][0] == "VERSION" and "C ABI 1" in lines[0][1]
+    policy = charter.load(folder)
+    got = {row[1]: row[2] for row in lines if row[0] == "DECISION"}
+    assert list(got) == [p.name for p in requests]
+    for path in requests:
+        assert got[path.name].encode() == policy.decide(path.read_bytes()).to_json(), path.name
+    rows = {row[0]: row[1:] for row in lines}
+    # error paths: an error JSON for a bad load, a deny (never NULL) for bad input
+    assert "no .agentpolicy files" in rows["LOADERR"][0]
+    assert '"code":"CH' in rows["SOURCEERR"][0] and '"line":2' in rows["SOURCEERR"][0]
+    for key in ("BADJSON", "NULLREQ", "BADHANDLE"):
+        assert rows[key][0].startswith('{"effect":"deny","allowed":false'), key
+    assert "not valid JSON" in rows["BADJSON"][0]
+    threads, calls, mismatches = rows["THREADS"]
+    assert threads == "4" and int(calls) == 4 * 250 * len(requests) and mismatches == "0"
+
+
+def test_guard_approves_once_through_the_c_abi(program: Path) -> None:
+    folder = EXAMPLES / "support"
+    rows = {
+        r[0]: r[1]
+        for r in _run(
+            program,
+            "guard",
+            str(folder),
+            str(folder / "requests" / "04-refund-needs-approval.json"),
+        )
+    }
+    assert '"effect":"require_approval"' in rows["CHECK"] and '"action":"' in rows["CHECK"]
+    assert rows["GRANT"].startswith('{"grant":"cg1.')
+    assert rows["RETRY"].startswith('{"effect":"allow"')
+    assert '"effect":"require_approval"' in rows["REPLAY"] and "replayed" in rows["REPLAY"]
+    assert rows["SETTLEBAD"] == "0"
+
+
+def test_first_calls_from_eight_threads_all_answer(program: Path) -> None:
+    folder = EXAMPLES / "support"
+    rows = {
+        r[0]: r[1:]
+        for r in _run(program, "race", str(folder), str(folder / "requests" / "01-kb-search.json"))
+    }
+    assert rows["RACE"] == ["8", "8"]
