@@ -312,7 +312,7 @@ def _inconclusive(masked: Mapping[str, Any], hashes: Mapping[str, Any], reads: R
                   scans: Mapping[str, Any], counts: Mapping[str, Any], keyed: bool
                   ) -> Iterator[str]:
     """The masked values `reads` uses in a way the log cannot reconstruct."""
-    for ptr, kind in masked.items():
+    for ptr in masked:
         hashed = keyed and ptr in hashes
         if not ptr.startswith("/request/"):
             # Counter keys and `previously` fields are compared for equality.
@@ -322,8 +322,9 @@ def _inconclusive(masked: Mapping[str, Any], hashes: Mapping[str, Any], reads: R
         is_key = ptr.endswith("~k")
         parts = tuple(_tokens(ptr[:-2] if is_key else ptr))[1:]
         kinds = reads.kinds_over(parts)
-        lost = kinds & VALUE or (kinds & EQ and not hashed) or (
-            kinds & TYPE and (is_key or kind != "str"))
+        # A masked number stands in as an int, which every type check takes or refuses as
+        # it did the number; a masked key is another key.
+        lost = kinds & VALUE or (kinds & EQ and not hashed) or (kinds & TYPE and is_key)
         if lost or (kinds & SCAN and not _verdicts_cover(parts, reads, scans, counts)):
             yield ptr
 

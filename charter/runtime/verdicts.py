@@ -16,7 +16,6 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
-from charter.engine import redactor
 from charter.engine.matching import PolicyMatchers
 from charter.runtime.policy import Policy
 
@@ -132,8 +131,7 @@ class _Twin(Policy):
     """The same compiled policy, deciding with `_Matchers`."""
 
     def __init__(self, base: Policy, record: bool) -> None:
-        super().__init__(base.compiled)
-        redactor.register(base.digest, base.matchers)  # the base's decisions redact as before
+        super().__init__(base.compiled)  # registers nothing new: the digest's matchers live
         self.matchers = _Matchers(base.matchers, record)
         self.base = weakref.ref(base)  # not a strong one: the twin is cached by its base
 

@@ -310,3 +310,61 @@ def test_charter_replay_prints_the_counts(tmp_path: Path) -> None:
     path.write_text('{"v": 9, "effect": "allow"}\n')
     future = CliRunner().invoke(cli, ["replay", str(path), str(source)])
     assert future.exit_code == 2 and "schema v9" in future.output
+
+
+NUMBERS = """
+policy "numbers" version "1"
+use pii
+default deny
+tool "pay" (card: int, memo: str, raw?: any)
+strict args
+allow tool "pay"
+deny tool "pay" when args.card == 4111111111111111 because "a test card"
+deny tool "pay" when args.memo like "*ann*" because "no ann"
+deny tool "pay" when has(args.raw) and args.raw contains pii.email because "mail in raw"
+"""
+
+
+def _numbers(tmp_path: Path, request: dict[str, Any], **log: Any) -> dict[str, Any]:
+    path = tmp_path / "n.jsonl"
+    path.unlink(missing_ok=True)
+    guard = Guard(charter.compile(NUMBERS), MemoryStore(), log=AuditLog(path, **log))
+    guard.check(request)
+    guard.log.close()  # type: ignore[union-attr]
+    (record,) = audit.read(path)
+    return record
+
+
+def test_masked_numbers_keep_their_type_and_replay_by_hash(tmp_path: Path) -> None:
+    policy = charter.compile(NUMBERS)
+    for card, effect in ((4111111111111111, "deny"), (5555555555554444, "allow")):
+        record = _numbers(tmp_path, {"tool": "pay", "args": {"card": card, "memo": "x"}},
+                          hash_key=KEY)
+        assert record["replay"]["masked"] == {"/request/args/card": "num"}
+        assert record["effect"] == effect
+        out = replay_record(record, policy, hash_key=KEY)
+        assert out.same and out.inconclusive == ()
+        # Without the key the equality is inconclusive; `strict args` still sees an int.
+        unkeyed = replay_record(record, policy)
+        assert unkeyed.inconclusive == ("/request/args/card",)
+        assert not any("args.card" in r for r in unkeyed.decision.reasons)
+
+
+def test_a_masked_value_read_by_like_is_inconclusive(tmp_path: Path) -> None:
+    record = _numbers(tmp_path, {"tool": "pay", "args": {"card": 1, "memo": "ann@example.com"}},
+                      hash_key=KEY)
+    assert record["effect"] == "deny"
+    out = replay_record(record, charter.compile(NUMBERS), hash_key=KEY)
+    assert out.inconclusive == ("/request/args/memo",)
+
+
+def test_bytes_and_nested_masked_values_replay(tmp_path: Path) -> None:
+    request = {"tool": "pay", "args": {"card": 2, "memo": "m",
+                                       "raw": {"to": [b"bob@example.com"], "n": 1.5}}}
+    record = _numbers(tmp_path, request)
+    block = record["replay"]
+    assert block["request"]["args"]["raw"] == {"to": [{"$bytes": "[EMAIL]"}], "n": Decimal("1.5")}
+    assert block["masked"] == {"/request/args/raw/to/0/$bytes": "str"}
+    assert block["scans"] == {"args.raw": ["pii.email"]}
+    out = replay_record(record, charter.compile(NUMBERS))
+    assert record["effect"] == "deny" and out.same and out.inconclusive == ()
