@@ -109,6 +109,7 @@ def build(
         except AuthError as err:
             fail(str(err))
     directory = approvers.directory() if approvers else None
+    tracer = _tracer(otlp) if otlp else None
     secret = None
     if secret_file is not None:
         try:
@@ -117,7 +118,7 @@ def build(
             fail(f"--secret-file: {err}")
     if state == "memory":
         guard = Guard(compiled, log=log, secret=secret, approvers=directory)
-        return Sidecar(guard, approvers=approvers, max_body=max_body, source=policy)
+        return Sidecar(guard, approvers=approvers, max_body=max_body, source=policy, tracer=tracer)
     if state.startswith("redis://"):
         from charter.runtime.state.redis import RedisStore
 
@@ -127,7 +128,12 @@ def build(
             compiled, state=RedisStore(state), log=log, secret=secret, approvers=directory
         )
         return Sidecar(
-            guard, approvers=approvers, max_body=max_body, source=policy, store_kind="redis"
+            guard,
+            approvers=approvers,
+            max_body=max_body,
+            source=policy,
+            store_kind="redis",
+            tracer=tracer,
         )
     from charter.cli.hook_state import secret_for
     from charter.runtime.state.sqlite import SQLiteStore
@@ -145,4 +151,22 @@ def build(
         max_body=max_body,
         source=policy,
         store_kind="sqlite",
+        tracer=tracer,
     )
+
+
+def _tracer(endpoint: str) -> object:
+    """A tracer exporting to the OTLP/HTTP collector at `endpoint`."""
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+            OTLPSpanExporter,
+        )
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        fail("--otlp needs opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http")
+    provider = TracerProvider(resource=Resource.create({"service.name": "charter-serve"}))
+    exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider.get_tracer("charter")

@@ -58,6 +58,19 @@ _ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 _JSON: Final = "application/json"
 _LOG = logging.getLogger("charter.serve")
 _Handler = Callable[[Request], Awaitable[Response]]
+_DECISION: Final = msgspec.json.Decoder(Decision)
+
+
+class _Head(msgspec.Struct):
+    """The fields of a request that metrics and telemetry label decisions with."""
+
+    stage: object = "tool_call"
+    tool: object = None
+    session: object = None
+    agent: object = None
+
+
+_HEAD: Final = msgspec.json.Decoder(_Head)
 
 
 class _HTTPError(Exception):
@@ -91,7 +104,8 @@ class Sidecar:
     state file lets `charter approvals` reach them too). `approvers`: the approver tokens (no
     one can approve over HTTP without them). `max_body`: the largest request body read.
     `source`: where the policy came from (shown by `/v1/status`). `ticket_ttl`: how long a
-    parked approval waits.
+    parked approval waits. `tracer`: an OpenTelemetry tracer; each decision is then a
+    `gen_ai.guardrail.result` event (`charter.hosts.otel`), under the caller's `traceparent`.
     """
 
     def __init__(
@@ -104,6 +118,7 @@ class Sidecar:
         source: str | None = None,
         ticket_ttl: float = 900,
         store_kind: str = "memory",
+        tracer: Any = None,
     ) -> None:
         self.guard = guard
         self.pending = pending if pending is not None else PendingApprovals(guard)
@@ -117,8 +132,12 @@ class Sidecar:
         info = guard.policy.info
         self.metrics.policy = (info.name or "", info.version or "", info.digest or "")
         self.matchers = {n: m.pattern for n, m in guard.policy.ir.matchers.items()}
-        #: called with each decision, its request and stage (the OpenTelemetry hook)
-        self.emit: Callable[[Decision, Mapping[str, Any] | None, str], None] | None = None
+        #: decisions as OpenTelemetry events (`charter.hosts.otel.DecisionEvents`), if set
+        self.events: Any = None
+        if tracer is not None:
+            from charter.hosts.otel import DecisionEvents
+
+            self.events = DecisionEvents(tracer)
 
     # ── the app ──────────────────────────────────────────────────────────────
 
@@ -248,46 +267,73 @@ class Sidecar:
                 policy=self.guard.policy.info,
             ), None
 
-    def _count(self, decision: Decision, request: object, seconds: float) -> None:
-        stage = request.get("stage", "tool_call") if isinstance(request, dict) else "invalid"
+    def _count(
+        self,
+        decision: Decision,
+        raw: bytes,
+        request: object,
+        seconds: float,
+        did: str,
+        context: Any,
+    ) -> None:
+        """Metrics (and the OpenTelemetry event) of one decision."""
+        if isinstance(request, dict):
+            head: dict[str, Any] | None = request
+        else:
+            try:  # only the few fields the labels need (msgspec skips the rest)
+                head = msgspec.structs.asdict(_HEAD.decode(raw))
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                head = None
+        stage = head.get("stage", "tool_call") if head is not None else "invalid"
+        stage = stage if isinstance(stage, str) and len(stage) <= 32 else "invalid"
         store_error = any(r.startswith("state store unavailable") for r in decision.reasons)
-        self.metrics.decision(decision.effect, str(stage), seconds, store_error)
-        if self.emit is not None:
-            self.emit(decision, request if isinstance(request, dict) else None, str(stage))
+        self.metrics.decision(decision.effect, stage, seconds, store_error)
+        if self.events is not None:
+            self.events.record(
+                decision,
+                head,
+                stage,
+                latency_us=int(seconds * 1e6),
+                decision_id=did,
+                context=context,
+            )
 
-    def _one(self, raw: bytes, stateless: bool) -> bytes:
+    def _one(self, raw: bytes, stateless: bool, context: Any = None) -> bytes:
         """One decision answered as JSON with `decision_id` (and `ticket`)."""
         start = time.perf_counter()
         did = uuid.uuid4().hex
         if stateless:
             out = wire.decide_json(self.guard.policy, raw)
-            try:
-                decision = msgspec.json.decode(out, type=Decision)
-            except msgspec.DecodeError:  # pragma: no cover - decide_json writes Decisions
-                decision = Decision("deny", False)
-            try:
-                request: object = _DECODER.decode(raw)
-            except (msgspec.DecodeError, RecursionError):
-                request = None
-            self._count(decision, request, time.perf_counter() - start)
+            decision = _DECISION.decode(out)
+            self._count(decision, raw, None, time.perf_counter() - start, did, context)
             return _with(out, decision_id=did)
         try:
             request = _DECODER.decode(raw)
         except (msgspec.DecodeError, RecursionError):
             out = wire.check_json(self.guard, raw)  # the Guard's own malformed-request deny
-            decision = msgspec.json.decode(out, type=Decision)
-            self._count(decision, None, time.perf_counter() - start)
+            decision = _DECISION.decode(out)
+            self._count(decision, raw, None, time.perf_counter() - start, did, context)
             return _with(out, decision_id=did)
         decision, ticket = self.check(request)
-        self._count(decision, request, time.perf_counter() - start)
+        self._count(decision, raw, request, time.perf_counter() - start, did, context)
         return _with(decision.to_json(), decision_id=did, ticket=_ticket_ref(ticket))
+
+    def _parent(self, request: Request) -> Any:
+        """The caller's trace context (W3C `traceparent`), when decisions are traced."""
+        if self.events is None or "traceparent" not in request.headers:
+            return None
+        from opentelemetry.propagate import extract
+
+        return extract(dict(request.headers))
 
     async def _decide(self, request: Request) -> Response:
         stateless = request.query_params.get("stateless", "") in ("1", "true")
-        return Response(self._one(await self._body(request), stateless), media_type=_JSON)
+        raw = await self._body(request)
+        return Response(self._one(raw, stateless, self._parent(request)), media_type=_JSON)
 
     async def _check(self, request: Request) -> Response:
-        return Response(self._one(await self._body(request), False), media_type=_JSON)
+        raw = await self._body(request)
+        return Response(self._one(raw, False, self._parent(request)), media_type=_JSON)
 
     async def _batch(self, request: Request) -> Response:
         body = await self._object(request, "batch request")
@@ -305,7 +351,8 @@ class Sidecar:
                 f"requests holds {len(items)} requests; at most {MAX_BATCH}",
             )
         stateless = request.query_params.get("stateless", "") in ("1", "true")
-        outs = [self._one(_ENCODER.encode(item), stateless) for item in items]
+        parent = self._parent(request)
+        outs = [self._one(_ENCODER.encode(item), stateless, parent) for item in items]
         return Response(b'{"decisions":[' + b",".join(outs) + b"]}", media_type=_JSON)
 
     async def _opa(self, request: Request) -> Response:
@@ -315,7 +362,7 @@ class Sidecar:
             raise _HTTPError(
                 400, "invalid_parameter", 'input must hold the Charter request: {"input": {...}}'
             )
-        answer = self._one(_ENCODER.encode(body["input"]), False)
+        answer = self._one(_ENCODER.encode(body["input"]), False, self._parent(request))
         decision, _, rest = answer[:-1].rpartition(b',"decision_id":')
         did = rest.split(b",", 1)[0]
         return Response(
