@@ -6,14 +6,19 @@ units (UTF-16 by default), so every conversion goes through the document's posit
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
+from charter.compiler.analysis.model import jsonable
 from charter.language.source import Diagnostic, Span
 
 _SEVERITY = {
     "error": types.DiagnosticSeverity.Error,
     "warning": types.DiagnosticSeverity.Warning,
+    "info": types.DiagnosticSeverity.Information,
 }
 
 
@@ -56,4 +61,20 @@ def diagnostic(doc: TextDocument, d: Diagnostic) -> types.Diagnostic:
         severity=_SEVERITY.get(d.severity, types.DiagnosticSeverity.Error),
         code=d.code,
         source="charter",
+    )
+
+
+def finding(doc: TextDocument, f: Any, related: list[types.DiagnosticRelatedInformation]
+            ) -> types.Diagnostic:
+    """An analysis finding as an LSP diagnostic, the other rule as related information and
+    the witness on the following lines (as `charter analyze` prints it)."""
+    message = f.message
+    if f.witness is not None:
+        message += f"\nexample: {json.dumps(jsonable(f.witness.request))} -> {f.witness.effect}"
+    if f.help:
+        message += f"\nhelp: {f.help}"
+    return types.Diagnostic(
+        range=span_range(doc, f.span), message=message,
+        severity=_SEVERITY.get(f.severity, types.DiagnosticSeverity.Warning),
+        code=f.code, source="charter analyze", related_information=related or None,
     )

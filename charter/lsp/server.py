@@ -11,12 +11,13 @@ from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import TextDocument
 
 from charter.language.formatter import FormatError, format_source
-from charter.language.source import Source
+from charter.language.source import Source, Span
 from charter.lsp.analysis import Analysis, analyze
 from charter.lsp.completion import complete
-from charter.lsp.convert import diagnostic, offset_range, span_range, whole_range
+from charter.lsp.convert import diagnostic, finding, offset_range, span_range, whole_range
 from charter.lsp.definition import definitions
 from charter.lsp.hover import hover
+from charter.lsp.references import references, target_at, valid_name
 
 _KINDS = {
     "field": types.CompletionItemKind.Field,
@@ -62,15 +63,39 @@ class CharterServer(LanguageServer):
         return self.workspace.get_text_document(uri).source
 
     def publish(self, uri: str) -> None:
-        """Send the document's diagnostics."""
+        """Send the document's diagnostics and the analysis's findings (each with its
+        related spans)."""
         doc, result = self.analysis(uri)
+        found = [diagnostic(doc, d) for d in result.diagnostics]
+        for f in result.findings:
+            related = [types.DiagnosticRelatedInformation(self.location(uri, doc, r.span),
+                                                          r.message) for r in f.related]
+            found.append(finding(doc, f, related))
         self.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(
-                uri=uri,
-                diagnostics=[diagnostic(doc, d) for d in result.diagnostics],
-                version=doc.version,
-            )
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=doc.version)
         )
+
+    def location(self, uri: str, doc: TextDocument, span: Span) -> types.Location:
+        """The LSP location of a span of `doc` (at `uri`) or of another policy file."""
+        if span.file == self.analysis_name(uri):
+            return types.Location(uri=uri, range=span_range(doc, span))
+        other = from_fs_path(span.file) or span.file
+        return types.Location(uri=other,
+                              range=span_range(self.workspace.get_text_document(other), span))
+
+    def analysis_name(self, uri: str) -> str:
+        path = self.path_of(uri)
+        return str(path) if path is not None else uri
+
+    def occurrences(self, uri: str, offset: int) -> dict[str, list[types.Range]]:
+        """uri -> ranges of every reference to what is at `offset` in `uri`."""
+        doc, result = self.analysis(uri)
+        out: dict[str, list[types.Range]] = {}
+        for file, start, end in references(result, offset):
+            target_uri = uri if file == result.name else (from_fs_path(file) or file)
+            target = doc if target_uri == uri else self.workspace.get_text_document(target_uri)
+            out.setdefault(target_uri, []).append(offset_range(target, start, end))
+        return out
 
     def publish_directory(self, uri: str) -> None:
         """Diagnostics for a document and the other open documents of its directory, whose
@@ -134,6 +159,35 @@ def build() -> CharterServer:
                 target = server.workspace.get_text_document(uri)
             out.append(types.Location(uri=uri, range=span_range(target, span)))
         return out
+
+    @server.feature(types.TEXT_DOCUMENT_REFERENCES)
+    def on_references(params: types.ReferenceParams) -> list[types.Location]:
+        doc = server.workspace.get_text_document(params.text_document.uri)
+        found = server.occurrences(params.text_document.uri,
+                                   doc.offset_at_position(params.position))
+        return [types.Location(uri=u, range=r) for u, ranges in found.items() for r in ranges]
+
+    @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+    def on_prepare_rename(params: types.PrepareRenameParams) -> types.Range | None:
+        doc, result = server.analysis(params.text_document.uri)
+        offset = doc.offset_at_position(params.position)
+        found = server.occurrences(params.text_document.uri, offset)
+        for r in found.get(params.text_document.uri, []):
+            if doc.offset_at_position(r.start) <= offset <= doc.offset_at_position(r.end):
+                return r
+        return None
+
+    @server.feature(types.TEXT_DOCUMENT_RENAME)
+    def on_rename(params: types.RenameParams) -> types.WorkspaceEdit | None:
+        doc, result = server.analysis(params.text_document.uri)
+        offset = doc.offset_at_position(params.position)
+        target = target_at(result, offset)
+        if target is None or not valid_name(target[0], params.new_name):
+            return None
+        found = server.occurrences(params.text_document.uri, offset)
+        return types.WorkspaceEdit(changes={
+            u: [types.TextEdit(range=r, new_text=params.new_name) for r in ranges]
+            for u, ranges in found.items()})
 
     @server.feature(
         types.TEXT_DOCUMENT_COMPLETION,

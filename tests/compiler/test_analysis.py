@@ -424,8 +424,9 @@ def test_the_solver_proves_and_refutes_what_samples_cannot() -> None:
                    '@id("a")\ndeny tool "a" when startswith(args.s, "a") because "no"\n')
     found = analysis.analyze_sources([Source("p.agentpolicy", over)], z3_opts).findings
     assert [(f.code, f.rule, f.status) for f in found] == [("W0503", "ab", "proved")]
-    # samples never make len(args.s) > 3 true; the solver finds such a request
-    fires = base + 'allow tool "a" when len(args.s) > 3\n'
+    # no sample starts with "zz", ends with "q" and is longer than 3; the solver finds one
+    fires = base + ('allow tool "a" when startswith(args.s, "zz") and endswith(args.s, "q") '
+                    "and len(args.s) > 3\n")
     assert [f.code for f in _analyze(fires).findings] == ["I0599"]
     assert analysis.analyze_sources([Source("p.agentpolicy", fires)], z3_opts).findings == []
 
@@ -435,7 +436,8 @@ def test_solver_timeouts_and_unsupported_atoms_are_inconclusive(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from charter.compiler.analysis import smt
 
-    text = 'policy "p"\ndefault deny\ntool "a" (s: str)\nallow tool "a" when len(args.s) > 3\n'
+    text = ('policy "p"\ndefault deny\ntool "a" (s: str)\nallow tool "a" when '
+            'startswith(args.s, "zz") and endswith(args.s, "q") and len(args.s) > 3\n')
     monkeypatch.setattr(smt.Solver, "check", lambda self, *t, enc: ("unknown", None))
     (f,) = analysis.analyze_sources([Source("p.agentpolicy", text)], Options(solver="z3",
                                     timeout_ms=5)).findings

@@ -251,3 +251,46 @@ async def test_formatting(client: LanguageClient, tmp_path: Path) -> None:
     assert edits[0].new_text == format_text(messy)
     assert edits[0].range.start == types.Position(0, 0)
     assert edits[0].range.end == types.Position(3, 0)
+
+
+async def test_findings_carry_the_other_rule(client: LanguageClient, tmp_path: Path) -> None:
+    text = POLICY + ('deny tool "refund.create" when args.amount > 10 because "cap"\n'
+                     'deny tool "refund.create" when args.amount > 50 because "cap"\n')
+    path = tmp_path / "p.agentpolicy"
+    path.write_text(text)
+    uri = await _open(client, path)
+    (found,) = [d for d in client.diagnostics[uri] if d.code == "W0505"]
+    assert found.source == "charter analyze" and "example:" in found.message
+    assert found.range.start == _pos(text, 'deny tool "refund.create" when args.amount > 50')
+    (rel,) = found.related_information or []
+    assert rel.location.uri == uri
+    assert rel.location.range.start == _pos(text, 'deny tool "refund.create" when args.amount > 10')
+
+
+async def test_references_and_rename(client: LanguageClient, tmp_path: Path) -> None:
+    text = POLICY + 'deny tool "refund.create" when args.amount > limit_usd * 10 because "x"\n'
+    path = tmp_path / "p.agentpolicy"
+    path.write_text(text)
+    uri = await _open(client, path)
+    refs = await client.text_document_references_async(types.ReferenceParams(
+        context=types.ReferenceContext(include_declaration=True),
+        text_document=types.TextDocumentIdentifier(uri), position=_pos(text, "limit_usd", 2)))
+    assert refs is not None and len(refs) == 3  # the declaration and two uses
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=types.TextDocumentIdentifier(uri),
+        position=_pos(text, 'tool "refund.create" (', 7), new_name="refund.issue"))
+    assert edit is not None and edit.changes is not None
+    edits = edit.changes[uri]
+    renamed = text
+    for e in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character),
+                    reverse=True):
+        lines = renamed.split("\n")
+        line = lines[e.range.start.line]
+        lines[e.range.start.line] = (line[: e.range.start.character] + e.new_text
+                                     + line[e.range.end.character:])
+        renamed = "\n".join(lines)
+    assert renamed.count('"refund.issue"') == 3 and "refund.create" not in renamed
+    bad = await client.text_document_rename_async(types.RenameParams(
+        text_document=types.TextDocumentIdentifier(uri), position=_pos(text, "limit_usd", 2),
+        new_name="not a name"))
+    assert bad is None

@@ -260,6 +260,8 @@ def _opaque(e: ir.Expr, f: Facts, exact: bool) -> None:
                 for c in consts:
                     if isinstance(c, str):
                         out.extend(_fn_samples(fn.name, c))
+                    elif fn.name == "len" and isinstance(c, int) and not isinstance(c, bool):
+                        out.extend("a" * k for k in (c - 1, c, c + 1) if 0 <= k <= 64)
             out.extend(v for v in ("", "a", 0, 1) if _fits(f.checks[key], v))
 
 
