@@ -75,6 +75,10 @@ def keyed_hash(key: bytes, value: object) -> str | None:
     return hmac.new(key, data, hashlib.sha256).hexdigest()[:HASH_HEX]
 
 
+def _same(text: str) -> str:
+    return text
+
+
 def with_now(call: Call, policy: Any) -> Call:
     """`call` with the clock's reading as its `now` when the policy reads `now` and the
     request has none: the rules would read the same clock during the decision, and the log
@@ -110,20 +114,18 @@ class Capture:
         """The replay block, masked with `mask` (None: not masked), hashing masked values
         with `hash_key`."""
         reads = reads_of(self.policy)
-        walk = _Masking(mask, hash_key) if mask is not None else None
+        # Unmasked, the walk still notes values whose type the log does not keep.
+        walk = _Masking(mask if mask is not None else _same, hash_key)
         request = reads.project(self.req)
-        if walk is None:
-            out: Any = Walk(None).field(request)
-        else:
-            walk.at.append("request")
-            out = walk.tree(request, 0)
-            walk.at.pop()
+        walk.at.append("request")
+        out = walk.tree(request, 0)
+        walk.at.pop()
         st = self.state
         block: dict[str, object] = {
             "v": VERSION, "request": out, "snapshot": self._snapshot(walk),
             "now": st.now if st is not None and st.now is not None else self.time,
         }
-        if walk is not None and walk.masked:
+        if walk.masked:
             block["masked"] = walk.masked
             if walk.hashes:
                 block["hashes"] = walk.hashes
@@ -243,6 +245,9 @@ class Capture:
 
 
 _MISSING: Final = object()
+# Types a value comes back as from the log as it was (or as one the rules read alike).
+_FAITHFUL: Final = frozenset({str, int, float, Decimal, bool, type(None), dict, list, tuple,
+                              set, frozenset, bytes, bytearray})
 _PAYLOADS: Final = ("args", "result", "input", "output")
 _FAST_DEPTH: Final = 32  # deeper values take `Walk`, which also catches cycles
 _SMALL: Final = 10**18  # as `audit_values`: ints written out without counting digits
@@ -292,7 +297,8 @@ class _Masking(Walk):
         self._quiet = False  # inside a key, or the digits of a number: noted by the caller
 
     def _note(self, ptr: str, kind: str, clean: object) -> None:
-        self.masked[ptr] = kind
+        if self.masked.get(ptr) != "type":  # a lost type says more than a masked value
+            self.masked[ptr] = kind
         if self.hash_key is not None:
             digest = keyed_hash(self.hash_key, clean)
             if digest is not None:
@@ -300,6 +306,13 @@ class _Masking(Walk):
 
     def _ptr(self) -> str:
         return "/" + "/".join(self.at)
+
+    def _value(self, v: object, depth: int) -> object:
+        if type(v) not in _FAITHFUL and not isinstance(v, dict):
+            # Logged as JSON it comes back as another type (a StrEnum as a str, a mapping
+            # that is not a dict as a dict), which the rules may read differently.
+            self.masked.setdefault(self._ptr(), "type")
+        return super()._value(v, depth)
 
     def tree(self, v: Any, depth: int) -> Any:
         """`v` masked: plain JSON values here, anything else through `Walk` (the replay

@@ -312,7 +312,7 @@ def _inconclusive(masked: Mapping[str, Any], hashes: Mapping[str, Any], reads: R
                   scans: Mapping[str, Any], counts: Mapping[str, Any], keyed: bool
                   ) -> Iterator[str]:
     """The masked values `reads` uses in a way the log cannot reconstruct."""
-    for ptr in masked:
+    for ptr, kind in masked.items():
         hashed = keyed and ptr in hashes
         if not ptr.startswith("/request/"):
             # Counter keys and `previously` fields are compared for equality.
@@ -324,7 +324,10 @@ def _inconclusive(masked: Mapping[str, Any], hashes: Mapping[str, Any], reads: R
         kinds = reads.kinds_over(parts)
         # A masked number stands in as an int, which every type check takes or refuses as
         # it did the number; a masked key is another key.
-        lost = kinds & VALUE or (kinds & EQ and not hashed) or (kinds & TYPE and is_key)
+        # A value of a type the log does not keep is read differently by every read but
+        # a scan (which has its recorded verdict).
+        lost = kinds & VALUE or (kinds & EQ and (not hashed or kind == "type")) or (
+            kinds & TYPE and (is_key or kind == "type"))
         if lost or (kinds & SCAN and not _verdicts_cover(parts, reads, scans, counts)):
             yield ptr
 
