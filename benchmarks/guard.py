@@ -223,20 +223,23 @@ def main(argv: list[str] | None = None) -> int:
         for kind, where in kinds:
             store = open_store(kind, where)
             guard = charter.Guard(policy, state=store)
-            ping = None
+            extra: dict[str, Callable[[], Any]] = {}
             if kind == "redis":
-                import redis
-
-                client = redis.Redis.from_url(where.split("|")[0])
-                ping = best_of({"ping": client.ping}, seconds)["ping"]
+                # A bare PING through the store's own client, interleaved with the checks.
+                extra["ping"] = store._r.ping  # type: ignore[attr-defined]
             worst_check = worst_settle = 0.0
+            pings: list[float] = []
             for shape, request in REQUESTS.items():
                 assert guard.check(request).allowed
                 us = best_of({
                     "decide": lambda r=request: policy.decide(r),
                     "check": lambda r=request, g=guard: g.check(r),
                     "both": lambda r=request, g=guard: g.settle(g.check(r)),
+                    **extra,
                 }, seconds)
+                ping = us.get("ping")
+                if ping is not None:
+                    pings.append(ping)
                 settle = max(us["both"] - us["check"], 0.0)
                 ratio, settled = us["check"] / us["decide"], settle / us["decide"]
                 print(f"{kind:<7} {shape:<17} {us['decide']:>9.2f} {us['check']:>9.2f} "
@@ -246,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                     worst_check = max(worst_check, ratio if ping is None
                                       else us["check"] / ping)
                     worst_settle = max(worst_settle, settled)
-            if ping is not None:
-                print(f"{kind:<7} {'bare PING':<17} {'':>9} {ping:>9.2f}")
+            if pings:
+                print(f"{kind:<7} {'bare PING':<17} {'':>9} {min(pings):>9.2f}")
             single = 1e6 / best_of({"loop": lambda g=guard: g.settle(
                 g.check(REQUESTS[STATEFUL]))}, seconds)["loop"]
             many = None if args.no_throughput else throughput(kind, where, seconds)
