@@ -90,10 +90,19 @@ _REJECTED: Final = {
 #: why a session-keyed counter has no key (shared: a RequestError is only ever read)
 _NO_SESSION_ID: Final = RequestError("session.id missing", "session.id")
 _NO_DIGEST = "approval rejected: the action's args cannot be canonicalised"
-# `decision.reservation`: the store's token and the (counter_id, key, metric) it charged,
-# so that `settle` knows which actual amount goes to which counter.
-_Held = tuple[str, list[tuple[str, str, str]]]
-_HELD = msgspec.json.Decoder(_Held)
+
+
+class _Charged(msgspec.Struct):
+    """A reserved counter as `decision.reservation` names it (a `Reservation`'s fields)."""
+
+    counter_id: str
+    key: str
+
+
+# `decision.reservation`: the store's token, the reservations it made and the metric of each,
+# so that `settle` knows which actual amount goes to which counter. (The reservations are
+# encoded as they are: building (counter_id, key, metric) triples cost more than the rest.)
+_HELD = msgspec.json.Decoder(tuple[str, list[_Charged], list[str]])
 _ENCODE = msgspec.json.encode
 _REPLACE = msgspec.structs.replace
 _NO_GROUPS: frozenset[str] = frozenset()
@@ -144,145 +153,146 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
     by_session = counters if first and not track and all(
         u.key is None and u.scope is None and not u.session for u in counters) and len(
         {u.counter_id for u in counters}) == len(counters) else None
+    by_metric = [u.metric for u in counters]
 
-    def run(req: dict[str, Any], seen: Seen | None = None) -> Decision:
-        approvals = req.get("approvals")
-        if plan.stateless and not approvals:
-            decision = decide(req, None)
-            if seen is not None:
-                seen.used = (req, None, decision)
-            if decision.effect == "require_approval" or (approvable and not decision.allowed):
-                return _REPLACE(decision, action=_digest(req))
-            return decision
+    def stateless(req: dict[str, Any], seen: Seen | None = None) -> Decision:
+        if req.get("approvals"):
+            return stateful(req, seen)  # grants to verify and use up
+        decision = decide(req, None)
+        if seen is not None:
+            seen.used = (req, None, decision)
+        if decision.effect == "require_approval" or (approvable and not decision.allowed):
+            return _REPLACE(decision, action=_digest(req))
+        return decision
+
+    def stateful(sent: dict[str, Any], seen: Seen | None = None) -> Decision:
         try:
-            return stateful(req, approvals, seen)
+            approvals = sent.get("approvals")
+            now = clock()
+            raw_session = sent.get("session")
+            sid = raw_session.get("id") if type(raw_session) is dict else None
+            if type(sid) is not str:
+                sid = session_id(sent)  # a dict subclass, or no session id
+            req = sent  # with the session facts the Guard keeps; grants bind what was sent
+            # 1. Session facts and grants, when the policy reads them or some are presented.
+            session: Mapping[str, Any] = _EMPTY
+            inject: dict[str, Any] = {}
+            groups, valid, rejected, people = _NO_GROUPS, _NO_GRANTS, _NO_REASONS, _NO_PEOPLE
+            read_calls = False
+            if steps or approvals or track:
+                session = raw_session if isinstance(raw_session, dict) else _EMPTY
+                read_calls = _count_calls(g, stage, plan, sid, session, inject)
+                if approvals:
+                    groups, valid, rejected = _verify(g, sent, approvals, now)
+                    people = _people(valid)
+                if steps and sid is not None:
+                    _steps(g, req, stage, session, sid, bool(valid), inject, now)
+                if inject:
+                    req = {**req, "session": {**session, **inject}}
+            # 2. What the call is charged on allow: per counter its key, amount and limit.
+            estimate = req.get("estimate") if charged else None
+            amounts: Mapping[str, Decimal | int] | None = _ONE_CALL
+            bad: RuleError | None = None
+            if estimate is not None:
+                try:
+                    amounts = _amounts(estimate)
+                except RequestError as err:  # the Guard reads it, no rule: a malformed request
+                    amounts, bad = None, RuleError(None, err.field, err.message)
+            missing: RuleError | None = None
+            tracked: Sequence[str] = ()
+            uses: list[tuple[CounterUse, str | None, RequestError | None]] = []
+            refs: tuple[CounterRef, ...] = ()
+            if by_session is not None and sid is not None and amounts is not None and not groups:
+                # What `_charge` gives such a plan, bound: one reservation per counter.
+                charge = [Reservation(u.counter_id, sid, u.window, amounts[u.metric], u.cap)
+                          for u in by_session]
+                charged_as: Sequence[CounterUse] = by_session
+            else:
+                # The session's totals count only when the Guard keeps them (the host sends none).
+                if track and sid is not None:
+                    tracked = [m for m in track if m not in session]
+                for use in counters:
+                    if use.session and use.metric not in tracked:
+                        continue
+                    if use.key is None:
+                        uses.append((use, sid, None if sid is not None else _NO_SESSION_ID))
+                    else:
+                        key, why = _key(use.key, req)
+                        uses.append((use, key, why))
+                if charged:
+                    for m in tracked:
+                        uses.append((_tracker(m), sid, None))
+                charge, charged_as = [], []
+                if first and amounts is not None:
+                    ctx = Ctx(req, Snapshot(approved_groups=groups, now=now, approvers=people),
+                              stage, name, tags, matchers) if scoped else None
+                    missing = _charge(uses, ctx, groups, amounts, charge, charged_as)
+                refs = () if len(charge) == len(uses) else _refs(uses, charge)
+            # 3. One atomic step: what the decision reads, and the reservation.
+            reads = history if sid is not None else ()
+            wants_labels = labels and sid is not None
+            taken = _NOT_TAKEN
+            if refs or reads or read_calls or wants_labels or charge:
+                taken = store.take(StateQuery(sid or "", refs, reads, wants_labels, read_calls),
+                                   charge, now)
+            token = taken.token
+            try:
+                if read_calls or tracked:
+                    _inject_state(inject, session, taken, read_calls, tracked, sid)
+                    req = {**req, "session": {**session, **inject}}
+                # 4. The state this decision used: counters, labels, history hits and grants.
+                st = Snapshot(taken.usage, taken.labels, _history(taken) if reads else _EMPTY,
+                              groups, now, people)
+                decision = decide(req, st)
+                if seen is not None:
+                    seen.used = (req, st, decision)
+                # 5. Settle the outcome with the store.
+                if charged and decision.allowed:
+                    failed = taken.failed
+                    if not first and amounts is not None:
+                        charge, charged_as = [], []
+                        missing = _charge(uses, Ctx(req, st, stage, name, tags, matchers), groups,
+                                          amounts, charge, charged_as)
+                        if charge and not missing:
+                            got = store.take(_NOTHING_TO_READ, charge, now)
+                            token, failed = got.token, got.failed
+                    error = bad or missing
+                    if error is not None:
+                        decision = Decision.refused(policy.info, error)
+                    elif failed is not None:
+                        decision = over_limit(decision, next(
+                            use for r, use in zip(charge, charged_as, strict=True)
+                            if r.counter_id == failed))
+                if token is not None and not decision.allowed:
+                    _give_back(g, token, now)
+                    token = None
+                if valid and decision.allowed:
+                    decision, rejected = _consume(g, req, st, decision, valid, rejected, token,
+                                                  seen)
+                    if not decision.allowed:
+                        token = None  # released by _consume
+                    elif sid is not None and g.plan.checkpoints and "approval" in g.resets:
+                        g.steps.reset(sid, now)
+                if sid is not None and (decision.labels or (records and decision.allowed)):
+                    _record(g, req, name, plan, decision, sid, now)
+            except BaseException:
+                if token is not None:
+                    _give_back(g, token, now)
+                raise
+            if rejected:
+                decision = _REPLACE(decision, reasons=decision.reasons + tuple(
+                    r for r in dict.fromkeys(rejected) if r not in decision.reasons))
+            if decision.effect == "require_approval" or (approvable and not decision.allowed):
+                decision = _REPLACE(decision, action=_digest(sent))
+            if token is not None:
+                metrics = by_metric if charged_as is by_session else [
+                    u.metric for u in charged_as]
+                return _REPLACE(decision, reservation=_ENCODE((token, charge, metrics)).decode())
+            return decision
         except StoreError as err:
             return deny(policy, f"state store unavailable: {err}")
 
-    def stateful(sent: dict[str, Any], approvals: object, seen: Seen | None) -> Decision:
-        now = clock()
-        raw_session = sent.get("session")
-        sid = raw_session.get("id") if type(raw_session) is dict else None
-        if type(sid) is not str:
-            sid = session_id(sent)  # a dict subclass, or no session id
-        req = sent  # with the session facts the Guard keeps; grants bind what was sent
-        # 1. Session facts and grants, when the policy reads them or some are presented.
-        session: Mapping[str, Any] = _EMPTY
-        inject: dict[str, Any] = {}
-        groups, valid, rejected, people = _NO_GROUPS, _NO_GRANTS, _NO_REASONS, _NO_PEOPLE
-        read_calls = False
-        if steps or approvals or track:
-            session = raw_session if isinstance(raw_session, dict) else _EMPTY
-            read_calls = _count_calls(g, stage, plan, sid, session, inject)
-            if approvals:
-                groups, valid, rejected = _verify(g, sent, approvals, now)
-                people = _people(valid)
-            if steps and sid is not None:
-                _steps(g, req, stage, session, sid, bool(valid), inject, now)
-            if inject:
-                req = {**req, "session": {**session, **inject}}
-        # 2. What the call is charged on allow: per counter its key, amount and limit.
-        estimate = req.get("estimate") if charged else None
-        amounts: Mapping[str, Decimal | int] | None = _ONE_CALL
-        bad: RuleError | None = None
-        if estimate is not None:
-            try:
-                amounts = _amounts(estimate)
-            except RequestError as err:  # the Guard reads it, no rule: a malformed request
-                amounts, bad = None, RuleError(None, err.field, err.message)
-        missing: RuleError | None = None
-        tracked: Sequence[str] = ()
-        uses: list[tuple[CounterUse, str | None, RequestError | None]] = []
-        refs: tuple[CounterRef, ...] = ()
-        if by_session is not None and sid is not None and amounts is not None and not groups:
-            # What `_charge` gives such a plan, bound: one reservation per counter.
-            charge = [Reservation(u.counter_id, sid, u.window, amounts[u.metric], u.cap)
-                      for u in by_session]
-            charged_as: Sequence[CounterUse] = by_session
-        else:
-            # The session's totals count only when the Guard keeps them (the host sends none).
-            if track and sid is not None:
-                tracked = [m for m in track if m not in session]
-            for use in counters:
-                if use.session and use.metric not in tracked:
-                    continue
-                if use.key is None:
-                    uses.append((use, sid, None if sid is not None else _NO_SESSION_ID))
-                else:
-                    key, why = _key(use.key, req)
-                    uses.append((use, key, why))
-            if charged:
-                for m in tracked:
-                    uses.append((_tracker(m), sid, None))
-            charge, charged_as = [], []
-            if first and amounts is not None:
-                ctx = Ctx(req, Snapshot(approved_groups=groups, now=now, approvers=people),
-                          stage, name, tags, matchers) if scoped else None
-                missing = _charge(uses, ctx, groups, amounts, charge, charged_as)
-            refs = () if len(charge) == len(uses) else _refs(uses, charge)
-        # 3. One atomic step: what the decision reads, and the reservation.
-        reads = history if sid is not None else ()
-        wants_labels = labels and sid is not None
-        taken = _NOT_TAKEN
-        if refs or reads or read_calls or wants_labels or charge:
-            taken = store.take(StateQuery(sid or "", refs, reads, wants_labels, read_calls),
-                               charge, now)
-        token = taken.token
-        try:
-            if read_calls or tracked:
-                _inject_state(inject, session, taken, read_calls, tracked, sid)
-                req = {**req, "session": {**session, **inject}}
-            # 4. The state this decision used: counters, labels, history hits and grants.
-            st = Snapshot(taken.usage, taken.labels, _history(taken) if reads else _EMPTY,
-                          groups, now, people)
-            decision = decide(req, st)
-            if seen is not None:
-                seen.used = (req, st, decision)
-            # 5. Settle the outcome with the store.
-            if charged and decision.allowed:
-                failed = taken.failed
-                if not first and amounts is not None:
-                    charge, charged_as = [], []
-                    missing = _charge(uses, Ctx(req, st, stage, name, tags, matchers), groups,
-                                      amounts, charge, charged_as)
-                    if charge and not missing:
-                        got = store.take(_NOTHING_TO_READ, charge, now)
-                        token, failed = got.token, got.failed
-                error = bad or missing
-                if error is not None:
-                    decision = Decision.refused(policy.info, error)
-                elif failed is not None:
-                    decision = over_limit(decision, next(
-                        use for r, use in zip(charge, charged_as, strict=True)
-                        if r.counter_id == failed))
-            if token is not None and not decision.allowed:
-                _give_back(g, token, now)
-                token = None
-            if valid and decision.allowed:
-                decision, rejected = _consume(g, req, st, decision, valid, rejected, token,
-                                              seen)
-                if not decision.allowed:
-                    token = None  # released by _consume
-                elif sid is not None and g.plan.checkpoints and "approval" in g.resets:
-                    g.steps.reset(sid, now)
-            if sid is not None and (decision.labels or (records and decision.allowed)):
-                _record(g, req, name, plan, decision, sid, now)
-        except BaseException:
-            if token is not None:
-                _give_back(g, token, now)
-            raise
-        if rejected:
-            decision = _REPLACE(decision, reasons=decision.reasons + tuple(
-                r for r in dict.fromkeys(rejected) if r not in decision.reasons))
-        if decision.effect == "require_approval" or (approvable and not decision.allowed):
-            decision = _REPLACE(decision, action=_digest(sent))
-        if token is not None:
-            return _REPLACE(decision, reservation=_ENCODE((token, [
-                (r.counter_id, r.key, u.metric) for r, u in zip(charge, charged_as, strict=True)
-            ])).decode())
-        return decision
-
-    return run
+    return stateless if plan.stateless else stateful
 
 
 def _count_calls(g: Guard, stage: str, plan: CallPlan, sid: str | None,
@@ -485,17 +495,17 @@ def settle(g: Guard, decision: Decision, cost_usd: Decimal | float | int | None,
     if decision.reservation is None:
         return True
     try:
-        token, entries = _HELD.decode(decision.reservation)
+        token, held, metrics = _HELD.decode(decision.reservation)
     except msgspec.DecodeError as err:
         raise ValueError(f"not a reservation of this Guard: {decision.reservation!r}") from err
     actual: dict[tuple[str, str], Decimal | int] = {}
     if not release and (cost_usd is not None or tokens is not None):
         cost = None if cost_usd is None else _amount(cost_usd, "cost_usd")
         count = None if tokens is None else _amount(tokens, "tokens")
-        for cid, key, metric in entries:
+        for r, metric in zip(held, metrics, strict=True):
             value = cost if metric == "cost_usd" else count if metric == "tokens" else None
             if value is not None:
-                actual[(cid, key)] = value
+                actual[(r.counter_id, r.key)] = value
     try:
         if release:
             g.store.release(token, g.clock())
