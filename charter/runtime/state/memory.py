@@ -116,9 +116,10 @@ class MemoryStore:
                         used, end = 0, float((bucket + 1) * window)
                     else:
                         used = units.get(slot, 0)
-                if (cid, key) not in usage:
+                counter = (cid, key)
+                if counter not in usage:
                     whole, frac = divmod(used, _INT_UNIT)
-                    usage[(cid, key)] = from_units(used) if frac else whole
+                    usage[counter] = from_units(used) if frac else whole
                 if limit is not None and used + amount > (
                         limit * _INT_UNIT if type(limit) is int else to_units(limit)):
                     failed = cid
