@@ -1,8 +1,9 @@
 """The Guard's one algorithm for a request: read and reserve, decide, settle the outcome.
 
-`bind(guard, stage, name, plan)` returns the runner of one kind of call: the algorithm
-below with everything that depends only on the kind (`guard_plan.CallPlan`) bound once.
-Every store runs the same code; only `Store.take` differs between them.
+`bind(guard, stage, name, request_tags, plan)` returns the runner of one kind of call: the
+algorithm below with everything that depends only on the kind (`guard_plan.CallPlan`, the
+policy's `decider`) bound once. Every store runs the same code; only `Store.take` differs
+between them.
 
 1. Loop-guard counts and the session's turn and checkpoint, when the host does not send
    them (`Store.bump_session_calls`, `guard_steps`); approval grants verified.
@@ -12,8 +13,8 @@ Every store runs the same code; only `Store.take` differs between them.
    the reservation, in one atomic step. The usage it returns is from before the
    reservation, so the decision is the one read-then-reserve would give. (A plan whose
    counter scopes read that state reserves in a second take after the decision.)
-4. Decide with the pure policy on that state: `Snapshot` below, the state the decision
-   used (the decision log records it from here).
+4. Decide with the pure policy on that state: the one place where the state a decision
+   used exists (`Seen.used` hands it to the decision log).
 5. Not allowed: the reservation is given back. Allowed: a counter that did not fit makes
    it its rule's deny; grants are used up; history and labels are recorded.
 """
