@@ -21,13 +21,15 @@ if TYPE_CHECKING:
     from charter.runtime.errors import ApprovalRequired as ApprovalRequired
     from charter.runtime.errors import Denied as Denied
     from charter.runtime.guard import Guard as Guard
+    from charter.runtime.live import Live as Live
     from charter.runtime.policy import Policy as Policy
     from charter.runtime.state import MemoryStore as MemoryStore
     from charter.runtime.state import RedisStore as RedisStore
     from charter.runtime.state import SQLiteStore as SQLiteStore
 
 __all__ = [
-    "ApprovalRequired", "CompileError", "Decision", "Denied", "Guard", "MemoryStore", "Policy",
+    "ApprovalRequired", "CompileError", "Decision", "Denied", "Guard", "Live", "MemoryStore",
+    "Policy",
     "PolicyInfo", "RedisStore", "Redaction", "RuleError", "SQLiteStore", "ShadowHit", "Snapshot",
     "compile", "load", "load_compiled",
 ]
@@ -43,6 +45,7 @@ _LAZY = {
     "Policy": "charter.runtime.policy",
     "CompileError": "charter.language.source",
     "Guard": "charter.runtime.guard",
+    "Live": "charter.runtime.live",
     "Denied": "charter.runtime.errors",
     "ApprovalRequired": "charter.runtime.errors",
     "MemoryStore": "charter.runtime.state",

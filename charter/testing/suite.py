@@ -16,7 +16,7 @@ from pathlib import Path
 from charter.compiler.pipeline import Compilation, compile_sources
 from charter.compiler.sources import read_sources
 from charter.language import ast
-from charter.language.source import Diagnostic, Span
+from charter.language.source import Diagnostic, Source, Span
 from charter.runtime.policy import Policy
 from charter.testing.biases import Biases, collect
 from charter.testing.properties import Where
@@ -61,7 +61,14 @@ class Unit:
 
 def load(files: Sequence[Path], selected: frozenset[str] | None = None) -> Unit:
     """Compile one unit, and the `where` clauses of its properties."""
-    unit = Unit(list(files), selected, compile_sources(read_sources(files)))
+    return load_sources(list(files), read_sources(files), selected)
+
+
+def load_sources(files: Sequence[Path], sources: Sequence[Source],
+                 selected: frozenset[str] | None = None) -> Unit:
+    """`load` from texts already read (a live reload's snapshot: bytes first, then
+    compile, so a file changing meanwhile is never mixed in)."""
+    unit = Unit(list(files), selected, compile_sources(sources))
     if unit.comp.ir is None or unit.errors:
         return unit
     unit.policy = Policy(unit.comp.ir)

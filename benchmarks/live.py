@@ -1,0 +1,239 @@
+"""Live control (issue 16): what a `Live` handle costs, and reloads under load.
+
+    python benchmarks/live.py [--quick] [--swaps N] [--no-reload] [--no-kill]
+
+1. Cost (L-AC4): `Policy.decide` vs `Live.decide` on the reference policy's requests
+   (benchmarks/reference), and `Guard.check` vs `Live.check` on a MemoryStore, interleaved
+   in one process, best of the rounds; then `Live.decide` with 100 kill switches that match
+   none of the requests, and with a 5 % canary (a second version for 5 % of session ids).
+2. Reload under load (L-AC1, L-AC2): 8 threads decide without pause while a writer edits a
+   watched directory (a real `watchfiles` watcher, the gate with tests, no properties)
+   `--swaps` times between two versions with disjoint rule ids, every fifth edit followed by
+   a broken one (failing test, syntax error, truncated file). Counts decisions from a
+   version that failed the gate and decisions whose rules mix versions (both must be 0),
+   and reports file write -> version active (p50, p95). The deciding threads pause 0.1 ms
+   every 400 decisions, as a host does between calls: 8 threads that never release the
+   GIL leave the watcher's thread ~1/9 of the interpreter and reloads then take ~1.3 s.
+3. Kill switch propagation (L-AC5, `--no-kill` skips): see `kill_propagation`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import charter  # noqa: E402
+from charter.control import watch  # noqa: E402
+from charter.runtime.guard import Guard  # noqa: E402
+from charter.runtime.live import Live  # noqa: E402
+from charter.runtime.state import MemoryStore  # noqa: E402
+
+REFERENCE = Path(__file__).resolve().parent / "reference"
+
+
+def _loop(fn: Callable[[Any], Any], reqs: list[Any], loops: int) -> float:
+    start = time.perf_counter_ns()
+    for _ in range(loops):
+        for r in reqs:
+            fn(r)
+    return (time.perf_counter_ns() - start) / (loops * len(reqs)) / 1000
+
+
+def compare(
+    fns: dict[str, Callable[[Any], Any]], reqs: list[Any], rounds: int, loops: int
+) -> dict[str, float]:
+    """Best-of-rounds microseconds per call of each function, run interleaved."""
+    best = {k: float("inf") for k in fns}
+    gc.collect()
+    gc.disable()
+    try:
+        for fn in fns.values():
+            _loop(fn, reqs, max(1, loops // 10))  # warm the caches
+        for _ in range(rounds):
+            for k, fn in fns.items():
+                best[k] = min(best[k], _loop(fn, reqs, loops))
+    finally:
+        gc.enable()
+    return best
+
+
+def cost(quick: bool) -> None:
+    policy = charter.load(REFERENCE / "policy.agentpolicy")
+    reqs = [r["request"] for r in json.loads((REFERENCE / "requests.json").read_text())]
+    rounds, loops = (5, 200) if quick else (15, 2000)
+    live = Live(policy)
+    assert live.decide == policy.decide
+    t = compare({"Policy.decide": policy.decide, "Live.decide": live.decide}, reqs, rounds, loops)
+    print(
+        f"idle      Policy.decide {t['Policy.decide']:.3f} us   Live.decide "
+        f"{t['Live.decide']:.3f} us   ratio {t['Live.decide'] / t['Policy.decide']:.3f}"
+    )
+    guard = Guard(policy, state=MemoryStore())
+    live_g = Live(policy, state=MemoryStore())
+    t = compare({"Guard.check": guard.check, "Live.check": live_g.check}, reqs, rounds, loops)
+    print(
+        f"idle      Guard.check   {t['Guard.check']:.3f} us   Live.check  "
+        f"{t['Live.check']:.3f} us   ratio {t['Live.check'] / t['Guard.check']:.3f}"
+    )
+    kills = Live(policy)
+    for i in range(100):
+        kills.kill(f"nothing{i}.*", "bench")
+    t = compare({"Policy.decide": policy.decide, "Live.decide": kills.decide}, reqs, rounds, loops)
+    print(
+        f"100 kills Policy.decide {t['Policy.decide']:.3f} us   Live.decide "
+        f"{t['Live.decide']:.3f} us   +{t['Live.decide'] - t['Policy.decide']:.3f} us"
+    )
+    canary = Live(policy)
+    canary.canary(charter.load(REFERENCE / "policy.agentpolicy"), 5.0)
+    t = compare({"Policy.decide": policy.decide, "Live.decide": canary.decide}, reqs, rounds, loops)
+    print(
+        f"5% canary Policy.decide {t['Policy.decide']:.3f} us   Live.decide "
+        f"{t['Live.decide']:.3f} us   +{t['Live.decide'] - t['Policy.decide']:.3f} us"
+    )
+
+
+# ── reload under load ────────────────────────────────────────────────────────
+
+TESTS = (
+    'test "x is allowed" {\n  call "x" {n: 1}\n  expect allow\n}\n'
+    'test "y is denied" {\n  call "y" {n: 1}\n  expect deny\n}\n'
+)
+
+
+def version(tag: str, x_effect: str = "allow") -> str:
+    return (
+        f'policy "p"\ndefault deny\ntool "x" (n: int)\ntool "y" (n: int)\n'
+        f'@id("{tag}-x")\n{x_effect} tool "x"\n'
+        f'@id("{tag}-w")\nwarn tool "x" because "version {tag}"\n'
+        f'@id("{tag}-y")\ndeny tool "y" because "version {tag}"\n'
+    )
+
+
+BAD = [
+    version("c", x_effect="deny"),
+    version("c")[:-5],
+    version("c").replace("default deny", "default"),
+]
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(".edit.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def reload_under_load(swaps: int, min_decisions: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "policies"
+        d.mkdir()
+        file = d / "policy.agentpolicy"
+        file.write_text(version("a"))
+        (d / "policy_test.agentpolicy").write_text(TESTS)
+        live = watch(
+            d,
+            state_dir=Path(tmp) / "state",
+            properties=0,
+            step_ms=10,
+            debounce_ms=200,
+            poll_interval_s=1.0,
+        )
+        good = {"a": live.active.digest}
+        stop = threading.Event()
+        totals: list[Counter[tuple[str, tuple[str, ...]]]] = []
+
+        def decide() -> None:
+            mine: Counter[tuple[str, tuple[str, ...]]] = Counter()
+            totals.append(mine)
+            x, y = {"tool": "x", "args": {"n": 1}}, {"tool": "y", "args": {"n": 1}}
+            while not stop.is_set():
+                for _ in range(200):
+                    d1 = live.decide(x)
+                    d2 = live.decide(y)
+                    mine[(d1.policy.digest, d1.rules)] += 1  # type: ignore[union-attr]
+                    mine[(d2.policy.digest, d2.rules)] += 1  # type: ignore[union-attr]
+                time.sleep(0.0001)  # as a host between calls: lets the gate's thread run
+
+        threads = [threading.Thread(target=decide) for _ in range(8)]
+        for t in threads:
+            t.start()
+        latencies: list[float] = []
+        bad_edits = 0
+        start = time.perf_counter()
+        i = 0
+        while i < swaps or sum(sum(c.values()) for c in totals) < min_decisions:
+            tag = "b" if i % 2 == 0 else "a"
+            t0 = time.perf_counter()
+            _replace(file, version(tag))
+            target = good.get(tag)
+            while (
+                (live.active.digest != target) if target else (live.active.digest in good.values())
+            ):
+                time.sleep(0.001)
+            good.setdefault(tag, live.active.digest)
+            latencies.append(time.perf_counter() - t0)
+            i += 1
+            if i % 5 == 0:
+                rejected = live.watcher.reloads_rejected
+                _replace(file, BAD[bad_edits % len(BAD)])
+                bad_edits += 1
+                while live.watcher.reloads_rejected == rejected:
+                    time.sleep(0.001)
+        stop.set()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        live.close()
+    total: Counter[tuple[str, tuple[str, ...]]] = Counter()
+    for c in totals:
+        total.update(c)
+    tags = {v: k for k, v in good.items()}
+    failing = sum(n for (dg, _), n in total.items() if dg not in tags)
+    mixed = sum(
+        n
+        for (dg, rules), n in total.items()
+        if dg in tags and not all(r.startswith(tags[dg] + "-") for r in rules)
+    )
+    ms = sorted(x * 1000 for x in latencies)
+    print(
+        f"reload    {sum(total.values()):,} decisions in 8 threads, {i:,} swaps and "
+        f"{bad_edits} rejected edits in {elapsed:.1f} s: {failing} from a failing "
+        f"version, {mixed} mixed; write -> active p50 {statistics.median(ms):.0f} ms, "
+        f"p95 {ms[int(len(ms) * 0.95) - 1]:.0f} ms"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--swaps", type=int, default=None)
+    ap.add_argument("--no-reload", action="store_true")
+    ap.add_argument("--no-kill", action="store_true")
+    args = ap.parse_args()
+    cost(args.quick)
+    if not args.no_reload:
+        swaps = args.swaps if args.swaps is not None else (20 if args.quick else 1000)
+        reload_under_load(swaps, 10_000 if args.quick else 1_000_000)
+    if not args.no_kill:
+        kill_propagation(4, 5 if args.quick else 20)
+
+
+def kill_propagation(processes: int, kills: int) -> None:
+    """Placeholder until the Redis control lands (slice 2)."""
+    del processes, kills
+
+
+if __name__ == "__main__":
+    main()

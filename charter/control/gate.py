@@ -1,0 +1,218 @@
+"""The gate a new policy version passes before it goes live (L-G1, L-G5).
+
+snapshot (every file's bytes first, then nothing more is read) -> compile (all
+diagnostics) -> every `test` block -> `property` blocks with a few examples and a seed
+derived from the sources (reproducible). The first failing stage ends the attempt and
+rejects the whole version: there is no partial acceptance.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charter.compiler.pipeline import compile_sources
+from charter.compiler.sources import discover, is_test_file
+from charter.language.source import Source
+from charter.runtime.policy import Policy
+from charter.stdlib.digest import sha256
+
+__all__ = ["GateResult", "SourceSnapshot", "run_gate", "snapshot"]
+
+#: property examples a live gate runs per property (the spec's default; 0 disables)
+DEFAULT_PROPERTY_EXAMPLES = 25
+_MAX_DETAILS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSnapshot:
+    """The policy and test files of one directory as read at one moment."""
+
+    directory: Path
+    files: tuple[tuple[str, str], ...]  # (path as given to the compiler, text)
+    source_digest: str  # over policy and test files: a test-only change re-runs the gate
+    error: str | None = None  # why the directory could not be read
+
+    @property
+    def policy_sources(self) -> list[Source]:
+        return [Source(n, t) for n, t in self.files if not is_test_file(Path(n))]
+
+    @property
+    def all_sources(self) -> list[Source]:
+        return [Source(n, t) for n, t in self.files]
+
+
+def snapshot(path: str | Path) -> SourceSnapshot:
+    """Read the policy at `path` (a directory or a file) whole; never raises: a read error
+    is the snapshot's `error`, which the gate reports as stage `read`."""
+    directory = Path(path)
+    h = sha256()
+    try:
+        names = discover(directory, include_tests=True)
+        files = []
+        for p in names:
+            data = p.read_bytes()
+            files.append((str(p), data.decode("utf-8")))
+            h.update(p.name.encode() + b"\0" + data + b"\0")
+    except (OSError, UnicodeDecodeError) as err:
+        return SourceSnapshot(directory, (), "", f"cannot read the policy: {err}")
+    error = (
+        None
+        if any(not is_test_file(Path(n)) for n, _ in files)
+        else (f"no policy files in {directory}")
+    )
+    return SourceSnapshot(directory, tuple(files), h.hexdigest()[:16], error)
+
+
+@dataclass
+class GateResult:
+    """One attempt: `policy` is set exactly when `ok`."""
+
+    ok: bool
+    source_digest: str
+    policy: Policy | None = None
+    stage_failed: str | None = None  # read | compile | tests | properties
+    diagnostics: list[str] = field(default_factory=list)
+    tests: tuple[int, int] = (0, 0)  # passed, failed
+    properties: tuple[int, int] = (0, 0)
+    seed: int = 0
+    duration_ms: float = 0.0
+
+    @property
+    def reason(self) -> str:
+        if self.ok:
+            return "ok"
+        head = f"gate failed at {self.stage_failed}"
+        return head + (": " + self.diagnostics[0] if self.diagnostics else "")
+
+    def summary(self) -> dict[str, object]:
+        """The attempt for a change record or `status()` (no policy object)."""
+        return {
+            "ok": self.ok,
+            "source_digest": self.source_digest,
+            "digest": self.policy.digest if self.policy is not None else None,
+            "stage_failed": self.stage_failed,
+            "diagnostics": self.diagnostics,
+            "tests": {"passed": self.tests[0], "failed": self.tests[1]},
+            "properties": {
+                "passed": self.properties[0],
+                "failed": self.properties[1],
+                "seed": self.seed,
+            },
+            "duration_ms": round(self.duration_ms, 2),
+        }
+
+
+def run_gate(
+    source: str | Path | SourceSnapshot,
+    *,
+    tests: bool = True,
+    properties: int = DEFAULT_PROPERTY_EXAMPLES,
+) -> GateResult:
+    """Compile a snapshot, run its tests and properties; never raises."""
+    start = time.perf_counter()
+    snap = source if isinstance(source, SourceSnapshot) else snapshot(source)
+    result = _gate(snap, tests, properties)
+    result.duration_ms = (time.perf_counter() - start) * 1000
+    return result
+
+
+def _gate(snap: SourceSnapshot, tests: bool, properties: int) -> GateResult:
+    if snap.error is not None:
+        return GateResult(False, snap.source_digest, stage_failed="read", diagnostics=[snap.error])
+    try:
+        comp = compile_sources(snap.policy_sources)
+        if comp.errors or comp.compiled is None:
+            return GateResult(
+                False,
+                snap.source_digest,
+                stage_failed="compile",
+                diagnostics=[d.render(comp.sources.get(d.span.file)) for d in comp.errors][
+                    :_MAX_DETAILS
+                ]
+                or ["the policy did not compile"],
+            )
+        policy = Policy(comp.compiled)
+    except Exception as err:  # noqa: BLE001 - a compiler crash rejects, never activates
+        return GateResult(
+            False,
+            snap.source_digest,
+            stage_failed="compile",
+            diagnostics=[f"internal compiler error: {err!r}"],
+        )
+    seed = int(snap.source_digest[:8] or "0", 16)
+    if not tests and properties <= 0:
+        return GateResult(True, snap.source_digest, policy, seed=seed)
+    try:
+        return _tests(snap, policy, tests, properties, seed)
+    except Exception as err:  # noqa: BLE001 - a runner crash rejects, never activates
+        return GateResult(
+            False,
+            snap.source_digest,
+            stage_failed="tests",
+            diagnostics=[f"internal error while testing: {err!r}"],
+        )
+
+
+def _tests(
+    snap: SourceSnapshot, policy: Policy, tests: bool, properties: int, seed: int
+) -> GateResult:
+    from charter.testing.cache import hypothesis_in_cache
+    from charter.testing.runner import run_property, run_test
+    from charter.testing.suite import load_sources
+
+    files = [Path(n) for n, _ in snap.files]
+    unit = load_sources(files, snap.all_sources)
+    if unit.errors or unit.policy is None:
+        return GateResult(
+            False,
+            snap.source_digest,
+            stage_failed="compile",
+            diagnostics=[d.render(unit.comp.sources.get(d.span.file)) for d in unit.errors][
+                :_MAX_DETAILS
+            ],
+            seed=seed,
+        )
+    passed = failed = 0
+    details: list[str] = []
+    if tests:
+        for test in unit.tests():
+            r = run_test(unit, test)
+            if r.status == "pass":
+                passed += 1
+            else:
+                failed += 1
+                details += [f"test {r.name!r} ({r.location}) {r.status}", *r.details]
+    if failed:
+        return GateResult(
+            False,
+            snap.source_digest,
+            stage_failed="tests",
+            diagnostics=details[:_MAX_DETAILS],
+            tests=(passed, failed),
+            seed=seed,
+        )
+    p_ok = p_bad = 0
+    if properties > 0 and unit.properties():
+        with hypothesis_in_cache():
+            for prop in unit.properties():
+                r = run_property(unit, prop, seed, properties, unit.biases())
+                if r.status == "pass":
+                    p_ok += 1
+                else:
+                    p_bad += 1
+                    details += [f"property {r.name!r} ({r.location}) {r.status}", *r.details]
+    if p_bad:
+        return GateResult(
+            False,
+            snap.source_digest,
+            stage_failed="properties",
+            diagnostics=details[:_MAX_DETAILS],
+            tests=(passed, 0),
+            properties=(p_ok, p_bad),
+            seed=seed,
+        )
+    return GateResult(
+        True, snap.source_digest, policy, tests=(passed, 0), properties=(p_ok, 0), seed=seed
+    )

@@ -1,0 +1,660 @@
+"""`Live`: a policy handle whose active version can change while agents run (issue 16).
+
+The active version is one reference to an immutable `Version` (a policy, its Guard, a
+generation number); a swap is one attribute store, so a decision reads the reference once
+and finishes on the version it started with — no decision ever mixes rules of two versions
+(L-C1 of live-control-analysis.md). With no kill switch, canary or shadow active,
+`Live.decide` *is* the active `Policy.decide` and `Live.check` the active `Guard.check`
+(rebound at each swap, L-C2): a handle costs nothing while nothing else is going on.
+
+Control state (kill switches, canary, shadow) lives beside the version in one immutable
+`Control` and can only tighten decisions or choose between two gated versions (L-X1).
+What needs the compiler (the gate, the directory watcher, last-known-good) is in
+`charter.control`; this module only swaps what it is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from charter.engine.decision import Decision
+from charter.engine.snapshot import Snapshot
+from charter.runtime.approvals import Grant
+from charter.runtime.approvers import Directory
+from charter.runtime.audit import AuditLog
+from charter.runtime.changes import ChangeLog
+from charter.runtime.guard import Guard
+from charter.runtime.policy import Policy
+from charter.runtime.request import Call, read
+from charter.runtime.state import MemoryStore, Store
+from charter.stdlib.globs import name_matches
+
+__all__ = ["Canary", "Control", "KillSwitch", "Live", "Version", "bucket"]
+
+_LOG = logging.getLogger("charter.live")
+#: kill switches match these stages unless told otherwise (L-X2)
+DEFAULT_STAGES = ("tool_call", "tool_result")
+Decide = Callable[..., Decision]
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One active version: never changed after it is made, so reading `Live._active`
+    once gives a consistent policy, Guard and generation."""
+
+    policy: Policy
+    guard: Guard | None
+    generation: int
+    source_digest: str | None
+    since: float
+    actor: str
+    decide: Decide
+    check: Callable[[Any], Decision]
+
+    @property
+    def digest(self) -> str:
+        return self.policy.digest
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitch:
+    """Deny the calls whose tool matches one of `tools` (Charter globs; `"*"` alone is
+    every tool) at one of `stages`, before the policy runs (L-X2, L-X3)."""
+
+    id: str
+    tools: tuple[str, ...]
+    reason: str
+    stages: tuple[str, ...] = DEFAULT_STAGES
+    actor: str = ""
+    created_at: float = 0.0
+    expires_at: float | None = None
+
+    def matches(self, stage: str, name: str) -> bool:
+        return stage in self.stages and any(t == "*" or name_matches(t, name) for t in self.tools)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tools": list(self.tools),
+            "reason": self.reason,
+            "stages": list(self.stages),
+            "actor": self.actor,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KillSwitch:
+        """A switch from `to_dict` output; raises ValueError (naming the field) otherwise."""
+        try:
+            tools = tuple(str(t) for t in data["tools"])
+            stages = tuple(str(s) for s in data.get("stages") or DEFAULT_STAGES)
+            expires = data.get("expires_at")
+            return cls(
+                str(data["id"]),
+                tools,
+                str(data.get("reason") or ""),
+                stages,
+                str(data.get("actor") or ""),
+                float(data.get("created_at") or 0.0),
+                None if expires is None else float(expires),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"not a kill switch: {err}") from None
+
+
+def bucket(salt: str, value: object) -> int | None:
+    """The canary bucket (0..9999) of a key value (L-N1): SHA-256 of `salt:value`, never
+    Python's `hash()` (randomized per process). Strings and integers are bucketable;
+    anything else (absent, null, booleans, decimals, lists, maps) is None: stable."""
+    if type(value) is str:
+        text = value
+    elif type(value) is int:
+        text = str(value)
+    else:
+        return None
+    digest = hashlib.sha256(f"{salt}:{text}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % 10000
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """A candidate version serving the requests whose key falls in buckets `[0, percent
+    * 100)` (L-N1..N3); the other cohort stays on the active version."""
+
+    candidate: Version
+    percent: float
+    key: tuple[str, ...] = ("session", "id")
+    salt: str = ""
+
+    #: key value -> in the canary cohort (bounded; the hash is most of a canary's cost)
+    cohort: dict[object, bool] = field(default_factory=dict, compare=False)
+
+    @property
+    def cut(self) -> int:
+        return round(self.percent * 100)
+
+    def takes(self, value: object) -> bool:
+        """Whether a request with this key value goes to the candidate."""
+        try:
+            return self.cohort[value]
+        except (KeyError, TypeError):
+            b = bucket(self.salt, value)
+            found = b is not None and b < self.cut
+            if type(value) in (str, int) and len(self.cohort) < 65536:
+                self.cohort[value] = found
+            return found
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counts a shadow or canary gathers: decisions per cohort and divergences (old effect
+    -> candidate effect), the live twin of `charter replay`'s transition table."""
+
+    decisions: dict[str, int] = field(default_factory=dict)
+    divergence: dict[str, int] = field(default_factory=dict)
+    changed_rules: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """Everything besides the active version that decides how a request is answered."""
+
+    seq: int = 0
+    switches: tuple[KillSwitch, ...] = ()
+    canary: Canary | None = None
+    shadow: Version | None = None
+    #: (stage, tool name) -> the first matching switch or None (filled as calls come)
+    hits: dict[tuple[str, str], KillSwitch | None] = field(default_factory=dict, compare=False)
+    #: the earliest expiry of a switch (computed once, read on every decision)
+    expires: float | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        times = [s.expires_at for s in self.switches if s.expires_at is not None]
+        object.__setattr__(self, "expires", min(times) if times else None)
+
+    @property
+    def idle(self) -> bool:
+        return not self.switches and self.canary is None and self.shadow is None
+
+    def switch_for(self, stage: str, name: str) -> KillSwitch | None:
+        key = (stage, name)
+        try:
+            return self.hits[key]
+        except KeyError:
+            found = next((s for s in self.switches if s.matches(stage, name)), None)
+            if len(self.hits) < 4096:
+                self.hits[key] = found
+            return found
+
+
+def _key_value(request: object, path: tuple[str, ...]) -> object:
+    value: object = request.req if isinstance(request, Call) else request
+    for part in path:
+        if type(value) is not dict:
+            return None
+        value = value.get(part)
+    return value
+
+
+class Live:
+    """A policy handle hosts use in place of a fixed `Policy` (and `Guard`).
+
+    `decide(request, state=None)` has `Policy.decide`'s contract and `check(request)`
+    `Guard.check`'s; both read the active version once. `state`, `log`, `secret`,
+    `clock` and `approvers` are the Guard's and shared by every version, so budgets,
+    grants and reservations carry across swaps. `changes`: a path or `ChangeLog` that
+    gets one record per change (activation, rejection, kill, unkill, expiry...), L-U1.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        state: Store | None = None,
+        log: str | os.PathLike[str] | AuditLog | None = None,
+        secret: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+        approvers: Directory | None = None,
+        changes: str | os.PathLike[str] | ChangeLog | None = None,
+        source_digest: str | None = None,
+        actor: str = "api",
+        host: str | None = None,
+    ) -> None:
+        self.store: Store = state if state is not None else MemoryStore()
+        self._own_log = log is not None and not isinstance(log, AuditLog)
+        self.log = log if isinstance(log, AuditLog) or log is None else AuditLog(log)
+        self.secret = secret if secret else secrets.token_bytes(32)
+        self.clock = clock
+        self.approvers = approvers
+        self.changes = (
+            changes if isinstance(changes, ChangeLog) or changes is None else ChangeLog(changes)
+        )
+        self.host = host or f"{os.uname().nodename}:{os.getpid()}"
+        self._lock = threading.RLock()
+        self._generation = 0
+        self._control = Control()
+        self._closers: list[Callable[[], None]] = []
+        #: what feeds this handle new versions (`charter.control.DirectoryWatcher`), if any
+        self.watcher: Any = None
+        #: called with the new `Control` after every local control change (Redis publishes)
+        self.on_control: Callable[[Control], None] | None = None
+        self.shadow_stats = Stats()
+        self._active = self.version(policy, source_digest, actor)
+        self.decide: Decide = self._active.decide
+        self.check: Callable[[Any], Decision] = self._active.check
+        self._rebind()
+        self.record(
+            "activate",
+            to_digest=policy.digest,
+            actor=actor,
+            source_digest=source_digest,
+            reason="start",
+        )
+
+    # ── versions ─────────────────────────────────────────────────────────────
+
+    @property
+    def active(self) -> Version:
+        """The active version (one read of one reference)."""
+        return self._active
+
+    @property
+    def policy(self) -> Policy:
+        return self._active.policy
+
+    @property
+    def control(self) -> Control:
+        return self._control
+
+    def version(
+        self, policy: Policy, source_digest: str | None = None, actor: str = "api"
+    ) -> Version:
+        """A version of `policy` with its own Guard over the shared store and log (made off
+        the hot path: a swap only stores the reference)."""
+        guard = Guard(
+            policy,
+            state=self.store,
+            log=self.log,
+            secret=self.secret,
+            clock=self.clock,
+            approvers=self.approvers,
+        )
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        return Version(
+            policy, guard, generation, source_digest, time.time(), actor, policy.decide, guard.check
+        )
+
+    def activate(
+        self,
+        policy: Policy | Version,
+        *,
+        source_digest: str | None = None,
+        actor: str = "api",
+        reason: str = "",
+        **record: Any,
+    ) -> Version:
+        """Make `policy` the active version: one reference swap. Decisions already running
+        finish on the version they read; the next read sees this one."""
+        new = policy if isinstance(policy, Version) else self.version(policy, source_digest, actor)
+        with self._lock:
+            old = self._active
+            self._active = new
+            self._rebind()
+        _LOG.info("policy %s active (was %s)", new.digest, old.digest)
+        self.record(
+            "activate",
+            from_digest=old.digest,
+            to_digest=new.digest,
+            actor=actor,
+            source_digest=new.source_digest,
+            reason=reason,
+            **record,
+        )
+        return new
+
+    # ── kill switches ────────────────────────────────────────────────────────
+
+    def kill(
+        self,
+        tools: str | Iterable[str] = "*",
+        reason: str = "",
+        *,
+        stages: Iterable[str] = DEFAULT_STAGES,
+        ttl: float | None = None,
+        actor: str = "api",
+        switch_id: str | None = None,
+    ) -> str:
+        """Deny every call to a tool matching `tools` (globs; `"*"` is every tool), before
+        the policy runs, from the next decision on; returns the switch id. `ttl`: seconds
+        until the switch expires."""
+        globs = (tools,) if isinstance(tools, str) else tuple(tools)
+        if not globs:
+            raise ValueError("kill needs at least one tool glob (or '*' for every tool)")
+        now = self.clock()
+        switch = KillSwitch(
+            switch_id or uuid.uuid4().hex[:8],
+            globs,
+            reason,
+            tuple(stages),
+            actor,
+            now,
+            None if ttl is None else now + ttl,
+        )
+        with self._lock:
+            ctl = self._control
+            kept = tuple(s for s in ctl.switches if s.id != switch.id)
+            self._set_control(replace(ctl, seq=ctl.seq + 1, switches=(*kept, switch), hits={}))
+        self.record("kill", actor=actor, reason=reason, control={"kill": switch.to_dict()})
+        return switch.id
+
+    def unkill(self, switch_id: str, *, actor: str = "api") -> bool:
+        """Remove a kill switch; False when no switch has that id."""
+        with self._lock:
+            ctl = self._control
+            kept = tuple(s for s in ctl.switches if s.id != switch_id)
+            if len(kept) == len(ctl.switches):
+                return False
+            self._set_control(replace(ctl, seq=ctl.seq + 1, switches=kept, hits={}))
+        self.record("unkill", actor=actor, control={"unkill": switch_id})
+        return True
+
+    @property
+    def switches(self) -> tuple[KillSwitch, ...]:
+        return self._control.switches
+
+    def apply_control(self, switches: Iterable[KillSwitch], seq: int) -> bool:
+        """Take a control state from elsewhere (another process, a file): applied only
+        when `seq` exceeds the one applied, so a delayed message never rolls back."""
+        with self._lock:
+            ctl = self._control
+            if seq <= ctl.seq:
+                return False
+            self._control = replace(ctl, seq=seq, switches=tuple(switches), hits={})
+            self._rebind()
+        return True
+
+    def _set_control(self, ctl: Control) -> None:
+        self._control = ctl
+        self._rebind()
+        if self.on_control is not None:
+            try:
+                self.on_control(ctl)
+            except Exception:  # noqa: BLE001 - the local switch holds; the sync retries
+                _LOG.exception("cannot propagate the control state")
+
+    def _expire(self, now: float) -> None:
+        with self._lock:
+            ctl = self._control
+            gone = [s for s in ctl.switches if s.expires_at is not None and s.expires_at <= now]
+            if not gone:
+                return
+            kept = tuple(s for s in ctl.switches if s not in gone)
+            self._control = replace(ctl, switches=kept, hits={})
+            self._rebind()
+        for s in gone:
+            self.record("kill_expired", control={"unkill": s.id})
+
+    # ── canary and shadow ────────────────────────────────────────────────────
+
+    def canary(
+        self,
+        candidate: Policy | Version,
+        percent: float,
+        *,
+        key: str = "session.id",
+        salt: str | None = None,
+        actor: str = "api",
+    ) -> Version:
+        """Serve `candidate` to the requests whose `key` (a request path) falls in the
+        first `percent` % of buckets; the salt is kept when only the percentage changes,
+        so raising it only adds buckets (L-N3, L-N4)."""
+        if not 0 <= percent <= 100:
+            raise ValueError("percent is between 0 and 100")
+        with self._lock:
+            ctl = self._control
+            old = ctl.canary
+            version = (
+                candidate
+                if isinstance(candidate, Version)
+                else (
+                    old.candidate
+                    if old is not None and old.candidate.policy is candidate
+                    else self.version(candidate, actor=actor)
+                )
+            )
+            same = old is not None and old.candidate is version
+            chosen = salt or (old.salt if same and old is not None else secrets.token_hex(4))
+            canary = Canary(version, percent, tuple(key.split(".")), chosen)
+            self._set_control(replace(ctl, seq=ctl.seq + 1, canary=canary))
+        self.record(
+            "canary",
+            actor=actor,
+            to_digest=version.digest,
+            control={
+                "canary": {"digest": version.digest, "percent": percent, "key": key, "salt": chosen}
+            },
+        )
+        return version
+
+    def abort_canary(self, *, actor: str = "api", reason: str = "") -> None:
+        with self._lock:
+            ctl = self._control
+            if ctl.canary is None:
+                return
+            self._set_control(replace(ctl, seq=ctl.seq + 1, canary=None))
+        self.record("abort_canary", actor=actor, reason=reason)
+
+    def promote(self, *, actor: str = "api") -> Version:
+        """Make the canary's candidate active for everyone (no re-gate) and end the canary."""
+        with self._lock:
+            ctl = self._control
+            if ctl.canary is None:
+                raise ValueError("no canary is running")
+            candidate = ctl.canary.candidate
+            self._control = replace(ctl, seq=ctl.seq + 1, canary=None)
+            return self.activate(candidate, actor=actor, reason="promote")
+
+    def shadow(self, candidate: Policy | Version, *, actor: str = "api") -> Version:
+        """Decide every request with `candidate` too, never enforcing it; divergences are
+        counted in `shadow_stats` (L-W1, L-W2)."""
+        version = (
+            candidate if isinstance(candidate, Version) else self.version(candidate, actor=actor)
+        )
+        with self._lock:
+            ctl = self._control
+            self.shadow_stats = Stats()
+            self._set_control(replace(ctl, seq=ctl.seq + 1, shadow=version))
+        self.record("shadow", actor=actor, to_digest=version.digest)
+        return version
+
+    def stop_shadow(self, *, actor: str = "api") -> None:
+        with self._lock:
+            ctl = self._control
+            if ctl.shadow is None:
+                return
+            self._set_control(replace(ctl, seq=ctl.seq + 1, shadow=None))
+        self.record("stop_shadow", actor=actor)
+
+    # ── deciding ─────────────────────────────────────────────────────────────
+
+    def _rebind(self) -> None:
+        """`decide`/`check` for the current state: the active version's own when nothing
+        else is active (L-C2), else closures over this version and control state. Either
+        way a caller reads one attribute and gets one version."""
+        v, ctl = self._active, self._control
+        if ctl.idle:
+            self.decide = v.decide
+            self.check = v.check
+        else:
+            self.decide = self._controlled(v, ctl, guarded=False)
+            self.check = self._controlled(v, ctl, guarded=True)
+
+    def _controlled(self, v: Version, ctl: Control, guarded: bool) -> Any:
+        """`decide` (or, `guarded`, `check`) with kill switches, canary and shadow: a plain
+        dict request is routed inline (a few dict lookups, L-X4); anything else is read
+        once with `request.read` first."""
+        run: Any = v.check if guarded else v.decide
+        switches = bool(ctl.switches)
+        switch_for, hits = ctl.switch_for, ctl.hits
+        expires = ctl.expires
+        canary, shadow = ctl.canary, ctl.shadow
+        candidate = (
+            (canary.candidate.check if guarded else canary.candidate.decide)
+            if canary is not None
+            else None
+        )
+        key = canary.key if canary is not None else ()
+        takes = canary.takes if canary is not None else None
+        clock, info = self.clock, v.policy.info
+        killed: dict[str, Decision] = {}
+        missing = object()
+
+        def deny(switch: KillSwitch) -> Decision:
+            d = killed.get(switch.id)
+            if d is None:
+                d = killed[switch.id] = Decision(
+                    effect="deny",
+                    allowed=False,
+                    reasons=(f"kill switch {switch.id}: {switch.reason or 'killed'}",),
+                    rules=(f"kill:{switch.id}",),
+                    policy=info,
+                )
+            return d
+
+        def decide(request: Any, state: Snapshot | None = None) -> Decision:
+            try:
+                if type(request) is dict:
+                    stage = request.get("stage")
+                    tool = request.get("tool")
+                    name = (
+                        tool
+                        if type(tool) is str
+                        else (
+                            tool.get("name") if type(tool) is dict else "" if tool is None else None
+                        )
+                    )
+                    if stage is None:
+                        stage = "tool_call"
+                    if type(name) is not str or type(stage) is not str:
+                        return slow(request, state)
+                    req = request
+                else:
+                    return slow(request, state)
+                if switches:
+                    if expires is not None and clock() >= expires:
+                        self._expire(clock())
+                        return self.decide(request, state) if not guarded else self.check(request)
+                    switch = hits.get((stage, name), missing)
+                    if switch is missing:
+                        switch = switch_for(stage, name)
+                    if switch is not None:
+                        return deny(switch)  # type: ignore[arg-type]
+                cohort = "stable"
+                fn = run
+                if takes is not None and takes(_key_value(req, key)):
+                    fn = candidate
+                    cohort = "canary"
+                decision: Decision = fn(req) if guarded else fn(req, state)
+                if shadow is not None:
+                    self._shadow(shadow, req, state, decision, cohort)
+                return decision
+            except Exception:  # noqa: BLE001 - never raises: the active version decides
+                fallback: Decision = run(request) if guarded else run(request, state)
+                return fallback
+
+        def slow(request: Any, state: Snapshot | None) -> Decision:
+            call = read(request, info)
+            if not isinstance(call, Call):
+                return call  # the malformed-request deny
+            return decide(call.req, state)
+
+        return decide
+
+    def _shadow(
+        self, shadow: Version, request: Any, state: Snapshot | None, enforced: Decision, cohort: str
+    ) -> None:
+        """Decide with the shadow version (pure `decide`: no reservation, no grant use, no
+        label write) and count how it differs."""
+        try:
+            other = shadow.decide(request, state)
+        except Exception:  # noqa: BLE001 - a shadow never affects the enforced decision
+            return
+        stats = self.shadow_stats
+        stats.decisions[cohort] = stats.decisions.get(cohort, 0) + 1
+        if other.effect != enforced.effect:
+            key = f"{enforced.effect}->{other.effect}"
+            stats.divergence[key] = stats.divergence.get(key, 0) + 1
+        elif other.rules != enforced.rules:
+            stats.changed_rules += 1
+
+    # ── the Guard's other calls, on the active version ───────────────────────
+
+    @property
+    def guard(self) -> Guard:
+        guard = self._active.guard
+        assert guard is not None
+        return guard
+
+    def settle(self, decision: Decision, cost_usd: Any = None, tokens: int | None = None) -> bool:
+        """`Guard.settle`: reservations made on one version settle after a swap (L-C4)."""
+        return self.guard.settle(decision, cost_usd, tokens)
+
+    def release(self, decision: Decision) -> bool:
+        return self.guard.release(decision)
+
+    def approve(self, decision: Decision, by: str, group: str, ttl: float = 300) -> Grant:
+        """`Guard.approve`; grants bind the action, not the version, so they stay valid."""
+        return self.guard.approve(decision, by, group, ttl)
+
+    # ── change records and closing ───────────────────────────────────────────
+
+    def record(self, action: str, **fields: Any) -> None:
+        """Append one change record (L-U1) when a change log is configured."""
+        if self.changes is None:
+            return
+        row = {
+            "time": time.time(),
+            "seq": self._control.seq,
+            "host": self.host,
+            "action": action,
+            **{k: v for k, v in fields.items() if v is not None},
+        }
+        row.setdefault("actor", "api")
+        try:
+            self.changes.write(row)
+        except Exception:  # noqa: BLE001 - a change log failure never stops a change
+            _LOG.exception("cannot write the change log")
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run `fn` at `close` (watchers and subscribers register here)."""
+        self._closers.append(fn)
+
+    def close(self) -> None:
+        """Stop what feeds this handle (watchers, subscribers); close an owned log."""
+        while self._closers:
+            try:
+                self._closers.pop()()
+            except Exception:  # noqa: BLE001 - close the rest
+                _LOG.exception("error while closing")
+        if self._own_log and self.log is not None:
+            self.log.close()
+        if self.changes is not None:
+            self.changes.close()
+
+    def __enter__(self) -> Live:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

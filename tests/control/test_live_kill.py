@@ -1,0 +1,79 @@
+"""Kill switches in one process (issue 16, L-X2, L-X3, L-X8): deny first, from the next
+decision on, on `decide` and `check`, for any request shape; unkill and expiry restore."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import charter
+from charter.runtime.changes import read_changes
+from charter.runtime.live import Live
+
+POLICY = """policy "p"
+default deny
+tool "email.send" (to: str)
+tool "kb.read" (q: str)
+@id("all")
+allow tool "email.send", "kb.read"
+"""
+EMAIL = {"tool": "email.send", "args": {"to": "a@b.c"}}
+KB = {"tool": {"name": "kb.read", "tags": []}, "args": {"q": "x"}}
+
+
+def test_kill_denies_matching_tools_at_once_and_unkill_restores(tmp_path: Path) -> None:
+    live = Live(charter.compile(POLICY), changes=tmp_path / "changes.jsonl")
+    assert live.decide(EMAIL).allowed
+    sid = live.kill("email.*", "incident 42", actor="oncall")
+    d = live.decide(EMAIL)
+    assert not d.allowed and d.rules == (f"kill:{sid}",)
+    assert d.reasons == (f"kill switch {sid}: incident 42",)
+    assert d.policy is not None and d.policy.digest == live.policy.digest
+    assert live.decide(KB).allowed  # another tool
+    assert not live.check(EMAIL).allowed
+    assert not live.decide(json.dumps(EMAIL)).allowed  # text is read once, then routed
+    assert live.decide({**EMAIL, "stage": "model_input"}).effect == "deny"  # policy's own
+    assert live.decide({**EMAIL, "stage": "tool_result", "result": "ok"}).rules == (f"kill:{sid}",)
+    assert live.unkill(sid, actor="oncall")
+    assert live.decide(EMAIL).allowed and live.check(EMAIL).allowed
+    assert live.decide == live.policy.decide  # back to no wrapper
+    assert not live.unkill(sid)
+    actions = [(c["action"], c["actor"]) for c in read_changes(tmp_path / "changes.jsonl")]
+    assert actions == [("activate", "api"), ("kill", "oncall"), ("unkill", "oncall")]
+
+
+def test_kill_star_stops_every_tool_and_malformed_requests_still_deny() -> None:
+    live = Live(charter.compile(POLICY))
+    live.kill("*", "stop everything")
+    assert not live.decide(EMAIL).allowed and not live.decide(KB).allowed
+    assert not live.check(KB).allowed
+    bad = live.decide({"tool": 7})
+    assert not bad.allowed and not any(r.startswith("kill:") for r in bad.rules)
+
+
+def test_a_switch_expires_on_the_clock() -> None:
+    now = [1000.0]
+    live = Live(charter.compile(POLICY), clock=lambda: now[0])
+    live.kill("email.send", "for a minute", ttl=60)
+    assert not live.decide(EMAIL).allowed
+    now[0] += 61
+    assert live.decide(EMAIL).allowed
+    assert live.switches == ()
+
+
+def test_a_swap_keeps_the_switches() -> None:
+    live = Live(charter.compile(POLICY))
+    sid = live.kill("email.send", "x")
+    live.activate(charter.compile(POLICY + "\n# v2\n"))
+    assert live.decide(EMAIL).rules == (f"kill:{sid}",)
+    assert live.decide(EMAIL).policy == live.policy.info
+
+
+def test_control_from_elsewhere_applies_only_newer_seq() -> None:
+    live = Live(charter.compile(POLICY))
+    sid = live.kill("email.send", "x")
+    seq = live.control.seq
+    assert not live.apply_control((), seq)  # not newer: ignored
+    assert not live.decide(EMAIL).allowed
+    assert live.apply_control((), seq + 1)
+    assert live.decide(EMAIL).allowed and sid
