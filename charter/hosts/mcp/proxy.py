@@ -81,7 +81,11 @@ class Proxy:
         self.session_id = f"mcp-{uuid.uuid4().hex[:12]}"
         self.upstreams: dict[str, Upstream] = {}
         self._users = 0
-        self._changed: list[Any] = []  # front sessions to tell about tools/list_changed
+        self._changed: list[Any] = []  # handshake-era sessions to tell about a new tool list
+        # 2026-07-28 clients hear of it on their subscriptions/listen stream
+        from mcp.server.subscriptions import InMemorySubscriptionBus
+
+        self._bus = InMemorySubscriptionBus()
 
     # ── life cycle ───────────────────────────────────────────────────────────
 
@@ -116,7 +120,10 @@ class Proxy:
             self._users = 0
 
     async def _tools_changed(self, up: Upstream) -> None:
+        from mcp.server.subscriptions import ToolsListChanged
+
         self.catalog.rebuild(up.config, up.tools)
+        await self._bus.publish(ToolsListChanged())
         for session in list(self._changed):
             try:
                 await session.send_tool_list_changed()
@@ -131,10 +138,13 @@ class Proxy:
             async with self.running() as proxy:
                 yield proxy
 
+        from mcp.server.subscriptions import ListenHandler
+
         server: Server[Proxy] = Server(
             "charter-mcp", version=_version(), lifespan=lifespan,
             instructions="Tools of several MCP servers, each call decided by a Charter policy.",
-            on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+            on_list_tools=self._list_tools, on_call_tool=self._call_tool,
+            on_subscriptions_listen=ListenHandler(self._bus))
         # the approval round trip of 2026-07-28 clients: the SDK seals the requestState we
         # return (AES-GCM under the Guard's secret, bound to the request) and answers a
         # tampered one with -32602 "Invalid or expired requestState" before we see it

@@ -287,7 +287,10 @@ def test_elicit_mode_on_a_2026_client_is_an_input_required_round_trip(setup: Set
     anyio.run(go)
 
 
-def test_an_upstream_tool_list_change_is_relisted_and_told_to_the_client(setup: Setup) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_an_upstream_tool_list_change_is_relisted_and_told_to_the_client(
+    setup: Setup, mode: str
+) -> None:
     from mcp import types
 
     told = anyio.Event()
@@ -296,14 +299,23 @@ def test_an_upstream_tool_list_change_is_relisted_and_told_to_the_client(setup: 
         if isinstance(getattr(message, "root", message), types.ToolListChangedNotification):
             told.set()
 
+    async def grow_and_see(client: Client) -> None:
+        before = {t.name for t in (await client.list_tools()).tools}
+        assert "flaky.grow" in before and "flaky.extra" not in before
+        grown = await client.call_tool("flaky.grow", {})
+        assert not grown.is_error, _text(grown)
+
     async def go() -> None:
-        async with setup.stdio("legacy", message_handler=messages) as client:
-            before = {t.name for t in (await client.list_tools()).tools}
-            assert "flaky.grow" in before and "flaky.extra" not in before
-            grown = await client.call_tool("flaky.grow", {})
-            assert not grown.is_error, _text(grown)
-            with anyio.fail_after(10):
-                await told.wait()
+        async with setup.stdio(mode, message_handler=messages) as client:
+            if mode == "legacy":  # a notification on the session
+                await grow_and_see(client)
+                with anyio.fail_after(10):
+                    await told.wait()
+            else:  # an event on the client's subscriptions/listen stream
+                async with client.listen(tools_list_changed=True) as events:
+                    await grow_and_see(client)
+                    with anyio.fail_after(10):
+                        await events.__anext__()
             after = {t.name for t in (await client.list_tools(cache_mode="refresh")).tools}
             assert "flaky.extra" in after
             assert _text(await client.call_tool("flaky.extra", {})) == "extra"
