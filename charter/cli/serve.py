@@ -21,6 +21,7 @@ from charter.cli.common import fail
 
 if TYPE_CHECKING:
     from charter.hosts.serve import Sidecar
+    from charter.runtime.policy import Policy
 
 
 @click.command("serve")
@@ -110,6 +111,10 @@ def build(
             fail(str(err))
     directory = approvers.directory() if approvers else None
     tracer = _tracer(otlp) if otlp else None
+
+    def reload() -> Policy:  # POST /v1/reload and SIGHUP compile the same source again
+        return charter.load(policy)
+
     secret = None
     if secret_file is not None:
         try:
@@ -118,7 +123,14 @@ def build(
             fail(f"--secret-file: {err}")
     if state == "memory":
         guard = Guard(compiled, log=log, secret=secret, approvers=directory)
-        return Sidecar(guard, approvers=approvers, max_body=max_body, source=policy, tracer=tracer)
+        return Sidecar(
+            guard,
+            approvers=approvers,
+            max_body=max_body,
+            source=policy,
+            tracer=tracer,
+            reload=reload,
+        )
     if state.startswith("redis://"):
         from charter.runtime.state.redis import RedisStore
 
@@ -134,6 +146,7 @@ def build(
             source=policy,
             store_kind="redis",
             tracer=tracer,
+            reload=reload,
         )
     from charter.cli.hook_state import secret_for
     from charter.runtime.state.sqlite import SQLiteStore
@@ -152,6 +165,7 @@ def build(
         source=policy,
         store_kind="sqlite",
         tracer=tracer,
+        reload=reload,
     )
 
 

@@ -21,7 +21,8 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,6 +49,7 @@ from charter.stdlib.values import describe, describe_error
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard
+    from charter.runtime.policy import Policy
 
 __all__ = ["MAX_BATCH", "MAX_BODY", "Sidecar"]
 
@@ -104,7 +106,9 @@ class Sidecar:
     state file lets `charter approvals` reach them too). `approvers`: the approver tokens (no
     one can approve over HTTP without them). `max_body`: the largest request body read.
     `source`: where the policy came from (shown by `/v1/status`). `ticket_ttl`: how long a
-    parked approval waits. `tracer`: an OpenTelemetry tracer; each decision is then a
+    parked approval waits. `reload`: makes the policy again from its source (`POST
+    /v1/reload`, SIGHUP); a policy that does not compile is not swapped in. `tracer`: an
+    OpenTelemetry tracer; each decision is then a
     `gen_ai.guardrail.result` event (`charter.hosts.otel`), under the caller's `traceparent`.
     """
 
@@ -119,6 +123,7 @@ class Sidecar:
         ticket_ttl: float = 900,
         store_kind: str = "memory",
         tracer: Any = None,
+        reload: Callable[[], Policy] | None = None,
     ) -> None:
         self.guard = guard
         self.pending = pending if pending is not None else PendingApprovals(guard)
@@ -129,9 +134,8 @@ class Sidecar:
         self.store_kind = store_kind
         self.loaded_at = time.time()
         self.metrics = Metrics(store_kind)
-        info = guard.policy.info
-        self.metrics.policy = (info.name or "", info.version or "", info.digest or "")
-        self.matchers = {n: m.pattern for n, m in guard.policy.ir.matchers.items()}
+        self.reload = reload
+        self._serving(guard)
         #: decisions as OpenTelemetry events (`charter.hosts.otel.DecisionEvents`), if set
         self.events: Any = None
         if tracer is not None:
@@ -159,6 +163,7 @@ class Sidecar:
             Route("/v1/data/charter/decision", r("opa", self._opa), methods=["POST"]),
             Route("/v1/status", r("status", self._status), methods=["GET"]),
             Route("/v1/policy", r("policy", self._policy), methods=["GET"]),
+            Route("/v1/reload", r("reload", self._reload), methods=["POST"]),
             Route("/health", r("health", self._health), methods=["GET"]),
             Route("/health/ready", r("ready", self._ready), methods=["GET"]),
             Route("/metrics", r("metrics", self._metrics), methods=["GET"]),
@@ -168,7 +173,73 @@ class Sidecar:
             ),
             Route("/approvals/{ticket}", r("inbox", self._inbox), methods=["GET"]),
         ]
-        return Starlette(routes=routes)
+        return Starlette(routes=routes, lifespan=self._lifespan)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """SIGHUP reloads the policy (when the server runs in the main thread)."""
+        import asyncio
+        import signal
+
+        hooked = False
+        if self.reload is not None:
+            try:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_now)
+                hooked = True
+            except (RuntimeError, ValueError, NotImplementedError):
+                pass  # not the main thread, or no signals here: POST /v1/reload still works
+        try:
+            yield
+        finally:
+            if hooked:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    def _serving(self, guard: Guard) -> None:
+        """Make `guard` the one that decides (the metrics and masks follow its policy)."""
+        info = guard.policy.info
+        self.metrics.policy = (info.name or "", info.version or "", info.digest or "")
+        self.matchers = {n: m.pattern for n, m in guard.policy.ir.matchers.items()}
+        self.guard = guard
+        self.pending.guard = guard
+
+    def reload_now(self) -> dict[str, Any]:
+        """Make the policy again from its source and swap it in if it compiles; the state,
+        the grant secret, the log and the approvers stay. Returns what `/v1/reload` says."""
+        old = self.guard
+        before = old.policy.info.digest
+        if self.reload is None:
+            return {
+                "reloaded": False,
+                "digest": before,
+                "diagnostics": [{"message": "this sidecar has no policy source to reload"}],
+            }
+        try:
+            policy = self.reload()
+        except Exception as err:  # noqa: BLE001 - the old policy keeps serving
+            self.metrics.inc("charter_policy_reloads_total", ("result", "failed"))
+            return {"reloaded": False, "digest": before, "diagnostics": _diagnostics(err)}
+        from charter.runtime.guard import Guard
+
+        fresh = Guard(
+            policy,
+            state=old.store,
+            log=old.log,
+            secret=old.secret,
+            clock=old.clock,
+            approvers=old.is_member,
+            checkpoint_resets=old.resets,
+        )
+        self._serving(fresh)
+        self.loaded_at = time.time()
+        self.metrics.inc("charter_policy_reloads_total", ("result", "ok"))
+        digest = policy.info.digest
+        return {
+            "reloaded": True,
+            "digest": digest,
+            "previous": before,
+            "changed": digest != before,
+            "diagnostics": [],
+        }
 
     def _route(self, name: str, handler: _Handler) -> _Handler:
         """`handler` with HTTP errors answered, failures contained and the request counted.
@@ -703,6 +774,9 @@ class Sidecar:
             }
         )
 
+    async def _reload(self, request: Request) -> Response:
+        return _json(self.reload_now())
+
     async def _policy(self, request: Request) -> Response:
         info = self.guard.policy.info
         return _json(
@@ -716,6 +790,23 @@ class Sidecar:
 
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _diagnostics(err: Exception) -> list[dict[str, Any]]:
+    """A failed load's diagnostics (a `CompileError`'s, read by shape), else its message."""
+    found = []
+    for d in getattr(err, "diagnostics", None) or ():
+        span = getattr(d, "span", None)
+        found.append(
+            {
+                "file": getattr(span, "file", None),
+                "line": getattr(span, "line", None),
+                "col": getattr(span, "col", None),
+                "code": getattr(d, "code", None),
+                "message": str(getattr(d, "message", d)),
+            }
+        )
+    return found or [{"message": describe_error(err)}]
 
 
 def _origin(request: Request) -> str:

@@ -27,6 +27,8 @@ _HELP: Final = {
     "charter_approvals_total": ("counter", "Approval tickets by what happened to them."),
     "charter_policy_info": ("gauge", "The policy being served."),
     "charter_http_requests_total": ("counter", "HTTP requests answered, by route and code."),
+    "charter_reservations_total": ("counter", "Reservations settled or released."),
+    "charter_policy_reloads_total": ("counter", "Policy reloads, by result."),
 }
 
 

@@ -477,3 +477,68 @@ def test_charter_serve_command_shares_tickets_with_charter_approvals(tmp_path: P
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
+
+
+def test_reload_keeps_the_old_policy_when_the_edit_is_broken(tmp_path: Path) -> None:
+    source = tmp_path / "p.agentpolicy"
+    source.write_text(RATE)
+    sidecar = Sidecar(Guard(charter.load(tmp_path)), reload=lambda: charter.load(tmp_path))
+    call = {"tool": "kb.search", "session": {"id": "s-reload"}, "args": {"q": "x"}}
+    with serving(sidecar.app()) as url, httpx.Client(base_url=url) as http:
+        first = http.get("/v1/policy").json()["digest"]
+        assert http.post("/v1/decide", json=call).json()["effect"] == "allow"
+        source.write_text(RATE + "deny tool when\n")  # does not compile
+        r = http.post("/v1/reload").json()
+        assert r["reloaded"] is False and r["digest"] == first
+        assert r["diagnostics"] and r["diagnostics"][0]["line"] == 7
+        assert http.get("/v1/policy").json()["digest"] == first
+        assert http.post("/v1/decide", json=call).json()["effect"] == "allow"
+        source.write_text(RATE.replace('allow tool "kb.search"', 'deny tool "kb.search"'))
+        r = http.post("/v1/reload").json()
+        assert r["reloaded"] is True and r["changed"] is True and r["previous"] == first
+        assert http.post("/v1/decide", json=call).json()["effect"] == "deny"
+        metrics = http.get("/metrics").text
+    assert f'digest="{r["digest"]}"}} 1' in metrics and f'digest="{first}"' not in metrics
+    assert 'charter_policy_reloads_total{result="failed"} 1' in metrics
+    assert 'charter_policy_reloads_total{result="ok"} 1' in metrics
+
+
+def test_sighup_reloads_the_command(tmp_path: Path) -> None:
+    source = tmp_path / "p.agentpolicy"
+    source.write_text(RATE)
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "charter.cli.main",
+            "serve",
+            str(tmp_path),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    call = {"tool": "kb.search", "session": {"id": "s-hup"}, "args": {"q": "x"}}
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert httpx.post(url + "/v1/decide", json=call).json()["effect"] == "allow"
+        source.write_text(RATE.replace('allow tool "kb.search"', 'deny tool "kb.search"'))
+        proc.send_signal(signal.SIGHUP)
+        for _ in range(200):
+            if httpx.post(url + "/v1/decide", json=call).json()["effect"] == "deny":
+                break
+            time.sleep(0.05)
+        assert httpx.post(url + "/v1/decide", json=call).json()["effect"] == "deny"
+        assert proc.poll() is None  # reloaded, still serving
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
