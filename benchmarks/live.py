@@ -14,7 +14,7 @@
    and reports file write -> version active (p50, p95). The deciding threads pause 0.1 ms
    every 400 decisions, as a host does between calls: 8 threads that never release the
    GIL leave the watcher's thread ~1/9 of the interpreter and reloads then take ~1.3 s.
-3. Kill switch propagation (L-AC5, `--no-kill` skips): see `kill_propagation`.
+3. Kill switch propagation over a real Redis (L-AC5, `--no-kill` skips): `kill_propagation`.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def cost(quick: bool) -> None:
     )
     guard = Guard(policy, state=MemoryStore())
     live_g = Live(policy, state=MemoryStore())
-    t = compare({"Guard.check": guard.check, "Live.check": live_g.check}, reqs, rounds, loops)
+    t = compare({"Guard.check": guard.check, "Live.check": live_g.check}, reqs, rounds, loops // 20)
     print(
         f"idle      Guard.check   {t['Guard.check']:.3f} us   Live.check  "
         f"{t['Live.check']:.3f} us   ratio {t['Live.check'] / t['Guard.check']:.3f}"
@@ -221,18 +221,91 @@ def main() -> None:
     ap.add_argument("--swaps", type=int, default=None)
     ap.add_argument("--no-reload", action="store_true")
     ap.add_argument("--no-kill", action="store_true")
+    ap.add_argument("--processes", type=int, default=4)
     args = ap.parse_args()
     cost(args.quick)
     if not args.no_reload:
         swaps = args.swaps if args.swaps is not None else (20 if args.quick else 1000)
         reload_under_load(swaps, 10_000 if args.quick else 1_000_000)
     if not args.no_kill:
-        kill_propagation(4, 5 if args.quick else 20)
+        kill_propagation(args.processes, 5 if args.quick else 20)
 
 
-def kill_propagation(processes: int, kills: int) -> None:
-    """Placeholder until the Redis control lands (slice 2)."""
-    del processes, kills
+CHILD = """
+import logging, sys, time
+import charter
+from charter.runtime.live import Live
+from charter.runtime.live_redis import RedisControl
+url, prefix, rounds, poll = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+logging.getLogger("charter.live").setLevel(logging.ERROR)  # the dropped subscriptions
+live = Live(charter.compile('policy "k"\\ndefault allow\\n'))
+control = RedisControl(url, prefix=prefix, poll_interval_s=poll).attach(live)
+control.synced.wait(30)
+print("ready", flush=True)
+for r in range(rounds):
+    req = {"tool": f"t{r}.send", "args": {}}
+    while live.decide(req).allowed:
+        time.sleep(0.0002)
+    print(r, time.time(), flush=True)
+"""
+
+
+def kill_propagation(processes: int, kills: int, poll_s: float = 1.0) -> None:
+    """L-AC5: `processes` subprocesses, each a `Live` with a `RedisControl` (poll
+    `poll_s`), decide in a loop (a 0.2 ms pause between decisions); a writer in this
+    process kills one tool per round; each process reports the wall-clock time of its first
+    deny; write -> first deny in every process, median and max over all rounds and
+    processes. Second row: the same after `CLIENT KILL TYPE pubsub` right before each
+    kill, so only the backstop poll (and the resubscription) can carry it."""
+    import subprocess
+    import uuid
+
+    from benchmarks.guard import redis_server
+    from charter.runtime.live import KillSwitch
+    from charter.runtime.live_redis import RedisControl
+
+    with redis_server() as url:
+        if url is None:
+            print("kill      skipped: no redis-server on PATH")
+            return
+        import redis
+
+        admin = redis.Redis.from_url(url)
+        for label, drop in (("pub/sub", False), ("pub/sub killed", True)):
+            prefix = f"bench-{uuid.uuid4().hex}:"
+            root = Path(__file__).resolve().parent.parent
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, "-c", CHILD, url, prefix, str(kills), str(poll_s)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=root,
+                )
+                for _ in range(processes)
+            ]
+            for p in procs:
+                assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+            writer = RedisControl(url, prefix=prefix)
+            ms: list[float] = []
+            for r in range(kills):
+                time.sleep(0.05)
+                if drop:
+                    admin.client_kill_filter(_type="pubsub")
+                t0 = time.time()
+                writer.kill(KillSwitch(f"k{r}", (f"t{r}.*",), "bench"))
+                for p in procs:
+                    assert p.stdout is not None
+                    _, at = p.stdout.readline().split()
+                    ms.append((float(at) - t0) * 1000)
+            for p in procs:
+                p.wait(timeout=30)
+            ms.sort()
+            print(
+                f"kill      {label:15} {processes} processes x {kills} kills, poll "
+                f"{poll_s:g} s: write -> first deny median {statistics.median(ms):.1f} ms, "
+                f"max {ms[-1]:.1f} ms"
+            )
+        admin.close()
 
 
 if __name__ == "__main__":

@@ -246,8 +246,10 @@ class Live:
         self._closers: list[Callable[[], None]] = []
         #: what feeds this handle new versions (`charter.control.DirectoryWatcher`), if any
         self.watcher: Any = None
-        #: called with the new `Control` after every local control change (Redis publishes)
-        self.on_control: Callable[[Control], None] | None = None
+        #: a control source shared by processes (`runtime.live_redis.RedisControl`), if any
+        self.remote: Any = None
+        self.remote_seq = 0  # the source's sequence number last applied
+        self._pending: dict[str, KillSwitch] = {}
         self.shadow_stats = Stats()
         self._active = self.version(policy, source_digest, actor)
         self.decide: Decide = self._active.decide
@@ -355,44 +357,67 @@ class Live:
         with self._lock:
             ctl = self._control
             kept = tuple(s for s in ctl.switches if s.id != switch.id)
+            self._pending[switch.id] = switch  # until a remote state carries it
             self._set_control(replace(ctl, seq=ctl.seq + 1, switches=(*kept, switch), hits={}))
+        remote = self.remote
+        if remote is not None:
+            try:
+                remote.kill(switch)
+            except Exception:  # noqa: BLE001 - it holds here; the sync pushes it again
+                _LOG.exception("kill switch %s holds in this process only for now", switch.id)
         self.record("kill", actor=actor, reason=reason, control={"kill": switch.to_dict()})
         return switch.id
 
     def unkill(self, switch_id: str, *, actor: str = "api") -> bool:
-        """Remove a kill switch; False when no switch has that id."""
+        """Remove a kill switch (here and, with a remote control, everywhere); False when
+        no switch has that id here."""
         with self._lock:
             ctl = self._control
+            self._pending.pop(switch_id, None)
             kept = tuple(s for s in ctl.switches if s.id != switch_id)
-            if len(kept) == len(ctl.switches):
-                return False
-            self._set_control(replace(ctl, seq=ctl.seq + 1, switches=kept, hits={}))
-        self.record("unkill", actor=actor, control={"unkill": switch_id})
-        return True
+            found = len(kept) != len(ctl.switches)
+            if found:
+                self._set_control(replace(ctl, seq=ctl.seq + 1, switches=kept, hits={}))
+        if self.remote is not None:
+            try:
+                self.remote.unkill(switch_id)
+                found = True
+            except Exception:  # noqa: BLE001 - other hosts keep denying: the safe side
+                _LOG.exception("cannot remove kill switch %s everywhere", switch_id)
+        if found:
+            self.record("unkill", actor=actor, control={"unkill": switch_id})
+        return found
 
     @property
     def switches(self) -> tuple[KillSwitch, ...]:
         return self._control.switches
 
+    @property
+    def pending(self) -> tuple[KillSwitch, ...]:
+        """Switches made here that no remote state has carried back yet."""
+        return tuple(self._pending.values())
+
     def apply_control(self, switches: Iterable[KillSwitch], seq: int) -> bool:
-        """Take a control state from elsewhere (another process, a file): applied only
-        when `seq` exceeds the one applied, so a delayed message never rolls back."""
+        """Take the switches of a control source (Redis, a file): applied only when `seq`
+        exceeds the last one applied, so a delayed message never rolls back. Switches
+        made here and not yet carried by the source are kept (only tighten)."""
+        now = self.clock()
         with self._lock:
-            ctl = self._control
-            if seq <= ctl.seq:
+            if seq <= self.remote_seq:
                 return False
-            self._control = replace(ctl, seq=seq, switches=tuple(switches), hits={})
-            self._rebind()
+            self.remote_seq = seq
+            remote = {s.id: s for s in switches if s.expires_at is None or s.expires_at > now}
+            for sid in [k for k in self._pending if k in remote]:
+                del self._pending[sid]
+            merged = (*remote.values(), *(s for k, s in self._pending.items() if k not in remote))
+            ctl = self._control
+            if merged != ctl.switches:
+                self._set_control(replace(ctl, seq=ctl.seq + 1, switches=merged, hits={}))
         return True
 
     def _set_control(self, ctl: Control) -> None:
         self._control = ctl
         self._rebind()
-        if self.on_control is not None:
-            try:
-                self.on_control(ctl)
-            except Exception:  # noqa: BLE001 - the local switch holds; the sync retries
-                _LOG.exception("cannot propagate the control state")
 
     def _expire(self, now: float) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import charter
 from charter.runtime.changes import read_changes
-from charter.runtime.live import Live
+from charter.runtime.live import KillSwitch, Live
 
 POLICY = """policy "p"
 default deny
@@ -71,9 +71,15 @@ def test_a_swap_keeps_the_switches() -> None:
 
 def test_control_from_elsewhere_applies_only_newer_seq() -> None:
     live = Live(charter.compile(POLICY))
-    sid = live.kill("email.send", "x")
-    seq = live.control.seq
-    assert not live.apply_control((), seq)  # not newer: ignored
+    remote = KillSwitch("r1", ("email.send",), "from another host")
+    assert live.apply_control([remote], 5)
+    assert live.decide(EMAIL).rules == ("kill:r1",)
+    assert not live.apply_control([], 5)  # not newer: a delayed message never rolls back
     assert not live.decide(EMAIL).allowed
-    assert live.apply_control((), seq + 1)
-    assert live.decide(EMAIL).allowed and sid
+    assert live.apply_control([], 6)
+    assert live.decide(EMAIL).allowed
+    mine = live.kill("email.send", "here")  # not carried by the source yet: kept
+    assert live.apply_control([], 7)
+    assert live.decide(EMAIL).rules == (f"kill:{mine}",)
+    assert live.apply_control([KillSwitch(mine, ("email.send",), "here")], 8)
+    assert live.pending == ()
