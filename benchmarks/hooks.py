@@ -9,7 +9,9 @@ included, as the host pays it. The rows run interleaved, round by round, in one 
 and each is reported as a median and as a ratio to the baseline: a Python process that only
 prints a constant (`python -c "print('{}')"`), the floor any Python hook pays. The policy is
 `tests/hosts/policy` (12 rules). "warm" means the compiled-policy cache already holds the
-policy's digest (every call but the first after an edit); "cold" compiles it in the call.
+policy's digest (every call but the first after an edit); "cold" compiles it in the call;
+"thin hook" is `charter hook --server` posting to a warm `charter serve` on a Unix socket
+(when the `serve` extra is installed).
 
 Each row gives wall time (what the host waits) and the child's CPU time (what the call
 costs; the steadier figure on a busy machine). A second table splits one warm call inside
@@ -47,7 +49,18 @@ class Row:
 HOOK = (sys.executable, "-m", "charter.cli", "hook", "claude-code")
 
 
-def rows(saved: Path) -> list[Row]:
+def rows(saved: Path, sock: Path | None) -> list[Row]:
+    thin = (
+        []
+        if sock is None
+        else [
+            Row(
+                "thin hook (--server) -> warm charter serve",
+                (*HOOK, "--server", f"unix:{sock}"),
+                "pre_allow",
+            ),
+        ]
+    )
     return [
         Row("baseline: python -c \"print('{}')\"", (sys.executable, "-c", "print('{}')"), ""),
         Row("hook, warm cache, SQLite state: allow", (*HOOK, "--policy", str(POLICY)), "pre_allow"),
@@ -73,6 +86,7 @@ def rows(saved: Path) -> list[Row]:
             "pre_allow",
             fresh_cache=True,
         ),
+        *thin,
     ]
 
 
@@ -164,15 +178,53 @@ def run(runs: int) -> tuple[list[tuple[Row, Samples]], list[list[float]]]:
             env=_env(tmp, tmp / "cache"),
             capture_output=True,
         )
-        table = rows(saved)
-        for row in table:
-            _once(row, tmp, -1)  # warm-up: .pyc files, the cache, the state file
-        samples: dict[str, Samples] = {row.name: [] for row in table}
-        for n in range(runs):
+        server = _serve(tmp)
+        try:
+            table = rows(saved, tmp / "charter.sock" if server is not None else None)
             for row in table:
-                samples[row.name].append(_once(row, tmp, n))
-        split = [_split(tmp) for _ in range(runs)]
-        return [(row, samples[row.name]) for row in table], split
+                _once(row, tmp, -1)  # warm-up: .pyc files, the cache, the state file
+            samples: dict[str, Samples] = {row.name: [] for row in table}
+            for n in range(runs):
+                for row in table:
+                    samples[row.name].append(_once(row, tmp, n))
+            split = [_split(tmp) for _ in range(runs)]
+            return [(row, samples[row.name]) for row in table], split
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+
+
+def _serve(tmp: Path) -> subprocess.Popen[bytes] | None:
+    """A warm `charter serve` on a Unix socket for the thin-hook row (None without the
+    `serve` extra)."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        return None
+    sock = tmp / "charter.sock"
+    proc = subprocess.Popen(
+        [
+            *HOOK[:3],
+            "serve",
+            str(POLICY),
+            "--listen",
+            f"unix:{sock}",
+            "--state",
+            f"sqlite:{tmp / 'serve.db'}",
+        ],
+        env=_env(tmp, tmp / "cache"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(600):
+        if sock.exists():
+            time.sleep(0.2)
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    return None
 
 
 def render(results: list[tuple[Row, Samples]], split: list[list[float]]) -> str:

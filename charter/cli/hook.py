@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--approvers", help="approver directory (JSON) the Guard checks grants against")
     p.add_argument("--log", help="decision log (JSON lines)")
+    p.add_argument(
+        "--server",
+        help="post the event to a warm `charter serve` "
+        "(http://HOST:PORT or unix:PATH) instead of deciding here; with "
+        "--fail closed|open and --timeout SECONDS (charter.cli.hook_client)",
+    )
     return p
 
 
@@ -160,6 +166,10 @@ def _open(
 
 def main(argv: list[str]) -> NoReturn:
     """Run `charter hook ARGV` against this process's stdin, stdout and exit code."""
+    if any(a == "--server" or a.startswith("--server=") for a in argv):
+        from charter.cli.hook_client import main as client_main
+
+        client_main(argv)
     if argv[:1] == ["install"]:
         from charter.cli.hook_install import install_main
 
