@@ -11,13 +11,17 @@ with a token; the inbox page is `http://LISTEN/approvals`.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from charter.cli.common import fail
+
+_CONFIG = "CHARTER_SERVE_CONFIG"
 
 if TYPE_CHECKING:
     from charter.hosts.serve import Sidecar
@@ -55,6 +59,13 @@ if TYPE_CHECKING:
     help="largest request body in bytes",
 )
 @click.option("--otlp", help="send decision spans to this OTLP/HTTP endpoint")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="worker processes (more than one needs an SQLite or Redis state)",
+)
 def serve_cmd(
     policy: str,
     listen: str,
@@ -64,12 +75,27 @@ def serve_cmd(
     log: str | None,
     max_body: int,
     otlp: str | None,
+    workers: int,
 ) -> None:
     """Serve POLICY over HTTP: /v1/decide, /v1/approvals, /approvals (the inbox), /metrics."""
-    sidecar = build(policy, state, secret_file, approvers_path, log, max_body, otlp)
+    if workers > 1 and state == "memory":
+        fail(
+            "--workers needs a shared state: --state sqlite:PATH or redis://… (a memory "
+            "store per worker would split every budget and limit)"
+        )
+    config: dict[str, Any] = {
+        "policy": policy,
+        "state": state,
+        "secret_file": secret_file,
+        "approvers_path": approvers_path,
+        "log": log,
+        "max_body": max_body,
+        "otlp": otlp,
+    }
+    sidecar = build(**config)  # also checks the options before any worker starts
     import uvicorn
 
-    kw: dict[str, object] = {"log_level": "warning", "access_log": False}
+    kw: dict[str, Any] = {"log_level": "warning", "access_log": False}
     if listen.startswith("unix:"):
         kw["uds"] = listen.removeprefix("unix:")
     else:
@@ -78,9 +104,24 @@ def serve_cmd(
             fail(f"--listen: HOST:PORT or unix:PATH, found {listen!r}")
         kw["host"], kw["port"] = host.strip("[]"), int(port)
     print(
-        f"charter serve: {sidecar.guard.policy.info.name} on {listen}", file=sys.stderr, flush=True
+        f"charter serve: {sidecar.guard.policy.info.name} on {listen}"
+        + (f", {workers} workers" if workers > 1 else ""),
+        file=sys.stderr,
+        flush=True,
     )
-    uvicorn.run(sidecar.app(), **kw)  # type: ignore[arg-type]
+    if workers == 1:
+        uvicorn.run(sidecar.app(), **kw)
+        return
+    # Each worker process builds its own sidecar from the same options, over the shared
+    # store (its counters, tickets and grant secret are the same for all).
+    os.environ[_CONFIG] = json.dumps(config)
+    uvicorn.run("charter.cli.serve:app_from_env", factory=True, workers=workers, **kw)
+
+
+def app_from_env() -> Any:
+    """The ASGI app of one worker of `charter serve --workers N`."""
+    config = json.loads(os.environ[_CONFIG])
+    return build(**config).app()
 
 
 def build(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -128,6 +129,7 @@ class Sidecar:
         self.guard = guard
         self.pending = pending if pending is not None else PendingApprovals(guard)
         self.approvers = approvers if approvers is not None else Approvers()
+        self.approvers.key(guard.secret)
         self.max_body = max_body
         self.source = source
         self.ticket_ttl = ticket_ttl
@@ -771,6 +773,7 @@ class Sidecar:
                 },
                 "store": self.store_kind,
                 "approvals": counts,
+                "pid": os.getpid(),
             }
         )
 

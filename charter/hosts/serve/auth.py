@@ -7,14 +7,16 @@ Approvers are configured in a TOML or JSON file (`charter serve --approvers FILE
     groups = ["finance"]
 
 An API client sends `Authorization: Bearer TOKEN`; a browser signs in once on the inbox page,
-which sets an HttpOnly, SameSite=Strict session cookie, and every state-changing request of
-the page also carries the session's CSRF token in `X-CSRF-Token` (a cross-site form can send
-the cookie, never that header). A token is bound to its person and groups: an approver of
+which sets an HttpOnly, SameSite=Strict session cookie (signed with a key derived from the
+grant secret, so every worker accepts it), and every state-changing request of the page also
+carries the session's CSRF token (an HMAC of the cookie) in `X-CSRF-Token`: a cross-site form
+can send the cookie, never that header. A token is bound to its person and groups: an approver of
 group A cannot approve for B.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -63,8 +65,9 @@ class Approvers:
 
     def __init__(self, by_digest: Mapping[bytes, Approver] | None = None) -> None:
         self._by_digest = dict(by_digest or {})
-        self._sessions: dict[str, Session] = {}
+        self._revoked: set[str] = set()
         self._lock = threading.Lock()
+        self._key = secrets.token_bytes(32)  # until `key` sets the shared one
 
     @classmethod
     def from_tokens(
@@ -93,29 +96,54 @@ class Approvers:
                 found = approver
         return found
 
+    def key(self, secret: bytes) -> None:
+        """Sign sessions with a key derived from `secret` (the Guard's grant secret), so
+        every worker sharing it accepts a session any of them issued."""
+        self._key = hmac.new(secret, b"charter inbox session v1", hashlib.sha256).digest()
+
+    def _mac(self, text: str) -> str:
+        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
     def sign_in(self, approver: Approver) -> tuple[str, Session]:
-        """A new browser session: (cookie value, session)."""
-        sid = secrets.token_urlsafe(32)
-        session = Session(approver, secrets.token_urlsafe(32), time.time() + SESSION_TTL)
-        with self._lock:
-            now = time.time()
-            for old in [k for k, s in self._sessions.items() if s.expires_at <= now]:
-                del self._sessions[old]
-            self._sessions[sid] = session
-        return sid, session
+        """A new browser session: (cookie value, session). The cookie is signed and carries
+        the person and the expiry; groups are looked up again on every request."""
+        expires = int(time.time() + SESSION_TTL)
+        name = base64.urlsafe_b64encode(approver.name.encode("utf-8")).decode("ascii")
+        body = f"v1.{name}.{expires}.{secrets.token_urlsafe(12)}"
+        cookie = f"{body}.{self._mac(body)}"
+        return cookie, Session(approver, self._mac("csrf:" + cookie)[:40], float(expires))
 
-    def session(self, sid: str | None) -> Session | None:
-        if not sid:
+    def session(self, cookie: str | None) -> Session | None:
+        """The session of a cookie this sidecar (or a worker with the same secret) signed,
+        unexpired, not signed out here, for an approver still in the file."""
+        if not cookie or cookie.count(".") != 4:
+            return None
+        body, _, mac = cookie.rpartition(".")
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        _, name64, expires, nonce = body.split(".")
+        if not expires.isdigit() or int(expires) <= time.time():
             return None
         with self._lock:
-            s = self._sessions.get(sid)
-        if s is None or s.expires_at <= time.time():
+            if nonce in self._revoked:
+                return None
+        try:
+            name = base64.urlsafe_b64decode(name64.encode("ascii")).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
             return None
-        return s
+        approver = self._by_name().get(name)
+        if approver is None:
+            return None
+        return Session(approver, self._mac("csrf:" + cookie)[:40], float(expires))
 
-    def sign_out(self, sid: str | None) -> None:
-        with self._lock:
-            self._sessions.pop(sid or "", None)
+    def sign_out(self, cookie: str | None) -> None:
+        """Refuse the cookie from now on (in this process; the browser drops it too)."""
+        if cookie and cookie.count(".") == 4:
+            with self._lock:
+                self._revoked.add(cookie.split(".")[3])
+
+    def _by_name(self) -> dict[str, Approver]:
+        return {a.name: a for a in self._by_digest.values()}
 
 
 def load_approvers(path: str | Path) -> Approvers:

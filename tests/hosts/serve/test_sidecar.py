@@ -542,3 +542,77 @@ def test_sighup_reloads_the_command(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
+
+
+def test_two_workers_on_sqlite_share_a_limit_exactly(tmp_path: Path) -> None:
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    (policy / "p.agentpolicy").write_text(RATE.replace("<= 2 per 1h", "<= 6 per 1h"))
+    people = tmp_path / "approvers.toml"
+    people.write_text(f'[approvers.alice]\ntoken = "{ALICE}"\ngroups = ["finance"]\n')
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "charter.cli.main", "serve", str(policy), "--workers", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stderr.count("--workers needs a shared state")
+        == 1
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "charter.cli.main",
+            "serve",
+            str(policy),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--state",
+            f"sqlite:{tmp_path / 's.db'}",
+            "--approvers",
+            str(people),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    call = {"tool": "kb.search", "session": {"id": "s-workers"}, "args": {"q": "x"}}
+    try:
+        for _ in range(400):
+            try:
+                if httpx.get(url + "/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        # hold connections open until two are served by different workers (a keep-alive
+        # connection stays with the worker that accepted it), then alternate between them
+        held: dict[int, httpx.Client] = {}
+        opened = []
+        for _ in range(60):
+            http = httpx.Client(base_url=url)
+            opened.append(http)
+            held.setdefault(http.get("/v1/status").json()["pid"], http)
+            if len(held) == 2:
+                break
+            time.sleep(0.05)
+        assert len(held) == 2, "one worker took every connection"
+        a, b = held.values()
+        effects = [
+            (a if i % 2 else b).post("/v1/decide", json=call).json()["effect"] for i in range(7)
+        ]
+        assert effects == ["allow"] * 6 + ["deny"]
+        # an inbox session signed by one worker is good at the other (shared secret)
+        signed = a.post("/approvals/session", json={"token": ALICE})
+        a.cookies.clear()
+        cookie = {"cookie": f"charter_inbox={signed.cookies['charter_inbox']}"}
+        assert b.get("/v1/approvals", headers=cookie).status_code == 200
+        for http in opened:
+            http.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
