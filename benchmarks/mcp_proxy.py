@@ -36,7 +36,7 @@ from mcp import Client, StdioServerParameters
 
 ROOT = Path(__file__).resolve().parents[1]
 FILESYSTEM = (
-    ROOT / "tests/hosts/mcp/servers/node_modules/@modelcontextprotocol/"
+    ROOT / "tests/hosts/npm/node_modules/@modelcontextprotocol/"
     "server-filesystem/dist/index.js"
 )
 POLICY = ROOT / "tests/hosts/mcp/proxy_policy.agentpolicy"
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     args = parser.parse_args()
     if not FILESYSTEM.exists():
-        raise SystemExit("npm server-filesystem missing: cd tests/hosts/mcp/servers && npm ci")
+        raise SystemExit("npm server-filesystem missing: cd tests/hosts/npm && npm ci")
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         (data / "dir").mkdir(parents=True)

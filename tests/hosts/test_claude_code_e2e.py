@@ -2,10 +2,11 @@
 against a loopback fake of the Messages API (`fake_anthropic`), with `charter hook
 claude-code` registered as its PreToolUse and PostToolUse hooks (specs/hosts.md §2.1).
 
-Runs when `CHARTER_CLAUDE_CODE` names the `claude` binary or `claude` is on PATH:
+Runs when Claude Code is installed in tests/hosts/npm (the README's second command runs
+`npm ci` there), `CHARTER_CLAUDE_CODE` names a `claude` binary, or `claude` is on PATH:
 
-    npm install --prefix /tmp/cc @anthropic-ai/claude-code@2.1.197
-    CHARTER_CLAUDE_CODE=/tmp/cc/node_modules/.bin/claude pytest tests/hosts/test_claude_code_e2e.py
+    (cd tests/hosts/npm && npm ci)
+    pytest tests/hosts/test_claude_code_e2e.py
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ import pytest
 from fake_anthropic import FakeAnthropic
 from hookrun import ROOT
 
-CLAUDE = os.environ.get("CHARTER_CLAUDE_CODE") or shutil.which("claude")
+_INSTALLED = Path(__file__).parent / "npm" / "node_modules" / ".bin" / "claude"  # README's npm ci
+CLAUDE = (
+    os.environ.get("CHARTER_CLAUDE_CODE")
+    or (str(_INSTALLED) if _INSTALLED.exists() else None)
+    or shutil.which("claude")
+)
 pytestmark = pytest.mark.skipif(
     CLAUDE is None,
-    reason="Claude Code is not installed (npm install "
-    "@anthropic-ai/claude-code@2.1.197; set CHARTER_CLAUDE_CODE to its `claude` binary)",
+    reason="Claude Code is not installed (cd tests/hosts/npm && npm ci; or set "
+    "CHARTER_CLAUDE_CODE to a `claude` binary of @anthropic-ai/claude-code 2.1.197)",
 )
 
 POLICY = """\

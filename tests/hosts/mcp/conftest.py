@@ -19,7 +19,7 @@ pytest.importorskip("mcp")
 from mcp import Client, StdioServerParameters  # noqa: E402
 
 HERE = Path(__file__).parent
-SERVERS = HERE / "servers" / "node_modules" / "@modelcontextprotocol"
+SERVERS = HERE.parent / "npm" / "node_modules" / "@modelcontextprotocol"
 FILESYSTEM = SERVERS / "server-filesystem" / "dist" / "index.js"
 EVERYTHING = SERVERS / "server-everything" / "dist" / "index.js"
 POLICY = HERE / "proxy_policy.agentpolicy"
@@ -29,7 +29,7 @@ EMAIL = "billing@example.com"
 
 def _need(path: Path, what: str) -> None:
     if not path.exists():
-        pytest.skip(f"{what} is not installed (cd tests/hosts/mcp/servers && npm ci)")
+        pytest.skip(f"{what} is not installed (cd tests/hosts/npm && npm ci)")
 
 
 @dataclass
