@@ -368,3 +368,20 @@ def test_bytes_and_nested_masked_values_replay(tmp_path: Path) -> None:
     assert block["scans"] == {"args.raw": ["pii.email"]}
     out = replay_record(record, charter.compile(NUMBERS))
     assert record["effect"] == "deny" and out.same and out.inconclusive == ()
+
+
+def test_when_the_guard_overrules_the_policy_the_block_keeps_the_policys_answer(
+        tmp_path: Path) -> None:
+    text = ('policy "d" version "1"\ndefault deny\ntool "t" (x: str)\nallow tool "t"\n'
+            'limit calls(tool "t") <= 5 per 1h\n')
+    path = tmp_path / "d.jsonl"
+    guard = Guard(charter.compile(text), log=AuditLog(path))
+    # The policy allows; the Guard cannot charge a negative estimate and denies.
+    decision = guard.check({"tool": "t", "args": {"x": "a"}, "session": {"id": "s"},
+                            "estimate": {"cost_usd": -1}})
+    guard.close()
+    (record,) = audit.read(path)
+    assert decision.effect == record["effect"] == "deny" and record["rules"] == []
+    assert record["replay"]["decided"] == {"effect": "allow", "rules": ["policy.agentpolicy:4"]}
+    out = replay_record(record, charter.compile(text))
+    assert out.same and (out.effect, out.decision.effect) == ("allow", "allow")
