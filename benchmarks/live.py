@@ -1,6 +1,7 @@
 """Live control (issue 16): what a `Live` handle costs, and reloads under load.
 
-    python benchmarks/live.py [--quick] [--swaps N] [--no-reload] [--no-kill]
+    python benchmarks/live.py [--quick] [--swaps N] [--processes N]
+                              [--no-reload] [--no-kill] [--no-replay]
 
 1. Cost (L-AC4): `Policy.decide` vs `Live.decide` on the reference policy's requests
    (benchmarks/reference), and `Guard.check` vs `Live.check` on a MemoryStore, interleaved
@@ -15,6 +16,7 @@
    every 400 decisions, as a host does between calls: 8 threads that never release the
    GIL leave the watcher's thread ~1/9 of the interpreter and reloads then take ~1.3 s.
 3. Kill switch propagation over a real Redis (L-AC5, `--no-kill` skips): `kill_propagation`.
+4. `charter replay`'s report, records per second (R-AC3, `--no-replay` skips): `replay_rate`.
 """
 
 from __future__ import annotations
@@ -222,6 +224,7 @@ def main() -> None:
     ap.add_argument("--no-reload", action="store_true")
     ap.add_argument("--no-kill", action="store_true")
     ap.add_argument("--processes", type=int, default=4)
+    ap.add_argument("--no-replay", action="store_true")
     args = ap.parse_args()
     cost(args.quick)
     if not args.no_reload:
@@ -229,6 +232,8 @@ def main() -> None:
         reload_under_load(swaps, 10_000 if args.quick else 1_000_000)
     if not args.no_kill:
         kill_propagation(args.processes, 5 if args.quick else 20)
+    if not args.no_replay:
+        replay_rate(2_000 if args.quick else 20_000)
 
 
 CHILD = """
@@ -306,6 +311,45 @@ def kill_propagation(processes: int, kills: int, poll_s: float = 1.0) -> None:
                 f"max {ms[-1]:.1f} ms"
             )
         admin.close()
+
+
+def replay_rate(n: int) -> None:
+    """R-AC3: `charter replay`'s report (`runtime.replay_report.report`, first order, with
+    the hash key) over `n` records of the replay workload (benchmarks/replay_workload.py),
+    against the policy that wrote them and against an edit (every web.fetch denied); CPU
+    time of this thread (`time.thread_time`), so other processes on the machine do not
+    count; best of 3. Reading the log (`audit.read`) is timed apart and with the report."""
+    from benchmarks import replay_workload as workload
+    from charter.runtime import audit
+    from charter.runtime.replay_report import report
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "log.jsonl"
+        workload.write_log(path, n)
+        same = workload.policy()
+        edit = charter.compile(
+            workload.POLICY + 'deny tool "web.fetch" because "no web"\n', "workload.agentpolicy"
+        )
+
+        def best(fn: Callable[[], Any]) -> tuple[Any, float]:
+            times = []
+            for _ in range(3):
+                t0 = time.thread_time()
+                out = fn()
+                times.append(time.thread_time() - t0)
+            return out, min(times)
+
+        records, t_read = best(lambda: list(audit.read(path)))
+        decisions = sum(1 for r in records if r.get("event") is None)
+        for label, policy in (("same policy", same), ("edited", edit)):
+            rep, t_rep = best(lambda p=policy: report(records, p, hash_key=workload.HASH_KEY))
+            _, t_all = best(lambda p=policy: report(path, p, hash_key=workload.HASH_KEY))
+            print(
+                f"replay    {label:11} {decisions:,} records: report {decisions / t_rep:,.0f}"
+                f" records/s, with reading the log {decisions / t_all:,.0f} records/s "
+                f"({rep.tally.same:,} unchanged, {rep.tally.changed:,} changed)"
+            )
+        print(f"replay    audit.read alone {len(records) / t_read:,.0f} records/s")
 
 
 if __name__ == "__main__":
