@@ -467,3 +467,22 @@ def test_solver_findings_reproduce() -> None:
             if f.witness is not None:
                 _replay(policy, f)
     assert proved
+
+
+def test_witnesses_of_the_differential_generator_reproduce() -> None:
+    """The differential test's policies (tagged tools, servers, nested args, tool.name in
+    conditions, strict args, model stages): every witness replays exactly. The seeds are
+    ones that once recorded a cell's tool under another tool's name; CHARTER_ANALYSIS_RICH=N
+    runs the first N seeds instead."""
+    from tests.compiler.test_differential import Policies, render
+
+    extra = int(os.environ.get("CHARTER_ANALYSIS_RICH", "0"))
+    seeds = range(extra) if extra else (98, 282)
+    for seed in seeds:
+        text = render(*Policies(random.Random(seed)).policy())
+        result = _analyze(text, conflicts=True)
+        assert not result.compilation.errors, text
+        policy = charter.Policy(result.compilation.raise_for_errors())
+        for f in result.findings:
+            if f.witness is not None:
+                _replay(policy, f)

@@ -172,10 +172,13 @@ class Analysis:
         req = self.r.request(full, cell)
         snap = self.r.snapshot(full)
         decision = self.r.decide(full, cell)
-        for decide in self.deciders:
+        for n, decide in enumerate(self.deciders):
             other = decide(req, snap)
-            if not claim(other):
-                return None
+            if not claim(other) or other.effect != decision.effect or (
+                    other.rules != decision.rules):
+                return None  # the evaluators must agree with each other, too
+            if n == 0:
+                decision = other
         return Witness(req, tuple(sorted(full.labels)), tuple(sorted(full.groups)),
                        decision.effect, decision.rules)
 

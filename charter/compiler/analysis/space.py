@@ -180,6 +180,8 @@ def _walk(e: ir.Expr, f: Facts, exact: bool) -> None:  # noqa: C901 - one branch
             return
         if ck is not None and isinstance(e.item, ir.Const):
             _walk(e.coll, f, exact)
+            if ck in _CELL_FIELDS:
+                return
             f.members.setdefault(ck, set()).add(_hashable(e.item.value))
             if f.checks.get(ck) not in ("coll", "any") and exact:
                 inexact(_atom_text(e))
@@ -196,7 +198,8 @@ def _walk(e: ir.Expr, f: Facts, exact: bool) -> None:  # noqa: C901 - one branch
         vk = _key(e.value)
         if vk is not None:
             _walk(e.value, f, exact)
-            f.globs.setdefault(vk, set()).add(e.pattern)
+            if vk not in _CELL_FIELDS:
+                f.globs.setdefault(vk, set()).add(e.pattern)
             return
         _opaque(e, f, exact)
         if exact:
@@ -329,6 +332,9 @@ def _atom_text(e: ir.Expr) -> str:
 
 def _const_cmp(key: PathKey, op: str, value: object, side: ir.Expr, f: Facts,
                exact: bool) -> None:
+    if key in _CELL_FIELDS:
+        f.reads_cell = True
+        return
     check = _check(side)
     f.checks.setdefault(key, check)
     if isinstance(value, bool):
@@ -413,7 +419,8 @@ class Point:
 def space_of(facts: Facts) -> Space:
     """The representatives of the fields in `facts`."""
     inexact = facts.inexact
-    keys = sorted(facts.checks)
+    # The tool's name and tags and the stage are the cell's, never a point's.
+    keys = sorted(k for k in facts.checks if k not in _CELL_FIELDS)
     for a in keys:
         for b in keys:
             if a != b and a[0] == b[0] and b[1][: len(a[1])] == a[1]:
