@@ -53,6 +53,14 @@ _C_SOURCE = """
 typedef struct charter_policy charter_policy;
 typedef struct charter_guard charter_guard;
 
+/* A host that dlopen()s libcharter (Node's koffi, Python's ctypes, Go plugins) loads it, and
+   libpython with it, RTLD_LOCAL: Python's own extension modules (cffi's backend first)
+   then cannot see the interpreter's symbols. Promote libpython to global when loaded. */
+#include <dlfcn.h>
+__attribute__((constructor)) static void charter__global_python(void) {
+    dlopen("%(libpython)s", RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
+}
+
 CHARTER_EXPORT int charter_abi_version(void) { return %(abi)d; }
 CHARTER_EXPORT const char *charter_version(void) { return "%(version)s"; }
 CHARTER_EXPORT void charter_free(void *ptr) { free(ptr); }
@@ -112,8 +120,13 @@ def build(out: str | Path) -> Path:
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     ffi.set_source(
         "_charter_capi",
-        _C_SOURCE % {"abi": ABI_VERSION, "version": _version()},
-        extra_link_args=[f"-Wl,-rpath,{libdir}"] if libdir else [],
+        _C_SOURCE
+        % {
+            "abi": ABI_VERSION,
+            "version": _version(),
+            "libpython": sysconfig.get_config_var("INSTSONAME") or "libpython3.so",
+        },
+        extra_link_args=([f"-Wl,-rpath,{libdir}"] if libdir else []) + ["-ldl"],
     )
     ffi.embedding_init_code(_INIT % {"paths": _paths()})
     work = target / "cffi-build"

@@ -114,3 +114,41 @@ def test_first_calls_from_eight_threads_all_answer(program: Path) -> None:
         for r in _run(program, "race", str(folder), str(folder / "requests" / "01-kb-search.json"))
     }
     assert rows["RACE"] == ["8", "8"]
+
+
+NODE_DIR = HERE / "node"
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_node_through_koffi_gets_the_same_decisions(program: Path, folder: Path) -> None:
+    """A second language: Node loads libcharter with koffi (dlopen, RTLD_LOCAL: the
+    library promotes libpython to global so Python's extension modules load)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    if not (NODE_DIR / "node_modules" / "koffi").is_dir():
+        pytest.skip("koffi is not installed (cd tests/hosts/capi/node && npm ci)")
+    requests = sorted((folder / "requests").glob("*.json"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CHARTER_PYTHONPATH")}
+    done = subprocess.run(
+        [
+            node,
+            str(NODE_DIR / "decide.js"),
+            str(program.with_name("libcharter.so")),
+            str(folder),
+            *map(str, requests),
+        ],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    rows = [line.split("\t") for line in done.stdout.decode().splitlines()]
+    policy = charter.load(folder)
+    got = {r[1]: r[2] for r in rows if r[0] == "DECISION"}
+    assert list(got) == [p.name for p in requests]
+    for path in requests:
+        assert got[path.name].encode() == policy.decide(path.read_bytes()).to_json(), path.name
+    kinds = {r[0]: r[1] for r in rows}
+    assert "no .agentpolicy files" in kinds["LOADERR"]
+    assert kinds["BADJSON"].startswith('{"effect":"deny"')
