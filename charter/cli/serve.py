@@ -60,6 +60,11 @@ if TYPE_CHECKING:
 )
 @click.option("--otlp", help="send decision spans to this OTLP/HTTP endpoint")
 @click.option(
+    "--opa-log",
+    type=click.Path(dir_okay=False),
+    help="also write each decision in OPA's decision-log field names (JSON lines)",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -75,6 +80,7 @@ def serve_cmd(
     log: str | None,
     max_body: int,
     otlp: str | None,
+    opa_log: str | None,
     workers: int,
 ) -> None:
     """Serve POLICY over HTTP: /v1/decide, /v1/approvals, /approvals (the inbox), /metrics."""
@@ -91,6 +97,7 @@ def serve_cmd(
         "log": log,
         "max_body": max_body,
         "otlp": otlp,
+        "opa_log": opa_log,
     }
     sidecar = build(**config)  # also checks the options before any worker starts
     import uvicorn
@@ -132,6 +139,7 @@ def build(
     log: str | None,
     max_body: int,
     otlp: str | None = None,
+    opa_log: str | None = None,
 ) -> Sidecar:
     """The sidecar the options describe (exits with the reason when they cannot make one)."""
     import charter
@@ -171,6 +179,7 @@ def build(
             source=policy,
             tracer=tracer,
             reload=reload,
+            opa_log=opa_log,
         )
     if state.startswith("redis://"):
         from charter.runtime.state.redis import RedisStore
@@ -188,6 +197,7 @@ def build(
             store_kind="redis",
             tracer=tracer,
             reload=reload,
+            opa_log=opa_log,
         )
     from charter.cli.hook_state import secret_for
     from charter.runtime.state.sqlite import SQLiteStore
@@ -207,6 +217,7 @@ def build(
         store_kind="sqlite",
         tracer=tracer,
         reload=reload,
+        opa_log=opa_log,
     )
 
 

@@ -46,6 +46,7 @@ from charter.hosts.approvals import (
 from charter.hosts.serve.auth import COOKIE, SESSION_TTL, Approver, Approvers
 from charter.hosts.serve.inbox import page
 from charter.hosts.serve.metrics import CONTENT_TYPE, Metrics
+from charter.hosts.serve.opalog import OPADecisionLog
 from charter.stdlib.values import describe, describe_error
 
 if TYPE_CHECKING:
@@ -109,8 +110,9 @@ class Sidecar:
     `source`: where the policy came from (shown by `/v1/status`). `ticket_ttl`: how long a
     parked approval waits. `reload`: makes the policy again from its source (`POST
     /v1/reload`, SIGHUP); a policy that does not compile is not swapped in. `tracer`: an
-    OpenTelemetry tracer; each decision is then a
-    `gen_ai.guardrail.result` event (`charter.hosts.otel`), under the caller's `traceparent`.
+    OpenTelemetry tracer; each decision is then a `gen_ai.guardrail.result` event
+    (`charter.hosts.otel`), under the caller's `traceparent`. `opa_log`: a file for decision
+    events in OPA's field names (`opalog.py`).
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class Sidecar:
         store_kind: str = "memory",
         tracer: Any = None,
         reload: Callable[[], Policy] | None = None,
+        opa_log: str | os.PathLike[str] | None = None,
     ) -> None:
         self.guard = guard
         self.pending = pending if pending is not None else PendingApprovals(guard)
@@ -137,6 +140,15 @@ class Sidecar:
         self.loaded_at = time.time()
         self.metrics = Metrics(store_kind)
         self.reload = reload
+        self.opa_log: OPADecisionLog | None = None
+        if opa_log is not None:
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                ours = version("charter")
+            except PackageNotFoundError:
+                ours = ""
+            self.opa_log = OPADecisionLog(opa_log, ours)
         self._serving(guard)
         #: decisions as OpenTelemetry events (`charter.hosts.otel.DecisionEvents`), if set
         self.events: Any = None
@@ -347,9 +359,9 @@ class Sidecar:
         request: object,
         seconds: float,
         did: str,
-        context: Any,
+        caller: Request | None,
     ) -> None:
-        """Metrics (and the OpenTelemetry event) of one decision."""
+        """Metrics, the OpenTelemetry event and the OPA-shaped log line of one decision."""
         if isinstance(request, dict):
             head: dict[str, Any] | None = request
         else:
@@ -368,27 +380,43 @@ class Sidecar:
                 stage,
                 latency_us=int(seconds * 1e6),
                 decision_id=did,
-                context=context,
+                context=self._parent(caller) if caller is not None else None,
+            )
+        if self.opa_log is not None:
+            if request is None:
+                try:
+                    request = _DECODER.decode(raw)
+                except (msgspec.DecodeError, RecursionError):
+                    request = raw.decode("utf-8", "replace")
+            client = caller.client if caller is not None else None
+            self.opa_log.write(
+                decision_id=did,
+                decision=msgspec.to_builtins(decision),
+                request=request,
+                matchers=self.matchers,
+                elapsed_ns=int(seconds * 1e9),
+                peer=f"{client.host}:{client.port}" if client is not None else None,
+                traceparent=caller.headers.get("traceparent") if caller is not None else None,
             )
 
-    def _one(self, raw: bytes, stateless: bool, context: Any = None) -> bytes:
+    def _one(self, raw: bytes, stateless: bool, caller: Request | None = None) -> bytes:
         """One decision answered as JSON with `decision_id` (and `ticket`)."""
         start = time.perf_counter()
         did = uuid.uuid4().hex
         if stateless:
             out = wire.decide_json(self.guard.policy, raw)
             decision = _DECISION.decode(out)
-            self._count(decision, raw, None, time.perf_counter() - start, did, context)
+            self._count(decision, raw, None, time.perf_counter() - start, did, caller)
             return _with(out, decision_id=did)
         try:
             request = _DECODER.decode(raw)
         except (msgspec.DecodeError, RecursionError):
             out = wire.check_json(self.guard, raw)  # the Guard's own malformed-request deny
             decision = _DECISION.decode(out)
-            self._count(decision, raw, None, time.perf_counter() - start, did, context)
+            self._count(decision, raw, None, time.perf_counter() - start, did, caller)
             return _with(out, decision_id=did)
         decision, ticket = self.check(request)
-        self._count(decision, raw, request, time.perf_counter() - start, did, context)
+        self._count(decision, raw, request, time.perf_counter() - start, did, caller)
         return _with(decision.to_json(), decision_id=did, ticket=_ticket_ref(ticket))
 
     def _parent(self, request: Request) -> Any:
@@ -402,11 +430,11 @@ class Sidecar:
     async def _decide(self, request: Request) -> Response:
         stateless = request.query_params.get("stateless", "") in ("1", "true")
         raw = await self._body(request)
-        return Response(self._one(raw, stateless, self._parent(request)), media_type=_JSON)
+        return Response(self._one(raw, stateless, request), media_type=_JSON)
 
     async def _check(self, request: Request) -> Response:
         raw = await self._body(request)
-        return Response(self._one(raw, False, self._parent(request)), media_type=_JSON)
+        return Response(self._one(raw, False, request), media_type=_JSON)
 
     async def _batch(self, request: Request) -> Response:
         body = await self._object(request, "batch request")
@@ -424,8 +452,7 @@ class Sidecar:
                 f"requests holds {len(items)} requests; at most {MAX_BATCH}",
             )
         stateless = request.query_params.get("stateless", "") in ("1", "true")
-        parent = self._parent(request)
-        outs = [self._one(_ENCODER.encode(item), stateless, parent) for item in items]
+        outs = [self._one(_ENCODER.encode(item), stateless, request) for item in items]
         return Response(b'{"decisions":[' + b",".join(outs) + b"]}", media_type=_JSON)
 
     async def _opa(self, request: Request) -> Response:
@@ -435,7 +462,7 @@ class Sidecar:
             raise _HTTPError(
                 400, "invalid_parameter", 'input must hold the Charter request: {"input": {...}}'
             )
-        answer = self._one(_ENCODER.encode(body["input"]), False, self._parent(request))
+        answer = self._one(_ENCODER.encode(body["input"]), False, request)
         decision, _, rest = answer[:-1].rpartition(b',"decision_id":')
         did = rest.split(b",", 1)[0]
         return Response(

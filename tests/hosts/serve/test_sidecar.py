@@ -616,3 +616,33 @@ def test_two_workers_on_sqlite_share_a_limit_exactly(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(15)
+
+
+def test_opa_shaped_decision_log(tmp_path: Path) -> None:
+    log = tmp_path / "opa.jsonl"
+    guard = Guard(charter.load(EXAMPLES / "support"))
+    sidecar = Sidecar(guard, opa_log=log)
+    secret = {**REFUND, "args": {**REFUND["args"], "reason": "mail jane.doe@example.com"}}
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with serving(sidecar.app()) as url, httpx.Client(base_url=url) as http:
+        d = http.post("/v1/decide", json=secret, headers={"traceparent": parent}).json()
+        http.post("/v1/decide?stateless=1", content=b"{broken")
+    sidecar.opa_log.close()  # type: ignore[union-attr]
+    first, second = (json.loads(line) for line in log.read_text().splitlines())
+    info = guard.policy.info
+    assert first["decision_id"] == d["decision_id"]
+    assert first["path"] == "charter/decision" and first["timestamp"].endswith("Z")
+    assert first["result"]["effect"] == "require_approval"
+    assert first["bundles"] == {info.name: {"revision": info.digest}}
+    assert first["labels"]["app"] == "charter" and len(first["labels"]["id"]) == 32
+    assert (first["trace_id"], first["span_id"]) == (
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "00f067aa0ba902b7",
+    )
+    assert first["requested_by"].startswith("127.0.0.1:")
+    assert first["input"]["args"]["reason"] == "mail [EMAIL]"
+    assert first["masked"] == ["/input/args/reason"]
+    assert "jane.doe" not in log.read_text()
+    assert isinstance(first["metrics"]["timer_charter_decide_ns"], int)
+    assert second["result"]["effect"] == "deny" and second["req_id"] == 2
+    assert "trace_id" not in second
