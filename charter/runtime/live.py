@@ -229,6 +229,8 @@ class Live:
         source_digest: str | None = None,
         actor: str = "api",
         host: str | None = None,
+        shadow_log: str | os.PathLike[str] | AuditLog | None = None,
+        shadow_log_all: bool = False,
     ) -> None:
         self.store: Store = state if state is not None else MemoryStore()
         self._own_log = log is not None and not isinstance(log, AuditLog)
@@ -240,6 +242,17 @@ class Live:
             changes if isinstance(changes, ChangeLog) or changes is None else ChangeLog(changes)
         )
         self.host = host or f"{os.uname().nodename}:{os.getpid()}"
+        #: where shadow decisions are written (the decision log unless given); only those
+        #: that differ from the enforced one unless `shadow_log_all`
+        self._own_shadow_log = shadow_log is not None and not isinstance(shadow_log, AuditLog)
+        self.shadow_log = (
+            shadow_log
+            if isinstance(shadow_log, AuditLog)
+            else AuditLog(shadow_log)
+            if shadow_log is not None
+            else self.log
+        )
+        self.shadow_log_all = shadow_log_all
         self._lock = threading.RLock()
         self._generation = 0
         self._control = Control()
@@ -591,9 +604,11 @@ class Live:
                 if takes is not None and takes(_key_value(req, key)):
                     fn = candidate
                     cohort = "canary"
+                if shadow is not None and guarded and "trace_id" not in req:
+                    req = {**req, "trace_id": uuid.uuid4().hex}  # one id for both records
                 decision: Decision = fn(req) if guarded else fn(req, state)
                 if shadow is not None:
-                    self._shadow(shadow, req, state, decision, cohort)
+                    self._shadow(shadow, req, state, decision, cohort, stage, name, guarded)
                 return decision
             except Exception:  # noqa: BLE001 - never raises: the active version decides
                 fallback: Decision = run(request) if guarded else run(request, state)
@@ -608,21 +623,58 @@ class Live:
         return decide
 
     def _shadow(
-        self, shadow: Version, request: Any, state: Snapshot | None, enforced: Decision, cohort: str
+        self,
+        shadow: Version,
+        req: dict[str, Any],
+        state: Snapshot | None,
+        enforced: Decision,
+        cohort: str,
+        stage: str,
+        name: str,
+        guarded: bool,
     ) -> None:
         """Decide with the shadow version (pure `decide`: no reservation, no grant use, no
-        label write) and count how it differs."""
+        label write), count how it differs (L-W1, L-W2) and log it beside the enforced
+        decision: a record `{"event": "shadow", ...}` with the same `trace_id`."""
         try:
-            other = shadow.decide(request, state)
+            other = shadow.decide(req, state)
+            stats = self.shadow_stats
+            stats.decisions[cohort] = stats.decisions.get(cohort, 0) + 1
+            differs = other.effect != enforced.effect or other.rules != enforced.rules
+            if other.effect != enforced.effect:
+                key = f"{enforced.effect}->{other.effect}"
+                stats.divergence[key] = stats.divergence.get(key, 0) + 1
+            elif differs:
+                stats.changed_rules += 1
+            log = self.shadow_log
+            if log is None or not (differs or self.shadow_log_all):
+                return
+            info = enforced.policy
+            log.write(
+                {
+                    "event": "shadow",
+                    "trace_id": req.get("trace_id"),
+                    "stage": stage,
+                    "tool": name,
+                    "cohort": cohort,
+                    "active": {
+                        "digest": info.digest if info is not None else None,
+                        "effect": enforced.effect,
+                        "rules": list(enforced.rules),
+                    },
+                    "shadow_policy": {
+                        "digest": shadow.digest,
+                        "effect": other.effect,
+                        "rules": list(other.rules),
+                        "reasons": list(other.reasons),
+                    },
+                    # A Guard's check decides with the store's state; the shadow, pure, with
+                    # none: a candidate's budgets and limits then read zero usage.
+                    "shadow_partial_state": guarded and bool(shadow.policy.counters),
+                }
+            )
         except Exception:  # noqa: BLE001 - a shadow never affects the enforced decision
-            return
-        stats = self.shadow_stats
-        stats.decisions[cohort] = stats.decisions.get(cohort, 0) + 1
-        if other.effect != enforced.effect:
-            key = f"{enforced.effect}->{other.effect}"
-            stats.divergence[key] = stats.divergence.get(key, 0) + 1
-        elif other.rules != enforced.rules:
-            stats.changed_rules += 1
+            _LOG.exception("shadow decision of %s", shadow.digest)
 
     # ── the Guard's other calls, on the active version ───────────────────────
 
@@ -675,6 +727,8 @@ class Live:
                 _LOG.exception("error while closing")
         if self._own_log and self.log is not None:
             self.log.close()
+        if self._own_shadow_log and self.shadow_log is not None:
+            self.shadow_log.close()
         if self.changes is not None:
             self.changes.close()
 

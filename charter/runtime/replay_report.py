@@ -186,9 +186,10 @@ def report(
         digest = record.get("policy_digest")
         if isinstance(digest, str):
             out.old_digests[digest] += 1
-        if r.inconclusive:
+        lost = r.inconclusive or (() if r.same else _uncaptured(record, r.decision))
+        if lost:
             tally.inconclusive += 1
-            out.inconclusive_by_path.update(r.inconclusive)
+            out.inconclusive_by_path.update(lost)
             continue
         new = r.decision
         out.matrix[(r.effect, new.effect)] += 1
@@ -220,3 +221,34 @@ def report(
                 )
             )
     return out
+
+
+def _uncaptured(record: Mapping[str, Any], decision: Any) -> tuple[str, ...]:
+    """Pointers of request fields the new decision erred on for lack of them that the log
+    never captured (the logged policy did not read them, so the replay block left them
+    out): the log cannot say what they were, so the record is inconclusive, not changed
+    (R-S2), as IAM's simulator reports `MissingContextValues`."""
+    if not decision.errors:
+        return ()
+    block = record.get("replay")
+    request = block.get("request") if isinstance(block, Mapping) else None
+    if not isinstance(request, Mapping):
+        return ()
+    logged = record.get("errors")
+    known = (
+        {e.get("field") for e in logged if isinstance(e, Mapping)}
+        if isinstance(logged, list)
+        else set()
+    )
+    out = []
+    for error in decision.errors:
+        field_path = getattr(error, "field", None)
+        if not isinstance(field_path, str) or not field_path or field_path in known:
+            continue
+        value: Any = request
+        for part in field_path.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                out.append("/request/" + field_path.replace(".", "/"))
+                break
+            value = value[part]
+    return tuple(out)
