@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -409,8 +411,6 @@ def test_readiness_follows_the_store(tmp_path: Path) -> None:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -646,3 +646,63 @@ def test_opa_shaped_decision_log(tmp_path: Path) -> None:
     assert isinstance(first["metrics"]["timer_charter_decide_ns"], int)
     assert second["result"]["effect"] == "deny" and second["req_id"] == 2
     assert "trace_id" not in second
+
+
+def _redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not on PATH (apt-get install redis-server)")
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail("redis-server did not start")
+
+
+def test_readiness_flips_when_redis_stops_and_comes_back(tmp_path: Path) -> None:
+    pytest.importorskip("redis")
+    from charter.runtime.state.redis import RedisStore
+
+    (tmp_path / "p.agentpolicy").write_text(RATE.replace("<= 2 per 1h", "<= 50 per 1h"))
+    port = _free_port()
+    redis_proc = _redis(port, tmp_path)
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout=0.5)
+    sidecar = Sidecar(Guard(charter.load(tmp_path), state=store), store_kind="redis")
+    call = {"tool": "kb.search", "session": {"id": "s-redis"}, "args": {"q": "x"}}
+    try:
+        with serving(sidecar.app()) as url, httpx.Client(base_url=url) as http:
+            assert http.get("/health/ready").status_code == 200
+            assert http.post("/v1/decide", json=call).json()["effect"] == "allow"
+            redis_proc.terminate()
+            redis_proc.wait(10)
+            r = http.get("/health/ready")
+            assert r.status_code == 503 and "state store unavailable" in r.json()["message"]
+            d = http.post("/v1/decide", json=call).json()
+            assert d["effect"] == "deny" and d["reasons"][0].startswith("state store unavailable")
+            redis_proc = _redis(port, tmp_path)
+            assert http.get("/health/ready").status_code == 200
+            assert http.post("/v1/decide", json=call).json()["effect"] == "allow"
+            assert 'charter_store_errors_total{store="redis"} 1' in http.get("/metrics").text
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
