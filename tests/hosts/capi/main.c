@@ -3,7 +3,8 @@
    main corpus POLICY REQUEST.json...   one "DECISION name<TAB>json" line per request, the error
                                         paths, then the same requests from 4 threads
    main guard POLICY REQUEST.json       check, approve as alice of finance, retry, retry again
-   main race POLICY REQUEST.json        8 threads make their first call at once */
+   main race POLICY REQUEST.json        8 threads make their first call at once
+   main leak POLICY REQUEST.json N      N decide + check calls, all freed (for valgrind) */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,28 @@ static int guard(const char *dir, const char *file) {
     return 0;
 }
 
+/* N decisions and N guard checks, everything freed: run under valgrind with N = 0 and
+   N > 0, the leak summaries must match (the interpreter's one-time allocations aside). */
+static int leak(const char *dir, const char *file, int n) {
+    char *err = NULL;
+    size_t len;
+    charter_policy *p = charter_load(dir, &err);
+    if (p == NULL) return 5;
+    charter_guard *g = charter_guard_new(p, "{}", &err);
+    if (g == NULL) return 5;
+    char *req = slurp(file, &len);
+    for (int i = 0; i < n; i++) {
+        charter_free(charter_decide_json(p, req, len));
+        charter_free(charter_guard_check_json(g, req, len));
+        charter_free(charter_decide_json(p, "{nope", 5));
+    }
+    free(req);
+    charter_guard_free(g);
+    charter_policy_free(p);
+    printf("LEAK\t%d\n", n);
+    return 0;
+}
+
 static const char *race_dir, *race_file;
 static pthread_barrier_t barrier;
 
@@ -170,6 +193,7 @@ int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "corpus") == 0) return corpus(argv[2], argc - 3, argv + 3);
     if (argc == 4 && strcmp(argv[1], "guard") == 0) return guard(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "race") == 0) return race(argv[2], argv[3]);
+    if (argc == 5 && strcmp(argv[1], "leak") == 0) return leak(argv[2], argv[3], atoi(argv[4]));
     fprintf(stderr, "usage: main corpus|guard|race POLICY REQUEST...\n");
     return 1;
 }

@@ -152,3 +152,44 @@ def test_node_through_koffi_gets_the_same_decisions(program: Path, folder: Path)
     kinds = {r[0]: r[1] for r in rows}
     assert "no .agentpolicy files" in kinds["LOADERR"]
     assert kinds["BADJSON"].startswith('{"effect":"deny"')
+
+
+def _lost(exe: Path, calls: int) -> tuple[int, int]:
+    """valgrind's definitely + indirectly lost and possibly lost bytes for `calls` calls."""
+    import re
+
+    folder = EXAMPLES / "support"
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--leak-check=full",
+            str(exe),
+            "leak",
+            str(folder),
+            str(folder / "requests" / "04-refund-needs-approval.json"),
+            str(calls),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    def bytes_of(kind: str) -> int:
+        m = re.search(rf"{kind}: ([\d,]+) bytes", done.stderr)
+        assert m is not None, done.stderr[-2000:]
+        return int(m.group(1).replace(",", ""))
+
+    return bytes_of("definitely lost") + bytes_of("indirectly lost"), bytes_of("possibly lost")
+
+
+@pytest.mark.skipif(not os.environ.get("CHARTER_VALGRIND"), reason="slow: CHARTER_VALGRIND=1")
+def test_no_leak_per_call_under_valgrind(program: Path) -> None:
+    """6,000 calls (decide, guard check, bad JSON) leak nothing beyond a run with none: the
+    interpreter's one-time allocations are the same in both (about a minute each)."""
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (apt-get install valgrind)")
+    lost0, possibly0 = _lost(program, 0)
+    lost, possibly = _lost(program, 2000)
+    assert lost == lost0 == 0
+    assert possibly - possibly0 < 8 * 1024  # one-time growth, not 6,000 answers' worth
