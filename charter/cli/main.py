@@ -25,6 +25,9 @@ COMMANDS = {
     "lint": "charter.cli.analyze:lint_cmd",
     "diff": "charter.cli.analyze:diff_cmd",
     "replay": "charter.cli.replay:replay_cmd",
+    "gate": "charter.cli.live:gate_cmd",
+    "kill": "charter.cli.live:kill_cmd",
+    "unkill": "charter.cli.live:unkill_cmd",
 }
 
 
