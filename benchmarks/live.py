@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import os
 import statistics
 import sys
@@ -138,6 +139,7 @@ def _replace(path: Path, text: str) -> None:
 
 
 def reload_under_load(swaps: int, min_decisions: int) -> None:
+    logging.getLogger("charter.live").setLevel(logging.CRITICAL)  # the rejected edits
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "policies"
         d.mkdir()

@@ -197,15 +197,6 @@ class Control:
             return found
 
 
-def _key_value(request: object, path: tuple[str, ...]) -> object:
-    value: object = request.req if isinstance(request, Call) else request
-    for part in path:
-        if type(value) is not dict:
-            return None
-        value = value.get(part)
-    return value
-
-
 class Live:
     """A policy handle hosts use in place of a fixed `Policy` (and `Guard`).
 
@@ -555,6 +546,7 @@ class Live:
         )
         key = canary.key if canary is not None else ()
         takes = canary.takes if canary is not None else None
+        cohorts: dict[object, bool] = canary.cohort if canary is not None else {}
         clock, info = self.clock, v.policy.info
         killed: dict[str, Decision] = {}
         missing = object()
@@ -601,9 +593,18 @@ class Live:
                         return deny(switch)  # type: ignore[arg-type]
                 cohort = "stable"
                 fn = run
-                if takes is not None and takes(_key_value(req, key)):
-                    fn = candidate
-                    cohort = "canary"
+                if takes is not None:
+                    value: Any = req
+                    for part in key:  # the key path, read inline (L-AC4: a canary's cost)
+                        value = value.get(part) if type(value) is dict else None
+                    kind = type(value)
+                    if kind is str or kind is int:  # anything else stays stable (L-N1)
+                        inside = cohorts.get(value)
+                        if inside is None:
+                            inside = takes(value)
+                        if inside:
+                            fn = candidate
+                            cohort = "canary"
                 if shadow is not None and guarded and "trace_id" not in req:
                     req = {**req, "trace_id": uuid.uuid4().hex}  # one id for both records
                 decision: Decision = fn(req) if guarded else fn(req, state)
