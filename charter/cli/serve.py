@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False),
     help="also write each decision in OPA's decision-log field names (JSON lines)",
 )
+@click.option("--watch", is_flag=True, help="reload when the policy's files change")
 @click.option(
     "--workers",
     default=1,
@@ -81,6 +82,7 @@ def serve_cmd(
     max_body: int,
     otlp: str | None,
     opa_log: str | None,
+    watch: bool,
     workers: int,
 ) -> None:
     """Serve POLICY over HTTP: /v1/decide, /v1/approvals, /approvals (the inbox), /metrics."""
@@ -98,6 +100,7 @@ def serve_cmd(
         "max_body": max_body,
         "otlp": otlp,
         "opa_log": opa_log,
+        "watch": watch,
     }
     sidecar = build(**config)  # also checks the options before any worker starts
     import uvicorn
@@ -140,6 +143,7 @@ def build(
     max_body: int,
     otlp: str | None = None,
     opa_log: str | None = None,
+    watch: bool = False,
 ) -> Sidecar:
     """The sidecar the options describe (exits with the reason when they cannot make one)."""
     import charter
@@ -180,6 +184,7 @@ def build(
             tracer=tracer,
             reload=reload,
             opa_log=opa_log,
+            watch=policy if watch else None,
         )
     if state.startswith("redis://"):
         from charter.runtime.state.redis import RedisStore
@@ -198,6 +203,7 @@ def build(
             tracer=tracer,
             reload=reload,
             opa_log=opa_log,
+            watch=policy if watch else None,
         )
     from charter.cli.hook_state import secret_for
     from charter.runtime.state.sqlite import SQLiteStore
@@ -218,6 +224,7 @@ def build(
         tracer=tracer,
         reload=reload,
         opa_log=opa_log,
+        watch=policy if watch else None,
     )
 
 

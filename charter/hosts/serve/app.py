@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -112,7 +113,8 @@ class Sidecar:
     /v1/reload`, SIGHUP); a policy that does not compile is not swapped in. `tracer`: an
     OpenTelemetry tracer; each decision is then a `gen_ai.guardrail.result` event
     (`charter.hosts.otel`), under the caller's `traceparent`. `opa_log`: a file for decision
-    events in OPA's field names (`opalog.py`).
+    events in OPA's field names (`opalog.py`). `watch`: the policy file or directory whose
+    edits reload it (with `reload`).
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class Sidecar:
         tracer: Any = None,
         reload: Callable[[], Policy] | None = None,
         opa_log: str | os.PathLike[str] | None = None,
+        watch: str | os.PathLike[str] | None = None,
     ) -> None:
         self.guard = guard
         self.pending = pending if pending is not None else PendingApprovals(guard)
@@ -140,6 +143,7 @@ class Sidecar:
         self.loaded_at = time.time()
         self.metrics = Metrics(store_kind)
         self.reload = reload
+        self.watch = watch
         self.opa_log: OPADecisionLog | None = None
         if opa_log is not None:
             from importlib.metadata import PackageNotFoundError, version
@@ -191,22 +195,45 @@ class Sidecar:
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        """SIGHUP reloads the policy (when the server runs in the main thread)."""
+        """SIGHUP reloads the policy (when the server runs in the main thread); with `watch`,
+        so does a change to the policy's files."""
         import asyncio
         import signal
 
         hooked = False
+        watcher = None
         if self.reload is not None:
             try:
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_now)
                 hooked = True
             except (RuntimeError, ValueError, NotImplementedError):
                 pass  # not the main thread, or no signals here: POST /v1/reload still works
+            if self.watch is not None:
+                watcher = asyncio.create_task(self._watching(Path(self.watch)))
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             if hooked:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    async def _watching(self, path: Path, every: float = 0.5) -> None:
+        """Reload when the policy files under `path` change (polled: no extra dependency)."""
+        import asyncio
+
+        seen = _fingerprint(path)
+        while True:
+            await asyncio.sleep(every)
+            now = _fingerprint(path)
+            if now != seen:
+                seen = now
+                answer = self.reload_now()
+                if not answer["reloaded"]:
+                    _LOG.error(
+                        "policy edit not loaded, the old one keeps serving: %s",
+                        answer["diagnostics"],
+                    )
 
     def _serving(self, guard: Guard) -> None:
         """Make `guard` the one that decides (the metrics and masks follow its policy)."""
@@ -820,6 +847,16 @@ class Sidecar:
 
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, mtime and size of the policy files at `path` (a file, or a directory's
+    `.agentpolicy` files, as `charter.load` reads them)."""
+    try:
+        files = [path] if path.is_file() else sorted(path.glob("*.agentpolicy"))
+        return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except OSError:
+        return ()
 
 
 def _diagnostics(err: Exception) -> list[dict[str, Any]]:

@@ -481,7 +481,7 @@ def test_charter_serve_command_shares_tickets_with_charter_approvals(tmp_path: P
 
 def test_reload_keeps_the_old_policy_when_the_edit_is_broken(tmp_path: Path) -> None:
     source = tmp_path / "p.agentpolicy"
-    source.write_text(RATE)
+    source.write_text(RATE.replace("<= 2 per 1h", "<= 500 per 1h"))
     sidecar = Sidecar(Guard(charter.load(tmp_path)), reload=lambda: charter.load(tmp_path))
     call = {"tool": "kb.search", "session": {"id": "s-reload"}, "args": {"q": "x"}}
     with serving(sidecar.app()) as url, httpx.Client(base_url=url) as http:
@@ -493,19 +493,26 @@ def test_reload_keeps_the_old_policy_when_the_edit_is_broken(tmp_path: Path) -> 
         assert r["diagnostics"] and r["diagnostics"][0]["line"] == 7
         assert http.get("/v1/policy").json()["digest"] == first
         assert http.post("/v1/decide", json=call).json()["effect"] == "allow"
-        source.write_text(RATE.replace('allow tool "kb.search"', 'deny tool "kb.search"'))
+        source.write_text(
+            RATE.replace("<= 2 per 1h", "<= 500 per 1h").replace(
+                'allow tool "kb.search"', 'deny tool "kb.search"'
+            )
+        )
         r = http.post("/v1/reload").json()
         assert r["reloaded"] is True and r["changed"] is True and r["previous"] == first
-        assert http.post("/v1/decide", json=call).json()["effect"] == "deny"
+        denied = http.post("/v1/decide", json=call).json()
+        assert denied["effect"] == "deny" and "two searches an hour" not in denied["reasons"]
         metrics = http.get("/metrics").text
     assert f'digest="{r["digest"]}"}} 1' in metrics and f'digest="{first}"' not in metrics
     assert 'charter_policy_reloads_total{result="failed"} 1' in metrics
     assert 'charter_policy_reloads_total{result="ok"} 1' in metrics
 
 
-def test_sighup_reloads_the_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["sighup", "watch"])
+def test_the_command_reloads_on_sighup_and_on_edit(tmp_path: Path, how: str) -> None:
     source = tmp_path / "p.agentpolicy"
-    source.write_text(RATE)
+    roomy = RATE.replace("<= 2 per 1h", "<= 500 per 1h")  # the limit stays out of the way
+    source.write_text(roomy)
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     proc = subprocess.Popen(
@@ -517,12 +524,22 @@ def test_sighup_reloads_the_command(tmp_path: Path) -> None:
             str(tmp_path),
             "--listen",
             f"127.0.0.1:{port}",
+            *(["--watch"] if how == "watch" else []),
         ],
         env=env,
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     call = {"tool": "kb.search", "session": {"id": "s-hup"}, "args": {"q": "x"}}
+
+    def effect_becomes(want: str) -> str:
+        for _ in range(200):
+            got = httpx.post(url + "/v1/decide", json=call).json()["effect"]
+            if got == want:
+                break
+            time.sleep(0.05)
+        return str(got)
+
     try:
         for _ in range(300):
             try:
@@ -531,14 +548,21 @@ def test_sighup_reloads_the_command(tmp_path: Path) -> None:
             except httpx.TransportError:
                 time.sleep(0.05)
         assert httpx.post(url + "/v1/decide", json=call).json()["effect"] == "allow"
-        source.write_text(RATE.replace('allow tool "kb.search"', 'deny tool "kb.search"'))
-        proc.send_signal(signal.SIGHUP)
-        for _ in range(200):
-            if httpx.post(url + "/v1/decide", json=call).json()["effect"] == "deny":
-                break
-            time.sleep(0.05)
-        assert httpx.post(url + "/v1/decide", json=call).json()["effect"] == "deny"
+        if how == "watch":  # a broken edit is not loaded: the old policy keeps serving
+            source.write_text(roomy + "deny tool when\n")
+            time.sleep(1.5)
+            assert httpx.post(url + "/v1/decide", json=call).json()["effect"] == "allow"
+        source.write_text(roomy.replace('allow tool "kb.search"', 'deny tool "kb.search"'))
+        if how == "sighup":
+            proc.send_signal(signal.SIGHUP)
+        assert effect_becomes("deny") == "deny"
+        last = httpx.post(url + "/v1/decide", json=call).json()
+        assert "two searches an hour" not in last["reasons"]  # the edit's deny, not the limit
         assert proc.poll() is None  # reloaded, still serving
+        metrics = httpx.get(url + "/metrics").text
+        assert 'charter_policy_reloads_total{result="ok"} 1' in metrics
+        if how == "watch":
+            assert 'charter_policy_reloads_total{result="failed"} 1' in metrics
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
