@@ -214,6 +214,9 @@ def watch(
     versions = VersionStore(state_dir) if state_dir is not None else None
     if state_dir is not None and "changes" not in live:
         live["changes"] = Path(state_dir) / "changes.jsonl"
+    if state_dir is not None and "control_file" not in live:
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        live["control_file"] = Path(state_dir) / "control.json"
     t0 = time.perf_counter()
     first = run_gate(Path(path), tests=tests, properties=properties)
     actor = f"file:{path}"

@@ -16,6 +16,7 @@ What needs the compiler (the gate, the directory watcher, last-known-good) is in
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -24,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from charter.engine.decision import Decision
@@ -222,6 +224,7 @@ class Live:
         host: str | None = None,
         shadow_log: str | os.PathLike[str] | AuditLog | None = None,
         shadow_log_all: bool = False,
+        control_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.store: Store = state if state is not None else MemoryStore()
         self._own_log = log is not None and not isinstance(log, AuditLog)
@@ -246,7 +249,9 @@ class Live:
         self.shadow_log_all = shadow_log_all
         self._lock = threading.RLock()
         self._generation = 0
-        self._control = Control()
+        #: where the kill switches are kept across restarts (`watch` puts it in state_dir)
+        self.control_file = Path(control_file) if control_file is not None else None
+        self._control = self._load_control()
         self._closers: list[Callable[[], None]] = []
         #: what feeds this handle new versions (`charter.control.DirectoryWatcher`), if any
         self.watcher: Any = None
@@ -422,6 +427,40 @@ class Live:
     def _set_control(self, ctl: Control) -> None:
         self._control = ctl
         self._rebind()
+        self._save_control(ctl)
+
+    def _save_control(self, ctl: Control) -> None:
+        """Keep the switches in `control_file` (tmp+rename), so they survive a restart even
+        when the control plane is down at start (L-X5)."""
+        path = self.control_file
+        if path is None:
+            return
+        data = {"seq": ctl.seq, "switches": [s.to_dict() for s in ctl.switches]}
+        try:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            _LOG.exception("cannot keep the kill switches in %s", path)
+
+    def _load_control(self) -> Control:
+        path = self.control_file
+        if path is None or not path.exists():
+            return Control()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            now = self.clock()
+            switches = tuple(
+                s
+                for s in (KillSwitch.from_dict(d) for d in data.get("switches") or ())
+                if s.expires_at is None or s.expires_at > now
+            )
+            return Control(seq=int(data.get("seq") or 0), switches=switches)
+        except (OSError, ValueError, TypeError, AttributeError) as err:
+            # Starting without switches someone set would loosen: refuse, and say where.
+            raise ValueError(
+                f"cannot read the kill switches in {path}: {err}; fix or remove the file"
+            ) from None
 
     def _expire(self, now: float) -> None:
         with self._lock:
@@ -430,8 +469,7 @@ class Live:
             if not gone:
                 return
             kept = tuple(s for s in ctl.switches if s not in gone)
-            self._control = replace(ctl, switches=kept, hits={})
-            self._rebind()
+            self._set_control(replace(ctl, switches=kept, hits={}))
         for s in gone:
             self.record("kill_expired", control={"unkill": s.id})
 
@@ -590,7 +628,10 @@ class Live:
                     if switch is missing:
                         switch = switch_for(stage, name)
                     if switch is not None:
-                        return deny(switch)  # type: ignore[arg-type]
+                        killed_by = deny(switch)  # type: ignore[arg-type]
+                        if guarded and self.log is not None:
+                            self._log_kill(req, stage, name, killed_by, switch)  # type: ignore[arg-type]
+                        return killed_by
                 cohort = "stable"
                 fn = run
                 if takes is not None:
@@ -622,6 +663,37 @@ class Live:
             return decide(call.req, state)
 
         return decide
+
+    def _log_kill(
+        self, req: dict[str, Any], stage: str, name: str, decision: Decision, switch: KillSwitch
+    ) -> None:
+        """A kill switch's deny in the decision log, as the Guard logs its own decisions
+        (no replay block: the policy did not decide it) with `kill` naming the switch."""
+        log = self.log
+        if log is None:
+            return
+        agent, sess = req.get("agent"), req.get("session")
+        info = decision.policy
+        try:
+            log.write(
+                {
+                    "time": self.clock(),
+                    "agent_id": agent.get("id") if type(agent) is dict else None,
+                    "session_id": sess.get("id") if type(sess) is dict else None,
+                    "trace_id": req.get("trace_id") or uuid.uuid4().hex,
+                    "stage": stage,
+                    "tool": name,
+                    "effect": decision.effect,
+                    "allowed": False,
+                    "rules": list(decision.rules),
+                    "reasons": list(decision.reasons),
+                    "policy": info.name if info is not None else None,
+                    "policy_digest": info.digest if info is not None else None,
+                    "kill": switch.id,
+                }
+            )
+        except Exception:  # noqa: BLE001 - a log failure never turns a deny into anything else
+            _LOG.exception("cannot log a kill switch deny")
 
     def _shadow(
         self,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import charter
 from charter.runtime.changes import read_changes
 from charter.runtime.live import KillSwitch, Live
@@ -83,3 +85,35 @@ def test_control_from_elsewhere_applies_only_newer_seq() -> None:
     assert live.decide(EMAIL).rules == (f"kill:{mine}",)
     assert live.apply_control([KillSwitch(mine, ("email.send",), "here")], 8)
     assert live.pending == ()
+
+
+def test_a_kill_deny_through_check_is_in_the_decision_log(tmp_path: Path) -> None:
+    from charter.runtime import audit
+
+    path = tmp_path / "decisions.jsonl"
+    live = Live(charter.compile(POLICY), log=path)
+    sid = live.kill("email.send", "incident")
+    live.check({**EMAIL, "agent": {"id": "bot-1"}, "session": {"id": "s-9"}})
+    live.check(KB)
+    live.close()
+    first, second = audit.read(path)
+    assert first["kill"] == sid and first["effect"] == "deny" and first["tool"] == "email.send"
+    assert first["agent_id"] == "bot-1" and first["session_id"] == "s-9"
+    assert first["rules"] == [f"kill:{sid}"]
+    assert second["tool"] == "kb.read" and second["effect"] == "allow" and "kill" not in second
+
+
+def test_switches_survive_a_restart_through_the_control_file(tmp_path: Path) -> None:
+    now = [1000.0]
+    path = tmp_path / "control.json"
+    first = Live(charter.compile(POLICY), control_file=path, clock=lambda: now[0])
+    sid = first.kill("email.send", "kept")
+    first.kill("kb.read", "short", ttl=10)
+    first.close()
+    now[0] += 60
+    again = Live(charter.compile(POLICY), control_file=path, clock=lambda: now[0])
+    assert [s.id for s in again.switches] == [sid]  # the expired one is not brought back
+    assert again.decide(EMAIL).rules == (f"kill:{sid}",) and again.decide(KB).allowed
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read the kill switches"):
+        Live(charter.compile(POLICY), control_file=path)  # never start without them
