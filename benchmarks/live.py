@@ -15,6 +15,7 @@
    and reports file write -> version active (p50, p95). The deciding threads pause 0.1 ms
    every 400 decisions, as a host does between calls: 8 threads that never release the
    GIL leave the watcher's thread ~1/9 of the interpreter and reloads then take ~1.3 s.
+   Then L-AC3: one thread's decide p50/p99 idle and while another keeps reloading.
 3. Kill switch propagation over a real Redis (L-AC5, `--no-kill` skips): `kill_propagation`.
 4. `charter replay`'s report, records per second (R-AC3, `--no-replay` skips): `replay_rate`.
 """
@@ -219,6 +220,62 @@ def reload_under_load(swaps: int, min_decisions: int) -> None:
     )
 
 
+def p99_during_reload(n: int) -> None:
+    """L-AC3: one thread times `n` single decisions (perf_counter_ns each) while nothing
+    happens, then `n` more while another thread keeps editing the watched directory (each
+    edit waits for its swap); p50 and p99 of both, and the swaps that happened meanwhile."""
+    logging.getLogger("charter.live").setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "policies"
+        d.mkdir()
+        file = d / "policy.agentpolicy"
+        file.write_text(version("a"))
+        (d / "policy_test.agentpolicy").write_text(TESTS)
+        live = watch(d, state_dir=Path(tmp) / "state", properties=0, step_ms=10, debounce_ms=200)
+        x = {"tool": "x", "args": {"n": 1}}
+
+        def sample() -> list[int]:
+            out = []
+            clock = time.perf_counter_ns
+            for _ in range(n):
+                t0 = clock()
+                live.decide(x)
+                out.append(clock() - t0)
+            return sorted(out)
+
+        gc.collect()
+        idle = sample()
+        stop = threading.Event()
+        swaps = [0]
+
+        def edit() -> None:
+            i = 0
+            while not stop.is_set():
+                before = live.active.generation
+                _replace(file, version("b" if i % 2 == 0 else "a"))
+                while live.active.generation == before and not stop.is_set():
+                    time.sleep(0.001)
+                swaps[0] += 1
+                i += 1
+
+        writer = threading.Thread(target=edit)
+        writer.start()
+        time.sleep(0.2)
+        busy = sample()
+        stop.set()
+        writer.join()
+        live.close()
+
+    def pct(xs: list[int], q: float) -> float:
+        return xs[min(len(xs) - 1, int(len(xs) * q))] / 1000
+
+    print(
+        f"p99       idle p50 {pct(idle, 0.5):.2f} us p99 {pct(idle, 0.99):.2f} us; during "
+        f"{swaps[0]} reloads p50 {pct(busy, 0.5):.2f} us p99 {pct(busy, 0.99):.2f} us "
+        f"({pct(busy, 0.99) / pct(idle, 0.99):.2f}x)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -232,6 +289,7 @@ def main() -> None:
     if not args.no_reload:
         swaps = args.swaps if args.swaps is not None else (20 if args.quick else 1000)
         reload_under_load(swaps, 10_000 if args.quick else 1_000_000)
+        p99_during_reload(50_000 if args.quick else 2_000_000)
     if not args.no_kill:
         kill_propagation(args.processes, 5 if args.quick else 20)
     if not args.no_replay:
