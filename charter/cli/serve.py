@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False),
     help="also write each decision in OPA's decision-log field names (JSON lines)",
 )
+@click.option("--opa-log-url", help="upload the OPA-shaped events there (gzip JSON arrays)")
 @click.option("--watch", is_flag=True, help="reload when the policy's files change")
 @click.option(
     "--workers",
@@ -82,6 +83,7 @@ def serve_cmd(
     max_body: int,
     otlp: str | None,
     opa_log: str | None,
+    opa_log_url: str | None,
     watch: bool,
     workers: int,
 ) -> None:
@@ -100,6 +102,7 @@ def serve_cmd(
         "max_body": max_body,
         "otlp": otlp,
         "opa_log": opa_log,
+        "opa_log_url": opa_log_url,
         "watch": watch,
     }
     sidecar = build(**config)  # also checks the options before any worker starts
@@ -143,6 +146,7 @@ def build(
     max_body: int,
     otlp: str | None = None,
     opa_log: str | None = None,
+    opa_log_url: str | None = None,
     watch: bool = False,
 ) -> Sidecar:
     """The sidecar the options describe (exits with the reason when they cannot make one)."""
@@ -184,6 +188,7 @@ def build(
             tracer=tracer,
             reload=reload,
             opa_log=opa_log,
+            opa_log_url=opa_log_url,
             watch=policy if watch else None,
         )
     if state.startswith("redis://"):
@@ -203,6 +208,7 @@ def build(
             tracer=tracer,
             reload=reload,
             opa_log=opa_log,
+            opa_log_url=opa_log_url,
             watch=policy if watch else None,
         )
     from charter.cli.hook_state import secret_for
@@ -224,6 +230,7 @@ def build(
         tracer=tracer,
         reload=reload,
         opa_log=opa_log,
+        opa_log_url=opa_log_url,
         watch=policy if watch else None,
     )
 

@@ -113,8 +113,8 @@ class Sidecar:
     /v1/reload`, SIGHUP); a policy that does not compile is not swapped in. `tracer`: an
     OpenTelemetry tracer; each decision is then a `gen_ai.guardrail.result` event
     (`charter.hosts.otel`), under the caller's `traceparent`. `opa_log`: a file for decision
-    events in OPA's field names (`opalog.py`). `watch`: the policy file or directory whose
-    edits reload it (with `reload`).
+    events in OPA's field names (`opalog.py`); `opa_log_url`: where to upload them.
+    `watch`: the policy file or directory whose edits reload it (with `reload`).
     """
 
     def __init__(
@@ -130,6 +130,7 @@ class Sidecar:
         tracer: Any = None,
         reload: Callable[[], Policy] | None = None,
         opa_log: str | os.PathLike[str] | None = None,
+        opa_log_url: str | None = None,
         watch: str | os.PathLike[str] | None = None,
     ) -> None:
         self.guard = guard
@@ -145,14 +146,14 @@ class Sidecar:
         self.reload = reload
         self.watch = watch
         self.opa_log: OPADecisionLog | None = None
-        if opa_log is not None:
+        if opa_log is not None or opa_log_url is not None:
             from importlib.metadata import PackageNotFoundError, version
 
             try:
                 ours = version("charter")
             except PackageNotFoundError:
                 ours = ""
-            self.opa_log = OPADecisionLog(opa_log, ours)
+            self.opa_log = OPADecisionLog(opa_log, ours, url=opa_log_url)
         self._serving(guard)
         #: decisions as OpenTelemetry events (`charter.hosts.otel.DecisionEvents`), if set
         self.events: Any = None

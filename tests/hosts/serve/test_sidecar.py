@@ -730,3 +730,50 @@ def test_readiness_flips_when_redis_stops_and_comes_back(tmp_path: Path) -> None
     finally:
         redis_proc.terminate()
         redis_proc.wait(10)
+
+
+def test_opa_decision_events_are_uploaded_with_retry(tmp_path: Path) -> None:
+    """A receiver that fails the first upload (503) gets every event once the next try
+    succeeds, gzip'd JSON arrays as OPA's decision-log plugin sends them."""
+    import gzip
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[dict[str, Any]] = []
+    tries: list[int] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            body = self.rfile.read(int(self.headers["content-length"]))
+            tries.append(len(body))
+            if len(tries) == 1:
+                self.send_response(503)
+            else:
+                assert self.headers["content-encoding"] == "gzip"
+                got.extend(json.loads(gzip.decompress(body)))
+                self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    logs = f"http://127.0.0.1:{receiver.server_address[1]}/logs"
+    sidecar = Sidecar(Guard(charter.load(EXAMPLES / "support")), opa_log_url=logs)
+    assert sidecar.opa_log is not None
+    sidecar.opa_log.every = 0.1
+    try:
+        with serving(sidecar.app()) as url, httpx.Client(base_url=url) as http:
+            ids = [http.post("/v1/decide", json=REFUND).json()["decision_id"] for _ in range(3)]
+            for _ in range(100):
+                if len(got) >= 3:
+                    break
+                sidecar.opa_log.flush()
+                time.sleep(0.1)
+    finally:
+        sidecar.opa_log.close()
+        receiver.shutdown()
+    assert len(tries) >= 2  # the failed upload was tried again
+    assert [e["decision_id"] for e in got] == ids
+    assert all(e["path"] == "charter/decision" for e in got)
