@@ -40,7 +40,16 @@ from charter.runtime.request import Call, read
 from charter.runtime.state import MemoryStore, Store
 from charter.stdlib.globs import name_matches
 
-__all__ = ["Canary", "Control", "KillSwitch", "Live", "Version", "bucket"]
+__all__ = [
+    "Canary",
+    "CanaryGuard",
+    "CanaryStats",
+    "Control",
+    "KillSwitch",
+    "Live",
+    "Version",
+    "bucket",
+]
 
 _LOG = logging.getLogger("charter.live")
 #: kill switches match these stages unless told otherwise (L-X2)
@@ -129,6 +138,32 @@ def bucket(salt: str, value: object) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
+class CanaryGuard:
+    """When to abort a canary on its own (L-N6, thresholds, not a statistical test): each
+    request is decided by both versions and compared (stable -> candidate effect).
+    `max_loosen`: the share of compared requests the candidate makes less strict (deny or
+    approval -> allow); 0, the default, aborts on the first one. `max_tighten`: the share
+    it makes stricter. Shares are judged once `min_samples` requests were compared."""
+
+    min_samples: int = 500
+    max_loosen: float = 0.0
+    max_tighten: float = 0.02
+
+
+@dataclass(slots=True)
+class CanaryStats:
+    """What a guarded canary has seen: requests compared, loosened and tightened."""
+
+    compared: int = 0
+    loosened: int = 0
+    tightened: int = 0
+    aborted: str | None = None  # why, once it tripped
+
+
+_STRICTNESS = {"allow": 0, "require_approval": 1, "deny": 2}
+
+
+@dataclass(frozen=True, slots=True)
 class Canary:
     """A candidate version serving the requests whose key falls in buckets `[0, percent
     * 100)` (L-N1..N3); the other cohort stays on the active version."""
@@ -138,6 +173,8 @@ class Canary:
     key: tuple[str, ...] = ("session", "id")
     salt: str = ""
 
+    guard: CanaryGuard | None = None
+    stats: CanaryStats = field(default_factory=CanaryStats, compare=False)
     #: key value -> in the canary cohort (bounded; the hash is most of a canary's cost)
     cohort: dict[object, bool] = field(default_factory=dict, compare=False)
 
@@ -483,6 +520,7 @@ class Live:
         key: str = "session.id",
         salt: str | None = None,
         actor: str = "api",
+        guard: CanaryGuard | None = None,
     ) -> Version:
         """Serve `candidate` to the requests whose `key` (a request path) falls in the
         first `percent` % of buckets; the salt is kept when only the percentage changes,
@@ -503,7 +541,9 @@ class Live:
             )
             same = old is not None and old.candidate is version
             chosen = salt or (old.salt if same and old is not None else secrets.token_hex(4))
-            canary = Canary(version, percent, tuple(key.split(".")), chosen)
+            kept = old.guard if same and old is not None and guard is None else guard
+            stats = old.stats if same and old is not None else CanaryStats()
+            canary = Canary(version, percent, tuple(key.split(".")), chosen, kept, stats)
             self._set_control(replace(ctl, seq=ctl.seq + 1, canary=canary))
         self.record(
             "canary",
@@ -514,6 +554,48 @@ class Live:
             },
         )
         return version
+
+    def _judge(self, canary: Canary, stable: Decision, candidate: Decision) -> None:
+        """Count one compared request and abort the canary when a threshold trips."""
+        stats, guard = canary.stats, canary.guard
+        if guard is None or stats.aborted is not None:
+            return
+        stats.compared += 1
+        before = _STRICTNESS.get(stable.effect, 2)
+        after = _STRICTNESS.get(candidate.effect, 2)
+        if after < before:
+            stats.loosened += 1
+        elif after > before:
+            stats.tightened += 1
+        why = None
+        if stats.loosened and guard.max_loosen <= 0:
+            why = f"the candidate loosened {stats.loosened} request(s)"
+        elif stats.compared >= guard.min_samples:
+            if stats.loosened / stats.compared > guard.max_loosen:
+                why = f"loosened {stats.loosened} of {stats.compared} requests"
+            elif stats.tightened / stats.compared > guard.max_tighten:
+                why = f"tightened {stats.tightened} of {stats.compared} requests"
+        if why is None:
+            return
+        with self._lock:
+            if self._control.canary is not canary or stats.aborted is not None:
+                return
+            stats.aborted = why
+            self._set_control(replace(self._control, seq=self._control.seq + 1, canary=None))
+        _LOG.error("canary %s aborted: %s", canary.candidate.digest, why)
+        self.record(
+            "canary_aborted",
+            actor="canary-guard",
+            reason=why,
+            to_digest=canary.candidate.digest,
+            control={
+                "canary": {
+                    "compared": stats.compared,
+                    "loosened": stats.loosened,
+                    "tightened": stats.tightened,
+                }
+            },
+        )
 
     def abort_canary(self, *, actor: str = "api", reason: str = "") -> None:
         with self._lock:
@@ -585,6 +667,11 @@ class Live:
         key = canary.key if canary is not None else ()
         takes = canary.takes if canary is not None else None
         cohorts: dict[object, bool] = canary.cohort if canary is not None else {}
+        judged = canary is not None and canary.guard is not None
+        stable_decide, candidate_decide = (
+            v.decide,
+            (canary.candidate.decide if canary is not None else v.decide),
+        )
         clock, info = self.clock, v.policy.info
         killed: dict[str, Decision] = {}
         missing = object()
@@ -649,6 +736,13 @@ class Live:
                 if shadow is not None and guarded and "trace_id" not in req:
                     req = {**req, "trace_id": uuid.uuid4().hex}  # one id for both records
                 decision: Decision = fn(req) if guarded else fn(req, state)
+                if judged:
+                    # Both versions on every request (L-N5): the other one, pure.
+                    other = (candidate_decide if fn is run else stable_decide)(req, state)
+                    if fn is run:
+                        self._judge(canary, decision, other)  # type: ignore[arg-type]
+                    else:
+                        self._judge(canary, other, decision)  # type: ignore[arg-type]
                 if shadow is not None:
                     self._shadow(shadow, req, state, decision, cohort, stage, name, guarded)
                 return decision

@@ -205,3 +205,62 @@ def test_change_records_survive_kill_9(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, check=False)
     assert proc.returncode == -signal.SIGKILL
     assert [r["action"] for r in read_changes(path)] == ["activate", "kill"]
+
+
+TIGHTER = STABLE + '@id("every-20th")\ndeny tool "web.fetch" when session.id in {SESSIONS}\n'
+
+
+def test_a_guarded_canary_aborts_once_min_samples_see_it_tighten_too_much(
+    tmp_path: Path,
+) -> None:
+    """The candidate denies exactly every 20th session (5 % > 2 %): no abort before 500
+    compared requests, abort at the 500th; then everything is on the stable version."""
+    from charter.runtime.live import CanaryGuard
+
+    every_20th = ", ".join(f'"s-{i}"' for i in range(0, 2000, 20))
+    live = Live(charter.compile(STABLE), changes=tmp_path / "changes.jsonl")
+    live.canary(
+        charter.compile(TIGHTER.replace("{SESSIONS}", "{" + every_20th + "}")),
+        50,
+        guard=CanaryGuard(min_samples=500),
+    )
+    stats = live.control.canary.stats  # type: ignore[union-attr]
+    for i in range(499):
+        live.decide(session(i))
+    assert live.control.canary is not None and stats.compared == 499 and stats.tightened == 25
+    live.decide(session(499))
+    assert live.control.canary is None and stats.aborted is not None
+    assert stats.compared == 500
+    assert all(live.decide(session(i)).allowed for i in range(0, 2000, 20))  # stable again
+    aborted = [
+        r for r in read_changes(tmp_path / "changes.jsonl") if r["action"] == "canary_aborted"
+    ]
+    assert len(aborted) == 1 and aborted[0]["control"]["canary"]["tightened"] == 25
+
+
+def test_a_guarded_canary_aborts_at_once_on_a_loosening() -> None:
+    from charter.runtime.live import CanaryGuard
+
+    strict = STABLE + '@id("no-b")\ndeny tool "web.fetch" when agent.id == "b"\n'
+    live = Live(charter.compile(strict))
+    live.canary(
+        charter.compile(strict.replace('agent.id == "b"', 'agent.id == "zz"')),
+        1,
+        guard=CanaryGuard(),
+    )
+    live.decide(session(1, agent="a"))
+    assert live.control.canary is not None
+    assert not live.decide(session(2, agent="b")).allowed  # stable enforced; compared
+    assert live.control.canary is None  # the first loosening, before any min_samples
+
+
+def test_a_guarded_canary_identical_to_stable_never_aborts() -> None:
+    from charter.runtime.live import CanaryGuard
+
+    live = Live(charter.compile(STABLE))
+    live.canary(charter.compile(STABLE + "# the same rules\n"), 50, guard=CanaryGuard())
+    rng = random.Random(5)
+    for i in range(100_000):
+        live.decide(session(i, rng.choice(["web.fetch", "email.send"]), rng.choice("abc")))
+    assert live.control.canary is not None
+    assert live.control.canary.stats.compared == 100_000
