@@ -843,6 +843,61 @@ class Live:
         except Exception:  # noqa: BLE001 - a shadow never affects the enforced decision
             _LOG.exception("shadow decision of %s", shadow.digest)
 
+    # ── status ───────────────────────────────────────────────────────────────
+
+    def status(self) -> dict[str, Any]:
+        """What this handle serves and how (L-H1, abridged; JSON-ready): `state` READY, or
+        DEGRADED when a watched source's last attempt failed or it started on a
+        last-known-good version; the active version; the control state; canary and
+        shadow with their counts; the watcher's last attempt."""
+        v, ctl = self._active, self._control
+        out: dict[str, Any] = {
+            "state": "READY",
+            "active": {
+                "digest": v.digest,
+                "name": v.policy.name,
+                "version": v.policy.version,
+                "source_digest": v.source_digest,
+                "generation": v.generation,
+                "since": v.since,
+                "actor": v.actor,
+            },
+            "control": {
+                "seq": ctl.seq,
+                "remote_seq": self.remote_seq,
+                "kill_switches": [s.to_dict() for s in ctl.switches],
+                "pending": [s.id for s in self._pending.values()],
+            },
+            "canary": None,
+            "shadow": None,
+        }
+        if ctl.canary is not None:
+            c = ctl.canary
+            out["canary"] = {
+                "digest": c.candidate.digest,
+                "percent": c.percent,
+                "key": ".".join(c.key),
+                "salt": c.salt,
+                "guarded": c.guard is not None,
+                "compared": c.stats.compared,
+                "loosened": c.stats.loosened,
+                "tightened": c.stats.tightened,
+            }
+        if ctl.shadow is not None:
+            st = self.shadow_stats
+            out["shadow"] = {
+                "digest": ctl.shadow.digest,
+                "decisions": dict(st.decisions),
+                "divergence": dict(st.divergence),
+                "changed_rules": st.changed_rules,
+            }
+        if self.watcher is not None:
+            w = self.watcher.status()
+            out["state"] = w.state
+            out["last_attempt"] = w.last_attempt
+            out["reloads"] = {"ok": w.reloads_ok, "rejected": w.reloads_rejected}
+        return out
+
     # ── the Guard's other calls, on the active version ───────────────────────
 
     @property

@@ -264,3 +264,17 @@ def test_a_guarded_canary_identical_to_stable_never_aborts() -> None:
         live.decide(session(i, rng.choice(["web.fetch", "email.send"]), rng.choice("abc")))
     assert live.control.canary is not None
     assert live.control.canary.stats.compared == 100_000
+
+
+def test_status_says_what_is_served_and_how() -> None:
+    live = Live(charter.compile(STABLE))
+    sid = live.kill("email.*", "x")
+    live.canary(charter.compile(CANDIDATE), 10)
+    live.shadow(charter.compile(CANDIDATE))
+    live.decide(session(1, agent="b"))
+    status = live.status()
+    json.dumps(status)  # JSON-ready
+    assert status["state"] == "READY" and status["active"]["digest"] == live.policy.digest
+    assert [s["id"] for s in status["control"]["kill_switches"]] == [sid]
+    assert status["canary"]["percent"] == 10 and status["canary"]["key"] == "session.id"
+    assert sum(status["shadow"]["decisions"].values()) == 1
