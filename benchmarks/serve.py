@@ -4,7 +4,8 @@ another process, beside the same decisions in process, in one run.
     python benchmarks/serve.py [--requests 4000] [--rates 100,1000]
 
 The sidecar is the real command (`python -m charter.cli serve examples/support`, one uvicorn
-worker, httptools when installed, memory state) on 127.0.0.1. The load client is a second
+worker, httptools when installed, memory state) on 127.0.0.1, then the same app on granian
+(ASGI, one worker) when granian is installed. The load client is a second
 Python process speaking raw HTTP/1.1 over keep-alive connections (asyncio streams, no HTTP
 library in the way):
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
@@ -182,6 +184,47 @@ def _wrk(port: int, path: str) -> float | None:
     return None
 
 
+def _start(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`charter serve` on uvicorn (the command itself), or the same app on granian."""
+    if kind == "uvicorn":
+        argv = [
+            sys.executable,
+            "-m",
+            "charter.cli",
+            "serve",
+            str(POLICY),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ]
+    else:
+        config = {
+            "policy": str(POLICY),
+            "state": "memory",
+            "secret_file": None,
+            "approvers_path": None,
+            "log": None,
+            "max_body": 1 << 20,
+        }
+        env = {**env, "CHARTER_SERVE_CONFIG": json.dumps(config)}
+        argv = [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-log",
+            "charter.cli.serve:app_from_env",
+        ]
+    return subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -198,60 +241,52 @@ def main() -> None:
     if args.client:
         print(json.dumps(client(int(args.client[0]), args.client[1], args.requests, rates)))
         return
-    port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "charter.cli",
-            "serve",
-            str(POLICY),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        local = in_process(args.requests)
-        rows: list[tuple[str, dict[str, float], float | None, str]] = []
-        for route, path, ref in (
-            ("stateless", "/v1/decide?stateless=1", "Policy.decide"),
-            ("stateful", "/v1/decide", "Guard.check"),
-        ):
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--client",
-                    str(port),
-                    path,
-                    "--requests",
-                    str(args.requests),
-                    "--rates",
-                    args.rates,
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            for mode, s in json.loads(done.stdout).items():
-                rows.append((f"sidecar {route}, {mode}", s, s["p50"] / local[ref]["p50"], ref))
-            rows.append((f"in process: {ref}", local[ref], None, ref))
-            wrk = _wrk(port, path)
-            if wrk is not None:
-                rows.append((f"sidecar {route}, wrk -t2 -c8", {"per_s": wrk}, None, ref))
-    finally:
-        server.terminate()
-        server.wait(10)
+    local = in_process(args.requests)
+    rows: list[tuple[str, dict[str, float], float | None, str]] = []
+    servers = ["uvicorn"] + (["granian"] if importlib.util.find_spec("granian") else [])
+    for kind in servers:
+        port = _free_port()
+        server = _start(kind, port, env)
+        try:
+            for _ in range(300):
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            for route, path, ref in (
+                ("stateless", "/v1/decide?stateless=1", "Policy.decide"),
+                ("stateful", "/v1/decide", "Guard.check"),
+            ):
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--client",
+                        str(port),
+                        path,
+                        "--requests",
+                        str(args.requests),
+                        "--rates",
+                        args.rates,
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                for mode, st in json.loads(done.stdout).items():
+                    ratio = st["p50"] / local[ref]["p50"]
+                    rows.append((f"{kind}: {route}, {mode}", st, ratio, ref))
+                wrk = _wrk(port, path)
+                if wrk is not None:
+                    rows.append((f"{kind}: {route}, wrk -t2 -c8", {"per_s": wrk}, None, ref))
+        finally:
+            server.terminate()
+            server.wait(10)
+    for ref in ("Policy.decide", "Guard.check"):
+        rows.append((f"in process: {ref}", local[ref], None, ref))
     print(
         f"charter serve, {len(BODIES)} requests of examples/support cycled; "
         f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; "
