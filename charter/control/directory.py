@@ -76,6 +76,8 @@ class DirectoryWatcher:
         self._rejected: str | None = None  # source digest of the last rejected attempt
         self.reloads_ok = 0
         self.reloads_rejected = 0
+        #: the source digest a rollback pinned against: that source is not activated again
+        self.pinned: str | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -126,8 +128,9 @@ class DirectoryWatcher:
         with self._lock:
             snap = snapshot(self.path)
             active = self.live.active.source_digest
-            if snap.error is None and snap.source_digest in (active, self._rejected):
+            if snap.error is None and snap.source_digest in (active, self._rejected, self.pinned):
                 return None
+            self.pinned = None  # a source other than the one rolled back from: gate it
             result = run_gate(snap, tests=self.tests, properties=self.properties)
             self.last = result
             if not result.ok or result.policy is None:
@@ -165,6 +168,40 @@ class DirectoryWatcher:
             )
             self.reloads_ok += 1
             return result
+
+    def rollback(self, to: str | None = None, *, actor: str = "api", reason: str = "") -> str:
+        """Activate a kept version (`to`: a policy digest; default the one before the active
+        one) without compiling, and pin it: the source as it is now is not activated again;
+        a changed source, or `unpin()`, ends the pin (L-K3). Returns the digest; raises
+        `LiveError` when there is nothing to roll back to."""
+        if self.versions is None:
+            raise LiveError("rollback needs a state_dir with kept versions")
+        with self._lock:
+            active = self.live.active.digest
+            if to is None:
+                older = [h["digest"] for h in self.versions.history() if h["digest"] != active]
+                if not older:
+                    raise LiveError(f"no kept version other than the active one ({active})")
+                to = str(older[-1])
+            kept = self.versions.load(to)
+            if kept is None:
+                raise LiveError(f"no kept version {to} in {self.versions.dir}")
+            policy, meta = kept
+            self.pinned = snapshot(self.path).source_digest or None
+            source = meta.get("source_digest")
+            self.live.activate(
+                policy,
+                source_digest=source if isinstance(source, str) else None,
+                actor=actor,
+                reason=reason or "rollback",
+                pinned=self.pinned,
+            )
+            return policy.digest
+
+    def unpin(self) -> GateResult | None:
+        """End a rollback's pin and gate the source as it is now."""
+        self.pinned = None
+        return self.reload()
 
     def status(self) -> Status:
         v = self.live.active

@@ -47,6 +47,30 @@ class VersionStore:
             old.with_suffix(".json").unlink(missing_ok=True)
         return path
 
+    def history(self) -> list[dict[str, object]]:
+        """The kept versions, oldest first: digest, source digest, actor, since."""
+        out = []
+        for path in self._entries():
+            try:
+                meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                meta = {}
+            digest = path.stem.split("-", 1)[1] if "-" in path.stem else path.stem
+            out.append({**(meta if isinstance(meta, dict) else {}), "digest": digest})
+        return out
+
+    def load(self, digest: str) -> tuple[Policy, dict[str, object]] | None:
+        """The newest kept version with this policy digest; None when none loads."""
+        for path in reversed(self._entries()):
+            if path.stem.endswith("-" + digest):
+                try:
+                    policy = Policy.loads(path.read_bytes())
+                    meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                return policy, meta if isinstance(meta, dict) else {}
+        return None
+
     def newest(self) -> tuple[Policy, dict[str, object]] | None:
         """The newest kept version that loads, with its metadata; None when none does."""
         for path in reversed(self._entries()):

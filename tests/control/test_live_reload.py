@@ -245,3 +245,32 @@ def test_swaps_keep_budgets_and_reservations(tmp_path: Path) -> None:
     live.activate(charter.compile(text.format(2) + "\n# edited\n"))
     third = live.check(req)
     assert not third.allowed and third.reasons == ("cap 2",)  # the count carried over
+
+
+def test_rollback_pins_a_kept_version_until_the_source_changes(
+    policy_dir: Path, tmp_path: Path
+) -> None:
+    file = policy_dir / "policy.agentpolicy"
+    live = live_on(policy_dir, tmp_path / "state", start=False)
+    first = live.active.digest
+    file.write_text(version("b"))
+    assert live.watcher.reload() is not None and live.decide(X).rules == ("b-x", "b-w")
+    second = live.active.digest
+    assert live.watcher.rollback(actor="oncall") == first
+    assert live.decide(X).rules == ("a-x", "a-w")
+    assert live.watcher.reload() is None  # pinned: the source rolled back from stays off
+    live.watcher.unpin()
+    assert live.active.digest == second  # unpinned: the source is gated and active again
+    assert live.watcher.rollback(to=first) == first
+    file.write_text(version("b") + "# a new edit\n")
+    assert live.watcher.reload() is not None  # a changed source ends the pin
+    assert live.decide(X).rules == ("b-x", "b-w") and live.watcher.pinned is None
+    rolled = [
+        c
+        for c in read_changes(tmp_path / "state" / "changes.jsonl")
+        if c.get("reason") == "rollback"
+    ]
+    assert len(rolled) == 2 and rolled[0]["actor"] == "oncall"
+    with pytest.raises(LiveError, match="no kept version"):
+        live.watcher.rollback(to="0000000000000000")
+    live.close()
