@@ -28,8 +28,60 @@ if TYPE_CHECKING:
     from charter.runtime.policy import Policy
 
 
+_KEYS = {
+    "listen": "listen",
+    "state": "state",
+    "secret_file": "secret_file",
+    "approvers": "approvers_path",
+    "log": "log",
+    "max_body": "max_body",
+    "otlp": "otlp",
+    "opa_log": "opa_log",
+    "opa_log_url": "opa_log_url",
+    "watch": "watch",
+    "workers": "workers",
+}
+_PATHS = {"secret_file", "approvers", "log", "opa_log"}
+
+
+def _config(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    """Defaults from a TOML file (`[serve]` or top-level keys named like the options);
+    options given on the command line win. Paths are relative to the file."""
+    if value is None:
+        return
+    import tomllib
+
+    where = Path(value)
+    try:
+        data = tomllib.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        fail(f"--config {where}: {err}")
+    table = data.get("serve", data)
+    if not isinstance(table, dict):
+        fail(f"--config {where}: [serve] must be a table")
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        fail(f"--config {where}: unknown key {unknown[0]!r}; keys: {', '.join(sorted(_KEYS))}")
+    defaults: dict[str, Any] = {}
+    for key, val in table.items():
+        if key in _PATHS and isinstance(val, str):
+            val = str(where.parent / val)
+        if key == "state" and isinstance(val, str) and val.startswith("sqlite:"):
+            val = "sqlite:" + str(where.parent / val.removeprefix("sqlite:"))
+        defaults[_KEYS[key]] = val
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
 @click.command("serve")
 @click.argument("policy", type=click.Path(exists=True))
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True),
+    is_eager=True,
+    expose_value=False,
+    callback=_config,
+    help="TOML file of these options' values (keys like listen, state, approvers)",
+)
 @click.option(
     "--listen", default="127.0.0.1:8181", show_default=True, help="HOST:PORT, or unix:PATH"
 )

@@ -777,3 +777,44 @@ def test_opa_decision_events_are_uploaded_with_retry(tmp_path: Path) -> None:
     assert len(tries) >= 2  # the failed upload was tried again
     assert [e["decision_id"] for e in got] == ids
     assert all(e["path"] == "charter/decision" for e in got)
+
+
+def test_config_file_sets_the_options(tmp_path: Path) -> None:
+    port = _free_port()
+    (tmp_path / "approvers.toml").write_text(
+        f'[approvers.alice]\ntoken = "{ALICE}"\ngroups = ["finance"]\n'
+    )
+    config = tmp_path / "charter-serve.toml"
+    config.write_text(
+        f'[serve]\nlisten = "127.0.0.1:{port}"\nstate = "sqlite:state.db"\n'
+        'approvers = "approvers.toml"\nmax_body = 4096\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    cmd = [sys.executable, "-m", "charter.cli.main", "serve", str(EXAMPLES / "support")]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[serve]\nlisten = "127.0.0.1:1"\nstorage = "memory"\n')
+    refused = subprocess.run([*cmd, "--config", str(bad)], env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "unknown key 'storage'" in refused.stderr
+    proc = subprocess.Popen([*cmd, "--config", str(config)], env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert httpx.get(url + "/v1/status").json()["store"] == "sqlite"
+        assert (tmp_path / "state.db").is_file()  # relative to the config file
+        big = {"tool": "kb.search", "args": {"q": "x" * 5000}}
+        assert httpx.post(url + "/v1/decide", json=big).status_code == 413
+        d = httpx.post(url + "/v1/decide", json=REFUND).json()
+        r = httpx.post(
+            f"{url}/v1/approvals/{d['ticket']['id']}/grant",
+            json={},
+            headers={"authorization": f"Bearer {ALICE}"},
+        )
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
