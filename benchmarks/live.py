@@ -15,7 +15,8 @@
    and reports file write -> version active (p50, p95). The deciding threads pause 0.1 ms
    every 400 decisions, as a host does between calls: 8 threads that never release the
    GIL leave the watcher's thread ~1/9 of the interpreter and reloads then take ~1.3 s.
-   Then L-AC3: one thread's decide p50/p99 idle and while another keeps reloading.
+   The gate alone on the example policies (`gate_times`). Then L-AC3: one thread's
+   decide p50/p99 idle and while another keeps reloading.
 3. Kill switch propagation over a real Redis (L-AC5, `--no-kill` skips): `kill_propagation`.
 4. `charter replay`'s report, records per second (R-AC3, `--no-replay` skips): `replay_rate`.
 """
@@ -276,6 +277,21 @@ def p99_during_reload(n: int) -> None:
     )
 
 
+def gate_times() -> None:
+    """L-AC2's gate alone on the example policies: compile + tests, with and without
+    properties (25 examples each), median of 3 (`charter.control.run_gate`)."""
+    from charter.control.gate import run_gate
+
+    root = Path(__file__).resolve().parent.parent / "examples"
+    for d in ("support", "finance", "coding"):
+        cells = []
+        for props in (25, 0):
+            runs = [run_gate(root / d, properties=props) for _ in range(3)]
+            assert all(r.ok for r in runs), runs[0].reason
+            cells.append(f"{statistics.median(r.duration_ms for r in runs):.0f} ms")
+        print(f"gate      examples/{d}: with properties {cells[0]}, tests only {cells[1]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -286,6 +302,7 @@ def main() -> None:
     ap.add_argument("--no-replay", action="store_true")
     args = ap.parse_args()
     cost(args.quick)
+    gate_times()
     if not args.no_reload:
         swaps = args.swaps if args.swaps is not None else (20 if args.quick else 1000)
         reload_under_load(swaps, 10_000 if args.quick else 1_000_000)
