@@ -24,12 +24,16 @@ from charter.runtime.replay_report import report
 @click.option("--hash-key-file", type=click.Path(exists=True, dir_okay=False),
               help="The log's HMAC key (the bytes of this file), so that equality rules "
                    "on masked values replay.")
+@click.option("--against", "against", type=click.Path(exists=True),
+              help="The policy that wrote the log: each record is re-decided with it first "
+                   "and the records it does not reproduce are counted.")
 @click.option("--samples", type=click.IntRange(0), default=3, show_default=True,
               help="Examples kept per transition.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def replay_cmd(log: str, policy: str | None, new_policy: str | None,
-               hash_key_file: str | None, samples: int, fmt: str) -> None:
+               hash_key_file: str | None, against: str | None, samples: int,
+               fmt: str) -> None:
     """Re-decide every decision in LOG with a policy; exit 1 if any decision changed."""
     chosen = new_policy or policy
     if chosen is None or (new_policy and policy and new_policy != policy):
@@ -37,7 +41,8 @@ def replay_cmd(log: str, policy: str | None, new_policy: str | None,
         sys.exit(EXIT_USAGE)
     key = Path(hash_key_file).read_bytes() if hash_key_file else None
     try:
-        found = report(log, load_policy(chosen), hash_key=key, samples=samples)
+        base = load_policy(against) if against else None
+        found = report(log, load_policy(chosen), hash_key=key, samples=samples, against=base)
     except (LogVersionError, OSError) as err:
         click.echo(f"charter replay: {err}", err=True)
         sys.exit(EXIT_USAGE)

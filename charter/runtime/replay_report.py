@@ -71,6 +71,8 @@ class Report:
     by_tool: Counter[str] = field(default_factory=Counter)
     old_digests: Counter[str] = field(default_factory=Counter)
     samples: dict[str, list[Sample]] = field(default_factory=dict)
+    against: str | None = None  # the digest of the baseline policy, with `against=`
+    baseline_mismatches: int = 0  # records the baseline did not reproduce (R-S1; expect 0)
 
     @property
     def changed_effect(self) -> int:
@@ -105,7 +107,9 @@ class Report:
                 "not_replayable": t.not_replayable,
                 "loosened": self.loosened,
                 "tightened": self.tightened,
+                "baseline_mismatches": self.baseline_mismatches,
             },
+            "against": self.against,
             "matrix": {f"{o}->{n}": c for (o, n), c in sorted(self.matrix.items())},
             "inconclusive_by_path": dict(self.inconclusive_by_path.most_common()),
             "by_rule": {r: dict(c) for r, c in sorted(self.by_rule.items())},
@@ -123,6 +127,11 @@ class Report:
             f"policy {self.policy} {self.digest}"
             + (f"   (logged by {', '.join(sorted(self.old_digests))})" if self.old_digests else ""),
         ]
+        if self.against is not None:
+            lines.append(
+                f"baseline {self.against}: {self.baseline_mismatches:,} records it does not "
+                "reproduce (expected 0: a capture gap or non-determinism)"
+            )
         effects = [*EFFECTS, *sorted({e for pair in self.matrix for e in pair} - set(EFFECTS))]
         width = max(len(e) for e in effects) + 2
         label = 4 + width
@@ -166,13 +175,17 @@ def report(
     *,
     hash_key: bytes | None = None,
     samples: int = 3,
+    against: Policy | None = None,
 ) -> Report:
-    """Replay every decision record of a log (a path, or records) against `policy`."""
+    """Replay every decision record of a log (a path, or records) against `policy`.
+
+    `against`: the policy that wrote the log; each record is first re-decided with it, and
+    one it does not reproduce (effect or rules) is a baseline mismatch (R-S1)."""
     if isinstance(records, str | os.PathLike):
         from charter.runtime.audit import read
 
         records = read(records)
-    out = Report(policy.name, policy.digest)
+    out = Report(policy.name, policy.digest, against=against.digest if against else None)
     tally = out.tally
     for record in records:
         if record.get("event") is not None or "effect" not in record:
@@ -183,6 +196,13 @@ def report(
         except ReplayError:
             tally.not_replayable += 1
             continue
+        if against is not None:
+            try:
+                base = replay_record(record, against, hash_key=hash_key)
+                if not base.inconclusive and not base.same:
+                    out.baseline_mismatches += 1
+            except ReplayError:
+                pass  # not replayable: counted above by the new policy's replay
         digest = record.get("policy_digest")
         if isinstance(digest, str):
             out.old_digests[digest] += 1

@@ -96,3 +96,15 @@ def test_without_the_key_masked_equality_is_inconclusive_never_changed(logged: P
 def test_the_policy_is_given_once(logged: Path) -> None:
     out = CliRunner().invoke(cli, ["replay", str(logged / "log.jsonl")])
     assert out.exit_code == 2 and "give the policy once" in out.output
+
+
+def test_against_the_writing_policy_every_record_is_reproduced(logged: Path) -> None:
+    code, raw = replay(logged, "new", "--against", str(logged / "old"), "--format", "json")
+    data = json.loads(raw)
+    assert data["totals"]["baseline_mismatches"] == 0 and data["against"]
+    # Against another policy as the baseline, the records it does not reproduce show.
+    code, raw = replay(logged, "old", "--against", str(logged / "new"), "--format", "json")
+    data = json.loads(raw)
+    assert data["totals"]["baseline_mismatches"] > 0
+    code, text = replay(logged, "old", "--against", str(logged / "old"))
+    assert code == 0 and "0 records it does not reproduce" in text
