@@ -292,6 +292,38 @@ def gate_times() -> None:
         print(f"gate      examples/{d}: with properties {cells[0]}, tests only {cells[1]}")
 
 
+def file_kill(kills: int) -> None:
+    """L-AC5's file control on one host: two handles (one process, each with its own
+    `FileControl` watcher thread on the same `control.json`); a kill through one, timed
+    until the other's first deny; median and max over `kills` rounds."""
+    from charter.runtime.live_file import FileControl
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "control.json"
+        a, b = (
+            Live(charter.compile('policy "k"\ndefault allow\n')),
+            Live(charter.compile('policy "k"\ndefault allow\n')),
+        )
+        for live in (a, b):
+            FileControl(path, poll_interval_s=1.0).attach(live)
+        ms = []
+        for r in range(kills):
+            req = {"tool": f"t{r}.send", "args": {}}
+            time.sleep(0.05)
+            t0 = time.perf_counter()
+            a.kill(f"t{r}.*", "bench")
+            while b.decide(req).allowed:
+                time.sleep(0.0002)
+            ms.append((time.perf_counter() - t0) * 1000)
+        a.close()
+        b.close()
+    ms.sort()
+    print(
+        f"kill      file control    2 handles x {kills} kills: write -> first deny median "
+        f"{statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -309,6 +341,7 @@ def main() -> None:
         p99_during_reload(50_000 if args.quick else 2_000_000)
     if not args.no_kill:
         kill_propagation(args.processes, 5 if args.quick else 20)
+        file_kill(5 if args.quick else 20)
     if not args.no_replay:
         replay_rate(2_000 if args.quick else 20_000)
 

@@ -117,3 +117,34 @@ def test_switches_survive_a_restart_through_the_control_file(tmp_path: Path) -> 
     path.write_text("{not json")
     with pytest.raises(ValueError, match="cannot read the kill switches"):
         Live(charter.compile(POLICY), control_file=path)  # never start without them
+
+
+def test_a_control_file_shares_switches_between_handles(tmp_path: Path) -> None:
+    import time
+
+    from charter.runtime.live_file import FileControl
+
+    path = tmp_path / "shared" / "control.json"
+    a, b = Live(charter.compile(POLICY)), Live(charter.compile(POLICY))
+    for live in (a, b):
+        FileControl(path, poll_interval_s=0.2).attach(live)
+    sid = a.kill("email.*", "incident")
+    end = time.monotonic() + 20
+    while b.decide(EMAIL).allowed:  # liveness only: a generous deadline
+        assert time.monotonic() < end, "the switch never reached the other handle"
+        time.sleep(0.01)
+    assert b.decide(EMAIL).rules == (f"kill:{sid}",)
+    other = b.kill("kb.read", "two")  # a second writer: both switches kept
+    assert {s["id"] for s in json.loads(path.read_text())["switches"]} == {sid, other}
+    assert a.unkill(sid)
+    end = time.monotonic() + 20
+    while not b.decide(EMAIL).allowed:
+        assert time.monotonic() < end, "the unkill never reached the other handle"
+        time.sleep(0.01)
+    path.write_text("{torn")
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        assert not b.decide(KB).allowed  # a broken file never drops a switch
+        time.sleep(0.05)
+    a.close()
+    b.close()
