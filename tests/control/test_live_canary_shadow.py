@@ -278,3 +278,19 @@ def test_status_says_what_is_served_and_how() -> None:
     assert [s["id"] for s in status["control"]["kill_switches"]] == [sid]
     assert status["canary"]["percent"] == 10 and status["canary"]["key"] == "session.id"
     assert sum(status["shadow"]["decisions"].values()) == 1
+
+
+def test_check_routes_as_decide_does_and_other_key_paths_are_read() -> None:
+    stable = charter.compile(STABLE)
+    live = Live(stable)
+    candidate = live.canary(charter.compile(CANDIDATE), 30)
+    by_decide = [live.decide(session(i)).policy.digest for i in range(400)]  # type: ignore[union-attr]
+    by_check = [live.check(session(i)).policy.digest for i in range(400)]  # type: ignore[union-attr]
+    assert by_check == by_decide and candidate.digest in by_decide
+    assert stable.digest in by_decide
+    # a key path that is not two deep: read step by step, same cohort rule (str or int)
+    live.canary(charter.compile(CANDIDATE), 100, key="agent.id")
+    assert live.decide(session(1, agent="b")).policy.digest == candidate.digest  # type: ignore[union-attr]
+    live.canary(charter.compile(CANDIDATE), 100, key="session")
+    assert live.decide(session(1)).policy.digest == stable.digest  # type: ignore[union-attr]  # a dict
+    assert live.check(session(1)).policy.digest == stable.digest  # type: ignore[union-attr]
