@@ -170,7 +170,10 @@ class Proxy:
 
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
         session = getattr(ctx, "session", None)
-        if session is not None and session not in self._changed:
+        # handshake-era sessions are told of a new tool list on the session itself (2026-07-28
+        # clients listen on subscriptions/listen instead, and have no lasting session to keep)
+        legacy = str(getattr(ctx, "protocol_version", "")) < "2026"
+        if legacy and session is not None and session not in self._changed:
             self._changed.append(session)
         return types.ListToolsResult(tools=self.catalog.listed())
 
