@@ -9,8 +9,10 @@ rejects the whole version: there is no partial acceptance.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from charter.compiler.pipeline import compile_sources
 from charter.compiler.sources import discover, is_test_file
@@ -177,13 +179,7 @@ def _tests(
     passed = failed = 0
     details: list[str] = []
     if tests:
-        for test in unit.tests():
-            r = run_test(unit, test)
-            if r.status == "pass":
-                passed += 1
-            else:
-                failed += 1
-                details += [f"test {r.name!r} ({r.location}) {r.status}", *r.details]
+        passed, failed = _tally("test", (run_test(unit, t) for t in unit.tests()), details)
     if failed:
         return GateResult(
             False,
@@ -196,13 +192,9 @@ def _tests(
     p_ok = p_bad = 0
     if properties > 0 and unit.properties():
         with hypothesis_in_cache():
-            for prop in unit.properties():
-                r = run_property(unit, prop, seed, properties, unit.biases())
-                if r.status == "pass":
-                    p_ok += 1
-                else:
-                    p_bad += 1
-                    details += [f"property {r.name!r} ({r.location}) {r.status}", *r.details]
+            runs = (run_property(unit, p, seed, properties, unit.biases())
+                    for p in unit.properties())
+            p_ok, p_bad = _tally("property", runs, details)
     if p_bad:
         return GateResult(
             False,
@@ -216,3 +208,15 @@ def _tests(
     return GateResult(
         True, snap.source_digest, policy, tests=(passed, 0), properties=(p_ok, 0), seed=seed
     )
+
+
+def _tally(kind: str, results: Iterable[Any], details: list[str]) -> tuple[int, int]:
+    """(passed, failed) of test or property results; each failure's lines go to `details`."""
+    ok = bad = 0
+    for r in results:
+        if r.status == "pass":
+            ok += 1
+        else:
+            bad += 1
+            details += [f"{kind} {r.name!r} ({r.location}) {r.status}", *r.details]
+    return ok, bad

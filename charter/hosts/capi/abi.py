@@ -112,18 +112,24 @@ def bind(ffi: Any, lib: Any) -> None:
             if isinstance(_objects.get(int(ffi.cast("uintptr_t", p))), Policy):
                 del _objects[int(ffi.cast("uintptr_t", p))]
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
-    def charter_decide_json(p: Any, raw: Any, size: int) -> Any:
+    def decision(ptr: Any, kind: type, stale: str, decide: Any, raw: Any, size: int) -> Any:
+        """The decision JSON of `decide(object, body)` for the object behind `ptr`; a stale
+        handle, a NULL request or any failure is a deny naming it (never an open call)."""
         try:
-            policy = handle(p, Policy)
-            if policy is None:
-                return deny("charter: not a loaded policy handle (freed, or never loaded)")
+            obj = handle(ptr, kind)
+            if obj is None:
+                return deny(f"charter: {stale}")
             body = text(raw, size)
             if body is None:
                 return deny("malformed request: request_json is NULL")
-            return out(wire.decide_json(policy, body))
+            return out(decide(obj, body))
         except Exception as exc:  # noqa: BLE001
             return deny(f"charter: internal error: {describe_error(exc)}")
+
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    def charter_decide_json(p: Any, raw: Any, size: int) -> Any:
+        return decision(p, Policy, "not a loaded policy handle (freed, or never loaded)",
+                        wire.decide_json, raw, size)
 
     @ffi.def_extern()  # type: ignore[untyped-decorator]
     def charter_guard_new(p: Any, config: Any, err: Any) -> Any:
@@ -140,16 +146,8 @@ def bind(ffi: Any, lib: Any) -> None:
 
     @ffi.def_extern()  # type: ignore[untyped-decorator]
     def charter_guard_check_json(g: Any, raw: Any, size: int) -> Any:
-        try:
-            guard = handle(g, Guard)
-            if guard is None:
-                return deny("charter: not a guard handle (freed, or never made)")
-            body = text(raw, size)
-            if body is None:
-                return deny("malformed request: request_json is NULL")
-            return out(wire.check_json(guard, body))
-        except Exception as exc:  # noqa: BLE001
-            return deny(f"charter: internal error: {describe_error(exc)}")
+        return decision(g, Guard, "not a guard handle (freed, or never made)",
+                        wire.check_json, raw, size)
 
     @ffi.def_extern()  # type: ignore[untyped-decorator]
     def charter_guard_settle_json(g: Any, raw: Any, size: int) -> int:
