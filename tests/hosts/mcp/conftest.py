@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,14 @@ class Setup:
         self.config.write_text(self.config.read_text() + line + "\n")
 
     @asynccontextmanager
-    async def http(self, mode: str = "auto") -> AsyncIterator[Client]:
+    async def http(self, mode: str = "auto", **options: Any) -> AsyncIterator[Client]:
+        with self.http_proxy() as url:
+            async with Client(url, mode=mode, read_timeout_seconds=30, **options) as client:  # type: ignore[arg-type]
+                yield client
+
+    @contextmanager
+    def http_proxy(self) -> Iterator[str]:
+        """A `charter mcp proxy --listen http://...` process: its URL."""
         port = _free_port()
         url = f"http://127.0.0.1:{port}/mcp"
         proc = subprocess.Popen(
@@ -98,8 +105,7 @@ class Setup:
         )
         try:
             _wait_for(port, proc)
-            async with Client(url, mode=mode, read_timeout_seconds=30) as client:  # type: ignore[arg-type]
-                yield client
+            yield url
         finally:
             _stop(proc)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client, MCPError
+from mcp import Client, MCPError, types
 
 from tests.hosts.mcp.conftest import CARD, EMAIL, Setup
 
@@ -24,6 +24,14 @@ def _run(setup: Setup, front: str, mode: str, body: Callable[[Client], Awaitable
             await body(client)
 
     anyio.run(go)
+
+
+class _RawCall(types.Request[dict[str, Any], str]):
+    """A request the SDK's typed models would refuse to build: sent as it is."""
+
+
+def _raw_call(params: dict[str, Any]) -> _RawCall:
+    return _RawCall(method="tools/call", params=params)
 
 
 def _text(result: Any) -> str:
@@ -116,7 +124,10 @@ def test_through_the_proxy(setup: Setup, front: str, mode: str) -> None:
     _run(setup, front, mode, body)
 
 
-def test_budgets_schemas_timeouts_and_a_crashed_upstream(setup: Setup) -> None:
+@pytest.mark.parametrize(("front", "mode"), FRONTS)
+def test_budgets_schemas_timeouts_and_a_crashed_upstream(
+    setup: Setup, front: str, mode: str
+) -> None:
     async def body(client: Client) -> None:
         # arguments the tool's own inputSchema refuses never reach the upstream
         bad = await client.call_tool("fs.read_text_file", {"path": 3})
@@ -132,9 +143,14 @@ def test_budgets_schemas_timeouts_and_a_crashed_upstream(setup: Setup) -> None:
         assert after.is_error and "flaky" in _text(after)
         status = await client.call_tool("git.git_status", {"repo_path": str(setup.repo)})
         assert not status.is_error and "branch" in _text(status)
+        echo = await client.call_tool("every.echo", {"message": "still here"})
+        assert not echo.is_error and "still here" in _text(echo)
         with pytest.raises(MCPError) as err:
             await client.call_tool("nope.nothing", {})
         assert err.value.code == -32602
+        with pytest.raises(MCPError) as err:
+            await client.call_tool("git.no_such_tool", {})
+        assert err.value.code == -32602 and "Unknown tool: git.no_such_tool" in str(err.value)
 
         # last, as it spends the session: git_log costs $0.30 (config), the $1 budget stops it
         log = {"repo_path": str(setup.repo), "max_count": 1}
@@ -143,8 +159,11 @@ def test_budgets_schemas_timeouts_and_a_crashed_upstream(setup: Setup) -> None:
         assert allowed[:3] == [True, True, True] and not all(allowed)
         stopped = results[allowed.index(False)]
         assert "session budget of $1 reached" in _text(stopped)
+        # the stopped session stays served: calls with no cost still pass
+        status = await client.call_tool("git.git_status", {"repo_path": str(setup.repo)})
+        assert not status.is_error, _text(status)
 
-    _run(setup, "stdio", "legacy", body)
+    _run(setup, front, mode, body)
 
 
 def test_malformed_json_rpc_gets_an_error_and_the_proxy_stays_up(setup: Setup) -> None:
@@ -200,8 +219,36 @@ def test_malformed_json_rpc_gets_an_error_and_the_proxy_stays_up(setup: Setup) -
         proc.wait(timeout=10)
 
 
+def test_malformed_json_rpc_over_http_gets_an_error_and_the_proxy_stays_up(setup: Setup) -> None:
+    import httpx2
+
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+    async def go() -> None:
+        with setup.http_proxy() as url:
+            async with httpx2.AsyncClient(timeout=30) as http:
+                bad = await http.post(url, content=b"{this is not json", headers=headers)
+                assert bad.status_code == 400 and bad.json()["error"]["code"] == -32700
+                odd = await http.post(url, json={"jsonrpc": "2.0", "id": 1}, headers=headers)
+                assert odd.status_code == 400 and "error" in odd.json()
+            for mode in ("legacy", "2026-07-28"):
+                async with Client(url, mode=mode, read_timeout_seconds=30) as client:  # type: ignore[arg-type]
+                    tools = {t.name for t in (await client.list_tools()).tools}
+                    assert "git.git_status" in tools
+                    with pytest.raises(MCPError) as err:
+                        await client.session.send_request(  # a name that is not a string
+                            _raw_call({"name": 5}), types.CallToolResult
+                        )
+                    # 2026-07-28 over HTTP mirrors the name into the Mcp-Name header, and the
+                    # SDK checks the two agree before any handler: -32020 HEADER_MISMATCH
+                    assert err.value.code == (-32602 if mode == "legacy" else -32020)
+
+    anyio.run(go)
+
+
+@pytest.mark.parametrize("front", ["stdio", "http"])
 @pytest.mark.parametrize("approve", [True, False])
-def test_elicit_mode_asks_the_clients_user(setup: Setup, approve: bool) -> None:
+def test_elicit_mode_asks_the_clients_user(setup: Setup, approve: bool, front: str) -> None:
     from mcp import types
 
     setup.proxy_setting('approvals = "elicit"')
@@ -216,7 +263,8 @@ def test_elicit_mode_asks_the_clients_user(setup: Setup, approve: bool) -> None:
 
     async def go() -> None:
         target = setup.data / "asked.txt"
-        async with setup.stdio("legacy", elicitation_callback=answer) as client:
+        opener = setup.stdio if front == "stdio" else setup.http
+        async with opener("legacy", elicitation_callback=answer) as client:
             result = await client.call_tool("fs.write_file", {"path": str(target), "content": "ok"})
         assert len(asked) == 1 and "destructive calls need an approval" in asked[0]
         if approve:
@@ -229,7 +277,10 @@ def test_elicit_mode_asks_the_clients_user(setup: Setup, approve: bool) -> None:
     anyio.run(go)
 
 
-def test_elicit_mode_on_a_2026_client_is_an_input_required_round_trip(setup: Setup) -> None:
+@pytest.mark.parametrize("front", ["stdio", "http"])
+def test_elicit_mode_on_a_2026_client_is_an_input_required_round_trip(
+    setup: Setup, front: str
+) -> None:
     from mcp import types
 
     setup.proxy_setting('approvals = "elicit"')
@@ -238,7 +289,8 @@ def test_elicit_mode_on_a_2026_client_is_an_input_required_round_trip(setup: Set
     write = {"path": str(target), "content": "ok"}
 
     async def go() -> None:
-        async with setup.stdio("2026-07-28") as client:
+        opener = setup.stdio if front == "stdio" else setup.http
+        async with opener("2026-07-28") as client:
             assert client.protocol_version == "2026-07-28"
             first = await client.session.call_tool(
                 "fs.write_file", write, allow_input_required=True
