@@ -5,6 +5,9 @@ table holds exactly the hand-computed flips; inconclusive records are never chan
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +21,10 @@ from charter.runtime.replay_report import report
 
 KEY = workload.HASH_KEY
 NO_WEB = workload.POLICY + 'deny tool "web.fetch" because "no web today"\n'
+CEO = 'deny tool "email.send" when args.to == "ceo@corp.example" because "never e-mail the CEO"'
+# The CEO rule edited in place (same line, so no other rule id moves) to one that never fires.
+CEO_OK = workload.POLICY.replace(CEO, CEO.replace("ceo@corp", "nobody@corp"))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +36,8 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "old" / "workload.agentpolicy").write_text(workload.POLICY)
     (d / "new").mkdir()
     (d / "new" / "workload.agentpolicy").write_text(NO_WEB)
+    (d / "loose").mkdir()
+    (d / "loose" / "workload.agentpolicy").write_text(CEO_OK)
     return d
 
 
@@ -45,7 +54,7 @@ def replay(d: Path, policy: str, *more: str) -> tuple[int, str]:
             *more,
         ],
     )
-    return out.exit_code, out.output
+    return out.exit_code, out.stdout if "json" in more else out.output
 
 
 def test_a_log_against_its_own_policy_is_all_unchanged(logged: Path) -> None:
@@ -71,7 +80,7 @@ def test_a_known_edit_gives_exactly_the_hand_computed_flips(logged: Path) -> Non
         if r["tool"] == "web.fetch" and r["stage"] == "tool_call" and r["effect"] != "deny"
     )
     code, raw = replay(logged, "new", "--format", "json")
-    assert code == 1
+    assert code == 0  # tightening alone passes the gate (R-S5)
     data = json.loads(raw)
     flips = {k: v for k, v in data["matrix"].items() if k.split("->")[0] != k.split("->")[1]}
     assert flips == {f"{o}->{n}": c for (o, n), c in expected.items()}
@@ -108,3 +117,85 @@ def test_against_the_writing_policy_every_record_is_reproduced(logged: Path) -> 
     assert data["totals"]["baseline_mismatches"] > 0
     code, text = replay(logged, "old", "--against", str(logged / "old"))
     assert code == 0 and "0 records it does not reproduce" in text
+
+
+def test_loosening_fails_the_gate_unless_allowed(logged: Path) -> None:
+    records = [r for r in audit.read(logged / "log.jsonl") if r.get("event") is None]
+    ceo = f"workload.agentpolicy:{workload.POLICY.splitlines().index(CEO) + 1}"
+    # By hand: a call denied by the CEO rule alone is allowed once that rule cannot fire;
+    # one also denied for another reason (a budget, a label) stays denied, one rule less.
+    alone = ["never e-mail the CEO"]
+    freed = sum(1 for r in records if ceo in r["rules"] and r["reasons"] == alone)
+    fewer = sum(1 for r in records if ceo in r["rules"]) - freed
+    assert freed > 0 and fewer > 0
+    code, raw = replay(logged, "loose", "--format", "json")
+    data = json.loads(raw)
+    assert code == 1
+    assert data["matrix"].get("deny->allow") == freed
+    assert data["totals"]["loosened"] == freed and data["totals"]["tightened"] == 0
+    assert data["totals"]["changed_rules"] == fewer
+    assert data["totals"]["changed"] == freed + fewer
+    code, _ = replay(logged, "loose", "--allow-loosen")
+    assert code == 0
+
+
+def test_max_changed_fails_on_volume(logged: Path) -> None:
+    code, raw = replay(logged, "new", "--format", "json")
+    data = json.loads(raw)
+    share = data["totals"]["changed"] * 100 / data["totals"]["replayed"]
+    assert 1 < share < 99
+    below, above = f"{int(share)}%", f"{int(share) + 1}"
+    code, _ = replay(logged, "new", "--max-changed", below)
+    assert code == 1
+    assert replay(logged, "new", "--max-changed", above)[0] == 0
+    # Loosening is judged on its own: a generous volume limit does not excuse it.
+    assert replay(logged, "loose", "--max-changed", "100%")[0] == 1
+    assert replay(logged, "loose", "--max-changed", "100%", "--allow-loosen")[0] == 0
+    assert replay(logged, "old", "--max-changed", "0%")[0] == 0
+    for bad in ("lots", "101%", "-1", "nan"):
+        code, text = replay(logged, "new", "--max-changed", bad)
+        assert code == 2 and "percentage" in text, (bad, text)
+
+
+def test_usage_and_io_errors_exit_2(logged: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.agentpolicy"
+    broken.write_text('policy "broken" version "1"\nallow tool\n')
+    runner = CliRunner()
+    log = str(logged / "log.jsonl")
+    cases = [
+        ["replay", str(tmp_path / "missing.jsonl"), "--policy", str(logged / "old")],
+        ["replay", log, "--policy", str(tmp_path / "missing")],
+        ["replay", log, "--policy", str(broken)],
+        ["replay", log, "--policy", str(logged / "old"), "--against", str(broken)],
+        ["replay", log, "--policy", str(logged / "old"), "--hash-key-file", str(tmp_path)],
+        ["replay", str(tmp_path), "--policy", str(logged / "old")],
+    ]
+    for args in cases:
+        assert runner.invoke(cli, args).exit_code == 2, args
+
+
+def test_the_exit_codes_of_the_real_command(logged: Path) -> None:
+    """The gate as CI runs it: a separate `charter replay` process."""
+
+    def run(policy: str, *more: str) -> int:
+        args = [
+            sys.executable,
+            "-m",
+            "charter.cli",
+            "replay",
+            str(logged / "log.jsonl"),
+            "--policy",
+            str(logged / policy),
+            "--hash-key-file",
+            str(logged / "key"),
+            *more,
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, check=False).returncode
+
+    assert run("old") == 0
+    assert run("new") == 0
+    assert run("new", "--max-changed", "0.5%") == 1
+    assert run("loose") == 1
+    assert run("loose", "--allow-loosen") == 0
+    assert run("loose", "--max-changed", "x") == 2

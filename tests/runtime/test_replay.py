@@ -306,7 +306,8 @@ def test_charter_replay_prints_the_counts(tmp_path: Path) -> None:
     source.write_text(workload.POLICY.replace("<= 0.50 per session", "<= 0.01 per session"))
     changed = CliRunner().invoke(cli, ["replay", str(path), str(source), "--hash-key-file",
                                        str(key)])
-    assert changed.exit_code == 1 and " 0 changed" not in changed.output
+    # A tighter budget only tightens: reported, and not a failure of the gate (R-S5).
+    assert changed.exit_code == 0 and " 0 changed" not in changed.output
     path.write_text('{"v": 9, "effect": "allow"}\n')
     future = CliRunner().invoke(cli, ["replay", str(path), str(source)])
     assert future.exit_code == 2 and "schema v9" in future.output
