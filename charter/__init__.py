@@ -22,13 +22,16 @@ if TYPE_CHECKING:
     from charter.runtime.errors import Denied as Denied
     from charter.runtime.guard import Guard as Guard
     from charter.runtime.live import Live as Live
+    from charter.runtime.live_status import LiveEvent as LiveEvent
+    from charter.runtime.live_status import LiveStatus as LiveStatus
     from charter.runtime.policy import Policy as Policy
     from charter.runtime.state import MemoryStore as MemoryStore
     from charter.runtime.state import RedisStore as RedisStore
     from charter.runtime.state import SQLiteStore as SQLiteStore
 
 __all__ = [
-    "ApprovalRequired", "CompileError", "Decision", "Denied", "Guard", "Live", "MemoryStore",
+    "ApprovalRequired", "CompileError", "Decision", "Denied", "Guard", "Live", "LiveEvent",
+    "LiveStatus", "MemoryStore",
     "Policy",
     "PolicyInfo", "RedisStore", "Redaction", "RuleError", "SQLiteStore", "ShadowHit", "Snapshot",
     "compile", "load", "load_compiled",
@@ -46,6 +49,8 @@ _LAZY = {
     "CompileError": "charter.language.source",
     "Guard": "charter.runtime.guard",
     "Live": "charter.runtime.live",
+    "LiveEvent": "charter.runtime.live_status",
+    "LiveStatus": "charter.runtime.live_status",
     "Denied": "charter.runtime.errors",
     "ApprovalRequired": "charter.runtime.errors",
     "MemoryStore": "charter.runtime.state",

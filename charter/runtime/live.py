@@ -35,6 +35,26 @@ from charter.runtime.approvers import Directory
 from charter.runtime.audit import AuditLog
 from charter.runtime.changes import ChangeLog
 from charter.runtime.guard import Guard
+from charter.runtime.live_status import (
+    CANARY_ABORTED,
+    CONFIGURATION_CHANGED,
+    CONTROL_CHANGED,
+    DEGRADED,
+    ERROR,
+    NOT_READY,
+    READY,
+    STALE,
+    ActiveStatus,
+    CanaryStatus,
+    ControlStatus,
+    EventQueue,
+    LiveEvent,
+    LiveStatus,
+    ShadowStatus,
+    SourceStatus,
+    Unreachable,
+    rule_diff,
+)
 from charter.runtime.policy import Policy
 from charter.runtime.request import Call, read
 from charter.runtime.state import MemoryStore, Store
@@ -47,6 +67,7 @@ __all__ = [
     "Control",
     "KillSwitch",
     "Live",
+    "LiveError",
     "Version",
     "bucket",
 ]
@@ -55,6 +76,18 @@ _LOG = logging.getLogger("charter.live")
 #: kill switches match these stages unless told otherwise (L-X2)
 DEFAULT_STAGES = ("tool_call", "tool_result")
 Decide = Callable[..., Decision]
+#: change record action -> the event it is (L-H2); any other action is CONTROL_CHANGED
+_EVENT_OF = {
+    "activate": CONFIGURATION_CHANGED,
+    "rollback": CONFIGURATION_CHANGED,
+    "reject": ERROR,
+    "canary_aborted": CANARY_ABORTED,
+}
+
+
+class LiveError(RuntimeError):
+    """Nothing safe to serve (the source fails the gate and no last-known-good exists), or
+    a rollback with nothing to roll back to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +277,9 @@ class Live:
     `clock` and `approvers` are the Guard's and shared by every version, so budgets,
     grants and reservations carry across swaps. `changes`: a path or `ChangeLog` that
     gets one record per change (activation, rejection, kill, unkill, expiry...), L-U1.
+    `on_event`: called with each `LiveEvent` (L-H2) on an event thread of its own, never on
+    a decision. `stale_after_s`: how long the source or the control plane may be
+    unreachable before the state is STALE (L-H1).
     """
 
     def __init__(
@@ -262,7 +298,19 @@ class Live:
         shadow_log: str | os.PathLike[str] | AuditLog | None = None,
         shadow_log_all: bool = False,
         control_file: str | os.PathLike[str] | None = None,
+        on_event: Callable[[LiveEvent], object] | None = None,
+        stale_after_s: float = 10.0,
     ) -> None:
+        if not stale_after_s > 0:
+            raise ValueError(f"stale_after_s must be a positive number of seconds: {stale_after_s}")
+        self.stale_after_s = stale_after_s
+        self.events = EventQueue()
+        if on_event is not None:
+            self.events.listen(on_event)
+        #: what is unreachable now ("source", "control") and since when (L-H1 STALE)
+        self._unreachable: dict[str, Unreachable] = {}
+        self._stale_told: set[str] = set()
+        self._closed = False
         self.store: Store = state if state is not None else MemoryStore()
         self._own_log = log is not None and not isinstance(log, AuditLog)
         self.log = log if isinstance(log, AuditLog) or log is None else AuditLog(log)
@@ -351,26 +399,55 @@ class Live:
         source_digest: str | None = None,
         actor: str = "api",
         reason: str = "",
+        action: str = "activate",
         **record: Any,
     ) -> Version:
         """Make `policy` the active version: one reference swap. Decisions already running
-        finish on the version they read; the next read sees this one."""
+        finish on the version they read; the next read sees this one. One change record
+        (`action`: `activate`, or `rollback` for a kept version) with the rule diff."""
         new = policy if isinstance(policy, Version) else self.version(policy, source_digest, actor)
         with self._lock:
             old = self._active
             self._active = new
             self._rebind()
         _LOG.info("policy %s active (was %s)", new.digest, old.digest)
+        diff = None
+        if self.changes is not None or self.events.listeners:
+            try:
+                diff = rule_diff(old.policy.ir, new.policy.ir)
+            except Exception:  # noqa: BLE001 - the diff only describes; the swap is done
+                _LOG.exception("cannot diff %s and %s", old.digest, new.digest)
         self.record(
-            "activate",
+            action,
             from_digest=old.digest,
             to_digest=new.digest,
             actor=actor,
             source_digest=new.source_digest,
             reason=reason,
+            diff=diff,
             **record,
         )
         return new
+
+    def rollback(self, to: str | None = None, *, actor: str = "api", reason: str = "") -> str:
+        """Activate a kept version of the watched source (`to`: its policy digest; default
+        the newest other than the active one) without compiling, and pin it until the source
+        changes or `unpin()` (L-K3). Returns the digest; `LiveError` when there is nothing
+        to roll back to or no watched source with a `state_dir` feeds this handle."""
+        watcher = self.watcher
+        if watcher is None or not hasattr(watcher, "rollback"):
+            raise LiveError(
+                "rollback needs a watched source with kept versions "
+                "(charter.control.watch(path, state_dir=...))"
+            )
+        return str(watcher.rollback(to, actor=actor, reason=reason))
+
+    def unpin(self, *, actor: str = "api") -> None:
+        """End a rollback's pin: the source as it is now is gated and, if it passes, active."""
+        watcher = self.watcher
+        if watcher is None or not hasattr(watcher, "unpin"):
+            raise LiveError("unpin needs a watched source (charter.control.watch)")
+        watcher.unpin(actor=actor)
 
     # ── kill switches ────────────────────────────────────────────────────────
 
@@ -848,58 +925,150 @@ class Live:
 
     # ── status ───────────────────────────────────────────────────────────────
 
-    def status(self) -> dict[str, Any]:
-        """What this handle serves and how (L-H1, abridged; JSON-ready): `state` READY, or
-        DEGRADED when a watched source's last attempt failed or it started on a
-        last-known-good version; the active version; the control state; canary and
-        shadow with their counts; the watcher's last attempt."""
+    def status(self) -> LiveStatus:
+        """What this handle serves and how (L-H1): the state, the active version, the last
+        attempt and kept versions of a watched source, canary, shadow, the control state
+        and what is unreachable. `msgspec.json.encode(live.status())` is its JSON."""
         v, ctl = self._active, self._control
-        out: dict[str, Any] = {
-            "state": "READY",
-            "active": {
-                "digest": v.digest,
-                "name": v.policy.name,
-                "version": v.policy.version,
-                "source_digest": v.source_digest,
-                "generation": v.generation,
-                "since": v.since,
-                "actor": v.actor,
-            },
-            "control": {
-                "seq": ctl.seq,
-                "remote_seq": self.remote_seq,
-                "kill_switches": [s.to_dict() for s in ctl.switches],
-                "pending": [s.id for s in self._pending.values()],
-            },
-            "canary": None,
-            "shadow": None,
-        }
+        now = time.time()
+        source = self._source_status()
+        remote = self.remote
+        out = LiveStatus(
+            state=self._state(now, source),
+            active=ActiveStatus(
+                digest=v.digest,
+                source_digest=v.source_digest,
+                name=v.policy.name,
+                version=v.policy.version,
+                generation=v.generation,
+                since=v.since,
+                actor=v.actor,
+                source=str(self.watcher.path) if hasattr(self.watcher, "path") else None,
+            ),
+            updated_at=now,
+            host=self.host,
+            pid=os.getpid(),
+            stale_after_s=self.stale_after_s,
+            unreachable=[
+                Unreachable(what=u.what, since=u.since, error=u.error)
+                for u in list(self._unreachable.values())
+            ],
+            control=ControlStatus(
+                seq=ctl.seq,
+                remote_seq=self.remote_seq,
+                source=str(getattr(remote, "name", None) or type(remote).__name__)
+                if remote is not None
+                else None,
+                last_sync=getattr(remote, "last_sync", None),
+                kill_switches=[s.to_dict() for s in ctl.switches],
+                pending=[s.id for s in self._pending.values()],
+            ),
+        )
         if ctl.canary is not None:
             c = ctl.canary
-            out["canary"] = {
-                "digest": c.candidate.digest,
-                "percent": c.percent,
-                "key": ".".join(c.key),
-                "salt": c.salt,
-                "guarded": c.guard is not None,
-                "compared": c.stats.compared,
-                "loosened": c.stats.loosened,
-                "tightened": c.stats.tightened,
-            }
+            out.canary = CanaryStatus(
+                digest=c.candidate.digest,
+                percent=c.percent,
+                key=".".join(c.key),
+                salt=c.salt,
+                guarded=c.guard is not None,
+                compared=c.stats.compared,
+                loosened=c.stats.loosened,
+                tightened=c.stats.tightened,
+                aborted=c.stats.aborted,
+            )
         if ctl.shadow is not None:
             st = self.shadow_stats
-            out["shadow"] = {
-                "digest": ctl.shadow.digest,
-                "decisions": dict(st.decisions),
-                "divergence": dict(st.divergence),
-                "changed_rules": st.changed_rules,
-            }
-        if self.watcher is not None:
-            w = self.watcher.status()
-            out["state"] = w.state
-            out["last_attempt"] = w.last_attempt
-            out["reloads"] = {"ok": w.reloads_ok, "rejected": w.reloads_rejected}
+            out.shadow = ShadowStatus(
+                digest=ctl.shadow.digest,
+                decisions=dict(st.decisions),
+                divergence=dict(st.divergence),
+                changed_rules=st.changed_rules,
+            )
+        if source is not None:
+            out.last_attempt = source.last_attempt
+            out.history = source.history
+            out.pinned = source.pinned
+            out.pinned_source = source.pinned_source
+            out.watcher = source.watcher
+            out.reloads_ok = source.reloads_ok
+            out.reloads_rejected = source.reloads_rejected
+            out.command_seq = source.command_seq
+            out.command_error = source.command_error
         return out
+
+    def _source_status(self) -> SourceStatus | None:
+        describe = getattr(self.watcher, "source_status", None)
+        if describe is None:
+            return None
+        try:
+            found = describe()
+        except Exception:  # noqa: BLE001 - a status never raises into the host
+            _LOG.exception("cannot read the source's status")
+            return SourceStatus(degraded=True)
+        return found if isinstance(found, SourceStatus) else None
+
+    def _state(self, now: float, source: SourceStatus | None = None) -> str:
+        """NOT_READY once closed; STALE when something is unreachable for longer than
+        `stale_after_s`; DEGRADED when the source's last attempt failed or the handle
+        serves a last-known-good version; else READY."""
+        if self._closed:
+            return NOT_READY
+        if any(now - u.since >= self.stale_after_s for u in list(self._unreachable.values())):
+            return STALE
+        degraded = (
+            source.degraded
+            if source is not None
+            else bool(getattr(self.watcher, "is_degraded", False))
+        )
+        return DEGRADED if degraded else READY
+
+    @property
+    def state(self) -> str:
+        """The state alone (cheap: no disk read), as in `status().state`."""
+        return self._state(time.time())
+
+    def unreachable(self, what: str, error: str = "") -> None:
+        """A source or control plane (`what`: "source", "control") did not answer; called
+        by the thread that follows it at each failed try. Once that has lasted
+        `stale_after_s` the state is STALE and one STALE event is emitted."""
+        now = time.time()
+        with self._lock:
+            found = self._unreachable.get(what)
+            if found is None:
+                found = self._unreachable[what] = Unreachable(what=what, since=now, error=error)
+            else:
+                found.error = error
+            tell = now - found.since >= self.stale_after_s and what not in self._stale_told
+            if tell:
+                self._stale_told.add(what)
+        if tell:
+            _LOG.error("%s unreachable for %.0f s: %s", what, now - found.since, error)
+            self.emit(STALE, reason=f"{what} unreachable since {found.since:.3f}: {error}")
+
+    def reachable(self, what: str) -> None:
+        """`what` answered again; the first answer after STALE emits READY (or DEGRADED's
+        state with a READY event, as OpenFeature's provider does on recovering)."""
+        with self._lock:
+            if self._unreachable.pop(what, None) is None:
+                return
+            told = what in self._stale_told
+            self._stale_told.discard(what)
+        if told:
+            self.emit(READY, reason=f"{what} reachable again")
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Queue one event for the listeners (delivered on the event thread)."""
+        if not self.events.listeners:
+            return
+        try:
+            self.events.put(LiveEvent(kind=kind, time=time.time(), state=self.state, **fields))
+        except Exception:  # noqa: BLE001 - an event never stops a change
+            _LOG.exception("cannot queue a %s event", kind)
+
+    def on_event(self, fn: Callable[[LiveEvent], object]) -> None:
+        """Also call `fn(event)` for every event from now on (on the event thread)."""
+        self.events.listen(fn)
 
     # ── the Guard's other calls, on the active version ───────────────────────
 
@@ -923,7 +1092,10 @@ class Live:
     # ── change records and closing ───────────────────────────────────────────
 
     def record(self, action: str, **fields: Any) -> None:
-        """Append one change record (L-U1) when a change log is configured."""
+        """Append one change record (L-U1) when a change log is configured, and queue the
+        event it is (L-H2). `diagnostics` goes to the event only (the record counts them)."""
+        diagnostics = fields.pop("diagnostics", None)
+        self._event_for(action, fields, diagnostics)
         if self.changes is None:
             return
         row = {
@@ -938,6 +1110,23 @@ class Live:
             self.changes.write(row)
         except Exception:  # noqa: BLE001 - a change log failure never stops a change
             _LOG.exception("cannot write the change log")
+
+    def _event_for(self, action: str, fields: dict[str, Any], diagnostics: Any) -> None:
+        if not self.events.listeners:
+            return
+        kind = _EVENT_OF.get(action, CONTROL_CHANGED)
+        if action == "activate" and fields.get("reason") == "start":
+            kind = READY
+        control = fields.get("control")
+        self.emit(
+            kind,
+            from_digest=fields.get("from_digest"),
+            to_digest=fields.get("to_digest"),
+            reason=str(fields.get("reason") or ""),
+            diagnostics=[str(d) for d in diagnostics or ()],
+            diff=fields.get("diff"),
+            control={"action": action, **(control if isinstance(control, dict) else {})},
+        )
 
     def on_close(self, fn: Callable[[], None]) -> None:
         """Run `fn` at `close` (watchers and subscribers register here)."""
@@ -956,6 +1145,8 @@ class Live:
             self.shadow_log.close()
         if self.changes is not None:
             self.changes.close()
+        self._closed = True
+        self.events.close()
 
     def __enter__(self) -> Live:
         return self

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class FileControl:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.synced = threading.Event()
+        self.name = f"file:{self.path}"
+        self.last_sync: float | None = None  # when the file was last read whole
 
     def read(self) -> tuple[int, list[KillSwitch]]:
         """(seq, switches); a missing file is (0, []). Raises ValueError for a file that is
@@ -97,7 +100,10 @@ class FileControl:
             seq, switches = self.read()
         except ValueError as err:
             _LOG.error("%s; keeping the kill switches applied", err)
+            live.unreachable("control", str(err))
             return False
+        self.last_sync = time.time()
+        live.reachable("control")
         applied = live.apply_control(switches, seq)
         self.synced.set()
         have = {s.id for s in switches}

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from charter.runtime.live import KillSwitch, Live
@@ -67,6 +68,8 @@ class RedisControl:
         self._thread: threading.Thread | None = None
         self.synced = threading.Event()  # set once the first state was read
         self.errors = 0
+        self.name = f"redis:{prefix}"
+        self.last_sync: float | None = None  # when the state was last read
 
     # ── writing ──────────────────────────────────────────────────────────────
 
@@ -111,6 +114,8 @@ class RedisControl:
         if live is None:
             return False
         seq, switches = self.read()
+        self.last_sync = time.time()
+        live.reachable("control")
         applied = live.apply_control(switches, seq)
         self.synced.set()
         have = {s.id for s in switches}
@@ -134,6 +139,8 @@ class RedisControl:
                     self.sync()
             except (redis_mod.RedisError, OSError) as err:
                 self.errors += 1
+                if self._live is not None:
+                    self._live.unreachable("control", f"{self.name}: {err}")
                 _LOG.warning("control plane %s: %s; retrying", self.prefix, err)
                 self._stop.wait(min(self.poll_interval_s, 0.2))
             except Exception:  # noqa: BLE001 - keep following whatever happens

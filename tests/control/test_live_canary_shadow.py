@@ -12,6 +12,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import msgspec
+
 import charter
 from charter.runtime import audit
 from charter.runtime.audit import AuditLog
@@ -272,8 +274,8 @@ def test_status_says_what_is_served_and_how() -> None:
     live.canary(charter.compile(CANDIDATE), 10)
     live.shadow(charter.compile(CANDIDATE))
     live.decide(session(1, agent="b"))
-    status = live.status()
-    json.dumps(status)  # JSON-ready
+    status = json.loads(msgspec.json.encode(live.status()))  # the JSON, same names (L-H1)
+    assert status == live.status().to_dict() | {"updated_at": status["updated_at"]}
     assert status["state"] == "READY" and status["active"]["digest"] == live.policy.digest
     assert [s["id"] for s in status["control"]["kill_switches"]] == [sid]
     assert status["canary"]["percent"] == 10 and status["canary"]["key"] == "session.id"
