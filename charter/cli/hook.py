@@ -4,14 +4,15 @@ Reads the host's event JSON on stdin, writes the host's answer on stdout, exits 
 host's code: 0 with the answer, 2 (the one code every host treats as a block, never 1)
 for anything that went wrong — unreadable stdin, no policy, a policy that does not
 compile, a state store that cannot be opened. This module is the command's fast path: it
-uses argparse, not click, and is reached before the rest of the command line is imported
-(`charter.cli.entry`), so a call with a warm policy cache imports neither click, the
-parser nor the compiler. `charter hook install` is in `charter.cli.hook_install`.
+is reached before the rest of the command line is imported (`charter.cli.entry`), so a call
+with a warm policy cache imports neither click, the parser nor the compiler; a well-formed
+command line is read by `_quick` without argparse (importing and building the argparse
+parser cost a few milliseconds of every call), and anything else goes to argparse for its
+usage message. `charter hook install` is in `charter.cli.hook_install`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ from charter.hosts.names import AGENTS
 from charter.hosts.wire import HookAnswer, blocked
 
 if TYPE_CHECKING:
+    import argparse
+
     from charter.hosts.approvals import PendingApprovals
     from charter.runtime.guard import Guard
 
@@ -32,12 +35,13 @@ class _Usage(Exception):
     pass
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _Usage(message)
-
-
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    class _ArgumentParser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise _Usage(message)
+
     p = _ArgumentParser(
         prog="charter hook",
         description="Answer one coding-agent hook event: the "
@@ -105,12 +109,90 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: `_quick`: options taking a value (destination), and flags.
+_VALUED = {
+    "--agent": "agent_opt",
+    "--policy": "policy",
+    "--state": "state",
+    "--cache-dir": "cache_dir",
+    "--names": "names",
+    "--ask-group": "ask_group",
+    "--ticket-ttl": "ticket_ttl",
+    "--approvers": "approvers",
+    "--log": "log",
+}
+_FLAGS = {"--authoritative": "authoritative"}
+_CHOICES: dict[str, tuple[str, ...]] = {"agent_opt": AGENTS, "names": ("normalized", "raw")}
+
+
+class _Args:
+    """What `_parser` would make of a well-formed command line."""
+
+    def __init__(self) -> None:
+        self.agent: str | None = None
+        self.event: str | None = None
+        self.agent_opt: str | None = None
+        self.policy: str | None = None
+        self.state: str | None = None
+        self.cache_dir: str | None = None
+        self.names = "normalized"
+        self.authoritative = False
+        self.ask_group: list[str] = []
+        self.ticket_ttl = 900.0
+        self.approvers: str | None = None
+        self.log: str | None = None
+
+
+def _quick(argv: list[str]) -> _Args | None:
+    """`argv` read without argparse when it holds only full option names with valid values
+    and at most two positionals, the first of them an agent; None for anything else
+    (abbreviations, bad values, help), which argparse then reads or refuses, so the two
+    readings never differ on what they both accept."""
+    args = _Args()
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        item = argv[i]
+        i += 1
+        if not item.startswith("-"):
+            positional.append(item)
+            continue
+        name, eq, value = item.partition("=")
+        if name in _FLAGS and not eq:
+            setattr(args, _FLAGS[name], True)
+            continue
+        dest = _VALUED.get(name)
+        if dest is None:
+            return None
+        if not eq:
+            if i >= len(argv) or argv[i].startswith("-"):
+                return None
+            value = argv[i]
+            i += 1
+        if dest == "ask_group":
+            args.ask_group.append(value)
+        elif dest == "ticket_ttl":
+            try:
+                args.ticket_ttl = float(value)
+            except ValueError:
+                return None
+        elif value not in _CHOICES.get(dest, (value,)):
+            return None
+        else:
+            setattr(args, dest, value)
+    if len(positional) > 2 or (positional and positional[0] not in AGENTS):
+        return None
+    args.agent = positional[0] if positional else None
+    args.event = positional[1] if len(positional) > 1 else None
+    return args
+
+
 def run(argv: list[str], stdin: bytes, env: dict[str, str] | os._Environ[str]) -> HookAnswer:
     """One hook call. Never raises; a usage error is exit 2 with the host's block answer
     (a mistyped settings entry must not let calls through)."""
     agent_guess = next((a for a in argv if a in AGENTS), None) or "claude-code"
     try:
-        args = _parser().parse_args(argv)
+        args = _quick(argv) or _parser().parse_args(argv)
     except _Usage as err:
         return blocked(agent_guess, None, f"charter: hook usage: {err}")
     agent = args.agent_opt or args.agent
@@ -139,7 +221,7 @@ def run(argv: list[str], stdin: bytes, env: dict[str, str] | os._Environ[str]) -
 
 
 def _open(
-    args: argparse.Namespace, env: dict[str, str] | os._Environ[str], notes: list[str]
+    args: argparse.Namespace | _Args, env: dict[str, str] | os._Environ[str], notes: list[str]
 ) -> tuple[Guard, PendingApprovals | None]:
     from charter.cli.hook_cache import cache_dir, load_cached
     from charter.cli.hook_state import secret_for, state_path

@@ -26,8 +26,12 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from charter.language.source import Source
+if TYPE_CHECKING:
+    # Only `read_sources` makes Sources: discovery alone (the hook's compiled-policy cache
+    # key, a fresh process per tool call) does not pay for importing the language package.
+    from charter.language.source import Source
 
 SUFFIX = ".agentpolicy"
 TEST_SUFFIX = "_test.agentpolicy"
@@ -163,6 +167,8 @@ def _finds(root: Path, path: Path) -> bool:
 def read_sources(paths: Sequence[Path]) -> list[Source]:
     """The files' text, in order. OSError propagates (it names the file), and so does
     UnicodeDecodeError, its reason naming the file."""
+    from charter.language.source import Source
+
     out = []
     for p in paths:
         try:

@@ -4,35 +4,51 @@ only caller; hosts are looked up here by the name `charter hook` takes."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from charter.hosts.hooks import claude, copilot, cursor, gemini
 from charter.hosts.wire import HookEvent, Verdict
 
 Reader = Callable[[dict[str, Any], str, Mapping[str, str]], HookEvent | str]
 Writer = Callable[[HookEvent, Verdict, bool], dict[str, Any]]
 Blocker = Callable[[str, str | None, str], dict[str, Any]]
 
-_HOSTS: dict[str, tuple[Reader, Writer, Blocker]] = {
-    "claude-code": (claude.read_claude, claude.write, claude.block),
-    "codex": (claude.read_codex, claude.write, claude.block),
-    "cursor": (cursor.read, cursor.write, cursor.block),
-    "gemini": (gemini.read, gemini.write, gemini.block),
-    "copilot": (copilot.read, copilot.write, copilot.block),
+#: agent -> (module, reader, writer, blocker). A hook process answers one host: only that
+#: host's module is imported (a fresh process per tool call pays for every import).
+_HOSTS: dict[str, tuple[str, str, str, str]] = {
+    "claude-code": ("claude", "read_claude", "write", "block"),
+    "codex": ("claude", "read_codex", "write", "block"),
+    "cursor": ("cursor", "read", "write", "block"),
+    "gemini": ("gemini", "read", "write", "block"),
+    "copilot": ("copilot", "read", "write", "block"),
 }
 
 
+def _host(agent: str) -> tuple[Reader, Writer, Blocker] | None:
+    names = _HOSTS.get(agent)
+    if names is None:
+        return None
+    module = importlib.import_module(f"charter.hosts.hooks.{names[0]}")
+    read: Reader = getattr(module, names[1])
+    write: Writer = getattr(module, names[2])
+    block: Blocker = getattr(module, names[3])
+    return read, write, block
+
+
 def reader(agent: str) -> Reader | None:
-    host = _HOSTS.get(agent)
+    """The event reader of `agent` (None for an unknown host)."""
+    host = _host(agent)
     return host[0] if host else None
 
 
 def writer(agent: str) -> Writer | None:
-    host = _HOSTS.get(agent)
+    """The answer writer of `agent` (None for an unknown host)."""
+    host = _host(agent)
     return host[1] if host else None
 
 
 def block_json(agent: str, event_name: str | None, reason: str) -> dict[str, Any]:
-    host = _HOSTS.get(agent)
+    """The blocking answer of `agent` (`{}` for an unknown host: exit 2 blocks anyway)."""
+    host = _host(agent)
     return host[2](agent, event_name, reason) if host else {}

@@ -1,7 +1,7 @@
-"""What one `charter hook` call costs: a fresh process per tool call, start to exit.
+"""What one `charter hook` call costs: a fresh process per tool call, start to decision.
 
-    python benchmarks/hooks.py [--runs 21]
-    python -m benchmarks.hooks ...
+    python benchmarks/hook.py [--runs 21]
+    python -m benchmarks.hook ...
 
 Every row is a whole process (`python -m charter.cli hook ...` with a recorded Claude Code
 event on stdin), timed from the parent around `subprocess.run`, so interpreter start-up is
@@ -44,6 +44,7 @@ class Row:
     argv: tuple[str, ...]
     stdin: str  # sample name, or "" for none
     fresh_cache: bool = False  # a new, empty cache directory for every call
+    expect: str = ""  # what the answer must hold (the row measures the decision it names)
 
 
 HOOK = (sys.executable, "-m", "charter.cli", "hook", "claude-code")
@@ -64,7 +65,18 @@ def rows(saved: Path, sock: Path | None) -> list[Row]:
     return [
         Row("baseline: python -c \"print('{}')\"", (sys.executable, "-c", "print('{}')"), ""),
         Row("hook, warm cache, SQLite state: allow", (*HOOK, "--policy", str(POLICY)), "pre_allow"),
-        Row("hook, warm cache, SQLite state: deny", (*HOOK, "--policy", str(POLICY)), "pre_deny"),
+        Row(
+            "hook, warm cache, SQLite state: deny",
+            (*HOOK, "--policy", str(POLICY)),
+            "pre_deny",
+            expect='"permissionDecision":"deny"',
+        ),
+        Row(
+            "hook, warm cache, SQLite state: redact",
+            (*HOOK, "--policy", str(POLICY)),
+            "pre_redact",
+            expect='"updatedInput"',
+        ),
         Row(
             "hook, warm cache, --state memory: allow",
             (*HOOK, "--policy", str(POLICY), "--state", "memory"),
@@ -118,6 +130,8 @@ def _once(row: Row, tmp: Path, n: int) -> tuple[float, float]:
     used = (_cpu() - cpu) * 1e3
     if proc.returncode != 0:
         raise RuntimeError(f"{row.name}: exit {proc.returncode}: {proc.stderr.decode()}")
+    if row.expect not in proc.stdout.decode():
+        raise RuntimeError(f"{row.name}: expected {row.expect} in {proc.stdout.decode()}")
     return elapsed, used
 
 
