@@ -28,6 +28,8 @@ COMMANDS = {
     "gate": "charter.cli.live:gate_cmd",
     "kill": "charter.cli.live:kill_cmd",
     "unkill": "charter.cli.live:unkill_cmd",
+    "bundle": "charter.cli.bundle:bundle_cmd",
+    "push": "charter.cli.bundle:push_cmd",
 }
 
 

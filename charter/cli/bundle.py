@@ -1,0 +1,158 @@
+"""`charter bundle` and `charter push` (issue 16, L-S2..L-S4, docs/live.md "Bundles").
+
+`bundle` runs exactly the gate of `charter gate` and writes a signed bundle only when it
+passes; `push` uploads a bundle to the Redis every following host watches and makes it the
+active one."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from charter.cli.common import EXIT_FAILED, EXIT_USAGE
+
+
+def _actor(given: str | None) -> str:
+    return given or os.environ.get("CHARTER_ACTOR") or os.environ.get("USER") or "cli"
+
+
+def _key(key_file: str | None, key_id: str | None, what: str) -> Any:
+    from charter.runtime.bundle import load_key
+
+    if key_file is None:
+        return None
+    if what == "bundle" and not key_id:
+        click.echo("charter bundle: --key-file needs --key-id", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        return load_key(key_file)
+    except ValueError as err:
+        click.echo(f"charter {what}: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _properties(value: str) -> int:
+    if value == "all":
+        return 200  # what `charter test` runs (L-G1)
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise click.BadParameter("a number of examples (0: none) or 'all'")
+    return n
+
+
+@click.command("bundle")
+@click.argument("policy", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--key-file", type=click.Path(dir_okay=False), help="HMAC secret (hex) or Ed25519 PEM."
+)
+@click.option("--key-id", default=None, help="The key's id in the hosts' key ring.")
+@click.option(
+    "--properties", default="25", show_default=True, help="Examples per property, or 'all'."
+)
+@click.option("--actor", default=None, help="The builder (default $CHARTER_ACTOR or the OS user).")
+@click.option("--unsigned", is_flag=True, help="Write an unsigned bundle (development only).")
+def bundle_cmd(
+    policy: str,
+    output: str,
+    key_file: str | None,
+    key_id: str | None,
+    properties: str,
+    actor: str | None,
+    unsigned: bool,
+) -> None:
+    """Gate POLICY (a directory) and write it as a signed bundle; exit 1 if the gate fails."""
+    from charter.control.bundle import build_bundle
+
+    if key_file is None and not unsigned:
+        click.echo("charter bundle: give --key-file and --key-id (or --unsigned)", err=True)
+        sys.exit(EXIT_USAGE)
+    key = _key(key_file, key_id, "bundle")
+    try:
+        built = build_bundle(
+            policy,
+            key=key,
+            key_id=key_id if key is not None else None,
+            builder=_actor(actor),
+            properties=_properties(properties),
+        )
+    except ValueError as err:  # a key that cannot sign (an Ed25519 public key)
+        click.echo(f"charter bundle: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+    result = built.gate
+    if built.data is None:
+        click.echo(f"gate failed at {result.stage_failed}; no bundle written", err=True)
+        for line in result.diagnostics:
+            click.echo(line, err=True)
+        sys.exit(EXIT_FAILED)
+    out = Path(output)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        # Written beside and moved into place: a host watching the file never reads half.
+        tmp.write_bytes(built.data)
+        os.replace(tmp, out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        click.echo(f"charter bundle: cannot write {out}: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+    assert result.policy is not None
+    click.echo(
+        f"bundle {out}: {result.policy.name} {result.policy.digest} (source "
+        f"{result.source_digest}), {result.tests[0]} tests, {result.properties[0]} "
+        f"properties, {'key ' + str(key_id) if key is not None else 'UNSIGNED'}"
+    )
+
+
+@click.command("push")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option("--redis", "redis_url", required=True, metavar="URL", help="redis://host:port/db")
+@click.option("--prefix", default="charter:", show_default=True)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False),
+    help="Verify the bundle with this key before pushing (HMAC hex or Ed25519 PEM).",
+)
+@click.option("--key-id", default=None, help="The key's id (default: the bundle's key_id).")
+@click.option("--actor", default=None, help="Who (default $CHARTER_ACTOR or the OS user).")
+def push_cmd(
+    bundle: str,
+    redis_url: str,
+    prefix: str,
+    key_file: str | None,
+    key_id: str | None,
+    actor: str | None,
+) -> None:
+    """Upload BUNDLE to Redis and make it the active version of every following host."""
+    from charter.runtime.bundle import BundleError, verify_bundle
+    from charter.runtime.live_redis_source import RedisSource, manifest_of
+
+    data = Path(bundle).read_bytes()
+    key = _key(key_file, key_id, "push")
+    try:
+        if key is not None:
+            kid = key_id or manifest_of(data).get("key_id")
+            if not isinstance(kid, str):
+                raise BundleError("signature", "the bundle names no key id; give --key-id")
+            verify_bundle(data, {kid: key})
+        else:
+            manifest_of(data)  # at least a bundle: the hosts verify it in full
+    except BundleError as err:
+        click.echo(f"charter push: {bundle}: {err}", err=True)
+        sys.exit(EXIT_FAILED)
+    try:
+        source = RedisSource(redis_url, prefix=prefix)
+        seq, digest = source.push(data, actor=_actor(actor))
+    except ImportError as err:
+        click.echo(f"charter push: {err} (pip install 'charter[redis]')", err=True)
+        sys.exit(EXIT_USAGE)
+    except Exception as err:  # noqa: BLE001 - redis errors: a clear message, exit 2
+        click.echo(f"charter push: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"pushed {digest} as seq {seq} to {prefix}active")

@@ -1,0 +1,363 @@
+"""Signed bundles as the source of a `Live` handle: a watched bundle file (L-S2), and the
+part every bundle source shares (verify, activate or reject, keep the last good one).
+
+A host that follows bundles loads compiled artifacts only: nothing here imports the
+compiler or Lark, and no gate runs here (it ran where the bundle was built; its result is
+in the manifest). What is checked is the bundle itself (`runtime.bundle.verify_bundle`);
+a bundle that fails any step is never served: the active version stays, the reason goes
+to the `charter.live` logger, the change log and `status()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from charter.runtime.bundle import Bundle, BundleError, verify_bundle
+from charter.runtime.live import Live
+
+__all__ = ["BundleFile", "BundleFollower", "SourceStatus", "watch_bundle"]
+
+_LOG = logging.getLogger("charter.live")
+LAST = "bundle.last"  # in state_dir: the last activated bundle's bytes (OPA's `persist`)
+
+
+@dataclass
+class SourceStatus:
+    """What a bundle source serves and how its last attempt went (the shape of
+    `charter.control.Status` that `Live.status()` reads)."""
+
+    state: str  # READY | DEGRADED
+    digest: str
+    source_digest: str | None
+    generation: int
+    last_attempt: dict[str, Any] | None = None
+    reloads_ok: int = 0
+    reloads_rejected: int = 0
+    bundle: str | None = None  # the active bundle's digest
+
+
+def bundle_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class BundleFollower:
+    """Offers bundle bytes to a `Live` handle: verified ones are activated, the rest
+    rejected (never retried for the same bytes: a changed bundle always is)."""
+
+    def __init__(
+        self,
+        keys: Mapping[str, Any] | None,
+        *,
+        allow_unsigned: bool = False,
+        state_dir: str | os.PathLike[str] | None = None,
+        origin: str = "bundle",
+    ) -> None:
+        self.keys = dict(keys or {})
+        self.allow_unsigned = allow_unsigned
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.origin = origin
+        self.live: Live | None = None
+        self.active_bundle: str | None = None
+        self._rejected: str | None = None
+        self.last_attempt: dict[str, Any] | None = None
+        self.degraded = False
+        self.reloads_ok = 0
+        self.reloads_rejected = 0
+        self._lock = threading.Lock()
+
+    def verify(self, data: bytes) -> Bundle:
+        return verify_bundle(data, self.keys, allow_unsigned=self.allow_unsigned)
+
+    def actor_of(self, bundle: Bundle) -> str:
+        """L-U2: a signed bundle's actor is its key; an unsigned one's is where it came from."""
+        return f"key:{bundle.key_id}" if bundle.signed and bundle.key_id else self.origin
+
+    def start(self, data: bytes | None, why: str = "", **live: Any) -> Live:
+        """A handle serving `data` (None: nothing to read), or else the last bundle kept in
+        `state_dir` (status DEGRADED). Raises `BundleError` when neither verifies."""
+        refused: BundleError | None = None
+        bundle: Bundle | None = None
+        if data is not None:
+            try:
+                bundle = self.verify(data)
+            except BundleError as err:
+                refused = err
+        if bundle is None:
+            kept = self._kept()
+            if kept is None:
+                first = refused or BundleError("read", why or f"nothing to read from {self.origin}")
+                where = f"in {self.state_dir}" if self.state_dir else "(no state_dir)"
+                raise BundleError(
+                    first.stage, f"{first.detail}; and no last-known-good bundle {where}"
+                )
+            bundle = kept
+            self.degraded = True
+            _LOG.error(
+                "%s: %s; serving the last-known-good bundle %s",
+                self.origin,
+                refused or why,
+                bundle.digest,
+            )
+        handle = Live(
+            bundle.policy,
+            source_digest=bundle.source_digest,
+            actor="last-known-good" if self.degraded else self.actor_of(bundle),
+            **live,
+        )
+        self.live = handle
+        self.active_bundle = bundle.digest
+        if refused is not None and data is not None:
+            self._reject(data, refused)
+        elif not self.degraded:
+            self._keep(data or b"")
+        handle.watcher = self
+        return handle
+
+    def offer(self, data: bytes, *, reason: str = "reload", **record: Any) -> Bundle | None:
+        """Verify `data` and activate it; None when it is the active bundle, the last
+        rejected one, or refused now (then the active version keeps serving)."""
+        live = self.live
+        if live is None:
+            raise RuntimeError("start() or attach a Live handle first")
+        with self._lock:
+            digest = bundle_digest(data)
+            if digest in (self.active_bundle, self._rejected):
+                return None
+            t0 = time.perf_counter()
+            try:
+                bundle = self.verify(data)
+            except BundleError as err:
+                self._reject(data, err, **record)
+                return None
+            ms = (time.perf_counter() - t0) * 1000
+            self._rejected = None
+            self.degraded = False
+            live.activate(
+                bundle.policy,
+                source_digest=bundle.source_digest,
+                actor=self.actor_of(bundle),
+                reason=reason,
+                bundle=bundle.digest,
+                key_id=bundle.key_id,
+                builder=bundle.builder,
+                source=self.origin,
+                duration_ms=round(ms, 2),
+                **record,
+            )
+            self.active_bundle = bundle.digest
+            self.reloads_ok += 1
+            self.last_attempt = {
+                "ok": True,
+                "bundle": bundle.digest,
+                "digest": bundle.policy_digest,
+                "source_digest": bundle.source_digest,
+                "stage_failed": None,
+                "diagnostics": [],
+                "duration_ms": round(ms, 2),
+            }
+            self._keep(data)
+            return bundle
+
+    def _reject(self, data: bytes, err: BundleError, **record: Any) -> None:
+        live = self.live
+        digest = bundle_digest(data)
+        self._rejected = digest
+        self.reloads_rejected += 1
+        self.last_attempt = {
+            "ok": False,
+            "bundle": digest,
+            "stage_failed": err.stage,
+            "diagnostics": [err.detail],
+        }
+        if live is None:
+            return
+        _LOG.error(
+            "%s: bundle %s refused, %s stays active: %s",
+            self.origin,
+            digest,
+            live.active.digest,
+            err,
+        )
+        live.record(
+            "reject",
+            actor=self.origin,
+            reason=str(err),
+            from_digest=live.active.digest,
+            stage_failed=err.stage,
+            bundle=digest,
+            source=self.origin,
+            **record,
+        )
+
+    def _keep(self, data: bytes) -> None:
+        """Keep the activated bundle in `state_dir` (tmp+rename), so a host can start on it
+        when its source is unreachable; it is verified again when read back."""
+        if self.state_dir is None or not data:
+            return
+        path = self.state_dir / LAST
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{LAST}.{os.getpid()}.tmp")
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            _LOG.exception("cannot keep bundle %s as last-known-good", bundle_digest(data))
+
+    def _kept(self) -> Bundle | None:
+        if self.state_dir is None:
+            return None
+        try:
+            return self.verify((self.state_dir / LAST).read_bytes())
+        except (OSError, BundleError) as err:
+            _LOG.warning("no usable last-known-good bundle in %s: %s", self.state_dir, err)
+            return None
+
+    def status(self) -> SourceStatus:
+        live = self.live
+        assert live is not None
+        v = live.active
+        failed = self.last_attempt is not None and not self.last_attempt.get("ok")
+        return SourceStatus(
+            "DEGRADED" if self.degraded or failed else "READY",
+            v.digest,
+            v.source_digest,
+            v.generation,
+            self.last_attempt,
+            self.reloads_ok,
+            self.reloads_rejected,
+            self.active_bundle,
+        )
+
+
+class BundleFile(BundleFollower):
+    """One bundle file, watched like Envoy watches a file: replace it by a move (write
+    beside it, then rename; `charter bundle -o` does), or swap a symlink to it. A `watchfiles`
+    watcher on its directory, plus a stat check every `poll_interval_s` as a backstop,
+    offers the file whenever it changed; an in-place write read half-way is refused like
+    any broken bundle and the complete file that follows is offered again."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        keys: Mapping[str, Any] | None,
+        *,
+        allow_unsigned: bool = False,
+        state_dir: str | os.PathLike[str] | None = None,
+        poll_interval_s: float = 5.0,
+        step_ms: int = 50,
+        force_polling: bool | None = None,
+    ) -> None:
+        super().__init__(
+            keys, allow_unsigned=allow_unsigned, state_dir=state_dir, origin=f"file:{path}"
+        )
+        self.path = Path(path)
+        self.poll_interval_s = poll_interval_s
+        self.step_ms = step_ms
+        self.force_polling = force_polling
+        self._seen: tuple[int, int, int] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def read(self) -> bytes | None:
+        try:
+            st = os.stat(self.path)
+            self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+            return self.path.read_bytes()
+        except OSError as err:
+            _LOG.error("cannot read bundle %s: %s", self.path, err)
+            return None
+
+    def reload(self) -> Bundle | None:
+        """Offer the file as it is now (None: unchanged, unreadable or refused)."""
+        data = self.read()
+        return None if data is None else self.offer(data)
+
+    def _changed(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return (st.st_ino, st.st_size, st.st_mtime_ns) != self._seen
+
+    def start_watching(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"charter-bundle {self.path}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        import watchfiles
+
+        while not self._stop.is_set():
+            try:
+                for changes in watchfiles.watch(
+                    self.path.parent,
+                    stop_event=self._stop,
+                    step=self.step_ms,
+                    yield_on_timeout=True,
+                    rust_timeout=int(self.poll_interval_s * 1000),
+                    force_polling=self.force_polling,
+                    ignore_permission_denied=True,
+                    raise_interrupt=False,
+                ):
+                    # An event anywhere in the directory (a rename into place, a symlink
+                    # swap) or the backstop timeout: read the file if it is not as last read.
+                    if changes or self._changed():
+                        self.reload()
+            except Exception:  # noqa: BLE001 - a vanished directory: wait and watch again
+                _LOG.exception("watching %s failed; retrying", self.path)
+                self._stop.wait(self.poll_interval_s)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def watch_bundle(
+    path: str | os.PathLike[str],
+    *,
+    keys: Mapping[str, Any] | None = None,
+    allow_unsigned: bool = False,
+    state_dir: str | os.PathLike[str] | None = None,
+    poll_interval_s: float = 5.0,
+    step_ms: int = 50,
+    force_polling: bool | None = None,
+    start: bool = True,
+    **live: Any,
+) -> Live:
+    """A `Live` handle serving the bundle file at `path`, reloaded when it is replaced.
+
+    `keys`: the key ring (`key_id` -> HMAC secret bytes or Ed25519 public key). At start a
+    bundle that does not verify falls back to the last one kept in `state_dir` (status
+    DEGRADED); with none, `BundleError`. `state_dir` also holds the change log and the
+    kill-switch copy, as for `charter.control.watch`. `live`: `Live`'s options."""
+    if state_dir is not None:
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        live.setdefault("changes", Path(state_dir) / "changes.jsonl")
+        live.setdefault("control_file", Path(state_dir) / "control.json")
+    source = BundleFile(
+        path,
+        keys,
+        allow_unsigned=allow_unsigned,
+        state_dir=state_dir,
+        poll_interval_s=poll_interval_s,
+        step_ms=step_ms,
+        force_polling=force_polling,
+    )
+    handle = source.start(source.read(), f"cannot read {path}", **live)
+    handle.on_close(source.close)
+    if start:
+        source.start_watching()
+    return handle

@@ -1,0 +1,290 @@
+"""Redis as the policy source of every host (L-S3): bundles pushed under a key, the change
+announced on pub/sub, a backstop poll.
+
+Keys: `{prefix}bundle:{bundle digest}` holds a bundle's bytes (the newest `keep`, default
+5, listed in `{prefix}bundles`); `{prefix}active` holds `{"seq", "digest", "bundle",
+"source_digest", "key_id", "actor", "at"}`; `{prefix}active:seq` is the sequence number,
+which only increases; `{prefix}events` is the channel (shared with `RedisControl`)
+announcing `{"kind": "active", "seq"}`. A push stores the bundle, trims the old ones, bumps
+`seq`, writes `active` and publishes in one Lua script, so hosts never see an `active`
+naming a bundle that is not there yet.
+
+A following host applies `active` when its `seq` exceeds the last one it applied — on a
+message, and every `poll_interval_s` as a backstop (pub/sub is fire-and-forget: a
+subscriber that is disconnected misses what is published meanwhile) — so a delayed message
+or an older `active` written back never rolls a host back. Each bundle is verified
+(`runtime.bundle.verify_bundle`) before it is served; a refused one leaves the active
+version serving. On Redis Cluster use a hash-tagged prefix (`{charter}:`): the scripts name
+bundle keys they compute, which must share the prefix's slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from charter.runtime.bundle import MANIFEST, BundleError, archive_members, json_object
+from charter.runtime.live import Live
+from charter.runtime.live_bundle import BundleFollower, bundle_digest
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["RedisSource", "follow_redis", "manifest_of"]
+
+_LOG = logging.getLogger("charter.live")
+KEEP = 5
+
+# KEYS: bundle key, active, events, bundles list, seq.
+# ARGV: bytes, bundle digest, policy digest, source digest, key id, actor, at, keep, prefix.
+_PUSH = """
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('LREM', KEYS[4], 0, ARGV[2])
+redis.call('LPUSH', KEYS[4], ARGV[2])
+while redis.call('LLEN', KEYS[4]) > tonumber(ARGV[8]) do
+  local old = redis.call('RPOP', KEYS[4])
+  redis.call('DEL', ARGV[9] .. 'bundle:' .. old)
+end
+local seq = redis.call('INCR', KEYS[5])
+redis.call('SET', KEYS[2], cjson.encode({seq = seq, digest = ARGV[3], bundle = ARGV[2],
+  source_digest = ARGV[4], key_id = ARGV[5], actor = ARGV[6], at = tonumber(ARGV[7])}))
+redis.call('PUBLISH', KEYS[3], cjson.encode({kind = 'active', seq = seq}))
+return seq
+"""
+
+# KEYS: active. ARGV: prefix. Returns {active JSON or false, bundle bytes or false}: one
+# consistent read, so a push between the two GETs cannot pair a state with another bundle.
+_READ = """
+local a = redis.call('GET', KEYS[1])
+if not a then return {false, false} end
+local ok, st = pcall(cjson.decode, a)
+if not ok or type(st) ~= 'table' or type(st.bundle) ~= 'string' then return {a, false} end
+return {a, redis.call('GET', ARGV[1] .. 'bundle:' .. st.bundle)}
+"""
+
+
+def manifest_of(data: bytes) -> dict[str, Any]:
+    """A bundle's manifest, unverified (what `push` records; hosts verify everything)."""
+    body = archive_members(data).get(MANIFEST)
+    if body is None:
+        raise BundleError("read", f"not a bundle: no {MANIFEST}")
+    return json_object(body, "manifest", MANIFEST)
+
+
+class RedisSource:
+    """Bundles in Redis under `prefix`: `push` (what `charter push` runs) and, with
+    `follow(...)` or `attach(follower)`, a thread keeping a `Live` handle on the active one.
+
+    `client_or_url`: a `redis.Redis` (not decoding responses: bundles are bytes) or a URL."""
+
+    def __init__(
+        self,
+        client_or_url: redis.Redis | str,
+        prefix: str = "charter:",
+        poll_interval_s: float = 1.0,
+        timeout: float = 2.0,
+        keep: int = KEEP,
+    ) -> None:
+        import redis as redis_mod
+
+        if isinstance(client_or_url, str):
+            client_or_url = redis_mod.Redis.from_url(
+                client_or_url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        r: Any = client_or_url  # redis-py is partly untyped
+        if r.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("RedisSource needs a client without decode_responses (bytes)")
+        if keep < 1:
+            raise ValueError("keep at least one bundle")
+        self._r = r
+        self.prefix = prefix
+        self.poll_interval_s = poll_interval_s
+        self.keep = keep
+        self.active_key = f"{prefix}active"
+        self.channel = f"{prefix}events"
+        self._push = r.register_script(_PUSH)
+        self._read = r.register_script(_READ)
+        self.follower: BundleFollower | None = None
+        self.seq = 0  # the last `active` seq applied (or refused) here
+        self._missing: int | None = None  # a seq whose bundle was absent (logged once)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.synced = threading.Event()
+        self.errors = 0
+
+    # ── writing ──────────────────────────────────────────────────────────────
+
+    def push(self, data: bytes, *, actor: str = "api") -> tuple[int, str]:
+        """Store a bundle and make it active everywhere; (new seq, bundle digest). The
+        manifest is read for the record only: every host verifies the bundle itself."""
+        manifest = manifest_of(data)
+        digest = bundle_digest(data)
+        seq = self._push(
+            keys=[
+                f"{self.prefix}bundle:{digest}",
+                self.active_key,
+                self.channel,
+                f"{self.prefix}bundles",
+                f"{self.prefix}active:seq",
+            ],
+            args=[
+                data,
+                digest,
+                str(manifest.get("policy_digest") or ""),
+                str(manifest.get("source_digest") or ""),
+                str(manifest.get("key_id") or ""),
+                actor,
+                repr(time.time()),
+                self.keep,
+                self.prefix,
+            ],
+        )
+        return int(seq), digest
+
+    def read(self) -> tuple[dict[str, Any] | None, bytes | None]:
+        """(active state, its bundle's bytes), read together; (None, None) before any push."""
+        raw, data = self._read(keys=[self.active_key], args=[self.prefix])
+        if raw is None:
+            return None, None
+        try:
+            active = json.loads(raw)
+        except ValueError:
+            active = None
+        if not isinstance(active, dict):
+            raise ValueError(f"{self.active_key} is not an active state")
+        return active, data
+
+    # ── following ────────────────────────────────────────────────────────────
+
+    def follow(
+        self,
+        keys: Mapping[str, Any] | None = None,
+        *,
+        allow_unsigned: bool = False,
+        state_dir: str | os.PathLike[str] | None = None,
+        start: bool = True,
+        **live: Any,
+    ) -> Live:
+        """A `Live` handle on the active bundle, kept on it by a thread. When Redis cannot be
+        read or holds no bundle yet, the last bundle kept in `state_dir` is served (status
+        DEGRADED) until it can; with none, `BundleError`."""
+        if state_dir is not None:
+            Path(state_dir).mkdir(parents=True, exist_ok=True)
+            live.setdefault("changes", Path(state_dir) / "changes.jsonl")
+            live.setdefault("control_file", Path(state_dir) / "control.json")
+        follower = BundleFollower(
+            keys,
+            allow_unsigned=allow_unsigned,
+            state_dir=state_dir,
+            origin=f"redis:{self.prefix}",
+        )
+        data: bytes | None = None
+        why = ""
+        seq = 0
+        try:
+            active, data = self.read()
+            if active is None:
+                why = f"no bundle was pushed to {self.active_key}"
+            elif data is None:
+                why = f"the active bundle {active.get('bundle')} is not in Redis"
+            else:
+                seq = int(active.get("seq") or 0)
+        except Exception as err:  # noqa: BLE001 - Redis down at start: the kept bundle
+            why = f"cannot read {self.active_key}: {err}"
+        handle = follower.start(data, why, **live)
+        self.seq = seq if not follower.degraded else 0
+        self.attach(follower, start=start)
+        return handle
+
+    def attach(self, follower: BundleFollower, start: bool = True) -> RedisSource:
+        """Keep `follower`'s handle on the active bundle (a thread, unless `start=False`:
+        then call `sync()`)."""
+        if follower.live is None:
+            raise ValueError("the follower has no Live handle yet (start it first)")
+        self.follower = follower
+        follower.live.on_close(self.close)
+        if start:
+            self._thread = threading.Thread(target=self._run, name="charter-source", daemon=True)
+            self._thread.start()
+        return self
+
+    def sync(self) -> bool:
+        """Read `active` and offer its bundle when its seq is newer than the last applied;
+        True when a new version went live."""
+        follower = self.follower
+        if follower is None:
+            return False
+        active, data = self.read()
+        self.synced.set()
+        if active is None:
+            return False
+        seq = int(active.get("seq") or 0)
+        if seq <= self.seq:
+            return False  # an older or replayed state never rolls back
+        if data is None:
+            if self._missing != seq:
+                self._missing = seq
+                _LOG.error(
+                    "active seq %d names bundle %s, which is not in Redis",
+                    seq,
+                    active.get("bundle"),
+                )
+            return False
+        self.seq = seq
+        return follower.offer(data, active_seq=seq, pushed_by=active.get("actor")) is not None
+
+    def _run(self) -> None:
+        import redis as redis_mod
+
+        while not self._stop.is_set():
+            pubsub: Any = None
+            try:
+                pubsub = self._r.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                self.sync()  # what was pushed before the subscription took
+                while not self._stop.is_set():
+                    pubsub.get_message(timeout=self.poll_interval_s)
+                    # A message (of either kind) or the backstop's timeout: read `active`.
+                    self.sync()
+            except (redis_mod.RedisError, OSError) as err:
+                self.errors += 1
+                _LOG.warning("policy source %s: %s; retrying", self.prefix, err)
+                self._stop.wait(min(self.poll_interval_s, 0.2))
+            except Exception:  # noqa: BLE001 - keep following whatever happens
+                self.errors += 1
+                _LOG.exception("policy source %s", self.prefix)
+                self._stop.wait(self.poll_interval_s)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):  # closing a broken connection
+                        pubsub.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.poll_interval_s + 5)
+
+
+def follow_redis(
+    client_or_url: redis.Redis | str,
+    *,
+    prefix: str = "charter:",
+    keys: Mapping[str, Any] | None = None,
+    allow_unsigned: bool = False,
+    state_dir: str | os.PathLike[str] | None = None,
+    poll_interval_s: float = 1.0,
+    start: bool = True,
+    **live: Any,
+) -> Live:
+    """A `Live` handle on the bundle active in Redis under `prefix` (see `RedisSource`)."""
+    source = RedisSource(client_or_url, prefix=prefix, poll_interval_s=poll_interval_s)
+    return source.follow(
+        keys, allow_unsigned=allow_unsigned, state_dir=state_dir, start=start, **live
+    )
