@@ -96,7 +96,12 @@ def write_command(
             last = read_command(directory)
         except ValueError:
             last = None  # a torn or foreign file: replaced by a well-formed command
-        seq = (last.seq if last is not None else 0) + 1
+        try:
+            shown = read_status(directory)
+        except ValueError:
+            shown = None
+        # Above the host's applied one too, so a torn file never makes the next command old.
+        seq = max(last.seq if last is not None else 0, shown.command_seq if shown else 0) + 1
         cmd = Command(seq=seq, action=action, to=to, actor=actor, reason=reason, time=time.time())
         _replace(directory / COMMAND_FILE, msgspec.json.encode(cmd), fsync=True)
     return cmd
