@@ -45,6 +45,7 @@ from charter.runtime.live_status import (
     READY,
     STALE,
     ActiveStatus,
+    AttemptStatus,
     CanaryStatus,
     ControlStatus,
     EventQueue,
@@ -998,15 +999,30 @@ class Live:
         return out
 
     def _source_status(self) -> SourceStatus | None:
-        describe = getattr(self.watcher, "source_status", None)
-        if describe is None:
+        """The source's part of the status: its `source_status()`, or for a source that
+        only has `status()` (state, last_attempt as a dict, reload counts) what that says."""
+        watcher = self.watcher
+        if watcher is None:
             return None
         try:
-            found = describe()
+            describe = getattr(watcher, "source_status", None)
+            if describe is not None:
+                found = describe()
+                return found if isinstance(found, SourceStatus) else None
+            plain = getattr(watcher, "status", None)
+            if plain is None:
+                return None
+            st = plain()
+            last = getattr(st, "last_attempt", None)
+            return SourceStatus(
+                degraded=getattr(st, "state", READY) == DEGRADED,
+                last_attempt=_attempt_of(last) if isinstance(last, Mapping) else None,
+                reloads_ok=int(getattr(st, "reloads_ok", 0) or 0),
+                reloads_rejected=int(getattr(st, "reloads_rejected", 0) or 0),
+            )
         except Exception:  # noqa: BLE001 - a status never raises into the host
             _LOG.exception("cannot read the source's status")
             return SourceStatus(degraded=True)
-        return found if isinstance(found, SourceStatus) else None
 
     def _state(self, now: float, source: SourceStatus | None = None) -> str:
         """NOT_READY once closed; STALE when something is unreachable for longer than
@@ -1016,11 +1032,11 @@ class Live:
             return NOT_READY
         if any(now - u.since >= self.stale_after_s for u in list(self._unreachable.values())):
             return STALE
-        degraded = (
-            source.degraded
-            if source is not None
-            else bool(getattr(self.watcher, "is_degraded", False))
-        )
+        if source is None and hasattr(self.watcher, "is_degraded"):
+            degraded = bool(self.watcher.is_degraded)  # cheap: no history read from disk
+        else:
+            found = source if source is not None else self._source_status()
+            degraded = found is not None and found.degraded
         return DEGRADED if degraded else READY
 
     @property
@@ -1153,6 +1169,20 @@ class Live:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _attempt_of(last: Mapping[str, Any]) -> AttemptStatus:
+    """An attempt described as a dict (a source's own `status()`) as an `AttemptStatus`."""
+    return AttemptStatus(
+        ok=bool(last.get("ok")),
+        source_digest=str(last.get("source_digest") or ""),
+        digest=last.get("digest") if isinstance(last.get("digest"), str) else None,
+        stage_failed=last.get("stage_failed")
+        if isinstance(last.get("stage_failed"), str)
+        else None,
+        diagnostics=[str(d) for d in last.get("diagnostics") or ()],
+        duration_ms=float(last.get("duration_ms") or 0.0),
+    )
 
 
 def _canary_only(ctl: Control) -> Canary | None:

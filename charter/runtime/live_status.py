@@ -196,6 +196,11 @@ class LiveStatus(msgspec.Struct, kw_only=True):
         out: dict[str, Any] = msgspec.to_builtins(self)
         return out
 
+    def __getitem__(self, key: str) -> Any:
+        """`status["state"]`, `status["active"]["digest"]`: the JSON form read by name, for
+        callers written against the dict `status()` returned before it was a Struct."""
+        return self.to_dict()[key]
+
 
 class LiveEvent(msgspec.Struct, kw_only=True):
     """One event (L-H2). `kind`: READY, CONFIGURATION_CHANGED (`from_digest`, `to_digest`,
