@@ -16,35 +16,21 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from charter.runtime.bundle import Bundle, BundleError, verify_bundle
 from charter.runtime.live import Live
+from charter.runtime.live_status import AttemptStatus, SourceStatus
 
-__all__ = ["BundleFile", "BundleFollower", "SourceStatus", "watch_bundle"]
+__all__ = ["BundleFile", "BundleFollower", "bundle_digest", "watch_bundle"]
 
 _LOG = logging.getLogger("charter.live")
 LAST = "bundle.last"  # in state_dir: the last activated bundle's bytes (OPA's `persist`)
 
 
-@dataclass
-class SourceStatus:
-    """What a bundle source serves and how its last attempt went (the shape of
-    `charter.control.Status` that `Live.status()` reads)."""
-
-    state: str  # READY | DEGRADED
-    digest: str
-    source_digest: str | None
-    generation: int
-    last_attempt: dict[str, Any] | None = None
-    reloads_ok: int = 0
-    reloads_rejected: int = 0
-    bundle: str | None = None  # the active bundle's digest
-
-
 def bundle_digest(data: bytes) -> str:
+    """A bundle's name: SHA-256 of its bytes, 16 hex."""
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -67,7 +53,7 @@ class BundleFollower:
         self.live: Live | None = None
         self.active_bundle: str | None = None
         self._rejected: str | None = None
-        self.last_attempt: dict[str, Any] | None = None
+        self.last_attempt: AttemptStatus | None = None
         self.degraded = False
         self.reloads_ok = 0
         self.reloads_rejected = 0
@@ -154,15 +140,13 @@ class BundleFollower:
             )
             self.active_bundle = bundle.digest
             self.reloads_ok += 1
-            self.last_attempt = {
-                "ok": True,
-                "bundle": bundle.digest,
-                "digest": bundle.policy_digest,
-                "source_digest": bundle.source_digest,
-                "stage_failed": None,
-                "diagnostics": [],
-                "duration_ms": round(ms, 2),
-            }
+            self.last_attempt = AttemptStatus(
+                ok=True,
+                source_digest=bundle.source_digest,
+                digest=bundle.policy_digest,
+                at=time.time(),
+                duration_ms=round(ms, 2),
+            )
             self._keep(data)
             return bundle
 
@@ -171,12 +155,12 @@ class BundleFollower:
         digest = bundle_digest(data)
         self._rejected = digest
         self.reloads_rejected += 1
-        self.last_attempt = {
-            "ok": False,
-            "bundle": digest,
-            "stage_failed": err.stage,
-            "diagnostics": [err.detail],
-        }
+        self.last_attempt = AttemptStatus(
+            ok=False,
+            at=time.time(),
+            stage_failed=err.stage,
+            diagnostics=[f"bundle {digest}: {err.detail}"],
+        )
         if live is None:
             return
         _LOG.error(
@@ -223,20 +207,18 @@ class BundleFollower:
             _LOG.warning("no usable last-known-good bundle in %s: %s", self.state_dir, err)
             return None
 
-    def status(self) -> SourceStatus:
-        live = self.live
-        assert live is not None
-        v = live.active
-        failed = self.last_attempt is not None and not self.last_attempt.get("ok")
+    @property
+    def is_degraded(self) -> bool:
+        """Serving a last-known-good bundle, or the last bundle offered was refused."""
+        return self.degraded or (self.last_attempt is not None and not self.last_attempt.ok)
+
+    def source_status(self) -> SourceStatus:
+        """What `Live.status()` shows of this source (L-H1)."""
         return SourceStatus(
-            "DEGRADED" if self.degraded or failed else "READY",
-            v.digest,
-            v.source_digest,
-            v.generation,
-            self.last_attempt,
-            self.reloads_ok,
-            self.reloads_rejected,
-            self.active_bundle,
+            degraded=self.is_degraded,
+            last_attempt=self.last_attempt,
+            reloads_ok=self.reloads_ok,
+            reloads_rejected=self.reloads_rejected,
         )
 
 
@@ -266,6 +248,7 @@ class BundleFile(BundleFollower):
         self.step_ms = step_ms
         self.force_polling = force_polling
         self._seen: tuple[int, int, int] | None = None
+        self._unreadable = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -273,10 +256,18 @@ class BundleFile(BundleFollower):
         try:
             st = os.stat(self.path)
             self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
-            return self.path.read_bytes()
+            data = self.path.read_bytes()
         except OSError as err:
-            _LOG.error("cannot read bundle %s: %s", self.path, err)
+            if not self._unreadable:  # once, not at every event
+                _LOG.error("cannot read bundle %s: %s", self.path, err)
+            self._unreadable = True
+            if self.live is not None:  # STALE after the handle's stale_after_s
+                self.live.unreachable("source", f"cannot read {self.path}: {err}")
             return None
+        self._unreadable = False
+        if self.live is not None:
+            self.live.reachable("source")
+        return data
 
     def reload(self) -> Bundle | None:
         """Offer the file as it is now (None: unchanged, unreadable or refused)."""

@@ -200,6 +200,8 @@ class RedisSource:
             why = f"cannot read {self.active_key}: {err}"
         handle = follower.start(data, why, **live)
         self.seq = seq if not follower.degraded else 0
+        if follower.degraded and data is None:
+            handle.unreachable("source", why)
         self.attach(follower, start=start)
         return handle
 
@@ -223,6 +225,8 @@ class RedisSource:
             return False
         active, data = self.read()
         self.synced.set()
+        if follower.live is not None:
+            follower.live.reachable("source")
         if active is None:
             return False
         seq = int(active.get("seq") or 0)
@@ -256,6 +260,9 @@ class RedisSource:
             except (redis_mod.RedisError, OSError) as err:
                 self.errors += 1
                 _LOG.warning("policy source %s: %s; retrying", self.prefix, err)
+                live = self.follower.live if self.follower is not None else None
+                if live is not None:  # STALE after the handle's stale_after_s
+                    live.unreachable("source", f"redis:{self.prefix}: {err}")
                 self._stop.wait(min(self.poll_interval_s, 0.2))
             except Exception:  # noqa: BLE001 - keep following whatever happens
                 self.errors += 1

@@ -321,17 +321,17 @@ def test_a_refused_bundle_leaves_the_active_version_serving(
     assert live.watcher.reload() is None
     assert live.active is before and live.decide(X).rules == ("a",)
     status = live.status()
-    assert status["state"] == "DEGRADED"
-    assert status["last_attempt"]["ok"] is False
+    assert status.state == "DEGRADED" and status.reloads_rejected == 1
+    assert status.last_attempt is not None and status.last_attempt.ok is False
     if stage:
-        assert status["last_attempt"]["stage_failed"] == stage
+        assert status.last_attempt.stage_failed == stage
     rejected = [c for c in read_changes(tmp_path / "state" / "changes.jsonl")]
     assert rejected[-1]["action"] == "reject" and rejected[-1]["from_digest"] == before.digest
     # the same bytes are not verified again; the good bundle that follows activates
     assert live.watcher.reload() is None
     move_into_place(v2, path)
     assert live.watcher.reload() is not None
-    assert live.decide(X).rules == ("b",) and live.status()["state"] == "READY"
+    assert live.decide(X).rules == ("b",) and live.status().state == "READY"
     live.close()
 
 
@@ -377,7 +377,7 @@ def test_a_host_starts_on_the_last_good_bundle_when_its_file_is_bad(
     watch_bundle(path, keys=KEYS, state_dir=tmp_path / "state", start=False).close()
     path.write_bytes(good[:1000])
     live = watch_bundle(path, keys=KEYS, state_dir=tmp_path / "state", start=False)
-    assert live.decide(X).rules == ("a",) and live.status()["state"] == "DEGRADED"
+    assert live.decide(X).rules == ("a",) and live.status().state == "DEGRADED"
     live.close()
     with pytest.raises(BundleError, match="no last-known-good bundle"):
         watch_bundle(path, keys=KEYS, state_dir=tmp_path / "empty", start=False)

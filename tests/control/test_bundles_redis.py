@@ -244,8 +244,14 @@ def test_a_host_starts_on_its_kept_bundle_when_redis_is_down(
     live.close()  # type: ignore[attr-defined]
     down = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     again = follow_redis(down, keys=KEYS, state_dir=tmp_path / "state", start=False)
-    assert again.decide(X).rules == ("v1",) and again.status()["state"] == "DEGRADED"
+    assert again.decide(X).rules == ("v1",) and again.status().state == "DEGRADED"
+    assert again.status().unreachable[0].what == "source"
     again.close()
+    stale = follow_redis(
+        down, keys=KEYS, state_dir=tmp_path / "state", stale_after_s=1e-6, start=False
+    )
+    assert stale.status().state == "STALE"  # unreachable for longer than stale_after_s
+    stale.close()
     with pytest.raises(BundleError, match="no last-known-good bundle"):
         follow_redis(down, keys=KEYS, state_dir=tmp_path / "none", start=False)
 
