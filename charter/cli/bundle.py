@@ -156,3 +156,19 @@ def push_cmd(
         click.echo(f"charter push: {err}", err=True)
         sys.exit(EXIT_USAGE)
     click.echo(f"pushed {digest} as seq {seq} to {prefix}active")
+
+
+@click.command("manifest")
+@click.argument("policy", type=click.Path(exists=True, file_okay=False))
+@click.option("--actor", default=None, help="The builder (default $CHARTER_ACTOR or the OS user).")
+def manifest_cmd(policy: str, actor: str | None) -> None:
+    """Write POLICY/.charter-manifest.json for the files there now: the last step of a deploy
+    to a host watching POLICY with require_manifest (L-G6)."""
+    from charter.control.manifest import write_manifest
+
+    try:
+        out = write_manifest(policy, builder=_actor(actor))
+    except (OSError, ValueError) as err:
+        click.echo(f"charter manifest: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"wrote {out}")

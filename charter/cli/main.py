@@ -30,6 +30,7 @@ COMMANDS = {
     "unkill": "charter.cli.live:unkill_cmd",
     "bundle": "charter.cli.bundle:bundle_cmd",
     "push": "charter.cli.bundle:push_cmd",
+    "manifest": "charter.cli.bundle:manifest_cmd",
     "status": "charter.cli.operate:status_cmd",
     "history": "charter.cli.operate:history_cmd",
     "rollback": "charter.cli.operate:rollback_cmd",

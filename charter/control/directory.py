@@ -26,6 +26,7 @@ from typing import Any
 
 from charter.control.commands import COMMAND_FILE, read_command, read_status, write_status
 from charter.control.gate import DEFAULT_PROPERTY_EXAMPLES, GateResult, run_gate, snapshot
+from charter.control.manifest import manifest_problem
 from charter.control.versions import VersionStore
 from charter.runtime.live import Live, LiveError
 from charter.runtime.live_status import (
@@ -39,6 +40,7 @@ from charter.runtime.live_status import (
 __all__ = ["DirectoryWatcher", "LiveError", "Status", "watch"]
 
 _LOG = logging.getLogger("charter.live")
+NOT_READY_STAGE = "not_ready"  # a start under manifest mode before the manifest matches
 
 
 @dataclass
@@ -71,6 +73,7 @@ class DirectoryWatcher:
         poll_interval_s: float = 5.0,
         force_polling: bool | None = None,
         state_dir: str | os.PathLike[str] | None = None,
+        require_manifest: bool = False,
     ) -> None:
         self.live = live
         self.state_dir = Path(state_dir) if state_dir is not None else None
@@ -82,6 +85,9 @@ class DirectoryWatcher:
         self.debounce_ms = debounce_ms
         self.poll_interval_s = poll_interval_s
         self.force_polling = force_polling
+        #: L-G6: gate only a directory its `.charter-manifest.json` describes exactly
+        self.require_manifest = require_manifest
+        self.not_ready: str | None = None  # why, while the manifest does not match
         self.degraded = False
         self.last: GateResult | None = None
         #: the source as last read is the one served (False after a failed attempt)
@@ -245,6 +251,14 @@ class DirectoryWatcher:
                 self.degraded = False
             if snap.error is None and snap.source_digest in (active, self._rejected, self.pinned):
                 return None
+            if self.require_manifest and snap.error is None:
+                problem = manifest_problem(snap)
+                if problem is not None:  # being copied: not ready, neither gated nor rejected
+                    if problem != self.not_ready:  # once per reason, not at every poll
+                        _LOG.info("policy %s not ready: %s", self.path, problem)
+                    self.not_ready = problem
+                    return None
+                self.not_ready = None
             self.pinned = self.pinned_digest = None  # another source than the one rolled back from
             result = run_gate(snap, tests=self.tests, properties=self.properties)
             self.last = result
@@ -454,6 +468,7 @@ def watch(
     poll_interval_s: float = 5.0,
     force_polling: bool | None = None,
     start: bool = True,
+    require_manifest: bool = False,
     **live: Any,
 ) -> Live:
     """A `Live` handle serving the policy directory at `path`, reloaded as it changes.
@@ -462,7 +477,10 @@ def watch(
     version, that one is served (status DEGRADED); if neither, `LiveError`. Every activated
     version is kept in `state_dir/versions` and each change recorded in
     `state_dir/changes.jsonl`. `live` takes `Live`'s options (state, log, secret...).
-    `handle.watcher` is the `DirectoryWatcher`; `handle.close()` stops it."""
+    `handle.watcher` is the `DirectoryWatcher`; `handle.close()` stops it.
+    `require_manifest`: gate the directory only when its `.charter-manifest.json` lists
+    exactly its files with their hashes (L-G6, `charter.control.manifest`); until then it
+    is not ready, at start as later."""
     versions = VersionStore(state_dir) if state_dir is not None else None
     if state_dir is not None and "changes" not in live:
         live["changes"] = Path(state_dir) / "changes.jsonl"
@@ -470,7 +488,15 @@ def watch(
         Path(state_dir).mkdir(parents=True, exist_ok=True)
         live["control_file"] = Path(state_dir) / "control.json"
     t0 = time.perf_counter()
-    first = run_gate(Path(path), tests=tests, properties=properties)
+    snap = snapshot(Path(path))
+    problem = manifest_problem(snap) if require_manifest and snap.error is None else None
+    first = (
+        run_gate(snap, tests=tests, properties=properties)
+        if problem is None
+        else GateResult(
+            False, snap.source_digest, stage_failed=NOT_READY_STAGE, diagnostics=[problem]
+        )
+    )
     actor = f"file:{path}"
     if first.ok and first.policy is not None:
         handle = Live(first.policy, source_digest=first.source_digest, actor=actor, **live)
@@ -511,11 +537,14 @@ def watch(
         poll_interval_s=poll_interval_s,
         force_polling=force_polling,
         state_dir=state_dir,
+        require_manifest=require_manifest,
     )
     watcher.last = first
     watcher.degraded = degraded
     watcher.current = first.ok
-    if not first.ok:
+    if problem is not None:
+        watcher.not_ready = problem  # gated once the manifest matches, same sources or not
+    elif not first.ok:
         watcher._rejected = first.source_digest  # noqa: SLF001 - set up here, its own state
     handle.watcher = watcher
     watcher.resume(first.source_digest)
