@@ -24,6 +24,7 @@ on stdio.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -36,8 +37,7 @@ from mcp import Client, StdioServerParameters
 
 ROOT = Path(__file__).resolve().parents[1]
 FILESYSTEM = (
-    ROOT / "tests/hosts/npm/node_modules/@modelcontextprotocol/"
-    "server-filesystem/dist/index.js"
+    ROOT / "tests/hosts/npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js"
 )
 POLICY = ROOT / "tests/hosts/mcp/proxy_policy.agentpolicy"
 TARGET_ADDED_US = 1000.0
@@ -60,8 +60,6 @@ def _p99(samples: list[float]) -> float:
 
 def _proxy_cpu() -> float:
     """CPU seconds (user + system) of this process's `charter mcp proxy` child."""
-    import os
-
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -82,6 +80,7 @@ async def _measure(calls: int, data: Path, config: Path) -> dict[str, dict[str, 
     proxied = StdioServerParameters(
         command=sys.executable,
         args=["-m", "charter.cli.main", "mcp", "proxy", str(POLICY), "--config", str(config)],
+        env=dict(os.environ),  # the SDK's default is a "safe" subset, without PYTHONPATH
     )
     shapes: dict[str, tuple[str, str, dict[str, Any]]] = {
         "read_text_file 60 B": (

@@ -34,6 +34,7 @@ from typing import Any
 import anyio
 from mcp import MCPError, types
 from mcp.server.lowlevel import Server
+from mcp_types import SERVER_INFO_META_KEY
 
 from charter.engine.decision import Decision
 from charter.hosts.approvals import ApprovalError, PendingApprovals, ticket_text
@@ -151,15 +152,20 @@ class Proxy:
         from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 
         security = RequestStateSecurity(keys=[_state_key(self.guard.secret)], ttl=900.0)
+        if not _tracing():
+            # the SDK's default OpenTelemetry middleware makes a (no-op) span per message,
+            # ~60 us a call here; its docs say to drop it from the list to opt out. Kept
+            # when a tracer provider is installed, i.e. when someone collects the spans.
+            server.middleware = []
         server.middleware.append(RequestStateBoundary(security, default_audience="charter-mcp"))
         return server
 
     async def run_stdio(self) -> None:
         """Serve one agent over this process's stdin and stdout (both protocol eras)."""
-        from mcp.server.stdio import stdio_server
+        from charter.hosts.mcp.stdio import stdio_streams
 
         server = self.as_server()
-        async with stdio_server() as (read, write):
+        async with stdio_streams() as (read, write):
             await server.run(read, write, server.create_initialization_options())
 
     def asgi_app(self, path: str = "/mcp", host: str = "127.0.0.1") -> Any:
@@ -177,8 +183,10 @@ class Proxy:
             self._changed.append(session)
         return types.ListToolsResult(tools=self.catalog.listed())
 
-    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams
-                         ) -> types.CallToolResult | types.InputRequiredResult:
+    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
+        # Any: a CallToolResult or InputRequiredResult the proxy makes, or an upstream's
+        # result dict relayed as it came (the SDK's runner serialises dicts too, and checks
+        # them against the client's protocol version on the way out)
         entry = self.catalog.find(params.name)
         if entry is None:
             down = self._down_server(params.name)
@@ -217,7 +225,7 @@ class Proxy:
 
     async def _decide_and_call(
         self, ctx: Any, entry: Entry, params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
         args = dict(params.arguments or {})
         problem = entry.problem(args)
         if problem is not None:
@@ -254,6 +262,9 @@ class Proxy:
         except BaseException:
             self.guard.release(decision)
             raise
+        if result.get("resultType") == "input_required":
+            self.guard.release(decision)
+            return error_result(f"upstream {up.name!r} asked for input the proxy cannot relay")
         cost = up.config.cost_usd.get(entry.upstream_name)
         self.guard.settle(decision, cost_usd=cost)
         return self._result(request, result)
@@ -319,8 +330,8 @@ class Proxy:
                                     "expires_at": ticket.expires_at},
         })
 
-    def _result(self, request: dict[str, Any], result: types.CallToolResult
-                ) -> types.CallToolResult:
+    def _result(self, request: dict[str, Any], result: dict[str, Any]
+                ) -> types.CallToolResult | dict[str, Any]:
         value = as_policy_value(result)
         seen = self.guard.check({**{k: v for k, v in request.items()
                                     if k not in ("approvals", "estimate")},
@@ -330,8 +341,21 @@ class Proxy:
             return error_result(f"result withheld by policy: {reasons}",
                                 {"io.charter/decision": decision_meta(seen)})
         if seen.redactions:
-            return from_policy_value(result, seen.redact(value, "result"))
-        return result
+            result = from_policy_value(result, seen.redact(value, "result"))
+        return _relayed(result)
+
+
+def _relayed(result: dict[str, Any]) -> dict[str, Any]:
+    """An upstream's final result as the proxy answers it: `resultType` said (2026-07-28
+    requires it; the SDK drops it for a handshake-era client), and the upstream's own
+    serverInfo stamp left out, so the SDK stamps the proxy's: the agent's server is the
+    proxy."""
+    meta = result.get("_meta")
+    if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
+        meta = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
+        result = {**result, "_meta": meta} if meta else {
+            k: v for k, v in result.items() if k != "_meta"}
+    return {**result, "resultType": "complete"}
 
 
 def _approval_round(decision: Decision) -> types.InputRequiredResult:
@@ -340,6 +364,17 @@ def _approval_round(decision: Decision) -> types.InputRequiredResult:
         message=f"Approve this call? {reasons}", requested_schema=_APPROVE_SCHEMA))
     return types.InputRequiredResult(input_requests={_ROUND_KEY: ask},
                                      request_state=f"{_ROUND}{decision.action}")
+
+
+def _tracing() -> bool:
+    """An OpenTelemetry SDK tracer provider is installed (the API's default is a proxy that
+    makes non-recording spans)."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return False
+    provider = trace.get_tracer_provider()
+    return type(provider).__name__ not in ("ProxyTracerProvider", "NoOpTracerProvider")
 
 
 def _state_key(secret: bytes) -> bytes:

@@ -1,6 +1,8 @@
 """`CallToolResult`s as the policy sees them, and the proxy's own answers.
 
-The `tool_result` stage reads `result` = the upstream's result as a dict: `content` (text
+The proxy relays an upstream's `CallToolResult` in its wire form (the dict the SDK's client
+validated against the negotiated protocol version), never rebuilt as a model and dumped
+again. The `tool_result` stage reads `result` = that result as a dict: `content` (text
 blocks as `{"type": "text", "text": ...}`, embedded resources with their `text`),
 `structuredContent` and `isError`. A redaction is applied to that dict and the result is
 rebuilt from it, so text blocks, structured content and embedded resource text come back
@@ -14,6 +16,7 @@ client application reads (hosts.md §1.2).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mcp import types
@@ -23,44 +26,55 @@ from charter.engine.decision import Decision
 __all__ = ["as_policy_value", "decision_meta", "error_result", "from_policy_value"]
 
 
-def as_policy_value(result: types.CallToolResult) -> dict[str, Any]:
-    """The result as the `tool_result` stage reads it."""
+def as_policy_value(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The result (its wire form, as the upstream sent it) as the `tool_result` stage reads
+    it."""
     content: list[dict[str, Any]] = []
-    for block in result.content:
-        if isinstance(block, types.TextContent):
-            content.append({"type": "text", "text": block.text})
-        elif isinstance(block, types.EmbeddedResource):
-            res = block.resource
-            item: dict[str, Any] = {"type": "resource", "uri": str(res.uri)}
-            if isinstance(res, types.TextResourceContents):
-                item["text"] = res.text
+    for block in _blocks(result):
+        kind = block.get("type")
+        if kind == "text":
+            content.append({"type": "text", "text": block.get("text")})
+        elif kind == "resource":
+            res = block.get("resource")
+            res = res if isinstance(res, Mapping) else {}
+            item: dict[str, Any] = {"type": "resource", "uri": str(res.get("uri"))}
+            if isinstance(res.get("text"), str):
+                item["text"] = res["text"]
             content.append(item)
         else:
-            content.append({"type": block.type, "mimeType": getattr(block, "mime_type", None)})
-    out: dict[str, Any] = {"content": content, "isError": bool(result.is_error)}
-    if result.structured_content is not None:
-        out["structuredContent"] = result.structured_content
+            content.append({"type": kind, "mimeType": block.get("mimeType")})
+    out: dict[str, Any] = {"content": content, "isError": bool(result.get("isError"))}
+    if result.get("structuredContent") is not None:
+        out["structuredContent"] = result["structuredContent"]
     return out
 
 
-def from_policy_value(result: types.CallToolResult, value: dict[str, Any]
-                      ) -> types.CallToolResult:
-    """`result` with the (redacted) text of `value` put back, block for block."""
-    blocks: list[types.ContentBlock] = []
-    for block, item in zip(result.content, value.get("content", ()), strict=False):
-        if isinstance(block, types.TextContent) and isinstance(item.get("text"), str):
-            blocks.append(block.model_copy(update={"text": item["text"]}))
-        elif (isinstance(block, types.EmbeddedResource)
-              and isinstance(block.resource, types.TextResourceContents)
-              and isinstance(item.get("text"), str)):
-            resource = block.resource.model_copy(update={"text": item["text"]})
-            blocks.append(block.model_copy(update={"resource": resource}))
+def from_policy_value(result: Mapping[str, Any], value: Mapping[str, Any]) -> dict[str, Any]:
+    """`result` (wire form) with the (redacted) text of `value` put back, block for block;
+    every other field as it was."""
+    blocks: list[Any] = []
+    items = value.get("content", ())
+    for i, block in enumerate(_blocks(result)):
+        item = items[i] if i < len(items) and isinstance(items[i], Mapping) else {}
+        text = item.get("text")
+        if block.get("type") == "text" and isinstance(text, str):
+            blocks.append({**block, "text": text})
+        elif (block.get("type") == "resource" and isinstance(block.get("resource"), Mapping)
+              and isinstance(block["resource"].get("text"), str) and isinstance(text, str)):
+            blocks.append({**block, "resource": {**block["resource"], "text": text}})
         else:
             blocks.append(block)
-    update: dict[str, Any] = {"content": blocks}
+    out = {**result, "content": blocks}
     if "structuredContent" in value:
-        update["structured_content"] = value["structuredContent"]
-    return result.model_copy(update=update)
+        out["structuredContent"] = value["structuredContent"]
+    return out
+
+
+def _blocks(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    content = result.get("content")
+    if not isinstance(content, list):
+        return []
+    return [b if isinstance(b, Mapping) else {} for b in content]
 
 
 def decision_meta(decision: Decision) -> dict[str, Any]:

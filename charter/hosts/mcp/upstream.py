@@ -9,11 +9,13 @@ keep serving. A call that does not answer within `timeout` seconds is an `Upstre
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
-from mcp import Client, StdioServerParameters, types
+from mcp import Client, MCPError, StdioServerParameters, types
+from mcp_types import HEADER_MISMATCH, REQUEST_TIMEOUT
+from pydantic import TypeAdapter
 
 from charter.hosts.mcp.config import ServerConfig
 
@@ -23,6 +25,9 @@ _LOG = logging.getLogger("charter.mcp")
 #: Seconds an upstream may take to start and list its tools (npx and Python servers take a
 #: second or two; a call's own `timeout` is usually shorter).
 START_TIMEOUT = 60.0
+# `send_request`'s result type for a tools/call relayed as it is (typed Any: the SDK's
+# signature binds result types to models, and a TypeAdapter of dict is what we mean)
+_WIRE_RESULT: Any = TypeAdapter(dict[str, Any])
 
 
 class UpstreamError(Exception):
@@ -106,20 +111,54 @@ class Upstream:
                 break
         return tools
 
-    async def call(self, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
-        """The upstream's result, or `UpstreamError` (down, timed out, broken answer)."""
+    async def call(self, name: str, arguments: dict[str, Any] | None,
+                   input_responses: Mapping[str, Any] | None = None,
+                   request_state: str | None = None) -> dict[str, Any]:
+        """The upstream's result in its wire form, or `UpstreamError` (down, timed out,
+        broken answer).
+
+        Sent with the session's `send_request` and a plain-dict result type: the SDK still
+        checks the answer against the negotiated protocol version's result schema (a
+        broken answer is an `UpstreamError`), but does not build a `CallToolResult` model
+        the proxy would only dump again, nor re-check `structuredContent` against the
+        tool's `outputSchema` (the agent's own client does that on what the proxy sends).
+        `HEADER_MISMATCH` (a 2026-07-28 HTTP upstream whose tool schema changed) is re-listed
+        and sent once more, as `Client.call_tool` does. An `input_required` answer is
+        returned as it is; the proxy relays it (`Proxy._relay_input`)."""
         client = self._client()
+        params = types.CallToolRequestParams(
+            name=name, arguments=arguments, request_state=request_state,
+            input_responses=dict(input_responses) if input_responses is not None else None)
+        request = types.CallToolRequest(params=params)
         try:
             with anyio.fail_after(self.timeout):
-                return await client.call_tool(name, arguments)
+                try:
+                    raw = await client.session.send_request(request, _WIRE_RESULT)
+                except MCPError as err:
+                    if err.code != HEADER_MISMATCH:
+                        raise
+                    await client.list_tools(cache_mode="refresh")
+                    raw = await client.session.send_request(request, _WIRE_RESULT)
         except TimeoutError:
-            raise UpstreamError(f"upstream {self.name!r} did not answer {name!r} within "
-                                f"{self.timeout:g} s") from None
+            raise UpstreamError(self._late(name)) from None
+        except MCPError as err:
+            if err.code == REQUEST_TIMEOUT:
+                raise UpstreamError(self._late(name)) from None
+            raise self._failed(name, err) from None
         except Exception as err:  # noqa: BLE001 - any failure is the upstream's error
-            if self.client is None or self.down is not None:
-                raise UpstreamError(self.down or f"upstream {self.name!r} stopped") from None
-            raise UpstreamError(f"upstream {self.name!r} failed on {name!r}: "
-                                f"{_describe(err)}") from None
+            raise self._failed(name, err) from None
+        if not isinstance(raw, dict):
+            raise UpstreamError(f"upstream {self.name!r} answered {name!r} with a "
+                                f"{type(raw).__name__}, not a result object")
+        return raw
+
+    def _late(self, name: str) -> str:
+        return f"upstream {self.name!r} did not answer {name!r} within {self.timeout:g} s"
+
+    def _failed(self, name: str, err: BaseException) -> UpstreamError:
+        if self.client is None or self.down is not None:
+            return UpstreamError(self.down or f"upstream {self.name!r} stopped")
+        return UpstreamError(f"upstream {self.name!r} failed on {name!r}: {_describe(err)}")
 
     def _client(self) -> Client:
         if self.down is not None or self.client is None:

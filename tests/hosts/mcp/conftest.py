@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -81,7 +82,11 @@ class Setup:
 
     @asynccontextmanager
     async def stdio(self, mode: str = "auto", **options: Any) -> AsyncIterator[Client]:
-        params = StdioServerParameters(command=sys.executable, args=self.proxy_args())
+        # the SDK passes a stdio server a small "safe" environment: give the proxy this
+        # one, so it imports the charter under test (PYTHONPATH) and not another install
+        params = StdioServerParameters(
+            command=sys.executable, args=self.proxy_args(), env=dict(os.environ)
+        )
         async with Client(params, mode=mode, read_timeout_seconds=30, **options) as client:  # type: ignore[arg-type]
             yield client
 
@@ -145,8 +150,6 @@ def _git(repo: Path, *args: str) -> None:
 @pytest.fixture
 def everything() -> Iterator[str]:
     """`@modelcontextprotocol/server-everything` over streamable HTTP: its URL."""
-    import os
-
     _need(EVERYTHING, "@modelcontextprotocol/server-everything")
     port = _free_port()
     proc = subprocess.Popen(

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import jsonschema
 import pytest
 from mcp import Client, MCPError, types
 
@@ -66,6 +67,14 @@ async def allowed_calls_pass_and_pii_in_results_is_redacted(setup: Setup, client
     for shown in (_text(notes), str(notes.structured_content)):
         assert CARD not in shown and EMAIL not in shown
         assert "[CARD]" in shown and "[EMAIL]" in shown
+    # the redacted structured content still fits the tool's declared outputSchema
+    listed = {t.name: t for t in (await client.list_tools()).tools}
+    schema = listed["fs.read_text_file"].output_schema
+    assert schema is not None
+    jsonschema.validate(notes.structured_content, schema)
+    if client.protocol_version >= "2026":
+        # a relayed result carries the proxy's serverInfo stamp, not the upstream's
+        assert notes.meta["io.modelcontextprotocol/serverInfo"]["name"] == "charter-mcp"
     # server-everything, over streamable HTTP behind the proxy
     echo = await client.call_tool("every.echo", {"message": f"write to {EMAIL}"})
     assert not echo.is_error and EMAIL not in _text(echo) and "[EMAIL]" in _text(echo)

@@ -1,0 +1,182 @@
+"""The proxy's stdio front without worker threads.
+
+The SDK's `mcp.server.stdio.stdio_server` reads stdin and writes stdout through
+`anyio.wrap_file`, i.e. a worker-thread hop for every line read, every write and every
+flush: three thread round trips (each a futex wake and an event-loop wake-up) per
+`tools/call`, which on a loaded two-core machine was the largest single part of the time
+the proxy adds. When stdin and stdout are pipes or sockets (what an MCP client gives a
+stdio server) this transport reads and writes them on the event loop itself
+(`loop.connect_read_pipe` / `connect_write_pipe`) and hands `Server.run` the same two
+streams the SDK's transport does: parsed `SessionMessage`s (or the parse error, which
+the SDK answers as a JSON-RPC error) in, `SessionMessage`s out, one JSON line each.
+
+As the SDK's transport does, it takes the wire off fds 0 and 1 while it serves (fd 0
+reads the null device, fd 1 goes to stderr), so a stray `print` or a child inheriting
+the descriptors cannot corrupt the protocol stream, and puts them back afterwards.
+Anything else (a regular file or a terminal on stdin, a non-asyncio event loop) falls back
+to the SDK's transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import anyio
+import mcp_types
+from mcp.shared.message import SessionMessage
+
+__all__ = ["stdio_streams"]
+
+#: Longest line accepted from the client (a line is one JSON-RPC message). The SDK's
+#: transport has no limit; asyncio's default, 64 KiB, is too small for file contents.
+LINE_LIMIT = 64 * 1024 * 1024
+
+
+def _is_stream(fd: int) -> bool:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _on_asyncio() -> bool:
+    try:
+        import sniffio
+
+        return sniffio.current_async_library() == "asyncio"
+    except Exception:  # noqa: BLE001 - unknown loop: use the SDK's transport
+        return False
+
+
+@asynccontextmanager
+async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
+    """`(read_stream, write_stream)` for `Server.run` over this process's stdin/stdout."""
+    if not (_on_asyncio() and _is_stream(0) and _is_stream(1)):
+        from mcp.server.stdio import stdio_server
+
+        async with stdio_server() as streams:
+            yield streams
+        return
+    sys.stdout.flush()
+    wire_in, wire_out = os.dup(0), os.dup(1)
+    saved_in, saved_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        os.dup2(devnull, 0)
+        os.dup2(2, 1)
+    finally:
+        os.close(devnull)
+    try:
+        async with _serve(wire_in, wire_out) as streams:
+            yield streams
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved_in, 0)
+        os.dup2(saved_out, 1)
+        os.close(saved_in)
+        os.close(saved_out)
+
+
+class LineReader:
+    """The read side `Server.run` takes: one JSON-RPC message per line of a pipe, parsed
+    where it is awaited (no task and no memory stream between the pipe and the SDK's
+    dispatcher). A line that is not a message is handed on as the exception, which the SDK
+    answers as a parse error; the end of the pipe ends the iteration."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._closed = False
+
+    async def receive(self) -> SessionMessage | Exception:
+        while True:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            try:
+                line = await self._reader.readline()
+            except ValueError:
+                # longer than LINE_LIMIT (what is left of it, if anything, arrives as
+                # another unparsable line)
+                return ValueError(f"message longer than {LINE_LIMIT} bytes")
+            if not line:
+                raise anyio.EndOfStream
+            if not line.strip():
+                continue
+            try:
+                message = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+            except Exception as exc:  # noqa: BLE001 - the SDK answers a parse error
+                return exc
+            return SessionMessage(message)
+
+    def __aiter__(self) -> LineReader:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> LineReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class LineWriter:
+    """The write side: each message written as one JSON line where it is sent (asyncio
+    buffers it; `drain` waits only when the peer is not reading)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._closed = False
+
+    async def send(self, item: SessionMessage, /) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+        try:
+            self._writer.write(data.encode("utf-8") + b"\n")
+            await self._writer.drain()
+        except (ConnectionError, RuntimeError) as err:  # the peer closed its end
+            raise anyio.BrokenResourceError from err
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> LineWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+@asynccontextmanager
+async def _serve(wire_in: int, wire_out: int) -> AsyncIterator[tuple[Any, Any]]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    in_transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(wire_in, "rb", buffering=0)
+    )
+    out_transport, out_protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
+        os.fdopen(wire_out, "wb", buffering=0),
+    )
+    writer = asyncio.StreamWriter(out_transport, out_protocol, None, loop)
+    try:
+        yield LineReader(reader), LineWriter(writer)
+        with suppress(ConnectionError, RuntimeError):
+            await writer.drain()  # what the server wrote last goes out before we close
+    finally:
+        in_transport.close()
+        out_transport.close()
