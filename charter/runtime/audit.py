@@ -37,6 +37,7 @@ import msgspec
 
 from charter.runtime.audit_values import Mask, Walk, loggable, unloggable
 from charter.runtime.capture import VERSION, Capture
+from charter.runtime.captured import read_paths
 
 __all__ = ["METADATA_FIELDS", "VERSION", "AuditLog", "LogVersionError", "mask_record",
            "mask_value", "read"]
@@ -157,6 +158,7 @@ class AuditLog:
         self._metadata = frozenset(metadata)
         self._lock = threading.Lock()
         self._torn = False  # a failed write may have left part of a line
+        self._described: set[str] = set()  # digests whose ``reads`` this handle wrote
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._end_torn_line()
 
@@ -166,7 +168,7 @@ class AuditLog:
         stdlib PII and secret matchers and `matchers`, a policy's own; with `capture` (and
         `replay`), its replay block too. Raises `ValueError` when the log is closed and
         `OSError` when the file fails, never for what the record holds."""
-        line = self._line(record, matchers, capture)
+        line, described = self._line(record, matchers, capture)
         with self._lock:
             try:
                 if self._fd is None:
@@ -177,6 +179,8 @@ class AuditLog:
                 self._torn = True
                 _write_all(self._fd, line)
                 self._torn = False
+                if described is not None:
+                    self._described.add(described)
                 if self.fsync:
                     os.fsync(self._fd)
             except (OSError, ValueError) as err:
@@ -185,7 +189,8 @@ class AuditLog:
                 raise
 
     def _line(self, record: Mapping[str, object], matchers: Matchers | None,
-              capture: Capture | None = None) -> bytes:
+              capture: Capture | None = None) -> tuple[bytes, str | None]:
+        """The record's line, and the digest whose ``reads`` it carries (if any)."""
         try:
             data = dict(record)
         except Exception as err:  # noqa: BLE001 - still log that there was a decision
@@ -201,13 +206,31 @@ class AuditLog:
                 del data[name]
         data = mask_record(data, self._metadata, matchers) if self.mask else _record(data, (), None)
         data.update(shared)
+        described = None
         if block is not None:
             data["replay"] = block
+            if capture is not None and "error" not in block:
+                described = self._describe(block, data, capture)
         try:
-            return _ENCODER.encode(data) + b"\n"
+            return _ENCODER.encode(data) + b"\n", described
         except Exception as err:  # noqa: BLE001 - `loggable` should make this unreachable
             return _ENCODER.encode({"time": time.time(), "record": unloggable(
-                f"a record that could not be encoded ({type(err).__name__})")}) + b"\n"
+                f"a record that could not be encoded ({type(err).__name__})")}) + b"\n", None
+
+    def _describe(self, block: dict[str, object], data: Mapping[str, object],
+                  capture: Capture) -> str | None:
+        """In the first block this handle writes for a policy version, the paths its
+        blocks hold (``reads``), so that a replay can tell a key the request lacked from
+        one never captured (`runtime.captured`); the digest to note once it is written."""
+        digest = data.get("policy_digest")
+        if not isinstance(digest, str) or digest in self._described:
+            return None
+        try:
+            block["reads"] = read_paths(capture.policy)
+        except Exception as err:  # noqa: BLE001 - without it replay is inconclusive, not wrong
+            _LOG.error("cannot describe the replay capture: %r", err)
+            return None
+        return digest
 
     def _replay(self, capture: Capture, matchers: Matchers | None) -> dict[str, object]:
         """The replay block, masked as the record is; a block naming the failure if it

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from charter.engine import ir
 
-__all__ = ["EQ", "SCAN", "TYPE", "VALUE", "Reads", "Scan", "reads_of"]
+__all__ = ["ALWAYS", "EQ", "SCAN", "TYPE", "VALUE", "Reads", "Scan", "reads_for", "reads_of"]
 
 SCAN: Final = 1
 EQ: Final = 2
@@ -38,7 +38,7 @@ Node = dict[str, "Node | int"]
 _HERE: Final = ""
 # The parts of a request every decision reads whatever the rules say: the request reader
 # checks the stage and the tool, and the tool's name and tags pick the rules.
-_ALWAYS: Final = (("stage",), ("tool",))
+ALWAYS: Final = (("stage",), ("tool",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,14 @@ class Reads:
         node = self.tree.get(root)
         return isinstance(node, dict) and _HERE in node
 
+    def paths(self) -> tuple[tuple[str, ...], ...]:
+        """Every path some rule reads as a value (the leaves and read inner nodes of the
+        tree), sorted: what `project` keeps, as the decision log's ``reads`` event names it
+        (`runtime.captured`)."""
+        out: list[tuple[str, ...]] = []
+        _walk_paths(self.tree, (), out)
+        return tuple(sorted(out))
+
     def project(self, req: Mapping[str, Any]) -> dict[str, Any]:
         """The parts of `req` the rules read (values shared, not copied)."""
         return _project(self.tree, req)
@@ -108,6 +116,15 @@ def _all_kinds(node: Node) -> int:
     for key, child in node.items():
         kinds |= int(child) if key == _HERE else _all_kinds(child)  # type: ignore[arg-type]
     return kinds
+
+
+def _walk_paths(node: Node, at: tuple[str, ...], out: list[tuple[str, ...]]) -> None:
+    for key, child in node.items():
+        if key == _HERE:
+            out.append(at)
+        else:
+            assert isinstance(child, dict)
+            _walk_paths(child, (*at, key), out)
 
 
 def _project(node: Node, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,19 +152,44 @@ def reads_of(policy: Any) -> Reads:
     return found
 
 
-def derive(policy: ir.Policy) -> Reads:
-    """The `Reads` of a policy's IR."""
+_BUCKETS: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Reads]] = (
+    weakref.WeakKeyDictionary())
+
+
+def reads_for(policy: Any, stage: str, name: str, tags: tuple[str, ...]) -> Reads:
+    """The `Reads` of the rules of a `Policy` that can apply to one call (its stage, tool
+    name and request tags), by the policy's own dispatch (`Plan.bucket`): what a decision
+    of that call can read. Computed once per bucket."""
+    indices = policy.plan.bucket(stage, name, tags)
+    cache = _BUCKETS.get(policy)
+    if cache is None:
+        cache = _BUCKETS[policy] = {}
+    found = cache.get(indices)
+    if found is None:
+        found = cache[indices] = derive(policy.ir, frozenset(indices))
+    return found
+
+
+def derive(policy: ir.Policy, rules: frozenset[int] | None = None) -> Reads:
+    """The `Reads` of a policy's IR (with `rules`, of those rules, by index, and the
+    counters they enforce)."""
     reads = Reads()
-    for parts in _ALWAYS:
+    for parts in ALWAYS:
         reads.add(parts[0], parts[1:], VALUE)
     for rule in policy.rules:
+        if rules is not None and rule.index not in rules:
+            continue
         if rule.cond is not None:
             _visit(rule.cond, VALUE, reads)
         if rule.redact_path is not None:
             reads.add(rule.redact_path.root, rule.redact_path.keys, SCAN)
     for spec in policy.counters:
+        if rules is not None and spec.rule not in rules:
+            continue
         if spec.key is not None:
             _visit(spec.key, EQ, reads)
+        if rules is not None and spec.scope is not None:
+            _visit(spec.scope, VALUE, reads)
     reads.constants = tuple(dict.fromkeys(reads.constants))
     return reads
 

@@ -29,8 +29,10 @@ from charter.engine.decision import Decision
 from charter.engine.snapshot import Snapshot
 from charter.runtime import verdicts
 from charter.runtime.capture import VERSION, keyed_hash
+from charter.runtime.captured import Captures
 from charter.runtime.policy import Policy
-from charter.runtime.reads import EQ, SCAN, TYPE, VALUE, Reads, reads_of
+from charter.runtime.reads import EQ, SCAN, TYPE, VALUE, Reads, reads_for, reads_of
+from charter.runtime.request import Call, read
 
 __all__ = ["ReplayError", "Replayed", "Tally", "replay", "replay_log", "replay_record"]
 
@@ -66,10 +68,19 @@ def replay(record: Mapping[str, Any], policy: Policy, *, hash_key: bytes | None 
 
 
 def replay_record(record: Mapping[str, Any], policy: Policy, *,
-                  hash_key: bytes | None = None, now: float | None = None) -> Replayed:
-    """`replay`, with the logged outcome and what made the replay inconclusive."""
+                  hash_key: bytes | None = None, now: float | None = None,
+                  captures: Captures | None = None) -> Replayed:
+    """`replay`, with the logged outcome and what made the replay inconclusive.
+
+    `captures`: what the log's replay blocks hold per policy version (`runtime.captured`;
+    fed the log's ``reads`` events by `replay_log`); without it, only a record of
+    `policy`'s own digest has a known capture, and any other is judged conservatively: a
+    path `policy` reads that its block does not show is inconclusive."""
     block = _block(record)
     reads = reads_of(policy)
+    if captures is None:
+        captures = _own_captures(policy)
+    uncaptured = captures.missing(record, reads)
     tree = {"request": _copy(block.get("request") or {}),
             "snapshot": _copy(block.get("snapshot"))}
     masked = _dict(block.get("masked"))
@@ -83,6 +94,13 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     when = now if now is not None else _float(block.get("now"))
     if reads.now and when is not None and (now is not None or req.get("now") is None):
         req["now"] = when
+    if uncaptured:
+        # Some rule reads what the block may not hold: judge by the rules that can apply
+        # to this call (the policy's own dispatch), not by every rule of the policy.
+        call = read(req, policy.info)
+        if type(call) is Call:
+            uncaptured = captures.missing(record, reads_for(policy, call.stage, call.name,
+                                                            call.tags))
     scans = _dict(block.get("scans"))
     counts = _dict(block.get("counts"))
     table = _verdicts(req, reads, scans, counts)
@@ -92,8 +110,18 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     logged = decided if isinstance(decided, dict) else record
     return Replayed(
         decision, str(logged.get("effect")), tuple(logged.get("rules") or ()),
-        tuple(sorted({*lost, *_inconclusive(masked, hashes, reads, scans, counts,
-                                            hash_key is not None)})))
+        tuple(sorted({*lost, *uncaptured, *_inconclusive(masked, hashes, reads, scans,
+                                                         counts, hash_key is not None)})))
+
+
+def _own_captures(policy: Policy) -> Captures:
+    found = _OWN.get(policy)
+    if found is None:
+        found = _OWN[policy] = Captures(policy)
+    return found
+
+
+_OWN: weakref.WeakKeyDictionary[Policy, Captures] = weakref.WeakKeyDictionary()
 
 
 @dataclass(slots=True)
@@ -103,7 +131,7 @@ class Tally:
     records: int = 0  # decision records read (settlements and other events are skipped)
     same: int = 0  # same effect and rules as logged, exactly replayed
     changed: int = 0  # a different effect or different rules, exactly replayed
-    inconclusive: int = 0  # the policy read a masked value the log cannot reconstruct
+    inconclusive: int = 0  # the policy read a masked or uncaptured value (never changed)
     not_replayable: int = 0  # no replay block, or another schema version
 
 
@@ -115,12 +143,13 @@ def replay_log(records: Iterable[Mapping[str, Any]] | str | os.PathLike[str], po
 
         records = read(records)
     tally = Tally()
+    captures = Captures(policy)
     for record in records:
         if record.get("event") is not None or "effect" not in record:
             continue
         tally.records += 1
         try:
-            out = replay_record(record, policy, hash_key=hash_key)
+            out = replay_record(record, policy, hash_key=hash_key, captures=captures)
         except ReplayError:
             tally.not_replayable += 1
             continue

@@ -4,7 +4,8 @@
 Each decision record is re-decided with `runtime.replay.replay_record` (the record's replay
 block: request, snapshot, verdicts, `now`) and classified: unchanged, changed effect (with
 its transition, old effect -> new effect), changed rules (same effect, other rules or
-reasons), inconclusive (NEW read a masked value the log cannot reconstruct; listed by
+reasons), inconclusive (NEW read a masked value the log cannot reconstruct, or a path the
+logging policy never read so the block does not hold it, `runtime.captured`; listed by
 pointer, never counted as changed) or not replayable. The report counts transitions, the
 rules and tools behind them, and keeps a few examples of each. Records stream: memory is
 the report's, not the log's.
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.runtime.captured import Captures
 from charter.runtime.policy import Policy
 from charter.runtime.replay import ReplayError, Tally, replay_record
 
@@ -187,18 +189,19 @@ def report(
         records = read(records)
     out = Report(policy.name, policy.digest, against=against.digest if against else None)
     tally = out.tally
+    captures = Captures(policy, logged_by=against)
     for record in records:
         if record.get("event") is not None or "effect" not in record:
             continue
         tally.records += 1
         try:
-            r = replay_record(record, policy, hash_key=hash_key)
+            r = replay_record(record, policy, hash_key=hash_key, captures=captures)
         except ReplayError:
             tally.not_replayable += 1
             continue
         if against is not None:
             try:
-                base = replay_record(record, against, hash_key=hash_key)
+                base = replay_record(record, against, hash_key=hash_key, captures=captures)
                 if not base.inconclusive and not base.same:
                     out.baseline_mismatches += 1
             except ReplayError:
@@ -206,7 +209,7 @@ def report(
         digest = record.get("policy_digest")
         if isinstance(digest, str):
             out.old_digests[digest] += 1
-        lost = r.inconclusive or (() if r.same else _uncaptured(record, r.decision))
+        lost = r.inconclusive
         if lost:
             tally.inconclusive += 1
             out.inconclusive_by_path.update(lost)
@@ -241,34 +244,3 @@ def report(
                 )
             )
     return out
-
-
-def _uncaptured(record: Mapping[str, Any], decision: Any) -> tuple[str, ...]:
-    """Pointers of request fields the new decision erred on for lack of them that the log
-    never captured (the logged policy did not read them, so the replay block left them
-    out): the log cannot say what they were, so the record is inconclusive, not changed
-    (R-S2), as IAM's simulator reports `MissingContextValues`."""
-    if not decision.errors:
-        return ()
-    block = record.get("replay")
-    request = block.get("request") if isinstance(block, Mapping) else None
-    if not isinstance(request, Mapping):
-        return ()
-    logged = record.get("errors")
-    known = (
-        {e.get("field") for e in logged if isinstance(e, Mapping)}
-        if isinstance(logged, list)
-        else set()
-    )
-    out = []
-    for error in decision.errors:
-        field_path = getattr(error, "field", None)
-        if not isinstance(field_path, str) or not field_path or field_path in known:
-            continue
-        value: Any = request
-        for part in field_path.split("."):
-            if not isinstance(value, Mapping) or part not in value:
-                out.append("/request/" + field_path.replace(".", "/"))
-                break
-            value = value[part]
-    return tuple(out)

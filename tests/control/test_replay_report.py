@@ -199,3 +199,51 @@ def test_the_exit_codes_of_the_real_command(logged: Path) -> None:
     assert run("loose") == 1
     assert run("loose", "--allow-loosen") == 0
     assert run("loose", "--max-changed", "x") == 2
+
+
+TEAM = workload.POLICY + (
+    'deny tool "crm.lookup" when agent.team == "support" because "no lookups by support"\n'
+)
+
+
+def test_a_path_the_log_never_captured_is_inconclusive_never_changed(
+    logged: Path, tmp_path: Path
+) -> None:
+    """R-AC2: the logging policy reads `agent.id` only, so the blocks hold no `agent.team`;
+    a candidate denying crm.lookup by team is inconclusive on exactly the crm.lookup calls
+    (by hand: every such call sends a team) and unchanged elsewhere, none of it changed."""
+    records = [r for r in audit.read(logged / "log.jsonl") if r.get("event") is None]
+    lookups = sum(1 for r in records if r["tool"] == "crm.lookup" and r["stage"] == "tool_call")
+    first = records[0]["tool"] == "crm.lookup" and records[0]["stage"] == "tool_call"
+    assert lookups > 0
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "workload.agentpolicy").write_text(TEAM)
+    code, raw = replay(logged, str(tmp_path / "team"), "--format", "json")
+    data = json.loads(raw)
+    assert code == 0
+    totals = data["totals"]
+    assert (totals["inconclusive"], totals["changed"], totals["unchanged"]) == (
+        lookups,
+        0,
+        len(records) - lookups,
+    )
+    assert data["inconclusive_by_path"] == {"/request/agent/team": lookups}
+    # A log cut from its head has lost the `reads` of its version: with the logging policy
+    # given (`--against`) the capture is known again and the counts are the same.
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    lines = (logged / "log.jsonl").read_text().splitlines(keepends=True)
+    head = [i for i, line in enumerate(lines) if '"reads":' in line]
+    assert len(head) == 1
+    (cut / "log.jsonl").write_text("".join(lines[head[0] + 1 :]))
+    (cut / "key").write_bytes(KEY)
+    team = str(tmp_path / "team")
+    code, raw = replay(cut, team, "--against", str(logged / "old"), "--format", "json")
+    again = json.loads(raw)["totals"]
+    assert (again["inconclusive"], again["changed"]) == (lookups - first, 0)
+    # Without it, only what the blocks show is known: more records are inconclusive, and
+    # still none of them is counted as changed.
+    code, raw = replay(cut, team, "--format", "json")
+    unknown = json.loads(raw)["totals"]
+    assert unknown["changed"] == 0 and unknown["inconclusive"] >= lookups
+    assert unknown["inconclusive"] + unknown["unchanged"] == unknown["replayed"]

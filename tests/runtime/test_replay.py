@@ -386,3 +386,68 @@ def test_when_the_guard_overrules_the_policy_the_block_keeps_the_policys_answer(
     assert record["replay"]["decided"] == {"effect": "allow", "rules": ["policy.agentpolicy:4"]}
     out = replay_record(record, charter.compile(text))
     assert out.same and (out.effect, out.decision.effect) == ("allow", "allow")
+
+
+SHAPES = """
+policy "shapes" version "1"
+use pii
+default deny
+tool "send" (to: any, body?: any, meta?: any)
+allow tool "send"
+deny tool "send" when args.to == "x" because "not x"
+deny tool "send" when has(args.meta.level) because "no levels"
+"""
+
+
+def test_a_path_the_logging_policy_never_read_is_inconclusive_with_its_path(
+        tmp_path: Path) -> None:
+    """R-S2: what the block holds comes from the logging policy's read set (its first
+    block says it, `reads`); a candidate reading outside it gets `inconclusive`."""
+    path = tmp_path / "shapes.jsonl"
+    guard = Guard(charter.compile(SHAPES), MemoryStore(), log=AuditLog(path))
+    requests = [
+        {"tool": "send", "args": {"to": "y", "body": "hi", "meta": {"level": 1, "tag": "a"}}},
+        {"tool": "send", "args": {"to": "y", "meta": {"tag": "a"}}},  # no level: captured
+        {"tool": "send", "args": {"to": "y", "meta": "flat"}},  # not an object: kept whole
+        {"tool": "send", "args": {"to": "x"}},  # no meta at all: captured as absent
+    ]
+    for req in requests:
+        guard.check(req)
+    guard.close()
+    records = _decisions(path)
+    assert records[0]["replay"]["reads"] == [
+        ["args", "meta", "level"], ["args", "to"], ["stage"], ["tool"]]
+    assert all("reads" not in r["replay"] for r in records[1:])  # said once per version
+    old = charter.compile(SHAPES)
+    assert [replay_record(r, old).inconclusive for r in records] == [()] * 4
+
+    def inconclusive(rule: str) -> list[tuple[str, ...]]:
+        new = charter.compile(SHAPES + rule)
+        return [replay_record(r, new).inconclusive for r in records]
+
+    # `args.body` was never read: unknown wherever the block shows `args` as an object.
+    assert inconclusive('deny tool "send" when args.body == "hi" because "b"\n') == [
+        ("/request/args/body",)] * 4
+    # `args.meta.tag` is under a read object: unknown where `meta` was an object; known
+    # where it was a string (kept whole) or absent.
+    assert inconclusive('deny tool "send" when args.meta.tag == "a" because "t"\n') == [
+        ("/request/args/meta/tag",), ("/request/args/meta/tag",), (), ()]
+    # All of `args` read where only parts were kept: unknown for every object `args`.
+    assert inconclusive('deny tool "send" when args contains pii.email because "z"\n') == [
+        ("/request/args",)] * 4
+    # A rule of another tool reads nothing this call could: no record is unknown.
+    assert inconclusive('tool "other" (body: str)\nallow tool "other"\n'
+                        'deny tool "other" when args.body == "hi" because "o"\n') == [()] * 4
+    # Without the `reads` of its version (a log cut from its head), a record's capture is
+    # unknown: a key the block lacks may be one never read, so only what the block shows
+    # (down to a value that is not an object) is known.
+    del records[0]["replay"]["reads"]
+    from charter.runtime.captured import Captures
+
+    unknown = charter.compile(SHAPES + 'deny tool "send" when args.to == "z" because "z"\n')
+    cut = [replay_record(r, unknown, captures=Captures(unknown)).inconclusive for r in records]
+    assert cut == [(), ("/request/args/meta/level",), (), ("/request/args/meta/level",)]
+    # ... unless the logging policy is given (`against=`).
+    known = [replay_record(r, unknown, captures=Captures(unknown, logged_by=old)).inconclusive
+             for r in records]
+    assert known == [()] * 4

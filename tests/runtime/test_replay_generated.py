@@ -47,8 +47,11 @@ def test_generated_decisions_replay_the_same_or_say_why_not() -> None:
             call = with_now(call, policy)
             decided = policy.decide(call.req, snap)
             block = Capture(policy, call.req, snap, decided, decided, 1.8e9).block(mask, KEY)
+            # The digest, as a Guard's record names it: the block's capture is then known
+            # to be this policy's read set (`runtime.captured`).
             record = _DECODE(_ENCODE({"v": 1, "effect": decided.effect,
-                                      "rules": list(decided.rules), "replay": block}))
+                                      "rules": list(decided.rules), "replay": block,
+                                      "policy_digest": policy.digest}))
             out = replay_record(record, policy, hash_key=KEY)
             if out.inconclusive:
                 stats["inconclusive"] += 1
