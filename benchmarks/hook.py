@@ -141,6 +141,7 @@ t0 = time.process_time()
 from charter.cli.hook_cache import load_cached
 from charter.cli.hook_state import secret_for
 from charter.hosts.approvals import PendingApprovals, SQLitePending
+from charter.hosts.held import SQLiteHeld
 from charter.hosts.hook import HookOptions, run_hook
 from charter.runtime.guard import Guard
 from charter.runtime.state.sqlite import SQLiteStore
@@ -151,9 +152,10 @@ t2 = time.process_time()
 state = Path(os.environ["CHARTER_STATE"])
 guard = Guard(policy, state=SQLiteStore(state), secret=secret_for(state))
 pending = PendingApprovals(guard, SQLitePending(state))
+held = SQLiteHeld(state)
 t3 = time.process_time()
 answer = run_hook(HookOptions("claude-code"), open({sample!r}, "rb").read(),
-                  lambda: (guard, pending))
+                  lambda: (guard, pending, held))
 t4 = time.process_time()
 print(json.dumps([(t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3]))
 """

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import argparse
 
     from charter.hosts.approvals import PendingApprovals
+    from charter.hosts.held import Held
     from charter.runtime.guard import Guard
 
 __all__ = ["main", "run"]
@@ -211,7 +212,7 @@ def run(argv: list[str], stdin: bytes, env: dict[str, str] | os._Environ[str]) -
     )
     notes: list[str] = []
 
-    def open_guard() -> tuple[Guard, PendingApprovals | None]:
+    def open_guard() -> tuple[Guard, PendingApprovals | None, Held | None]:
         return _open(args, env, notes)
 
     answer = run_hook(opts, stdin, open_guard)
@@ -222,7 +223,7 @@ def run(argv: list[str], stdin: bytes, env: dict[str, str] | os._Environ[str]) -
 
 def _open(
     args: argparse.Namespace | _Args, env: dict[str, str] | os._Environ[str], notes: list[str]
-) -> tuple[Guard, PendingApprovals | None]:
+) -> tuple[Guard, PendingApprovals | None, Held | None]:
     from charter.cli.hook_cache import cache_dir, load_cached
     from charter.cli.hook_state import secret_for, state_path
     from charter.hosts.approvals import PendingApprovals, SQLitePending
@@ -236,14 +237,15 @@ def _open(
     policy = load_cached(Path(policy_arg), cache, notes)
     path = state_path(args.state, env)
     if path is None:
-        return Guard(policy, approvers=args.approvers, log=args.log), None
+        return Guard(policy, approvers=args.approvers, log=args.log), None, None
+    from charter.hosts.held import SQLiteHeld
     from charter.runtime.state.sqlite import SQLiteStore
 
     secret = secret_for(path)
     guard = Guard(
         policy, state=SQLiteStore(path), secret=secret, approvers=args.approvers, log=args.log
     )
-    return guard, PendingApprovals(guard, SQLitePending(path))
+    return guard, PendingApprovals(guard, SQLitePending(path)), SQLiteHeld(path)
 
 
 def main(argv: list[str]) -> NoReturn:

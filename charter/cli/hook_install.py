@@ -28,14 +28,15 @@ FILES = {
     "cursor": (".cursor/hooks.json", ".cursor/hooks.json"),
     "copilot": (".github/hooks/charter.json", ".copilot/hooks/charter.json"),
 }
+#: Each host's failure event is installed too: it gives back what the call reserved.
 EVENTS = {
-    "claude-code": ("PreToolUse", "PostToolUse", "UserPromptSubmit"),
+    "claude-code": ("PreToolUse", "PostToolUse", "PostToolUseFailure", "UserPromptSubmit"),
     "codex": ("PreToolUse", "PostToolUse"),
     "gemini": ("BeforeTool", "AfterTool", "BeforeAgent"),
-    "cursor": ("preToolUse", "postToolUse", "beforeSubmitPrompt"),
+    "cursor": ("preToolUse", "postToolUse", "postToolUseFailure", "beforeSubmitPrompt"),
     "copilot": ("preToolUse", "postToolUse"),
 }
-_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "BeforeTool", "AfterTool"}
+_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "BeforeTool", "AfterTool"}
 
 
 def settings_path(agent: str, user: bool, project: Path, home: Path) -> Path:

@@ -182,7 +182,7 @@ class Caps:
 @dataclass(frozen=True, slots=True)
 class HookEvent:
     """One host hook event, read. `stage` is None for an event Charter does not decide
-    (a session start, a notification): its answer lets the host go on."""
+    (a session start, a notification, a tool's failure): its answer lets the host go on."""
 
     agent: str
     name: str
@@ -190,6 +190,12 @@ class HookEvent:
     request: dict[str, Any] = field(default_factory=dict)
     caps: Caps = Caps()
     mcp: bool = False  # the tool is an MCP tool (Claude Code answers `updatedMCPToolOutput`)
+    # The host's id of this tool call (Claude Code's and Codex's `tool_use_id`), which keys
+    # the reservation its before-event made; None: the action's digest keys it.
+    call_id: str | None = None
+    # After a tool: "ran" (settle the reservation its before-event made) or "failed"
+    # (release it). A failure event has no stage: nothing is decided, only released.
+    outcome: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

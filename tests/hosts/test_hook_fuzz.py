@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import charter
 from charter.hosts.approvals import PendingApprovals
+from charter.hosts.held import MemoryHeld
 from charter.hosts.hook import HookOptions, run_hook
 from charter.runtime.guard import Guard
 
@@ -93,7 +94,7 @@ def test_any_event_is_answered_and_never_fails_open(
     guard = Guard(_POLICY, secret=b"k" * 32)
     opts = HookOptions(agent, authoritative=authoritative, env={"CHARTER_SESSION": "fuzz"})
     raw = raw_bytes if raw_bytes is not None else json.dumps(event).encode()
-    answer = run_hook(opts, raw, lambda: (guard, PendingApprovals(guard)))
+    answer = run_hook(opts, raw, lambda: (guard, PendingApprovals(guard), MemoryHeld()))
     assert answer.code in (0, 2)
     out = json.loads(answer.stdout)
     assert isinstance(out, dict)

@@ -42,6 +42,8 @@ def _read(
     try:
         name = text(event, "hook_event_name", agent)
         assert name is not None
+        if name == "PostToolUseFailure":
+            return _failed(agent, name, event, names)
         if name not in table:
             return HookEvent(agent, name, None)
         stage, caps = table[name]
@@ -67,15 +69,40 @@ def _read(
         tool = tool_object(agent, tool_name, names=names, server=server)
         request["tool"] = tool
         request["args"] = obj(event, "tool_input", agent)
-        request["trace_id"] = text(event, "tool_use_id", agent, required=False)
+        call_id = text(event, "tool_use_id", agent, required=False)
+        request["trace_id"] = call_id
         if stage == "tool_result":
             key = "tool_response" if "tool_response" in event else "tool_output"
             if key not in event:
                 raise BadEvent(f"{agent} hook event: tool_response missing")
             request["result"] = event[key]
-        return HookEvent(agent, name, stage, prune(request), caps, mcp="mcp" in tool["tags"])  # type: ignore[operator]
+        return HookEvent(
+            agent,
+            name,
+            stage,
+            prune(request),
+            caps,
+            mcp="mcp" in tool["tags"],  # type: ignore[operator]
+            call_id=call_id,
+            outcome="ran" if stage == "tool_result" else None,
+        )
     except BadEvent as err:
         return str(err)
+
+
+def _failed(agent: str, name: str, event: dict[str, Any], names: str) -> HookEvent:
+    """`PostToolUseFailure`: nothing to decide (the tool did not produce its output); the
+    reservation its `PreToolUse` made is given back. Raises BadEvent."""
+    session = text(event, "session_id", agent)
+    tool_name = text(event, "tool_name", agent)
+    assert tool_name is not None
+    request = {
+        "session": {"id": session},
+        "tool": tool_object(agent, tool_name, names=names),
+        "args": obj(event, "tool_input", agent, default={}),
+    }
+    call_id = text(event, "tool_use_id", agent, required=False)
+    return HookEvent(agent, name, None, request, call_id=call_id, outcome="failed")
 
 
 def write(event: HookEvent, v: Verdict, authoritative: bool) -> dict[str, Any]:

@@ -99,6 +99,11 @@ def read(event: dict[str, Any], names: str, env: Mapping[str, str]) -> HookEvent
             if "toolResult" not in event:
                 raise BadEvent(f"{AGENT} hook event: toolResult missing")
             request["result"] = event["toolResult"]
+            result = event["toolResult"]
+            kind = result.get("resultType") if isinstance(result, dict) else None
+            # A call that failed or that Copilot denied did not spend what it reserved.
+            outcome = "failed" if kind in ("failure", "denied") else "ran"
+            return HookEvent(AGENT, name, stage, request, caps, outcome=outcome)
         return HookEvent(AGENT, name, stage, request, caps)
     except BadEvent as err:
         return str(err)

@@ -3,6 +3,7 @@
 `beforeReadFile` (`updated_input` on `preToolUse` only); `beforeSubmitPrompt` answers
 `continue`. After-events cannot rewrite output (documented limit: route MCP servers through
 the Charter proxy). Invalid JSON from a permission hook is a block, so allow prints `{}`.
+`postToolUseFailure` gives back the reservation the call's before-event made.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from charter.hosts.hooks.common import BadEvent, obj, prune, text
 from charter.hosts.names import tool_object
 from charter.hosts.wire import Caps, HookEvent, Verdict
+from charter.stdlib.digest import sha256
 
 AGENT = "cursor"
 _PERMISSION = Caps(block=True, ask=True)
@@ -25,6 +27,7 @@ _EVENTS: dict[str, tuple[str, Caps, str]] = {
     "beforeReadFile": ("tool_call", _PERMISSION, "Read"),
     "beforeSubmitPrompt": ("model_input", Caps(block=True), ""),
     "postToolUse": ("tool_result", _AFTER, "tool_name"),
+    "postToolUseFailure": ("", _AFTER, "tool_name"),  # nothing decided: only released
     "afterShellExecution": ("tool_result", _AFTER, "Shell"),
     "afterMCPExecution": ("tool_result", _AFTER, "tool_name"),
 }
@@ -63,7 +66,7 @@ def read(event: dict[str, Any], names: str, env: Mapping[str, str]) -> HookEvent
                 "tool_input",
                 AGENT,
                 json_text=True,
-                default={} if stage == "tool_result" else None,
+                default={} if stage != "tool_call" else None,
             )
         elif naming == "Shell":
             raw = "Shell"
@@ -81,11 +84,33 @@ def read(event: dict[str, Any], names: str, env: Mapping[str, str]) -> HookEvent
             tool["tags"] = [*tool["tags"], "mcp"]  # type: ignore[misc]
         request["tool"] = tool
         request["args"] = args
+        call_id = _call_id(event, raw, args)
+        if not stage:
+            return HookEvent(AGENT, name, None, prune(request), call_id=call_id, outcome="failed")
         if stage == "tool_result":
             request["result"] = _result(event, name)
-        return HookEvent(AGENT, name, stage, prune(request), caps)
+        return HookEvent(
+            AGENT,
+            name,
+            stage,
+            prune(request),
+            caps,
+            call_id=call_id,
+            outcome="ran" if stage == "tool_result" else None,
+        )
     except BadEvent as err:
         return str(err)
+
+
+def _call_id(event: dict[str, Any], raw: str, args: dict[str, Any]) -> str | None:
+    """What pairs a call's before- and after-events. A shell command is named by the
+    command itself: `beforeShellExecution` sends a `cwd` its after-event leaves out, so the
+    arguments' digest would not pair them. Otherwise a `tool_use_id` if one is sent, else
+    None (the action's digest)."""
+    command = args.get("command")
+    if raw == "Shell" and type(command) is str:
+        return "cmd:" + sha256(command.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return text(event, "tool_use_id", AGENT, required=False)
 
 
 def _result(event: dict[str, Any], name: str) -> Any:

@@ -52,9 +52,25 @@ def read(event: dict[str, Any], names: str, env: Mapping[str, str]) -> HookEvent
             if "tool_response" not in event:
                 raise BadEvent(f"{AGENT} hook event: tool_response missing")
             request["result"] = event["tool_response"]
-        return HookEvent(AGENT, name, stage, prune(request), caps, mcp="mcp" in tool["tags"])  # type: ignore[operator]
+        return HookEvent(
+            AGENT,
+            name,
+            stage,
+            prune(request),
+            caps,
+            mcp="mcp" in tool["tags"],  # type: ignore[operator]
+            outcome=_outcome(event) if stage == "tool_result" else None,
+        )
     except BadEvent as err:
         return str(err)
+
+
+def _outcome(event: dict[str, Any]) -> str:
+    """`AfterTool` of a tool that failed carries `tool_response.error`: its reservation is
+    given back."""
+    response = event.get("tool_response")
+    failed = isinstance(response, dict) and response.get("error") not in (None, "", {})
+    return "failed" if failed else "ran"
 
 
 def write(event: HookEvent, v: Verdict, authoritative: bool) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from charter.hosts.approvals import (
     PendingApprovals,
     Ticket,
 )
+from charter.hosts.held import MemoryHeld
 from charter.hosts.serve.auth import COOKIE, SESSION_TTL, Approver, Approvers
 from charter.hosts.serve.inbox import page
 from charter.hosts.serve.metrics import CONTENT_TYPE, Metrics
@@ -135,6 +136,9 @@ class Sidecar:
     ) -> None:
         self.guard = guard
         self.pending = pending if pending is not None else PendingApprovals(guard)
+        # Reservations hook events made before a tool, until its after-event (one process
+        # answers both: the thin hook and HTTP hooks post every event here).
+        self.held = MemoryHeld()
         self.approvers = approvers if approvers is not None else Approvers()
         self.approvers.key(guard.secret)
         self.max_body = max_body
@@ -534,7 +538,7 @@ class Sidecar:
             event=request.query_params.get("event"),
             names=request.query_params.get("names", "normalized"),
         )
-        answer = run_hook(opts, raw, lambda: (self.guard, self.pending))
+        answer = run_hook(opts, raw, lambda: (self.guard, self.pending, self.held))
         return _json({"stdout": answer.stdout, "exit_code": answer.code, "stderr": answer.stderr})
 
     # ── approvals ────────────────────────────────────────────────────────────
