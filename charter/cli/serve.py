@@ -24,8 +24,12 @@ from charter.cli.common import fail
 _CONFIG = "CHARTER_SERVE_CONFIG"
 
 if TYPE_CHECKING:
+    from charter.hosts.approvals import PendingApprovals
     from charter.hosts.serve import Sidecar
+    from charter.runtime.guard import Guard
+    from charter.runtime.live import Live
     from charter.runtime.policy import Policy
+    from charter.runtime.state import Store
 
 
 _KEYS = {
@@ -40,8 +44,9 @@ _KEYS = {
     "opa_log_url": "opa_log_url",
     "watch": "watch",
     "workers": "workers",
+    "state_dir": "state_dir",
 }
-_PATHS = {"secret_file", "approvers", "log", "opa_log"}
+_PATHS = {"secret_file", "approvers", "log", "opa_log", "state_dir"}
 
 
 def _config(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
@@ -125,6 +130,13 @@ def _config(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     type=click.IntRange(1),
     help="worker processes (more than one needs an SQLite or Redis state)",
 )
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="serve POLICY as a live host: gated reloads, last-known-good versions, change "
+    "log, kill switches, status.json and `charter rollback` here; adds /status, "
+    "/health?strict",
+)
 def serve_cmd(
     policy: str,
     listen: str,
@@ -138,8 +150,14 @@ def serve_cmd(
     opa_log_url: str | None,
     watch: bool,
     workers: int,
+    state_dir: str | None,
 ) -> None:
     """Serve POLICY over HTTP: /v1/decide, /v1/approvals, /approvals (the inbox), /metrics."""
+    if workers > 1 and state_dir is not None:
+        fail(
+            "--state-dir is one host's (its versions, commands and status): run one worker, "
+            "or one charter serve per state dir"
+        )
     if workers > 1 and state == "memory":
         fail(
             "--workers needs a shared state: --state sqlite:PATH or redis://… (a memory "
@@ -156,6 +174,7 @@ def serve_cmd(
         "opa_log": opa_log,
         "opa_log_url": opa_log_url,
         "watch": watch,
+        "state_dir": state_dir,
     }
     sidecar = build(**config)  # also checks the options before any worker starts
     import uvicorn
@@ -200,6 +219,7 @@ def build(
     opa_log: str | None = None,
     opa_log_url: str | None = None,
     watch: bool = False,
+    state_dir: str | None = None,
 ) -> Sidecar:
     """The sidecar the options describe (exits with the reason when they cannot make one)."""
     import charter
@@ -208,10 +228,12 @@ def build(
     from charter.language.source import CompileError
     from charter.runtime.guard import Guard
 
-    try:
-        compiled = charter.load(policy)
-    except CompileError as err:
-        fail(str(err))
+    compiled: Policy | None = None
+    if state_dir is None:  # a live host gates the source itself (and may start on an LKG)
+        try:
+            compiled = charter.load(policy)
+        except CompileError as err:
+            fail(str(err))
     approvers = Approvers()
     if approvers_path is not None:
         try:
@@ -230,39 +252,40 @@ def build(
             secret = bytes.fromhex(Path(secret_file).read_text(encoding="ascii").strip())
         except (OSError, ValueError) as err:
             fail(f"--secret-file: {err}")
-    if state == "memory":
-        guard = Guard(compiled, log=log, secret=secret, approvers=directory)
+
+    def deciding(store: Store | None, secret: bytes | None) -> tuple[Guard, Live | None]:
+        if compiled is not None:
+            return Guard(compiled, state=store, log=log, secret=secret, approvers=directory), None
+        assert state_dir is not None
+        live = _live(policy, state_dir, store, log, secret, directory)
+        return live.guard, live
+
+    def sidecar(
+        guard: Guard, live: Live | None, pending: PendingApprovals | None = None, **kw: Any
+    ) -> Sidecar:
         return Sidecar(
             guard,
+            pending,
             approvers=approvers,
             max_body=max_body,
             source=policy,
             tracer=tracer,
-            reload=reload,
+            reload=reload if live is None else None,
             opa_log=opa_log,
             opa_log_url=opa_log_url,
-            watch=policy if watch else None,
+            watch=policy if watch and live is None else None,
+            live=live,
+            **kw,
         )
+
+    if state == "memory":
+        return sidecar(*deciding(None, secret))
     if state.startswith("redis://"):
         from charter.runtime.state.redis import RedisStore
 
         if secret is None:
             fail("--state redis://… needs --secret-file (grants must verify across restarts)")
-        guard = Guard(
-            compiled, state=RedisStore(state), log=log, secret=secret, approvers=directory
-        )
-        return Sidecar(
-            guard,
-            approvers=approvers,
-            max_body=max_body,
-            source=policy,
-            store_kind="redis",
-            tracer=tracer,
-            reload=reload,
-            opa_log=opa_log,
-            opa_log_url=opa_log_url,
-            watch=policy if watch else None,
-        )
+        return sidecar(*deciding(RedisStore(state), secret), store_kind="redis")
     from charter.cli.hook_state import secret_for
     from charter.runtime.state.sqlite import SQLiteStore
 
@@ -271,20 +294,28 @@ def build(
         secret = secret if secret is not None else secret_for(path)
     except (OSError, ValueError) as err:
         fail(f"cannot open the state file {path}: {err}")
-    guard = Guard(compiled, state=SQLiteStore(path), secret=secret, log=log, approvers=directory)
-    return Sidecar(
-        guard,
-        PendingApprovals(guard, SQLitePending(path)),
-        approvers=approvers,
-        max_body=max_body,
-        source=policy,
-        store_kind="sqlite",
-        tracer=tracer,
-        reload=reload,
-        opa_log=opa_log,
-        opa_log_url=opa_log_url,
-        watch=policy if watch else None,
-    )
+    guard, live = deciding(SQLiteStore(path), secret)
+    return sidecar(guard, live, PendingApprovals(guard, SQLitePending(path)), store_kind="sqlite")
+
+
+def _live(
+    policy: str,
+    state_dir: str,
+    store: Store | None,
+    log: str | None,
+    secret: bytes | None,
+    directory: Any,
+) -> Live:
+    """A live handle on the policy directory (`charter.control.watch`): the same gate as
+    `charter gate`, the kept versions and commands in `state_dir`."""
+    from charter.control import LiveError, watch
+
+    try:
+        return watch(
+            policy, state_dir=state_dir, state=store, log=log, secret=secret, approvers=directory
+        )
+    except (LiveError, ValueError, OSError) as err:
+        fail(f"cannot serve {policy} live: {err}")
 
 
 def _tracer(endpoint: str) -> object:

@@ -3,8 +3,9 @@
 Endpoints (§4.2): `POST /v1/decide` (the Guard; `?stateless=1` is `Policy.decide`),
 `/v1/check` (the Guard, always), `/v1/decide/batch`, `/v1/settle`, `/v1/release`,
 `/v1/approve`, `/v1/hooks/{agent}`, `GET /v1/approvals`, `POST /v1/approvals/{id}/grant|deny`,
-the OPA-shaped `POST /v1/data/charter/decision`, `GET /health`, `/health/ready`,
-`/v1/status`, `/v1/policy`, `/metrics`, and the approval inbox page `GET /approvals`.
+the OPA-shaped `POST /v1/data/charter/decision`, `GET /health` (`?strict`), `/health/ready`,
+`/status` (the `LiveStatus`), `/v1/status`, `/v1/policy`, `/metrics`, and the approval inbox
+page `GET /approvals`.
 
 Request bodies are handed to the wire module (`charter.hosts.wire`) as bytes; answers are
 `Decision.to_json()` bytes with `decision_id` (and `ticket` for a parked approval) added.
@@ -53,6 +54,8 @@ from charter.stdlib.values import describe, describe_error
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard
+    from charter.runtime.live import Live
+    from charter.runtime.live_status import LiveEvent, LiveStatus
     from charter.runtime.policy import Policy
 
 __all__ = ["MAX_BATCH", "MAX_BODY", "Sidecar"]
@@ -65,6 +68,7 @@ _JSON: Final = "application/json"
 _LOG = logging.getLogger("charter.serve")
 _Handler = Callable[[Request], Awaitable[Response]]
 _DECISION: Final = msgspec.json.Decoder(Decision)
+_NO_STORE: Final = {"cache-control": "no-store"}
 
 
 class _Head(msgspec.Struct):
@@ -116,6 +120,9 @@ class Sidecar:
     (`charter.hosts.otel`), under the caller's `traceparent`. `opa_log`: a file for decision
     events in OPA's field names (`opalog.py`); `opa_log_url`: where to upload them.
     `watch`: the policy file or directory whose edits reload it (with `reload`).
+    `live`: a `Live` handle (`charter.control.watch`) that decides instead of `guard`: its
+    kill switches and canary apply, its watcher reloads, `/status` is its `LiveStatus` and
+    `/health?strict` its state (L-H3); `guard` then follows its active version.
     """
 
     def __init__(
@@ -133,7 +140,9 @@ class Sidecar:
         opa_log: str | os.PathLike[str] | None = None,
         opa_log_url: str | None = None,
         watch: str | os.PathLike[str] | None = None,
+        live: Live | None = None,
     ) -> None:
+        self.live = live
         self.guard = guard
         self.pending = pending if pending is not None else PendingApprovals(guard)
         # Reservations hook events made before a tool, until its after-event (one process
@@ -159,6 +168,8 @@ class Sidecar:
                 ours = ""
             self.opa_log = OPADecisionLog(opa_log, ours, url=opa_log_url)
         self._serving(guard)
+        if live is not None:
+            live.on_event(self._followed)
         #: decisions as OpenTelemetry events (`charter.hosts.otel.DecisionEvents`), if set
         self.events: Any = None
         if tracer is not None:
@@ -188,6 +199,7 @@ class Sidecar:
             Route("/v1/policy", r("policy", self._policy), methods=["GET"]),
             Route("/v1/reload", r("reload", self._reload), methods=["POST"]),
             Route("/health", r("health", self._health), methods=["GET"]),
+            Route("/status", r("live_status", self._live_status), methods=["GET"]),
             Route("/health/ready", r("ready", self._ready), methods=["GET"]),
             Route("/metrics", r("metrics", self._metrics), methods=["GET"]),
             Route("/approvals", r("inbox", self._inbox), methods=["GET"]),
@@ -207,7 +219,7 @@ class Sidecar:
 
         hooked = False
         watcher = None
-        if self.reload is not None:
+        if self.reload is not None or self.live is not None:
             try:
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_now)
                 hooked = True
@@ -220,6 +232,8 @@ class Sidecar:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if self.live is not None:
+                self.live.close()
             if hooked:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
@@ -240,6 +254,19 @@ class Sidecar:
                         answer["diagnostics"],
                     )
 
+    def _followed(self, event: LiveEvent) -> None:
+        """A live handle's event (on its event thread): serve its active version's Guard
+        (metrics labels, masks, approvals) and count its reloads."""
+        live = self.live
+        if live is None:
+            return
+        if live.guard is not self.guard:
+            self._serving(live.guard)
+            self.loaded_at = time.time()
+        if event.kind in ("CONFIGURATION_CHANGED", "ERROR"):
+            result = "ok" if event.kind == "CONFIGURATION_CHANGED" else "failed"
+            self.metrics.inc("charter_policy_reloads_total", ("result", result))
+
     def _serving(self, guard: Guard) -> None:
         """Make `guard` the one that decides (the metrics and masks follow its policy)."""
         info = guard.policy.info
@@ -253,6 +280,17 @@ class Sidecar:
         the grant secret, the log and the approvers stay. Returns what `/v1/reload` says."""
         old = self.guard
         before = old.policy.info.digest
+        if self.live is not None and self.live.watcher is not None:
+            attempt = self.live.watcher.reload()  # the gate; an unchanged source is None
+            after = self.live.policy.digest
+            failed = attempt is not None and not attempt.ok
+            return {
+                "reloaded": not failed,
+                "digest": after,
+                "previous": before,
+                "changed": after != before,
+                "diagnostics": [{"message": d} for d in attempt.diagnostics] if failed else [],
+            }
         if self.reload is None:
             return {
                 "reloaded": False,
@@ -360,12 +398,13 @@ class Sidecar:
         ticket of the identical action is attached, spent when it lets the call through,
         and a `require_approval` parks a ticket. Never raises."""
         try:
+            check = self.live.check if self.live is not None else self.guard.check
             if type(request) is not dict:
-                return self.guard.check(_ENCODER.encode(request)), None
+                return check(_ENCODER.encode(request)), None
             req: dict[str, Any] = request
             if req.get("stage", "tool_call") == "tool_call":
                 req = self.pending.attach(req)
-            decision = self.guard.check(req)
+            decision = check(req)
             for _ in self.pending.settle(req, decision):
                 self.metrics.inc("charter_approvals_total", ("state", "used"))
             ticket = None
@@ -436,7 +475,7 @@ class Sidecar:
         start = time.perf_counter()
         did = uuid.uuid4().hex
         if stateless:
-            out = wire.decide_json(self.guard.policy, raw)
+            out = self._stateless(raw)
             decision = _DECISION.decode(out)
             self._count(decision, raw, None, time.perf_counter() - start, did, caller)
             return _with(out, decision_id=did)
@@ -450,6 +489,18 @@ class Sidecar:
         decision, ticket = self.check(request)
         self._count(decision, raw, request, time.perf_counter() - start, did, caller)
         return _with(decision.to_json(), decision_id=did, ticket=_ticket_ref(ticket))
+
+    def _stateless(self, raw: bytes) -> bytes:
+        """`Policy.decide` of a JSON request; with a live handle, its `decide` (kill
+        switches and canary apply to stateless decisions too). Never raises."""
+        live = self.live
+        if live is None:
+            return wire.decide_json(self.guard.policy, raw)
+        try:
+            return live.decide(raw).to_json()
+        except Exception as err:  # noqa: BLE001 - nothing raises into the client
+            reason = f"charter: internal error: {describe_error(err)}"
+            return Decision("deny", False, reasons=(reason,), policy=live.policy.info).to_json()
 
     def _parent(self, request: Request) -> Any:
         """The caller's trace context (W3C `traceparent`), when decisions are traced."""
@@ -802,7 +853,41 @@ class Sidecar:
     # ── health, status, metrics ──────────────────────────────────────────────
 
     async def _health(self, request: Request) -> Response:
-        return _json({})
+        """200 once a version is active (always, for a fixed policy); with `?strict`, 503
+        unless the live handle is READY (DEGRADED and STALE fail it), L-H3."""
+        if self.live is None:
+            return _json({})
+        state = self.live.state
+        strict = "strict" in request.query_params
+        body = {"state": state, "digest": self.live.policy.digest}
+        bad = state == "NOT_READY" or (strict and state != "READY")
+        return _json(body, 503 if bad else 200)
+
+    async def _live_status(self, request: Request) -> Response:
+        """The `LiveStatus` (L-H1); for a fixed policy, READY with its digest."""
+        return Response(
+            msgspec.json.encode(self.live_status()), media_type=_JSON, headers=_NO_STORE
+        )
+
+    def live_status(self) -> LiveStatus:
+        """What `/status` answers."""
+        if self.live is not None:
+            return self.live.status()
+        from charter.runtime.live_status import ActiveStatus, LiveStatus
+
+        info = self.guard.policy.info
+        return LiveStatus(
+            state="READY",
+            active=ActiveStatus(
+                digest=info.digest or "",
+                name=info.name,
+                version=info.version,
+                since=self.loaded_at,
+                source=self.source,
+            ),
+            updated_at=time.time(),
+            pid=os.getpid(),
+        )
 
     async def _ready(self, request: Request) -> Response:
         """Ready when the store answers one read (the policy is loaded by construction)."""

@@ -1,0 +1,182 @@
+"""`charter serve --state-dir`: the sidecar over a `Live` handle on a watched directory
+(issue 16, L-H3): `/health`, `/health?strict`, `/status`, kill switches applied to every
+decision, and `charter status --url` / `charter rollback` against it, over a real uvicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+from click.testing import CliRunner
+from servekit import serving
+
+from charter.cli.main import cli
+from charter.control import watch
+from charter.hosts.serve import Sidecar
+from charter.runtime.live import Live
+from charter.runtime.live_status import LiveStatus
+
+ROOT = Path(__file__).resolve().parents[3]
+CALL = {"tool": "kb.search", "session": {"id": "s-live"}, "args": {"q": "x"}}
+
+
+def version(tag: str, effect: str = "allow") -> str:
+    return (
+        f'policy "kb"\ndefault deny\ntool "kb.search" (q: str)\n'
+        f'@id("{tag}-search")\n{effect} tool "kb.search"\n'
+    )
+
+
+def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
+    """Liveness only (a generous deadline, never a speed claim)."""
+    end = time.monotonic() + deadline_s
+    while not cond():
+        if time.monotonic() > end:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "policy"
+    d.mkdir()
+    (d / "kb.agentpolicy").write_text(version("a"))
+    return d
+
+
+@pytest.fixture
+def live(policy_dir: Path, tmp_path: Path) -> Iterator[Live]:
+    handle = watch(
+        policy_dir,
+        state_dir=tmp_path / "state",
+        properties=0,
+        step_ms=10,
+        debounce_ms=100,
+        poll_interval_s=0.2,
+        stale_after_s=0.5,
+    )
+    yield handle
+    handle.close()
+
+
+def test_health_strict_and_status_follow_the_live_state(
+    live: Live, policy_dir: Path, tmp_path: Path
+) -> None:
+    sidecar = Sidecar(live.guard, live=live)
+    with serving(sidecar.app()) as url, httpx.Client(base_url=url) as http:
+        assert http.get("/health").json() == {"state": "READY", "digest": live.policy.digest}
+        assert http.get("/health?strict").status_code == 200
+        status = msgspec.json.decode(http.get("/status").content, type=LiveStatus)
+        assert status.state == "READY" and status.active is not None
+        assert status.active.digest == live.policy.digest
+        assert http.post("/v1/decide", json=CALL).json()["rules"] == ["a-search"]
+
+        # A broken edit: still serving (200), not READY (strict 503), the reason in /status.
+        (policy_dir / "kb.agentpolicy").write_text('policy "kb"\nallow tool "kb.search" when')
+        wait_for(lambda: http.get("/health?strict").status_code == 503, "strict health fails")
+        health = http.get("/health")
+        assert health.status_code == 200 and health.json()["state"] == "DEGRADED"
+        body = http.get("/status").json()
+        assert body["last_attempt"]["ok"] is False
+        assert body["last_attempt"]["stage_failed"] == "compile"
+        shown = CliRunner().invoke(cli, ["status", "--url", url])
+        assert shown.exit_code == 1 and "state      DEGRADED" in shown.output
+        assert "failed at compile" in shown.output
+        assert http.post("/v1/decide", json=CALL).json()["rules"] == ["a-search"]
+
+        # The fix activates; every route follows the new version.
+        (policy_dir / "kb.agentpolicy").write_text(version("b"))
+        wait_for(lambda: http.get("/health?strict").status_code == 200, "READY after the fix")
+        assert http.post("/v1/decide", json=CALL).json()["rules"] == ["b-search"]
+        wait_for(
+            lambda: http.get("/v1/status").json()["policy"]["digest"] == live.policy.digest,
+            "/v1/status follows the swap",
+        )
+        metrics = http.get("/metrics").text
+        assert 'charter_policy_reloads_total{result="failed"} 1' in metrics
+        assert 'charter_policy_reloads_total{result="ok"} 1' in metrics
+
+        # Kill switches apply to Guard and stateless decisions alike.
+        sid = live.kill("kb.*", "incident 7")
+        for path in ("/v1/decide", "/v1/decide?stateless=1", "/v1/check"):
+            answer = http.post(path, json=CALL).json()
+            assert answer["effect"] == "deny" and answer["rules"] == [f"kill:{sid}"], path
+        live.unkill(sid)
+        assert http.post("/v1/decide", json=CALL).json()["effect"] == "allow"
+
+        # The source gone longer than stale_after_s: STALE, strict 503, still deciding.
+        shutil.move(policy_dir, tmp_path / "moved")
+        wait_for(lambda: http.get("/health").json()["state"] == "STALE", "STALE")
+        assert http.get("/health?strict").status_code == 503
+        assert http.post("/v1/decide", json=CALL).json()["rules"] == ["b-search"]
+
+
+def test_a_fixed_policy_sidecar_reports_ready(policy_dir: Path) -> None:
+    import charter
+    from charter.runtime.guard import Guard
+
+    guard = Guard(charter.load(policy_dir))
+    with serving(Sidecar(guard, source=str(policy_dir)).app()) as url:
+        assert httpx.get(url + "/health?strict").status_code == 200
+        status = msgspec.json.decode(httpx.get(url + "/status").content, type=LiveStatus)
+        assert status.state == "READY" and status.active is not None
+        assert status.active.digest == guard.policy.info.digest
+        assert CliRunner().invoke(cli, ["status", "--url", url]).exit_code == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_command_serves_live_and_takes_a_cli_rollback(policy_dir: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = ["serve", str(policy_dir), "--listen", f"127.0.0.1:{port}", "--state-dir", str(state)]
+    assert (
+        CliRunner().invoke(cli, [*args, "--workers", "2", "--state", "sqlite:x.db"]).exit_code == 2
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charter.cli.main", *args], env=env, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def rules() -> list[str]:
+        answer: list[str] = httpx.post(url + "/v1/decide", json=CALL).json()["rules"]
+        return answer
+
+    def up() -> bool:
+        try:
+            return httpx.get(url + "/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(up, "the sidecar up")
+        first = httpx.get(url + "/status").json()["active"]["digest"]
+        assert rules() == ["a-search"]
+        (policy_dir / "kb.agentpolicy").write_text(version("b"))
+        wait_for(lambda: rules() == ["b-search"], "the edit served")
+        back = CliRunner().invoke(cli, ["rollback", "--state-dir", str(state), "--actor", "ops"])
+        assert back.exit_code == 0, back.output
+        assert rules() == ["a-search"]
+        status = httpx.get(url + "/status").json()
+        assert status["pinned"] == first and status["active"]["digest"] == first
+        assert CliRunner().invoke(cli, ["unpin", "--state-dir", str(state)]).exit_code == 0
+        assert rules() == ["b-search"]
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
