@@ -76,7 +76,7 @@ def load_cost(rules: list[int], rounds: int) -> None:
         text = charter_source(n)
         policy = charter.compile(text)
         artifact = policy.dumps()
-        fns: dict[str, Callable[[], Any]] = {"Policy.loads": lambda: Policy.loads(artifact)}
+        fns: dict[str, Callable[[], Any]] = {"Policy.loads": lambda a=artifact: Policy.loads(a)}
         for alg, (signer, verifier) in keys.items():
             data = _bundle(policy, text, signer, alg)
             ring = {alg: verifier}
