@@ -1,8 +1,8 @@
 """`charter gate`, `charter kill` and `charter unkill` (issue 16, docs/live.md).
 
 `gate` runs exactly the gate a live host runs before it activates a version (for CI before
-a deploy); `kill` and `unkill` write kill switches to the Redis control every attached
-`Live` handle follows."""
+a deploy); `kill` and `unkill` write kill switches to the control every attached `Live`
+handle follows: Redis (`--redis`) or a control file on this host (`--control`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import click
 from charter.cli.common import EXIT_FAILED, EXIT_USAGE
 
 if TYPE_CHECKING:
+    from charter.runtime.live_file import FileControl
     from charter.runtime.live_redis import RedisControl
 
 
@@ -56,9 +57,21 @@ def gate_cmd(policy: str, properties: int, no_tests: bool, fmt: str) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _control(redis_url: str, prefix: str) -> RedisControl:
+def _control(
+    redis_url: str | None, prefix: str, control_file: str | None
+) -> RedisControl | FileControl:
+    if (redis_url is None) == (control_file is None):
+        click.echo(
+            "charter: name the control: --redis URL or --control FILE (one of them)", err=True
+        )
+        sys.exit(EXIT_USAGE)
+    if control_file is not None:
+        from charter.runtime.live_file import FileControl
+
+        return FileControl(control_file)
     from charter.runtime.live_redis import RedisControl
 
+    assert redis_url is not None
     try:
         return RedisControl(redis_url, prefix=prefix)
     except ImportError as err:  # the redis client is an optional dependency
@@ -69,17 +82,25 @@ def _control(redis_url: str, prefix: str) -> RedisControl:
 _redis = click.option(
     "--redis",
     "redis_url",
-    required=True,
+    default=None,
     metavar="URL",
     help="The Redis the live hosts follow (redis://host:port/db).",
 )
 _prefix = click.option("--prefix", default="charter:", show_default=True)
+_file = click.option(
+    "--control",
+    "control_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The control file the hosts of this machine follow (charter serve --control FILE).",
+)
 
 
 @click.command("kill")
 @click.argument("tools", nargs=-1)
 @_redis
 @_prefix
+@_file
 @click.option("--all", "everything", is_flag=True, help="Every tool (the same as '*').")
 @click.option("--reason", default="", help="Shown in every denied decision.")
 @click.option("--ttl", type=float, default=None, help="Seconds until the switch expires.")
@@ -94,8 +115,9 @@ _prefix = click.option("--prefix", default="charter:", show_default=True)
 @click.option("--list", "listing", is_flag=True, help="List the switches and exit.")
 def kill_cmd(
     tools: tuple[str, ...],
-    redis_url: str,
+    redis_url: str | None,
     prefix: str,
+    control_file: str | None,
     everything: bool,
     reason: str,
     ttl: float | None,
@@ -107,7 +129,7 @@ def kill_cmd(
     switch id."""
     from charter.runtime.live import DEFAULT_STAGES, KillSwitch
 
-    control = _control(redis_url, prefix)
+    control = _control(redis_url, prefix, control_file)
     try:
         if listing:
             seq, switches = control.read()
@@ -132,7 +154,7 @@ def kill_cmd(
             None if ttl is None else now + ttl,
         )
         control.kill(switch)
-    except Exception as err:  # noqa: BLE001 - redis errors: a clear message, exit 2
+    except Exception as err:  # noqa: BLE001 - redis or file errors: a clear message, exit 2
         click.echo(f"charter kill: {err}", err=True)
         sys.exit(EXIT_USAGE)
     click.echo(switch.id)
@@ -142,9 +164,12 @@ def kill_cmd(
 @click.argument("switch_id")
 @_redis
 @_prefix
-def unkill_cmd(switch_id: str, redis_url: str, prefix: str) -> None:
+@_file
+def unkill_cmd(
+    switch_id: str, redis_url: str | None, prefix: str, control_file: str | None
+) -> None:
     """Remove kill switch SWITCH_ID from every live host."""
-    control = _control(redis_url, prefix)
+    control = _control(redis_url, prefix, control_file)
     try:
         control.unkill(switch_id)
     except Exception as err:  # noqa: BLE001 - redis errors: a clear message, exit 2

@@ -45,6 +45,7 @@ _KEYS = {
     "watch": "watch",
     "workers": "workers",
     "state_dir": "state_dir",
+    "control": "control",
 }
 _PATHS = {"secret_file", "approvers", "log", "opa_log", "state_dir"}
 
@@ -137,6 +138,12 @@ def _config(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     "log, kill switches, status.json and `charter rollback` here; adds /status, "
     "/health?strict",
 )
+@click.option(
+    "--control",
+    metavar="FILE|redis://…",
+    help="with --state-dir: follow the kill switches `charter kill --control FILE` (this "
+    "machine's hosts) or `charter kill --redis URL` (prefix charter:) write",
+)
 def serve_cmd(
     policy: str,
     listen: str,
@@ -151,8 +158,11 @@ def serve_cmd(
     watch: bool,
     workers: int,
     state_dir: str | None,
+    control: str | None,
 ) -> None:
     """Serve POLICY over HTTP: /v1/decide, /v1/approvals, /approvals (the inbox), /metrics."""
+    if control is not None and state_dir is None:
+        fail("--control needs --state-dir (kill switches apply to a live host)")
     if workers > 1 and state_dir is not None:
         fail(
             "--state-dir is one host's (its versions, commands and status): run one worker, "
@@ -175,6 +185,7 @@ def serve_cmd(
         "opa_log_url": opa_log_url,
         "watch": watch,
         "state_dir": state_dir,
+        "control": control,
     }
     sidecar = build(**config)  # also checks the options before any worker starts
     import uvicorn
@@ -220,6 +231,7 @@ def build(
     opa_log_url: str | None = None,
     watch: bool = False,
     state_dir: str | None = None,
+    control: str | None = None,
 ) -> Sidecar:
     """The sidecar the options describe (exits with the reason when they cannot make one)."""
     import charter
@@ -257,7 +269,7 @@ def build(
         if compiled is not None:
             return Guard(compiled, state=store, log=log, secret=secret, approvers=directory), None
         assert state_dir is not None
-        live = _live(policy, state_dir, store, log, secret, directory)
+        live = _live(policy, state_dir, store, log, secret, directory, control)
         return live.guard, live
 
     def sidecar(
@@ -305,17 +317,34 @@ def _live(
     log: str | None,
     secret: bytes | None,
     directory: Any,
+    control: str | None = None,
 ) -> Live:
     """A live handle on the policy directory (`charter.control.watch`): the same gate as
-    `charter gate`, the kept versions and commands in `state_dir`."""
+    `charter gate`, the kept versions and commands in `state_dir`; with `control`, the kill
+    switches of a control file or a Redis (prefix `charter:`) followed."""
     from charter.control import LiveError, watch
 
     try:
-        return watch(
+        live = watch(
             policy, state_dir=state_dir, state=store, log=log, secret=secret, approvers=directory
         )
     except (LiveError, ValueError, OSError) as err:
         fail(f"cannot serve {policy} live: {err}")
+    if control is None:
+        return live
+    try:
+        if control.startswith(("redis://", "rediss://", "unix://")):
+            from charter.runtime.live_redis import RedisControl
+
+            RedisControl(control).attach(live)
+        else:
+            from charter.runtime.live_file import FileControl
+
+            FileControl(control).attach(live)
+    except Exception as err:  # noqa: BLE001 - no host that ignores the switches it was told of
+        live.close()
+        fail(f"--control {control}: {err}")
+    return live
 
 
 def _tracer(endpoint: str) -> object:

@@ -4,6 +4,7 @@ decision, and `charter status --url` / `charter rollback` against it, over a rea
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -144,10 +145,15 @@ def test_the_command_serves_live_and_takes_a_cli_rollback(policy_dir: Path, tmp_
     state = tmp_path / "state"
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = ["serve", str(policy_dir), "--listen", f"127.0.0.1:{port}", "--state-dir", str(state)]
+    control = tmp_path / "control.json"
+    args = [
+        *("serve", str(policy_dir), "--listen", f"127.0.0.1:{port}"),
+        *("--state-dir", str(state), "--control", str(control)),
+    ]
     assert (
         CliRunner().invoke(cli, [*args, "--workers", "2", "--state", "sqlite:x.db"]).exit_code == 2
     )
+    assert CliRunner().invoke(cli, ["serve", str(policy_dir), "--control", "x"]).exit_code == 2
     proc = subprocess.Popen(
         [sys.executable, "-m", "charter.cli.main", *args], env=env, stderr=subprocess.PIPE
     )
@@ -176,6 +182,19 @@ def test_the_command_serves_live_and_takes_a_cli_rollback(policy_dir: Path, tmp_
         assert status["pinned"] == first and status["active"]["digest"] == first
         assert CliRunner().invoke(cli, ["unpin", "--state-dir", str(state)]).exit_code == 0
         assert rules() == ["b-search"]
+        # A kill switch written to the control file reaches the running sidecar.
+        killed = CliRunner().invoke(
+            cli, ["kill", "kb.*", "--control", str(control), "--reason", "incident 9"]
+        )
+        assert killed.exit_code == 0, killed.output
+        sid = killed.output.strip()
+        wait_for(lambda: rules() == [f"kill:{sid}"], "the kill switch applied")
+        listed = CliRunner().invoke(cli, ["kill", "--list", "--control", str(control)])
+        assert [s["id"] for s in json.loads(listed.output)["switches"]] == [sid]
+        assert CliRunner().invoke(cli, ["unkill", sid, "--control", str(control)]).exit_code == 0
+        wait_for(lambda: rules() == ["b-search"], "the switch removed")
+        both = ["kill", "x", "--redis", "redis://x", "--control", "y"]
+        assert CliRunner().invoke(cli, both).exit_code == 2
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGINT)
