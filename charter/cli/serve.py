@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ _KEYS = {
     "workers": "workers",
     "state_dir": "state_dir",
     "control": "control",
+    "bundle_key": "bundle_keys",
 }
 _PATHS = {"secret_file", "approvers", "log", "opa_log", "state_dir"}
 
@@ -144,6 +146,14 @@ def _config(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     help="with --state-dir: follow the kill switches `charter kill --control FILE` (this "
     "machine's hosts) or `charter kill --redis URL` (prefix charter:) write",
 )
+@click.option(
+    "--bundle-key",
+    "bundle_keys",
+    multiple=True,
+    metavar="ID=FILE",
+    help="a key that verifies a bundle POLICY (`charter bundle`): HMAC hex or Ed25519 public "
+    "PEM; repeat for a ring",
+)
 def serve_cmd(
     policy: str,
     listen: str,
@@ -159,8 +169,10 @@ def serve_cmd(
     workers: int,
     state_dir: str | None,
     control: str | None,
+    bundle_keys: tuple[str, ...],
 ) -> None:
-    """Serve POLICY over HTTP: /v1/decide, /v1/approvals, /approvals (the inbox), /metrics."""
+    """Serve POLICY (a policy directory or file, or a signed bundle) over HTTP: /v1/decide,
+    /v1/approvals, /approvals (the inbox), /metrics."""
     if control is not None and state_dir is None:
         fail("--control needs --state-dir (kill switches apply to a live host)")
     if workers > 1 and state_dir is not None:
@@ -186,6 +198,7 @@ def serve_cmd(
         "watch": watch,
         "state_dir": state_dir,
         "control": control,
+        "bundle_keys": list(bundle_keys),
     }
     sidecar = build(**config)  # also checks the options before any worker starts
     import uvicorn
@@ -232,19 +245,23 @@ def build(
     watch: bool = False,
     state_dir: str | None = None,
     control: str | None = None,
+    bundle_keys: Sequence[str] = (),
 ) -> Sidecar:
     """The sidecar the options describe (exits with the reason when they cannot make one)."""
     import charter
     from charter.hosts.approvals import PendingApprovals, SQLitePending
     from charter.hosts.serve import Approvers, AuthError, Sidecar, load_approvers
     from charter.language.source import CompileError
+    from charter.runtime.bundle import BundleError
     from charter.runtime.guard import Guard
 
+    # A bundle (`charter bundle`) is verified and its compiled artifact served: no compile.
+    ring = _ring(policy, bundle_keys)
     compiled: Policy | None = None
     if state_dir is None:  # a live host gates the source itself (and may start on an LKG)
         try:
-            compiled = charter.load(policy)
-        except CompileError as err:
+            compiled = _bundle_policy(policy, ring) if ring is not None else charter.load(policy)
+        except (CompileError, BundleError) as err:
             fail(str(err))
     approvers = Approvers()
     if approvers_path is not None:
@@ -256,7 +273,7 @@ def build(
     tracer = _tracer(otlp) if otlp else None
 
     def reload() -> Policy:  # POST /v1/reload and SIGHUP compile the same source again
-        return charter.load(policy)
+        return _bundle_policy(policy, ring) if ring is not None else charter.load(policy)
 
     secret = None
     if secret_file is not None:
@@ -269,7 +286,7 @@ def build(
         if compiled is not None:
             return Guard(compiled, state=store, log=log, secret=secret, approvers=directory), None
         assert state_dir is not None
-        live = _live(policy, state_dir, store, log, secret, directory, control)
+        live = _live(policy, state_dir, store, log, secret, directory, control, ring)
         return live.guard, live
 
     def sidecar(
@@ -318,17 +335,38 @@ def _live(
     secret: bytes | None,
     directory: Any,
     control: str | None = None,
+    ring: dict[str, Any] | None = None,
 ) -> Live:
     """A live handle on the policy directory (`charter.control.watch`): the same gate as
-    `charter gate`, the kept versions and commands in `state_dir`; with `control`, the kill
-    switches of a control file or a Redis (prefix `charter:`) followed."""
+    `charter gate`, the kept versions and commands in `state_dir`; or, with `ring`, on a
+    bundle file (`runtime.live_bundle.watch_bundle`: verified, never compiled); with
+    `control`, the kill switches of a control file or a Redis (prefix `charter:`) followed."""
     from charter.control import LiveError, watch
+    from charter.runtime.bundle import BundleError
 
     try:
-        live = watch(
-            policy, state_dir=state_dir, state=store, log=log, secret=secret, approvers=directory
-        )
-    except (LiveError, ValueError, OSError) as err:
+        if ring is not None:
+            from charter.runtime.live_bundle import watch_bundle
+
+            live = watch_bundle(
+                policy,
+                keys=ring,
+                state_dir=state_dir,
+                state=store,
+                log=log,
+                secret=secret,
+                approvers=directory,
+            )
+        else:
+            live = watch(
+                policy,
+                state_dir=state_dir,
+                state=store,
+                log=log,
+                secret=secret,
+                approvers=directory,
+            )
+    except (LiveError, BundleError, ValueError, OSError) as err:
         fail(f"cannot serve {policy} live: {err}")
     if control is None:
         return live
@@ -345,6 +383,36 @@ def _live(
         live.close()
         fail(f"--control {control}: {err}")
     return live
+
+
+def _ring(policy: str, bundle_keys: Sequence[str]) -> dict[str, Any] | None:
+    """The key ring when POLICY is a bundle (a tar), else None; exits on a bad key."""
+    import tarfile
+
+    from charter.runtime.bundle import load_key
+
+    if not (Path(policy).is_file() and tarfile.is_tarfile(policy)):
+        if bundle_keys:
+            fail("--bundle-key is for a bundle POLICY (`charter bundle DIR -o FILE`)")
+        return None
+    if not bundle_keys:
+        fail(f"{policy} is a bundle: give the keys that verify it (--bundle-key ID=FILE)")
+    ring: dict[str, Any] = {}
+    for item in bundle_keys:
+        kid, sep, path = item.partition("=")
+        if not sep or not kid or not path:
+            fail(f"--bundle-key: ID=FILE, found {item!r}")
+        try:
+            ring[kid] = load_key(path)
+        except ValueError as err:
+            fail(f"--bundle-key {kid}: {err}")
+    return ring
+
+
+def _bundle_policy(policy: str, ring: dict[str, Any]) -> Policy:
+    from charter.runtime.bundle import read_bundle
+
+    return read_bundle(policy, ring).policy
 
 
 def _tracer(endpoint: str) -> object:

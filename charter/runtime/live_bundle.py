@@ -269,10 +269,16 @@ class BundleFile(BundleFollower):
             self.live.reachable("source")
         return data
 
-    def reload(self) -> Bundle | None:
-        """Offer the file as it is now (None: unchanged, unreadable or refused)."""
+    def reload(self) -> AttemptStatus | None:
+        """Offer the file as it is now: the attempt (`ok` or not, with the reason, as a
+        directory watcher's `reload` answers), or None when the file is unreadable or its
+        bytes are the active or the last refused bundle."""
         data = self.read()
-        return None if data is None else self.offer(data)
+        if data is None:
+            return None
+        before = self.last_attempt
+        self.offer(data)
+        return self.last_attempt if self.last_attempt is not before else None
 
     def _changed(self) -> bool:
         try:

@@ -99,7 +99,8 @@ class RedisSource:
                 client_or_url, socket_timeout=timeout, socket_connect_timeout=timeout
             )
         r: Any = client_or_url  # redis-py is partly untyped
-        if r.connection_pool.connection_kwargs.get("decode_responses"):
+        pool = getattr(r, "connection_pool", None)
+        if getattr(pool, "connection_kwargs", {}).get("decode_responses"):
             raise ValueError("RedisSource needs a client without decode_responses (bytes)")
         if keep < 1:
             raise ValueError("keep at least one bundle")

@@ -318,7 +318,8 @@ def test_a_refused_bundle_leaves_the_active_version_serving(
     v2 = build(make_dir(tmp_path / "v2", tag="b"))
     tamper, stage, _ = TAMPERING[case]
     move_into_place(tamper(v2, tmp_path / "t"), path)
-    assert live.watcher.reload() is None
+    attempt = live.watcher.reload()
+    assert attempt is not None and not attempt.ok and attempt.diagnostics
     assert live.active is before and live.decide(X).rules == ("a",)
     status = live.status()
     assert status.state == "DEGRADED" and status.reloads_rejected == 1
@@ -330,7 +331,8 @@ def test_a_refused_bundle_leaves_the_active_version_serving(
     # the same bytes are not verified again; the good bundle that follows activates
     assert live.watcher.reload() is None
     move_into_place(v2, path)
-    assert live.watcher.reload() is not None
+    attempt = live.watcher.reload()
+    assert attempt is not None and attempt.ok
     assert live.decide(X).rules == ("b",) and live.status().state == "READY"
     live.close()
 

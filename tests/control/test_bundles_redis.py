@@ -285,3 +285,29 @@ def test_an_older_active_state_written_back_is_ignored(
     assert source.sync() and live.decide(X).rules == ("v3",)
     r.close()
     live.close()
+
+
+def test_an_active_state_whose_bundle_is_gone_is_waited_out(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    import redis
+
+    writer = RedisSource(redis_url, prefix=prefix)
+    writer.push(bundle(tmp_path, "v1"))
+    source = RedisSource(redis_url, prefix=prefix)
+    live = source.follow(KEYS, start=False)
+    _, digest = writer.push(bundle(tmp_path, "v2"))
+    r = redis.Redis.from_url(redis_url)
+    r.delete(f"{prefix}bundle:{digest}")  # evicted, or deleted by hand
+    assert not source.sync() and source.seq == 1  # not applied, retried at the next sync
+    assert live.decide(X).rules == ("v1",)
+    r.set(f"{prefix}active", b"not json")
+    with pytest.raises(ValueError, match="not an active state"):
+        source.sync()
+    assert live.decide(X).rules == ("v1",)
+    writer.push(bundle(tmp_path, "v3"))
+    assert source.sync() and live.decide(X).rules == ("v3",)
+    r.close()
+    live.close()
+    with pytest.raises(ValueError, match="decode_responses"):
+        RedisSource(redis.Redis.from_url(redis_url, decode_responses=True))
