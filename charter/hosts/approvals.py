@@ -93,17 +93,30 @@ class PendingStore(Protocol):
 
     def all(self) -> list[Ticket]: ...
 
+    # Optional: `may_have_granted() -> bool`, False only when no ticket is granted. Then
+    # `PendingApprovals.attach` skips digesting the request (a host's hot path: it runs
+    # on every call). A store without it is asked by action, as before.
+
 
 class MemoryPending:
     """Tickets in this process only."""
 
     def __init__(self) -> None:
         self._tickets: dict[str, Ticket] = {}
+        self._granted: set[str] = set()
         self._lock = threading.Lock()
 
     def put(self, ticket: Ticket) -> None:
         with self._lock:
             self._tickets[ticket.id] = ticket
+            if ticket.state == GRANTED:
+                self._granted.add(ticket.id)
+            else:
+                self._granted.discard(ticket.id)
+
+    def may_have_granted(self) -> bool:
+        """Whether some ticket is granted (expired or not)."""
+        return bool(self._granted)
 
     def get(self, ticket_id: str) -> Ticket | None:
         return self._tickets.get(ticket_id)
@@ -152,6 +165,20 @@ class SQLitePending:
                 "INSERT OR REPLACE INTO charter_pending VALUES (?, ?, ?, ?)",
                 (ticket.id, ticket.action, ticket.created_at, _ENCODER.encode(ticket)),
             )
+        self._local.granted = None  # our own writes do not move data_version
+
+    def may_have_granted(self) -> bool:
+        """Whether some ticket is granted (expired or not). The tickets are read again only
+        when the file changed: `PRAGMA data_version` moves when another connection (the
+        `charter approvals grant` process) commits, and our own `put` forgets the answer."""
+        conn = self._conn()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        known: tuple[int, bool] | None = getattr(self._local, "granted", None)
+        if known is not None and known[0] == version:
+            return known[1]
+        granted = any(t.state == GRANTED for t in self.all())
+        self._local.granted = (version, granted)
+        return granted
 
     def get(self, ticket_id: str) -> Ticket | None:
         row = (
@@ -232,6 +259,10 @@ class PendingApprovals:
         `ticket`, that ticket's grant, or `ApprovalError` saying why it does not apply.
         """
         out = dict(request)
+        if ticket is None:
+            probe = getattr(self.store, "may_have_granted", None)
+            if probe is not None and not probe():
+                return out  # no grant anywhere: nothing to attach, no digest to compute
         try:
             digest = action_digest(request)
         except ValueError:

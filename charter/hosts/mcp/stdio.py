@@ -29,9 +29,10 @@ from typing import Any
 
 import anyio
 import mcp_types
+from mcp import StdioServerParameters
 from mcp.shared.message import SessionMessage
 
-__all__ = ["stdio_streams"]
+__all__ = ["LineReader", "LineWriter", "process_streams", "stdio_streams"]
 
 #: Longest line accepted from the client (a line is one JSON-RPC message). The SDK's
 #: transport has no limit; asyncio's default, 64 KiB, is too small for file contents.
@@ -180,3 +181,69 @@ async def _serve(wire_in: int, wire_out: int) -> AsyncIterator[tuple[Any, Any]]:
     finally:
         in_transport.close()
         out_transport.close()
+
+
+#: Seconds an upstream gets to exit after its stdin is closed, then after SIGTERM (the
+#: MCP lifecycle's shutdown order: close stdin, wait, SIGTERM, then SIGKILL).
+STOP_GRACE = 2.0
+
+
+@asynccontextmanager
+async def process_streams(params: StdioServerParameters) -> AsyncIterator[tuple[Any, Any]]:
+    """`(read_stream, write_stream)` for a `Client` over a server process's stdin/stdout.
+
+    The process is started as the SDK's `stdio_client` starts it (the SDK's inherited
+    environment plus `params.env`, its own session so the whole tree can be signalled,
+    stderr shared with ours), and its pipes are read and written where the SDK's dispatcher
+    awaits them (`LineReader`, `LineWriter`) instead of through two relay tasks and memory
+    streams. Off asyncio, or on Windows, the SDK's `stdio_client` is used.
+    """
+    if sys.platform == "win32" or not _on_asyncio():
+        from mcp.client.stdio import stdio_client
+
+        async with stdio_client(params) as streams:
+            yield streams
+        return
+    from mcp.client.stdio import get_default_environment
+
+    proc = await asyncio.create_subprocess_exec(
+        params.command,
+        *params.args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=get_default_environment() | (params.env or {}),
+        cwd=params.cwd,
+        start_new_session=True,
+        limit=LINE_LIMIT,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        yield LineReader(proc.stdout), LineWriter(proc.stdin)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _stop(proc)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    import signal
+
+    if proc.stdin is not None:
+        with suppress(Exception):
+            proc.stdin.close()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if await _exited(proc, STOP_GRACE):
+            return
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)  # its session: npx and the node it starts alike
+    await _exited(proc, STOP_GRACE)
+
+
+async def _exited(proc: asyncio.subprocess.Process, within: float) -> bool:
+    # returncode, not proc.wait(): on 3.11+ wait() also waits for the pipes' EOF, which a
+    # grandchild holding them would delay indefinitely
+    deadline = anyio.current_time() + within
+    while proc.returncode is None:
+        if anyio.current_time() >= deadline:
+            return False
+        await anyio.sleep(0.02)
+    return True

@@ -52,9 +52,11 @@ class Upstream:
     def _target(self) -> Any:
         cfg = self.config
         if cfg.command is not None:
-            return StdioServerParameters(command=cfg.command, args=list(cfg.args),
-                                         env=dict(cfg.env) if cfg.env is not None else None,
-                                         cwd=cfg.cwd)
+            from charter.hosts.mcp.stdio import process_streams
+
+            return process_streams(StdioServerParameters(
+                command=cfg.command, args=list(cfg.args),
+                env=dict(cfg.env) if cfg.env is not None else None, cwd=cfg.cwd))
         assert cfg.url is not None
         if not cfg.headers:
             return cfg.url
