@@ -2,8 +2,9 @@
 
 A command hook is a fresh process per tool call; loading the runtime costs most of it. With
 `--server` the process imports nothing of Charter's runtime (only the standard library): it
-posts the event to a warm `charter serve` (`POST /v1/hooks/{agent}?event=`), which answers
-with what `charter hook` would have printed and its exit code, and relays that. If the
+posts the event to a warm `charter serve` (`POST /v1/hooks/{agent}?reply=envelope&event=`),
+which answers with what `charter hook` would have printed and its exit code, and relays
+that. If the
 server cannot be reached, answers with an error, or answers something that is not such an
 answer, `--fail closed` (the default) is the host's blocking answer, exit 2, reason
 `charter: policy server unreachable: …`; `--fail open` lets the call go on (exit 0, `{}`)
@@ -85,9 +86,11 @@ def post(server: str, agent: str, event: str | None, body: bytes, timeout: float
     usable answer. One request per connection (`Connection: close`), over a plain socket:
     `http.client` would cost the hook more to import than the call takes."""
     sock, host, prefix = _connect(server, timeout)
-    path = f"{prefix}/v1/hooks/{quote(agent, safe='')}"
+    # `reply=envelope`: the command hook's whole answer (stdout, exit code, stderr), not
+    # only the body an HTTP hook reads.
+    path = f"{prefix}/v1/hooks/{quote(agent, safe='')}?reply=envelope"
     if event:
-        path += f"?event={quote(event, safe='')}"
+        path += f"&event={quote(event, safe='')}"
     request = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

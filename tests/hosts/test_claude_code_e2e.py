@@ -15,9 +15,12 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +63,11 @@ def _claude(
     policy: Path,
     *hook_args: str,
     before_turn: Callable[[FakeAnthropic, int], None] | None = None,
+    http: str | None = None,
+    claude_args: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], FakeAnthropic]:
+    """Claude Code running `command` (one Bash call per item) with Charter as its hook:
+    the `charter hook` command, or with `http` a `type: "http"` hook posting to that URL."""
     project, home = tmp / "project", tmp / "home"
     (project / ".claude").mkdir(parents=True, exist_ok=True)
     home.mkdir(exist_ok=True)
@@ -77,7 +84,10 @@ def _claude(
             *hook_args,
         ]
     )
-    entry = [{"matcher": "Bash", "hooks": [{"type": "command", "command": hook}]}]
+    handler = (
+        {"type": "command", "command": hook} if http is None else {"type": "http", "url": http}
+    )
+    entry = [{"matcher": "Bash", "hooks": [handler]}]
     (project / ".claude" / "settings.json").write_text(
         json.dumps({"hooks": {"PreToolUse": entry, "PostToolUse": entry}})
     )
@@ -87,7 +97,7 @@ def _claude(
     with FakeAnthropic("Bash", *script, before_turn=before_turn) as fake:
         env["ANTHROPIC_BASE_URL"] = fake.url
         proc = subprocess.run(
-            [str(CLAUDE), "-p", "run it", "--output-format", "json"],
+            [str(CLAUDE), "-p", "run it", "--output-format", "json", *claude_args],
             cwd=project,
             env=env,
             capture_output=True,
@@ -206,3 +216,82 @@ def test_approval_round_trip(tmp_path: Path, policy: Path) -> None:
     assert third["is_error"] is True and "approval required from ops" in str(third["content"])
     assert granted[0] not in str(third["content"])  # a new ticket: the grant was single use
     assert (tmp_path / "project" / "deploy-marker.txt").read_text() == "ran\n"
+
+
+# ── the same through `charter serve`, as a `type: "http"` hook ───────────────
+
+
+@pytest.fixture
+def served(tmp_path: Path, policy: Path) -> Iterator[str]:
+    """A real `charter serve` of the e2e policy on a free loopback port: its hook URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "charter.cli",
+            "serve",
+            str(policy),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/v1/hooks/claude-code?authoritative=1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_http_hook_denied_bash_call_never_runs(tmp_path: Path, policy: Path, served: str) -> None:
+    result, fake = _claude(tmp_path, "echo ran > denied-marker.txt", policy, http=served)
+    assert not (tmp_path / "project" / "denied-marker.txt").exists()
+    (tool_result,) = fake.tool_results()
+    assert tool_result["is_error"] is True
+    assert tool_result["content"] == "e2e: this command is refused by policy"
+    assert [d["tool_name"] for d in result["permission_denials"]] == ["Bash"]
+
+
+def test_http_hook_allowed_and_redacted_calls_run(
+    tmp_path: Path, policy: Path, served: str
+) -> None:
+    _, fake = _claude(
+        tmp_path,
+        ["echo mail a@b.co > out.txt", "echo card 4111 1111 1111 1111"],
+        policy,
+        http=served,
+    )
+    assert (tmp_path / "project" / "out.txt").read_text() == "mail [EMAIL]\n"
+    first, second = fake.tool_results()
+    assert first["is_error"] is False
+    assert "card [CARD]" in str(second["content"]) and "4111" not in str(second["content"])
+
+
+def test_http_hook_server_gone_lets_the_call_run(tmp_path: Path, policy: Path) -> None:
+    """Nothing listens at the URL: to Claude Code that is a non-blocking error, and its own
+    permission rules decide (here `--allowedTools Bash`: the call runs). What the docs say
+    follows from it: where an outage must block, use the thin command hook (`charter hook
+    --server`, exit 2 when the server is unreachable) instead of an HTTP hook."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _claude(
+        tmp_path,
+        "echo ran > gone-marker.txt",
+        policy,
+        http=f"http://127.0.0.1:{port}/v1/hooks/claude-code",
+        claude_args=("--allowedTools", "Bash"),
+    )
+    assert (tmp_path / "project" / "gone-marker.txt").read_text() == "ran\n"

@@ -46,6 +46,7 @@ from charter.hosts.approvals import (
     Ticket,
 )
 from charter.hosts.held import MemoryHeld
+from charter.hosts.names import AGENTS
 from charter.hosts.serve.auth import COOKIE, SESSION_TTL, Approver, Approvers
 from charter.hosts.serve.inbox import page
 from charter.hosts.serve.metrics import CONTENT_TYPE, Metrics
@@ -91,6 +92,32 @@ class _HTTPError(Exception):
 
 def _json(value: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(_ENCODER.encode(value), status, headers=headers, media_type=_JSON)
+
+
+def _hook_failed(request: Request, reason: str) -> Response:
+    """The hooks route's answer to a failure nothing else caught: blocking, 200."""
+    agent = request.path_params.get("agent", "")
+    event = request.query_params.get("event")
+    answer = wire.blocked(agent if agent in AGENTS else "claude-code", event, reason)
+    if request.query_params.get("reply") == "envelope":
+        return _json({"stdout": answer.stdout, "exit_code": answer.code, "stderr": answer.stderr})
+    return Response(answer.stdout.encode("utf-8"), media_type=_JSON)
+
+
+def _unknown_agent(agent: str, raw: bytes) -> wire.HookAnswer:
+    """An HTTP hook posted to an agent Charter does not know: Claude Code's blocking answer
+    (the one host with HTTP hooks) for the event the body names, never an empty allow."""
+    try:
+        body = _DECODER.decode(raw)
+        name = body.get("hook_event_name") if isinstance(body, dict) else None
+    except (msgspec.DecodeError, RecursionError):
+        name = None
+    event = name if type(name) is str else None
+    return wire.blocked(
+        "claude-code",
+        event,
+        f"charter: unknown agent {agent!r} in the hook URL (known: {', '.join(AGENTS)})",
+    )
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -342,6 +369,8 @@ class Sidecar:
                     response = Response(
                         _with(deny.to_json(), decision_id=uuid.uuid4().hex), media_type=_JSON
                     )
+                elif name == "hooks":  # an HTTP hook's 500 would let the call run
+                    response = _hook_failed(request, reason)
                 else:
                     response = _error(500, "internal", reason)
             self.metrics.inc(
@@ -578,19 +607,40 @@ class Sidecar:
         return Response(out, media_type=_JSON)
 
     async def _hook(self, request: Request) -> Response:
-        """A coding agent's hook event over HTTP: the answer `charter hook` would print, its
-        exit code and message, as JSON (always 200; exit code 2 is the host's block)."""
+        """A coding agent's hook event over HTTP, always answered 200 (a non-2xx answer is a
+        non-blocking error to Claude Code: the call would run). The body is the host's own
+        answer, what `charter hook` prints on stdout: what a Claude Code `type: "http"` hook
+        reads; anything that goes wrong (a body too large or not JSON, an unknown agent, no
+        policy) is the host's blocking answer, since an HTTP hook has no exit code 2. With
+        `?reply=envelope` (the thin `charter hook --server`): `{"stdout", "exit_code",
+        "stderr"}`, the command hook's whole answer. `?authoritative=1` and `?ask_group=G`
+        (repeatable) are `charter hook`'s `--authoritative` and `--ask-group`."""
         from charter.hosts.hook import HookOptions, run_hook
 
-        raw = await self._body(request)
         agent = request.path_params["agent"]
-        opts = HookOptions(
-            agent,
-            event=request.query_params.get("event"),
-            names=request.query_params.get("names", "normalized"),
-        )
-        answer = run_hook(opts, raw, lambda: (self.guard, self.pending, self.held))
-        return _json({"stdout": answer.stdout, "exit_code": answer.code, "stderr": answer.stderr})
+        event = request.query_params.get("event")
+        envelope = request.query_params.get("reply") == "envelope"
+        try:
+            raw = await self._body(request)
+        except _HTTPError as err:
+            answer = wire.blocked(agent, event, f"charter: {err.message}")
+        else:
+            query = request.query_params
+            opts = HookOptions(
+                agent,
+                event=event,
+                names=query.get("names", "normalized"),
+                authoritative=query.get("authoritative") in ("1", "true"),
+                ask_groups=frozenset(query.getlist("ask_group")),
+            )
+            answer = run_hook(opts, raw, lambda: (self.guard, self.pending, self.held))
+            if answer.code != 0 and not envelope and agent not in AGENTS:
+                answer = _unknown_agent(agent, raw)
+        if envelope:
+            return _json(
+                {"stdout": answer.stdout, "exit_code": answer.code, "stderr": answer.stderr}
+            )
+        return Response(answer.stdout.encode("utf-8"), media_type=_JSON)
 
     # ── approvals ────────────────────────────────────────────────────────────
 

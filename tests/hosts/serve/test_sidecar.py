@@ -330,18 +330,19 @@ def test_inbox_session_needs_its_csrf_token_and_same_origin(support: tuple[str, 
 # ── hooks, health, status, metrics ───────────────────────────────────────────
 
 
-def test_hook_endpoint_answers_like_charter_hook(support: tuple[str, Sidecar]) -> None:
+def test_hook_envelope_answers_like_charter_hook(support: tuple[str, Sidecar]) -> None:
     url, _ = support
     sample = Path(__file__).resolve().parents[1] / "samples" / "claude-code" / "pre_deny.json"
     with httpx.Client(base_url=url) as http:
-        r = http.post("/v1/hooks/claude-code", content=sample.read_bytes())
+        hooks = "/v1/hooks/claude-code?reply=envelope"
+        r = http.post(hooks, content=sample.read_bytes())
         assert r.status_code == 200
         answer = r.json()
         out = json.loads(answer["stdout"])
         assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
-        r = http.post("/v1/hooks/claude-code", content=b"{broken")
+        r = http.post(hooks, content=b"{broken")
         assert r.status_code == 200 and r.json()["exit_code"] == 2  # the host's block
-        r = http.post("/v1/hooks/no-such-agent", content=sample.read_bytes())
+        r = http.post("/v1/hooks/no-such-agent?reply=envelope", content=sample.read_bytes())
         assert r.status_code == 200 and r.json()["exit_code"] == 2
 
 
