@@ -113,8 +113,21 @@ _NOTHING_TO_READ = StateQuery("", labels=False, calls=False)
 _NOT_TAKEN = Taken()
 _NO_GRANTS: list[Grant] = []  # never changed
 _NO_REASONS: list[str] = []  # never changed
+_NO_INJECT: dict[str, Any] = {}  # never changed
+_NO_USES: list[Any] = []  # never changed
+_MAX_SESSIONS = 512  # sessions whose charge a runner keeps built (then it starts again)
+# (class, value) of an estimate's cost_usd and tokens -> its amounts (`_amounts`)
+_ESTIMATES: dict[tuple[object, ...], Mapping[str, Decimal | int]] = {}
+_MAX_ESTIMATES = 1024
 _ONE_CALL: Final[Mapping[str, Decimal | int]] = MappingProxyType(
     {"calls": 1, "cost_usd": 0, "tokens": 0})
+
+
+def _held(charge: Sequence[Reservation], metrics: Sequence[str]) -> str:
+    """`decision.reservation` after the store's token: the JSON array's other two items
+    (`_HELD`) and its closing bracket. Built apart from the token so that a plan whose
+    charge repeats builds it once."""
+    return f"{_ENCODE(charge).decode()},{_ENCODE(metrics).decode()}]"
 
 
 def session_id(req: Mapping[str, Any]) -> str | None:
@@ -155,6 +168,11 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
         u.key is None and u.scope is None and not u.session for u in counters) and len(
         {u.counter_id for u in counters}) == len(counters) else None
     by_metric = [u.metric for u in counters]
+    prepare = steps or bool(track)  # session facts to count or keep before the take
+    # session id -> (amounts, query, charge, `_held`) of a by-session call (no grant): they
+    # depend on nothing else, so they are built once per session and estimate.
+    per_session: dict[str, tuple[Mapping[str, Decimal | int], StateQuery, list[Reservation],
+                                 str]] = {}
 
     def stateless(req: dict[str, Any], seen: Seen | None = None) -> Decision:
         if req.get("approvals"):
@@ -177,10 +195,11 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
             req = sent  # with the session facts the Guard keeps; grants bind what was sent
             # 1. Session facts and grants, when the policy reads them or some are presented.
             session: Mapping[str, Any] = _EMPTY
-            inject: dict[str, Any] = {}
+            inject: dict[str, Any] = _NO_INJECT  # replaced before anything is put in
             groups, valid, rejected, people = _NO_GROUPS, _NO_GRANTS, _NO_REASONS, _NO_PEOPLE
             read_calls = False
-            if steps or approvals or track:
+            if prepare or approvals:
+                inject = {}
                 session = raw_session if isinstance(raw_session, dict) else _EMPTY
                 read_calls = _count_calls(g, stage, plan, sid, session, inject)
                 if approvals:
@@ -201,17 +220,31 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
                     amounts, bad = None, RuleError(None, err.field, err.message)
             missing: RuleError | None = None
             tracked: Sequence[str] = ()
-            uses: list[tuple[CounterUse, str | None, RequestError | None]] = []
-            refs: tuple[CounterRef, ...] = ()
+            uses: list[tuple[CounterUse, str | None, RequestError | None]] = _NO_USES
+            charged_as: Sequence[CounterUse] = by_session or ()
+            held: str | None = None  # the reservation's JSON but for the store's token
             if by_session is not None and sid is not None and amounts is not None and not groups:
-                # What `_charge` gives such a plan, bound: one reservation per counter.
-                charge = [Reservation(u.counter_id, sid, u.window, amounts[u.metric], u.cap)
-                          for u in by_session]
-                charged_as: Sequence[CounterUse] = by_session
+                # What `_charge` gives such a plan, bound: one reservation per counter, the
+                # same for every call of the session with the same amounts (`_amounts`
+                # gives equal estimates one mapping, and the entry keeps it alive, so an
+                # identical mapping is the same amounts).
+                known = per_session.get(sid) if not read_calls else None
+                if known is not None and known[0] is amounts:
+                    _, query, charge, held = known
+                else:
+                    charge = [Reservation(u.counter_id, sid, u.window, amounts[u.metric], u.cap)
+                              for u in by_session]
+                    query = StateQuery(sid, (), history, labels, read_calls)
+                    if not read_calls:
+                        if len(per_session) >= _MAX_SESSIONS:
+                            per_session.clear()
+                        held = _held(charge, by_metric)
+                        per_session[sid] = (amounts, query, charge, held)
             else:
                 # The session's totals count only when the Guard keeps them (the host sends none).
                 if track and sid is not None:
                     tracked = [m for m in track if m not in session]
+                uses = []
                 for use in counters:
                     if use.session and use.metric not in tracked:
                         continue
@@ -229,20 +262,19 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
                               stage, name, tags, matchers) if scoped else None
                     missing = _charge(uses, ctx, groups, amounts, charge, charged_as)
                 refs = () if len(charge) == len(uses) else _refs(uses, charge)
+                query = StateQuery(sid or "", refs, history if sid is not None else (),
+                                   labels and sid is not None, read_calls)
             # 3. One atomic step: what the decision reads, and the reservation.
-            reads = history if sid is not None else ()
-            wants_labels = labels and sid is not None
-            taken = _NOT_TAKEN
-            if refs or reads or read_calls or wants_labels or charge:
-                taken = store.take(StateQuery(sid or "", refs, reads, wants_labels, read_calls),
-                                   charge, now)
+            taken = (store.take(query, charge, now) if charge or query.counters
+                     or query.history_tools or query.labels or read_calls else _NOT_TAKEN)
             token = taken.token
             try:
                 if read_calls or tracked:
                     _inject_state(inject, session, taken, read_calls, tracked, sid)
                     req = {**req, "session": {**session, **inject}}
                 # 4. The state this decision used: counters, labels, history hits and grants.
-                st = Snapshot(taken.usage, taken.labels, _history(taken) if reads else _EMPTY,
+                st = Snapshot(taken.usage, taken.labels,
+                              _history(taken) if query.history_tools else _EMPTY,
                               groups, now, people)
                 decision = decide(req, st)
                 if seen is not None:
@@ -254,6 +286,7 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
                         charge, charged_as = [], []
                         missing = _charge(uses, Ctx(req, st, stage, name, tags, matchers), groups,
                                           amounts, charge, charged_as)
+                        held = None
                         if charge and not missing:
                             got = store.take(_NOTHING_TO_READ, charge, now)
                             token, failed = got.token, got.failed
@@ -286,9 +319,10 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
             if decision.effect == "require_approval" or (approvable and not decision.allowed):
                 decision = _REPLACE(decision, action=_digest(sent))
             if token is not None:
-                metrics = by_metric if charged_as is by_session else [
-                    u.metric for u in charged_as]
-                return _REPLACE(decision, reservation=_ENCODE((token, charge, metrics)).decode())
+                if held is None:
+                    held = _held(charge, by_metric if charged_as is by_session
+                                 else [u.metric for u in charged_as])
+                return _REPLACE(decision, reservation=f"[{_ENCODE(token).decode()},{held}")
             return decision
         except StoreError as err:
             return deny(policy, f"state store unavailable: {err}")
@@ -542,8 +576,28 @@ def _amount(value: object, what: str) -> Decimal | int:
     return num
 
 
-def _amounts(estimate: object) -> dict[str, Decimal | int]:
-    """The amounts one call charges; a RequestError naming the field of a bad estimate."""
+def _amounts(estimate: object) -> Mapping[str, Decimal | int]:
+    """The amounts one call charges; a RequestError naming the field of a bad estimate.
+    Equal estimates (the same values of the same types) get the same mapping, made once."""
+    key: tuple[object, ...] | None = None
+    if type(estimate) is dict:
+        cost, tokens = estimate.get("cost_usd"), estimate.get("tokens")
+        key = (cost.__class__, cost, tokens.__class__, tokens)
+        try:
+            found = _ESTIMATES.get(key)
+        except TypeError:  # an unhashable value: an error below
+            found = key = None
+        if found is not None:
+            return found
+    out: Mapping[str, Decimal | int] = _new_amounts(estimate)
+    if key is not None:
+        if len(_ESTIMATES) >= _MAX_ESTIMATES:
+            _ESTIMATES.clear()
+        _ESTIMATES[key] = out = MappingProxyType(out)  # shared: read-only
+    return out
+
+
+def _new_amounts(estimate: object) -> dict[str, Decimal | int]:
     if not isinstance(estimate, dict):
         raise RequestError(f"estimate: expected an object, found {type_name(estimate)}",
                            "estimate")

@@ -248,6 +248,22 @@ def test_settle_twice_and_unknown_token_are_no_ops(store: Store) -> None:
     assert usage(store, COST, "agent-1", HOUR, T0) == 2
 
 
+def test_look_alike_tokens_settle_nothing(store: Store) -> None:
+    # Strings near a real token (padded, signed, spaced, another store's) are unknown tokens.
+    token = reserve1(store, 5, 10)
+    assert token
+    head, _, tail = token.rpartition(".")
+    others = [token + "0", token + " ", token[:-1], " " + token, token.upper(), "",
+              f"{head}.0{tail}", f"{head}.+{tail}", f"{head}.{tail}_", "x" * 5000]
+    for other in others:
+        if other != token:
+            store.release(other, T0)
+            store.settle(other, {(COST, "agent-1"): 0}, T0)
+    assert usage(store, COST, "agent-1", HOUR, T0) == 5
+    store.release(token, T0)
+    assert usage(store, COST, "agent-1", HOUR, T0) == 0
+
+
 def test_settle_keeps_counters_missing_from_actual(store: Store) -> None:
     result = store.reserve(
         [

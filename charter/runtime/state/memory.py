@@ -35,6 +35,19 @@ __all__ = ["MemoryStore"]
 # (counter_id, key, bucket) identifies one window of one counter.
 _Slot = tuple[str, str, int]
 
+
+class _Cell:
+    """One window of one counter: its units, and when it ends (None: per session).
+
+    One mutable cell per slot rather than a dict of units and one of expiry times: a
+    reservation then looks its slot up once and adds in place."""
+
+    __slots__ = ("end", "units")
+
+    def __init__(self, units: int, end: float | None) -> None:
+        self.units = units
+        self.end = end
+
 _EMPTY: frozenset[str] = frozenset()
 _NO_HISTORY: Mapping[str, tuple[HistoryEntry, ...]] = MappingProxyType({})
 _NO_CALLS = SessionCalls()
@@ -42,6 +55,26 @@ _NOTHING = StateQuery("", labels=False, calls=False)
 _floor = math.floor
 _INT_UNIT = 10**SCALE
 _amount = amount_of
+
+
+def _decode_history(raw: dict[str, list[tuple[float, bytes]]]
+                    ) -> Mapping[str, tuple[HistoryEntry, ...]]:
+    """History entries read under the lock, decoded: outside it, as it is the slow part
+    and touches no shared state."""
+    return {tool: tuple(HistoryEntry(at, decode_fields(data)) for at, data in entries)
+            for tool, entries in raw.items()}
+
+
+def _used(cell: _Cell | None, now: float) -> int:
+    """The units of a slot's cell: 0 when there is none or its window has ended."""
+    if cell is None or (cell.end is not None and cell.end <= now):
+        return 0
+    return cell.units
+
+
+def _end(window: int | None, bucket: int) -> float | None:
+    """When window `bucket` ends (None for a per-session counter)."""
+    return None if window is None else float((bucket + 1) * window)
 
 
 def _bucket(window: int, now: float) -> int:
@@ -59,10 +92,14 @@ class MemoryStore:
 
     def __init__(self, *, prune_every: int = 1024) -> None:
         self._lock = threading.Lock()
-        self._units: dict[_Slot, int] = {}
-        self._expires: dict[_Slot, float] = {}
-        # token -> ((slot, reserved units), ...); a token is `_token_prefix` + a number
-        self._reservations: dict[str, Sequence[tuple[_Slot, int]]] = {}
+        self._cells: dict[_Slot, _Cell] = {}
+        # A reservation's number (its token is `_token_prefix` + the number) -> (slot,
+        # reserved units), or ((slot, reserved units), ...) in `_multi` for several counters.
+        # Keyed by the number and flat for one counter because a host that never settles
+        # keeps every reservation of a live window: a string key and a nested tuple each
+        # made a check over a store with a million outstanding reservations slower.
+        self._reservations: dict[int, tuple[_Slot, int]] = {}
+        self._multi: dict[int, Sequence[tuple[_Slot, int]]] = {}
         # Reservation tokens only mean something to this store instance: `settle`/`release`
         # look them up in `_reservations` and ignore any other string. So a token needs to
         # be unique within the instance (a counter, taken under the lock, never repeats)
@@ -72,6 +109,7 @@ class MemoryStore:
         # reservations anyway, so unpredictable tokens would protect nothing more; and
         # `secrets.token_urlsafe` per reservation cost a syscall on the Guard's hot path.)
         self._token_prefix = secrets.token_urlsafe(9) + "."
+        self._prefix_len = len(self._token_prefix)
         self._token_seq = itertools.count(1)
         # Stored frozen and replaced on change, so reads share them without copying.
         self._labels: dict[str, frozenset[str]] = {}
@@ -84,61 +122,74 @@ class MemoryStore:
     def take(self, query: StateQuery, reservations: Sequence[Reservation],
              now: float) -> Taken:
         """See `Store.take`: one hold of the lock."""
+        if len(reservations) != 1 or query.counters:
+            return self._take_many(query, reservations, now)
+        # One reservation and no other counter (the Guard's usual call): `_check` without
+        # its bookkeeping, the limit converted outside the lock.
+        r = reservations[0]
+        cid, key, window, amount, limit = (
+            r.counter_id, r.key, r.window_seconds, r.amount, r.limit)
+        amount = amount * _INT_UNIT if type(amount) is int else to_units(amount)
+        cap = (None if limit is None else
+               limit * _INT_UNIT if type(limit) is int else to_units(limit))
+        slot = (cid, key, 0 if window is None else
+                _floor(now / window) if window > 0 else bucket_of(window, now))
+        lock = self._lock
+        lock.acquire()  # not `with`: on the Guard's hot path its protocol costs as much
+        try:
+            cell = self._cells.get(slot)
+            if cell is not None and cell.end is not None and cell.end <= now:
+                cell = None  # its window is over: it begins anew
+            used = 0 if cell is None else cell.units
+            if cap is not None and used + amount > cap:
+                failed, token = cid, None
+            else:
+                if cell is None:
+                    self._cells[slot] = _Cell(amount, _end(window, slot[2]))
+                else:
+                    cell.units = used + amount
+                seq = next(self._token_seq)
+                token, failed = self._token_prefix + str(seq), None
+                self._reservations[seq] = (slot, amount)
+                if not seq % self._prune_every:
+                    self._prune(now)
+            labels = self._labels.get(query.session_id, _EMPTY) if query.labels else _EMPTY
+            raw = calls = None
+            if query.history_tools or query.calls:
+                sid = query.session_id
+                if query.history_tools:
+                    raw = {t: list(self._history.get((sid, t), ())) for t in query.history_tools}
+                calls = self._calls.get(sid) if query.calls else None
+        finally:
+            lock.release()
+        return Taken({(cid, key): from_units(used) if used % _INT_UNIT else used // _INT_UNIT},
+                     labels, _NO_HISTORY if raw is None else _decode_history(raw),
+                     _NO_CALLS if calls is None else SessionCalls(*calls), token, failed)
+
+    def _take_many(self, query: StateQuery, reservations: Sequence[Reservation],
+                   now: float) -> Taken:
+        """`take` in general: counters to read, and any number of reservations."""
         usage: dict[tuple[str, str], Amount] = {}
         sid = query.session_id
         token = failed = None
-        units = self._units
-        expires = self._expires
+        cells = self._cells
         lock = self._lock
-        lock.acquire()  # not `with`: on the Guard's hot path its protocol costs as much
+        lock.acquire()  # not `with`: see `take`
         try:
             for ref in query.counters:
                 window = ref.window_seconds
                 slot = (ref.counter_id, ref.key, 0 if window is None else _bucket(window, now))
-                exp = expires.get(slot)
-                usage[(slot[0], slot[1])] = _amount(
-                    units.get(slot, 0) if exp is None or exp > now else 0)
-            if len(reservations) == 1:
-                # One counter (the usual case), inline: `_check` without its bookkeeping.
-                r = reservations[0]
-                cid, key, window, amount, limit = (
-                    r.counter_id, r.key, r.window_seconds, r.amount, r.limit)
-                amount = amount * _INT_UNIT if type(amount) is int else to_units(amount)
-                end: float | None = None
-                if window is None:
-                    slot = (cid, key, 0)
-                    used = units.get(slot, 0)
-                else:
-                    bucket = _floor(now / window) if window > 0 else bucket_of(window, now)
-                    slot = (cid, key, bucket)
-                    exp = expires.get(slot)
-                    if exp is None or exp <= now:
-                        used, end = 0, float((bucket + 1) * window)
-                    else:
-                        used = units.get(slot, 0)
-                counter = (cid, key)
-                if counter not in usage:
-                    whole, frac = divmod(used, _INT_UNIT)
-                    usage[counter] = from_units(used) if frac else whole
-                if limit is not None and used + amount > (
-                        limit * _INT_UNIT if type(limit) is int else to_units(limit)):
-                    failed = cid
-                else:
-                    units[slot] = used + amount
-                    if end is not None:
-                        expires[slot] = end
-                    seq = next(self._token_seq)
-                    token = self._token_prefix + str(seq)
-                    self._reservations[token] = ((slot, amount),)
-                    if not seq % self._prune_every:
-                        self._prune(now)
-            elif reservations:
+                usage[(slot[0], slot[1])] = _amount(_used(cells.get(slot), now))
+            if reservations:
                 held: list[tuple[_Slot, int]] = []
                 failed = self._check(reservations, usage, held, now)
                 if failed is None:
                     seq = next(self._token_seq)
                     token = self._token_prefix + str(seq)
-                    self._reservations[token] = held
+                    if len(held) == 1:
+                        self._reservations[seq] = held[0]
+                    else:
+                        self._multi[seq] = held
                     if not seq % self._prune_every:
                         self._prune(now)
             labels = self._labels.get(sid, _EMPTY) if query.labels else _EMPTY
@@ -147,10 +198,7 @@ class MemoryStore:
             calls = self._calls.get(sid) if query.calls else None
         finally:
             lock.release()
-        # Decoding happens outside the lock: it is the slow part and touches no shared state.
-        history = {tool: tuple(HistoryEntry(at, decode_fields(data)) for at, data in entries)
-                   for tool, entries in raw.items()} if raw is not None else _NO_HISTORY
-        return Taken(usage, labels, history,
+        return Taken(usage, labels, _NO_HISTORY if raw is None else _decode_history(raw),
                      _NO_CALLS if calls is None else SessionCalls(*calls), token, failed)
 
     def _check(self, reservations: Sequence[Reservation], usage: dict[tuple[str, str], Amount],
@@ -158,8 +206,7 @@ class MemoryStore:
         """Check and add every reservation, the lock held: None when all fitted (and were
         added, noted in `held`), else the first counter that would overflow (nothing
         added). Notes each counter's usage from before in `usage`."""
-        units = self._units
-        expires = self._expires
+        cells = self._cells
         failed = None
         # slot -> (usage after, window end or None), for counters reserved more than once
         pending: dict[_Slot, tuple[int, float | None]] = {}
@@ -167,15 +214,12 @@ class MemoryStore:
             cid, key, window, amount, limit = (
                 r.counter_id, r.key, r.window_seconds, r.amount, r.limit)
             amount = amount * _INT_UNIT if type(amount) is int else to_units(amount)
-            if window is None:
-                slot, end = (cid, key, 0), None
-            else:
-                bucket = _floor(now / window) if window > 0 else bucket_of(window, now)
-                slot, end = (cid, key, bucket), float((bucket + 1) * window)
+            bucket = (0 if window is None else
+                      _floor(now / window) if window > 0 else bucket_of(window, now))
+            slot, end = (cid, key, bucket), _end(window, bucket)
             before = pending.get(slot) if pending else None
             if before is None:
-                exp = expires.get(slot)
-                used = units.get(slot, 0) if exp is None or exp > now else 0
+                used = _used(cells.get(slot), now)
                 if (cid, key) not in usage:
                     whole, frac = divmod(used, _INT_UNIT)
                     usage[(cid, key)] = from_units(used) if frac else whole
@@ -190,9 +234,11 @@ class MemoryStore:
         if failed is not None:
             return failed
         for slot, (used, end) in pending.items():
-            units[slot] = used
-            if end is not None:
-                expires[slot] = end
+            cell = cells.get(slot)
+            if cell is None:
+                cells[slot] = _Cell(used, end)
+            else:
+                cell.units, cell.end = used, end
         return None
 
     def read(self, query: StateQuery, now: float) -> StateSnapshot:
@@ -208,33 +254,54 @@ class MemoryStore:
     def settle(self, token: str, actual: Mapping[tuple[str, str], Amount], now: float) -> None:
         """See `Store.settle`."""
         actual_units = {k: to_units(v) for k, v in actual.items()} if actual else None
-        units = self._units
+        seq = self._seq(token)
+        if seq is None:
+            return  # not a token of this store
+        cells = self._cells
         lock = self._lock
         lock.acquire()  # not `with`: see `take` (a host settles every allowed call)
         try:
-            entries = self._reservations.pop(token, None)
+            one = self._reservations.pop(seq, None)
+            entries = (one,) if one is not None else self._multi.pop(seq, None)
             if entries is None or actual_units is None:
                 return  # nothing to settle, or every counter keeps its reserved amount
             for slot, reserved in entries:
                 new = actual_units.get((slot[0], slot[1]))
-                # A window that has already rolled over is gone; its usage no longer matters.
-                if new is not None and slot in units:
-                    units[slot] += new - reserved
+                if new is not None:
+                    # A window that has rolled over is gone; its usage no longer matters.
+                    cell = cells.get(slot)
+                    if cell is not None:
+                        cell.units += new - reserved
         finally:
             lock.release()
 
     def release(self, token: str, now: float) -> None:
         """See `Store.release`."""
-        units = self._units
+        seq = self._seq(token)
+        if seq is None:
+            return  # not a token of this store
+        cells = self._cells
         lock = self._lock
         lock.acquire()  # not `with`: see `settle`
         try:
             # `settle` with zero for every counter of the reservation.
-            for slot, reserved in self._reservations.pop(token, ()):
-                if slot in units:
-                    units[slot] -= reserved
+            one = self._reservations.pop(seq, None)
+            for slot, reserved in (one,) if one is not None else self._multi.pop(seq, ()):
+                cell = cells.get(slot)
+                if cell is not None:
+                    cell.units -= reserved
         finally:
             lock.release()
+
+    def _seq(self, token: str) -> int | None:
+        """The number of a reservation token of this store, or None for any other string
+        (another store's token, or one this store never made)."""
+        if type(token) is str and token.startswith(self._token_prefix):
+            digits = token[self._prefix_len:]
+            # As made: ASCII digits without a leading zero (`int` would take more).
+            if digits.isascii() and digits.isdigit() and digits[0] != "0" and len(digits) < 20:
+                return int(digits)
+        return None
 
     def add_labels(self, session_id: str, labels: Collection[str]) -> None:
         """See `Store.add_labels`."""
@@ -284,17 +351,18 @@ class MemoryStore:
             self._prune(now)
 
     def _prune(self, now: float) -> None:
-        expired = {s for s, exp in self._expires.items() if exp <= now}
+        cells = self._cells
+        expired = [s for s, cell in cells.items() if cell.end is not None and cell.end <= now]
         for slot in expired:
-            del self._expires[slot]
-            self._units.pop(slot, None)
+            del cells[slot]
         if expired:
             # Settling a reservation whose every window is gone does nothing (see `settle`):
             # forget it, so that unsettled reservations of past windows do not pile up.
-            units = self._units
-            for token in [t for t, entries in self._reservations.items()
-                          if all(slot not in units for slot, _ in entries)]:
-                del self._reservations[token]
+            for seq in [n for n, (slot, _) in self._reservations.items() if slot not in cells]:
+                del self._reservations[seq]
+            for seq in [n for n, entries in self._multi.items()
+                        if all(slot not in cells for slot, _ in entries)]:
+                del self._multi[seq]
         # Nonces are kept a minute past expiry so clock skew between hosts cannot revive one.
         for nonce in [n for n, exp in self._nonces.items() if exp + 60 <= now]:
             del self._nonces[nonce]
