@@ -111,7 +111,7 @@ def bundle_cmd(
 
 
 @click.command("push")
-@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--redis", "redis_url", required=True, metavar="URL", help="redis://host:port/db")
 @click.option("--prefix", default="charter:", show_default=True)
 @click.option(
@@ -121,18 +121,38 @@ def bundle_cmd(
 )
 @click.option("--key-id", default=None, help="The key's id (default: the bundle's key_id).")
 @click.option("--actor", default=None, help="Who (default $CHARTER_ACTOR or the OS user).")
+@click.option(
+    "--to",
+    default=None,
+    metavar="DIGEST|previous",
+    help="Instead of a file: make a bundle kept in Redis active again (its bundle or policy "
+    "digest, a unique prefix, or 'previous': the one before the active one).",
+)
+@click.option("--list", "listing", is_flag=True, help="List the kept bundles (JSON) and exit.")
 def push_cmd(
-    bundle: str,
+    bundle: str | None,
     redis_url: str,
     prefix: str,
     key_file: str | None,
     key_id: str | None,
     actor: str | None,
+    to: str | None,
+    listing: bool,
 ) -> None:
-    """Upload BUNDLE to Redis and make it the active version of every following host."""
+    """Upload BUNDLE to Redis and make it the active version of every following host (or,
+    with --to, re-activate a kept one)."""
     from charter.runtime.bundle import BundleError, verify_bundle
     from charter.runtime.live_redis_source import RedisSource, manifest_of
 
+    if listing or to is not None:
+        if bundle is not None:
+            click.echo("charter push: give BUNDLE or --to/--list, not both", err=True)
+            sys.exit(EXIT_USAGE)
+        _kept(redis_url, prefix, to, _actor(actor), listing)
+        return
+    if bundle is None:
+        click.echo("charter push: give a BUNDLE file (or --to DIGEST, --list)", err=True)
+        sys.exit(EXIT_USAGE)
     data = Path(bundle).read_bytes()
     key = _key(key_file, key_id, "push")
     try:
@@ -172,3 +192,24 @@ def manifest_cmd(policy: str, actor: str | None) -> None:
         click.echo(f"charter manifest: {err}", err=True)
         sys.exit(EXIT_USAGE)
     click.echo(f"wrote {out}")
+
+
+def _kept(redis_url: str, prefix: str, to: str | None, actor: str, listing: bool) -> None:
+    """`charter push --list` and `charter push --to`: the bundles kept in Redis."""
+    import json
+
+    from charter.runtime.live_redis_source import RedisSource
+
+    try:
+        source = RedisSource(redis_url, prefix=prefix)
+        if listing:
+            click.echo(json.dumps(source.kept(), indent=2))
+            return
+        seq, digest = source.activate(None if to == "previous" else to, actor=actor)
+    except ValueError as err:  # nothing kept matches
+        click.echo(f"charter push: {err}", err=True)
+        sys.exit(EXIT_FAILED)
+    except Exception as err:  # noqa: BLE001 - redis errors: a clear message, exit 2
+        click.echo(f"charter push: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"re-activated {digest} as seq {seq} at {prefix}active")

@@ -149,6 +149,55 @@ class RedisSource:
         )
         return int(seq), digest
 
+    def kept(self) -> list[dict[str, Any]]:
+        """The bundles kept in Redis, newest first: `bundle` (its digest), `active`, and
+        from its manifest `digest`, `source_digest`, `key_id`, `builder`, `built_at`."""
+        active, _ = self.read()
+        current = active.get("bundle") if active else None
+        out = []
+        for raw in self._r.lrange(f"{self.prefix}bundles", 0, -1):
+            digest = raw.decode() if isinstance(raw, bytes) else str(raw)
+            data = self._r.get(f"{self.prefix}bundle:{digest}")
+            row: dict[str, Any] = {"bundle": digest, "active": digest == current}
+            if data is not None:
+                try:
+                    m = manifest_of(data)
+                except BundleError as err:
+                    row["error"] = str(err)
+                else:
+                    for k in ("policy_digest", "source_digest", "key_id", "builder", "built_at"):
+                        row["digest" if k == "policy_digest" else k] = m.get(k)
+            out.append(row)
+        return out
+
+    def activate(self, to: str | None = None, *, actor: str = "api") -> tuple[int, str]:
+        """Make a kept bundle active again (OPA's "re-serve an older bundle"): `to` is its
+        bundle digest or policy digest, or a unique prefix of one; None is the kept bundle
+        before the active one (a rollback). It is pushed again: a new, higher seq, so every
+        host verifies and applies it. Raises ValueError when no kept bundle matches."""
+        kept = self.kept()
+        if to is None:
+            at = next((i for i, k in enumerate(kept) if k["active"]), -1)
+            older = kept[at + 1 :] if at >= 0 else []
+            if not older:
+                raise ValueError(f"no kept bundle before the active one under {self.prefix}")
+            chosen = older[0]
+        else:
+            found = [
+                k
+                for k in kept
+                if str(k["bundle"]).startswith(to) or str(k.get("digest") or "").startswith(to)
+            ]
+            if len(found) != 1:
+                names = ", ".join(f"{k['bundle']} ({k.get('digest')})" for k in kept) or "none"
+                why = "matches no" if not found else "matches more than one"
+                raise ValueError(f"{to!r} {why} kept bundle; kept: {names}")
+            chosen = found[0]
+        data = self._r.get(f"{self.prefix}bundle:{chosen['bundle']}")
+        if data is None:
+            raise ValueError(f"bundle {chosen['bundle']} is no longer kept")
+        return self.push(data, actor=actor)
+
     def read(self) -> tuple[dict[str, Any] | None, bytes | None]:
         """(active state, its bundle's bytes), read together; (None, None) before any push."""
         raw, data = self._read(keys=[self.active_key], args=[self.prefix])

@@ -311,3 +311,31 @@ def test_an_active_state_whose_bundle_is_gone_is_waited_out(
     live.close()
     with pytest.raises(ValueError, match="decode_responses"):
         RedisSource(redis.Redis.from_url(redis_url, decode_responses=True))
+
+
+def test_a_kept_bundle_is_made_active_again(redis_url: str, prefix: str, tmp_path: Path) -> None:
+    writer = RedisSource(redis_url, prefix=prefix)
+    _, first = writer.push(bundle(tmp_path, "v1"))
+    source = RedisSource(redis_url, prefix=prefix)
+    live = source.follow(KEYS, start=False)
+    writer.push(bundle(tmp_path, "v2"))
+    assert source.sync() and live.decide(X).rules == ("v2",)
+    base = ["push", "--redis", redis_url, "--prefix", prefix]
+    listed = json.loads(CliRunner().invoke(cli, [*base, "--list"]).output)
+    assert [k["active"] for k in listed] == [True, False] and listed[1]["bundle"] == first
+    assert listed[0]["key_id"] == "ops-1" and listed[0]["builder"] == ""
+
+    rolled = CliRunner().invoke(cli, [*base, "--to", "previous", "--actor", "oncall"])
+    assert rolled.exit_code == 0 and f"re-activated {first} as seq 3" in rolled.output
+    assert source.sync() and live.decide(X).rules == ("v1",)  # verified and applied again
+    active, _ = source.read()
+    assert active is not None and active["actor"] == "oncall" and active["bundle"] == first
+    by_policy = listed[1]["digest"][:6]  # the policy digest's prefix works too
+    assert CliRunner().invoke(cli, [*base, "--to", listed[0]["bundle"]]).exit_code == 0
+    assert source.sync() and live.decide(X).rules == ("v2",)
+    assert CliRunner().invoke(cli, [*base, "--to", by_policy]).exit_code == 0
+    assert source.sync() and live.decide(X).rules == ("v1",)
+    missing = CliRunner().invoke(cli, [*base, "--to", "ffff"])
+    assert missing.exit_code == 1 and "matches no kept bundle" in missing.output
+    assert CliRunner().invoke(cli, base).exit_code == 2  # neither a file nor --to
+    live.close()
