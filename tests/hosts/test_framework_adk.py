@@ -27,7 +27,7 @@ from google.adk.models.llm_response import LlmResponse  # noqa: E402
 from google.adk.runners import InMemoryRunner  # noqa: E402
 from google.genai import types  # noqa: E402
 
-from charter.hosts.frameworks.adk import CharterPlugin, confirmation_payload  # noqa: E402
+from charter.hosts.adapters.adk import CharterPlugin, confirmation_payload  # noqa: E402
 
 
 class ScriptedLlm(BaseLlm):

@@ -22,7 +22,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("module", sorted(ADAPTERS))
 def test_adapter_imports_without_its_framework(module: str) -> None:
     blocked = "".join(f"sys.modules[{name!r}] = None\n" for name in ADAPTERS[module])
-    done = _run(f"import sys\n{blocked}import charter.hosts.frameworks.{module}\nprint('ok')")
+    done = _run(f"import sys\n{blocked}import charter.hosts.adapters.{module}\nprint('ok')")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 

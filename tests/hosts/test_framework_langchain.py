@@ -25,7 +25,7 @@ from langchain_core.tools import StructuredTool  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.types import Command  # noqa: E402
 
-from charter.hosts.frameworks.langchain import CharterMiddleware  # noqa: E402
+from charter.hosts.adapters.langchain import CharterMiddleware  # noqa: E402
 
 
 class ScriptedModel(GenericFakeChatModel):

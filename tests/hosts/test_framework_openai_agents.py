@@ -20,7 +20,7 @@ from agents import Agent, Runner, set_tracing_disabled  # noqa: E402
 from agents.items import ToolCallOutputItem  # noqa: E402
 from agents.testing import ScriptedModel, assistant_message, function_call  # noqa: E402
 
-from charter.hosts.frameworks.openai_agents import CharterTools  # noqa: E402
+from charter.hosts.adapters.openai_agents import CharterTools  # noqa: E402
 
 set_tracing_disabled(True)  # no trace export: the tests run offline
 

@@ -28,7 +28,7 @@ from pydantic_ai.messages import (  # noqa: E402
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
 
-from charter.hosts.frameworks.pydantic_ai import CharterCapability, grant_metadata  # noqa: E402
+from charter.hosts.adapters.pydantic_ai import CharterCapability, grant_metadata  # noqa: E402
 
 
 def _script(amount: int) -> FunctionModel:

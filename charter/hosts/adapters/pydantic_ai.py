@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from charter.hosts.frameworks.gate import ToolGate
+from charter.hosts.adapters.gate import ToolGate
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard

@@ -14,7 +14,7 @@
   grant), `{"type": "reject", "message": ...}`. LangGraph re-runs the node on resume, so
   the check runs again with the resume value in hand.
 
-Imports LangChain lazily: `charter.hosts.frameworks.langchain` imports without it, and
+Imports LangChain lazily: `charter.hosts.adapters.langchain` imports without it, and
 `CharterMiddleware` raises ImportError naming the extra when it is missing.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from charter.hosts.frameworks.gate import ToolGate, Verdict
+from charter.hosts.adapters.gate import ToolGate, Verdict
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard

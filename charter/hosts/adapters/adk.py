@@ -26,7 +26,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from charter.hosts.frameworks.gate import ToolGate, Verdict
+from charter.hosts.adapters.gate import ToolGate, Verdict
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard

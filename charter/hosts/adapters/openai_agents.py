@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from charter.hosts.frameworks.gate import ToolGate, Verdict
+from charter.hosts.adapters.gate import ToolGate, Verdict
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard
