@@ -199,13 +199,12 @@ class DirectoryWatcher:
         self._command_problem = None
         if cmd is None or cmd.seq <= self.command_seq:
             return False
-        self.command_seq = cmd.seq
         self.command_error = None
         try:
             if cmd.action == "rollback":
                 self.rollback(cmd.to, actor=cmd.actor or "cli", reason=cmd.reason)
             else:
-                self.unpin(actor=cmd.actor or "cli")
+                self.unpin(actor=cmd.actor or "cli")  # its gate may take a while
         except LiveError as err:
             self.command_error = str(err)
             _LOG.error("%s refused: %s", cmd.action, err)
@@ -214,6 +213,10 @@ class DirectoryWatcher:
                 actor=cmd.actor or "cli",
                 reason=f"{cmd.action} (seq {cmd.seq}): {err}",
             )
+        finally:
+            # Applied only once done: the CLI waits for this seq in status.json and then
+            # reports the version the command left active, not the one before.
+            self.command_seq = cmd.seq
         return True
 
     def write_status(self) -> None:

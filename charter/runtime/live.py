@@ -524,7 +524,9 @@ class Live:
     def apply_control(self, switches: Iterable[KillSwitch], seq: int) -> bool:
         """Take the switches of a control source (Redis, a file): applied only when `seq`
         exceeds the last one applied, so a delayed message never rolls back. Switches
-        made here and not yet carried by the source are kept (only tighten)."""
+        made here and not yet carried by the source are kept (only tighten). Each switch
+        that appears or goes is one change record (`kill`, `unkill`, or `kill_expired`)
+        with the actor that wrote it (L-U1): a `charter kill` is in every host's log."""
         now = self.clock()
         with self._lock:
             if seq <= self.remote_seq:
@@ -535,8 +537,30 @@ class Live:
                 del self._pending[sid]
             merged = (*remote.values(), *(s for k, s in self._pending.items() if k not in remote))
             ctl = self._control
-            if merged != ctl.switches:
-                self._set_control(replace(ctl, seq=ctl.seq + 1, switches=merged, hits={}))
+            if merged == ctl.switches:
+                return True
+            had = {s.id: s for s in ctl.switches}
+            self._set_control(replace(ctl, seq=ctl.seq + 1, switches=merged, hits={}))
+        source = str(getattr(self.remote, "name", None) or "control")
+        for s in merged:
+            if s.id not in had:
+                self.record(
+                    "kill",
+                    actor=s.actor or source,
+                    reason=s.reason,
+                    source=source,
+                    control={"kill": s.to_dict()},
+                )
+        now_ids = {s.id for s in merged}
+        for sid, gone in had.items():
+            if sid not in now_ids:
+                expired = gone.expires_at is not None and gone.expires_at <= now
+                self.record(
+                    "kill_expired" if expired else "unkill",
+                    actor="control" if expired else source,
+                    source=source,
+                    control={"unkill": sid},
+                )
         return True
 
     def _set_control(self, ctl: Control) -> None:

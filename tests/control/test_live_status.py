@@ -191,3 +191,25 @@ def test_rollback_and_unpin_on_the_handle_are_one_record_each(
 def test_bad_stale_after_is_refused() -> None:
     with pytest.raises(ValueError, match="stale_after_s"):
         Live(charter.compile(version("a")), stale_after_s=0)
+
+
+def test_switches_from_the_control_source_are_one_change_record_each(tmp_path: Path) -> None:
+    changes = tmp_path / "changes.jsonl"
+    live = Live(charter.compile(version("a")), changes=changes)
+    path = tmp_path / "control.json"
+    FileControl(path, poll_interval_s=0.1).attach(live)
+    writer = FileControl(path)  # another process's `charter kill --control`
+    writer.kill(KillSwitch("k1", ("y",), "incident", actor="alice"))
+    wait_for(lambda: [s.id for s in live.switches] == ["k1"], "the switch applied")
+    own = live.kill("x", "mine", actor="bob")  # made here, then carried back by the file
+    wait_for(lambda: own in {s.id for s in writer.read()[1]}, "this handle's switch written")
+    writer.unkill("k1")
+    wait_for(lambda: [s.id for s in live.switches] == [own], "the switch removed")
+    live.close()
+    rows = [(c["action"], c.get("actor")) for c in read_changes(changes)]
+    assert rows == [
+        ("activate", "api"),
+        ("kill", "alice"),
+        ("kill", "bob"),
+        ("unkill", f"file:{path}"),
+    ]
