@@ -237,10 +237,11 @@ class DirectoryWatcher:
         with self._lock:
             snap = snapshot(self.path)
             if snap.error is not None:
-                # Unreachable (gone, unreadable): STALE after `stale_after_s`. The same error
-                # again is not a new attempt (one change record, not one per poll).
+                # Unreachable (gone, unreadable): STALE after `stale_after_s`. One reject
+                # record per outage, not one per poll (nor per error text while a directory
+                # is half gone); `status().unreachable` keeps the latest error.
                 self.live.unreachable("source", snap.error)
-                if snap.error == self._source_error:
+                if self._source_error is not None:
                     return None
                 self._source_error = snap.error
             else:
