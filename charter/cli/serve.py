@@ -48,6 +48,7 @@ _KEYS = {
     "state_dir": "state_dir",
     "control": "control",
     "bundle_key": "bundle_keys",
+    "bundle_prefix": "bundle_prefix",
 }
 _PATHS = {"secret_file", "approvers", "log", "opa_log", "state_dir"}
 
@@ -81,7 +82,7 @@ def _config(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
 
 
 @click.command("serve")
-@click.argument("policy", type=click.Path(exists=True))
+@click.argument("policy", metavar="POLICY")
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, exists=True),
@@ -154,6 +155,12 @@ def _config(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
     help="a key that verifies a bundle POLICY (`charter bundle`): HMAC hex or Ed25519 public "
     "PEM; repeat for a ring",
 )
+@click.option(
+    "--bundle-prefix",
+    default="charter:",
+    show_default=True,
+    help="the key prefix of a redis:// POLICY (where `charter push` uploads bundles)",
+)
 def serve_cmd(
     policy: str,
     listen: str,
@@ -170,9 +177,11 @@ def serve_cmd(
     state_dir: str | None,
     control: str | None,
     bundle_keys: tuple[str, ...],
+    bundle_prefix: str,
 ) -> None:
-    """Serve POLICY (a policy directory or file, or a signed bundle) over HTTP: /v1/decide,
-    /v1/approvals, /approvals (the inbox), /metrics."""
+    """Serve POLICY (a policy directory or file, a signed bundle, or redis://… where
+    `charter push` activates bundles) over HTTP: /v1/decide, /v1/approvals, /approvals
+    (the inbox), /metrics."""
     if control is not None and state_dir is None:
         fail("--control needs --state-dir (kill switches apply to a live host)")
     if workers > 1 and state_dir is not None:
@@ -199,6 +208,7 @@ def serve_cmd(
         "state_dir": state_dir,
         "control": control,
         "bundle_keys": list(bundle_keys),
+        "bundle_prefix": bundle_prefix,
     }
     sidecar = build(**config)  # also checks the options before any worker starts
     import uvicorn
@@ -246,6 +256,7 @@ def build(
     state_dir: str | None = None,
     control: str | None = None,
     bundle_keys: Sequence[str] = (),
+    bundle_prefix: str = "charter:",
 ) -> Sidecar:
     """The sidecar the options describe (exits with the reason when they cannot make one)."""
     import charter
@@ -255,6 +266,13 @@ def build(
     from charter.runtime.bundle import BundleError
     from charter.runtime.guard import Guard
 
+    if _from_redis(policy):
+        if state_dir is None:
+            fail(
+                f"{policy}: a Redis policy source needs --state-dir (its last bundle is kept there)"
+            )
+    elif not Path(policy).exists():
+        fail(f"{policy}: no such file or directory")
     # A bundle (`charter bundle`) is verified and its compiled artifact served: no compile.
     ring = _ring(policy, bundle_keys)
     compiled: Policy | None = None
@@ -286,7 +304,7 @@ def build(
         if compiled is not None:
             return Guard(compiled, state=store, log=log, secret=secret, approvers=directory), None
         assert state_dir is not None
-        live = _live(policy, state_dir, store, log, secret, directory, control, ring)
+        live = _live(policy, state_dir, store, log, secret, directory, control, ring, bundle_prefix)
         return live.guard, live
 
     def sidecar(
@@ -336,6 +354,7 @@ def _live(
     directory: Any,
     control: str | None = None,
     ring: dict[str, Any] | None = None,
+    bundle_prefix: str = "charter:",
 ) -> Live:
     """A live handle on the policy directory (`charter.control.watch`): the same gate as
     `charter gate`, the kept versions and commands in `state_dir`; or, with `ring`, on a
@@ -345,7 +364,20 @@ def _live(
     from charter.runtime.bundle import BundleError
 
     try:
-        if ring is not None:
+        if _from_redis(policy):
+            from charter.runtime.live_redis_source import follow_redis
+
+            live = follow_redis(
+                policy,
+                prefix=bundle_prefix,
+                keys=ring,
+                state_dir=state_dir,
+                state=store,
+                log=log,
+                secret=secret,
+                approvers=directory,
+            )
+        elif ring is not None:
             from charter.runtime.live_bundle import watch_bundle
 
             live = watch_bundle(
@@ -385,18 +417,22 @@ def _live(
     return live
 
 
+def _from_redis(policy: str) -> bool:
+    return policy.startswith(("redis://", "rediss://", "unix://"))
+
+
 def _ring(policy: str, bundle_keys: Sequence[str]) -> dict[str, Any] | None:
     """The key ring when POLICY is a bundle (a tar), else None; exits on a bad key."""
     import tarfile
 
     from charter.runtime.bundle import load_key
 
-    if not (Path(policy).is_file() and tarfile.is_tarfile(policy)):
+    if not _from_redis(policy) and not (Path(policy).is_file() and tarfile.is_tarfile(policy)):
         if bundle_keys:
             fail("--bundle-key is for a bundle POLICY (`charter bundle DIR -o FILE`)")
         return None
     if not bundle_keys:
-        fail(f"{policy} is a bundle: give the keys that verify it (--bundle-key ID=FILE)")
+        fail(f"{policy} serves bundles: give the keys that verify them (--bundle-key ID=FILE)")
     ring: dict[str, Any] = {}
     for item in bundle_keys:
         kid, sep, path = item.partition("=")

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,24 @@ class BundleFollower:
         self.reloads_ok = 0
         self.reloads_rejected = 0
         self._lock = threading.Lock()
+        #: reads the source once and offers what it finds (set by the source that follows)
+        self.pull: Callable[[], object] | None = None
+
+    def reload(self) -> AttemptStatus | None:
+        """Read the source now (what `POST /v1/reload` asks): the attempt when something
+        was offered, None when nothing new was there. A source that cannot be read is an
+        attempt that failed at `read` (the active version stays)."""
+        pull = self.pull
+        if pull is None:
+            return None
+        before = self.last_attempt
+        try:
+            pull()
+        except Exception as err:  # noqa: BLE001 - a reload never raises into the host
+            return AttemptStatus(
+                ok=False, at=time.time(), stage_failed="read", diagnostics=[str(err)]
+            )
+        return self.last_attempt if self.last_attempt is not before else None
 
     def verify(self, data: bytes) -> Bundle:
         return verify_bundle(data, self.keys, allow_unsigned=self.allow_unsigned)

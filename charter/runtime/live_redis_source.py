@@ -261,6 +261,7 @@ class RedisSource:
         if follower.live is None:
             raise ValueError("the follower has no Live handle yet (start it first)")
         self.follower = follower
+        follower.pull = self.sync
         follower.live.on_close(self.close)
         if start:
             self._thread = threading.Thread(target=self._run, name="charter-source", daemon=True)

@@ -117,8 +117,41 @@ def test_a_bundle_that_does_not_verify_is_never_served(
     assert stopped.value.code == 2 and "bad signature" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         build(**options(path, key, bundle_keys=[]))  # type: ignore[arg-type]
-    assert "give the keys that verify it" in capsys.readouterr().err
+    assert "give the keys that verify them" in capsys.readouterr().err
     src = tmp_path / "src-a"
     with pytest.raises(SystemExit):
         build(**options(src, key))  # type: ignore[arg-type]
     assert "--bundle-key is for a bundle POLICY" in capsys.readouterr().err
+
+
+def test_a_sidecar_follows_the_bundles_pushed_to_redis(
+    tmp_path: Path, key: Path, redis_url: str
+) -> None:
+    import uuid
+
+    from charter.runtime.live_redis_source import RedisSource
+
+    prefix = f"test-{uuid.uuid4().hex}:"
+    writer = RedisSource(redis_url, prefix=prefix)
+    writer.push(bundle(tmp_path, "a"))
+    sidecar = build(  # type: ignore[arg-type]
+        **options(redis_url, key, state_dir=str(tmp_path / "state"), bundle_prefix=prefix)
+    )
+    assert sidecar.live is not None
+    with serving(sidecar.app()) as url, httpx.Client(base_url=url) as http:
+        assert http.post("/v1/decide", json=CALL).json()["rules"] == ["a-search"]
+        writer.push(bundle(tmp_path, "b"))
+        wait_for(
+            lambda: http.post("/v1/decide", json=CALL).json()["rules"] == ["b-search"],
+            "the pushed bundle serving",
+        )
+        writer.channel = f"{prefix}nobody"  # announced nowhere: POST /v1/reload reads it
+        writer.push(bundle(tmp_path, "c", key=bytes(32)))
+        refused = http.post("/v1/reload").json()
+        assert refused["reloaded"] is False or refused["changed"] is False
+        wait_for(lambda: http.get("/health?strict").status_code == 503, "the refusal shown")
+        assert http.get("/status").json()["last_attempt"]["stage_failed"] == "signature"
+        assert http.post("/v1/decide", json=CALL).json()["rules"] == ["b-search"]
+    sidecar.live.close()
+    with pytest.raises(SystemExit):
+        build(**options(redis_url, key))  # type: ignore[arg-type]
