@@ -81,6 +81,8 @@ def test_health_strict_and_status_follow_the_live_state(
         assert status.state == "READY" and status.active is not None
         assert status.active.digest == live.policy.digest
         assert http.post("/v1/decide", json=CALL).json()["rules"] == ["a-search"]
+        same = http.post("/v1/reload").json()  # the watcher's gate, at once: nothing new
+        assert same["reloaded"] is True and same["changed"] is False
 
         # A broken edit: still serving (200), not READY (strict 503), the reason in /status.
         (policy_dir / "kb.agentpolicy").write_text('policy "kb"\nallow tool "kb.search" when')
