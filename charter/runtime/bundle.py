@@ -42,6 +42,7 @@ __all__ = [
     "BundleError",
     "load_key",
     "pack",
+    "parse_key",
     "read_bundle",
     "source_digest",
     "verify_bundle",
@@ -123,6 +124,11 @@ def load_key(path: str | os.PathLike[str]) -> Any:
         raw = where.read_bytes()
     except OSError as err:
         raise ValueError(f"cannot read key file {where}: {err}") from None
+    return parse_key(raw, str(where))
+
+
+def parse_key(raw: bytes, where: str = "key") -> Any:
+    """A key from its text, as `load_key` reads a file (`where` names it in errors)."""
     if raw.lstrip().startswith(b"-----BEGIN"):
         try:
             from cryptography.hazmat.primitives import serialization

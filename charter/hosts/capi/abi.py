@@ -107,6 +107,28 @@ def bind(ffi: Any, lib: Any) -> None:
             return compile_error(err, exc)
 
     @ffi.def_extern()  # type: ignore[untyped-decorator]
+    def charter_load_bundle(path: Any, keys_json: Any, err: Any) -> Any:
+        try:
+            from charter.runtime.bundle import BundleError, parse_key, read_bundle
+
+            where = text(path)
+            if where is None:
+                return error(err, "path is NULL")
+            raw = text(keys_json) or b"{}"
+            try:
+                given = msgspec.json.decode(raw, type=dict[str, str])
+                ring = {k: parse_key(v.encode(), f"key {k!r}") for k, v in given.items()}
+            except (msgspec.DecodeError, ValueError) as exc:
+                return error(err, f"keys_json: {exc}")
+            try:
+                bundle = read_bundle(where.decode("utf-8"), ring)
+            except BundleError as exc:
+                return error(err, str(exc), [{"stage": exc.stage, "message": exc.detail}])
+            return loaded(bundle.policy, "charter_policy *")
+        except Exception as exc:  # noqa: BLE001 - nothing raises into the host
+            return error(err, f"cannot load the bundle: {exc}")
+
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def charter_policy_free(p: Any) -> None:
         with _lock:
             if isinstance(_objects.get(int(ffi.cast("uintptr_t", p))), Policy):

@@ -35,6 +35,7 @@ typedef struct charter_guard charter_guard;
 _PYTHON_API = """
 charter_policy *charter_load(const char *path, char **err);
 charter_policy *charter_load_source(const char *text, size_t len, const char *name, char **err);
+charter_policy *charter_load_bundle(const char *path, const char *keys_json, char **err);
 void charter_policy_free(charter_policy *p);
 char *charter_decide_json(charter_policy *p, const char *request_json, size_t len);
 charter_guard *charter_guard_new(charter_policy *p, const char *config_json, char **err);

@@ -29,6 +29,12 @@ void charter_free(void *ptr);      /* C only; NULL is fine */
 charter_policy *charter_load(const char *path, char **err);
 /* Compile policy source text of len bytes; name is the file name diagnostics use. */
 charter_policy *charter_load_source(const char *text, size_t len, const char *name, char **err);
+/* Load a signed bundle (`charter bundle`): verified (signature, exactly the listed files,
+   every hash, the artifact's digest) and its compiled policy loaded, never compiled.
+   keys_json: {"KEY_ID": "HMAC secret as hex" | "Ed25519 public key PEM", ...}. NULL on a
+   bundle that does not verify, with *err = {"error": "bundle refused at STAGE: ...",
+   "diagnostics": [{"stage": "STAGE", "message": "..."}]}. */
+charter_policy *charter_load_bundle(const char *path, const char *keys_json, char **err);
 void charter_policy_free(charter_policy *p);
 
 /* Pure decision (Policy.decide) of a JSON request of len bytes. */

@@ -4,7 +4,8 @@
                                         paths, then the same requests from 4 threads
    main guard POLICY REQUEST.json       check, approve as alice of finance, retry, retry again
    main race POLICY REQUEST.json        8 threads make their first call at once
-   main leak POLICY REQUEST.json N      N decide + check calls, all freed (for valgrind) */
+   main leak POLICY REQUEST.json N      N decide + check calls, all freed (for valgrind)
+   main bundle BUNDLE KEYS.json REQUEST.json   load a signed bundle, decide, or print the error */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,26 @@ static int race(const char *dir, const char *file) {
     return 0;
 }
 
+static int bundle(const char *path, const char *keys_file, const char *request) {
+    size_t klen, rlen;
+    char *keys = slurp(keys_file, &klen);
+    char *req = slurp(request, &rlen);
+    char *err = NULL;
+    charter_policy *p = charter_load_bundle(path, keys, &err);
+    if (p == NULL) {
+        printf("BUNDLEERR\t%s\n", err ? err : "(no error)");
+    } else {
+        char *d = charter_decide_json(p, req, rlen);
+        printf("BUNDLE\t%s\n", d);
+        charter_free(d);
+        charter_policy_free(p);
+    }
+    charter_free(err);
+    free(keys);
+    free(req);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (charter_abi_version() != CHARTER_ABI_VERSION) return 2;
     printf("VERSION\t%s\n", charter_version());
@@ -194,6 +215,7 @@ int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "guard") == 0) return guard(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "race") == 0) return race(argv[2], argv[3]);
     if (argc == 5 && strcmp(argv[1], "leak") == 0) return leak(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "bundle") == 0) return bundle(argv[2], argv[3], argv[4]);
     fprintf(stderr, "usage: main corpus|guard|race POLICY REQUEST...\n");
     return 1;
 }

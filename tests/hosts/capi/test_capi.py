@@ -193,3 +193,30 @@ def test_no_leak_per_call_under_valgrind(program: Path) -> None:
     lost, possibly = _lost(program, 2000)
     assert lost == lost0 == 0
     assert possibly - possibly0 < 8 * 1024  # one-time growth, not 6,000 answers' worth
+
+
+def test_a_signed_bundle_loads_through_the_c_abi(program: Path, tmp_path: Path) -> None:
+    """`charter_load_bundle`: a verified bundle decides as its policy does; one signed with
+    another key is refused with the stage and reason, never loaded."""
+    import json
+
+    from charter.control.bundle import build_bundle
+
+    folder = EXAMPLES / "support"
+    request = folder / "requests" / "04-refund-needs-approval.json"
+    secret = bytes(range(32))
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"ops-1": secret.hex()}))
+    for name, key in (("good", secret), ("bad", bytes(32))):
+        built = build_bundle(folder, key=key, key_id="ops-1", properties=0)
+        assert built.data is not None
+        (tmp_path / f"{name}.bundle").write_bytes(built.data)
+    rows = dict(_run(program, "bundle", str(tmp_path / "good.bundle"), str(keys), str(request)))
+    expected = charter.load(folder).decide(request.read_bytes()).to_json()
+    assert rows["BUNDLE"].encode() == expected  # the same policy, byte for byte
+    bad = dict(_run(program, "bundle", str(tmp_path / "bad.bundle"), str(keys), str(request)))
+    answer = json.loads(bad["BUNDLEERR"])
+    assert answer["error"].startswith("bundle refused at signature: bad signature")
+    assert answer["diagnostics"] == [
+        {"stage": "signature", "message": "bad signature (key id 'ops-1')"}
+    ]
