@@ -15,6 +15,13 @@ provisional; hosts.md §1.3):
   call goes upstream (with redacted arguments where the policy says so), its usage is
   settled (`cost_usd` per tool from the config, else the estimate), and its result goes
   through the `tool_result` stage: redacted, or withheld.
+- An upstream that asks the user something during a call is relayed to the agent's client:
+  a handshake-era upstream's `elicitation/create` (form or URL mode) is sent on to the
+  agent's request it belongs to (push; a handshake-era client that declared elicitation),
+  and a 2026-07-28 upstream's `InputRequiredResult` becomes the proxy's own (its
+  requestState sealed by the SDK, so the retry comes back to the same upstream state) or,
+  for a handshake-era client, push elicitations answered before the upstream is asked
+  again. A client that cannot be asked is an error the upstream hears, never a hang.
 - An upstream that fails (down, timeout, broken answer) is an `isError` result naming it;
   the reservation is released; the other upstreams go on. Nothing here fails open: any
   exception in the proxy's own code is an `isError` deny with the reason.
@@ -34,7 +41,8 @@ from typing import Any
 import anyio
 from mcp import MCPError, types
 from mcp.server.lowlevel import Server
-from mcp_types import SERVER_INFO_META_KEY
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, SERVER_INFO_META_KEY
 
 from charter.engine.decision import Decision
 from charter.hosts.approvals import ApprovalError, PendingApprovals, ticket_text
@@ -57,6 +65,8 @@ SESSION_META = "io.charter/session"
 _LOG = logging.getLogger("charter.mcp")
 _ROUND = "charter-approval:"  # requestState prefix: the action digest follows
 _ROUND_KEY = "charter-approval"
+_UPSTREAM = "charter-upstream:"  # requestState prefix: an upstream's own state follows
+_MAX_ROUNDS = 10  # input rounds an upstream may ask for in one call (the SDK's default)
 # elicitation forms are flat primitives only (MCP spec)
 _APPROVE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -104,6 +114,8 @@ class Proxy:
         self._users = 1
         self.upstreams = {name: Upstream(cfg, self.config.timeout, self._tools_changed)
                           for name, cfg in self.config.servers.items()}
+        for up in self.upstreams.values():
+            up.on_elicit = self._forward_elicitation
         try:
             async with anyio.create_task_group() as tg:
                 for up in self.upstreams.values():
@@ -254,7 +266,7 @@ class Proxy:
             args = decision.redact(args, "args")
         up = self.upstreams[entry.server]
         try:
-            result = await up.call(entry.upstream_name, args)
+            result = await self._call_upstream(ctx, up, entry.upstream_name, args, params)
         except UpstreamError as err:
             self.guard.release(decision)
             return error_result(str(err), {"io.charter/upstream": {"server": up.name,
@@ -263,11 +275,80 @@ class Proxy:
             self.guard.release(decision)
             raise
         if result.get("resultType") == "input_required":
+            # relayed to a 2026-07-28 client, which retries the call with its answers: this
+            # call did not happen (the retry is decided, and reserves, afresh)
             self.guard.release(decision)
-            return error_result(f"upstream {up.name!r} asked for input the proxy cannot relay")
+            return result
         cost = up.config.cost_usd.get(entry.upstream_name)
         self.guard.settle(decision, cost_usd=cost)
         return self._result(request, result)
+
+    async def _call_upstream(self, ctx: Any, up: Upstream, name: str, args: dict[str, Any],
+                             params: types.CallToolRequestParams) -> dict[str, Any]:
+        """Call `name` upstream; when the upstream answers `input_required` (2026-07-28
+        multi round-trip), relay its questions to the agent's client: as an
+        `InputRequiredResult` to a 2026-07-28 client (returned: its retry carries the
+        answers and the upstream's state back), as push elicitations to a handshake-era
+        client (answered here, then the upstream is asked again, up to `_MAX_ROUNDS`)."""
+        state, responses = None, None
+        if params.request_state is not None and params.request_state.startswith(_UPSTREAM):
+            state = params.request_state[len(_UPSTREAM):] or None
+            responses = params.input_responses
+        result = await up.call(name, args, responses, state, front=ctx)
+        for _ in range(_MAX_ROUNDS):
+            if result.get("resultType") != "input_required":
+                return result
+            if _modern(ctx):
+                return _relay_input(result)
+            answers = await self._answer_inputs(ctx, up, result)
+            if isinstance(answers, str):
+                raise UpstreamError(answers)
+            result = await up.call(name, args, answers, result.get("requestState"), front=ctx)
+        raise UpstreamError(f"upstream {up.name!r} asked for input more than "
+                            f"{_MAX_ROUNDS} times on {name!r}: given up")
+
+    async def _answer_inputs(self, ctx: Any, up: Upstream, result: dict[str, Any]
+                             ) -> dict[str, Any] | str:
+        """The agent's user's answers to an upstream's `inputRequests` (elicitations only),
+        or why they cannot be had."""
+        requests = result.get("inputRequests")
+        answers: dict[str, Any] = {}
+        for key, wire in (requests.items() if isinstance(requests, dict) else ()):
+            method = wire.get("method") if isinstance(wire, dict) else None
+            if method != "elicitation/create":
+                return (f"upstream {up.name!r} asked for {method or 'unknown'} input; the "
+                        "proxy relays elicitation only")
+            ask = types.ElicitRequest.model_validate(wire)
+            answer = await self._forward_elicitation(ctx, ask.params)
+            if isinstance(answer, types.ErrorData):
+                return f"upstream {up.name!r} asked the user for input: {answer.message}"
+            answers[key] = answer
+        return answers
+
+    async def _forward_elicitation(self, front: Any, params: Any
+                                   ) -> types.ElicitResult | types.ErrorData:
+        """Ask the agent's client an upstream's elicitation (form or URL mode) on the
+        request it belongs to, and hand back its answer as it is. Only a handshake-era
+        client that declared elicitation can be asked mid-call."""
+        session = getattr(front, "session", None)
+        if _modern(front):
+            return types.ErrorData(code=INVALID_REQUEST, message=(
+                "charter: a 2026-07-28 client cannot be asked in the middle of a call"))
+        if session is None or not session.check_client_capability(
+                types.ClientCapabilities(elicitation=types.ElicitationCapability())):
+            return types.ErrorData(code=INVALID_REQUEST, message=(
+                "charter: the agent's client declared no elicitation capability"))
+        try:
+            answer: types.ElicitResult = await session.send_request(
+                types.ElicitRequest(params=params), types.ElicitResult,
+                metadata=ServerMessageMetadata(related_request_id=getattr(
+                    front, "request_id", None)))
+        except MCPError as err:
+            return err.error
+        except Exception as err:  # noqa: BLE001 - the upstream hears why, the proxy stays
+            return types.ErrorData(code=INTERNAL_ERROR, message=(
+                f"charter: the agent's client could not be asked: {describe_error(err)}"))
+        return answer
 
     def _local_groups(self, decision: Decision) -> list[str]:
         return [g for g in decision.approvers if g in self.config.local_user_groups]
@@ -343,6 +424,20 @@ class Proxy:
         if seen.redactions:
             result = from_policy_value(result, seen.redact(value, "result"))
         return _relayed(result)
+
+
+def _modern(ctx: Any) -> bool:
+    """The agent's request is of the 2026-07-28 era (no server-to-client requests)."""
+    return str(getattr(ctx, "protocol_version", "")) >= "2026"
+
+
+def _relay_input(result: dict[str, Any]) -> dict[str, Any]:
+    """An upstream's `InputRequiredResult` for the agent's 2026-07-28 client: its questions
+    as they are, its requestState marked as the upstream's (the SDK seals it under the
+    proxy's key and binds it to this very call)."""
+    state = result.get("requestState")
+    return {"resultType": "input_required", "inputRequests": result.get("inputRequests"),
+            "requestState": _UPSTREAM + (state if isinstance(state, str) else "")}
 
 
 def _relayed(result: dict[str, Any]) -> dict[str, Any]:

@@ -3,18 +3,26 @@
 Each upstream lives in its own task, holding its `mcp.Client` open until the proxy stops, so
 a crash of one (its process killed, its connection dropped) ends that task only: the upstream
 is marked down with the reason, its calls answer with that reason, and the other upstreams
-keep serving. A call that does not answer within `timeout` seconds is an `UpstreamError`.
+keep serving. A call that does not answer within `timeout` seconds is an `UpstreamError`;
+the time an elicitation the upstream started waits for a person does not count.
+
+The client declares the elicitation capability to every upstream, so servers that ask
+(server-everything registers its elicitation tools only then) can; `on_elicit` takes each
+such request to the agent of the one call in flight (with several in flight there is no
+telling whose: refused).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from mcp import Client, MCPError, StdioServerParameters, types
-from mcp_types import HEADER_MISMATCH, REQUEST_TIMEOUT
+from mcp_types import HEADER_MISMATCH, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import TypeAdapter
 
 from charter.hosts.mcp.config import ServerConfig
@@ -30,6 +38,12 @@ START_TIMEOUT = 60.0
 _WIRE_RESULT: Any = TypeAdapter(dict[str, Any])
 
 
+@dataclass
+class _Call:
+    front: Any  # the agent's request context the call serves
+    scope: anyio.CancelScope  # its deadline
+
+
 class UpstreamError(Exception):
     """An upstream could not answer; the message says which and why."""
 
@@ -43,6 +57,10 @@ class Upstream:
         self.name = config.name
         self.timeout = timeout
         self.on_tools_changed = on_tools_changed
+        #: Where an upstream's `elicitation/create` goes: `(front, params) -> answer`, with
+        #: `front` the agent's request context of the call it came during (set by the proxy).
+        self.on_elicit: Callable[[Any, Any], Awaitable[Any]] | None = None
+        self._calls: dict[object, _Call] = {}  # calls in flight, each with its deadline
         self.client: Client | None = None
         self.down: str | None = None  # why it cannot serve (None while it can)
         self.tools: list[types.Tool] = []
@@ -70,6 +88,7 @@ class Upstream:
         """Connect, list the tools, and hold the connection until `stop` (never raises)."""
         try:
             async with Client(self._target(), message_handler=self._message,
+                              elicitation_callback=self._elicit,
                               read_timeout_seconds=self.timeout) as client:
                 self.client = client
                 with anyio.fail_after(max(self.timeout, START_TIMEOUT)):
@@ -115,7 +134,7 @@ class Upstream:
 
     async def call(self, name: str, arguments: dict[str, Any] | None,
                    input_responses: Mapping[str, Any] | None = None,
-                   request_state: str | None = None) -> dict[str, Any]:
+                   request_state: str | None = None, front: Any = None) -> dict[str, Any]:
         """The upstream's result in its wire form, or `UpstreamError` (down, timed out,
         broken answer).
 
@@ -126,33 +145,64 @@ class Upstream:
         tool's `outputSchema` (the agent's own client does that on what the proxy sends).
         `HEADER_MISMATCH` (a 2026-07-28 HTTP upstream whose tool schema changed) is re-listed
         and sent once more, as `Client.call_tool` does. An `input_required` answer is
-        returned as it is; the proxy relays it (`Proxy._relay_input`)."""
+        returned as it is, for the proxy to relay.
+
+        The call has `timeout` seconds, not counting the time an elicitation it started
+        waits for the agent's user (`front`: the agent's request it serves)."""
         client = self._client()
         params = types.CallToolRequestParams(
             name=name, arguments=arguments, request_state=request_state,
             input_responses=dict(input_responses) if input_responses is not None else None)
         request = types.CallToolRequest(params=params)
-        try:
-            with anyio.fail_after(self.timeout):
-                try:
-                    raw = await client.session.send_request(request, _WIRE_RESULT)
-                except MCPError as err:
-                    if err.code != HEADER_MISMATCH:
-                        raise
-                    await client.list_tools(cache_mode="refresh")
-                    raw = await client.session.send_request(request, _WIRE_RESULT)
-        except TimeoutError:
-            raise UpstreamError(self._late(name)) from None
-        except MCPError as err:
-            if err.code == REQUEST_TIMEOUT:
-                raise UpstreamError(self._late(name)) from None
-            raise self._failed(name, err) from None
-        except Exception as err:  # noqa: BLE001 - any failure is the upstream's error
-            raise self._failed(name, err) from None
+        key = object()
+        with anyio.CancelScope(deadline=anyio.current_time() + self.timeout) as scope:
+            self._calls[key] = _Call(front, scope)
+            try:
+                raw = await self._send(client, request)
+            except MCPError as err:
+                if err.code == REQUEST_TIMEOUT:
+                    raise UpstreamError(self._late(name)) from None
+                raise self._failed(name, err) from None
+            except Exception as err:  # noqa: BLE001 - any failure is the upstream's error
+                raise self._failed(name, err) from None
+            finally:
+                del self._calls[key]
+        if scope.cancelled_caught:
+            raise UpstreamError(self._late(name))
         if not isinstance(raw, dict):
             raise UpstreamError(f"upstream {self.name!r} answered {name!r} with a "
                                 f"{type(raw).__name__}, not a result object")
         return raw
+
+    async def _send(self, client: Client, request: types.CallToolRequest) -> Any:
+        # no SDK read timeout on the call (math.inf): ours above is the one that pauses
+        # while a person answers an elicitation
+        try:
+            return await client.session.send_request(request, _WIRE_RESULT, math.inf)
+        except MCPError as err:
+            if err.code != HEADER_MISMATCH:
+                raise
+            await client.list_tools(cache_mode="refresh")
+            return await client.session.send_request(request, _WIRE_RESULT, math.inf)
+
+    async def _elicit(self, context: Any, params: Any) -> Any:
+        """An upstream's `elicitation/create` during a call: handed to `on_elicit` with the
+        agent's request the call serves, the call's clock stopped meanwhile. With no call,
+        or several, in flight there is no telling whose user should answer: refused."""
+        calls = list(self._calls.values())
+        if self.on_elicit is None or len(calls) != 1 or calls[0].front is None:
+            why = ("no call is in flight" if not calls else
+                   f"{len(calls)} calls are in flight: no telling which one asks"
+                   if len(calls) > 1 else "the proxy does not relay elicitation here")
+            return types.ErrorData(code=INVALID_REQUEST,
+                                   message=f"charter: elicitation refused: {why}")
+        call = calls[0]
+        left = call.scope.deadline - anyio.current_time()
+        call.scope.deadline = math.inf
+        try:
+            return await self.on_elicit(call.front, params)
+        finally:
+            call.scope.deadline = anyio.current_time() + max(left, 0.0)
 
     def _late(self, name: str) -> str:
         return f"upstream {self.name!r} did not answer {name!r} within {self.timeout:g} s"

@@ -382,3 +382,82 @@ def test_an_upstream_tool_list_change_is_relisted_and_told_to_the_client(
             assert _text(await client.call_tool("flaky.extra", {})) == "extra"
 
     anyio.run(go)
+
+
+async def _until_listed(client: Client, name: str) -> None:
+    """server-everything registers its elicitation tools once it has seen the proxy's
+    capabilities, after the handshake, and announces them: wait for the relisted catalog."""
+    with anyio.fail_after(15):
+        while name not in {t.name for t in (await client.list_tools(cache_mode="refresh")).tools}:
+            await anyio.sleep(0.1)
+
+
+EVERY_ASKS = "every.trigger-elicitation-request"
+
+
+@pytest.mark.parametrize(
+    ("front", "action"), [("stdio", "accept"), ("http", "accept"), ("stdio", "decline")]
+)
+def test_an_upstream_elicitation_is_asked_of_the_agents_user(
+    setup: Setup, front: str, action: str
+) -> None:
+    # legacy push elicitation from server-everything (2025-11-25), and a 2026-07-28
+    # InputRequiredResult from the flaky server, both asked of a handshake-era agent
+    asked: list[str] = []
+
+    async def answer(context: Any, params: Any) -> types.ElicitResult:
+        asked.append(params.message)
+        if action == "accept":
+            return types.ElicitResult(action="accept", content={"name": "Ada Lovelace"})
+        return types.ElicitResult(action="decline")
+
+    async def go() -> None:
+        opener = setup.stdio if front == "stdio" else setup.http
+        async with opener("legacy", elicitation_callback=answer) as client:
+            await _until_listed(client, EVERY_ASKS)
+            pushed = await client.call_tool(EVERY_ASKS, {})
+            rounds = await client.call_tool("flaky.ask", {})
+        assert asked == ["Please provide inputs for the following fields:", "What is your name?"]
+        assert not pushed.is_error and not rounds.is_error, (_text(pushed), _text(rounds))
+        if action == "accept":
+            assert "Name: Ada Lovelace" in _text(pushed)
+            assert _text(rounds) == "hello Ada Lovelace"
+        else:
+            assert "declined" in _text(pushed)
+            assert _text(rounds) == "no name given"
+
+    anyio.run(go)
+
+
+def test_upstream_questions_and_clients_that_cannot_be_asked(setup: Setup) -> None:
+    asked: list[str] = []
+
+    async def answer(context: Any, params: Any) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "Grace"})
+
+    async def go() -> None:
+        with setup.http_proxy() as url:
+            # a 2026-07-28 agent: the upstream's input round is relayed as its own
+            # InputRequiredResult, and the SDK client's retry carries the answer back
+            async with Client(url, mode="2026-07-28", elicitation_callback=answer) as modern:  # type: ignore[arg-type]
+                first = await modern.session.call_tool("flaky.ask", {}, allow_input_required=True)
+                assert isinstance(first, types.InputRequiredResult)
+                assert first.request_state and "asked-once" not in first.request_state  # sealed
+                done = await modern.call_tool("flaky.ask", {})
+                assert _text(done) == "hello Grace"
+                # server-everything asks mid-call, which a 2026-07-28 client cannot be:
+                # an error result, no hang
+                await _until_listed(modern, EVERY_ASKS)
+                pushed = await modern.call_tool(EVERY_ASKS, {})
+                assert pushed.is_error
+            # a handshake-era agent that declared no elicitation: refused, no hang
+            async with Client(url, mode="legacy", read_timeout_seconds=30) as plain:  # type: ignore[arg-type]
+                await _until_listed(plain, EVERY_ASKS)
+                refused = await plain.call_tool(EVERY_ASKS, {})
+                assert refused.is_error
+                unasked = await plain.call_tool("flaky.ask", {})
+                assert unasked.is_error and "declared no elicitation" in _text(unasked)
+        assert asked == ["What is your name?"]
+
+    anyio.run(go)
