@@ -261,10 +261,16 @@ def archive_members(data: bytes) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            total = 0
             for member in tar:
                 name = member.name
-                if not member.isreg():
+                # Plain files only: a link, a directory or a sparse file (whose declared size
+                # can be far beyond the archive's: a memory bomb) is refused.
+                if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
                     raise BundleError("files", f"{name!r} is not a regular file")
+                total += member.size
+                if total > MAX_BYTES:
+                    raise BundleError("read", f"the members exceed the {MAX_BYTES} bytes allowed")
                 if name.startswith("/") or ".." in name.split("/") or name in out:
                     raise BundleError("files", f"member name {name!r} is not allowed")
                 handle = tar.extractfile(member)
@@ -312,6 +318,7 @@ def verify_bundle(
     ring = keys or {}
     # 1. signature, over the manifest's bytes before anything in it is trusted
     sig_kid: str | None = None
+    signed_alg: str | None = None
     if raw_sig is None:
         if not allow_unsigned:
             raise BundleError(
@@ -335,6 +342,7 @@ def verify_bundle(
             raise BundleError(
                 "signature", f"key {sig_kid!r} is {alg}, the signature says {sig.get('alg')!r}"
             )
+        signed_alg = alg
         if not good:
             raise BundleError("signature", f"bad signature (key id {sig_kid!r})")
     manifest = json_object(body, "manifest", MANIFEST)
@@ -344,6 +352,10 @@ def verify_bundle(
         raise BundleError(
             "signature",
             f"the manifest names key {manifest.get('key_id')!r}, the signature {sig_kid!r}",
+        )
+    if raw_sig is not None and manifest.get("alg") != signed_alg:
+        raise BundleError(
+            "signature", f"the manifest says {manifest.get('alg')!r}, the signature {signed_alg}"
         )
     listed = manifest.get("files")
     artifact = manifest.get("artifact")

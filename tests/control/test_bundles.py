@@ -424,3 +424,29 @@ def test_charter_bundle_writes_a_verifiable_bundle_or_exits_1(tmp_path: Path) ->
     failed = CliRunner().invoke(cli, [*args, "--key-id", "ops-1", "--properties", "all"])
     assert failed.exit_code == 1 and "gate failed at tests" in failed.output
     assert not out.exists()
+
+
+def test_links_directories_and_oversized_archives_are_refused(
+    good: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for kind in (tarfile.SYMTYPE, tarfile.DIRTYPE, tarfile.LNKTYPE, tarfile.GNUTYPE_SPARSE):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for name, data in members(good):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            odd = tarfile.TarInfo("src/odd")
+            odd.type = kind
+            odd.linkname = "/etc/passwd"
+            tar.addfile(odd)
+        with pytest.raises(BundleError, match="'src/odd' is not a regular file"):
+            verify_bundle(out.getvalue(), KEYS)
+    import charter.runtime.bundle as bundle_mod
+
+    monkeypatch.setattr(bundle_mod, "MAX_BYTES", len(good) - 1)
+    with pytest.raises(BundleError, match="more than the"):
+        verify_bundle(good, KEYS)
+    monkeypatch.setattr(bundle_mod, "MAX_BYTES", len(good) // 2)
+    with pytest.raises(BundleError, match="more than the"):
+        verify_bundle(good, KEYS)
