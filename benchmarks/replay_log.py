@@ -1,6 +1,6 @@
 """What the decision log's replay block costs the Guard, and how fast records replay.
 
-    python benchmarks/replay_log.py [--quick]
+    python benchmarks/replay_log.py [--quick] [--gigabytes N]
 
 The same requests of the replay workload (`benchmarks/replay_workload.py`: budgets, limits,
 labels, approvals, masked e-mails and cards, tool objects) go through fresh Guards over a
@@ -14,16 +14,26 @@ labels, approvals, masked e-mails and cards, tool objects) go through fresh Guar
 Prints microseconds per `check`, each row's ratio to `no log` and to `log`, the mean record
 size, `AuditLog.write` alone with and without the block over the same records (R-L4 of
 live-control-analysis.md: the block should add at most 25 % to it), and replayed records
-per second (`charter.runtime.replay.replay_record`). Times are the thread's CPU time
-(`time.thread_time`), not wall time, so that other processes on a shared machine do not
-inflate them (the log's `write(2)` is counted, the disk's own work is not).
+per second (`charter.runtime.replay.replay_record`), and `charter replay`'s report over a
+log file end to end (reading and decoding it included: R-AC3 of live-control-analysis.md
+asks for 20,000 records/s first order on one core), beside reading the file alone.
+Times are the thread's CPU time (`time.thread_time`), not wall time, so that other
+processes on a shared machine do not inflate them (the log's `write(2)` is counted, the
+disk's own work is not).
+
+`--gigabytes N` also checks that the report streams (R-AC3: constant memory): it writes a
+log of at least N GB (the workload's log repeated) to a temporary directory, runs the
+report over it and over one copy of the workload log in fresh child processes, prints each
+child's peak RSS (`resource.getrusage`) and deletes the log.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +47,7 @@ from charter.runtime import audit  # noqa: E402
 from charter.runtime.audit import AuditLog  # noqa: E402
 from charter.runtime.guard import Guard  # noqa: E402
 from charter.runtime.replay import replay_record  # noqa: E402
+from charter.runtime.replay_report import report  # noqa: E402
 from charter.runtime.state import MemoryStore  # noqa: E402
 
 CONFIGS: dict[str, dict[str, Any] | None] = {
@@ -117,9 +128,70 @@ def writes(reqs: list[tuple[float, dict[str, Any]]], tmp: Path, rounds: int
     return best
 
 
+def reports(path: Path, rounds: int) -> tuple[float, float, int]:
+    """Best seconds per record of reading the log alone and of the whole report over it
+    (reading included), side by side in each round; and the records replayed."""
+    policy = workload.policy()
+    report(path, policy, hash_key=workload.HASH_KEY)  # warm the policy's caches
+    best_read = best_report = float("inf")
+    records = 0
+    for _ in range(rounds):
+        start = time.thread_time()
+        lines = sum(1 for _ in audit.read_lines(path))
+        best_read = min(best_read, (time.thread_time() - start) / lines)
+        start = time.thread_time()
+        found = report(path, policy, hash_key=workload.HASH_KEY)
+        records = found.tally.records
+        best_report = min(best_report, (time.thread_time() - start) / records)
+        assert found.tally.same == records, found.tally  # the log's own policy: all same
+    return best_read * lines / records, best_report, records
+
+
+def peak_rss(path: Path) -> tuple[int, int]:
+    """The peak RSS (KiB) of a fresh process that reports on `path`, and its records."""
+    code = ("import resource, sys; sys.path.insert(0, sys.argv[2]); "
+            "from benchmarks import replay_workload as w; "
+            "from charter.runtime.replay_report import report; "
+            "r = report(sys.argv[1], w.policy(), hash_key=w.HASH_KEY); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, r.tally.records, "
+            "r.tally.same)")
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", code, str(path), root], check=True,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": root})
+    rss, records, same = (int(x) for x in out.stdout.split())
+    assert same == records, out.stdout
+    return rss, records
+
+
+def constant_memory(gigabytes: float, tmp: Path) -> None:
+    """R-AC3's constant memory: the report's peak RSS on a log of `gigabytes` GB beside its
+    peak on one copy of the workload log (the same records, repeated)."""
+    one = tmp / "one.jsonl"
+    workload.write_log(one, 10_000)
+    data = one.read_bytes()
+    big = tmp / "big.jsonl"
+    copies = int(gigabytes * 2**30 // len(data)) + 1
+    try:
+        with open(big, "wb") as f:
+            for _ in range(copies):
+                f.write(data)
+        small_rss, small_n = peak_rss(one)
+        start = time.monotonic()
+        big_rss, big_n = peak_rss(big)
+        wall = time.monotonic() - start
+        size = big.stat().st_size
+    finally:
+        big.unlink(missing_ok=True)
+    print(f"peak RSS: {small_rss / 1024:.1f} MiB on {len(data) / 2**20:.0f} MB "
+          f"({small_n:,} records), {big_rss / 1024:.1f} MiB on {size / 2**30:.2f} GB "
+          f"({big_n:,} records, {wall:.0f} s wall); ratio {big_rss / small_rss:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--gigabytes", type=float, default=0,
+                        help="also check constant memory on a log of this many GB")
     args = parser.parse_args(argv)
     n, rounds = (300, 2) if args.quick else (3000, 7)
     reqs = requests(n)
@@ -132,8 +204,12 @@ def main(argv: list[str] | None = None) -> int:
                 best[name] = min(best[name], run(reqs, config, path))
                 if config is not None:
                     sizes[name] = path.stat().st_size / n
-        records = list(audit.read(Path(tmp) / "log_+_replay_+_hashes.jsonl"))
+        logged = Path(tmp) / "log_+_replay_+_hashes.jsonl"
+        records = list(audit.read(logged))
         write = writes(reqs[: n // 3], Path(tmp), rounds * 3)
+        read_s, report_s, reported = reports(logged, rounds)
+        if args.gigabytes:
+            constant_memory(args.gigabytes, Path(tmp))
     policy = workload.policy()
     for record in records[:200]:  # warm the policy's caches, as a long replay would
         replay_record(record, policy, hash_key=workload.HASH_KEY)
@@ -153,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{seconds / write['write']:>6.2f}x")
     print(f"replay: {len(records) / replay_s:,.0f} records/s "
           f"({replay_s / len(records) * 1e6:.1f} us/record), {same} of {len(records)} the same")
+    print(f"report over the log file, reading included: {1 / report_s:,.0f} records/s "
+          f"({report_s * 1e6:.1f} us/record; reading alone {read_s * 1e6:.1f} us, "
+          f"{read_s / report_s:.0%} of it), {reported} records")
+    print(f"load average {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -40,7 +40,7 @@ from charter.runtime.capture import VERSION, Capture
 from charter.runtime.captured import read_paths
 
 __all__ = ["METADATA_FIELDS", "VERSION", "AuditLog", "LogVersionError", "mask_record",
-           "mask_value", "read"]
+           "mask_value", "read", "read_lines"]
 
 METADATA_FIELDS: Final[frozenset[str]] = frozenset(
     {
@@ -279,6 +279,13 @@ def read(path: str | os.PathLike[str]) -> Iterator[dict[str, object]]:
     """Yield the records of a decision log in order, skipping torn (unparseable) lines.
     Raises `LogVersionError` at a record of a schema version other than `VERSION`
     (records without `v` were written before schema v1 and are yielded as they are)."""
+    for record, _ in read_lines(path):
+        yield record
+
+
+def read_lines(path: str | os.PathLike[str]) -> Iterator[tuple[dict[str, object], bytes]]:
+    """`read`, each record with the line it was decoded from (a replay looks at the text
+    to skip work, `runtime.replay`). Streams: one line in memory at a time."""
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -292,7 +299,7 @@ def read(path: str | os.PathLike[str]) -> Iterator[dict[str, object]]:
                 raise LogVersionError(
                     f"{os.fspath(path)}:{number}: decision log schema v{v} is not one this "
                     f"Charter reads (it reads v{VERSION}); upgrade Charter to read it")
-            yield record
+            yield record, line
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -184,10 +184,11 @@ class Captures:
     def missing(self, record: Mapping[str, Any], reads: Reads) -> list[str]:
         """The pointers of what `reads` reads that `record`'s block cannot answer."""
         block = record.get("replay")
-        request = block.get("request") if isinstance(block, Mapping) else None
-        if not isinstance(request, Mapping):
+        request = block.get("request") if isinstance(block, dict | Mapping) else None
+        if not isinstance(request, dict | Mapping):
             return []  # not replayable: `replay_record` says why
-        self.note(record)
+        if "reads" in block:  # type: ignore[operator]  # a Mapping, checked above
+            self.note(record)
         captured = self.of(record)
         if captured is None:
             return unknown_missing(request, reads)

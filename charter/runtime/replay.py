@@ -34,7 +34,8 @@ from charter.runtime.policy import Policy
 from charter.runtime.reads import EQ, SCAN, TYPE, VALUE, Reads, reads_for, reads_of
 from charter.runtime.request import Call, read
 
-__all__ = ["ReplayError", "Replayed", "Tally", "replay", "replay_log", "replay_record"]
+__all__ = ["ReplayError", "Replayed", "Tally", "replay", "replay_log", "replay_record",
+           "with_plain"]
 
 
 class ReplayError(ValueError):
@@ -69,28 +70,45 @@ def replay(record: Mapping[str, Any], policy: Policy, *, hash_key: bytes | None 
 
 def replay_record(record: Mapping[str, Any], policy: Policy, *,
                   hash_key: bytes | None = None, now: float | None = None,
-                  captures: Captures | None = None) -> Replayed:
+                  captures: Captures | None = None, plain: bool = False) -> Replayed:
     """`replay`, with the logged outcome and what made the replay inconclusive.
 
     `captures`: what the log's replay blocks hold per policy version (`runtime.captured`;
-    fed the log's ``reads`` events by `replay_log`); without it, only a record of
-    `policy`'s own digest has a known capture, and any other is judged conservatively: a
-    path `policy` reads that its block does not show is inconclusive."""
+    fed the blocks' ``reads`` by `replay_log`); without it, only a record of `policy`'s
+    own digest has a known capture, and any other is judged conservatively: a path
+    `policy` reads that its block does not show is inconclusive. `plain`: the caller knows
+    the record holds no ``{"$bytes": ...}`` or ``{"$unloggable": ...}`` object (its log
+    line has neither text), so the block is not walked for them and only what replay
+    changes is copied. The record itself is never changed."""
     block = _block(record)
     reads = reads_of(policy)
     if captures is None:
         captures = _own_captures(policy)
     uncaptured = captures.missing(record, reads)
-    tree = {"request": _copy(block.get("request") or {}),
-            "snapshot": _copy(block.get("snapshot"))}
-    masked = _dict(block.get("masked"))
-    hashes = _dict(block.get("hashes"))
-    _restore(tree, masked, hashes, _constants(policy, reads, hash_key))
-    lost: list[str] = []
-    req = _values(tree["request"], "/request", lost)
-    st = _snapshot(_values(tree["snapshot"], "/snapshot", lost))
-    if not isinstance(req, dict):
+    raw_request, raw_snapshot = block.get("request") or {}, block.get("snapshot")
+    if not isinstance(raw_request, dict):
         raise ReplayError("the replay block's request is not an object")
+    lost: list[str] = []
+    owned: set[int] | None
+    if plain:
+        # Copy on write: the request's top level (for `now`), and each object or array
+        # on the way to a value replay puts back or marks (`_owned`).
+        tree: dict[str, Any] = {"request": dict(raw_request), "snapshot": raw_snapshot}
+        owned = {id(tree["request"])}
+    else:
+        special: list[bool] = []
+        tree = {"request": _thaw(raw_request, special),
+                "snapshot": _thaw(raw_snapshot, special)}
+        owned = None  # all of it is a copy
+        if special:  # rare: find where the log could not carry a value
+            _lost(raw_request, "/request", lost)
+            _lost(raw_snapshot, "/snapshot", lost)
+    masked = _dict(block.get("masked"))
+    if masked:
+        _restore(tree, masked, _dict(block.get("hashes")), _constants(policy, reads, hash_key),
+                 owned)
+    req = tree["request"]
+    st = _snapshot(tree["snapshot"])
     when = now if now is not None else _float(block.get("now"))
     if reads.now and when is not None and (now is not None or req.get("now") is None):
         req["now"] = when
@@ -103,15 +121,18 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
                                                             call.tags))
     scans = _dict(block.get("scans"))
     counts = _dict(block.get("counts"))
-    table = _verdicts(req, reads, scans, counts)
-    with verdicts.answering(table):
-        decision = verdicts.replayer(policy).decide(req, st)
+    table = _verdicts(req, reads, scans, counts, owned)
+    decision = verdicts.decide_answering(policy, table, req, st)
     decided = block.get("decided")
     logged = decided if isinstance(decided, dict) else record
+    if masked:
+        lost += _inconclusive(masked, _dict(block.get("hashes")), reads, scans, counts,
+                              hash_key is not None)
+    if uncaptured:
+        lost += uncaptured
     return Replayed(
         decision, str(logged.get("effect")), tuple(logged.get("rules") or ()),
-        tuple(sorted({*lost, *uncaptured, *_inconclusive(masked, hashes, reads, scans,
-                                                         counts, hash_key is not None)})))
+        tuple(sorted(set(lost))) if lost else ())
 
 
 def _own_captures(policy: Policy) -> Captures:
@@ -138,18 +159,15 @@ class Tally:
 def replay_log(records: Iterable[Mapping[str, Any]] | str | os.PathLike[str], policy: Policy,
                *, hash_key: bytes | None = None) -> Tally:
     """Replay every decision record of a log (a path, or records) against `policy`."""
-    if isinstance(records, str | os.PathLike):
-        from charter.runtime.audit import read
-
-        records = read(records)
     tally = Tally()
     captures = Captures(policy)
-    for record in records:
+    for record, plain in with_plain(records):
         if record.get("event") is not None or "effect" not in record:
             continue
         tally.records += 1
         try:
-            out = replay_record(record, policy, hash_key=hash_key, captures=captures)
+            out = replay_record(record, policy, hash_key=hash_key, captures=captures,
+                                plain=plain)
         except ReplayError:
             tally.not_replayable += 1
             continue
@@ -160,6 +178,20 @@ def replay_log(records: Iterable[Mapping[str, Any]] | str | os.PathLike[str], po
         else:
             tally.changed += 1
     return tally
+
+
+def with_plain(records: Iterable[Mapping[str, Any]] | str | os.PathLike[str]
+               ) -> Iterator[tuple[Mapping[str, Any], bool]]:
+    """The records of a log (a path, streamed, or records), each with whether it is
+    `plain` for `replay_record`: known from its line's text, when there is one."""
+    if isinstance(records, str | os.PathLike):
+        from charter.runtime.audit import read_lines
+
+        for found, line in read_lines(records):
+            yield found, b'"$bytes"' not in line and b'"$unloggable"' not in line
+    else:
+        for record in records:
+            yield record, False
 
 
 # ── the record ───────────────────────────────────────────────────────────────
@@ -174,48 +206,63 @@ def _block(record: Mapping[str, Any]) -> Mapping[str, Any]:
         raise ReplayError(f"decision log schema v{v} is not one this Charter reads "
                           f"(it reads v{VERSION})")
     block = record.get("replay")
-    if not isinstance(block, Mapping):
+    if type(block) is not dict and not isinstance(block, Mapping):
         raise ReplayError("not replayable: the record has no replay block (the log was "
                           "written with replay=False, or not by a Guard)")
     if block.get("v") != VERSION:
         raise ReplayError(f"replay block schema v{block.get('v')} is not one this Charter "
                           f"reads (it reads v{VERSION})")
-    if "error" in block or not isinstance(block.get("request"), Mapping):
+    request = block.get("request")
+    if "error" in block or (type(request) is not dict and not isinstance(request, Mapping)):
         raise ReplayError(f"not replayable: {block.get('error') or 'the block has no request'}")
     return block
 
 
-def _dict(value: object) -> dict[str, Any]:
+def _dict(value: object) -> Mapping[str, Any]:
+    """A block's object as it is (only read, never changed), or an empty one."""
+    if type(value) is dict:
+        return value
     return dict(value) if isinstance(value, Mapping) else {}
 
 
 def _float(value: object) -> float | None:
+    t = type(value)
+    if t is float or t is Decimal or t is int:  # the usual JSON numbers, without the ABCs
+        return float(value)  # type: ignore[arg-type]
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         return float(value)
     return None
 
 
-def _copy(value: object) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-def _values(value: object, ptr: str, lost: list[str]) -> Any:
-    """Logged values as the policy read them: ``{"$bytes": text}`` is bytes again; a value
-    the log could not carry (``{"$unloggable": why}``) is noted in `lost`."""
+def _thaw(value: object, special: list[bool]) -> Any:
+    """A copy of a logged tree, its objects and arrays new (restoring masked values and
+    marking scanned ones never touches the record), with ``{"$bytes": text}`` bytes again;
+    `special` is appended to at a ``{"$unloggable": why}`` (`_lost` then says where)."""
     if isinstance(value, dict):
         if len(value) == 1:
             if "$bytes" in value and isinstance(value["$bytes"], str):
                 return value["$bytes"].encode("utf-8", "surrogatepass")
             if "$unloggable" in value:
-                lost.append(ptr)
-        return {k: _values(v, f"{ptr}/{_escape(k)}", lost) for k, v in value.items()}
+                special.append(True)
+        return {k: _thaw(v, special) if isinstance(v, dict | list) else v
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_values(v, f"{ptr}/{i}", lost) for i, v in enumerate(value)]
+        return [_thaw(v, special) if isinstance(v, dict | list) else v for v in value]
     return value
+
+
+def _lost(value: object, ptr: str, lost: list[str]) -> None:
+    """The pointers of the values the log could not carry (``{"$unloggable": why}``)."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "$unloggable" in value:
+            lost.append(ptr)
+        if len(value) == 1 and "$bytes" in value:
+            return
+        for k, v in value.items():
+            _lost(v, f"{ptr}/{_escape(k)}", lost)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _lost(v, f"{ptr}/{i}", lost)
 
 
 def _escape(key: str) -> str:
@@ -233,12 +280,25 @@ def _snapshot(data: object) -> Snapshot | None:
     history: dict[str, tuple[tuple[float, Mapping[str, object]], ...]] = {}
     for tool, calls in (data.get("history") or {}).items():
         history[tool] = tuple((float(at), fields) for at, fields in calls)
-    approvers = {g: frozenset(f"approver {i}" for i in range(int(n)))
-                 for g, n in (data.get("approvers") or {}).items()}
+    approvers = {g: _people(n) for g, n in (data.get("approvers") or {}).items()}
     return Snapshot(counters=counters, labels=frozenset(data.get("labels") or ()),
                     history=history,
                     approved_groups=frozenset(data.get("approved_groups") or ()),
                     now=_float(data.get("now")), approvers=approvers)
+
+
+def _people(n: object) -> frozenset[str]:
+    """`n` distinct stand-in approvers (what `approved by N of` counts)."""
+    count = int(n)  # type: ignore[call-overload]
+    found = _PEOPLE.get(count)
+    if found is None:
+        found = frozenset(f"approver {i}" for i in range(count))
+        if count < 64:
+            _PEOPLE[count] = found
+    return found
+
+
+_PEOPLE: dict[int, frozenset[str]] = {}
 
 
 # ── masked values ────────────────────────────────────────────────────────────
@@ -275,11 +335,22 @@ _HASHED: weakref.WeakKeyDictionary[Policy, dict[bytes, dict[str, object]]] = (
 
 
 def _tokens(ptr: str) -> list[str]:
-    return [t.replace("~1", "/").replace("~0", "~") for t in ptr.split("/")[1:]]
+    found = _TOKENS.get(ptr)
+    if found is None:
+        found = [t.replace("~1", "/").replace("~0", "~") for t in ptr.split("/")[1:]]
+        if len(_TOKENS) >= _MEMO:
+            _TOKENS.clear()
+        _TOKENS[ptr] = found
+    return found.copy()
+
+
+# The same pointers recur in every record of a log: parse each once (bounded).
+_TOKENS: dict[str, list[str]] = {}
+_MEMO: Final = 4096
 
 
 def _restore(tree: dict[str, Any], masked: Mapping[str, Any], hashes: Mapping[str, Any],
-             constants: Mapping[str, object]) -> None:
+             constants: Mapping[str, object], owned: set[int] | None) -> None:
     """Put back what the hashes prove about each masked value (values first, then the
     keys their pointers go through)."""
     values = [p for p in masked if not p.endswith("~k")]
@@ -294,36 +365,62 @@ def _restore(tree: dict[str, Any], masked: Mapping[str, Any], hashes: Mapping[st
             new = _sentinel(kind, digest)
             if new is None:
                 continue  # a string without a hash: the masked text stays
-        _set(tree, _tokens(ptr), new)
+        _set(tree, _tokens(ptr), new, owned)
     for ptr in keys:
         digest = hashes.get(ptr)
         if not isinstance(digest, str):
             continue
         new = constants.get(digest)
         name = new if isinstance(new, str) else f"\x00masked:{digest}"
-        _rename(tree, _tokens(ptr[:-2]), name)
+        _rename(tree, _tokens(ptr[:-2]), name, owned)
 
 
-def _set(tree: Any, parts: list[str], value: object) -> None:
+def _owned(tree: Any, parts: list[str], owned: set[int] | None) -> Any:
+    """What is at `parts` in `tree`, each object and array on the way (and it) made a copy
+    of its own first unless `owned` already holds it (None: all of `tree` is a copy)."""
     obj = tree
-    for part in parts[:-1]:
-        obj = _child(obj, part)
+    for part in parts:
+        child = _child(obj, part)
+        if owned is not None and isinstance(child, dict | list) and id(child) not in owned:
+            child = child.copy()
+            owned.add(id(child))
+            _put(obj, part, child)
+        obj = child
         if obj is None:
+            return None
+    return obj
+
+
+def _put(obj: Any, part: str, value: object) -> None:
+    if isinstance(obj, dict):
+        obj[part] = value
+    elif isinstance(obj, list) and part.isdigit() and int(part) < len(obj):
+        obj[int(part)] = value
+
+
+def _set(tree: Any, parts: list[str], value: object, owned: set[int] | None) -> None:
+    if not parts:
+        return
+    if parts[-1] == "$bytes" and len(parts) >= 2:
+        parent = _owned(tree, parts[:-2], owned)
+        if type(_child(parent, parts[-2])) is bytes:
+            # The text of logged bytes (``{"$bytes": text}``, bytes again by now).
+            if isinstance(value, str):
+                _put(parent, parts[-2], value.encode("utf-8", "surrogatepass"))
             return
-    last = parts[-1] if parts else None
+    obj = _owned(tree, parts[:-1], owned)
+    last = parts[-1]
     if isinstance(obj, dict) and last in obj:
         obj[last] = value
-    elif isinstance(obj, list) and last is not None and last.isdigit() and int(last) < len(obj):
+    elif isinstance(obj, list) and last.isdigit() and int(last) < len(obj):
         obj[int(last)] = value
 
 
-def _rename(tree: Any, parts: list[str], name: str) -> None:
-    obj = tree
-    for part in parts[:-1]:
-        obj = _child(obj, part)
-        if obj is None:
-            return
-    if isinstance(obj, dict) and parts and parts[-1] in obj:
+def _rename(tree: Any, parts: list[str], name: str, owned: set[int] | None) -> None:
+    if not parts:
+        return
+    obj = _owned(tree, parts[:-1], owned)
+    if isinstance(obj, dict) and parts[-1] in obj:
         items = list(obj.items())
         obj.clear()
         obj.update((name if k == parts[-1] else k, v) for k, v in items)
@@ -348,9 +445,7 @@ def _inconclusive(masked: Mapping[str, Any], hashes: Mapping[str, Any], reads: R
             if not hashed and ptr.startswith("/snapshot/"):
                 yield ptr
             continue
-        is_key = ptr.endswith("~k")
-        parts = tuple(_tokens(ptr[:-2] if is_key else ptr))[1:]
-        kinds = reads.kinds_over(parts)
+        is_key, parts, kinds = _kinds(reads, ptr)
         # A masked number stands in as an int, which every type check takes or refuses as
         # it did the number; a masked key is another key.
         # A value of a type the log does not keep is read differently by every read but
@@ -359,6 +454,30 @@ def _inconclusive(masked: Mapping[str, Any], hashes: Mapping[str, Any], reads: R
             kinds & TYPE and (is_key or kind == "type"))
         if lost or (kinds & SCAN and not _verdicts_cover(parts, reads, scans, counts)):
             yield ptr
+
+
+def _kinds(reads: Reads, ptr: str) -> tuple[bool, tuple[str, ...], int]:
+    """Whether a masked pointer is a key, its path into the request, and how `reads`
+    reads it (once per policy and pointer)."""
+    entry = _KINDS.get(id(reads))
+    if entry is None or entry[0] is not reads:
+        if len(_KINDS) >= 64:  # policies come and go (reloads): keep the recent few
+            _KINDS.clear()
+        entry = _KINDS[id(reads)] = (reads, {})
+    cache = entry[1]
+    found = cache.get(ptr)
+    if found is None:
+        is_key = ptr.endswith("~k")
+        parts = tuple(_tokens(ptr[:-2] if is_key else ptr))[1:]
+        found = (is_key, parts, reads.kinds_over(parts))
+        if len(cache) >= _MEMO:
+            cache.clear()
+        cache[ptr] = found
+    return found
+
+
+# By the identity of a `Reads` (a dataclass: neither hashable nor weakly referenced).
+_KINDS: dict[int, tuple[Reads, dict[str, tuple[bool, tuple[str, ...], int]]]] = {}
 
 
 def _verdicts_cover(parts: tuple[str, ...], reads: Reads, scans: Mapping[str, Any],
@@ -379,7 +498,7 @@ def _verdicts_cover(parts: tuple[str, ...], reads: Reads, scans: Mapping[str, An
 # ── recorded verdicts ────────────────────────────────────────────────────────
 
 def _verdicts(req: dict[str, Any], reads: Reads, scans: Mapping[str, Any],
-              counts: Mapping[str, Any]) -> verdicts.Table:
+              counts: Mapping[str, Any], owned: set[int] | None) -> verdicts.Table:
     """The recorded verdicts by the identity of the value they are about (each scanned
     string made an object of its own, so that two fields never share one)."""
     table: verdicts.Table = {}
@@ -394,6 +513,8 @@ def _verdicts(req: dict[str, Any], reads: Reads, scans: Mapping[str, Any],
             continue
         value = parent[keys[-1]]
         if type(value) is str and len(value) > 1:
+            if owned is not None and id(parent) not in owned:
+                parent = _owned(req, list(keys[:-1]), owned)
             value = parent[keys[-1]] = (value + ".")[:-1]
         recorded = scans[scan.field]
         found = frozenset(recorded) if isinstance(recorded, list) else None

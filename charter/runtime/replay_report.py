@@ -21,7 +21,7 @@ from typing import Any
 
 from charter.runtime.captured import Captures
 from charter.runtime.policy import Policy
-from charter.runtime.replay import ReplayError, Tally, replay_record
+from charter.runtime.replay import ReplayError, Tally, replay_record, with_plain
 
 __all__ = ["EFFECTS", "Report", "Sample", "report"]
 
@@ -183,25 +183,23 @@ def report(
 
     `against`: the policy that wrote the log; each record is first re-decided with it, and
     one it does not reproduce (effect or rules) is a baseline mismatch (R-S1)."""
-    if isinstance(records, str | os.PathLike):
-        from charter.runtime.audit import read
-
-        records = read(records)
     out = Report(policy.name, policy.digest, against=against.digest if against else None)
     tally = out.tally
     captures = Captures(policy, logged_by=against)
-    for record in records:
+    for record, plain in with_plain(records):
         if record.get("event") is not None or "effect" not in record:
             continue
         tally.records += 1
         try:
-            r = replay_record(record, policy, hash_key=hash_key, captures=captures)
+            r = replay_record(record, policy, hash_key=hash_key, captures=captures, plain=plain)
         except ReplayError:
             tally.not_replayable += 1
             continue
         if against is not None:
             try:
-                base = replay_record(record, against, hash_key=hash_key, captures=captures)
+                base = replay_record(
+                    record, against, hash_key=hash_key, captures=captures, plain=plain
+                )
                 if not base.inconclusive and not base.same:
                     out.baseline_mismatches += 1
             except ReplayError:

@@ -16,10 +16,12 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
+from charter.engine.decision import Decision
 from charter.engine.matching import PolicyMatchers
 from charter.runtime.policy import Policy
 
-__all__ = ["UNKNOWN", "Table", "Verdict", "answering", "recorder", "recording", "replayer"]
+__all__ = ["UNKNOWN", "Table", "Verdict", "answering", "decide_answering", "recorder", "recording",
+           "replayer"]
 
 UNKNOWN: Final = frozenset({"\x00unknown"})
 """The `found` of a value only counted, never scanned."""
@@ -52,6 +54,16 @@ def answering(table: Table) -> Iterator[None]:
     token = _ANSWER.set(table)
     try:
         yield
+    finally:
+        _ANSWER.reset(token)
+
+
+def decide_answering(policy: Policy, table: Table, request: Any, state: Any) -> Decision:
+    """`replayer(policy).decide(request, state)` answering from `table` (`answering`
+    without a context manager's cost: a replay does this once per record)."""
+    token = _ANSWER.set(table)
+    try:
+        return _twin(policy, _REPLAYERS, False).decide(request, state)
     finally:
         _ANSWER.reset(token)
 

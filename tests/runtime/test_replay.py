@@ -451,3 +451,28 @@ def test_a_path_the_logging_policy_never_read_is_inconclusive_with_its_path(
     known = [replay_record(r, unknown, captures=Captures(unknown, logged_by=old)).inconclusive
              for r in records]
     assert known == [()] * 4
+
+
+def test_replay_never_changes_the_record_and_plain_is_the_same_replay(
+        logged: tuple[Path, Counter[str]]) -> None:
+    """`plain=True` (what `replay_log` passes for a line without ``$bytes``/``$unloggable``)
+    copies only what replay puts back or marks: the record stays as it was, and the
+    outcome is the one of the full copy."""
+    import copy
+
+    from charter.runtime.replay import with_plain
+
+    path, _ = logged
+    policy = workload.policy()
+    pairs = [(r, p) for r, p in with_plain(path) if r.get("event") is None][:2000]
+    assert all(plain for _, plain in pairs)
+    masked = [r for r, _ in pairs if r["replay"].get("masked")]
+    assert len(masked) > 500
+    for record, _ in pairs:
+        before = copy.deepcopy(record)
+        fast = replay_record(record, policy, hash_key=KEY, plain=True)
+        assert record == before
+        full = replay_record(record, policy, hash_key=KEY)
+        assert record == before
+        assert (fast.decision, fast.inconclusive) == (full.decision, full.inconclusive)
+        assert fast.same
