@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from charter.runtime.bundle import Bundle, BundleError, verify_bundle
 from charter.runtime.live import Live
 from charter.runtime.live_status import AttemptStatus, SourceStatus
@@ -27,6 +29,9 @@ __all__ = ["BundleFile", "BundleFollower", "bundle_digest", "watch_bundle"]
 
 _LOG = logging.getLogger("charter.live")
 LAST = "bundle.last"  # in state_dir: the last activated bundle's bytes (OPA's `persist`)
+# The heartbeat `charter status --state-dir` reads (charter.control.commands.STATUS_FILE:
+# the same name and encoding, written here because the runtime does not import control).
+STATUS_FILE = "status.json"
 
 
 def bundle_digest(data: bytes) -> str:
@@ -123,6 +128,7 @@ class BundleFollower:
         elif not self.degraded:
             self._keep(data or b"")
         handle.watcher = self
+        self.write_status()
         return handle
 
     def offer(self, data: bytes, *, reason: str = "reload", **record: Any) -> Bundle | None:
@@ -140,6 +146,7 @@ class BundleFollower:
                 bundle = self.verify(data)
             except BundleError as err:
                 self._reject(data, err, **record)
+                self.write_status()
                 return None
             ms = (time.perf_counter() - t0) * 1000
             self._rejected = None
@@ -166,6 +173,7 @@ class BundleFollower:
                 duration_ms=round(ms, 2),
             )
             self._keep(data)
+            self.write_status()
             return bundle
 
     def _reject(self, data: bytes, err: BundleError, **record: Any) -> None:
@@ -198,6 +206,21 @@ class BundleFollower:
             source=self.origin,
             **record,
         )
+
+    def write_status(self) -> None:
+        """Replace `state_dir/status.json` with the handle's status (tmp+rename; after
+        every attempt and at each tick of the source's thread, so a host that stops
+        updating it reads as STALE). Never raises."""
+        live = self.live
+        if self.state_dir is None or live is None:
+            return
+        path = self.state_dir / STATUS_FILE
+        try:
+            tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(msgspec.json.encode(live.status()))
+            os.replace(tmp, path)
+        except Exception:  # noqa: BLE001 - a status file never stops the source
+            _LOG.exception("cannot write %s", path)
 
     def _keep(self, data: bytes) -> None:
         """Keep the activated bundle in `state_dir` (tmp+rename), so a host can start on it
@@ -330,6 +353,7 @@ class BundleFile(BundleFollower):
                     # swap) or the backstop timeout: read the file if it is not as last read.
                     if changes or self._changed():
                         self.reload()
+                    self.write_status()  # the heartbeat, at least every poll_interval_s
             except Exception:  # noqa: BLE001 - a vanished directory: wait and watch again
                 _LOG.exception("watching %s failed; retrying", self.path)
                 self._stop.wait(self.poll_interval_s)

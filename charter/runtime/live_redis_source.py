@@ -295,6 +295,10 @@ class RedisSource:
         self.seq = seq
         return follower.offer(data, active_seq=seq, pushed_by=active.get("actor")) is not None
 
+    def _heartbeat(self) -> None:
+        if self.follower is not None:
+            self.follower.write_status()
+
     def _run(self) -> None:
         import redis as redis_mod
 
@@ -308,12 +312,14 @@ class RedisSource:
                     pubsub.get_message(timeout=self.poll_interval_s)
                     # A message (of either kind) or the backstop's timeout: read `active`.
                     self.sync()
+                    self._heartbeat()
             except (redis_mod.RedisError, OSError) as err:
                 self.errors += 1
                 _LOG.warning("policy source %s: %s; retrying", self.prefix, err)
                 live = self.follower.live if self.follower is not None else None
                 if live is not None:  # STALE after the handle's stale_after_s
                     live.unreachable("source", f"redis:{self.prefix}: {err}")
+                self._heartbeat()
                 self._stop.wait(min(self.poll_interval_s, 0.2))
             except Exception:  # noqa: BLE001 - keep following whatever happens
                 self.errors += 1

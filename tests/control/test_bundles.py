@@ -450,3 +450,20 @@ def test_links_directories_and_oversized_archives_are_refused(
     monkeypatch.setattr(bundle_mod, "MAX_BYTES", len(good) // 2)
     with pytest.raises(BundleError, match="more than the"):
         verify_bundle(good, KEYS)
+
+
+def test_charter_status_reads_a_bundle_hosts_state_dir(good: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "policy.bundle"
+    path.write_bytes(good)
+    state = tmp_path / "state"
+    live = watch_bundle(path, keys=KEYS, state_dir=state, start=False)
+    shown = CliRunner().invoke(cli, ["status", "--state-dir", str(state)])
+    assert shown.exit_code == 0 and "READY" in shown.output, shown.output
+    assert live.active.digest in shown.output
+    move_into_place(good[:3000], path)  # torn
+    live.watcher.reload()
+    shown = CliRunner().invoke(cli, ["status", "--state-dir", str(state), "--format", "json"])
+    assert shown.exit_code == 1
+    body = json.loads(shown.output)
+    assert body["state"] == "DEGRADED" and body["last_attempt"]["ok"] is False
+    live.close()
