@@ -31,19 +31,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charter.runtime.bundle import MANIFEST, BundleError, archive_members, json_object
+from charter.runtime.changes import ChangeLog
 from charter.runtime.live import Live
 from charter.runtime.live_bundle import BundleFollower, bundle_digest
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisSource", "follow_redis", "manifest_of"]
+__all__ = ["RedisSource", "StreamedChangeLog", "follow_redis", "manifest_of"]
 
 _LOG = logging.getLogger("charter.live")
 KEEP = 5
+#: change records kept in the stream `{prefix}changes` (approximately: MAXLEN ~)
+STREAM_LENGTH = 10000
 
-# KEYS: bundle key, active, events, bundles list, seq.
-# ARGV: bytes, bundle digest, policy digest, source digest, key id, actor, at, keep, prefix.
+# KEYS: bundle key, active, events, bundles list, seq, changes stream.
+# ARGV: bytes, bundle digest, policy digest, source digest, key id, actor, at, keep, prefix,
+# change stream length.
 _PUSH = """
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('LREM', KEYS[4], 0, ARGV[2])
@@ -53,8 +57,10 @@ while redis.call('LLEN', KEYS[4]) > tonumber(ARGV[8]) do
   redis.call('DEL', ARGV[9] .. 'bundle:' .. old)
 end
 local seq = redis.call('INCR', KEYS[5])
-redis.call('SET', KEYS[2], cjson.encode({seq = seq, digest = ARGV[3], bundle = ARGV[2],
-  source_digest = ARGV[4], key_id = ARGV[5], actor = ARGV[6], at = tonumber(ARGV[7])}))
+local active = cjson.encode({seq = seq, digest = ARGV[3], bundle = ARGV[2],
+  source_digest = ARGV[4], key_id = ARGV[5], actor = ARGV[6], at = tonumber(ARGV[7])})
+redis.call('SET', KEYS[2], active)
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'action', 'push', 'record', active)
 redis.call('PUBLISH', KEYS[3], cjson.encode({kind = 'active', seq = seq}))
 return seq
 """
@@ -68,6 +74,35 @@ local ok, st = pcall(cjson.decode, a)
 if not ok or type(st) ~= 'table' or type(st.bundle) ~= 'string' then return {a, false} end
 return {a, redis.call('GET', ARGV[1] .. 'bundle:' .. st.bundle)}
 """
+
+
+class StreamedChangeLog(ChangeLog):
+    """A change log that also appends each record to a Redis stream (`XADD`, trimmed to
+    about `STREAM_LENGTH`), as `{"action", "host", "record"}`. The file is written first;
+    a stream that cannot be reached loses its copy, never the change."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, client: Any, stream: str) -> None:
+        self._local = path is not None
+        super().__init__(path if path is not None else os.devnull, fsync=path is not None)
+        self._r = client
+        self.stream = stream
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._local:
+            super().write(record)
+        try:
+            self._r.xadd(
+                self.stream,
+                {
+                    "action": str(record.get("action") or ""),
+                    "host": str(record.get("host") or ""),
+                    "record": json.dumps(record, default=str, separators=(",", ":")),
+                },
+                maxlen=STREAM_LENGTH,
+                approximate=True,
+            )
+        except Exception as err:  # noqa: BLE001 - the stream is a copy; the change stands
+            _LOG.warning("cannot append to %s: %s", self.stream, err)
 
 
 def manifest_of(data: bytes) -> dict[str, Any]:
@@ -110,6 +145,7 @@ class RedisSource:
         self.keep = keep
         self.active_key = f"{prefix}active"
         self.channel = f"{prefix}events"
+        self.changes_key = f"{prefix}changes"
         self._push = r.register_script(_PUSH)
         self._read = r.register_script(_READ)
         self.follower: BundleFollower | None = None
@@ -134,6 +170,7 @@ class RedisSource:
                 self.channel,
                 f"{self.prefix}bundles",
                 f"{self.prefix}active:seq",
+                self.changes_key,
             ],
             args=[
                 data,
@@ -145,6 +182,7 @@ class RedisSource:
                 repr(time.time()),
                 self.keep,
                 self.prefix,
+                STREAM_LENGTH,
             ],
         )
         return int(seq), digest
@@ -227,8 +265,12 @@ class RedisSource:
         DEGRADED) until it can; with none, `BundleError`."""
         if state_dir is not None:
             Path(state_dir).mkdir(parents=True, exist_ok=True)
-            live.setdefault("changes", Path(state_dir) / "changes.jsonl")
             live.setdefault("control_file", Path(state_dir) / "control.json")
+        if "changes" not in live:
+            # Every host's change records in one place as well (L-U1: streams persist,
+            # pub/sub does not), beside the host's own file.
+            local = Path(state_dir) / "changes.jsonl" if state_dir is not None else None
+            live["changes"] = StreamedChangeLog(local, self._r, self.changes_key)
         follower = BundleFollower(
             keys,
             allow_unsigned=allow_unsigned,

@@ -339,3 +339,33 @@ def test_a_kept_bundle_is_made_active_again(redis_url: str, prefix: str, tmp_pat
     assert missing.exit_code == 1 and "matches no kept bundle" in missing.output
     assert CliRunner().invoke(cli, base).exit_code == 2  # neither a file nor --to
     live.close()
+
+
+def test_pushes_and_every_hosts_changes_go_to_the_redis_stream(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    import redis
+
+    writer = RedisSource(redis_url, prefix=prefix)
+    writer.push(bundle(tmp_path, "v1"), actor="release-bot")
+    source = RedisSource(redis_url, prefix=prefix)
+    live = source.follow(KEYS, state_dir=tmp_path / "state", start=False, host="host-a")
+    writer.push(bundle(tmp_path, "v2", key=bytes(32)), actor="intruder")
+    assert not source.sync()  # refused
+    r = redis.Redis.from_url(redis_url)
+    rows = [
+        (f[b"action"].decode(), f.get(b"host", b"").decode(), json.loads(f[b"record"]))
+        for _, f in r.xrange(f"{prefix}changes")
+    ]
+    assert [(a, h) for a, h, _ in rows] == [
+        ("push", ""),
+        ("activate", "host-a"),
+        ("push", ""),
+        ("reject", "host-a"),
+    ]
+    assert rows[0][2]["actor"] == "release-bot" and rows[2][2]["actor"] == "intruder"
+    assert rows[3][2]["stage_failed"] == "signature"
+    local = [c["action"] for c in read_changes(tmp_path / "state" / "changes.jsonl")]
+    assert local == ["activate", "reject"]  # the host's own file has the same records
+    r.close()
+    live.close()
