@@ -7,7 +7,8 @@ Every row is a whole process (`python -m charter.cli hook ...` with a recorded C
 event on stdin), timed from the parent around `subprocess.run`, so interpreter start-up is
 included, as the host pays it. The rows run interleaved, round by round, in one process,
 and each is reported as a median and as a ratio to the baseline: a Python process that only
-prints a constant (`python -c "print('{}')"`), the floor any Python hook pays. The policy is
+prints a constant (`python -c "print('{}')"`), the floor any Python hook pays (the rows run
+with `python -S` against the same without site). The policy is
 `tests/hosts/policy` (12 rules). "warm" means the compiled-policy cache already holds the
 policy's digest (every call but the first after an edit); "cold" compiles it in the call;
 "thin hook" is `charter hook --server` posting to a warm `charter serve` on a Unix socket
@@ -28,6 +29,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,9 +47,15 @@ class Row:
     stdin: str  # sample name, or "" for none
     fresh_cache: bool = False  # a new, empty cache directory for every call
     expect: str = ""  # what the answer must hold (the row measures the decision it names)
+    no_site: bool = False  # its ratio is to the baseline without site
 
 
 HOOK = (sys.executable, "-m", "charter.cli", "hook", "claude-code")
+#: The same interpreter without `site` (`-S`; the site-packages directories go on PYTHONPATH
+#: instead): what start-up costs without the .pth files of this machine's install (an
+#: editable install's finder, a certificate hook), which every process here pays and an
+#: ordinary install does not.
+NO_SITE = (sys.executable, "-S")
 
 
 def rows(saved: Path, sock: Path | None) -> list[Row]:
@@ -65,6 +73,13 @@ def rows(saved: Path, sock: Path | None) -> list[Row]:
     return [
         Row("baseline: python -c \"print('{}')\"", (sys.executable, "-c", "print('{}')"), ""),
         Row("hook, warm cache, SQLite state: allow", (*HOOK, "--policy", str(POLICY)), "pre_allow"),
+        Row("baseline without site: python -S -c ...", (*NO_SITE, "-c", "print('{}')"), ""),
+        Row(
+            "hook without site (-S): allow",
+            (*NO_SITE, *HOOK[1:], "--policy", str(POLICY)),
+            "pre_allow",
+            no_site=True,
+        ),
         Row(
             "hook, warm cache, SQLite state: deny",
             (*HOOK, "--policy", str(POLICY)),
@@ -105,8 +120,9 @@ def rows(saved: Path, sock: Path | None) -> list[Row]:
 def _env(tmp: Path, cache: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with .pyc files, as installed
+    site_dirs = dict.fromkeys(sysconfig.get_path(k) for k in ("purelib", "platlib"))
     env.update(
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join([str(ROOT), *site_dirs]),
         CHARTER_CACHE_DIR=str(cache),
         CHARTER_STATE=str(tmp / "state.db"),
         HOME=str(tmp),
@@ -246,8 +262,13 @@ def _serve(tmp: Path) -> subprocess.Popen[bytes] | None:
 def render(results: list[tuple[Row, Samples]], split: list[list[float]]) -> str:
     """Wall time (what the host waits) and the child's CPU time (what the call costs; the
     figure to read on a busy machine), both as medians and as ratios to the baseline."""
-    base_wall = statistics.median(w for w, _ in results[0][1])
-    base_cpu = statistics.median(c for _, c in results[0][1])
+    bases = {}
+    for row, times in results:
+        if row.name.startswith("baseline"):
+            bases["-S" in row.argv] = (
+                statistics.median(w for w, _ in times),
+                statistics.median(c for _, c in times),
+            )
     lines = [
         f"{'fresh process, start to exit':<48} {'wall':>8} {'p90':>8} {'x base':>7}"
         f" {'cpu':>8} {'x base':>7}"
@@ -255,6 +276,7 @@ def render(results: list[tuple[Row, Samples]], split: list[list[float]]) -> str:
     for row, times in results:
         walls = sorted(w for w, _ in times)
         wall, cpu = statistics.median(walls), statistics.median(c for _, c in times)
+        base_wall, base_cpu = bases["-S" in row.argv]
         p90 = walls[int(0.9 * (len(walls) - 1))]
         lines.append(
             f"{row.name:<48} {wall:>6.1f}ms {p90:>6.1f}ms {wall / base_wall:>6.2f}x"

@@ -17,8 +17,9 @@ answer (exit 2).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from charter.hosts.approvals import ApprovalError, PendingApprovals, ticket_text
 from charter.hosts.wire import HookAnswer, blocked, read_event, render, verdict
@@ -38,8 +39,7 @@ class PolicyUnavailable(Exception):
     to rebuild it from); the message says which and where."""
 
 
-@dataclass(frozen=True)
-class HookOptions:
+class HookOptions(msgspec.Struct, frozen=True):
     """How `charter hook` answers: the host, the event when the payload does not name it,
     tool naming (`normalized` or `raw`), whether a plain allow is said out loud
     (`authoritative`; otherwise the host's own permission rules still apply), the approver
@@ -52,7 +52,7 @@ class HookOptions:
     authoritative: bool = False
     ask_groups: frozenset[str] = frozenset()
     ticket_ttl: float = 900
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
 Opener = Callable[[], "tuple[Guard, PendingApprovals | None, Held | None]"]

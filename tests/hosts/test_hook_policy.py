@@ -189,9 +189,13 @@ def test_console_entry_goes_straight_to_the_hook(hook: Hook) -> None:
     script = (
         "import sys\nsys.argv = ['charter', 'hook', 'claude-code', '--policy', "
         f"{str(POLICY)!r}]\n"
+        "import os\nout = os._exit\n"
+        "def seen(code):\n"
+        "    print('EXIT', code, 'click' in sys.modules, file=sys.stderr, flush=True)\n"
+        "    out(code)\n"
+        "os._exit = seen\n"  # the hook leaves by os._exit, once its answer is flushed
         "from charter.cli.entry import main\n"
-        "try:\n    main()\nexcept SystemExit as e:\n"
-        "    print('EXIT', e.code, 'click' in sys.modules, file=sys.stderr)\n"
+        "main()\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script],
@@ -203,3 +207,4 @@ def test_console_entry_goes_straight_to_the_hook(hook: Hook) -> None:
     )
     assert proc.stdout.strip() == b"{}"
     assert b"EXIT 0 False" in proc.stderr
+    assert proc.returncode == 0
