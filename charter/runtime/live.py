@@ -35,6 +35,7 @@ from charter.runtime.approvers import Directory
 from charter.runtime.audit import AuditLog
 from charter.runtime.changes import ChangeLog
 from charter.runtime.guard import Guard
+from charter.runtime.live_canary import CanaryGuard, CanaryStats, judge
 from charter.runtime.live_status import (
     CANARY_ABORTED,
     CONFIGURATION_CHANGED,
@@ -169,32 +170,6 @@ def bucket(salt: str, value: object) -> int | None:
         return None
     digest = hashlib.sha256(f"{salt}:{text}".encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") % 10000
-
-
-@dataclass(frozen=True, slots=True)
-class CanaryGuard:
-    """When to abort a canary on its own (L-N6, thresholds, not a statistical test): each
-    request is decided by both versions and compared (stable -> candidate effect).
-    `max_loosen`: the share of compared requests the candidate makes less strict (deny or
-    approval -> allow); 0, the default, aborts on the first one. `max_tighten`: the share
-    it makes stricter. Shares are judged once `min_samples` requests were compared."""
-
-    min_samples: int = 500
-    max_loosen: float = 0.0
-    max_tighten: float = 0.02
-
-
-@dataclass(slots=True)
-class CanaryStats:
-    """What a guarded canary has seen: requests compared, loosened and tightened."""
-
-    compared: int = 0
-    loosened: int = 0
-    tightened: int = 0
-    aborted: str | None = None  # why, once it tripped
-
-
-_STRICTNESS = {"allow": 0, "require_approval": 1, "deny": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,26 +632,20 @@ class Live:
         )
         return version
 
-    def _judge(self, canary: Canary, stable: Decision, candidate: Decision) -> None:
-        """Count one compared request and abort the canary when a threshold trips."""
+    def _judge(
+        self,
+        canary: Canary,
+        stable: Decision,
+        candidate: Decision,
+        took_ns: int | None = None,
+        timed_candidate: bool = True,
+    ) -> None:
+        """Count one compared request and abort the canary when a threshold trips
+        (`live_canary.judge`)."""
         stats, guard = canary.stats, canary.guard
         if guard is None or stats.aborted is not None:
             return
-        stats.compared += 1
-        before = _STRICTNESS.get(stable.effect, 2)
-        after = _STRICTNESS.get(candidate.effect, 2)
-        if after < before:
-            stats.loosened += 1
-        elif after > before:
-            stats.tightened += 1
-        why = None
-        if stats.loosened and guard.max_loosen <= 0:
-            why = f"the candidate loosened {stats.loosened} request(s)"
-        elif stats.compared >= guard.min_samples:
-            if stats.loosened / stats.compared > guard.max_loosen:
-                why = f"loosened {stats.loosened} of {stats.compared} requests"
-            elif stats.tightened / stats.compared > guard.max_tighten:
-                why = f"tightened {stats.tightened} of {stats.compared} requests"
+        why = judge(guard, stats, stable, candidate, took_ns, timed_candidate)
         if why is None:
             return
         with self._lock:
@@ -695,6 +664,8 @@ class Live:
                     "compared": stats.compared,
                     "loosened": stats.loosened,
                     "tightened": stats.tightened,
+                    "stable_errors": stats.stable_errors,
+                    "candidate_errors": stats.candidate_errors,
                 }
             },
         )
@@ -773,6 +744,8 @@ class Live:
         takes = canary.takes if canary is not None else None
         cohorts: dict[object, bool] = canary.cohort if canary is not None else {}
         judged = canary is not None and canary.guard is not None
+        timed = judged and canary.guard.max_latency_ratio is not None  # type: ignore[union-attr]
+        perf_ns = time.perf_counter_ns
         stable_decide, candidate_decide = (
             v.decide,
             (canary.candidate.decide if canary is not None else v.decide),
@@ -842,12 +815,19 @@ class Live:
                     req = {**req, "trace_id": uuid.uuid4().hex}  # one id for both records
                 decision: Decision = fn(req) if guarded else fn(req, state)
                 if judged:
-                    # Both versions on every request (L-N5): the other one, pure.
-                    other = (candidate_decide if fn is run else stable_decide)(req, state)
-                    if fn is run:
-                        self._judge(canary, decision, other)  # type: ignore[arg-type]
+                    # Both versions on every request (L-N5): the other one, pure, and timed
+                    # when latency is judged (the same kind of call for both versions).
+                    pure = candidate_decide if fn is run else stable_decide
+                    if timed:
+                        t0 = perf_ns()
+                        other = pure(req, state)
+                        took: int | None = perf_ns() - t0
                     else:
-                        self._judge(canary, other, decision)  # type: ignore[arg-type]
+                        other, took = pure(req, state), None
+                    if fn is run:
+                        self._judge(canary, decision, other, took, True)  # type: ignore[arg-type]
+                    else:
+                        self._judge(canary, other, decision, took, False)  # type: ignore[arg-type]
                 if shadow is not None:
                     self._shadow(shadow, req, state, decision, cohort, stage, name, guarded)
                 return decision
@@ -1000,6 +980,8 @@ class Live:
                 compared=c.stats.compared,
                 loosened=c.stats.loosened,
                 tightened=c.stats.tightened,
+                stable_errors=c.stats.stable_errors,
+                candidate_errors=c.stats.candidate_errors,
                 aborted=c.stats.aborted,
             )
         if ctl.shadow is not None:

@@ -110,6 +110,8 @@ class CanaryStatus(msgspec.Struct, kw_only=True):
     compared: int = 0
     loosened: int = 0
     tightened: int = 0
+    stable_errors: int = 0
+    candidate_errors: int = 0
     aborted: str | None = None
 
 
