@@ -1,6 +1,6 @@
 """MCP proxy overhead: added latency per `tools/call` through `charter mcp proxy`.
 
-    python benchmarks/mcp_proxy.py [--calls N]
+    python benchmarks/mcp_proxy.py [--calls N] [--baseline DIR]
 
 (Not `benchmarks/mcp.py`, as issue 14 names it: run as a script, that file would shadow
 the `mcp` package it measures.)
@@ -14,6 +14,10 @@ Request shapes: `read_text_file` of a 60 B file (the proxy decides a tool object
 `mcp, read_only` and server `fs`, then the `tool_result` of the whole `CallToolResult`, with
 a `redact pii.card in result` rule scanning its text), and `list_directory` of a directory
 of 20 entries. The policy is `tests/hosts/mcp/proxy_policy.agentpolicy`.
+
+Each proxy runs the charter of a given source tree (this one; with `--baseline DIR` also
+another, e.g. `git archive REV charter | tar -x -C DIR`, in a third session, calls
+alternating with the other two: a before/after measured side by side in one run).
 
 Reports median and p99 per call for each side, the added µs (proxy - direct) and the ratio,
 and the CPU time the proxy process spent per call (user + system, from /proc: it does not
@@ -29,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -58,30 +63,48 @@ def _p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-def _proxy_cpu() -> float:
-    """CPU seconds (user + system) of this process's `charter mcp proxy` child."""
+def _proxy_pids() -> dict[str, int]:
+    """This process's `charter mcp proxy` children, by the source tree they run."""
+    found: dict[str, int] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"proxy" not in cmd or b"charter.cli.main" not in cmd:
-                continue
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
+        if b"proxy" not in cmd or b"charter.cli.main" not in cmd:
+            continue
         if int(fields[1]) == os.getpid():  # ppid
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return float("nan")
+            for item in env:
+                if item.startswith(b"PYTHONPATH="):
+                    found[item[len(b"PYTHONPATH=") :].decode()] = int(pid)
+    return found
 
 
-async def _measure(calls: int, data: Path, config: Path) -> dict[str, dict[str, list[float]]]:
-    direct = StdioServerParameters(command="node", args=[str(FILESYSTEM), str(data)])
-    proxied = StdioServerParameters(
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proxy(tree: Path, config: Path) -> StdioServerParameters:
+    """`charter mcp proxy` run from the source tree `tree` (its own cwd and PYTHONPATH: `-m`
+    puts the cwd first on sys.path, and the SDK's default environment has no PYTHONPATH)."""
+    return StdioServerParameters(
         command=sys.executable,
         args=["-m", "charter.cli.main", "mcp", "proxy", str(POLICY), "--config", str(config)],
-        env=dict(os.environ),  # the SDK's default is a "safe" subset, without PYTHONPATH
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        cwd=str(tree),
     )
+
+
+async def _measure(
+    calls: int, data: Path, config: Path, baseline: Path | None
+) -> dict[str, dict[str, list[float]]]:
+    direct = StdioServerParameters(command="node", args=[str(FILESYSTEM), str(data)])
     shapes: dict[str, tuple[str, str, dict[str, Any]]] = {
         "read_text_file 60 B": (
             "read_text_file",
@@ -95,14 +118,25 @@ async def _measure(calls: int, data: Path, config: Path) -> dict[str, dict[str, 
         ),
     }
     out: dict[str, dict[str, list[float]]] = {
-        k: {"direct": [], "proxy": [], "cpu": []} for k in shapes
+        k: {"direct": [], "proxy": [], "cpu": [], "baseline": [], "baseline cpu": []}
+        for k in shapes
     }
-    async with Client(direct) as plain, Client(proxied) as proxy:
+    async with AsyncExitStack() as stack:
+        plain = await stack.enter_async_context(Client(direct))
+        proxy = await stack.enter_async_context(Client(_proxy(ROOT, config)))
+        older = (
+            await stack.enter_async_context(Client(_proxy(baseline, config)))
+            if baseline is not None
+            else None
+        )
+        pids = _proxy_pids()
         for shape, (name, exported, args) in shapes.items():
             for _ in range(20):  # warm both sides (the proxy's first decision compiles code)
                 await plain.call_tool(name, args)
                 await proxy.call_tool(exported, args)
-            cpu = _proxy_cpu()
+                if older is not None:
+                    await older.call_tool(exported, args)
+            cpu = {tree: _cpu(pid) for tree, pid in pids.items()}
             for _ in range(calls):
                 t0 = time.perf_counter()
                 a = await plain.call_tool(name, args)
@@ -113,23 +147,42 @@ async def _measure(calls: int, data: Path, config: Path) -> dict[str, dict[str, 
                     raise SystemExit(f"{shape}: a call failed: {a.content} / {b.content}")
                 out[shape]["direct"].append((t1 - t0) * 1e6)
                 out[shape]["proxy"].append((t2 - t1) * 1e6)
-            out[shape]["cpu"] = [(_proxy_cpu() - cpu) / calls * 1e6]
+                if older is not None:
+                    t3 = time.perf_counter()
+                    c = await older.call_tool(exported, args)
+                    out[shape]["baseline"].append((time.perf_counter() - t3) * 1e6)
+                    if c.is_error:
+                        raise SystemExit(f"{shape}: a baseline call failed: {c.content}")
+            used = {tree: (_cpu(pid) - cpu[tree]) / calls * 1e6 for tree, pid in pids.items()}
+            out[shape]["cpu"] = [used[str(ROOT)]]
+            if baseline is not None:
+                out[shape]["baseline cpu"] = [used[str(baseline)]]
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another charter source tree (e.g. `git archive REV | tar -x -C DIR`) whose "
+        "proxy runs side by side, for a before/after in the same run",
+    )
     args = parser.parse_args()
     if not FILESYSTEM.exists():
         raise SystemExit("npm server-filesystem missing: cd tests/hosts/npm && npm ci")
+    load = f"{os.getloadavg()[0]:.2f}"
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         (data / "dir").mkdir(parents=True)
         (data / "notes.txt").write_text("a short note with nothing to hide in it at all.\n")
         for i in range(20):
             (data / "dir" / f"f{i:02}.txt").write_text("x")
-        results = anyio.run(_measure, args.calls, data, _config(data, Path(tmp) / "c.toml"))
+        results = anyio.run(
+            _measure, args.calls, data, _config(data, Path(tmp) / "c.toml"), args.baseline
+        )
+    print(f"load average before/after: {load} / {os.getloadavg()[0]:.2f}")
     print(
         f"| shape ({args.calls} calls each) | direct p50 µs | proxy p50 µs | added p50 µs "
         "| direct p99 µs | proxy p99 µs | added p99 µs | ratio p50 | proxy CPU µs/call | target |"
@@ -144,6 +197,13 @@ def main() -> None:
             f"| {shape} | {d50:.0f} | {p50:.0f} | {added:.0f} | {d99:.0f} | {p99:.0f} | "
             f"{p99 - d99:.0f} | {p50 / d50:.2f}x | {sides['cpu'][0]:.0f} | < 1000 µs added: {ok} |"
         )
+        if sides["baseline"]:
+            b50, b99 = statistics.median(sides["baseline"]), _p99(sides["baseline"])
+            print(
+                f"| {shape}, baseline tree | {d50:.0f} | {b50:.0f} | {b50 - d50:.0f} | {d99:.0f} "
+                f"| {b99:.0f} | {b99 - d99:.0f} | {b50 / d50:.2f}x | "
+                f"{sides['baseline cpu'][0]:.0f} | |"
+            )
 
 
 if __name__ == "__main__":
