@@ -22,8 +22,12 @@ from charter.cli.common import fail
 if TYPE_CHECKING:
     from charter.hosts.mcp import Proxy, ProxyConfig
 
-_STATE = click.option("--state", default="memory", show_default=True,
-                      help="SQLite state file shared with `charter approvals`, or `memory`")
+_STATE = click.option(
+    "--state",
+    default="memory",
+    show_default=True,
+    help="SQLite state file shared with `charter approvals`, or `memory`",
+)
 _LOG = click.option("--log", type=click.Path(dir_okay=False), help="decision log (JSON lines)")
 
 
@@ -34,10 +38,19 @@ def mcp_cmd() -> None:
 
 @mcp_cmd.command("proxy")
 @click.argument("policy", type=click.Path(exists=True))
-@click.option("--config", "config_path", required=True, type=click.Path(exists=True),
-              help="charter-mcp.toml: the upstream servers")
-@click.option("--listen", default="stdio", show_default=True,
-              help="stdio, or http://HOST:PORT/PATH for streamable HTTP")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True),
+    help="charter-mcp.toml: the upstream servers",
+)
+@click.option(
+    "--listen",
+    default="stdio",
+    show_default=True,
+    help="stdio, or http://HOST:PORT/PATH for streamable HTTP",
+)
 @_STATE
 @_LOG
 def proxy_cmd(policy: str, config_path: str, listen: str, state: str, log: str | None) -> None:
@@ -57,15 +70,15 @@ def proxy_cmd(policy: str, config_path: str, listen: str, state: str, log: str |
 @_STATE
 @_LOG
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def wrap_cmd(policy: str, name: str, state: str, log: str | None,
-             command: tuple[str, ...]) -> None:
+def wrap_cmd(policy: str, name: str, state: str, log: str | None, command: tuple[str, ...]) -> None:
     """Serve one stdio upstream COMMAND over stdio: `charter mcp wrap POLICY -- CMD ARGS`."""
     from charter.hosts.mcp import ConfigError
     from charter.hosts.mcp.config import parse_config
 
     try:
-        config = parse_config({"servers": {name: {"command": command[0],
-                                                  "args": list(command[1:])}}}, "wrap")
+        config = parse_config(
+            {"servers": {name: {"command": command[0], "args": list(command[1:])}}}, "wrap"
+        )
     except ConfigError as err:
         fail(str(err))
     _serve(_proxy(policy, config, state, log), "stdio")
@@ -74,9 +87,13 @@ def wrap_cmd(policy: str, name: str, state: str, log: str | None,
 @mcp_cmd.command("tools")
 @click.argument("policy", type=click.Path(exists=True))
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True))
-@click.option("--json", "json_out", type=click.Path(dir_okay=False),
-              help="also write the tools as a tools/list result under their Charter names, "
-                   "for `tools from` in the policy (typed arguments, declared tags)")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    help="also write the tools as a tools/list result under their Charter names, "
+    "for `tools from` in the policy (typed arguments, declared tags)",
+)
 def tools_cmd(policy: str, config_path: str, json_out: str | None) -> None:
     """Print the merged tool list: exported name, Charter name, tags, hidden or shown."""
     import anyio
@@ -96,8 +113,9 @@ def tools_cmd(policy: str, config_path: str, json_out: str | None) -> None:
                     click.echo(f"# {up.down}", err=True)
             for name, entry in sorted(proxy.catalog.entries.items()):
                 verdict = "hidden" if entry.hidden else "shown"
-                click.echo(f"{name}\t{entry.charter['name']}\t{','.join(entry.charter['tags'])}"
-                           f"\t{verdict}")
+                click.echo(
+                    f"{name}\t{entry.charter['name']}\t{','.join(entry.charter['tags'])}\t{verdict}"
+                )
             if json_out is not None:
                 _write_tools(proxy, Path(json_out))
 

@@ -51,8 +51,10 @@ class Entry:
         never sees arguments its own schema refuses; the model reads the reason."""
         if self._validator is None:
             return None
-        error = next(iter(sorted(self._validator.iter_errors(dict(arguments)),
-                                 key=lambda e: list(e.path))), None)
+        error = next(
+            iter(sorted(self._validator.iter_errors(dict(arguments)), key=lambda e: list(e.path))),
+            None,
+        )
         if error is None:
             return None
         where = "/".join(str(p) for p in error.path) or "(arguments)"
@@ -69,13 +71,16 @@ class Catalog:
 
     def charter_tool(self, server: ServerConfig, name: str, annotations: Any) -> dict[str, Any]:
         exported = f"{server.name}{self.config.separator}{name}"
-        charter_name = (f"mcp.{server.name}.{name}" if self.config.names == "normalized"
-                        else exported)
-        hints = (annotations.model_dump(by_alias=True, exclude_none=True)
-                 if annotations is not None else None)
+        charter_name = (
+            f"mcp.{server.name}.{name}" if self.config.names == "normalized" else exported
+        )
+        hints = (
+            annotations.model_dump(by_alias=True, exclude_none=True)
+            if annotations is not None
+            else None
+        )
         tags = ["mcp", *server.tags, *annotation_tags(hints, server.trust_annotations)]
-        return {"name": charter_name, "server": server.name,
-                "tags": list(dict.fromkeys(tags))}
+        return {"name": charter_name, "server": server.name, "tags": list(dict.fromkeys(tags))}
 
     def rebuild(self, server: ServerConfig, tools: Iterable[types.Tool]) -> None:
         """Replace `server`'s entries by `tools` (its whole current list)."""
@@ -88,8 +93,15 @@ class Catalog:
             meta["io.charter/tool"] = charter["name"]
             shown = tool.model_copy(update={"name": exported, "meta": meta})
             hidden = self.config.hide_denied_tools and self.never_allowed(charter)
-            self.entries[exported] = Entry(exported, server.name, tool.name, charter, shown,
-                                           hidden, _validator(tool.input_schema))
+            self.entries[exported] = Entry(
+                exported,
+                server.name,
+                tool.name,
+                charter,
+                shown,
+                hidden,
+                _validator(tool.input_schema),
+            )
 
     def drop(self, server: str) -> None:
         """Forget a server's tools (it went away)."""

@@ -77,8 +77,7 @@ class ProxyConfig:
     local_user_groups: tuple[str, ...] = ()
 
 
-def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None
-                ) -> ProxyConfig:
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ProxyConfig:
     """Read and check a TOML configuration file."""
     where = str(path)
     try:
@@ -90,20 +89,25 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     return parse_config(data, where, os.environ if env is None else env)
 
 
-def parse_config(data: Mapping[str, Any], where: str = "config",
-                 env: Mapping[str, str] | None = None) -> ProxyConfig:
+def parse_config(
+    data: Mapping[str, Any], where: str = "config", env: Mapping[str, str] | None = None
+) -> ProxyConfig:
     """Check a configuration already parsed (a dict of the TOML's shape)."""
     env = os.environ if env is None else env
     unknown = set(data) - {"servers", "proxy"}
     if unknown:
-        raise ConfigError(f"{where}: unknown section {sorted(unknown)[0]!r} "
-                          "(sections: servers, proxy)")
+        raise ConfigError(
+            f"{where}: unknown section {sorted(unknown)[0]!r} (sections: servers, proxy)"
+        )
     servers = _table(data.get("servers", {}), f"{where}: servers")
     if not servers:
         raise ConfigError(f"{where}: no [servers.NAME] section: the proxy needs an upstream")
-    parsed = {name: _server(name, _table(spec, f"{where}: servers.{name}"),
-                            f"{where}: servers.{name}", env)
-              for name, spec in servers.items()}
+    parsed = {
+        name: _server(
+            name, _table(spec, f"{where}: servers.{name}"), f"{where}: servers.{name}", env
+        )
+        for name, spec in servers.items()
+    }
     return _proxy(_table(data.get("proxy", {}), f"{where}: proxy"), parsed, f"{where}: proxy")
 
 
@@ -113,16 +117,25 @@ def _table(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def _server(name: str, spec: dict[str, Any], where: str, env: Mapping[str, str]
-            ) -> ServerConfig:
+def _server(name: str, spec: dict[str, Any], where: str, env: Mapping[str, str]) -> ServerConfig:
     if not _NAME.match(name):
         raise ConfigError(f"{where}: a server name is letters, digits, '-' and '_'")
-    known = {"command", "args", "env", "cwd", "url", "headers", "trust_annotations", "tags",
-             "cost_usd"}
+    known = {
+        "command",
+        "args",
+        "env",
+        "cwd",
+        "url",
+        "headers",
+        "trust_annotations",
+        "tags",
+        "cost_usd",
+    }
     unknown = set(spec) - known
     if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} "
-                          f"(keys: {', '.join(sorted(known))})")
+        raise ConfigError(
+            f"{where}: unknown key {sorted(unknown)[0]!r} (keys: {', '.join(sorted(known))})"
+        )
     command, url = spec.get("command"), spec.get("url")
     if (command is None) == (url is None):
         raise ConfigError(f"{where}: give exactly one of `command` (stdio) or `url` (HTTP)")
@@ -131,52 +144,74 @@ def _server(name: str, spec: dict[str, Any], where: str, env: Mapping[str, str]
     return ServerConfig(
         name=name,
         command=_text(command, f"{where}.command", env) if command is not None else None,
-        args=tuple(_text(a, f"{where}.args", env) for a in _list(spec.get("args", []),
-                                                                  f"{where}.args")),
-        env=({k: _text(v, f"{where}.env.{k}", env)
-              for k, v in _table(spec["env"], f"{where}.env").items()}
-             if "env" in spec else None),
+        args=tuple(
+            _text(a, f"{where}.args", env) for a in _list(spec.get("args", []), f"{where}.args")
+        ),
+        env=(
+            {
+                k: _text(v, f"{where}.env.{k}", env)
+                for k, v in _table(spec["env"], f"{where}.env").items()
+            }
+            if "env" in spec
+            else None
+        ),
         cwd=_text(spec["cwd"], f"{where}.cwd", env) if "cwd" in spec else None,
         url=_text(url, f"{where}.url", env) if url is not None else None,
-        headers={k: _text(v, f"{where}.headers.{k}", env)
-                 for k, v in _table(spec.get("headers", {}), f"{where}.headers").items()},
-        trust_annotations=_bool(spec.get("trust_annotations", False),
-                                f"{where}.trust_annotations"),
-        tags=tuple(_text(t, f"{where}.tags", env) for t in _list(spec.get("tags", []),
-                                                                  f"{where}.tags")),
-        cost_usd={tool: _money(v, f"{where}.cost_usd.{tool}")
-                  for tool, v in _table(spec.get("cost_usd", {}), f"{where}.cost_usd").items()},
+        headers={
+            k: _text(v, f"{where}.headers.{k}", env)
+            for k, v in _table(spec.get("headers", {}), f"{where}.headers").items()
+        },
+        trust_annotations=_bool(spec.get("trust_annotations", False), f"{where}.trust_annotations"),
+        tags=tuple(
+            _text(t, f"{where}.tags", env) for t in _list(spec.get("tags", []), f"{where}.tags")
+        ),
+        cost_usd={
+            tool: _money(v, f"{where}.cost_usd.{tool}")
+            for tool, v in _table(spec.get("cost_usd", {}), f"{where}.cost_usd").items()
+        },
     )
 
 
 def _proxy(spec: dict[str, Any], servers: dict[str, ServerConfig], where: str) -> ProxyConfig:
-    known = {"separator", "names", "hide_denied_tools", "timeout", "agent", "approvals",
-             "local_user_groups"}
+    known = {
+        "separator",
+        "names",
+        "hide_denied_tools",
+        "timeout",
+        "agent",
+        "approvals",
+        "local_user_groups",
+    }
     unknown = set(spec) - known
     if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} "
-                          f"(keys: {', '.join(sorted(known))})")
+        raise ConfigError(
+            f"{where}: unknown key {sorted(unknown)[0]!r} (keys: {', '.join(sorted(known))})"
+        )
     separator = spec.get("separator", ".")
     if not isinstance(separator, str) or not separator:
         raise ConfigError(f"{where}.separator: a non-empty string")
     names = spec.get("names", "normalized")
     if names not in ("normalized", "raw"):
-        raise ConfigError(f"{where}.names: \"normalized\" or \"raw\", found {names!r}")
+        raise ConfigError(f'{where}.names: "normalized" or "raw", found {names!r}')
     approvals = spec.get("approvals", "block")
     if approvals not in ("block", "elicit"):
-        raise ConfigError(f"{where}.approvals: \"block\" or \"elicit\", found {approvals!r}")
+        raise ConfigError(f'{where}.approvals: "block" or "elicit", found {approvals!r}')
     groups = _list(spec.get("local_user_groups", []), f"{where}.local_user_groups")
     if not all(isinstance(g, str) and g for g in groups):
         raise ConfigError(f"{where}.local_user_groups: a list of group names")
     timeout = spec.get("timeout", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"{where}.timeout: a positive number of seconds")
-    return ProxyConfig(servers=servers, separator=separator, names=names,
-                       hide_denied_tools=_bool(spec.get("hide_denied_tools", True),
-                                               f"{where}.hide_denied_tools"),
-                       timeout=float(timeout),
-                       agent=_table(spec.get("agent", {}), f"{where}.agent"),
-                       approvals=approvals, local_user_groups=tuple(groups))
+    return ProxyConfig(
+        servers=servers,
+        separator=separator,
+        names=names,
+        hide_denied_tools=_bool(spec.get("hide_denied_tools", True), f"{where}.hide_denied_tools"),
+        timeout=float(timeout),
+        agent=_table(spec.get("agent", {}), f"{where}.agent"),
+        approvals=approvals,
+        local_user_groups=tuple(groups),
+    )
 
 
 def _text(value: object, where: str, env: Mapping[str, str]) -> str:

@@ -70,8 +70,10 @@ _MAX_ROUNDS = 10  # input rounds an upstream may ask for in one call (the SDK's 
 # elicitation forms are flat primitives only (MCP spec)
 _APPROVE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"approve": {"type": "boolean", "title": "Approve"},
-                   "note": {"type": "string", "title": "Note"}},
+    "properties": {
+        "approve": {"type": "boolean", "title": "Approve"},
+        "note": {"type": "string", "title": "Note"},
+    },
     "required": ["approve"],
 }
 
@@ -83,8 +85,9 @@ class Proxy:
     `SQLitePending` on the Guard's state file so `charter approvals grant` reaches it).
     """
 
-    def __init__(self, guard: Guard, config: ProxyConfig,
-                 pending: PendingApprovals | None = None) -> None:
+    def __init__(
+        self, guard: Guard, config: ProxyConfig, pending: PendingApprovals | None = None
+    ) -> None:
         self.guard = guard
         self.config = config
         self.pending = pending if pending is not None else PendingApprovals(guard)
@@ -112,8 +115,10 @@ class Proxy:
                 self._users -= 1
             return
         self._users = 1
-        self.upstreams = {name: Upstream(cfg, self.config.timeout, self._tools_changed)
-                          for name, cfg in self.config.servers.items()}
+        self.upstreams = {
+            name: Upstream(cfg, self.config.timeout, self._tools_changed)
+            for name, cfg in self.config.servers.items()
+        }
         for up in self.upstreams.values():
             up.on_elicit = self._forward_elicitation
         try:
@@ -154,10 +159,14 @@ class Proxy:
         from mcp.server.subscriptions import ListenHandler
 
         server: Server[Proxy] = Server(
-            "charter-mcp", version=_version(), lifespan=lifespan,
+            "charter-mcp",
+            version=_version(),
+            lifespan=lifespan,
             instructions="Tools of several MCP servers, each call decided by a Charter policy.",
-            on_list_tools=self._list_tools, on_call_tool=self._call_tool,
-            on_subscriptions_listen=ListenHandler(self._bus))
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_subscriptions_listen=ListenHandler(self._bus),
+        )
         # the approval round trip of 2026-07-28 clients: the SDK seals the requestState we
         # return (AES-GCM under the Guard's secret, bound to the request) and answers a
         # tampered one with -32602 "Invalid or expired requestState" before we see it
@@ -209,8 +218,9 @@ class Proxy:
             return await self._decide_and_call(ctx, entry, params)
         except Exception as err:  # noqa: BLE001 - nothing raises into the host, nothing opens
             _LOG.exception("charter mcp: internal error on %s", params.name)
-            return error_result(f"charter: internal error, the call was not made: "
-                                f"{describe_error(err)}")
+            return error_result(
+                f"charter: internal error, the call was not made: {describe_error(err)}"
+            )
 
     def _down_server(self, name: str) -> str | None:
         server, sep, _ = name.partition(self.config.separator)
@@ -219,10 +229,17 @@ class Proxy:
 
     def _request(self, ctx: Any, entry: Entry, args: dict[str, Any]) -> dict[str, Any]:
         meta = getattr(ctx, "meta", None)
-        sent = meta.get(SESSION_META) if isinstance(meta, dict) else getattr(
-            meta, SESSION_META, None) if meta is not None else None
+        sent = (
+            meta.get(SESSION_META)
+            if isinstance(meta, dict)
+            else getattr(meta, SESSION_META, None)
+            if meta is not None
+            else None
+        )
         request: dict[str, Any] = {
-            "stage": "tool_call", "tool": entry.charter, "args": args,
+            "stage": "tool_call",
+            "tool": entry.charter,
+            "args": args,
             "session": {"id": sent if isinstance(sent, str) and sent else self.session_id},
         }
         if self.config.agent:
@@ -269,8 +286,9 @@ class Proxy:
             result = await self._call_upstream(ctx, up, entry.upstream_name, args, params)
         except UpstreamError as err:
             self.guard.release(decision)
-            return error_result(str(err), {"io.charter/upstream": {"server": up.name,
-                                                                  "error": str(err)}})
+            return error_result(
+                str(err), {"io.charter/upstream": {"server": up.name, "error": str(err)}}
+            )
         except BaseException:
             self.guard.release(decision)
             raise
@@ -283,8 +301,14 @@ class Proxy:
         self.guard.settle(decision, cost_usd=cost)
         return self._result(request, result)
 
-    async def _call_upstream(self, ctx: Any, up: Upstream, name: str, args: dict[str, Any],
-                             params: types.CallToolRequestParams) -> dict[str, Any]:
+    async def _call_upstream(
+        self,
+        ctx: Any,
+        up: Upstream,
+        name: str,
+        args: dict[str, Any],
+        params: types.CallToolRequestParams,
+    ) -> dict[str, Any]:
         """Call `name` upstream; when the upstream answers `input_required` (2026-07-28
         multi round-trip), relay its questions to the agent's client: as an
         `InputRequiredResult` to a 2026-07-28 client (returned: its retry carries the
@@ -292,7 +316,7 @@ class Proxy:
         client (answered here, then the upstream is asked again, up to `_MAX_ROUNDS`)."""
         state, responses = None, None
         if params.request_state is not None and params.request_state.startswith(_UPSTREAM):
-            state = params.request_state[len(_UPSTREAM):] or None
+            state = params.request_state[len(_UPSTREAM) :] or None
             responses = params.input_responses
         result = await up.call(name, args, responses, state, front=ctx)
         for _ in range(_MAX_ROUNDS):
@@ -304,20 +328,25 @@ class Proxy:
             if isinstance(answers, str):
                 raise UpstreamError(answers)
             result = await up.call(name, args, answers, result.get("requestState"), front=ctx)
-        raise UpstreamError(f"upstream {up.name!r} asked for input more than "
-                            f"{_MAX_ROUNDS} times on {name!r}: given up")
+        raise UpstreamError(
+            f"upstream {up.name!r} asked for input more than "
+            f"{_MAX_ROUNDS} times on {name!r}: given up"
+        )
 
-    async def _answer_inputs(self, ctx: Any, up: Upstream, result: dict[str, Any]
-                             ) -> dict[str, Any] | str:
+    async def _answer_inputs(
+        self, ctx: Any, up: Upstream, result: dict[str, Any]
+    ) -> dict[str, Any] | str:
         """The agent's user's answers to an upstream's `inputRequests` (elicitations only),
         or why they cannot be had."""
         requests = result.get("inputRequests")
         answers: dict[str, Any] = {}
-        for key, wire in (requests.items() if isinstance(requests, dict) else ()):
+        for key, wire in requests.items() if isinstance(requests, dict) else ():
             method = wire.get("method") if isinstance(wire, dict) else None
             if method != "elicitation/create":
-                return (f"upstream {up.name!r} asked for {method or 'unknown'} input; the "
-                        "proxy relays elicitation only")
+                return (
+                    f"upstream {up.name!r} asked for {method or 'unknown'} input; the "
+                    "proxy relays elicitation only"
+                )
             ask = types.ElicitRequest.model_validate(wire)
             answer = await self._forward_elicitation(ctx, ask.params)
             if isinstance(answer, types.ErrorData):
@@ -325,29 +354,40 @@ class Proxy:
             answers[key] = answer
         return answers
 
-    async def _forward_elicitation(self, front: Any, params: Any
-                                   ) -> types.ElicitResult | types.ErrorData:
+    async def _forward_elicitation(
+        self, front: Any, params: Any
+    ) -> types.ElicitResult | types.ErrorData:
         """Ask the agent's client an upstream's elicitation (form or URL mode) on the
         request it belongs to, and hand back its answer as it is. Only a handshake-era
         client that declared elicitation can be asked mid-call."""
         session = getattr(front, "session", None)
         if _modern(front):
-            return types.ErrorData(code=INVALID_REQUEST, message=(
-                "charter: a 2026-07-28 client cannot be asked in the middle of a call"))
+            return types.ErrorData(
+                code=INVALID_REQUEST,
+                message=("charter: a 2026-07-28 client cannot be asked in the middle of a call"),
+            )
         if session is None or not session.check_client_capability(
-                types.ClientCapabilities(elicitation=types.ElicitationCapability())):
-            return types.ErrorData(code=INVALID_REQUEST, message=(
-                "charter: the agent's client declared no elicitation capability"))
+            types.ClientCapabilities(elicitation=types.ElicitationCapability())
+        ):
+            return types.ErrorData(
+                code=INVALID_REQUEST,
+                message=("charter: the agent's client declared no elicitation capability"),
+            )
         try:
             answer: types.ElicitResult = await session.send_request(
-                types.ElicitRequest(params=params), types.ElicitResult,
-                metadata=ServerMessageMetadata(related_request_id=getattr(
-                    front, "request_id", None)))
+                types.ElicitRequest(params=params),
+                types.ElicitResult,
+                metadata=ServerMessageMetadata(
+                    related_request_id=getattr(front, "request_id", None)
+                ),
+            )
         except MCPError as err:
             return err.error
         except Exception as err:  # noqa: BLE001 - the upstream hears why, the proxy stays
-            return types.ErrorData(code=INTERNAL_ERROR, message=(
-                f"charter: the agent's client could not be asked: {describe_error(err)}"))
+            return types.ErrorData(
+                code=INTERNAL_ERROR,
+                message=(f"charter: the agent's client could not be asked: {describe_error(err)}"),
+            )
         return answer
 
     def _local_groups(self, decision: Decision) -> list[str]:
@@ -355,11 +395,15 @@ class Proxy:
 
     def _asks_in_round_trip(self, ctx: Any, decision: Decision) -> bool:
         """Elicit mode on a 2026-07-28 session: the approval is an `InputRequiredResult`."""
-        return (self.config.approvals == "elicit" and bool(self._local_groups(decision))
-                and str(getattr(ctx, "protocol_version", "")) >= "2026")
+        return (
+            self.config.approvals == "elicit"
+            and bool(self._local_groups(decision))
+            and str(getattr(ctx, "protocol_version", "")) >= "2026"
+        )
 
-    def _round_trip_answer(self, params: types.CallToolRequestParams,
-                           decision: Decision) -> str | None:
+    def _round_trip_answer(
+        self, params: types.CallToolRequestParams, decision: Decision
+    ) -> str | None:
         """On the client's retry: the grant token if its user approved this very action,
         "" if they said no (or the state is for another action); None on the first call."""
         state = params.request_state
@@ -382,15 +426,22 @@ class Proxy:
         yes, "" on no, None when elicitation does not apply (then a ticket is parked)."""
         groups = self._local_groups(decision)
         session = getattr(ctx, "session", None)
-        if (self.config.approvals != "elicit" or not groups or session is None
-                or str(getattr(ctx, "protocol_version", "")) >= "2026"
-                or not session.check_client_capability(types.ClientCapabilities(
-                    elicitation=types.ElicitationCapability()))):
+        if (
+            self.config.approvals != "elicit"
+            or not groups
+            or session is None
+            or str(getattr(ctx, "protocol_version", "")) >= "2026"
+            or not session.check_client_capability(
+                types.ClientCapabilities(elicitation=types.ElicitationCapability())
+            )
+        ):
             return None
         reasons = "; ".join(decision.reasons) or "the policy asks for an approval"
         answer = await session.elicit_form(
-            f"Approve this call? {reasons} (approver: {groups[0]})", _APPROVE_SCHEMA,
-            related_request_id=getattr(ctx, "request_id", None))
+            f"Approve this call? {reasons} (approver: {groups[0]})",
+            _APPROVE_SCHEMA,
+            related_request_id=getattr(ctx, "request_id", None),
+        )
         content = answer.content or {}
         if answer.action != "accept" or content.get("approve") is not True:
             return ""
@@ -399,28 +450,44 @@ class Proxy:
 
     def _ask(self, decision: Decision, request: dict[str, Any]) -> types.CallToolResult:
         try:
-            ticket = self.pending.park(decision, {k: v for k, v in request.items()
-                                                  if k != "approvals"})
+            ticket = self.pending.park(
+                decision, {k: v for k, v in request.items() if k != "approvals"}
+            )
         except ApprovalError as err:
-            return error_result(f"approval required, but it cannot be asked: {err}",
-                                {"io.charter/decision": decision_meta(decision)})
-        return error_result(ticket_text(ticket), {
-            "io.charter/decision": decision_meta(decision),
-            "io.charter/approval": {"ticket": ticket.id, "approvers": list(ticket.approvers),
-                                    "reasons": list(ticket.reasons),
-                                    "expires_at": ticket.expires_at},
-        })
+            return error_result(
+                f"approval required, but it cannot be asked: {err}",
+                {"io.charter/decision": decision_meta(decision)},
+            )
+        return error_result(
+            ticket_text(ticket),
+            {
+                "io.charter/decision": decision_meta(decision),
+                "io.charter/approval": {
+                    "ticket": ticket.id,
+                    "approvers": list(ticket.approvers),
+                    "reasons": list(ticket.reasons),
+                    "expires_at": ticket.expires_at,
+                },
+            },
+        )
 
-    def _result(self, request: dict[str, Any], result: dict[str, Any]
-                ) -> types.CallToolResult | dict[str, Any]:
+    def _result(
+        self, request: dict[str, Any], result: dict[str, Any]
+    ) -> types.CallToolResult | dict[str, Any]:
         value = as_policy_value(result)
-        seen = self.guard.check({**{k: v for k, v in request.items()
-                                    if k not in ("approvals", "estimate")},
-                                 "stage": "tool_result", "result": value})
+        seen = self.guard.check(
+            {
+                **{k: v for k, v in request.items() if k not in ("approvals", "estimate")},
+                "stage": "tool_result",
+                "result": value,
+            }
+        )
         if not seen.allowed:
             reasons = "; ".join(seen.reasons) or seen.effect
-            return error_result(f"result withheld by policy: {reasons}",
-                                {"io.charter/decision": decision_meta(seen)})
+            return error_result(
+                f"result withheld by policy: {reasons}",
+                {"io.charter/decision": decision_meta(seen)},
+            )
         if seen.redactions:
             result = from_policy_value(result, seen.redact(value, "result"))
         return _relayed(result)
@@ -436,8 +503,11 @@ def _relay_input(result: dict[str, Any]) -> dict[str, Any]:
     as they are, its requestState marked as the upstream's (the SDK seals it under the
     proxy's key and binds it to this very call)."""
     state = result.get("requestState")
-    return {"resultType": "input_required", "inputRequests": result.get("inputRequests"),
-            "requestState": _UPSTREAM + (state if isinstance(state, str) else "")}
+    return {
+        "resultType": "input_required",
+        "inputRequests": result.get("inputRequests"),
+        "requestState": _UPSTREAM + (state if isinstance(state, str) else ""),
+    }
 
 
 def _relayed(result: dict[str, Any]) -> dict[str, Any]:
@@ -448,17 +518,22 @@ def _relayed(result: dict[str, Any]) -> dict[str, Any]:
     meta = result.get("_meta")
     if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
         meta = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
-        result = {**result, "_meta": meta} if meta else {
-            k: v for k, v in result.items() if k != "_meta"}
+        result = (
+            {**result, "_meta": meta} if meta else {k: v for k, v in result.items() if k != "_meta"}
+        )
     return {**result, "resultType": "complete"}
 
 
 def _approval_round(decision: Decision) -> types.InputRequiredResult:
     reasons = "; ".join(decision.reasons) or "the policy asks for an approval"
-    ask = types.ElicitRequest(params=types.ElicitRequestFormParams(
-        message=f"Approve this call? {reasons}", requested_schema=_APPROVE_SCHEMA))
-    return types.InputRequiredResult(input_requests={_ROUND_KEY: ask},
-                                     request_state=f"{_ROUND}{decision.action}")
+    ask = types.ElicitRequest(
+        params=types.ElicitRequestFormParams(
+            message=f"Approve this call? {reasons}", requested_schema=_APPROVE_SCHEMA
+        )
+    )
+    return types.InputRequiredResult(
+        input_requests={_ROUND_KEY: ask}, request_state=f"{_ROUND}{decision.action}"
+    )
 
 
 def _tracing() -> bool:

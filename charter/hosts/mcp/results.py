@@ -59,8 +59,12 @@ def from_policy_value(result: Mapping[str, Any], value: Mapping[str, Any]) -> di
         text = item.get("text")
         if block.get("type") == "text" and isinstance(text, str):
             blocks.append({**block, "text": text})
-        elif (block.get("type") == "resource" and isinstance(block.get("resource"), Mapping)
-              and isinstance(block["resource"].get("text"), str) and isinstance(text, str)):
+        elif (
+            block.get("type") == "resource"
+            and isinstance(block.get("resource"), Mapping)
+            and isinstance(block["resource"].get("text"), str)
+            and isinstance(text, str)
+        ):
             blocks.append({**block, "resource": {**block["resource"], "text": text}})
         else:
             blocks.append(block)
@@ -80,13 +84,18 @@ def _blocks(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def decision_meta(decision: Decision) -> dict[str, Any]:
     """`_meta["io.charter/decision"]`: what the client application may show or log."""
     info = decision.policy
-    return {"effect": decision.effect, "rules": list(decision.rules),
-            "reasons": list(decision.reasons),
-            "policy": None if info is None else {"name": info.name, "version": info.version,
-                                                 "digest": info.digest}}
+    return {
+        "effect": decision.effect,
+        "rules": list(decision.rules),
+        "reasons": list(decision.reasons),
+        "policy": None
+        if info is None
+        else {"name": info.name, "version": info.version, "digest": info.digest},
+    }
 
 
 def error_result(text: str, meta: dict[str, Any] | None = None) -> types.CallToolResult:
     """An `isError` result the model reads."""
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
-                                is_error=True, _meta=meta)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], is_error=True, _meta=meta
+    )

@@ -51,8 +51,12 @@ class UpstreamError(Exception):
 class Upstream:
     """A connection to one configured server (`run` in a task group, then `ready`)."""
 
-    def __init__(self, config: ServerConfig, timeout: float,
-                 on_tools_changed: Callable[[Upstream], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        timeout: float,
+        on_tools_changed: Callable[[Upstream], Awaitable[None]] | None = None,
+    ) -> None:
         self.config = config
         self.name = config.name
         self.timeout = timeout
@@ -72,24 +76,33 @@ class Upstream:
         if cfg.command is not None:
             from charter.hosts.mcp.stdio import process_streams
 
-            return process_streams(StdioServerParameters(
-                command=cfg.command, args=list(cfg.args),
-                env=dict(cfg.env) if cfg.env is not None else None, cwd=cfg.cwd))
+            return process_streams(
+                StdioServerParameters(
+                    command=cfg.command,
+                    args=list(cfg.args),
+                    env=dict(cfg.env) if cfg.env is not None else None,
+                    cwd=cfg.cwd,
+                )
+            )
         assert cfg.url is not None
         if not cfg.headers:
             return cfg.url
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
-        return streamable_http_client(cfg.url, http_client=httpx2.AsyncClient(
-            headers=dict(cfg.headers)))
+        return streamable_http_client(
+            cfg.url, http_client=httpx2.AsyncClient(headers=dict(cfg.headers))
+        )
 
     async def run(self) -> None:
         """Connect, list the tools, and hold the connection until `stop` (never raises)."""
         try:
-            async with Client(self._target(), message_handler=self._message,
-                              elicitation_callback=self._elicit,
-                              read_timeout_seconds=self.timeout) as client:
+            async with Client(
+                self._target(),
+                message_handler=self._message,
+                elicitation_callback=self._elicit,
+                read_timeout_seconds=self.timeout,
+            ) as client:
                 self.client = client
                 with anyio.fail_after(max(self.timeout, START_TIMEOUT)):
                     self.tools = await self.list_tools()
@@ -132,9 +145,14 @@ class Upstream:
                 break
         return tools
 
-    async def call(self, name: str, arguments: dict[str, Any] | None,
-                   input_responses: Mapping[str, Any] | None = None,
-                   request_state: str | None = None, front: Any = None) -> dict[str, Any]:
+    async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        input_responses: Mapping[str, Any] | None = None,
+        request_state: str | None = None,
+        front: Any = None,
+    ) -> dict[str, Any]:
         """The upstream's result in its wire form, or `UpstreamError` (down, timed out,
         broken answer).
 
@@ -151,8 +169,11 @@ class Upstream:
         waits for the agent's user (`front`: the agent's request it serves)."""
         client = self._client()
         params = types.CallToolRequestParams(
-            name=name, arguments=arguments, request_state=request_state,
-            input_responses=dict(input_responses) if input_responses is not None else None)
+            name=name,
+            arguments=arguments,
+            request_state=request_state,
+            input_responses=dict(input_responses) if input_responses is not None else None,
+        )
         request = types.CallToolRequest(params=params)
         key = object()
         with anyio.CancelScope(deadline=anyio.current_time() + self.timeout) as scope:
@@ -170,8 +191,10 @@ class Upstream:
         if scope.cancelled_caught:
             raise UpstreamError(self._late(name))
         if not isinstance(raw, dict):
-            raise UpstreamError(f"upstream {self.name!r} answered {name!r} with a "
-                                f"{type(raw).__name__}, not a result object")
+            raise UpstreamError(
+                f"upstream {self.name!r} answered {name!r} with a "
+                f"{type(raw).__name__}, not a result object"
+            )
         return raw
 
     async def _send(self, client: Client, request: types.CallToolRequest) -> Any:
@@ -191,11 +214,16 @@ class Upstream:
         or several, in flight there is no telling whose user should answer: refused."""
         calls = list(self._calls.values())
         if self.on_elicit is None or len(calls) != 1 or calls[0].front is None:
-            why = ("no call is in flight" if not calls else
-                   f"{len(calls)} calls are in flight: no telling which one asks"
-                   if len(calls) > 1 else "the proxy does not relay elicitation here")
-            return types.ErrorData(code=INVALID_REQUEST,
-                                   message=f"charter: elicitation refused: {why}")
+            why = (
+                "no call is in flight"
+                if not calls
+                else f"{len(calls)} calls are in flight: no telling which one asks"
+                if len(calls) > 1
+                else "the proxy does not relay elicitation here"
+            )
+            return types.ErrorData(
+                code=INVALID_REQUEST, message=f"charter: elicitation refused: {why}"
+            )
         call = calls[0]
         left = call.scope.deadline - anyio.current_time()
         call.scope.deadline = math.inf
