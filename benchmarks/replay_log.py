@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import random
 import subprocess
@@ -92,22 +93,37 @@ def run(reqs: list[tuple[float, dict[str, Any]]], config: dict[str, Any] | None,
     return elapsed
 
 
+Calls = list[tuple[dict[str, object], Any, Any]]
+
+
+class _Spy(AuditLog):
+    """A log that keeps what the Guard hands `write` (record, matchers, capture)."""
+
+    def __init__(self, path: Path, calls: Calls) -> None:
+        super().__init__(path)
+        self.calls = calls
+
+    def write(self, record: Any, *, matchers: Any = None, capture: Any = None) -> None:
+        self.calls.append((dict(record), matchers, capture))
+
+
 def writes(reqs: list[tuple[float, dict[str, Any]]], tmp: Path, rounds: int
            ) -> dict[str, float]:
     """Best seconds per record of `AuditLog.write` alone over the records (and captures)
     one Guard run hands it: without the block, with it, with it and hashes."""
-    calls: list[tuple[dict[str, object], Any, Any]] = []
-
-    class Spy(AuditLog):
-        def write(self, record: Any, *, matchers: Any = None, capture: Any = None) -> None:
-            calls.append((dict(record), matchers, capture))
-
+    calls: Calls = []
     clock = workload.Clock()
-    guard = Guard(workload.policy(), MemoryStore(), log=Spy(tmp / "spy.jsonl"), clock=clock,
-                  secret=b"s" * 32)
+    guard = Guard(workload.policy(), MemoryStore(), log=_Spy(tmp / "spy.jsonl", calls),
+                  clock=clock, secret=b"s" * 32)
     for at, req in reqs:
         clock.now = at
         guard.check(req)
+    return timed_writes(calls, tmp, rounds)
+
+
+def timed_writes(calls: Calls, tmp: Path, rounds: int) -> dict[str, float]:
+    """Best seconds per record of `AuditLog.write` over `calls`, per configuration, the
+    configurations side by side in each round."""
     logs = {"write": (AuditLog(tmp / "w0.jsonl"), False),
             "write + replay": (AuditLog(tmp / "w1.jsonl"), True),
             "write + replay + hashes": (AuditLog(tmp / "w2.jsonl",
@@ -126,6 +142,41 @@ def writes(reqs: list[tuple[float, dict[str, Any]]], tmp: Path, rounds: int
     for log, _ in logs.values():
         log.close()
     return best
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def example_costs(tmp: Path, rounds: int, repeat: int) -> None:
+    """R-L4 on the example policies (examples/*/policy.agentpolicy and their requests/):
+    `AuditLog.write` with and without the replay block, and the record sizes."""
+    import charter
+
+    print(f"{'example':<10} {'records':>7} {'write us':>9} {'+ replay':>9} {'x':>6} "
+          f"{'B/record':>9} {'+ replay':>9} {'x':>6}")
+    for folder in sorted(p for p in EXAMPLES.iterdir() if (p / "requests").is_dir()):
+        policy = charter.compile((folder / "policy.agentpolicy").read_text(),
+                                 f"{folder.name}.agentpolicy")
+        reqs = [json.loads(f.read_text()) for f in sorted((folder / "requests").glob("*.json"))]
+        calls: Calls = []
+        guard = Guard(policy, MemoryStore(), log=_Spy(tmp / "spy.jsonl", calls),
+                      secret=b"s" * 32)
+        for _ in range(repeat):
+            for req in reqs:
+                guard.check(req)
+        best = timed_writes(calls, tmp, rounds)
+        sizes = []
+        for block in (False, True):
+            path = tmp / f"size-{block}.jsonl"
+            path.unlink(missing_ok=True)
+            with AuditLog(path) as log:
+                for record, matchers, capture in calls[: len(reqs)]:
+                    log.write(record, matchers=matchers, capture=capture if block else None)
+            sizes.append(path.stat().st_size / len(reqs))
+        plain, with_block = best["write"], best["write + replay"]
+        print(f"{folder.name:<10} {len(calls):>7} {plain * 1e6:>9.1f} {with_block * 1e6:>9.1f} "
+              f"{with_block / plain:>6.2f} {sizes[0]:>9.0f} {sizes[1]:>9.0f} "
+              f"{sizes[1] / sizes[0]:>6.2f}")
 
 
 def reports(path: Path, rounds: int) -> tuple[float, float, int]:
@@ -208,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         records = list(audit.read(logged))
         write = writes(reqs[: n // 3], Path(tmp), rounds * 3)
         read_s, report_s, reported = reports(logged, rounds)
+        example_costs(Path(tmp), rounds * 3, 3 if args.quick else 30)
         if args.gigabytes:
             constant_memory(args.gigabytes, Path(tmp))
     policy = workload.policy()

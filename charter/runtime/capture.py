@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+import weakref
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
@@ -32,7 +33,7 @@ import msgspec
 from charter.engine.decision import Decision
 from charter.engine.snapshot import Snapshot
 from charter.runtime.audit_values import Mask, Walk
-from charter.runtime.reads import Reads, reads_of
+from charter.runtime.reads import Reads, Scan, reads_of
 from charter.runtime.request import Call
 from charter.runtime.verdicts import UNKNOWN, Table
 
@@ -165,18 +166,24 @@ class Capture:
         if st is None:
             return None
         plain = Walk(None)
-        limits = {spec.id: spec.limit for spec in self.policy.ir.counters}
+        limits = _limits(self.policy)
         host = walk if walk is not None else plain
         counters: list[object] = []
         if walk is not None:
             walk.at += ["snapshot", "counters"]
+        mask = walk._mask if walk is not None else None
         for i, ((cid, key), used) in enumerate(st.counters.items()):
-            if walk is not None:
+            if walk is None:
+                masked_key = key
+            elif type(key) is str and key.isascii() and mask is not None:
+                # The usual key (a session or agent id): masked in place, as `tree` would.
+                masked_key = mask(key)
+                if masked_key != key:
+                    walk._note(f"/snapshot/counters/{i}/1", "str", key)
+            else:
                 walk.at += [str(i), "1"]
                 masked_key = walk.tree(key, 0)
                 del walk.at[-2:]
-            else:
-                masked_key = key
             # Usage and limits are ints and finite Decimals the store and policy made.
             counters.append([cid, masked_key, used, limits.get(cid)])
         out: dict[str, object] = {"counters": counters, "labels": sorted(st.labels)}
@@ -219,9 +226,8 @@ class Capture:
         if not masked:
             return scans, counts
         matchers = self.policy.matchers
-        for scan in reads.scans.values():
-            at = "/request/" + "/".join(escape(k) for k in (scan.root, *scan.keys))
-            if not any(p == at or p.startswith((at + "/", at + "~k")) for p in masked):
+        for scan, at, under in _scan_plan(reads):
+            if not any(p == at or p.startswith(under) for p in masked):
                 continue
             value = _at(self.req, scan.root, scan.keys)
             if value is _MISSING:
@@ -244,6 +250,32 @@ class Capture:
         return scans, counts
 
 
+def _limits(policy: Any) -> dict[str, object]:
+    """Counter id -> limit of a policy (once per policy)."""
+    found = _LIMITS.get(policy)
+    if found is None:
+        found = _LIMITS[policy] = {spec.id: spec.limit for spec in policy.ir.counters}
+    return found
+
+
+def _scan_plan(reads: Reads) -> tuple[tuple[Scan, str, tuple[str, str]], ...]:
+    """Each scanned field of `reads` with its pointer and the prefixes of what is under
+    it (once per read set: the same for every record)."""
+    entry = _SCAN_PLANS.get(id(reads))
+    if entry is None or entry[0] is not reads:
+        plan = []
+        for scan in reads.scans.values():
+            at = "/request/" + "/".join(escape(k) for k in (scan.root, *scan.keys))
+            plan.append((scan, at, (at + "/", at + "~k")))
+        if len(_SCAN_PLANS) >= 64:  # policies come and go (reloads): keep the recent few
+            _SCAN_PLANS.clear()
+        entry = _SCAN_PLANS[id(reads)] = (reads, tuple(plan))
+    return entry[1]
+
+
+_LIMITS: weakref.WeakKeyDictionary[Any, dict[str, object]] = weakref.WeakKeyDictionary()
+# By the identity of a `Reads` (a dataclass: neither hashable nor weakly referenced).
+_SCAN_PLANS: dict[int, tuple[Reads, tuple[tuple[Scan, str, tuple[str, str]], ...]]] = {}
 _MISSING: Final = object()
 # Types a value comes back as from the log as it was (or as one the rules read alike).
 _FAITHFUL: Final = frozenset({str, int, float, Decimal, bool, type(None), dict, list, tuple,
@@ -348,6 +380,21 @@ class _Masking(Walk):
                 token = key if "/" not in key and "~" not in key else escape(key)
                 if key != k:
                     self._note(f"{self._ptr()}/{token}~k", "key", k)
+                if type(item) is str and item.isascii() and self.budget > 1 and (
+                        depth + 1 < _FAST_DEPTH):
+                    # A string leaf, the commonest value, as `tree` does it, without a call.
+                    self.budget -= 1
+                    try:
+                        text = mask(item)  # type: ignore[misc]
+                    except Exception:  # noqa: BLE001 - `text` says why it cannot be logged
+                        at.append(token)
+                        out_d[key] = self.value(item, depth + 1)
+                        at.pop()
+                        continue
+                    if text != item:
+                        self._note(f"{self._ptr()}/{token}", "str", item)
+                    out_d[key] = text
+                    continue
                 at.append(token)
                 out_d[key] = self.tree(item, depth + 1)
                 at.pop()
