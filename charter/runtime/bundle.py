@@ -41,6 +41,7 @@ __all__ = [
     "Bundle",
     "BundleError",
     "load_key",
+    "manifest_of",
     "pack",
     "parse_key",
     "read_bundle",
@@ -298,6 +299,14 @@ def json_object(data: bytes, stage: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BundleError(stage, f"{what} is not a JSON object")
     return value
+
+
+def manifest_of(data: bytes) -> dict[str, Any]:
+    """A bundle's manifest, unverified (for listings and records; hosts verify everything)."""
+    body = archive_members(data).get(MANIFEST)
+    if body is None:
+        raise BundleError("read", f"not a bundle: no {MANIFEST}")
+    return json_object(body, "manifest", MANIFEST)
 
 
 def verify_bundle(

@@ -21,9 +21,9 @@ from typing import Any
 
 import msgspec
 
-from charter.runtime.bundle import Bundle, BundleError, verify_bundle
-from charter.runtime.live import Live
-from charter.runtime.live_status import AttemptStatus, SourceStatus
+from charter.runtime.bundle import Bundle, BundleError, manifest_of, verify_bundle
+from charter.runtime.live import Live, LiveError
+from charter.runtime.live_status import AttemptStatus, KeptVersion, SourceStatus
 
 __all__ = ["BundleFile", "BundleFollower", "bundle_digest", "watch_bundle"]
 
@@ -32,6 +32,8 @@ LAST = "bundle.last"  # in state_dir: the last activated bundle's bytes (OPA's `
 # The heartbeat `charter status --state-dir` reads (charter.control.commands.STATUS_FILE:
 # the same name and encoding, written here because the runtime does not import control).
 STATUS_FILE = "status.json"
+KEPT = "bundles"  # in state_dir: the newest activated bundles, for a rollback
+KEEP = 5
 
 
 def bundle_digest(data: bytes) -> str:
@@ -65,6 +67,12 @@ class BundleFollower:
         self._lock = threading.Lock()
         #: reads the source once and offers what it finds (set by the source that follows)
         self.pull: Callable[[], object] | None = None
+        #: forget what the source last offered, so the next pull offers it again (unpin)
+        self.reset: Callable[[], None] | None = None
+        #: after a rollback: the source's bundle digest not to activate again (None: the
+        #: source's own rule holds it, e.g. Redis applies only a newer seq)
+        self.pinned: str | None = None
+        self.pinned_digest: str | None = None  # the policy digest rolled back to
 
     def reload(self) -> AttemptStatus | None:
         """Read the source now (what `POST /v1/reload` asks): the attempt when something
@@ -139,8 +147,9 @@ class BundleFollower:
             raise RuntimeError("start() or attach a Live handle first")
         with self._lock:
             digest = bundle_digest(data)
-            if digest in (self.active_bundle, self._rejected):
+            if digest in (self.active_bundle, self._rejected, self.pinned):
                 return None
+            self.pinned = self.pinned_digest = None  # another bundle than the one rolled back from
             t0 = time.perf_counter()
             try:
                 bundle = self.verify(data)
@@ -224,20 +233,117 @@ class BundleFollower:
 
     def _keep(self, data: bytes) -> None:
         """Keep the activated bundle in `state_dir` (tmp+rename), so a host can start on it
-        when its source is unreachable; it is verified again when read back."""
+        when its source is unreachable, and among the newest `KEEP` for a rollback; both
+        are verified again when read back."""
         if self.state_dir is None or not data:
             return
-        path = self.state_dir / LAST
+        digest = bundle_digest(data)
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{LAST}.{os.getpid()}.tmp")
-            with tmp.open("wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError:
-            _LOG.exception("cannot keep bundle %s as last-known-good", bundle_digest(data))
+            _write(self.state_dir / LAST, data)
+            kept = self._entries()
+            if not kept or not kept[-1].stem.endswith("-" + digest):
+                n = int(kept[-1].stem.split("-", 1)[0]) + 1 if kept else 1
+                _write(self.state_dir / KEPT / f"{n:08d}-{digest}.bundle", data)
+                for old in self._entries()[:-KEEP]:
+                    old.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            _LOG.exception("cannot keep bundle %s as last-known-good", digest)
+
+    def _entries(self) -> list[Path]:
+        where = self.state_dir / KEPT if self.state_dir is not None else None
+        return sorted(where.glob("*.bundle")) if where is not None and where.is_dir() else []
+
+    def history(self) -> list[KeptVersion]:
+        """The kept bundles, oldest first (policy digest, source digest, since, actor)."""
+        out = []
+        for path in self._entries():
+            try:
+                m = manifest_of(path.read_bytes())
+                since = path.stat().st_mtime
+            except (OSError, BundleError):
+                continue
+            kid = m.get("key_id")
+            out.append(
+                KeptVersion(
+                    digest=str(m.get("policy_digest") or ""),
+                    source_digest=str(m.get("source_digest") or "") or None,
+                    since=since,
+                    actor=f"key:{kid}" if isinstance(kid, str) and kid else self.origin,
+                )
+            )
+        return out
+
+    def rollback(self, to: str | None = None, *, actor: str = "api", reason: str = "") -> str:
+        """Activate a kept bundle (`to`: its policy or bundle digest, or a unique prefix;
+        default the newest whose policy is not the active one), verified again, and pin
+        it: the source's bundle as it is now is not activated again; another bundle from
+        the source, or `unpin()`, ends the pin (L-K3). Returns the policy digest; raises
+        `LiveError` when nothing kept matches or verifies."""
+        live = self.live
+        if live is None or self.state_dir is None:
+            raise LiveError("rollback needs a state_dir with kept bundles")
+        with self._lock:
+            active = live.active.digest
+            found: list[tuple[Path, dict[str, Any]]] = []
+            for path in reversed(self._entries()):
+                try:
+                    m = manifest_of(path.read_bytes())
+                except (OSError, BundleError):
+                    continue
+                policy = str(m.get("policy_digest") or "")
+                name = path.stem.split("-", 1)[-1]
+                if (to is None and policy != active) or (
+                    to is not None and (policy.startswith(to) or name.startswith(to))
+                ):
+                    found.append((path, m))
+            if not found:
+                raise LiveError(
+                    f"no kept bundle other than the active one ({active})"
+                    if to is None
+                    else f"no kept bundle {to} in {self.state_dir / KEPT}"
+                )
+            if to is not None and len({m.get("policy_digest") for _, m in found}) > 1:
+                raise LiveError(f"{to!r} matches more than one kept bundle")
+            data = found[0][0].read_bytes()
+            try:
+                bundle = self.verify(data)
+            except BundleError as err:
+                raise LiveError(
+                    f"kept bundle {found[0][0].name} no longer verifies: {err}"
+                ) from None
+            self.pinned = self.current()
+            self.pinned_digest = bundle.policy_digest
+            live.activate(
+                bundle.policy,
+                source_digest=bundle.source_digest,
+                actor=actor,
+                reason=reason or "rollback",
+                action="rollback",
+                pinned=self.pinned,
+                bundle=bundle.digest,
+            )
+            self.active_bundle = bundle.digest
+        self.write_status()
+        return bundle.policy_digest
+
+    def current(self) -> str | None:
+        """The digest of the source's bundle as it is now (what a rollback pins against);
+        None for a source that needs no pin (Redis applies only a newer seq)."""
+        return None
+
+    def unpin(self, *, actor: str = "api") -> AttemptStatus | None:
+        """End a rollback's pin (one `unpin` change record) and offer the source as it is
+        now; a bundle that verifies is then activated (its own `activate` record)."""
+        live = self.live
+        with self._lock:
+            was = self.pinned_digest
+            self.pinned = self.pinned_digest = None
+            self._rejected = None
+        if was is not None and live is not None:
+            live.record("unpin", actor=actor, from_digest=was)
+            if self.reset is not None:
+                self.reset()
+        return self.reload()
 
     def _kept(self) -> Bundle | None:
         if self.state_dir is None:
@@ -258,6 +364,9 @@ class BundleFollower:
         return SourceStatus(
             degraded=self.is_degraded,
             last_attempt=self.last_attempt,
+            history=self.history(),
+            pinned=self.pinned_digest,
+            pinned_source=self.pinned,
             reloads_ok=self.reloads_ok,
             reloads_rejected=self.reloads_rejected,
         )
@@ -310,6 +419,12 @@ class BundleFile(BundleFollower):
             self.live.reachable("source")
         return data
 
+    def current(self) -> str | None:
+        try:
+            return bundle_digest(self.path.read_bytes())
+        except OSError:
+            return None
+
     def reload(self) -> AttemptStatus | None:
         """Offer the file as it is now: the attempt (`ok` or not, with the reason, as a
         directory watcher's `reload` answers), or None when the file is unreadable or its
@@ -337,10 +452,18 @@ class BundleFile(BundleFollower):
     def _run(self) -> None:
         import watchfiles
 
+        state = self.state_dir.resolve() if self.state_dir is not None else None
+
+        def wanted(change: watchfiles.Change, where: str) -> bool:
+            # The host's own writes (status, kept bundles) when its state dir is in the
+            # watched directory would wake it again at every tick.
+            return state is None or state not in (p := Path(where).resolve(), *p.parents)
+
         while not self._stop.is_set():
             try:
                 for changes in watchfiles.watch(
                     self.path.parent,
+                    watch_filter=wanted,
                     stop_event=self._stop,
                     step=self.step_ms,
                     yield_on_timeout=True,
@@ -400,3 +523,14 @@ def watch_bundle(
     if start:
         source.start_watching()
     return handle
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` (tmp+rename, fsynced)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

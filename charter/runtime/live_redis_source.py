@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter.runtime.bundle import MANIFEST, BundleError, archive_members, json_object
+from charter.runtime.bundle import BundleError, manifest_of
 from charter.runtime.changes import ChangeLog
 from charter.runtime.live import Live
 from charter.runtime.live_bundle import BundleFollower, bundle_digest
@@ -103,14 +103,6 @@ class StreamedChangeLog(ChangeLog):
             )
         except Exception as err:  # noqa: BLE001 - the stream is a copy; the change stands
             _LOG.warning("cannot append to %s: %s", self.stream, err)
-
-
-def manifest_of(data: bytes) -> dict[str, Any]:
-    """A bundle's manifest, unverified (what `push` records; hosts verify everything)."""
-    body = archive_members(data).get(MANIFEST)
-    if body is None:
-        raise BundleError("read", f"not a bundle: no {MANIFEST}")
-    return json_object(body, "manifest", MANIFEST)
 
 
 class RedisSource:
@@ -304,11 +296,15 @@ class RedisSource:
             raise ValueError("the follower has no Live handle yet (start it first)")
         self.follower = follower
         follower.pull = self.sync
+        follower.reset = self._forget
         follower.live.on_close(self.close)
         if start:
             self._thread = threading.Thread(target=self._run, name="charter-source", daemon=True)
             self._thread.start()
         return self
+
+    def _forget(self) -> None:
+        self.seq = 0  # after an unpin: offer the active bundle again, whatever its seq
 
     def sync(self) -> bool:
         """Read `active` and offer its bundle when its seq is newer than the last applied;

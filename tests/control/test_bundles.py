@@ -467,3 +467,40 @@ def test_charter_status_reads_a_bundle_hosts_state_dir(good: bytes, tmp_path: Pa
     body = json.loads(shown.output)
     assert body["state"] == "DEGRADED" and body["last_attempt"]["ok"] is False
     live.close()
+
+
+def test_rollback_to_a_kept_bundle_pins_it_until_the_file_changes(tmp_path: Path) -> None:
+    from charter.runtime.live import LiveError
+
+    path = tmp_path / "policy.bundle"
+    versions = {t: build(make_dir(tmp_path / t, tag=t)) for t in "abcd"}
+    path.write_bytes(versions["a"])
+    state = tmp_path / "state"
+    live = watch_bundle(path, keys=KEYS, state_dir=state, start=False)
+    digests = {}
+    for t in "abc":
+        move_into_place(versions[t], path)
+        live.watcher.reload()
+        digests[t] = live.active.digest
+    assert [k.digest for k in live.status().history] == [digests[t] for t in "abc"]
+
+    assert live.rollback(actor="oncall", reason="bad c") == digests["b"]
+    assert live.decide(X).rules == ("b",)
+    assert live.watcher.reload() is None  # the file still holds c: pinned
+    status = live.status()
+    assert status.pinned == digests["b"] and live.decide(X).rules == ("b",)
+    live.unpin(actor="oncall")
+    assert live.decide(X).rules == ("c",) and live.status().pinned is None
+
+    assert live.rollback(digests["a"][:6]) == digests["a"]
+    assert live.decide(X).rules == ("a",)
+    move_into_place(versions["d"], path)  # another bundle ends the pin
+    attempt = live.watcher.reload()
+    assert attempt is not None and attempt.ok and live.decide(X).rules == ("d",)
+    with pytest.raises(LiveError, match="no kept bundle ffff"):
+        live.rollback("ffff")
+    actions = [c["action"] for c in read_changes(state / "changes.jsonl")]
+    assert actions[-6:] == ["activate", "rollback", "unpin", "activate", "rollback", "activate"]
+    shown = CliRunner().invoke(cli, ["history", "--state-dir", str(state)])
+    assert shown.exit_code == 0
+    live.close()

@@ -369,3 +369,23 @@ def test_pushes_and_every_hosts_changes_go_to_the_redis_stream(
     assert local == ["activate", "reject"]  # the host's own file has the same records
     r.close()
     live.close()
+
+
+def test_a_hosts_rollback_holds_until_the_next_push(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    writer = RedisSource(redis_url, prefix=prefix)
+    writer.push(bundle(tmp_path, "v1"))
+    source = RedisSource(redis_url, prefix=prefix)
+    live = source.follow(KEYS, state_dir=tmp_path / "state", start=False)
+    writer.push(bundle(tmp_path, "v2"))
+    assert source.sync() and live.decide(X).rules == ("v2",)
+    live.rollback(actor="oncall")
+    assert live.decide(X).rules == ("v1",)
+    assert not source.sync() and live.decide(X).rules == ("v1",)  # same seq: held
+    live.unpin()
+    assert live.decide(X).rules == ("v2",)  # the active bundle again
+    live.rollback()
+    writer.push(bundle(tmp_path, "v3"))
+    assert source.sync() and live.decide(X).rules == ("v3",)  # a new push ends it
+    live.close()
