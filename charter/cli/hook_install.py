@@ -1,4 +1,5 @@
-"""`charter hook install AGENT --policy P [--user | --project DIR] [--dry-run]`.
+"""`charter hook install AGENT --policy P [--user | --project DIR] [--dry-run]`, or for
+Claude Code `--http URL` (a `type: "http"` hook to a running `charter serve`).
 
 Merges Charter's entries into the host's own hook settings (spec hosts.md §2): the file is
 read, every entry that runs `charter hook AGENT` is replaced by the current one, everything
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 
 from charter.hosts.names import AGENTS
 
-__all__ = ["install_main", "merged", "settings_path"]
+__all__ = ["hook_url", "install_main", "merged", "settings_path"]
 
 #: (project file, user file) relative to the project directory / the home directory.
 FILES = {
@@ -44,33 +45,50 @@ def settings_path(agent: str, user: bool, project: Path, home: Path) -> Path:
     return (home if user else project) / rel
 
 
-def _mine(entry: object, marker: str) -> bool:
-    """Whether a settings entry is one `install` wrote (it runs `charter hook AGENT`)."""
+def _mine(entry: object, markers: tuple[str, ...]) -> bool:
+    """Whether a settings entry is one `install` wrote (it runs `charter hook AGENT`, or
+    posts to a `charter serve` hook URL)."""
     text = json.dumps(entry)
-    return marker in text
+    return any(marker in text for marker in markers)
 
 
-def merged(agent: str, current: dict[str, Any], command: str) -> dict[str, Any]:
-    """`current` settings with Charter's entries for `agent` in place of any older ones."""
-    marker = f"hook {agent} --policy"
+def hook_url(given: str, agent: str) -> str:
+    """The hook URL of `given`: a `charter serve` base URL gets `/v1/hooks/AGENT`; a URL
+    that already names a hooks route is kept as it is (its query too)."""
+    if "/v1/hooks/" in given:
+        return given
+    return given.rstrip("/") + f"/v1/hooks/{agent}"
+
+
+def merged(
+    agent: str, current: dict[str, Any], command: str, *, http: str | None = None
+) -> dict[str, Any]:
+    """`current` settings with Charter's entries for `agent` in place of any older ones
+    (command entries and HTTP entries replace each other: one Charter hook per event)."""
+    markers = (f"hook {agent} --policy", f"/v1/hooks/{agent}")
     out = dict(current)
     hooks = dict(out.get("hooks") or {})
     for event in EVENTS[agent]:
-        kept = [e for e in hooks.get(event) or [] if not _mine(e, marker)]
-        hooks[event] = [*kept, _entry(agent, event, command)]
+        kept = [e for e in hooks.get(event) or [] if not _mine(e, markers)]
+        hooks[event] = [*kept, _entry(agent, event, command, http)]
     out["hooks"] = hooks
     if agent in ("cursor", "copilot"):
         out.setdefault("version", 1)
     return out
 
 
-def _entry(agent: str, event: str, command: str) -> dict[str, Any]:
+def _entry(agent: str, event: str, command: str, http: str | None = None) -> dict[str, Any]:
+    if http is not None:  # Claude Code only (install refuses it for the others)
+        handler: dict[str, Any] = {"type": "http", "url": http}
+        if event in _TOOL_EVENTS:
+            return {"matcher": "*", "hooks": [handler]}
+        return {"hooks": [handler]}
     if agent == "cursor":
         # failClosed: a hook that cannot start or times out blocks instead of allowing.
         return {"command": command, "failClosed": True}
     if agent == "copilot":
         return {"type": "command", "bash": f"{command} {event}", "timeoutSec": 30}
-    handler: dict[str, Any] = {"type": "command", "command": command}
+    handler = {"type": "command", "command": command}
     if agent == "gemini":
         handler["name"] = "charter"
     entry: dict[str, Any] = {"hooks": [handler]}
@@ -91,7 +109,13 @@ class _ArgumentParser(argparse.ArgumentParser):
 def install_main(argv: list[str]) -> NoReturn:
     p = _ArgumentParser(prog="charter hook install", description=__doc__.splitlines()[0])
     p.add_argument("agent", choices=AGENTS)
-    p.add_argument("--policy", required=True, help="the policy the hook enforces")
+    p.add_argument("--policy", help="the policy the hook enforces (required but with --http)")
+    p.add_argument(
+        "--http",
+        metavar="URL",
+        help="Claude Code only: post each event to a running `charter serve` at URL "
+        "(a type: http hook) instead of running `charter hook`",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="the user's settings file")
     where.add_argument("--project", default=".", help="project directory (default: .)")
@@ -112,17 +136,37 @@ def install_main(argv: list[str]) -> NoReturn:
     except _Usage as err:
         print(f"charter hook install: {err}", file=sys.stderr)
         sys.exit(2)
-    policy = Path(args.policy).resolve()
-    command = shlex.join(
-        [
-            *shlex.split(args.command),
-            "hook",
-            args.agent,
-            "--policy",
-            str(policy),
-            *shlex.split(args.hook_args),
-        ]
+    if args.http is not None and args.agent != "claude-code":
+        print(
+            f"charter hook install: --http: {args.agent} has no HTTP hooks (only Claude Code)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    if args.http is not None and args.hook_args:
+        print(
+            "charter hook install: --hook-args does not apply to --http: give the options "
+            "in the URL's query (?authoritative=1&ask_group=user)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    if args.http is None and not args.policy:
+        print("charter hook install: --policy is required (or --http URL)", file=sys.stderr)
+        sys.exit(2)
+    command = (
+        ""
+        if args.policy is None
+        else shlex.join(
+            [
+                *shlex.split(args.command),
+                "hook",
+                args.agent,
+                "--policy",
+                str(Path(args.policy).resolve()),
+                *shlex.split(args.hook_args),
+            ]
+        )
     )
+    http = None if args.http is None else hook_url(args.http, args.agent)
     path = settings_path(args.agent, args.user, Path(args.project), Path.home())
     try:
         current = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -136,7 +180,7 @@ def install_main(argv: list[str]) -> NoReturn:
             file=sys.stderr,
         )
         sys.exit(2)
-    new = merged(args.agent, current, command)
+    new = merged(args.agent, current, command, http=http)
     text = json.dumps(new, indent=2) + "\n"
     if args.dry_run:
         sys.stdout.write(text)

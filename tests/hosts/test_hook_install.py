@@ -91,3 +91,55 @@ def test_unreadable_settings_are_left_alone(hook: Hook, tmp_path: Path) -> None:
     out = _install(hook, tmp_path, "claude-code")
     assert out.returncode == 2 and "left unchanged" in out.stderr
     assert path.read_text() == "{not json"
+
+
+def _bare_install(hook: Hook, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "charter.cli",
+        "hook",
+        "install",
+        *args,
+        "--project",
+        str(project),
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, env=hook.env(), check=False)
+
+
+def test_http_install_writes_claude_code_http_hooks(hook: Hook, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    done = _bare_install(hook, project, "claude-code", "--http", "http://127.0.0.1:8181/")
+    assert done.returncode == 0, done.stderr
+    path = project / FILES["claude-code"]
+    hooks = json.loads(path.read_text())["hooks"]
+    assert set(hooks) == {"PreToolUse", "PostToolUse", "PostToolUseFailure", "UserPromptSubmit"}
+    (pre,) = hooks["PreToolUse"]
+    assert pre == {
+        "matcher": "*",
+        "hooks": [{"type": "http", "url": "http://127.0.0.1:8181/v1/hooks/claude-code"}],
+    }
+    assert hooks["UserPromptSubmit"] == [
+        {"hooks": [{"type": "http", "url": "http://127.0.0.1:8181/v1/hooks/claude-code"}]}
+    ]
+    # A URL naming the route keeps its query; the command hook replaces it and back.
+    url = "http://127.0.0.1:9/v1/hooks/claude-code?authoritative=1"
+    assert _bare_install(hook, project, "claude-code", "--http", url).returncode == 0
+    (pre,) = json.loads(path.read_text())["hooks"]["PreToolUse"]
+    assert pre["hooks"][0]["url"] == url
+    assert _install(hook, project, "claude-code").returncode == 0
+    (pre,) = json.loads(path.read_text())["hooks"]["PreToolUse"]
+    assert pre["hooks"][0]["type"] == "command"
+
+
+def test_http_install_refuses_what_it_cannot_write(hook: Hook, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    cursor = _bare_install(hook, project, "cursor", "--http", "http://127.0.0.1:8181")
+    assert cursor.returncode == 2 and "only Claude Code" in cursor.stderr
+    mixed = _bare_install(
+        hook, project, "claude-code", "--http", "http://x", "--hook-args=--authoritative"
+    )
+    assert mixed.returncode == 2 and "query" in mixed.stderr
+    none = _bare_install(hook, project, "claude-code")
+    assert none.returncode == 2 and "--policy is required" in none.stderr
+    assert not (project / FILES["claude-code"]).exists()
