@@ -11,8 +11,10 @@ same process, interleaved, best of many short rounds (so a busy machine costs bo
 - "stateful object": the same call as a tool object with tags and a server, nested args
   and an estimate.
 For each: `check / decide`, and `settle / decide` where settle is timed as check + settle
-minus check (what a host pays after every allowed call). Over Redis the table adds a bare
-`PING` round trip through the same client library in the same run, and `check / PING`.
+minus check (what a host pays after every allowed call). Over Redis the table adds, timed
+in the same rounds, a bare `PING` through the store's redis-py client as a user would send
+it (`client.ping()`) and `check / PING` (the target's baseline), and the same `PING` packed
+and sent on the store's own connection path (`wire PING`: the round trip's floor).
 Throughput: decisions/s single-threaded (check + settle in a loop) and with 8 processes x 4
 threads, each process with its own Guard (its own `MemoryStore`; the shared SQLite file or
 Redis server). Targets (issue 12): memory check and settle each <= 2x decide, SQLite check
@@ -225,10 +227,13 @@ def main(argv: list[str] | None = None) -> int:
             guard = charter.Guard(policy, state=store)
             extra: dict[str, Callable[[], Any]] = {}
             if kind == "redis":
-                # A bare PING through the store's own client, interleaved with the checks.
+                # A bare PING through the store's own client, interleaved with the checks;
+                # and one sent as the store sends its scripts (`redis_wire.Script`).
                 extra["ping"] = store._r.ping  # type: ignore[attr-defined]
+                extra["wire"] = _wire_ping(store)
             worst_check = worst_settle = 0.0
             pings: list[float] = []
+            wires: list[float] = []
             for shape, request in REQUESTS.items():
                 assert guard.check(request).allowed
                 us = best_of({
@@ -240,17 +245,20 @@ def main(argv: list[str] | None = None) -> int:
                 ping = us.get("ping")
                 if ping is not None:
                     pings.append(ping)
+                    wires.append(us["wire"])
                 settle = max(us["both"] - us["check"], 0.0)
                 ratio, settled = us["check"] / us["decide"], settle / us["decide"]
                 print(f"{kind:<7} {shape:<17} {us['decide']:>9.2f} {us['check']:>9.2f} "
                       f"{ratio:>6.2f}x {settle:>9.2f} {settled:>6.2f}x"
-                      + ("" if ping is None else f"   {us['check'] / ping:.2f}x PING"))
+                      + ("" if ping is None else f"   {us['check'] / ping:.2f}x PING"
+                         f"  {us['check'] / us['wire']:.2f}x wire PING"))
                 if shape.startswith("stateful"):
                     worst_check = max(worst_check, ratio if ping is None
                                       else us["check"] / ping)
                     worst_settle = max(worst_settle, settled)
             if pings:
                 print(f"{kind:<7} {'bare PING':<17} {'':>9} {min(pings):>9.2f}")
+                print(f"{kind:<7} {'wire PING':<17} {'':>9} {min(wires):>9.2f}")
             single = 1e6 / best_of({"loop": lambda g=guard: g.settle(
                 g.check(REQUESTS[STATEFUL]))}, seconds)["loop"]
             many = None if args.no_throughput else throughput(kind, where, seconds)
@@ -270,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     for line in verdicts:
         print(line)
     return 0
+
+
+def _wire_ping(store: Any) -> Callable[[], Any]:
+    """PING packed and sent on the connections the store's scripts go over."""
+    send = store._take._send
+    return lambda: send(b"*1\r\n$4\r\nPING\r\n")
 
 
 def _verdict(what: str, worst: float, limit: float) -> str:
