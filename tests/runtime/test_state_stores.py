@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import socket
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -409,6 +411,30 @@ def test_unusable_sqlite_path_raises_store_error(tmp_path: Path) -> None:
         SQLiteStore(tmp_path / "missing-dir" / "state.db")
     with pytest.raises(StoreError):
         SQLiteStore(tmp_path)  # a directory, not a file
+
+
+def _reserve_in_child(store: SQLiteStore, out: Any) -> None:
+    out.put([reserve1(store, 1, None) for _ in range(3)])
+
+
+def test_sqlite_store_used_after_a_fork_keeps_tokens_apart(tmp_path: Path) -> None:
+    # The child opens its own connection and makes tokens the parent never makes: both
+    # write to one file, and one's settle must never touch the other's reservation.
+    store = SQLiteStore(tmp_path / "state.db")
+    ours = [reserve1(store, 1, None)]
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_reserve_in_child, args=(store, out))
+    child.start()
+    theirs = out.get(timeout=30)
+    child.join(timeout=30)
+    ours += [reserve1(store, 1, None) for _ in range(3)]
+    assert child.exitcode == 0 and len(set(ours) | set(theirs)) == 7
+    assert usage(store, COST, "agent-1", HOUR, T0) == 7
+    for token in theirs:
+        store.release(token, T0)
+    assert usage(store, COST, "agent-1", HOUR, T0) == 4
+    store.close()
 
 
 def test_sqlite_store_survives_restart(tmp_path: Path) -> None:

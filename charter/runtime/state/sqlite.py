@@ -9,6 +9,7 @@ they are exact and unbounded.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -99,6 +100,9 @@ class SQLiteStore:
         self._all_lock = threading.Lock()
         # (st_dev, st_ino) of the file opened, once known; None for in-memory databases.
         self._identity: tuple[int, int] | None = None
+        # Tokens need only be unique: a random part per store (and per forked child) and a
+        # count, which costs less than random bytes per reservation.
+        self._new_token_base()
 
         def init(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -196,7 +200,9 @@ class SQLiteStore:
                     "INSERT INTO counters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
                     " SET units = excluded.units, expires_at = excluded.expires_at",
                     (cid, key, bucket, str(pending[slot]), expires))
-        token = secrets.token_urlsafe(16)
+        if self._token_fork != _forks:
+            self._new_token_base()
+        token = self._token_base + str(next(self._token_seq))
         entries = [(cid, key, bucket, str(units)) for cid, key, bucket, _, units, _ in plan]
         conn.execute("INSERT INTO reservations VALUES (?, ?, ?)",
                      (token, now, _ENTRIES(entries)))
@@ -353,19 +359,24 @@ class SQLiteStore:
                           f"was deleted or replaced while in use ({what}); refusing to count "
                           "into a file other stores do not see")
 
+    def _new_token_base(self) -> None:
+        self._token_base = secrets.token_urlsafe(12) + "."
+        self._token_seq = itertools.count(1)
+        self._token_fork = _forks
+
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("SQLite store is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         # A connection must never cross a fork: the child opens its own.
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+        if conn is None or getattr(self._local, "forks", None) != _forks:
             # Not onto a fresh, empty file where the store's file was: connect would make one.
             self._check_file()
             conn = sqlite3.connect(
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn, self._local.pid = conn, os.getpid()
+            self._local.conn, self._local.forks = conn, _forks
             with self._all_lock:
                 self._all.append(conn)
         return conn
@@ -422,3 +433,17 @@ class _transaction:  # noqa: N801 - used as `with _transaction(...)`, like a fun
         # The transaction may already be gone (e.g. COMMIT failed after SQLite rolled back).
         elif self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
+
+
+# Forks into this process so far (0 in the first): a connection, or a token count, made
+# before the last fork is not this process's. A counter rather than `os.getpid()` on every
+# call: that is a system call each time.
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
