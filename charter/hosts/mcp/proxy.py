@@ -27,7 +27,8 @@ provisional; hosts.md §1.3):
   exception in the proxy's own code is an `isError` deny with the reason.
 
 Session ids (hosts.md §0.4): `_meta["io.charter/session"]` on the request when the client
-sends one, else one id per proxy (one stdio connection is one agent session).
+sends one, else (HTTP) an `X-Charter-Session` header, else a handshake-era HTTP client's
+`Mcp-Session-Id`, else one id per proxy (one stdio connection is one agent session).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ __all__ = ["INVALID_PARAMS", "Proxy"]
 
 INVALID_PARAMS = -32602
 SESSION_META = "io.charter/session"
+SESSION_HEADER = "x-charter-session"
 _LOG = logging.getLogger("charter.mcp")
 _ROUND = "charter-approval:"  # requestState prefix: the action digest follows
 _ROUND_KEY = "charter-approval"
@@ -227,7 +229,11 @@ class Proxy:
         up = self.upstreams.get(server) if sep else None
         return up.down if up is not None else None
 
-    def _request(self, ctx: Any, entry: Entry, args: dict[str, Any]) -> dict[str, Any]:
+    def _session(self, ctx: Any) -> str:
+        """The agent session a request belongs to (hosts.md §0.4): the client's own
+        `_meta["io.charter/session"]`, else over HTTP its `X-Charter-Session` header, else
+        a handshake-era HTTP client's `Mcp-Session-Id` (one per client), else the proxy's
+        one id (stdio: one connection is one agent)."""
         meta = getattr(ctx, "meta", None)
         sent = (
             meta.get(SESSION_META)
@@ -236,11 +242,22 @@ class Proxy:
             if meta is not None
             else None
         )
+        if isinstance(sent, str) and sent:
+            return sent
+        headers = getattr(getattr(ctx, "request", None), "headers", None)
+        if headers is not None:
+            for name in (SESSION_HEADER, "mcp-session-id"):
+                value = headers.get(name)
+                if isinstance(value, str) and value:
+                    return value
+        return self.session_id
+
+    def _request(self, ctx: Any, entry: Entry, args: dict[str, Any]) -> dict[str, Any]:
         request: dict[str, Any] = {
             "stage": "tool_call",
             "tool": entry.charter,
             "args": args,
-            "session": {"id": sent if isinstance(sent, str) and sent else self.session_id},
+            "session": {"id": self._session(ctx)},
         }
         if self.config.agent:
             request["agent"] = dict(self.config.agent)

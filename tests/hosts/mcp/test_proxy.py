@@ -461,3 +461,34 @@ def test_upstream_questions_and_clients_that_cannot_be_asked(setup: Setup) -> No
         assert asked == ["What is your name?"]
 
     anyio.run(go)
+
+
+def test_http_clients_are_sessions_of_their_own(setup: Setup) -> None:
+    # budgets are per session: a handshake-era HTTP client's session is its Mcp-Session-Id,
+    # a 2026-07-28 client's the X-Charter-Session header it sends
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    log = {"repo_path": str(setup.repo), "max_count": 1}
+
+    async def spend(client: Client) -> list[bool]:
+        return [not (await client.call_tool("git.git_log", log)).is_error for _ in range(4)]
+
+    def tagged(url: str, session: str) -> Any:
+        http = httpx2.AsyncClient(headers={"X-Charter-Session": session}, timeout=30)
+        return streamable_http_client(url, http_client=http)
+
+    async def go() -> None:
+        with setup.http_proxy() as url:
+            async with Client(url, mode="legacy", read_timeout_seconds=30) as first:  # type: ignore[arg-type]
+                assert await spend(first) == [True, True, True, False]
+                async with Client(url, mode="legacy", read_timeout_seconds=30) as second:  # type: ignore[arg-type]
+                    assert await spend(second) == [True, True, True, False]
+            async with Client(tagged(url, "agent-c"), mode="2026-07-28") as c:
+                assert await spend(c) == [True, True, True, False]
+            async with Client(tagged(url, "agent-c"), mode="2026-07-28") as again:
+                assert await spend(again) == [False] * 4  # the same session, already spent
+            async with Client(tagged(url, "agent-d"), mode="2026-07-28") as d:
+                assert await spend(d) == [True, True, True, False]
+
+    anyio.run(go)
