@@ -186,10 +186,11 @@ def history_cmd(state_dir: Path, fmt: str) -> None:
     active one marked `*`, a pinned one `pinned`."""
     from charter.control.commands import read_status
     from charter.control.versions import VersionStore
+    from charter.runtime.live_bundle import kept_bundles
 
     if not state_dir.is_dir():
         fail(f"--state-dir {state_dir}: no such directory")
-    kept = VersionStore(state_dir).history()
+    kept = VersionStore(state_dir).history() + kept_bundles(state_dir)  # a bundle host's
     try:
         status = read_status(state_dir)
     except ValueError:
@@ -218,8 +219,10 @@ def history_cmd(state_dir: Path, fmt: str) -> None:
 def _resolve(state_dir: Path, to: str) -> str:
     """A kept version's digest from a unique prefix (what `charter history` shows)."""
     from charter.control.versions import VersionStore
+    from charter.runtime.live_bundle import kept_bundles
 
-    digests = list(dict.fromkeys(str(h["digest"]) for h in VersionStore(state_dir).history()))
+    kept = VersionStore(state_dir).history() + kept_bundles(state_dir)  # a bundle host's
+    digests = list(dict.fromkeys(str(h["digest"]) for h in kept))
     found = [d for d in digests if d.startswith(to)]
     if len(found) == 1:
         return found[0]

@@ -33,6 +33,9 @@ LAST = "bundle.last"  # in state_dir: the last activated bundle's bytes (OPA's `
 # the same name and encoding, written here because the runtime does not import control).
 STATUS_FILE = "status.json"
 KEPT = "bundles"  # in state_dir: the newest activated bundles, for a rollback
+# The operator's command file `charter rollback / unpin --state-dir` writes
+# (charter.control.commands.COMMAND_FILE: {"seq", "action", "to", "actor", "reason"}).
+COMMAND_FILE = "pin.json"
 KEEP = 5
 
 
@@ -73,6 +76,9 @@ class BundleFollower:
         #: source's own rule holds it, e.g. Redis applies only a newer seq)
         self.pinned: str | None = None
         self.pinned_digest: str | None = None  # the policy digest rolled back to
+        self.command_seq = 0  # the last command of `state_dir/pin.json` applied
+        self.command_error: str | None = None
+        self._command_problem: str | None = None
 
     def reload(self) -> AttemptStatus | None:
         """Read the source now (what `POST /v1/reload` asks): the attempt when something
@@ -136,6 +142,7 @@ class BundleFollower:
         elif not self.degraded:
             self._keep(data or b"")
         handle.watcher = self
+        self._resume()
         self.write_status()
         return handle
 
@@ -216,6 +223,62 @@ class BundleFollower:
             **record,
         )
 
+    def _resume(self) -> None:
+        """After a restart, commands already applied stay applied: their seq is read back
+        from the last status.json (a rollback's pin does not survive a restart)."""
+        if self.state_dir is None:
+            return
+        try:
+            prev = msgspec.json.decode((self.state_dir / STATUS_FILE).read_bytes())
+        except (OSError, msgspec.DecodeError):
+            return
+        if isinstance(prev, dict) and isinstance(prev.get("command_seq"), int):
+            self.command_seq = prev["command_seq"]
+
+    def follow_commands(self) -> bool:
+        """Apply `state_dir/pin.json` when its seq is above the last applied (`charter
+        rollback` / `charter unpin --state-dir`); True when one was applied. A refused
+        command is one `command_rejected` change record and shows in the status."""
+        live = self.live
+        if self.state_dir is None or live is None:
+            return False
+        path = self.state_dir / COMMAND_FILE
+        try:
+            cmd = msgspec.json.decode(path.read_bytes())
+            if not isinstance(cmd, dict) or not isinstance(cmd.get("seq"), int):
+                raise ValueError("not a command")
+            action, to = cmd.get("action"), cmd.get("to")
+            if action not in ("rollback", "unpin") or not (to is None or isinstance(to, str)):
+                raise ValueError(f"not a command (action {action!r})")
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, msgspec.DecodeError) as err:
+            problem = f"{path}: {err}"
+            if problem != self._command_problem:  # once, not at every tick
+                self._command_problem = problem
+                _LOG.error("%s; no command applied", problem)
+                live.record("command_rejected", actor="cli", reason=problem)
+            return False
+        self._command_problem = None
+        if cmd["seq"] <= self.command_seq:
+            return False
+        self.command_seq = cmd["seq"]
+        self.command_error = None
+        actor = str(cmd.get("actor") or "cli")
+        try:
+            if action == "rollback":
+                self.rollback(to, actor=actor, reason=str(cmd.get("reason") or ""))
+            else:
+                self.unpin(actor=actor)
+        except LiveError as err:
+            self.command_error = str(err)
+            _LOG.error("%s refused: %s", action, err)
+            live.record(
+                "command_rejected", actor=actor, reason=f"{action} (seq {cmd['seq']}): {err}"
+            )
+        self.write_status()
+        return True
+
     def write_status(self) -> None:
         """Replace `state_dir/status.json` with the handle's status (tmp+rename; after
         every attempt and at each tick of the source's thread, so a host that stops
@@ -255,23 +318,17 @@ class BundleFollower:
 
     def history(self) -> list[KeptVersion]:
         """The kept bundles, oldest first (policy digest, source digest, since, actor)."""
-        out = []
-        for path in self._entries():
-            try:
-                m = manifest_of(path.read_bytes())
-                since = path.stat().st_mtime
-            except (OSError, BundleError):
-                continue
-            kid = m.get("key_id")
-            out.append(
-                KeptVersion(
-                    digest=str(m.get("policy_digest") or ""),
-                    source_digest=str(m.get("source_digest") or "") or None,
-                    since=since,
-                    actor=f"key:{kid}" if isinstance(kid, str) and kid else self.origin,
-                )
+        if self.state_dir is None:
+            return []
+        return [
+            KeptVersion(
+                digest=str(h["digest"]),
+                source_digest=h.get("source_digest"),
+                since=h.get("since"),
+                actor=h.get("actor") or self.origin,
             )
-        return out
+            for h in kept_bundles(self.state_dir)
+        ]
 
     def rollback(self, to: str | None = None, *, actor: str = "api", reason: str = "") -> str:
         """Activate a kept bundle (`to`: its policy or bundle digest, or a unique prefix;
@@ -369,6 +426,8 @@ class BundleFollower:
             pinned_source=self.pinned,
             reloads_ok=self.reloads_ok,
             reloads_rejected=self.reloads_rejected,
+            command_seq=self.command_seq,
+            command_error=self.command_error,
         )
 
 
@@ -455,14 +514,20 @@ class BundleFile(BundleFollower):
         state = self.state_dir.resolve() if self.state_dir is not None else None
 
         def wanted(change: watchfiles.Change, where: str) -> bool:
-            # The host's own writes (status, kept bundles) when its state dir is in the
-            # watched directory would wake it again at every tick.
-            return state is None or state not in (p := Path(where).resolve(), *p.parents)
+            # Of the state dir only the command file: the host's own writes there (status,
+            # kept bundles) would wake it again at every tick.
+            p = Path(where).resolve()
+            return state is None or state not in (p, *p.parents) or p.name == COMMAND_FILE
 
+        paths = [self.path.parent]
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            paths.append(self.state_dir)  # `charter rollback` writes its command there
+        self.follow_commands()  # one written while the host was down
         while not self._stop.is_set():
             try:
                 for changes in watchfiles.watch(
-                    self.path.parent,
+                    *paths,
                     watch_filter=wanted,
                     stop_event=self._stop,
                     step=self.step_ms,
@@ -474,6 +539,7 @@ class BundleFile(BundleFollower):
                 ):
                     # An event anywhere in the directory (a rename into place, a symlink
                     # swap) or the backstop timeout: read the file if it is not as last read.
+                    self.follow_commands()
                     if changes or self._changed():
                         self.reload()
                     self.write_status()  # the heartbeat, at least every poll_interval_s
@@ -523,6 +589,30 @@ def watch_bundle(
     if start:
         source.start_watching()
     return handle
+
+
+def kept_bundles(state_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The bundles a bundle host keeps in `state_dir/bundles`, oldest first, in the rows of
+    `charter history`: digest (the policy's), bundle, source_digest, since, actor."""
+    where = Path(state_dir) / KEPT
+    out: list[dict[str, Any]] = []
+    for path in sorted(where.glob("*.bundle")) if where.is_dir() else []:
+        try:
+            m = manifest_of(path.read_bytes())
+            since = path.stat().st_mtime
+        except (OSError, BundleError):
+            continue
+        kid = m.get("key_id")
+        out.append(
+            {
+                "digest": str(m.get("policy_digest") or ""),
+                "bundle": path.stem.split("-", 1)[-1],
+                "source_digest": str(m.get("source_digest") or "") or None,
+                "since": since,
+                "actor": f"key:{kid}" if isinstance(kid, str) and kid else None,
+            }
+        )
+    return out
 
 
 def _write(path: Path, data: bytes) -> None:

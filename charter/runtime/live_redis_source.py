@@ -335,6 +335,7 @@ class RedisSource:
 
     def _heartbeat(self) -> None:
         if self.follower is not None:
+            self.follower.follow_commands()  # `charter rollback --state-dir`, at each tick
             self.follower.write_status()
 
     def _run(self) -> None:

@@ -364,7 +364,9 @@ def test_a_watched_bundle_file_reloads_when_replaced_by_a_move(good: bytes, tmp_
     link.symlink_to(target)
     os.replace(link, path)
     wait_for(lambda: live.decide(X).rules == ("d",), "the symlinked bundle going live")
-    actions = [c["action"] for c in read_changes(tmp_path / "state" / "changes.jsonl")]
+    log = tmp_path / "state" / "changes.jsonl"
+    wait_for(lambda: len(list(read_changes(log))) == 4, "its change record")  # after the swap
+    actions = [c["action"] for c in read_changes(log)]
     assert actions == ["activate", "activate", "reject", "activate"]
     changes = list(read_changes(tmp_path / "state" / "changes.jsonl"))
     assert changes[1]["from_digest"] == first and changes[1]["actor"] == "key:ops-1"
@@ -504,3 +506,34 @@ def test_rollback_to_a_kept_bundle_pins_it_until_the_file_changes(tmp_path: Path
     shown = CliRunner().invoke(cli, ["history", "--state-dir", str(state)])
     assert shown.exit_code == 0
     live.close()
+
+
+def test_charter_rollback_and_unpin_reach_a_bundle_host(tmp_path: Path) -> None:
+    path = tmp_path / "policy.bundle"
+    state = tmp_path / "state"
+    path.write_bytes(build(make_dir(tmp_path / "a", tag="a")))
+    live = watch_bundle(path, keys=KEYS, state_dir=state, poll_interval_s=0.5, step_ms=10)
+    first = live.active.digest
+    move_into_place(build(make_dir(tmp_path / "b", tag="b")), path)
+    wait_for(lambda: len(live.status().history) == 2, "b going live and kept")
+    listed = CliRunner().invoke(cli, ["history", "--state-dir", str(state), "--format", "json"])
+    assert [v["digest"] for v in json.loads(listed.output)["versions"]][-2:] == [
+        first,
+        live.active.digest,
+    ]
+    out = CliRunner().invoke(cli, ["rollback", "--state-dir", str(state), "--actor", "oncall"])
+    assert out.exit_code == 0, out.output
+    assert live.decide(X).rules == ("a",) and live.status().pinned == first
+    out = CliRunner().invoke(cli, ["unpin", "--state-dir", str(state)])
+    assert out.exit_code == 0, out.output
+    assert live.decide(X).rules == ("b",)
+    out = CliRunner().invoke(cli, ["rollback", "--state-dir", str(state), "--to", first[:6]])
+    assert out.exit_code == 0 and live.decide(X).rules == ("a",)
+    bad = CliRunner().invoke(cli, ["rollback", "--state-dir", str(state), "--to", "ffff"])
+    assert bad.exit_code == 2  # no kept version: refused before anything is written
+    live.close()
+    # a restart does not apply the last command again
+    again = watch_bundle(path, keys=KEYS, state_dir=state, start=False)
+    assert again.watcher.command_seq == 3 and not again.watcher.follow_commands()
+    assert again.decide(X).rules == ("b",)  # the file's bundle: pins do not survive restarts
+    again.close()

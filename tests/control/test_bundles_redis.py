@@ -216,7 +216,9 @@ def test_the_backstop_poll_catches_a_push_the_subscription_missed(
     writer.push(bundle(tmp_path, "v3"))
     wait_for(lambda: live.decide(X).rules == ("v3",), "the push after a lost subscription")  # type: ignore[attr-defined]
     admin.close()
-    changes = list(read_changes(tmp_path / "state" / "changes.jsonl"))
+    log = tmp_path / "state" / "changes.jsonl"
+    wait_for(lambda: len(list(read_changes(log))) == 3, "its change record")  # after the swap
+    changes = list(read_changes(log))
     assert [c["action"] for c in changes] == ["activate", "activate", "activate"]
     assert changes[-1]["actor"] == "key:ops-1" and changes[-1]["active_seq"] == 3
 
