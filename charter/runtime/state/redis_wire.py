@@ -82,9 +82,10 @@ class Script:
 
     def _send(self, packed: bytes) -> Any:
         idle = self._idle
-        reused = bool(idle)
-        conn = idle.pop() if reused else self._pool.connection_class(
-            **self._pool.connection_kwargs)
+        try:
+            conn, reused = idle.pop(), True  # one thread's alone: pop is atomic
+        except IndexError:
+            conn, reused = self._pool.connection_class(**self._pool.connection_kwargs), False
         try:
             try:
                 conn.send_packed_command((packed,), check_health=False)

@@ -100,9 +100,6 @@ class SQLiteStore:
         self._all_lock = threading.Lock()
         # (st_dev, st_ino) of the file opened, once known; None for in-memory databases.
         self._identity: tuple[int, int] | None = None
-        # Tokens need only be unique: a random part per store (and per forked child) and a
-        # count, which costs less than random bytes per reservation.
-        self._new_token_base()
 
         def init(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -200,9 +197,7 @@ class SQLiteStore:
                     "INSERT INTO counters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
                     " SET units = excluded.units, expires_at = excluded.expires_at",
                     (cid, key, bucket, str(pending[slot]), expires))
-        if self._token_fork != _forks:
-            self._new_token_base()
-        token = self._token_base + str(next(self._token_seq))
+        token = _token_base + str(next(_token_seq))
         entries = [(cid, key, bucket, str(units)) for cid, key, bucket, _, units, _ in plan]
         conn.execute("INSERT INTO reservations VALUES (?, ?, ?)",
                      (token, now, _ENTRIES(entries)))
@@ -359,11 +354,6 @@ class SQLiteStore:
                           f"was deleted or replaced while in use ({what}); refusing to count "
                           "into a file other stores do not see")
 
-    def _new_token_base(self) -> None:
-        self._token_base = secrets.token_urlsafe(12) + "."
-        self._token_seq = itertools.count(1)
-        self._token_fork = _forks
-
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("SQLite store is closed")
@@ -435,15 +425,22 @@ class _transaction:  # noqa: N801 - used as `with _transaction(...)`, like a fun
             self._conn.execute("ROLLBACK")
 
 
-# Forks into this process so far (0 in the first): a connection, or a token count, made
-# before the last fork is not this process's. A counter rather than `os.getpid()` on every
-# call: that is a system call each time.
+# Forks into this process so far (0 in the first): a connection made before the last fork
+# is not this process's. A counter rather than `os.getpid()` on every call: that is a
+# system call each time.
 _forks = 0
+# Reservation tokens need only be unique: a random part per process, made again in a forked
+# child (where one thread runs, so no two threads make it), and a count; random bytes per
+# reservation cost more.
+_token_base = secrets.token_urlsafe(12) + "."
+_token_seq = itertools.count(1)
 
 
 def _forked() -> None:
-    global _forks
+    global _forks, _token_base, _token_seq
     _forks += 1
+    _token_base = secrets.token_urlsafe(12) + "."
+    _token_seq = itertools.count(1)
 
 
 os.register_at_fork(after_in_child=_forked)
