@@ -37,7 +37,8 @@ from charter.runtime.reads import Reads, Scan, reads_of
 from charter.runtime.request import Call
 from charter.runtime.verdicts import UNKNOWN, Table
 
-__all__ = ["HASH_HEX", "VERSION", "Capture", "escape", "keyed_hash", "number_text", "with_now"]
+__all__ = ["HASH_HEX", "PAYLOADS", "VERSION", "Capture", "escape", "keyed_hash", "number_text",
+           "with_now"]
 
 VERSION: Final = 1
 """The schema version of the decision log's records and their replay block."""
@@ -118,6 +119,12 @@ class Capture:
         # Unmasked, the walk still notes values whose type the log does not keep.
         walk = _Masking(mask if mask is not None else _same, hash_key)
         request = reads.project(self.req)
+        for name in _PAYLOADS:
+            if name in request and not reads.whole(name):
+                # A payload some rule reads part of is kept whole all the same: the record
+                # carries it masked anyway, and masked once here it is shared (`shared`)
+                # rather than walked twice, once for the block and once for the record.
+                request[name] = self.req[name]
         walk.at.append("request")
         out = walk.tree(request, 0)
         walk.at.pop()
@@ -144,17 +151,15 @@ class Capture:
     def shared(self, block: Mapping[str, object], record: Mapping[str, object]
                ) -> dict[str, object]:
         """The record's payload fields (`args`, `result`, `input`, `output`) that the block
-        already holds masked, whole and the very same value: the log writes those without
-        masking them a second time."""
+        already holds masked (whole: `block` keeps every payload a rule reads whole) and the
+        very same value: the log writes those without masking them a second time."""
         request = block.get("request")
         if not isinstance(request, dict):
             return {}
-        reads = reads_of(self.policy)
         out: dict[str, object] = {}
         for name in _PAYLOADS:
             value = record.get(name)
-            if value is not None and value is self.req.get(name) and name in request and (
-                    reads.whole(name)):
+            if value is not None and value is self.req.get(name) and name in request:
                 out[name] = request[name]
         return out
 
@@ -280,7 +285,9 @@ _MISSING: Final = object()
 # Types a value comes back as from the log as it was (or as one the rules read alike).
 _FAITHFUL: Final = frozenset({str, int, float, Decimal, bool, type(None), dict, list, tuple,
                               set, frozenset, bytes, bytearray})
-_PAYLOADS: Final = ("args", "result", "input", "output")
+PAYLOADS: Final = ("args", "result", "input", "output")
+"""The request's payload fields: a replay block holds each one some rule reads whole."""
+_PAYLOADS: Final = PAYLOADS
 _FAST_DEPTH: Final = 32  # deeper values take `Walk`, which also catches cycles
 _SMALL: Final = 10**18  # as `audit_values`: ints written out without counting digits
 _SCAN_DIGITS: Final = 64

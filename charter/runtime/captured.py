@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from charter.runtime.capture import escape
+from charter.runtime.capture import PAYLOADS, escape
 from charter.runtime.reads import ALWAYS, Reads, reads_of
 
 __all__ = ["Captured", "Captures", "read_paths"]
@@ -41,8 +41,12 @@ Path = tuple[str, ...]
 
 def read_paths(policy: Any) -> list[list[str]]:
     """The block's ``reads``: the request paths the replay blocks written for `policy`
-    hold. Policy-made names only, nothing a host sent."""
-    return [list(p) for p in reads_of(policy).paths()]
+    hold (a payload some rule reads part of is held whole, `Capture.block`). Policy-made
+    names only, nothing a host sent."""
+    reads = reads_of(policy)
+    whole = [(name,) for name in PAYLOADS if name in reads.tree]
+    paths = [p for p in reads.paths() if not (p and (p[0],) in whole)]
+    return [list(p) for p in sorted({*paths, *whole})]
 
 
 class Captured:

@@ -392,10 +392,11 @@ SHAPES = """
 policy "shapes" version "1"
 use pii
 default deny
-tool "send" (to: any, body?: any, meta?: any)
+tool "send" (to: str, cc?: str)
 allow tool "send"
-deny tool "send" when args.to == "x" because "not x"
-deny tool "send" when has(args.meta.level) because "no levels"
+deny tool "send" when agent.id == "x" because "not x"
+deny tool "send" when agent.labels.level == "1" because "no levels"
+deny tool "send" when args.to == "nobody" because "nobody"
 """
 
 
@@ -406,17 +407,19 @@ def test_a_path_the_logging_policy_never_read_is_inconclusive_with_its_path(
     path = tmp_path / "shapes.jsonl"
     guard = Guard(charter.compile(SHAPES), MemoryStore(), log=AuditLog(path))
     requests = [
-        {"tool": "send", "args": {"to": "y", "body": "hi", "meta": {"level": 1, "tag": "a"}}},
-        {"tool": "send", "args": {"to": "y", "meta": {"tag": "a"}}},  # no level: captured
-        {"tool": "send", "args": {"to": "y", "meta": "flat"}},  # not an object: kept whole
-        {"tool": "send", "args": {"to": "x"}},  # no meta at all: captured as absent
+        {"id": "y", "team": "t", "labels": {"level": "1", "tag": "a"}},
+        {"id": "y", "team": "t", "labels": {"tag": "a"}},  # no level: captured as absent
+        {"id": "y", "team": "t", "labels": "flat"},  # not an object: kept whole
+        {"id": "x", "team": "t"},  # no labels at all: captured as absent
     ]
-    for req in requests:
-        guard.check(req)
+    for agent in requests:
+        guard.check({"tool": "send", "args": {"to": "y", "cc": "z"}, "agent": agent})
     guard.close()
     records = _decisions(path)
+    # A payload a rule reads part of (`args.to`) is held whole; other roots as read.
     assert records[0]["replay"]["reads"] == [
-        ["args", "meta", "level"], ["args", "to"], ["stage"], ["tool"]]
+        ["agent", "id"], ["agent", "labels", "level"], ["args"], ["stage"], ["tool"]]
+    assert records[0]["replay"]["request"]["args"] == {"to": "y", "cc": "z"}
     assert all("reads" not in r["replay"] for r in records[1:])  # said once per version
     old = charter.compile(SHAPES)
     assert [replay_record(r, old).inconclusive for r in records] == [()] * 4
@@ -425,19 +428,22 @@ def test_a_path_the_logging_policy_never_read_is_inconclusive_with_its_path(
         new = charter.compile(SHAPES + rule)
         return [replay_record(r, new).inconclusive for r in records]
 
-    # `args.body` was never read: unknown wherever the block shows `args` as an object.
-    assert inconclusive('deny tool "send" when args.body == "hi" because "b"\n') == [
-        ("/request/args/body",)] * 4
-    # `args.meta.tag` is under a read object: unknown where `meta` was an object; known
-    # where it was a string (kept whole) or absent.
-    assert inconclusive('deny tool "send" when args.meta.tag == "a" because "t"\n') == [
-        ("/request/args/meta/tag",), ("/request/args/meta/tag",), (), ()]
-    # All of `args` read where only parts were kept: unknown for every object `args`.
-    assert inconclusive('deny tool "send" when args contains pii.email because "z"\n') == [
-        ("/request/args",)] * 4
+    # `args.cc` was never read by a rule, but `args` is a payload: held whole.
+    assert inconclusive('deny tool "send" when args.cc == "z" because "c"\n') == [()] * 4
+    # `agent.team` was never read: unknown wherever the block shows `agent` as an object.
+    assert inconclusive('deny tool "send" when agent.team == "t" because "b"\n') == [
+        ("/request/agent/team",)] * 4
+    # `agent.labels.tag` is under a read object: unknown where `labels` was an object;
+    # known where it was a string (kept whole) or absent.
+    assert inconclusive('deny tool "send" when agent.labels.tag == "a" because "t"\n') == [
+        ("/request/agent/labels/tag",), ("/request/agent/labels/tag",), (), ()]
+    # All of `labels` read where only parts were kept: unknown for every object `labels`.
+    assert inconclusive(
+        'deny tool "send" when agent.labels contains pii.email because "z"\n') == [
+        ("/request/agent/labels",), ("/request/agent/labels",), (), ()]
     # A rule of another tool reads nothing this call could: no record is unknown.
     assert inconclusive('tool "other" (body: str)\nallow tool "other"\n'
-                        'deny tool "other" when args.body == "hi" because "o"\n') == [()] * 4
+                        'deny tool "other" when agent.team == "hi" because "o"\n') == [()] * 4
     # Without the `reads` of its version (a log cut from its head), a record's capture is
     # unknown: a key the block lacks may be one never read, so only what the block shows
     # (down to a value that is not an object) is known.
@@ -446,7 +452,7 @@ def test_a_path_the_logging_policy_never_read_is_inconclusive_with_its_path(
 
     unknown = charter.compile(SHAPES + 'deny tool "send" when args.to == "z" because "z"\n')
     cut = [replay_record(r, unknown, captures=Captures(unknown)).inconclusive for r in records]
-    assert cut == [(), ("/request/args/meta/level",), (), ("/request/args/meta/level",)]
+    assert cut == [(), ("/request/agent/labels/level",), (), ("/request/agent/labels/level",)]
     # ... unless the logging policy is given (`against=`).
     known = [replay_record(r, unknown, captures=Captures(unknown, logged_by=old)).inconclusive
              for r in records]
