@@ -10,8 +10,10 @@ on the error path, its interpreter) decides, with a matcher set whose scans of t
 fields return the recorded verdicts.
 
 A record is *inconclusive* for a policy when that policy reads a masked value in a way
-the log cannot reconstruct (`<`, `like`, a function, or `==` without a hash); `Replayed`
-lists the pointers, as IAM's simulator lists `MissingContextValues`.
+the log cannot reconstruct (`<`, `like`, a function, or `==` without a hash), or a request
+path the logging policy never read, so that the block does not hold it
+(`runtime.captured`); `Replayed` lists the pointers, as IAM's simulator lists
+`MissingContextValues`.
 """
 
 from __future__ import annotations
