@@ -54,13 +54,14 @@ class Scan:
 @dataclass(slots=True)
 class Reads:
     """The request paths a policy's rules read, with how (see the module docstring); the
-    fields they scan; whether any reads `now`; and the policy's constants (for keyed
-    hashes of masked values)."""
+    fields they scan; whether any reads `now`; the policy's constants (for keyed hashes of
+    masked values); and the counters they read (the snapshot must hold them)."""
 
     tree: Node = field(default_factory=dict)
     scans: dict[str, Scan] = field(default_factory=dict)
     now: bool = False
     constants: tuple[object, ...] = ()
+    counters: frozenset[str] = frozenset()  # the ids of the counters the rules read
 
     def add(self, root: str, keys: tuple[str, ...], kind: int) -> None:
         node = self.tree
@@ -227,6 +228,7 @@ def _visit(e: ir.Expr, kind: int, reads: Reads) -> None:  # noqa: C901 - one bra
         else:
             _visit(e.value, VALUE, reads)
     elif isinstance(e, ir.Counter):
+        reads.counters |= {e.counter}
         if e.key is None:
             reads.add("session", ("id",), EQ)
         else:

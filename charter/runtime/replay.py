@@ -114,13 +114,23 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     when = now if now is not None else _float(block.get("now"))
     if reads.now and when is not None and (now is not None or req.get("now") is None):
         req["now"] = when
-    if uncaptured:
+    counted = {cid for cid, _ in st.counters} if st is not None else set()
+    unsnapped = not reads.counters <= counted
+    if uncaptured or unsnapped:
         # Some rule reads what the block may not hold: judge by the rules that can apply
         # to this call (the policy's own dispatch), not by every rule of the policy.
         call = read(req, policy.info)
         if type(call) is Call:
-            uncaptured = captures.missing(record, reads_for(policy, call.stage, call.name,
-                                                            call.tags))
+            bucket = reads_for(policy, call.stage, call.name, call.tags)
+            if uncaptured:
+                uncaptured = captures.missing(record, bucket)
+            # A counter the logging Guard did not load for this call (the snapshot holds
+            # every counter it loaded, used or not) would read as unused: unknown.
+            uncaptured += [f"/snapshot/counters/{_escape(cid)}"
+                           for cid in sorted(bucket.counters - counted)]
+        elif unsnapped:
+            uncaptured += [f"/snapshot/counters/{_escape(cid)}"
+                           for cid in sorted(reads.counters - counted)]
     scans = _dict(block.get("scans"))
     counts = _dict(block.get("counts"))
     table = _verdicts(req, reads, scans, counts, owned)

@@ -247,3 +247,31 @@ def test_a_path_the_log_never_captured_is_inconclusive_never_changed(
     unknown = json.loads(raw)["totals"]
     assert unknown["changed"] == 0 and unknown["inconclusive"] >= lookups
     assert unknown["inconclusive"] + unknown["unchanged"] == unknown["replayed"]
+
+
+MAIL_LIMIT = workload.POLICY + (
+    'limit calls(tool "email.send") <= 1 per 1h per agent.id because "one e-mail an hour"\n'
+)
+
+
+def test_a_counter_the_log_never_loaded_is_inconclusive_never_changed(
+    logged: Path, tmp_path: Path
+) -> None:
+    """R-S2: a new limit has a counter of its own (ids come from content), which the
+    logging Guard never loaded: on exactly the e-mail calls the snapshot cannot say how
+    many there were, so those records are inconclusive by the counter, none changed."""
+    records = [r for r in audit.read(logged / "log.jsonl") if r.get("event") is None]
+    mails = sum(1 for r in records if r["tool"] == "email.send" and r["stage"] == "tool_call")
+    assert mails > 0
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "mail" / "workload.agentpolicy").write_text(MAIL_LIMIT)
+    code, raw = replay(logged, str(tmp_path / "mail"), "--format", "json")
+    data = json.loads(raw)
+    totals = data["totals"]
+    assert (totals["inconclusive"], totals["changed"], totals["unchanged"]) == (
+        mails,
+        0,
+        len(records) - mails,
+    )
+    ((pointer, n),) = data["inconclusive_by_path"].items()
+    assert pointer.startswith("/snapshot/counters/calls:1h:") and n == mails
