@@ -128,9 +128,12 @@ class DirectoryWatcher:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop the watcher thread; the last status.json then says NOT_READY (stopped), so a
+        host that stopped cleanly is told from one that died (whose status goes STALE)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            self.write_status()
 
     def _run(self) -> None:
         import watchfiles

@@ -1155,7 +1155,9 @@ class Live:
         self._closers.append(fn)
 
     def close(self) -> None:
-        """Stop what feeds this handle (watchers, subscribers); close an owned log."""
+        """Stop what feeds this handle (watchers, subscribers); close an owned log. The
+        state is NOT_READY from here on (decisions still answer, on the last version)."""
+        self._closed = True
         while self._closers:
             try:
                 self._closers.pop()()
@@ -1167,7 +1169,6 @@ class Live:
             self.shadow_log.close()
         if self.changes is not None:
             self.changes.close()
-        self._closed = True
         self.events.close()
 
     def __enter__(self) -> Live:

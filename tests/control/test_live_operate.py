@@ -52,6 +52,11 @@ class Host:
         answer: dict[str, Any] = json.loads(self._line())
         return answer
 
+    def kill(self) -> None:
+        """`kill -9`: no last status written."""
+        self.proc.kill()
+        self.proc.wait()
+
     def stop(self) -> None:
         if self.proc.stdin is not None:
             self.proc.stdin.close()
@@ -176,6 +181,11 @@ def test_status_of_a_stopped_host_is_stale_and_of_no_host_not_ready(
     h = Host(policy_dir, state)
     wait_for(lambda: (state / "status.json").exists(), "the first status")
     h.stop()
+    stopped = run("status", "--state-dir", str(state))
+    assert stopped.exit_code == 1 and "state      NOT_READY" in stopped.output  # stopped cleanly
+    h = Host(policy_dir, state)
+    wait_for(lambda: status_json(state)["state"] == "READY", "the restarted host's status")
+    h.kill()
     data = json.loads((state / "status.json").read_text())
     data["updated_at"] -= data["stale_after_s"] + 1  # as if the host died that long ago
     (state / "status.json").write_text(json.dumps(data))
