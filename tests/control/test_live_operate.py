@@ -67,6 +67,14 @@ class Host:
             self.proc.wait()
 
 
+def put(path: Path, text: str) -> None:
+    """Replace a watched file whole (tmp+rename): a watcher never reads half of it, so
+    every version the test makes is one the test meant (in-place writes are test_live_reload's)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 @pytest.fixture
 def policy_dir(tmp_path: Path) -> Path:
     d = tmp_path / "policies"
@@ -100,7 +108,7 @@ def test_rollback_and_unpin_from_the_cli_reach_a_running_host(
     state = tmp_path / "state"
     first = host.ready
     assert host.decide(X)["rules"] == ["a-x", "a-w"]
-    (policy_dir / "policy.agentpolicy").write_text(version("b"))
+    put(policy_dir / "policy.agentpolicy", version("b"))
     wait_for(lambda: host.decide(X)["rules"] == ["b-x", "b-w"], "the edit active in the host")
     second = host.decide(X)["digest"]
 
@@ -159,13 +167,13 @@ def test_a_pin_holds_across_a_restart_until_the_source_changes(
     state = tmp_path / "state"
     h = Host(policy_dir, state)
     first = h.ready
-    (policy_dir / "policy.agentpolicy").write_text(version("b"))
+    put(policy_dir / "policy.agentpolicy", version("b"))
     wait_for(lambda: h.decide(X)["rules"] == ["b-x", "b-w"], "the edit active")
     assert run("rollback", "--state-dir", str(state)).exit_code == 0
     h.stop()
     h = Host(policy_dir, state)  # the source is still the one rolled back from
     assert h.decide(X)["digest"] == first and status_json(state)["pinned"] == first
-    (policy_dir / "policy.agentpolicy").write_text(version("c"))
+    put(policy_dir / "policy.agentpolicy", version("c"))
     wait_for(lambda: h.decide(X)["rules"] == ["c-x", "c-w"], "a changed source ends the pin")
     h.stop()
 

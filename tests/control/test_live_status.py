@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -17,6 +18,14 @@ from charter.runtime.live import CanaryGuard, KillSwitch, Live
 from charter.runtime.live_file import FileControl
 from charter.runtime.live_status import LiveEvent, LiveStatus
 from tests.control.test_live_reload import TESTS, X, version, wait_for
+
+
+def put(path: Path, text: str) -> None:
+    """Replace a watched file whole (tmp+rename): a watcher never reads half of it, so
+    every version the test makes is one the test meant (in-place writes are test_live_reload's)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 @pytest.fixture
@@ -113,9 +122,9 @@ def test_a_listener_that_raises_stops_neither_events_nor_the_watcher(
 
     live = live_on(policy_dir, tmp_path / "state", on_event=broken)
     live.on_event(events)
-    (policy_dir / "policy.agentpolicy").write_text(version("b"))
+    put(policy_dir / "policy.agentpolicy", version("b"))
     wait_for(lambda: live.decide(X).rules == ("b-x", "b-w"), "the first edit")
-    (policy_dir / "policy.agentpolicy").write_text(version("c"))
+    put(policy_dir / "policy.agentpolicy", version("c"))
     wait_for(lambda: live.decide(X).rules == ("c-x", "c-w"), "the edit after a failed listener")
     assert live.events.drain()
     assert events.kinds().count("CONFIGURATION_CHANGED") == 2

@@ -31,6 +31,14 @@ ROOT = Path(__file__).resolve().parents[3]
 CALL = {"tool": "kb.search", "session": {"id": "s-live"}, "args": {"q": "x"}}
 
 
+def put(path: Path, text: str) -> None:
+    """Replace a watched file whole (tmp+rename): a watcher never reads half of it, so
+    every version the test makes is one the test meant (in-place writes are test_live_reload's)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def version(tag: str, effect: str = "allow") -> str:
     return (
         f'policy "kb"\ndefault deny\ntool "kb.search" (q: str)\n'
@@ -85,7 +93,7 @@ def test_health_strict_and_status_follow_the_live_state(
         assert same["reloaded"] is True and same["changed"] is False
 
         # A broken edit: still serving (200), not READY (strict 503), the reason in /status.
-        (policy_dir / "kb.agentpolicy").write_text('policy "kb"\nallow tool "kb.search" when')
+        put(policy_dir / "kb.agentpolicy", 'policy "kb"\nallow tool "kb.search" when')
         wait_for(lambda: http.get("/health?strict").status_code == 503, "strict health fails")
         health = http.get("/health")
         assert health.status_code == 200 and health.json()["state"] == "DEGRADED"
@@ -98,7 +106,7 @@ def test_health_strict_and_status_follow_the_live_state(
         assert http.post("/v1/decide", json=CALL).json()["rules"] == ["a-search"]
 
         # The fix activates; every route follows the new version.
-        (policy_dir / "kb.agentpolicy").write_text(version("b"))
+        put(policy_dir / "kb.agentpolicy", version("b"))
         wait_for(lambda: http.get("/health?strict").status_code == 200, "READY after the fix")
         assert http.post("/v1/decide", json=CALL).json()["rules"] == ["b-search"]
         wait_for(
@@ -175,7 +183,7 @@ def test_the_command_serves_live_and_takes_a_cli_rollback(policy_dir: Path, tmp_
         wait_for(up, "the sidecar up")
         first = httpx.get(url + "/status").json()["active"]["digest"]
         assert rules() == ["a-search"]
-        (policy_dir / "kb.agentpolicy").write_text(version("b"))
+        put(policy_dir / "kb.agentpolicy", version("b"))
         wait_for(lambda: rules() == ["b-search"], "the edit served")
         back = CliRunner().invoke(cli, ["rollback", "--state-dir", str(state), "--actor", "ops"])
         assert back.exit_code == 0, back.output
