@@ -55,13 +55,15 @@ class Scan:
 class Reads:
     """The request paths a policy's rules read, with how (see the module docstring); the
     fields they scan; whether any reads `now`; the policy's constants (for keyed hashes of
-    masked values); and the counters they read (the snapshot must hold them)."""
+    masked values); and the counters and tool histories they read (the snapshot must hold
+    them)."""
 
     tree: Node = field(default_factory=dict)
     scans: dict[str, Scan] = field(default_factory=dict)
     now: bool = False
     constants: tuple[object, ...] = ()
     counters: frozenset[str] = frozenset()  # the ids of the counters the rules read
+    history: frozenset[str] = frozenset()  # the tools whose calls `previously` reads
 
     def add(self, root: str, keys: tuple[str, ...], kind: int) -> None:
         node = self.tree
@@ -234,6 +236,7 @@ def _visit(e: ir.Expr, kind: int, reads: Reads) -> None:  # noqa: C901 - one bra
         else:
             _visit(e.key, EQ, reads)
     elif isinstance(e, ir.Previously):
+        reads.history |= {e.tool}
         reads.add("session", ("id",), EQ)
         for _, value in e.fields:
             _visit(value, EQ if isinstance(value, ir.Path) else VALUE, reads)

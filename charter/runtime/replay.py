@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -115,7 +115,10 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     if reads.now and when is not None and (now is not None or req.get("now") is None):
         req["now"] = when
     counted = {cid for cid, _ in st.counters} if st is not None else set()
-    unsnapped = not reads.counters <= counted
+    # The snapshot lists every tool whose history the logging Guard loaded, with no calls
+    # as an empty list: a tool it does not list was not loaded.
+    histories = st.history.keys() if st is not None else frozenset()
+    unsnapped = not (reads.counters <= counted and reads.history <= histories)
     if uncaptured or unsnapped:
         # Some rule reads what the block may not hold: judge by the rules that can apply
         # to this call (the policy's own dispatch), not by every rule of the policy.
@@ -124,13 +127,12 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
             bucket = reads_for(policy, call.stage, call.name, call.tags)
             if uncaptured:
                 uncaptured = captures.missing(record, bucket)
-            # A counter the logging Guard did not load for this call (the snapshot holds
-            # every counter it loaded, used or not) would read as unused: unknown.
-            uncaptured += [f"/snapshot/counters/{_escape(cid)}"
-                           for cid in sorted(bucket.counters - counted)]
+            # A counter or tool history the logging Guard did not load for this call (the
+            # snapshot holds every one it loaded, used or empty) would read as unused or
+            # empty: unknown.
+            uncaptured += _unsnapped(bucket, counted, histories)
         elif unsnapped:
-            uncaptured += [f"/snapshot/counters/{_escape(cid)}"
-                           for cid in sorted(reads.counters - counted)]
+            uncaptured += _unsnapped(reads, counted, histories)
     scans = _dict(block.get("scans"))
     counts = _dict(block.get("counts"))
     table = _verdicts(req, reads, scans, counts, owned)
@@ -145,6 +147,16 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     return Replayed(
         decision, str(logged.get("effect")), tuple(logged.get("rules") or ()),
         tuple(sorted(set(lost))) if lost else ())
+
+
+def _unsnapped(reads: Reads, counted: Collection[str], histories: Collection[str]
+               ) -> list[str]:
+    """Pointers of the counters and tool histories `reads` reads that the snapshot does
+    not hold: they would read as unused and empty, which the log cannot vouch for."""
+    return [*(f"/snapshot/counters/{_escape(c)}" for c in sorted(reads.counters)
+              if c not in counted),
+            *(f"/snapshot/history/{_escape(t)}" for t in sorted(reads.history)
+              if t not in histories)]
 
 
 def _own_captures(policy: Policy) -> Captures:

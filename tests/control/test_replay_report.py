@@ -275,3 +275,28 @@ def test_a_counter_the_log_never_loaded_is_inconclusive_never_changed(
     )
     ((pointer, n),) = data["inconclusive_by_path"].items()
     assert pointer.startswith("/snapshot/counters/calls:1h:") and n == mails
+
+
+FETCH_FIRST = workload.POLICY + (
+    'deny tool "email.send" unless previously call "web.fetch" within 1h because "fetch first"\n'
+)
+
+
+def test_a_history_the_log_never_loaded_is_inconclusive_never_changed(
+    logged: Path, tmp_path: Path
+) -> None:
+    """R-S2: the logging Guard loads the history of crm.lookup for refunds only; a
+    candidate asking `previously call "web.fetch"` on e-mails finds no web.fetch history
+    in those snapshots — not "no calls" (a loaded history with none is an empty list) but
+    not loaded: inconclusive on exactly the e-mail calls, none changed."""
+    records = [r for r in audit.read(logged / "log.jsonl") if r.get("event") is None]
+    mails = sum(1 for r in records if r["tool"] == "email.send" and r["stage"] == "tool_call")
+    refunds = [r for r in records if r["tool"] == "refund.create" and r["stage"] == "tool_call"]
+    assert all("crm.lookup" in r["replay"]["snapshot"]["history"] for r in refunds)
+    (tmp_path / "fetch").mkdir()
+    (tmp_path / "fetch" / "workload.agentpolicy").write_text(FETCH_FIRST)
+    code, raw = replay(logged, str(tmp_path / "fetch"), "--format", "json")
+    data = json.loads(raw)
+    totals = data["totals"]
+    assert (totals["inconclusive"], totals["changed"]) == (mails, 0)
+    assert data["inconclusive_by_path"] == {"/snapshot/history/web.fetch": mails}
