@@ -496,6 +496,19 @@ class Live:
         """Switches made here that no remote state has carried back yet."""
         return tuple(self._pending.values())
 
+    def push_pending(self, carried: Iterable[str], write: Callable[[KillSwitch], object]) -> None:
+        """Write each switch made here that the control source does not carry (a write that
+        failed earlier), under the lock and only while it is still pending: an unkill made
+        between the source's read and this push waits for the write and then wins, instead
+        of being undone by it."""
+        have = set(carried)
+        for switch in self.pending:
+            if switch.id in have:
+                continue
+            with self._lock:
+                if switch.id in self._pending:
+                    write(switch)
+
     def apply_control(self, switches: Iterable[KillSwitch], seq: int) -> bool:
         """Take the switches of a control source (Redis, a file): applied only when `seq`
         exceeds the last one applied, so a delayed message never rolls back. Switches

@@ -106,10 +106,7 @@ class FileControl:
         live.reachable("control")
         applied = live.apply_control(switches, seq)
         self.synced.set()
-        have = {s.id for s in switches}
-        for switch in live.pending:
-            if switch.id not in have:
-                self.kill(switch)
+        live.push_pending((s.id for s in switches), self.kill)
         return applied
 
     def _run(self) -> None:

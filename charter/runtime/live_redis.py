@@ -118,10 +118,7 @@ class RedisControl:
         live.reachable("control")
         applied = live.apply_control(switches, seq)
         self.synced.set()
-        have = {s.id for s in switches}
-        for switch in live.pending:
-            if switch.id not in have:
-                self.kill(switch)  # a write that failed earlier
+        live.push_pending((s.id for s in switches), self.kill)  # writes that failed earlier
         return applied
 
     def _run(self) -> None:

@@ -222,3 +222,36 @@ def test_switches_from_the_control_source_are_one_change_record_each(tmp_path: P
         ("kill", "bob"),
         ("unkill", f"file:{path}"),
     ]
+
+
+def test_an_unkill_during_a_sync_is_not_undone_by_the_sync(tmp_path: Path) -> None:
+    """The sync pushes switches made here that the source lacks; an operator's unkill that
+    lands between the sync's read and that push must win (it used to be written back)."""
+    live = Live(charter.compile(version("a")))
+    path = tmp_path / "control.json"
+
+    class Racing(FileControl):
+        armed = False
+        race: threading.Thread | None = None
+
+        def read(self) -> tuple[int, list[KillSwitch]]:
+            seq, switches = super().read()
+            return seq, [s for s in switches if s.id != "k9"]  # read before the kill landed
+
+        def kill(self, switch: KillSwitch) -> int:
+            if self.armed and self.race is None:
+                # The operator's unkill, from another thread, right as the push writes.
+                self.race = threading.Thread(target=live.unkill, args=("k9",))
+                self.race.start()
+                self.race.join(0.5)  # the push holds the lock: it waits for this write
+            return super().kill(switch)
+
+    control = Racing(path).attach(live, start=False)
+    live.kill("y", "incident", switch_id="k9")
+    control.armed = True
+    control.sync()  # pushes k9 (the source "lacks" it) while the unkill races
+    assert control.race is not None
+    control.race.join(5)
+    assert "k9" not in {s.id for s in FileControl(path).read()[1]}  # the unkill won
+    assert live.switches == ()
+    live.close()
