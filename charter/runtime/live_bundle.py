@@ -79,6 +79,7 @@ class BundleFollower:
         self.command_seq = 0  # the last command of `state_dir/pin.json` applied
         self.command_error: str | None = None
         self._command_problem: str | None = None
+        self._history: tuple[tuple[str, ...], list[KeptVersion]] | None = None
 
     def reload(self) -> AttemptStatus | None:
         """Read the source now (what `POST /v1/reload` asks): the attempt when something
@@ -320,7 +321,11 @@ class BundleFollower:
         """The kept bundles, oldest first (policy digest, source digest, since, actor)."""
         if self.state_dir is None:
             return []
-        return [
+        # Read once per change of the kept files: status() runs at every heartbeat.
+        names = tuple(p.name for p in self._entries())
+        if self._history is not None and self._history[0] == names:
+            return self._history[1]
+        rows = [
             KeptVersion(
                 digest=str(h["digest"]),
                 source_digest=h.get("source_digest"),
@@ -329,6 +334,8 @@ class BundleFollower:
             )
             for h in kept_bundles(self.state_dir)
         ]
+        self._history = (names, rows)
+        return rows
 
     def rollback(self, to: str | None = None, *, actor: str = "api", reason: str = "") -> str:
         """Activate a kept bundle (`to`: its policy or bundle digest, or a unique prefix;
