@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgspec
 from starlette.applications import Starlette
@@ -633,7 +633,7 @@ class Sidecar:
                 authoritative=query.get("authoritative") in ("1", "true"),
                 ask_groups=frozenset(query.getlist("ask_group")),
             )
-            answer = run_hook(opts, raw, lambda: (self.guard, self.pending, self.held))
+            answer = run_hook(opts, raw, lambda: (self._hook_guard(), self.pending, self.held))
             if answer.code != 0 and not envelope and agent not in AGENTS:
                 answer = _unknown_agent(agent, raw)
         if envelope:
@@ -641,6 +641,15 @@ class Sidecar:
                 {"stdout": answer.stdout, "exit_code": answer.code, "stderr": answer.stderr}
             )
         return Response(answer.stdout.encode("utf-8"), media_type=_JSON)
+
+    def _hook_guard(self) -> Guard:
+        """What decides a hook event: the Guard, or with a live handle the handle itself, so
+        its kill switches and canary apply to hooks as to /v1/decide. `run_hook` uses only
+        `check`, `settle`, `release` and `policy`, which `Live` has with the Guard's
+        contract (hence the cast)."""
+        if self.live is None:
+            return self.guard
+        return cast("Guard", self.live)
 
     # ── approvals ────────────────────────────────────────────────────────────
 

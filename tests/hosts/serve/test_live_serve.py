@@ -209,3 +209,19 @@ def test_the_command_serves_live_and_takes_a_cli_rollback(policy_dir: Path, tmp_
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
+
+
+def test_kill_switches_apply_to_hook_events_too(tmp_path: Path) -> None:
+    """A live sidecar answers `/v1/hooks/{agent}` through the handle: a kill switch stops a
+    coding agent's tool as it stops `/v1/decide`."""
+    hosts = ROOT / "tests" / "hosts"
+    live = watch(hosts / "policy", state_dir=tmp_path / "state", properties=0, start=False)
+    body = (hosts / "samples" / "claude-code" / "pre_allow.json").read_bytes()
+    with serving(Sidecar(live.guard, live=live).app()) as url, httpx.Client(base_url=url) as http:
+        path = "/v1/hooks/claude-code"
+        assert http.post(path, content=body).json() == {}  # allowed by the policy
+        sid = live.kill("shell.*", "incident 11")
+        answer = http.post(path, content=body).json()["hookSpecificOutput"]
+        assert answer["permissionDecision"] == "deny"
+        assert f"kill switch {sid}: incident 11" in answer["permissionDecisionReason"]
+    live.close()
