@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,9 +46,10 @@ KEEP = 5
 #: change records kept in the stream `{prefix}changes` (approximately: MAXLEN ~)
 STREAM_LENGTH = 10000
 
-# KEYS: bundle key, active, events, bundles list, seq, changes stream.
+# KEYS: bundle key, active, events, bundles list, seq, changes stream, epoch.
 # ARGV: bytes, bundle digest, policy digest, source digest, key id, actor, at, keep, prefix,
-# change stream length.
+# change stream length, a fresh epoch. The epoch changes exactly when the seq counter is
+# created anew (a flushed or replaced Redis): hosts then know the count restarted.
 _PUSH = """
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('LREM', KEYS[4], 0, ARGV[2])
@@ -56,8 +58,12 @@ while redis.call('LLEN', KEYS[4]) > tonumber(ARGV[8]) do
   local old = redis.call('RPOP', KEYS[4])
   redis.call('DEL', ARGV[9] .. 'bundle:' .. old)
 end
+if redis.call('EXISTS', KEYS[5]) == 0 or redis.call('EXISTS', KEYS[7]) == 0 then
+  redis.call('SET', KEYS[7], ARGV[11])
+end
+local epoch = redis.call('GET', KEYS[7])
 local seq = redis.call('INCR', KEYS[5])
-local active = cjson.encode({seq = seq, digest = ARGV[3], bundle = ARGV[2],
+local active = cjson.encode({seq = seq, epoch = epoch, digest = ARGV[3], bundle = ARGV[2],
   source_digest = ARGV[4], key_id = ARGV[5], actor = ARGV[6], at = tonumber(ARGV[7])})
 redis.call('SET', KEYS[2], active)
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'action', 'push', 'record', active)
@@ -142,6 +148,7 @@ class RedisSource:
         self._read = r.register_script(_READ)
         self.follower: BundleFollower | None = None
         self.seq = 0  # the last `active` seq applied (or refused) here
+        self.epoch: str | None = None  # the epoch that seq counts in
         self._missing: int | None = None  # a seq whose bundle was absent (logged once)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,6 +170,7 @@ class RedisSource:
                 f"{self.prefix}bundles",
                 f"{self.prefix}active:seq",
                 self.changes_key,
+                f"{self.prefix}active:epoch",
             ],
             args=[
                 data,
@@ -175,6 +183,7 @@ class RedisSource:
                 self.keep,
                 self.prefix,
                 STREAM_LENGTH,
+                uuid.uuid4().hex[:16],
             ],
         )
         return int(seq), digest
@@ -272,6 +281,7 @@ class RedisSource:
         data: bytes | None = None
         why = ""
         seq = 0
+        epoch: object = None
         try:
             active, data = self.read()
             if active is None:
@@ -280,10 +290,12 @@ class RedisSource:
                 why = f"the active bundle {active.get('bundle')} is not in Redis"
             else:
                 seq = int(active.get("seq") or 0)
+                epoch = active.get("epoch")
         except Exception as err:  # noqa: BLE001 - Redis down at start: the kept bundle
             why = f"cannot read {self.active_key}: {err}"
         handle = follower.start(data, why, **live)
         self.seq = seq if not follower.degraded else 0
+        self.epoch = str(epoch) if isinstance(epoch, str) and not follower.degraded else None
         if follower.degraded and data is None:
             handle.unreachable("source", why)
         self.attach(follower, start=start)
@@ -319,6 +331,19 @@ class RedisSource:
         if active is None:
             return False
         seq = int(active.get("seq") or 0)
+        epoch = active.get("epoch")
+        epoch = epoch if isinstance(epoch, str) else None
+        if epoch != self.epoch and epoch is not None:
+            # The counter was created anew (Redis flushed or replaced): without this a host
+            # would ignore every push until the new count passed its old one, silently.
+            if self.epoch is not None:
+                _LOG.warning(
+                    "%s: the sequence restarted (epoch %s -> %s); following it",
+                    self.prefix,
+                    self.epoch,
+                    epoch,
+                )
+            self.epoch, self.seq = epoch, 0
         if seq <= self.seq:
             return False  # an older or replayed state never rolls back
         if data is None:

@@ -391,3 +391,29 @@ def test_a_hosts_rollback_holds_until_the_next_push(
     writer.push(bundle(tmp_path, "v3"))
     assert source.sync() and live.decide(X).rules == ("v3",)  # a new push ends it
     live.close()
+
+
+def test_a_flushed_redis_restarts_the_count_and_hosts_follow_it(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    import redis
+
+    writer = RedisSource(redis_url, prefix=prefix)
+    writer.push(bundle(tmp_path, "v1"))
+    source = RedisSource(redis_url, prefix=prefix)
+    live = source.follow(KEYS, start=False)
+    for tag in ("v2", "v3"):
+        writer.push(bundle(tmp_path, tag))
+        assert source.sync()
+    assert source.seq == 3 and live.decide(X).rules == ("v3",)
+    r = redis.Redis.from_url(redis_url)
+    r.delete(*r.keys(f"{prefix}*"))  # what a FLUSHALL or a Redis without persistence does
+    assert writer.push(bundle(tmp_path, "v4"))[0] == 1  # the count starts again...
+    assert source.sync() and live.decide(X).rules == ("v4",)  # ...under a new epoch
+    older, _ = source.read()
+    writer.push(bundle(tmp_path, "v5"))
+    assert source.sync() and source.seq == 2
+    r.set(f"{prefix}active", json.dumps(older))  # within one epoch, still no rollback
+    assert not source.sync() and live.decide(X).rules == ("v5",)
+    r.close()
+    live.close()
