@@ -1,4 +1,4 @@
-"""The proxy's stdio front without worker threads.
+"""stdio for the proxy without worker threads or relay tasks: its front and its upstreams.
 
 The SDK's `mcp.server.stdio.stdio_server` reads stdin and writes stdout through
 `anyio.wrap_file`, i.e. a worker-thread hop for every line read, every write and every
@@ -15,6 +15,11 @@ reads the null device, fd 1 goes to stderr), so a stray `print` or a child inher
 the descriptors cannot corrupt the protocol stream, and puts them back afterwards.
 Anything else (a regular file or a terminal on stdin, a non-asyncio event loop) falls back
 to the SDK's transport.
+
+`process_streams` does the same for an upstream started as a process, in place of the SDK's
+`stdio_client` (which relays the pipes through two tasks and memory streams); it is given to
+`mcp.Client` as a `Transport`. Messages are UTF-8 JSON lines, as MCP's stdio transport says
+(`StdioServerParameters.encoding` is not consulted).
 """
 
 from __future__ import annotations
