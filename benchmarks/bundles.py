@@ -9,7 +9,9 @@ active over Redis.
    best of the rounds; the ratio is the figure (absolute times move with the load).
 2. Push -> active (`--processes` host subprocesses following a real redis-server, each
    deciding in a loop): `RedisSource.push` in this process, then the wall-clock time at
-   which each host first decides with the new version; median and max.
+   which each host first decides with the new version; median and max. Second row: the
+   same after `CLIENT KILL TYPE pubsub` right before each push, so only the resubscription
+   and the backstop poll (1 s) can carry it.
 """
 
 from __future__ import annotations
@@ -116,46 +118,59 @@ def _version(tag: str) -> tuple[Policy, str]:
 
 def push_to_active(processes: int, pushes: int) -> None:
     from benchmarks.guard import redis_server
-    from charter.runtime.live_redis_source import RedisSource
 
     with redis_server() as url:
         if url is None:
             print("push      skipped: no redis-server on PATH")
             return
-        prefix = f"bench-{uuid.uuid4().hex}:"
-        writer = RedisSource(url, prefix=prefix)
-        bundles = [_bundle(*_version(f"v{r}"), SECRET, "ops-1") for r in range(pushes + 1)]
-        writer.push(bundles[0])
-        root = Path(__file__).resolve().parent.parent
-        env = {**os.environ, "PYTHONPATH": str(root)}
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", HOST, url, prefix, str(pushes)],
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=root,
-                env=env,
-            )
-            for _ in range(processes)
-        ]
-        for p in procs:
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-        ms: list[float] = []
-        for r in range(1, pushes + 1):
-            time.sleep(0.05)
-            t0 = time.time()
-            writer.push(bundles[r])
-            for p in procs:
-                assert p.stdout is not None
-                _, at = p.stdout.readline().split()
-                ms.append((float(at) - t0) * 1000)
-        for p in procs:
-            p.wait(timeout=30)
-        ms.sort()
-        print(
-            f"push      {processes} processes x {pushes} pushes (pub/sub, poll 1 s): push -> "
-            f"new version deciding median {statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms"
+        for drop in (False, True):
+            _push_rounds(url, processes, pushes, drop)
+
+
+def _push_rounds(url: str, processes: int, pushes: int, drop: bool) -> None:
+    import redis
+
+    from charter.runtime.live_redis_source import RedisSource
+
+    admin = redis.Redis.from_url(url)
+    prefix = f"bench-{uuid.uuid4().hex}:"
+    writer = RedisSource(url, prefix=prefix)
+    bundles = [_bundle(*_version(f"v{r}"), SECRET, "ops-1") for r in range(pushes + 1)]
+    writer.push(bundles[0])
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOST, url, prefix, str(pushes)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=root,
+            env=env,
         )
+        for _ in range(processes)
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    ms: list[float] = []
+    for r in range(1, pushes + 1):
+        time.sleep(0.05)
+        if drop:
+            admin.client_kill_filter(_type="pubsub")
+        t0 = time.time()
+        writer.push(bundles[r])
+        for p in procs:
+            assert p.stdout is not None
+            _, at = p.stdout.readline().split()
+            ms.append((float(at) - t0) * 1000)
+    for p in procs:
+        p.wait(timeout=30)
+    ms.sort()
+    how = "pub/sub killed" if drop else "pub/sub"
+    print(
+        f"push      {how:14} {processes} processes x {pushes} pushes, poll 1 s: push -> "
+        f"new version deciding median {statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms"
+    )
+    admin.close()
 
 
 def main() -> None:
