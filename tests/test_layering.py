@@ -105,6 +105,8 @@ def _packages(modules: list[str]) -> set[str]:
      {"language", "compiler", "runtime", "lark"}),
     ("import charter.runtime.guard, charter.runtime.policy", {"compiler", "language", "lark"}),
     ("import charter.runtime.live", {"compiler", "language", "lark", "control"}),
+    ("import charter.runtime.live_bundle, charter.runtime.live_redis_source",
+     {"compiler", "language", "lark", "control"}),
     ("import charter.stdlib.functions, charter.stdlib.scanner",
      {"engine", "language", "compiler", "runtime"}),
     ("import charter", {"engine", "language", "compiler", "runtime", "lark"}),
