@@ -33,13 +33,53 @@ if TYPE_CHECKING:
 )
 @click.option("--no-tests", is_flag=True, help="Compile only.")
 @click.option(
+    "--against",
+    type=click.Path(exists=True),
+    default=None,
+    help="The version serving now (a policy directory or file), for --max-rule-drop.",
+)
+@click.option(
+    "--max-rule-drop",
+    type=click.IntRange(0, 100),
+    default=None,
+    metavar="PERCENT",
+    help="Fail (stage shrink) when POLICY enforces more than PERCENT % fewer rules than "
+    "--against.",
+)
+@click.option("--allow-shrink", is_flag=True, help="The shrink is intended: skip that check.")
+@click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def gate_cmd(policy: str, properties: int, no_tests: bool, fmt: str) -> None:
+def gate_cmd(
+    policy: str,
+    properties: int,
+    no_tests: bool,
+    against: str | None,
+    max_rule_drop: int | None,
+    allow_shrink: bool,
+    fmt: str,
+) -> None:
     """Run the live reload gate on POLICY (compile, tests, properties); exit 1 if it fails."""
     from charter.control.gate import run_gate
 
-    result = run_gate(policy, tests=not no_tests, properties=properties)
+    if (max_rule_drop is None) != (against is None):
+        click.echo("charter: --max-rule-drop and --against go together", err=True)
+        sys.exit(EXIT_USAGE)
+    old = None
+    if against is not None:
+        base = run_gate(against, tests=False, properties=0)
+        if base.policy is None:
+            click.echo(f"charter: --against {against} does not compile: {base.reason}", err=True)
+            sys.exit(EXIT_USAGE)
+        old = base.policy
+    result = run_gate(
+        policy,
+        tests=not no_tests,
+        properties=properties,
+        against=old,
+        max_rule_drop=None if max_rule_drop is None else max_rule_drop / 100,
+        allow_shrink=allow_shrink,
+    )
     if fmt == "json":
         click.echo(json.dumps(result.summary(), indent=2))
     elif result.ok:

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from charter.control.commands import COMMAND_FILE, read_command, read_status, write_status
-from charter.control.gate import DEFAULT_PROPERTY_EXAMPLES, GateResult, run_gate, snapshot
+from charter.control.gate import (
+    ALLOW_SHRINK_FILE,
+    DEFAULT_PROPERTY_EXAMPLES,
+    GateResult,
+    run_gate,
+    snapshot,
+)
 from charter.control.manifest import manifest_problem
 from charter.control.versions import VersionStore
 from charter.runtime.live import Live, LiveError
@@ -74,8 +80,11 @@ class DirectoryWatcher:
         force_polling: bool | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         require_manifest: bool = False,
+        max_rule_drop: float | None = None,
     ) -> None:
         self.live = live
+        #: L-G4: reject a version enforcing this fraction fewer rules than the active one
+        self.max_rule_drop = max_rule_drop
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.path = Path(path)
         self.versions = versions
@@ -93,6 +102,7 @@ class DirectoryWatcher:
         #: the source as last read is the one served (False after a failed attempt)
         self.current = True
         self._rejected: str | None = None  # source digest of the last rejected attempt
+        self._shrink_rejected: str | None = None  # ... when the shrink guard rejected it
         self.reloads_ok = 0
         self.reloads_rejected = 0
         #: the source digest a rollback pinned against: that source is not activated again
@@ -256,7 +266,13 @@ class DirectoryWatcher:
                 # back): an earlier failed attempt no longer describes it.
                 self.current = True
                 self.degraded = False
-            if snap.error is None and snap.source_digest in (active, self._rejected, self.pinned):
+            allow_shrink = (snap.directory / ALLOW_SHRINK_FILE).exists()
+            retry = allow_shrink and snap.source_digest == self._shrink_rejected
+            if (
+                snap.error is None
+                and snap.source_digest in (active, self._rejected, self.pinned)
+                and not retry  # the operator has since said the rejected shrink is intended
+            ):
                 return None
             if self.require_manifest and snap.error is None:
                 problem = manifest_problem(snap)
@@ -267,10 +283,18 @@ class DirectoryWatcher:
                     return None
                 self.not_ready = None
             self.pinned = self.pinned_digest = None  # another source than the one rolled back from
-            result = run_gate(snap, tests=self.tests, properties=self.properties)
+            result = run_gate(
+                snap,
+                tests=self.tests,
+                properties=self.properties,
+                against=self.live.active.policy,
+                max_rule_drop=self.max_rule_drop,
+                allow_shrink=allow_shrink,
+            )
             self.last = result
             self.current = result.ok
             self.last_attempt_at = time.time()
+            self._shrink_rejected = snap.source_digest if result.stage_failed == "shrink" else None
             if not result.ok or result.policy is None:
                 self._rejected = snap.source_digest
                 self.reloads_rejected += 1
@@ -476,6 +500,7 @@ def watch(
     force_polling: bool | None = None,
     start: bool = True,
     require_manifest: bool = False,
+    max_rule_drop: float | None = None,
     **live: Any,
 ) -> Live:
     """A `Live` handle serving the policy directory at `path`, reloaded as it changes.
@@ -487,7 +512,9 @@ def watch(
     `handle.watcher` is the `DirectoryWatcher`; `handle.close()` stops it.
     `require_manifest`: gate the directory only when its `.charter-manifest.json` lists
     exactly its files with their hashes (L-G6, `charter.control.manifest`); until then it
-    is not ready, at start as later."""
+    is not ready, at start as later. `max_rule_drop` (a fraction): a reload enforcing that
+    much fewer rules than the active version is rejected at stage `shrink` unless the
+    directory holds a `.charter-allow-shrink` file (L-G4); off by default."""
     versions = VersionStore(state_dir) if state_dir is not None else None
     if state_dir is not None and "changes" not in live:
         live["changes"] = Path(state_dir) / "changes.jsonl"
@@ -545,6 +572,7 @@ def watch(
         force_polling=force_polling,
         state_dir=state_dir,
         require_manifest=require_manifest,
+        max_rule_drop=max_rule_drop,
     )
     watcher.last = first
     watcher.degraded = degraded

@@ -3,7 +3,9 @@
 snapshot (every file's bytes first, then nothing more is read) -> compile (all
 diagnostics) -> every `test` block -> `property` blocks with a few examples and a seed
 derived from the sources (reproducible). The first failing stage ends the attempt and
-rejects the whole version: there is no partial acceptance.
+rejects the whole version: there is no partial acceptance. With `max_rule_drop` and the
+active version as `against`, a version whose enforced rule count falls by more than that
+fraction is rejected at stage `shrink` (L-G4) unless the change says `allow_shrink`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from charter.language.source import Source
 from charter.runtime.policy import Policy
 from charter.stdlib.digest import sha256
 
-__all__ = ["GateResult", "SourceSnapshot", "run_gate", "snapshot"]
+__all__ = ["GateResult", "SourceSnapshot", "enforced_rules", "run_gate", "snapshot"]
+
+#: a file a deploy adds to a watched directory to let an intended shrink through (L-G4)
+ALLOW_SHRINK_FILE = ".charter-allow-shrink"
 
 #: property examples a live gate runs per property (the spec's default; 0 disables)
 DEFAULT_PROPERTY_EXAMPLES = 25
@@ -74,7 +79,7 @@ class GateResult:
     ok: bool
     source_digest: str
     policy: Policy | None = None
-    stage_failed: str | None = None  # read | compile | tests | properties
+    stage_failed: str | None = None  # read | compile | shrink | tests | properties
     diagnostics: list[str] = field(default_factory=list)
     tests: tuple[int, int] = (0, 0)  # passed, failed
     properties: tuple[int, int] = (0, 0)
@@ -111,16 +116,48 @@ def run_gate(
     *,
     tests: bool = True,
     properties: int = DEFAULT_PROPERTY_EXAMPLES,
+    against: Policy | None = None,
+    max_rule_drop: float | None = None,
+    allow_shrink: bool = False,
 ) -> GateResult:
-    """Compile a snapshot, run its tests and properties; never raises."""
+    """Compile a snapshot, run its tests and properties; never raises.
+
+    `max_rule_drop` (a fraction, e.g. 0.5) with `against` (the version serving now) rejects
+    a version that enforces that much fewer rules, unless `allow_shrink`: a deploy that lost
+    half its files compiles and may pass its own tests, yet would open what it dropped."""
     start = time.perf_counter()
     snap = source if isinstance(source, SourceSnapshot) else snapshot(source)
-    result = _gate(snap, tests, properties)
+    shrink = None if allow_shrink or against is None else max_rule_drop
+    result = _gate(snap, tests, properties, against, shrink)
     result.duration_ms = (time.perf_counter() - start) * 1000
     return result
 
 
-def _gate(snap: SourceSnapshot, tests: bool, properties: int) -> GateResult:
+def enforced_rules(policy: Policy) -> int:
+    """The rules `policy` enforces (shadow rules only log, so they do not count)."""
+    return sum(1 for r in policy.rules if not r.shadow)
+
+
+def _shrunk(policy: Policy, against: Policy, max_drop: float) -> str | None:
+    """Why `policy` fails the shrink guard against `against`, or None."""
+    old, new = enforced_rules(against), enforced_rules(policy)
+    if old == 0 or (old - new) / old <= max_drop:
+        return None
+    return (
+        f"enforced rules fell from {old} ({against.digest}) to {new}: "
+        f"{(old - new) / old:.0%} fewer, more than the {max_drop:.0%} max_rule_drop allows; "
+        f"if the shrink is intended, pass --allow-shrink (or add {ALLOW_SHRINK_FILE} to a "
+        "watched directory)"
+    )
+
+
+def _gate(
+    snap: SourceSnapshot,
+    tests: bool,
+    properties: int,
+    against: Policy | None = None,
+    max_drop: float | None = None,
+) -> GateResult:
     if snap.error is not None:
         return GateResult(False, snap.source_digest, stage_failed="read", diagnostics=[snap.error])
     try:
@@ -144,6 +181,11 @@ def _gate(snap: SourceSnapshot, tests: bool, properties: int) -> GateResult:
             diagnostics=[f"internal compiler error: {err!r}"],
         )
     seed = int(snap.source_digest[:8] or "0", 16)
+    why = None if against is None or max_drop is None else _shrunk(policy, against, max_drop)
+    if why is not None:
+        return GateResult(
+            False, snap.source_digest, stage_failed="shrink", diagnostics=[why], seed=seed
+        )
     if not tests and properties <= 0:
         return GateResult(True, snap.source_digest, policy, seed=seed)
     try:
