@@ -37,16 +37,20 @@ _Slot = tuple[str, str, int]
 
 
 class _Cell:
-    """One window of one counter: its units, and when it ends (None: per session).
+    """One window of one counter: its units, when it ends (None: per session), its slot and
+    (counter_id, key).
 
     One mutable cell per slot rather than a dict of units and one of expiry times: a
-    reservation then looks its slot up once and adds in place."""
+    reservation then looks its slot up once and adds in place, and notes the cell's own
+    slot and counter tuples rather than keeping new ones (fewer objects made per check)."""
 
-    __slots__ = ("end", "units")
+    __slots__ = ("counter", "end", "slot", "units")
 
-    def __init__(self, units: int, end: float | None) -> None:
+    def __init__(self, units: int, end: float | None, slot: _Slot) -> None:
         self.units = units
         self.end = end
+        self.slot = slot
+        self.counter = (slot[0], slot[1])
 
 _EMPTY: frozenset[str] = frozenset()
 _NO_HISTORY: Mapping[str, tuple[HistoryEntry, ...]] = MappingProxyType({})
@@ -143,14 +147,16 @@ class MemoryStore:
             used = 0 if cell is None else cell.units
             if cap is not None and used + amount > cap:
                 failed, token = cid, None
+                counter = (cid, key) if cell is None else cell.counter
             else:
                 if cell is None:
-                    self._cells[slot] = _Cell(amount, _end(window, slot[2]))
+                    cell = self._cells[slot] = _Cell(amount, _end(window, slot[2]), slot)
                 else:
                     cell.units = used + amount
+                counter = cell.counter
                 seq = next(self._token_seq)
                 token, failed = self._token_prefix + str(seq), None
-                self._reservations[seq] = (slot, amount)
+                self._reservations[seq] = (cell.slot, amount)
                 if not seq % self._prune_every:
                     self._prune(now)
             labels = self._labels.get(query.session_id, _EMPTY) if query.labels else _EMPTY
@@ -162,7 +168,7 @@ class MemoryStore:
                 calls = self._calls.get(sid) if query.calls else None
         finally:
             lock.release()
-        return Taken({(cid, key): from_units(used) if used % _INT_UNIT else used // _INT_UNIT},
+        return Taken({counter: from_units(used) if used % _INT_UNIT else used // _INT_UNIT},
                      labels, _NO_HISTORY if raw is None else _decode_history(raw),
                      _NO_CALLS if calls is None else SessionCalls(*calls), token, failed)
 
@@ -236,7 +242,7 @@ class MemoryStore:
         for slot, (used, end) in pending.items():
             cell = cells.get(slot)
             if cell is None:
-                cells[slot] = _Cell(used, end)
+                cells[slot] = _Cell(used, end, slot)
             else:
                 cell.units, cell.end = used, end
         return None
