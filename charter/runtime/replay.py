@@ -114,11 +114,16 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     when = now if now is not None else _float(block.get("now"))
     if reads.now and when is not None and (now is not None or req.get("now") is None):
         req["now"] = when
-    counted = {cid for cid, _ in st.counters} if st is not None else set()
-    # The snapshot lists every tool whose history the logging Guard loaded, with no calls
-    # as an empty list: a tool it does not list was not loaded.
-    histories = st.history.keys() if st is not None else frozenset()
-    unsnapped = not (reads.counters <= counted and reads.history <= histories)
+    counted: Collection[str] = ()
+    histories: Collection[str] = ()
+    unsnapped = False
+    if (reads.counters or reads.history) and record.get("policy_digest") != policy.digest:
+        # (The logging policy itself loaded all its rules read: nothing to check.)
+        counted = {cid for cid, _ in st.counters} if st is not None else set()
+        # The snapshot lists every tool whose history the logging Guard loaded, with no
+        # calls as an empty list: a tool it does not list was not loaded.
+        histories = st.history.keys() if st is not None else frozenset()
+        unsnapped = not (reads.counters <= counted and reads.history <= histories)
     if uncaptured or unsnapped:
         # Some rule reads what the block may not hold: judge by the rules that can apply
         # to this call (the policy's own dispatch), not by every rule of the policy.
@@ -127,10 +132,11 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
             bucket = reads_for(policy, call.stage, call.name, call.tags)
             if uncaptured:
                 uncaptured = captures.missing(record, bucket)
-            # A counter or tool history the logging Guard did not load for this call (the
-            # snapshot holds every one it loaded, used or empty) would read as unused or
-            # empty: unknown.
-            uncaptured += _unsnapped(bucket, counted, histories)
+            if unsnapped:
+                # A counter or tool history the logging Guard did not load for this call
+                # (the snapshot holds every one it loaded, used or empty) would read as
+                # unused or empty: unknown.
+                uncaptured += _unsnapped(bucket, counted, histories)
         elif unsnapped:
             uncaptured += _unsnapped(reads, counted, histories)
     scans = _dict(block.get("scans"))
