@@ -3,10 +3,12 @@ turned into rules over counters."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import PurePath
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -19,6 +21,8 @@ from charter.language.exprcheck import path_chain
 from charter.language.source import Span
 from charter.language.types import ANY, Type, is_any, runtime_tag
 from charter.stdlib.digest import sha256
+
+T = TypeVar("T")
 
 CMP_OPS = ("==", "!=", "<", "<=", ">", ">=")
 # Model stages whose `estimate` a budget charges, as it charges tool calls'.
@@ -69,11 +73,13 @@ class Lowerer:
         )
 
     def _digest(self) -> str:
+        # Names relative to the sources' common directory: the same files deployed at another
+        # path (a CI build dir, a host's /etc, a bundle) must be the same version.
         h = sha256()
-        for name in sorted(self.p.sources):
+        for name, src in sorted(_relative(self.p.sources).items()):
             h.update(name.encode())
             h.update(b"\0")
-            h.update(self.p.sources[name].text.encode())
+            h.update(src.text.encode())
             h.update(b"\0")
         return h.hexdigest()[:16]
 
@@ -323,3 +329,16 @@ def _turn_key(key: ir.Expr | None) -> ir.Expr:
     session."""
     turn = ir.Arith("+", ir.Arith("+", _SESSION_ID, ir.Const("/")), _TURN)
     return turn if key is None else ir.Arith("+", ir.Arith("+", turn, ir.Const("/")), key)
+
+
+def _relative(sources: Mapping[str, T]) -> dict[str, T]:
+    """`sources` keyed by their path below the directory they share (a lone file: its name)."""
+    paths = {name: PurePath(name) for name in sources}
+    parents = [str(p.parent) for p in paths.values()]
+    try:
+        root = PurePath(os.path.commonpath(parents)) if parents else None
+    except ValueError:  # absolute and relative names mixed: nothing to strip safely
+        return dict(sources)
+    if root is None:
+        return dict(sources)
+    return {paths[name].relative_to(root).as_posix(): src for name, src in sources.items()}
