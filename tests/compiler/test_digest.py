@@ -15,7 +15,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "support"
 
 def digest(files: list[Path], as_given: list[str] | None = None) -> str:
     names = as_given or [str(f) for f in files]
-    comp = compile_sources([Source(n, f.read_text()) for n, f in zip(names, files)])
+    comp = compile_sources([Source(n, f.read_text()) for n, f in zip(names, files, strict=True)])
     assert comp.compiled is not None, comp.errors
     return comp.compiled.ir.digest
 
