@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from charter.cli.common import EXIT_FAILED, EXIT_USAGE
+from charter.stdlib.files import replace_file
 
 
 def _actor(given: str | None) -> str:
@@ -93,13 +94,10 @@ def bundle_cmd(
             click.echo(line, err=True)
         sys.exit(EXIT_FAILED)
     out = Path(output)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         # Written beside and moved into place: a host watching the file never reads half.
-        tmp.write_bytes(built.data)
-        os.replace(tmp, out)
+        replace_file(out, built.data, fsync=False)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         click.echo(f"charter bundle: cannot write {out}: {err}", err=True)
         sys.exit(EXIT_USAGE)
     assert result.policy is not None

@@ -26,6 +26,7 @@ from pathlib import Path
 import msgspec
 
 from charter.runtime.live_status import LiveStatus
+from charter.stdlib.files import replace_file
 
 __all__ = [
     "COMMAND_FILE",
@@ -103,14 +104,14 @@ def write_command(
         # Above the host's applied one too, so a torn file never makes the next command old.
         seq = max(last.seq if last is not None else 0, shown.command_seq if shown else 0) + 1
         cmd = Command(seq=seq, action=action, to=to, actor=actor, reason=reason, time=time.time())
-        _replace(directory / COMMAND_FILE, msgspec.json.encode(cmd), fsync=True)
+        replace_file(directory / COMMAND_FILE, msgspec.json.encode(cmd))
     return cmd
 
 
 def write_status(state_dir: str | os.PathLike[str], status: LiveStatus) -> None:
     """Replace `state_dir/status.json` with `status` (readers see the old or the new one)."""
     with _write_lock:
-        _replace(Path(state_dir) / STATUS_FILE, msgspec.json.encode(status), fsync=False)
+        replace_file(Path(state_dir) / STATUS_FILE, msgspec.json.encode(status), fsync=False)
 
 
 def read_status(state_dir: str | os.PathLike[str]) -> LiveStatus | None:
@@ -128,12 +129,3 @@ def read_status(state_dir: str | os.PathLike[str]) -> LiveStatus | None:
     except msgspec.DecodeError as err:
         raise ValueError(f"{path}: not a status ({err})") from None
 
-
-def _replace(path: Path, data: bytes, *, fsync: bool) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)

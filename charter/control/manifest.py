@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from charter.control.gate import SourceSnapshot
+from charter.stdlib.files import replace_file
 
 __all__ = ["DIR_MANIFEST", "manifest_problem", "write_manifest"]
 
@@ -44,9 +45,7 @@ def write_manifest(path: str | os.PathLike[str], *, builder: str = "") -> Path:
         "built_at": time.time(),
     }
     out = Path(path) / DIR_MANIFEST
-    tmp = out.with_name(f".{DIR_MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, out)
+    replace_file(out, json.dumps(data, indent=2, sort_keys=True).encode(), fsync=False)
     return out
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from charter.runtime.policy import Policy
+from charter.stdlib.files import replace_file
 
 __all__ = ["KEEP", "VersionStore"]
 
@@ -34,14 +35,14 @@ class VersionStore:
         entries = self._entries()
         seq = int(entries[-1].name.split("-", 1)[0]) + 1 if entries else 1
         path = self.dir / f"{seq:08d}-{policy.digest}.policy"
-        _write(path, policy.dumps())
+        replace_file(path, policy.dumps())
         meta = {
             "digest": policy.digest,
             "source_digest": source_digest,
             "actor": actor,
             "since": time.time(),
         }
-        _write(path.with_suffix(".json"), json.dumps(meta).encode())
+        replace_file(path.with_suffix(".json"), json.dumps(meta).encode())
         for old in self._entries()[: -self.keep]:
             old.unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)
@@ -85,11 +86,3 @@ class VersionStore:
             return policy, meta if isinstance(meta, dict) else {}
         return None
 
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

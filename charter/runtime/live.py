@@ -60,6 +60,7 @@ from charter.runtime.live_status import (
 from charter.runtime.policy import Policy
 from charter.runtime.request import Call, read
 from charter.runtime.state import MemoryStore, Store
+from charter.stdlib.files import replace_file
 from charter.stdlib.globs import name_matches
 
 __all__ = [
@@ -564,9 +565,7 @@ class Live:
             return
         data = {"seq": ctl.seq, "switches": [s.to_dict() for s in ctl.switches]}
         try:
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            os.replace(tmp, path)
+            replace_file(path, json.dumps(data).encode(), fsync=False)
         except OSError:
             _LOG.exception("cannot keep the kill switches in %s", path)
 

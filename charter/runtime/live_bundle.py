@@ -24,6 +24,7 @@ import msgspec
 from charter.runtime.bundle import Bundle, BundleError, manifest_of, verify_bundle
 from charter.runtime.live import Live, LiveError
 from charter.runtime.live_status import AttemptStatus, KeptVersion, SourceStatus
+from charter.stdlib.files import replace_file
 
 __all__ = ["BundleFile", "BundleFollower", "bundle_digest", "watch_bundle"]
 
@@ -289,9 +290,7 @@ class BundleFollower:
             return
         path = self.state_dir / STATUS_FILE
         try:
-            tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(msgspec.json.encode(live.status()))
-            os.replace(tmp, path)
+            replace_file(path, msgspec.json.encode(live.status()), fsync=False)
         except Exception:  # noqa: BLE001 - a status file never stops the source
             _LOG.exception("cannot write %s", path)
 
@@ -623,11 +622,6 @@ def kept_bundles(state_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` (tmp+rename, fsynced)."""
+    """Replace `path` with `data` (tmp+rename, fsynced), making its directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    replace_file(path, data)

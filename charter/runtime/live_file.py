@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from charter.runtime.live import KillSwitch, Live
+from charter.stdlib.files import replace_file
 
 __all__ = ["FileControl"]
 
@@ -62,12 +63,7 @@ class FileControl:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             seq, switches = self.read()
             data = {"seq": seq + 1, "switches": [s.to_dict() for s in change(switches)]}
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            with tmp.open("w", encoding="utf-8") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            replace_file(self.path, json.dumps(data).encode())
             return seq + 1
 
     def kill(self, switch: KillSwitch) -> int:

@@ -33,6 +33,7 @@ from charter.runtime.bundle import (
 )
 from charter.runtime.changes import read_changes
 from charter.runtime.live_bundle import watch_bundle
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = bytes(range(32))
@@ -335,15 +336,6 @@ def test_a_refused_bundle_leaves_the_active_version_serving(
     assert attempt is not None and attempt.ok
     assert live.decide(X).rules == ("b",) and live.status().state == "READY"
     live.close()
-
-
-def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
-    """Liveness only (a generous deadline, never a speed claim)."""
-    end = time.monotonic() + deadline_s
-    while not cond():
-        if time.monotonic() > end:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.01)
 
 
 def test_a_watched_bundle_file_reloads_when_replaced_by_a_move(good: bytes, tmp_path: Path) -> None:

@@ -9,9 +9,8 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from charter.control.bundle import build_bundle
 from charter.runtime.bundle import BundleError
 from charter.runtime.changes import read_changes
 from charter.runtime.live_redis_source import RedisSource, follow_redis
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = bytes(range(32))
@@ -41,15 +41,6 @@ def bundle(tmp: Path, tag: str, key: bytes = SECRET) -> bytes:
     built = build_bundle(policy_dir(tmp / tag, tag), key=key, key_id="ops-1", properties=0)
     assert built.data is not None
     return built.data
-
-
-def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 30.0) -> None:
-    """Liveness only (a generous deadline, never a speed claim)."""
-    end = time.monotonic() + deadline_s
-    while not cond():
-        if time.monotonic() > end:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture

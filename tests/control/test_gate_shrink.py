@@ -4,8 +4,6 @@ rules than the active one is rejected unless the change says the shrink is inten
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from click.testing import CliRunner
 from charter.cli.main import cli
 from charter.control import watch
 from charter.control.gate import ALLOW_SHRINK_FILE, run_gate
+from tests.waiting import wait_for
 
 HEAD = 'policy "p"\ndefault deny\ntool "a" (n: int)\ntool "b" (n: int)\ntool "c" (n: int)\n'
 FULL = HEAD + (
@@ -29,15 +28,6 @@ def write(d: Path, text: str) -> None:
     tmp = d / ".policy.tmp"
     tmp.write_text(text)
     os.replace(tmp, d / "policy.agentpolicy")
-
-
-def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
-    """Liveness only (a generous deadline, never a speed claim)."""
-    end = time.monotonic() + deadline_s
-    while not cond():
-        if time.monotonic() > end:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture

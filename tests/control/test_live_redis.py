@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,11 @@ import pytest
 import charter
 from charter.runtime.live import KillSwitch, Live
 from charter.runtime.live_redis import RedisControl
+from tests.waiting import wait_for
 
 POLICY = 'policy "k"\ndefault allow\n'
 EMAIL = {"tool": "email.send", "args": {}}
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
-    """Liveness only (a generous deadline, never a speed claim)."""
-    end = time.monotonic() + deadline_s
-    while not cond():
-        if time.monotonic() > end:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.005)
 
 
 @pytest.fixture

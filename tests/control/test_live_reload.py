@@ -8,7 +8,6 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from charter.control import LiveError, watch
 from charter.language.source import Source
 from charter.runtime.changes import read_changes
 from charter.runtime.live import Live
+from tests.waiting import wait_for
 
 TESTS = """test "x is allowed" {
   call "x" {n: 1}
@@ -46,15 +46,6 @@ def digest_of(path: Path, text: str) -> str:
     compiled = compile_sources([Source(str(path), text)]).compiled
     assert compiled is not None
     return compiled.ir.digest
-
-
-def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
-    """Liveness only (a generous deadline, never a speed claim)."""
-    end = time.monotonic() + deadline_s
-    while not cond():
-        if time.monotonic() > end:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ serving — until `.charter-manifest.json`, written last, lists exactly its file
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from charter.cli.main import cli
 from charter.control import LiveError, watch
 from charter.control.manifest import DIR_MANIFEST, write_manifest
 from charter.runtime.changes import read_changes
+from tests.waiting import wait_for
 
 TESTS = 'test "x is allowed" {\n  call "x" {n: 1}\n  expect allow\n}\n'
 X = {"tool": "x", "args": {"n": 1}}
@@ -26,15 +25,6 @@ def write_version(where: Path, tag: str) -> None:
         f'policy "p"\ndefault deny\ntool "x" (n: int)\n@id("{tag}")\nallow tool "x"\n'
     )
     (where / "policy_test.agentpolicy").write_text(TESTS + f"# {tag}\n")
-
-
-def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
-    """Liveness only (a generous deadline, never a speed claim)."""
-    end = time.monotonic() + deadline_s
-    while not cond():
-        if time.monotonic() > end:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.01)
 
 
 def test_a_half_copied_directory_is_not_ready_until_its_manifest_matches(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,6 +25,7 @@ from charter.control import watch
 from charter.hosts.serve import Sidecar
 from charter.runtime.live import Live
 from charter.runtime.live_status import LiveStatus
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 CALL = {"tool": "kb.search", "session": {"id": "s-live"}, "args": {"q": "x"}}
@@ -44,15 +44,6 @@ def version(tag: str, effect: str = "allow") -> str:
         f'policy "kb"\ndefault deny\ntool "kb.search" (q: str)\n'
         f'@id("{tag}-search")\n{effect} tool "kb.search"\n'
     )
-
-
-def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
-    """Liveness only (a generous deadline, never a speed claim)."""
-    end = time.monotonic() + deadline_s
-    while not cond():
-        if time.monotonic() > end:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

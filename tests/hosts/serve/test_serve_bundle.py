@@ -6,8 +6,6 @@ on `/health?strict` and `/status`; over a real uvicorn."""
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,6 +14,7 @@ from servekit import serving
 
 from charter.cli.serve import build
 from charter.control.bundle import build_bundle
+from tests.waiting import wait_for
 
 CALL = {"tool": "kb.search", "session": {"id": "s-b"}, "args": {"q": "x"}}
 SECRET = bytes(range(32))
@@ -37,15 +36,6 @@ def move_into_place(data: bytes, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
-    """Liveness only (a generous deadline, never a speed claim)."""
-    end = time.monotonic() + deadline_s
-    while not cond():
-        if time.monotonic() > end:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.02)
 
 
 def options(policy: Path, key: Path, **kw: object) -> dict[str, object]:

@@ -1,0 +1,29 @@
+"""Replacing a file whole, so a reader in another process or thread sees the old bytes or
+the new ones, never half of either: the one way every state, status, control, cache and
+bundle file of Charter is written."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+__all__ = ["replace_file"]
+
+
+def replace_file(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> None:
+    """Write `data` beside `path` and move it into place (tmp+rename). `fsync`: the bytes
+    are on disk before the rename, so a crash leaves the old file or the new one. The
+    temporary name is unique per process and thread; it is removed when the write fails."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
