@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from charter.runtime.live import KillSwitch, Live
@@ -23,7 +24,7 @@ from charter.runtime.live import KillSwitch, Live
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisControl"]
+__all__ = ["RedisControl", "follow_channel"]
 
 _LOG = logging.getLogger("charter.live")
 
@@ -122,34 +123,54 @@ class RedisControl:
         return applied
 
     def _run(self) -> None:
-        import redis as redis_mod
+        follow_channel(self._r, self.keys[2], self._stop, self.poll_interval_s, self.sync,
+                       self._lost, f"control plane {self.prefix}")
 
-        while not self._stop.is_set():
-            pubsub: Any = None
-            try:
-                pubsub = self._r.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.keys[2])
-                self.sync()  # what was published before the subscription took
-                while not self._stop.is_set():
-                    pubsub.get_message(timeout=self.poll_interval_s)
-                    # A message, or the backstop poll's timeout: read the state either way.
-                    self.sync()
-            except (redis_mod.RedisError, OSError) as err:
-                self.errors += 1
-                if self._live is not None:
-                    self._live.unreachable("control", f"{self.name}: {err}")
-                _LOG.warning("control plane %s: %s; retrying", self.prefix, err)
-                self._stop.wait(min(self.poll_interval_s, 0.2))
-            except Exception:  # noqa: BLE001 - keep following whatever happens
-                self.errors += 1
-                _LOG.exception("control plane %s", self.prefix)
-                self._stop.wait(self.poll_interval_s)
-            finally:
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):  # closing a broken connection
-                        pubsub.close()
+    def _lost(self, err: Exception, unreachable: bool) -> None:
+        self.errors += 1
+        if unreachable and self._live is not None:
+            self._live.unreachable("control", f"{self.name}: {err}")
 
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.poll_interval_s + 5)
+
+
+def follow_channel(r: Any, channel: str, stop: threading.Event, poll_interval_s: float,
+                   sync: Callable[[], object], lost: Callable[[Exception, bool], None], what: str,
+                   tick: Callable[[], None] | None = None) -> None:
+    """Follow a Redis-held state until `stop`: subscribe to `channel`, `sync` (what was
+    published before the subscription took), then `sync` again on every message and at
+    every `poll_interval_s` without one (pub/sub is fire-and-forget: a message sent while
+    disconnected is lost, the backstop poll is not), `tick` after each. A Redis or socket
+    error is `lost(err, True)` (Redis is unreachable) and a reconnect after at most 0.2 s;
+    anything else is logged, `lost(err, False)`, and retried after a poll interval: the
+    thread never dies."""
+    import redis as redis_mod
+
+    while not stop.is_set():
+        pubsub: Any = None
+        try:
+            pubsub = r.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(channel)
+            sync()
+            while not stop.is_set():
+                pubsub.get_message(timeout=poll_interval_s)
+                sync()  # a message or the poll's timeout: read the state either way
+                if tick is not None:
+                    tick()
+        except (redis_mod.RedisError, OSError) as err:
+            _LOG.warning("%s: %s; retrying", what, err)
+            lost(err, True)
+            if tick is not None:
+                tick()
+            stop.wait(min(poll_interval_s, 0.2))
+        except Exception as err:  # noqa: BLE001 - keep following whatever happens
+            _LOG.exception("%s", what)
+            lost(err, False)
+            stop.wait(poll_interval_s)
+        finally:
+            if pubsub is not None:
+                with contextlib.suppress(Exception):  # closing a broken connection
+                    pubsub.close()

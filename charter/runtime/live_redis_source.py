@@ -20,7 +20,6 @@ bundle keys they compute, which must share the prefix's slot.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from charter.runtime.bundle import BundleError, manifest_of
 from charter.runtime.changes import ChangeLog
 from charter.runtime.live import Live
 from charter.runtime.live_bundle import BundleFollower, bundle_digest
+from charter.runtime.live_redis import follow_channel
 
 if TYPE_CHECKING:
     import redis
@@ -364,35 +364,14 @@ class RedisSource:
             self.follower.write_status()
 
     def _run(self) -> None:
-        import redis as redis_mod
+        follow_channel(self._r, self.channel, self._stop, self.poll_interval_s, self.sync,
+                       self._lost, f"policy source {self.prefix}", tick=self._heartbeat)
 
-        while not self._stop.is_set():
-            pubsub: Any = None
-            try:
-                pubsub = self._r.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
-                self.sync()  # what was pushed before the subscription took
-                while not self._stop.is_set():
-                    pubsub.get_message(timeout=self.poll_interval_s)
-                    # A message (of either kind) or the backstop's timeout: read `active`.
-                    self.sync()
-                    self._heartbeat()
-            except (redis_mod.RedisError, OSError) as err:
-                self.errors += 1
-                _LOG.warning("policy source %s: %s; retrying", self.prefix, err)
-                live = self.follower.live if self.follower is not None else None
-                if live is not None:  # STALE after the handle's stale_after_s
-                    live.unreachable("source", f"redis:{self.prefix}: {err}")
-                self._heartbeat()
-                self._stop.wait(min(self.poll_interval_s, 0.2))
-            except Exception:  # noqa: BLE001 - keep following whatever happens
-                self.errors += 1
-                _LOG.exception("policy source %s", self.prefix)
-                self._stop.wait(self.poll_interval_s)
-            finally:
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):  # closing a broken connection
-                        pubsub.close()
+    def _lost(self, err: Exception, unreachable: bool) -> None:
+        self.errors += 1
+        live = self.follower.live if self.follower is not None else None
+        if unreachable and live is not None:  # STALE after the handle's stale_after_s
+            live.unreachable("source", f"redis:{self.prefix}: {err}")
 
     def close(self) -> None:
         self._stop.set()
