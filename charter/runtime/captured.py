@@ -35,6 +35,9 @@ _WHOLE: Final = ""  # as `runtime.reads`: the node's own value is kept whole
 # In every block: `stage` and `tool` (every policy reads them), and the decision's `now`
 # (replay puts it back for a policy that reads it).
 _EVERY: Final = frozenset({*ALWAYS, ("now",)})
+# A tuple, not `dict | Mapping`: a decoded record's objects are dicts, which the tuple
+# takes without the ABC check (and a union in an expression is built at every call).
+_MAPS: Final = (dict, Mapping)
 
 Path = tuple[str, ...]
 
@@ -188,8 +191,8 @@ class Captures:
     def missing(self, record: Mapping[str, Any], reads: Reads) -> list[str]:
         """The pointers of what `reads` reads that `record`'s block cannot answer."""
         block = record.get("replay")
-        request = block.get("request") if isinstance(block, dict | Mapping) else None
-        if not isinstance(request, dict | Mapping):
+        request = block.get("request") if isinstance(block, _MAPS) else None
+        if not isinstance(request, _MAPS):
             return []  # not replayable: `replay_record` says why
         if "reads" in block:  # type: ignore[operator]  # a Mapping, checked above
             self.note(record)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -83,7 +83,8 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     line has neither text), so the block is not walked for them and only what replay
     changes is copied. The record itself is never changed."""
     block = _block(record)
-    reads = reads_of(policy)
+    facts = _facts(policy)
+    reads = facts.reads
     if captures is None:
         captures = _own_captures(policy)
     uncaptured = captures.missing(record, reads)
@@ -106,9 +107,9 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
             _lost(raw_request, "/request", lost)
             _lost(raw_snapshot, "/snapshot", lost)
     masked = _dict(block.get("masked"))
+    hashes = _dict(block.get("hashes")) if masked else _EMPTY
     if masked:
-        _restore(tree, masked, _dict(block.get("hashes")), _constants(policy, reads, hash_key),
-                 owned)
+        _restore(tree, masked, hashes, _constants(facts, hash_key), owned)
     req = tree["request"]
     st = _snapshot(tree["snapshot"])
     when = now if now is not None else _float(block.get("now"))
@@ -117,7 +118,7 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     counted: Collection[str] = ()
     histories: Collection[str] = ()
     unsnapped = False
-    if (reads.counters or reads.history) and record.get("policy_digest") != policy.digest:
+    if (reads.counters or reads.history) and record.get("policy_digest") != facts.digest:
         # (The logging policy itself loaded all its rules read: nothing to check.)
         counted = {cid for cid, _ in st.counters} if st is not None else set()
         # The snapshot lists every tool whose history the logging Guard loaded, with no
@@ -142,12 +143,11 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
     scans = _dict(block.get("scans"))
     counts = _dict(block.get("counts"))
     table = _verdicts(req, reads, scans, counts, owned)
-    decision = verdicts.decide_answering(policy, table, req, st)
+    decision = verdicts.decide_replaying(facts.twin, table, req, st)
     decided = block.get("decided")
     logged = decided if isinstance(decided, dict) else record
     if masked:
-        lost += _inconclusive(masked, _dict(block.get("hashes")), reads, scans, counts,
-                              hash_key is not None)
+        lost += _inconclusive(masked, hashes, reads, scans, counts, hash_key is not None)
     if uncaptured:
         lost += uncaptured
     return Replayed(
@@ -163,6 +163,36 @@ def _unsnapped(reads: Reads, counted: Collection[str], histories: Collection[str
               if c not in counted),
             *(f"/snapshot/history/{_escape(t)}" for t in sorted(reads.history)
               if t not in histories)]
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What replaying a record needs of a policy that no record changes (`_facts`)."""
+
+    reads: Reads
+    digest: str
+    twin: Policy  # `verdicts.replayer(policy)`: holds the policy by a weak reference only
+    hashed: dict[bytes, dict[str, object]]  # `_constants`, by hash key
+
+
+def _facts(policy: Policy) -> _Facts:
+    """The policy's `_Facts`: the last policy's from a one-slot cache (a log is replayed
+    against one or two policies, record after record), else from a weak map."""
+    global _LAST
+    last = _LAST
+    if last is not None and last[0]() is policy:
+        return last[1]
+    found = _FACTS.get(policy)
+    if found is None:
+        found = _FACTS[policy] = _Facts(reads_of(policy), policy.digest,
+                                        verdicts.replayer(policy), {})
+    _LAST = (weakref.ref(policy), found)
+    return found
+
+
+_FACTS: weakref.WeakKeyDictionary[Policy, _Facts] = weakref.WeakKeyDictionary()
+_LAST: tuple[weakref.ref[Policy], _Facts] | None = None
+_EMPTY: Mapping[str, Any] = {}  # never written to
 
 
 def _own_captures(policy: Policy) -> Captures:
@@ -255,11 +285,16 @@ def _dict(value: object) -> Mapping[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
+# Tuples, not `dict | list`: a union in an expression is built anew at every call.
+_TREE: Final = (dict, list)
+_NUMBERS: Final = (int, float, Decimal)
+
+
 def _float(value: object) -> float | None:
     t = type(value)
     if t is float or t is Decimal or t is int:  # the usual JSON numbers, without the ABCs
         return float(value)  # type: ignore[arg-type]
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+    if isinstance(value, _NUMBERS) and not isinstance(value, bool):
         return float(value)
     return None
 
@@ -274,10 +309,10 @@ def _thaw(value: object, special: list[bool]) -> Any:
                 return value["$bytes"].encode("utf-8", "surrogatepass")
             if "$unloggable" in value:
                 special.append(True)
-        return {k: _thaw(v, special) if isinstance(v, dict | list) else v
+        return {k: _thaw(v, special) if isinstance(v, _TREE) else v
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [_thaw(v, special) if isinstance(v, dict | list) else v for v in value]
+        return [_thaw(v, special) if isinstance(v, _TREE) else v for v in value]
     return value
 
 
@@ -344,38 +379,34 @@ def _sentinel(kind: str, digest: str | None) -> object:
     return f"\x00masked:{digest}" if digest else None
 
 
-def _constants(policy: Policy, reads: Reads, key: bytes | None) -> dict[str, object]:
+def _constants(facts: _Facts, key: bytes | None) -> Mapping[str, object]:
     """The policy's constants by their keyed hash."""
     if key is None:
-        return {}
-    cache = _HASHED.setdefault(policy, {})
-    found = cache.get(key)
+        return _EMPTY
+    found = facts.hashed.get(key)
     if found is None:
         found = {}
-        for value in reads.constants:
+        for value in facts.reads.constants:
             h = keyed_hash(key, value)
             if h is not None:
                 found.setdefault(h, value)
-        cache[key] = found
+        facts.hashed[key] = found
     return found
 
 
-_HASHED: weakref.WeakKeyDictionary[Policy, dict[bytes, dict[str, object]]] = (
-    weakref.WeakKeyDictionary())
-
-
-def _tokens(ptr: str) -> list[str]:
+def _tokens(ptr: str) -> tuple[str, ...]:
     found = _TOKENS.get(ptr)
     if found is None:
-        found = [t.replace("~1", "/").replace("~0", "~") for t in ptr.split("/")[1:]]
+        found = tuple(t.replace("~1", "/").replace("~0", "~") for t in ptr.split("/")[1:])
         if len(_TOKENS) >= _MEMO:
             _TOKENS.clear()
         _TOKENS[ptr] = found
-    return found.copy()
+    return found
 
 
-# The same pointers recur in every record of a log: parse each once (bounded).
-_TOKENS: dict[str, list[str]] = {}
+# The same pointers recur in every record of a log: parse each once (bounded; a tuple,
+# shared: callers only slice it).
+_TOKENS: dict[str, tuple[str, ...]] = {}
 _MEMO: Final = 4096
 
 
@@ -405,13 +436,13 @@ def _restore(tree: dict[str, Any], masked: Mapping[str, Any], hashes: Mapping[st
         _rename(tree, _tokens(ptr[:-2]), name, owned)
 
 
-def _owned(tree: Any, parts: list[str], owned: set[int] | None) -> Any:
+def _owned(tree: Any, parts: Sequence[str], owned: set[int] | None) -> Any:
     """What is at `parts` in `tree`, each object and array on the way (and it) made a copy
     of its own first unless `owned` already holds it (None: all of `tree` is a copy)."""
     obj = tree
     for part in parts:
         child = _child(obj, part)
-        if owned is not None and isinstance(child, dict | list) and id(child) not in owned:
+        if owned is not None and isinstance(child, _TREE) and id(child) not in owned:
             child = child.copy()
             owned.add(id(child))
             _put(obj, part, child)
@@ -428,7 +459,7 @@ def _put(obj: Any, part: str, value: object) -> None:
         obj[int(part)] = value
 
 
-def _set(tree: Any, parts: list[str], value: object, owned: set[int] | None) -> None:
+def _set(tree: Any, parts: Sequence[str], value: object, owned: set[int] | None) -> None:
     if not parts:
         return
     if parts[-1] == "$bytes" and len(parts) >= 2:
@@ -446,7 +477,7 @@ def _set(tree: Any, parts: list[str], value: object, owned: set[int] | None) -> 
         obj[int(last)] = value
 
 
-def _rename(tree: Any, parts: list[str], name: str, owned: set[int] | None) -> None:
+def _rename(tree: Any, parts: Sequence[str], name: str, owned: set[int] | None) -> None:
     if not parts:
         return
     obj = _owned(tree, parts[:-1], owned)
@@ -475,20 +506,24 @@ def _inconclusive(masked: Mapping[str, Any], hashes: Mapping[str, Any], reads: R
             if not hashed and ptr.startswith("/snapshot/"):
                 yield ptr
             continue
-        is_key, parts, kinds = _kinds(reads, ptr)
+        is_key, kinds, covering = _kinds(reads, ptr)
         # A masked number stands in as an int, which every type check takes or refuses as
         # it did the number; a masked key is another key.
         # A value of a type the log does not keep is read differently by every read but
         # a scan (which has its recorded verdict).
         lost = kinds & VALUE or (kinds & EQ and (not hashed or kind == "type")) or (
             kinds & TYPE and (is_key or kind == "type"))
-        if lost or (kinds & SCAN and not _verdicts_cover(parts, reads, scans, counts)):
+        if lost or (kinds & SCAN and not _verdicts_cover(covering, scans, counts)):
             yield ptr
 
 
-def _kinds(reads: Reads, ptr: str) -> tuple[bool, tuple[str, ...], int]:
-    """Whether a masked pointer is a key, its path into the request, and how `reads`
-    reads it (once per policy and pointer)."""
+_Kinds = tuple[bool, int, tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+def _kinds(reads: Reads, ptr: str) -> _Kinds:
+    """Whether a masked pointer is a key, how `reads` reads it, and the scans whose
+    verdicts must be recorded to answer for it (field, counts; once per policy and
+    pointer)."""
     entry = _KINDS.get(id(reads))
     if entry is None or entry[0] is not reads:
         if len(_KINDS) >= 64:  # policies come and go (reloads): keep the recent few
@@ -498,8 +533,8 @@ def _kinds(reads: Reads, ptr: str) -> tuple[bool, tuple[str, ...], int]:
     found = cache.get(ptr)
     if found is None:
         is_key = ptr.endswith("~k")
-        parts = tuple(_tokens(ptr[:-2] if is_key else ptr))[1:]
-        found = (is_key, parts, reads.kinds_over(parts))
+        parts = _tokens(ptr[:-2] if is_key else ptr)[1:]
+        found = (is_key, reads.kinds_over(parts), _covering(parts, reads))
         if len(cache) >= _MEMO:
             cache.clear()
         cache[ptr] = found
@@ -507,21 +542,31 @@ def _kinds(reads: Reads, ptr: str) -> tuple[bool, tuple[str, ...], int]:
 
 
 # By the identity of a `Reads` (a dataclass: neither hashable nor weakly referenced).
-_KINDS: dict[int, tuple[Reads, dict[str, tuple[bool, tuple[str, ...], int]]]] = {}
+_KINDS: dict[int, tuple[Reads, dict[str, _Kinds]]] = {}
 
 
-def _verdicts_cover(parts: tuple[str, ...], reads: Reads, scans: Mapping[str, Any],
-                    counts: Mapping[str, Any]) -> bool:
+def _covering(parts: tuple[str, ...], reads: Reads) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The scans of `reads` over `parts` or a path within it or around it: (the scanned
+    field, the names it counts)."""
+    found = []
     for scan in reads.scans.values():
         path = (scan.root, *scan.keys)
         n = min(len(path), len(parts))
-        if path[:n] != parts[:n]:
-            continue
-        if scan.field not in scans:
+        if path[:n] == parts[:n]:
+            found.append((scan.field, tuple(scan.counts)))
+    return tuple(found)
+
+
+def _verdicts_cover(covering: tuple[tuple[str, tuple[str, ...]], ...],
+                    scans: Mapping[str, Any], counts: Mapping[str, Any]) -> bool:
+    """Whether the block recorded every verdict of the `covering` scans (`_covering`)."""
+    for field, names in covering:
+        if field not in scans:
             return False
-        have = counts.get(scan.field) or {}
-        if any(name not in have for name in scan.counts):
-            return False
+        if names:
+            have = counts.get(field) or {}
+            if any(name not in have for name in names):
+                return False
     return True
 
 
@@ -544,7 +589,7 @@ def _verdicts(req: dict[str, Any], reads: Reads, scans: Mapping[str, Any],
         value = parent[keys[-1]]
         if type(value) is str and len(value) > 1:
             if owned is not None and id(parent) not in owned:
-                parent = _owned(req, list(keys[:-1]), owned)
+                parent = _owned(req, keys[:-1], owned)
             value = parent[keys[-1]] = (value + ".")[:-1]
         recorded = scans[scan.field]
         found = frozenset(recorded) if isinstance(recorded, list) else None

@@ -68,6 +68,16 @@ def decide_answering(policy: Policy, table: Table, request: Any, state: Any) -> 
         _ANSWER.reset(token)
 
 
+def decide_replaying(twin: Policy, table: Table, request: Any, state: Any) -> Decision:
+    """`decide_answering` with `twin` already `replayer(policy)`: a replay of many records
+    looks the twin up once."""
+    token = _ANSWER.set(table)
+    try:
+        return twin.decide(request, state)
+    finally:
+        _ANSWER.reset(token)
+
+
 class _Scanner:
     """A policy's scanner that notes verdicts (`record`) or answers recorded ones."""
 
