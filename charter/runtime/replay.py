@@ -142,7 +142,7 @@ def replay_record(record: Mapping[str, Any], policy: Policy, *,
             uncaptured += _unsnapped(reads, counted, histories)
     scans = _dict(block.get("scans"))
     counts = _dict(block.get("counts"))
-    table = _verdicts(req, reads, scans, counts, owned)
+    table = _verdicts(req, facts.scans, scans, counts, owned) if scans else {}
     decision = verdicts.decide_replaying(facts.twin, table, req, st)
     decided = block.get("decided")
     logged = decided if isinstance(decided, dict) else record
@@ -173,6 +173,7 @@ class _Facts:
     digest: str
     twin: Policy  # `verdicts.replayer(policy)`: holds the policy by a weak reference only
     hashed: dict[bytes, dict[str, object]]  # `_constants`, by hash key
+    scans: tuple[tuple[str, tuple[str, ...]], ...]  # (field, its path), as `_verdicts` reads
 
 
 def _facts(policy: Policy) -> _Facts:
@@ -184,8 +185,10 @@ def _facts(policy: Policy) -> _Facts:
         return last[1]
     found = _FACTS.get(policy)
     if found is None:
-        found = _FACTS[policy] = _Facts(reads_of(policy), policy.digest,
-                                        verdicts.replayer(policy), {})
+        reads = reads_of(policy)
+        found = _FACTS[policy] = _Facts(
+            reads, policy.digest, verdicts.replayer(policy), {},
+            tuple((scan.field, (scan.root, *scan.keys)) for scan in reads.scans.values()))
     _LAST = (weakref.ref(policy), found)
     return found
 
@@ -248,7 +251,9 @@ def with_plain(records: Iterable[Mapping[str, Any]] | str | os.PathLike[str]
         from charter.runtime.audit import read_lines
 
         for found, line in read_lines(records):
-            yield found, b'"$bytes"' not in line and b'"$unloggable"' not in line
+            # One scan for the usual line (no string of it starts with "$"), two otherwise.
+            yield found, b'"$' not in line or (
+                b'"$bytes"' not in line and b'"$unloggable"' not in line)
     else:
         for record in records:
             yield record, False
@@ -292,7 +297,9 @@ _NUMBERS: Final = (int, float, Decimal)
 
 def _float(value: object) -> float | None:
     t = type(value)
-    if t is float or t is Decimal or t is int:  # the usual JSON numbers, without the ABCs
+    if t is float:
+        return value  # type: ignore[return-value]
+    if t is Decimal or t is int:  # the usual JSON numbers, without the ABCs
         return float(value)  # type: ignore[arg-type]
     if isinstance(value, _NUMBERS) and not isinstance(value, bool):
         return float(value)
@@ -337,19 +344,29 @@ def _escape(key: str) -> str:
 def _snapshot(data: object) -> Snapshot | None:
     if not isinstance(data, dict):
         return None
+    get = data.get
     counters: dict[tuple[str, str], int | Decimal] = {}
-    for entry in data.get("counters") or ():
+    for entry in get("counters") or ():
         if isinstance(entry, list) and len(entry) >= 3 and isinstance(entry[0], str) and (
                 isinstance(entry[1], str)):
             counters[(entry[0], entry[1])] = entry[2]
     history: dict[str, tuple[tuple[float, Mapping[str, object]], ...]] = {}
-    for tool, calls in (data.get("history") or {}).items():
-        history[tool] = tuple((float(at), fields) for at, fields in calls)
-    approvers = {g: _people(n) for g, n in (data.get("approvers") or {}).items()}
-    return Snapshot(counters=counters, labels=frozenset(data.get("labels") or ()),
-                    history=history,
-                    approved_groups=frozenset(data.get("approved_groups") or ()),
-                    now=_float(data.get("now")), approvers=approvers)
+    raw = get("history")
+    if raw:
+        for tool, calls in raw.items():
+            # (No generator for a tool without calls, the usual entry.)
+            history[tool] = () if type(calls) is list and not calls else tuple(
+                (float(at), fields) for at, fields in calls)
+    raw = get("approvers")
+    approvers = {g: _people(n) for g, n in raw.items()} if raw else {}
+    raw = get("labels")
+    groups = get("approved_groups")
+    return Snapshot(counters=counters, labels=frozenset(raw) if raw else _NONE,
+                    history=history, approved_groups=frozenset(groups) if groups else _NONE,
+                    now=_float(get("now")), approvers=approvers)
+
+
+_NONE: Final[frozenset[str]] = frozenset()
 
 
 def _people(n: object) -> frozenset[str]:
@@ -414,8 +431,11 @@ def _restore(tree: dict[str, Any], masked: Mapping[str, Any], hashes: Mapping[st
              constants: Mapping[str, object], owned: set[int] | None) -> None:
     """Put back what the hashes prove about each masked value (values first, then the
     keys their pointers go through)."""
-    values = [p for p in masked if not p.endswith("~k")]
-    keys = sorted((p for p in masked if p.endswith("~k")), key=len, reverse=True)
+    keys = [p for p in masked if p.endswith("~k")]
+    values: Iterable[str] = masked
+    if keys:  # rare: a masked key
+        values = [p for p in masked if not p.endswith("~k")]
+        keys.sort(key=len, reverse=True)
     for ptr in values:
         digest = hashes.get(ptr)
         if not isinstance(digest, str):
@@ -441,7 +461,7 @@ def _owned(tree: Any, parts: Sequence[str], owned: set[int] | None) -> Any:
     of its own first unless `owned` already holds it (None: all of `tree` is a copy)."""
     obj = tree
     for part in parts:
-        child = _child(obj, part)
+        child = obj.get(part) if type(obj) is dict else _child(obj, part)
         if owned is not None and isinstance(child, _TREE) and id(child) not in owned:
             child = child.copy()
             owned.add(id(child))
@@ -572,16 +592,17 @@ def _verdicts_cover(covering: tuple[tuple[str, tuple[str, ...]], ...],
 
 # ── recorded verdicts ────────────────────────────────────────────────────────
 
-def _verdicts(req: dict[str, Any], reads: Reads, scans: Mapping[str, Any],
-              counts: Mapping[str, Any], owned: set[int] | None) -> verdicts.Table:
+def _verdicts(req: dict[str, Any], paths: tuple[tuple[str, tuple[str, ...]], ...],
+              scans: Mapping[str, Any], counts: Mapping[str, Any], owned: set[int] | None
+              ) -> verdicts.Table:
     """The recorded verdicts by the identity of the value they are about (each scanned
-    string made an object of its own, so that two fields never share one)."""
+    string made an object of its own, so that two fields never share one); `paths`: the
+    policy's scans, (field, path; `_Facts.scans`)."""
     table: verdicts.Table = {}
-    for scan in reads.scans.values():
-        if scan.field not in scans:
+    for field, keys in paths:
+        if field not in scans:
             continue
         parent: Any = req
-        keys = (scan.root, *scan.keys)
         for key in keys[:-1]:
             parent = parent.get(key) if type(parent) is dict else None
         if type(parent) is not dict or keys[-1] not in parent:
@@ -591,7 +612,7 @@ def _verdicts(req: dict[str, Any], reads: Reads, scans: Mapping[str, Any],
             if owned is not None and id(parent) not in owned:
                 parent = _owned(req, keys[:-1], owned)
             value = parent[keys[-1]] = (value + ".")[:-1]
-        recorded = scans[scan.field]
+        recorded = scans[field]
         found = frozenset(recorded) if isinstance(recorded, list) else None
-        table[id(value)] = [value, found, _dict(counts.get(scan.field))]
+        table[id(value)] = [value, found, _dict(counts.get(field))]
     return table
