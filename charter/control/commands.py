@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -54,6 +55,8 @@ class Command(msgspec.Struct, kw_only=True):
     time: float = 0.0
 
 
+T = TypeVar("T")
+
 _COMMAND = msgspec.json.Decoder(Command)
 _STATUS = msgspec.json.Decoder(LiveStatus)
 _write_lock = threading.Lock()
@@ -63,17 +66,8 @@ def read_command(state_dir: str | os.PathLike[str]) -> Command | None:
     """The last command (None when there is none); ValueError naming the file for one that
     is not a command (the host keeps what it has, and says so)."""
     path = Path(state_dir) / COMMAND_FILE
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise ValueError(f"{path}: {err}") from None
-    try:
-        cmd = _COMMAND.decode(data)
-    except msgspec.DecodeError as err:
-        raise ValueError(f"{path}: not a command ({err})") from None
-    if cmd.action not in ACTIONS:
+    cmd = _read(path, _COMMAND, "command")
+    if cmd is not None and cmd.action not in ACTIONS:
         raise ValueError(f"{path}: action must be one of {', '.join(ACTIONS)}; found {cmd.action}")
     return cmd
 
@@ -117,7 +111,12 @@ def write_status(state_dir: str | os.PathLike[str], status: LiveStatus) -> None:
 def read_status(state_dir: str | os.PathLike[str]) -> LiveStatus | None:
     """The status a host last wrote, None when no host has written one; ValueError for a
     file that is not a status."""
-    path = Path(state_dir) / STATUS_FILE
+    return _read(Path(state_dir) / STATUS_FILE, _STATUS, "status")
+
+
+def _read(path: Path, decoder: msgspec.json.Decoder[T], what: str) -> T | None:
+    """The `what` in `path`, None when there is no such file; ValueError naming the file
+    when it cannot be read or is not a `what`."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -125,7 +124,7 @@ def read_status(state_dir: str | os.PathLike[str]) -> LiveStatus | None:
     except OSError as err:
         raise ValueError(f"{path}: {err}") from None
     try:
-        return _STATUS.decode(data)
+        return decoder.decode(data)
     except msgspec.DecodeError as err:
-        raise ValueError(f"{path}: not a status ({err})") from None
+        raise ValueError(f"{path}: not a {what} ({err})") from None
 
