@@ -1,7 +1,7 @@
 """Live control (issue 16): what a `Live` handle costs, and reloads under load.
 
     python benchmarks/live.py [--quick] [--swaps N] [--processes N]
-                              [--no-reload] [--no-kill] [--no-replay]
+                              [--no-reload] [--no-kill] [--no-replay] [--no-gated]
 
 1. Cost (L-AC4): `Policy.decide` vs `Live.decide` on the reference policy's requests
    (benchmarks/reference), and `Guard.check` vs `Live.check` on a MemoryStore, interleaved
@@ -15,7 +15,10 @@
    and reports file write -> version active (p50, p95). The deciding threads pause 0.1 ms
    every 400 decisions, as a host does between calls: 8 threads that never release the
    GIL leave the watcher's thread ~1/9 of the interpreter and reloads then take ~1.3 s.
-   The gate alone on the example policies (`gate_times`). Then L-AC3: one thread's
+   The gate alone on the example policies (`gate_times`); file write -> active with the
+   full gate (properties) on the examples and with tests only on a 1,000-rule generated
+   policy, and a restart with a broken source serving the last-known-good version
+   (`gated_reloads`, `lkg_restart`; `--no-gated` skips both). Then L-AC3: one thread's
    decide p50/p99 idle and while another keeps reloading.
 3. Kill switch propagation over a real Redis (L-AC5, `--no-kill` skips): `kill_propagation`.
 4. `charter replay`'s report, records per second (R-AC3, `--no-replay` skips): `replay_rate`.
@@ -292,6 +295,122 @@ def gate_times() -> None:
         print(f"gate      examples/{d}: with properties {cells[0]}, tests only {cells[1]}")
 
 
+def _edit_until_active(live: Live, file: Path, edits: int) -> list[float]:
+    """Write -> active times (ms, sorted) of `edits` edits of `file` (a new comment line
+    each: a new source digest, the same rules), each awaited before the next."""
+    base = file.read_text()
+    ms = []
+    for i in range(edits):
+        before = live.active.digest
+        t0 = time.perf_counter()
+        _replace(file, f"{base}\n# edit {i}\n")
+        deadline = t0 + 60
+        while live.active.digest == before:
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"{file}: edit {i} not active after 60 s")
+            time.sleep(0.001)
+        ms.append((time.perf_counter() - t0) * 1000)
+    return sorted(ms)
+
+
+def _p95(ms: list[float]) -> float:
+    return ms[max(0, int(len(ms) * 0.95 + 0.5) - 1)]
+
+
+def gated_reloads(edits: int) -> None:
+    """L-AC2 end to end: a file write -> the new version active, through a real `watchfiles`
+    watcher and a state dir, with the full gate (compile + tests + 2 properties x 25
+    examples) on copies of examples/support, finance and coding, and with tests only on a
+    1,000-rule generated policy (benchmarks/scaling.py's rules, two tests); the watcher's
+    settings as in the reload row (debounce 200 ms, step 10 ms)."""
+    import shutil
+
+    from benchmarks.scaling import charter_source
+
+    logging.getLogger("charter.live").setLevel(logging.CRITICAL)
+    root = Path(__file__).resolve().parent.parent / "examples"
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "generated"
+        big.mkdir()
+        (big / "policy.agentpolicy").write_text(charter_source(1000))
+        (big / "policy_test.agentpolicy").write_text(
+            'test "tool_7 small" {\n  call "tool_7" {amount: 3}\n  expect allow\n}\n'
+            'test "tool_7 large" {\n  call "tool_7" {amount: 9}\n  expect deny\n}\n'
+        )
+        cases = [(f"examples/{d}", root / d, 25) for d in ("support", "finance", "coding")]
+        cases.append(("1,000-rule generated, tests only", big, 0))
+        for label, src, props in cases:
+            d = Path(tmp) / "w" / src.name
+            shutil.copytree(src, d)
+            live = watch(
+                d,
+                state_dir=Path(tmp) / "state" / src.name,
+                properties=props,
+                step_ms=10,
+                debounce_ms=200,
+                poll_interval_s=1.0,
+            )
+            try:
+                ms = _edit_until_active(live, d / "policy.agentpolicy", edits)
+            finally:
+                live.close()
+            print(
+                f"gated     {label}: write -> active p50 {statistics.median(ms):.0f} ms, "
+                f"p95 {_p95(ms):.0f} ms, max {ms[-1]:.0f} ms ({edits} edits"
+                f"{', properties 25' if props else ''})"
+            )
+
+
+RESTART = """
+import sys, time
+t0 = time.perf_counter()
+from charter.control import watch
+t1 = time.perf_counter()
+live = watch(sys.argv[1], state_dir=sys.argv[2], start=False)
+decision = live.decide({"tool": "kb.article.get", "args": {"id": "KB-1"}})
+t2 = time.perf_counter()
+assert live.active.actor == "last-known-good", live.active.actor
+assert live.status().state == "DEGRADED", live.status().state
+print(f"{(t1 - t0) * 1000:.1f} {(t2 - t1) * 1000:.1f} {decision.effect}", flush=True)
+"""
+
+
+def lkg_restart(restarts: int) -> None:
+    """L-AC6: a host restarts (a new process) while its policy source is broken (the
+    policy file cut short): `watch` serves the last-known-good version from the state dir.
+    Timed in the new process from the `watch` call to its first decision, and apart the
+    import of `charter.control` before it; each example policy, `restarts` times."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent / "examples"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("support", "finance", "coding"):
+            d, state = Path(tmp) / name, Path(tmp) / f"{name}-state"
+            shutil.copytree(root / name, d)
+            watch(d, state_dir=state, start=False).close()  # the LKG it keeps
+            file = d / "policy.agentpolicy"
+            _replace(file, file.read_text()[: len(file.read_text()) // 2])
+            serve, imports = [], []
+            for _ in range(restarts):
+                out = subprocess.run(
+                    [sys.executable, "-c", RESTART, str(d), str(state)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=True,
+                ).stdout.split()
+                imports.append(float(out[0]))
+                serve.append(float(out[1]))
+            print(
+                f"restart   examples/{name}, broken source: watch -> LKG serving, first "
+                f"decision {statistics.median(serve):.0f} ms (max {max(serve):.0f} ms; "
+                f"import of charter.control before it {statistics.median(imports):.0f} ms; "
+                f"{restarts} restarts)"
+            )
+
+
 def file_kill(kills: int) -> None:
     """L-AC5's file control on one host: two handles (one process, each with its own
     `FileControl` watcher thread on the same `control.json`); a kill through one, timed
@@ -332,9 +451,13 @@ def main() -> None:
     ap.add_argument("--no-kill", action="store_true")
     ap.add_argument("--processes", type=int, default=4)
     ap.add_argument("--no-replay", action="store_true")
+    ap.add_argument("--no-gated", action="store_true")
     args = ap.parse_args()
     cost(args.quick)
     gate_times()
+    if not args.no_gated:
+        gated_reloads(2 if args.quick else 6)
+        lkg_restart(1 if args.quick else 3)
     if not args.no_reload:
         swaps = args.swaps if args.swaps is not None else (20 if args.quick else 1000)
         reload_under_load(swaps, 10_000 if args.quick else 1_000_000)
