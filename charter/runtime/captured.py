@@ -154,7 +154,7 @@ class Captures:
         """`policies`: versions whose records' capture is their own read set (matched by
         digest); `logged_by`: the policy the caller says wrote the log (`--against`), the
         capture of every record whose version the log does not describe. (A digest covers
-        the source file names, so the same text loaded from another path has another.)"""
+        the file names below the policy directory, not where the directory is.)"""
         self._by_digest: dict[str, Captured | None] = {}
         self._known = {p.digest: p for p in (*policies, logged_by) if p is not None}
         self._fallback = Captured.of(logged_by) if logged_by is not None else None

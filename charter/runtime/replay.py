@@ -199,13 +199,18 @@ _EMPTY: Mapping[str, Any] = {}  # never written to
 
 
 def _own_captures(policy: Policy) -> Captures:
-    found = _OWN.get(policy)
+    found = _OWN.get(policy.digest)
     if found is None:
-        found = _OWN[policy] = Captures(policy)
+        if len(_OWN) >= _MAX_OWN:
+            _OWN.clear()
+        found = _OWN[policy.digest] = Captures(policy)
     return found
 
 
-_OWN: weakref.WeakKeyDictionary[Policy, Captures] = weakref.WeakKeyDictionary()
+# By digest, bounded: a `Captures` holds its policy, so a weak map keyed by the policy (as
+# this was) never let either go.
+_OWN: dict[str, Captures] = {}
+_MAX_OWN = 16
 
 
 @dataclass(slots=True)

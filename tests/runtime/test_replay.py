@@ -482,3 +482,22 @@ def test_replay_never_changes_the_record_and_plain_is_the_same_replay(
         assert record == before
         assert (fast.decision, fast.inconclusive) == (full.decision, full.inconclusive)
         assert fast.same
+
+
+def test_policies_replayed_without_captures_are_not_kept_forever() -> None:
+    """`replay_record` without `captures=` caches what a policy's own blocks hold; the
+    cache must not keep every policy ever replayed (a host replaying each new version)."""
+    import gc
+    import weakref
+
+    from charter.runtime import replay as replay_mod
+
+    src = 'policy "p"\ndefault deny\ntool "x" (n: int)\nallow tool "x"\n'
+    refs = []
+    for i in range(40):
+        p = charter.compile(src + f"# version {i}\n", "p.agentpolicy")
+        refs.append(weakref.ref(p))
+        replay_mod._own_captures(p)  # noqa: SLF001 - the cache under test
+        del p
+    gc.collect()
+    assert sum(r() is not None for r in refs) <= replay_mod._MAX_OWN  # noqa: SLF001
