@@ -127,4 +127,3 @@ def _read(path: Path, decoder: msgspec.json.Decoder[T], what: str) -> T | None:
         return decoder.decode(data)
     except msgspec.DecodeError as err:
         raise ValueError(f"{path}: not a {what} ({err})") from None
-

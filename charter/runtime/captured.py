@@ -170,7 +170,8 @@ class Captures:
             return
         paths = block["reads"]
         if isinstance(paths, list) and all(
-                isinstance(p, list) and all(isinstance(k, str) for k in p) for p in paths):
+            isinstance(p, list) and all(isinstance(k, str) for k in p) for p in paths
+        ):
             self._by_digest[digest] = Captured(paths)
         else:
             self._by_digest[digest] = None

@@ -364,8 +364,16 @@ class RedisSource:
             self.follower.write_status()
 
     def _run(self) -> None:
-        follow_channel(self._r, self.channel, self._stop, self.poll_interval_s, self.sync,
-                       self._lost, f"policy source {self.prefix}", tick=self._heartbeat)
+        follow_channel(
+            self._r,
+            self.channel,
+            self._stop,
+            self.poll_interval_s,
+            self.sync,
+            self._lost,
+            f"policy source {self.prefix}",
+            tick=self._heartbeat,
+        )
 
     def _lost(self, err: Exception, unreachable: bool) -> None:
         self.errors += 1

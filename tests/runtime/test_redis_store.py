@@ -31,8 +31,7 @@ def store(redis_url: str) -> Any:
 
 
 def _used(store: Any, key: str = "a") -> Any:
-    return store.read(StateQuery("s", counters=(CounterRef(CID, key, HOUR),)), T0).usage[
-        (CID, key)]
+    return store.read(StateQuery("s", counters=(CounterRef(CID, key, HOUR),)), T0).usage[(CID, key)]
 
 
 def _kill_own_connections(store: Any) -> None:
@@ -44,8 +43,9 @@ def _kill_own_connections(store: Any) -> None:
 
 
 def _take(store: Any, amount: Any, limit: Any, key: str = "a") -> Any:
-    return store.take(StateQuery("s", labels=True), [Reservation(CID, key, HOUR, amount, limit)],
-                      T0)
+    return store.take(
+        StateQuery("s", labels=True), [Reservation(CID, key, HOUR, amount, limit)], T0
+    )
 
 
 def test_a_flushed_script_is_loaded_again(store: Any) -> None:
@@ -89,8 +89,9 @@ def test_other_kinds_of_client_work_alike(redis_url: str, kind: str) -> None:
     store = RedisStore(client, prefix=f"test-{uuid.uuid4().hex}:")
     store.add_labels("s", ["pii"])
     store.record_call("s", "t", {"n": 1}, T0)
-    got = store.take(StateQuery("s", history_tools=("t",)),
-                     [Reservation(CID, "a", HOUR, Decimal("0.5"), 1)], T0)
+    got = store.take(
+        StateQuery("s", history_tools=("t",)), [Reservation(CID, "a", HOUR, Decimal("0.5"), 1)], T0
+    )
     assert got.token and got.labels == {"pii"} and got.usage == {(CID, "a"): 0}
     assert [e.fields for e in got.history["t"]] == [{"n": 1}]
     assert not _take(store, 1, 1).token and _used(store) == Decimal("0.5")

@@ -49,9 +49,15 @@ class Script:
         self._head = b"$7\r\nEVALSHA\r\n$40\r\n" + self.sha.encode() + _CRLF
         pool = client.connection_pool
         # Only a plain pool's connections can be made here as the pool makes them.
-        self._pool: Any = pool if (
-            type(pool) is redis.ConnectionPool and getattr(pool, "cache", None) is None
-            and getattr(client, "connection", None) is None) else None
+        self._pool: Any = (
+            pool
+            if (
+                type(pool) is redis.ConnectionPool
+                and getattr(pool, "cache", None) is None
+                and getattr(client, "connection", None) is None
+            )
+            else None
+        )
         self._idle: list[Any] = []  # connections not in use (list.pop/append: atomic)
         _SCRIPTS.add(self)
 
@@ -61,12 +67,22 @@ class Script:
         key is left out, so that a caller can pack once and send with first keys that
         vary (`call`). Counts the first key."""
         count = b"%d" % (len(keys) + 1)
-        head = b"".join((b"*%d\r\n" % (len(keys) + len(args) + 4), self._head,
-                         b"$%d\r\n%b\r\n" % (len(count), count)))
+        head = b"".join(
+            (
+                b"*%d\r\n" % (len(keys) + len(args) + 4),
+                self._head,
+                b"$%d\r\n%b\r\n" % (len(count), count),
+            )
+        )
         return head, b"".join([b"$%d\r\n%b\r\n" % (len(p), p) for p in (*keys, *args)])
 
-    def call(self, first: bytes, packed: tuple[bytes, bytes], keys: Sequence[bytes],
-             args: Sequence[bytes]) -> Any:
+    def call(
+        self,
+        first: bytes,
+        packed: tuple[bytes, bytes],
+        keys: Sequence[bytes],
+        args: Sequence[bytes],
+    ) -> Any:
         """Run the script with keys `first` and `keys`, arguments `args` (`packed` is
         `pack(keys, args)`); its reply as the parser gives it (bytes, ints, lists).
         Raises redis-py's errors (`redis.RedisError`)."""
