@@ -16,6 +16,7 @@ from typing import NoReturn
 import pytest
 
 from charter.runtime.state import MemoryStore, SQLiteStore, Store
+from tests.redis_server import spawn_redis
 
 
 def _free_port() -> int:
@@ -44,23 +45,7 @@ def redis_url() -> Iterator[str]:
         _unavailable("the redis Python client is not installed (pip install redis)")
     port = _free_port()
     workdir = tempfile.mkdtemp(prefix="charter-redis-")
-    proc = subprocess.Popen(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_redis(server, port, workdir)
     url = f"redis://127.0.0.1:{port}/0"
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5)

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from charter.cli.main import cli
 from charter.control.commands import read_command, write_command
 from charter.runtime.changes import read_changes
-from tests.control.test_live_reload import TESTS, X, version, wait_for
+from tests.control.test_live_reload import X, put, version, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,23 +65,6 @@ class Host:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def put(path: Path, text: str) -> None:
-    """Replace a watched file whole (tmp+rename): a watcher never reads half of it, so
-    every version the test makes is one the test meant (in-place writes are test_live_reload's)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-@pytest.fixture
-def policy_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "policies"
-    d.mkdir()
-    (d / "policy.agentpolicy").write_text(version("a"))
-    (d / "policy_test.agentpolicy").write_text(TESTS)
-    return d
 
 
 @pytest.fixture

@@ -48,13 +48,13 @@ def digest_of(path: Path, text: str) -> str:
     return compiled.ir.digest
 
 
-@pytest.fixture
-def policy_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "policies"
-    d.mkdir()
-    (d / "policy.agentpolicy").write_text(version("a"))
-    (d / "policy_test.agentpolicy").write_text(TESTS)
-    return d
+def put(path: Path, text: str) -> None:
+    """Replace a watched file whole (tmp+rename): a watcher never reads half of it, so
+    every version the test makes is one the test meant (in-place writes are tested here
+    on their own)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def live_on(d: Path, state: Path, **kw: object) -> Live:

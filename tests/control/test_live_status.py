@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -17,24 +16,7 @@ from charter.runtime.changes import read_changes
 from charter.runtime.live import CanaryGuard, KillSwitch, Live
 from charter.runtime.live_file import FileControl
 from charter.runtime.live_status import LiveEvent, LiveStatus
-from tests.control.test_live_reload import TESTS, X, version, wait_for
-
-
-def put(path: Path, text: str) -> None:
-    """Replace a watched file whole (tmp+rename): a watcher never reads half of it, so
-    every version the test makes is one the test meant (in-place writes are test_live_reload's)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-@pytest.fixture
-def policy_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "policies"
-    d.mkdir()
-    (d / "policy.agentpolicy").write_text(version("a"))
-    (d / "policy_test.agentpolicy").write_text(TESTS)
-    return d
+from tests.control.test_live_reload import X, put, version, wait_for
 
 
 class Events:

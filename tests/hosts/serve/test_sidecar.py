@@ -25,6 +25,7 @@ from charter.runtime.audit import read as read_log
 from charter.runtime.guard import Guard
 from charter.runtime.state.base import StoreError
 from charter.runtime.state.memory import MemoryStore
+from tests.redis_server import spawn_redis
 
 FOLDERS = sorted(p for p in EXAMPLES.iterdir() if (p / "requests").is_dir())
 REFUND = {
@@ -677,23 +678,7 @@ def _redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not on PATH (apt-get install redis-server)")
-    proc = subprocess.Popen(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_redis(server, port, workdir)
     for _ in range(300):
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
