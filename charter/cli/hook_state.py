@@ -11,10 +11,11 @@ grant secret sits beside it in `<file>.key` (created once, mode 0600), so a gran
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from charter.runtime.tokens import token_hex
 
 __all__ = ["secret_for", "state_path"]
 
@@ -41,7 +42,7 @@ def secret_for(state: Path) -> bytes:
         pass
     else:
         with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(secrets.token_hex(32) + "\n")
+            out.write(token_hex(32) + "\n")
     text = key.read_text(encoding="ascii").strip()
     for _ in range(100):  # another process made the file and is still writing it
         if text:

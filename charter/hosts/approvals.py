@@ -22,7 +22,6 @@ ticket used, so granting it again is refused as a replay.
 from __future__ import annotations
 
 import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ import msgspec
 
 from charter.engine.decision import Decision
 from charter.runtime.approvals import Grant, action_digest
+from charter.runtime.tokens import token_hex
 
 if TYPE_CHECKING:
     from charter.runtime.guard import Guard
@@ -237,7 +237,7 @@ class PendingApprovals:
         tool = request.get("tool")
         name = tool.get("name") if isinstance(tool, Mapping) else tool
         ticket = Ticket(
-            id=secrets.token_hex(6),
+            id=token_hex(6),
             action=decision.action,
             approvers=decision.approvers,
             reasons=decision.reasons,

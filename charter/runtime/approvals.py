@@ -20,19 +20,17 @@ the grant actually lets an action through.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import math
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
 import msgspec
+
+from charter.runtime.tokens import token_urlsafe
+from charter.stdlib.digest import sha256
 
 __all__ = [
     "BAD_SIGNATURE",
@@ -97,6 +95,8 @@ class Grant(msgspec.Struct, frozen=True, kw_only=True):
 
     def to_token(self) -> str:
         """The grant as one compact URL-safe string (``cg1.`` + base64url JSON)."""
+        import base64  # here: a hook call that mints no grant does not load it
+
         raw = msgspec.json.encode(self)
         return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -112,6 +112,8 @@ class Grant(msgspec.Struct, frozen=True, kw_only=True):
                 if not text.startswith(_TOKEN_PREFIX):
                     raise ValueError("not a grant token")
                 body = text[len(_TOKEN_PREFIX) :]
+                import base64
+
                 raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
                 return msgspec.json.decode(raw, type=cls)
             if not isinstance(value, Mapping):
@@ -127,8 +129,7 @@ class Grant(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"malformed grant: {exc}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class GrantCheck:
+class GrantCheck(msgspec.Struct, frozen=True):
     """Result of `verify_grant`.
 
     `code` is one of `MALFORMED`, `BAD_SIGNATURE`, `EXPIRED`, `WRONG_ACTION`, `REPLAYED` (or
@@ -190,7 +191,7 @@ def action_digest(request: Mapping[str, Any]) -> str:
     """Hex SHA-256 of the canonical `action_of(request)`; raises `ValueError` when a bound
     part cannot be canonicalised (such an action cannot be approved)."""
     text = canonical_json(action_of(request))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def mint_grant(
@@ -207,7 +208,7 @@ def mint_grant(
         group=group,
         issued_at=float(now),
         expires_at=float(now + ttl_seconds),
-        nonce=secrets.token_urlsafe(16),
+        nonce=token_urlsafe(16),
         signature="",
     )
     return msgspec.structs.replace(unsigned, signature=_sign(secret, unsigned))
@@ -262,6 +263,10 @@ def _fail(code: str, reason: str) -> GrantCheck:
 
 
 def _sign(secret: bytes, grant: Grant) -> str:
+    # hmac loads OpenSSL: imported by the calls that sign or check a grant, not by every call
+    import hashlib
+    import hmac
+
     payload = {f: getattr(grant, f) for f in grant.__struct_fields__ if f != "signature"}
     mac = hmac.new(secret, canonical_json(payload).encode("utf-8", "surrogatepass"), hashlib.sha256)
     return mac.hexdigest()
@@ -270,6 +275,8 @@ def _sign(secret: bytes, grant: Grant) -> str:
 def _same(a: str, b: str) -> bool:
     """Constant-time equality of two texts, whatever characters they hold (a grant read
     from a request may carry any)."""
+    import hmac
+
     return hmac.compare_digest(a.encode("utf-8", "surrogatepass"),
                                b.encode("utf-8", "surrogatepass"))
 

@@ -24,20 +24,22 @@ from __future__ import annotations
 
 import functools
 import importlib
-import logging
 import os
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from decimal import Decimal
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from charter.runtime.audit_values import Mask, Walk, loggable, unloggable
 from charter.runtime.capture import VERSION, Capture
 from charter.runtime.captured import read_paths
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = ["METADATA_FIELDS", "VERSION", "AuditLog", "LogVersionError", "mask_record",
            "mask_value", "read", "read_lines"]
@@ -62,7 +64,15 @@ METADATA_FIELDS: Final[frozenset[str]] = frozenset(
 names, group and label names, latency), never anything the host sent. Ids, the tool name,
 usage, reasons and warnings (which can carry the text of a request error) are masked."""
 
-_LOG = logging.getLogger("charter.audit")
+
+
+def _log() -> logging.Logger:
+    """The `charter.audit` logger, with `logging` imported only when there is something to
+    report (it is a few milliseconds of every fresh process, such as a hook call)."""
+    import logging
+
+    return logging.getLogger("charter.audit")
+
 _MEMO_CHARS: Final = 200
 _MEMO_SIZE: Final = 4096
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -95,7 +105,7 @@ def mask_record(
     try:
         mask = _masker(_user_key(matchers))
     except Exception as err:  # noqa: BLE001 - fail closed: log no value unmasked
-        _LOG.error("cannot mask the decision log, logging placeholders: %r", err)
+        _log().error("cannot mask the decision log, logging placeholders: %r", err)
         return _record(record, metadata, None, f"masking unavailable ({type(err).__name__})")
     return _record(record, metadata, mask)
 
@@ -228,7 +238,7 @@ class AuditLog:
         try:
             block["reads"] = read_paths(capture.policy)
         except Exception as err:  # noqa: BLE001 - without it replay is inconclusive, not wrong
-            _LOG.error("cannot describe the replay capture: %r", err)
+            _log().error("cannot describe the replay capture: %r", err)
             return None
         return digest
 

@@ -15,7 +15,6 @@ or a Decimal is still a card number); a string the scanner cannot check is not l
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import uuid
 from collections.abc import Callable, Mapping
@@ -107,8 +106,11 @@ class Walk:
             return self.container(v, depth)
         if isinstance(v, msgspec.Struct):
             return self.container({f: getattr(v, f) for f in v.__struct_fields__}, depth)
-        if dataclasses.is_dataclass(v) and not isinstance(v, type):
-            fields = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
+        # `dataclasses.is_dataclass(v)`, without importing dataclasses into every hook call
+        if hasattr(type(v), "__dataclass_fields__"):
+            import dataclasses
+
+            fields = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}  # type: ignore[arg-type]
             return self.container(fields, depth)
         return unloggable(f"object of type {_type(v)}")
 

@@ -20,8 +20,6 @@ snapshot the decision used, and the decision itself. The log turns it into the r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 import weakref
 from collections.abc import Mapping
@@ -74,6 +72,9 @@ def keyed_hash(key: bytes, value: object) -> str | None:
         if text is None:
             return None
         data = b"n\x00" + text.encode()
+    import hashlib  # hmac loads OpenSSL: only a log that masks a value needs it
+    import hmac
+
     return hmac.new(key, data, hashlib.sha256).hexdigest()[:HASH_HEX]
 
 

@@ -8,15 +8,13 @@ failure is a deny (never fail open); `check` never raises. See docs/state.md ("G
 
 from __future__ import annotations
 
-import logging
 import os
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from charter.engine.decision import Decision
 from charter.runtime import guard_flow, guard_tool, verdicts
@@ -30,12 +28,24 @@ from charter.runtime.guard_steps import Steps
 from charter.runtime.policy import Policy
 from charter.runtime.request import Call, read
 from charter.runtime.state import MemoryStore, Store
+from charter.runtime.tokens import token_bytes
 from charter.stdlib.values import describe_error
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = ["Guard"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_LOG = logging.getLogger("charter.guard")
+
+
+def _log() -> logging.Logger:
+    """The `charter.guard` logger, with `logging` imported only when there is something to
+    report (it is a few milliseconds of every fresh process, such as a hook call)."""
+    import logging
+
+    return logging.getLogger("charter.guard")
+
 
 
 class Guard:
@@ -71,7 +81,7 @@ class Guard:
             # The same policy, noting the verdicts of its scans for the replay block.
             policy = verdicts.recorder(policy)
             self.policy = policy
-        self.secret = secret if secret else secrets.token_bytes(32)
+        self.secret = secret if secret else token_bytes(32)
         self.clock = clock
         self.plan = GuardPlan(policy.ir, policy.plan)
         self.is_member: IsMember | None = directory(approvers)
@@ -170,7 +180,7 @@ class Guard:
         try:
             log.write(record, matchers=self._log_matchers())
         except Exception as err:  # noqa: BLE001 - a log failure must not break the host
-            _LOG.error("cannot write the decision log %s: %s", log.path, err)
+            _log().error("cannot write the decision log %s: %s", log.path, err)
 
     def release(self, decision: Decision) -> bool:
         """Give back the reservation of an allowed action that did not run."""
@@ -272,7 +282,7 @@ class Guard:
         try:
             log.write(record, matchers=self._log_matchers(), capture=capture)
         except Exception as err:  # noqa: BLE001 - a log failure must not break the host
-            _LOG.error("cannot write the decision log %s (%d failed so far): %s",
+            _log().error("cannot write the decision log %s (%d failed so far): %s",
                        log.path, log.failures, err)
             return False
         return True

@@ -21,9 +21,7 @@ between them.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -59,14 +57,15 @@ from charter.runtime.state import (
 from charter.stdlib.values import RequestError, check_int, check_num, type_name
 
 if TYPE_CHECKING:
+    import logging
+
     from charter.runtime.guard import Guard
     from charter.runtime.policy import Policy
 
 __all__ = ["Runner", "Seen", "bind", "deny", "session_id", "settle"]
 
 
-@dataclass(slots=True)
-class Seen:
+class Seen(msgspec.Struct):
     """What a decision used, filled in by a runner that is given one (the Guard does when it
     keeps a decision log): `used` is (the request as decided, session facts the Guard keeps
     included; the state the policy decided on — counters before this call's reservation,
@@ -75,12 +74,20 @@ class Seen:
     the grants used up."""
 
     used: tuple[dict[str, Any], Snapshot | None, Decision] | None = None
-    grants: list[dict[str, str]] = field(default_factory=list)
+    grants: list[dict[str, str]] = msgspec.field(default_factory=list)
 
 
 Runner = Callable[[dict[str, Any], Seen | None], Decision]
 
-_LOG = logging.getLogger("charter.guard")
+
+
+def _log() -> logging.Logger:
+    """The `charter.guard` logger, with `logging` imported only when there is something to
+    report (it is a few milliseconds of every fresh process, such as a hook call)."""
+    import logging
+
+    return logging.getLogger("charter.guard")
+
 _REJECTED: Final = {
     MALFORMED: "approval rejected: not a valid grant (malformed)",
     BAD_SIGNATURE: "approval rejected: grant signature is invalid (forged or altered)",
@@ -521,7 +528,7 @@ def _give_back(g: Guard, token: str, now: float) -> None:
     try:
         g.store.release(token, now)
     except Exception:  # noqa: BLE001 - an unreleased reservation only over-counts
-        _LOG.exception("cannot release a reservation")
+        _log().exception("cannot release a reservation")
 
 
 def settle(g: Guard, decision: Decision, cost_usd: Decimal | float | int | None,
@@ -547,7 +554,7 @@ def settle(g: Guard, decision: Decision, cost_usd: Decimal | float | int | None,
         else:
             g.store.settle(token, actual, g.clock())
     except StoreError:
-        _LOG.exception("cannot settle a reservation")
+        _log().exception("cannot settle a reservation")
         return False
     return True
 

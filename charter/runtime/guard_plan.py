@@ -7,9 +7,10 @@ worked out once per distinct call (`GuardPlan.plan`) and bound into that kind's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
+
+import msgspec
 
 from charter.engine import ir
 from charter.engine.plan import Plan, target_matches
@@ -30,8 +31,7 @@ def session_counter_id(metric: str) -> str:
     return ir.session_total_id(metric)
 
 
-@dataclass(frozen=True, slots=True)
-class CounterUse:
+class CounterUse(msgspec.Struct, frozen=True):
     """One counter a call is charged to on allow: a `CounterSpec` as the Guard uses it.
 
     `limit=None` charges without checking. `scope` holds the owning rule's conditions other
@@ -65,8 +65,7 @@ def _reads_state(node: ir.Expr) -> bool:
             ("cost_usd",), ("tokens",))) for n in ir.walk(node))
 
 
-@dataclass(frozen=True, slots=True)
-class CallPlan:
+class CallPlan(msgspec.Struct, frozen=True):
     """What one (stage, tool, tags) needs from the store.
 
     `counters` are charged on allow (per-session budgets among them, `CounterUse.session`,

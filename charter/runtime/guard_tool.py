@@ -8,18 +8,20 @@ dict parts such as `session` merge key by key).
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import msgspec
 
 from charter.engine.decision import Decision
 from charter.runtime.errors import ApprovalRequired, Denied
 
 if TYPE_CHECKING:
+    import inspect
+
     from charter.runtime.guard import Guard
 
 __all__ = ["ToolSpec", "merge", "new_context_var", "wrap"]
@@ -28,8 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 Context = Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
+class ToolSpec(msgspec.Struct, frozen=True):
     """How `Guard.tool` was called."""
 
     name: str
@@ -60,6 +61,8 @@ def merge(outer: Context, inner: Context) -> dict[str, Any]:
 def wrap(guard: Guard, var: ContextVar[Context], spec: ToolSpec, fn: F) -> F:
     """`fn` guarded by `guard`: raises `Denied` / `ApprovalRequired` instead of running a
     call the policy does not allow; redacts its result as the `tool_result` stage says."""
+    import inspect  # here: a hook process, which never wraps a function, does not load it
+
     signature = inspect.signature(fn)
 
     def before(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any],
@@ -110,6 +113,8 @@ def wrap(guard: Guard, var: ContextVar[Context], spec: ToolSpec, fn: F) -> F:
 
 def _arguments(signature: inspect.Signature, args: tuple[Any, ...],
                kwargs: dict[str, Any]) -> dict[str, Any]:
+    import inspect
+
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     out: dict[str, Any] = {}

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
+
+import msgspec
 
 from charter.engine import ir
 
@@ -41,8 +42,7 @@ _HERE: Final = ""
 ALWAYS: Final = (("stage",), ("tool",))
 
 
-@dataclass(frozen=True, slots=True)
-class Scan:
+class Scan(msgspec.Struct, frozen=True):
     """A field some rule scans with matchers: its path, and the matchers `count` asks for."""
 
     field: str  # `ir.Contains.field`: the cache key of the scan
@@ -51,15 +51,14 @@ class Scan:
     counts: tuple[str, ...]
 
 
-@dataclass(slots=True)
-class Reads:
+class Reads(msgspec.Struct):
     """The request paths a policy's rules read, with how (see the module docstring); the
     fields they scan; whether any reads `now`; the policy's constants (for keyed hashes of
     masked values); and the counters and tool histories they read (the snapshot must hold
     them)."""
 
-    tree: Node = field(default_factory=dict)
-    scans: dict[str, Scan] = field(default_factory=dict)
+    tree: Node = msgspec.field(default_factory=dict)
+    scans: dict[str, Scan] = msgspec.field(default_factory=dict)
     now: bool = False
     constants: tuple[object, ...] = ()
     counters: frozenset[str] = frozenset()  # the ids of the counters the rules read

@@ -5,6 +5,7 @@ unusable state never let a call through (exit 2, the reason on stderr)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -192,6 +193,7 @@ def test_console_entry_goes_straight_to_the_hook(hook: Hook) -> None:
         "import os\nout = os._exit\n"
         "def seen(code):\n"
         "    print('EXIT', code, 'click' in sys.modules, file=sys.stderr, flush=True)\n"
+        "    print('LOADED', ' '.join(sorted(sys.modules)), file=sys.stderr, flush=True)\n"
         "    out(code)\n"
         "os._exit = seen\n"  # the hook leaves by os._exit, once its answer is flushed
         "from charter.cli.entry import main\n"
@@ -208,3 +210,33 @@ def test_console_entry_goes_straight_to_the_hook(hook: Hook) -> None:
     assert proc.stdout.strip() == b"{}"
     assert b"EXIT 0 False" in proc.stderr
     assert proc.returncode == 0
+    # What a warm allow never needs, and the hook process does not load: typing_extensions
+    # (hidden while msgspec loads), and what is imported where it is used — logging (an
+    # error to report), dataclasses and inspect (wrapping a function), secrets and hmac
+    # (minting or checking a grant).
+    line = next(x for x in proc.stderr.decode().splitlines() if x.startswith("LOADED "))
+    loaded = set(line.split()[1:])
+    deferred = {"typing_extensions", "logging", "dataclasses", "inspect", "secrets", "hmac"}
+    assert not loaded & deferred, loaded & deferred
+    assert "msgspec" in loaded
+
+
+def test_a_hook_that_cannot_load_blocks(hook: Hook, tmp_path: Path) -> None:
+    """A broken install (here: msgspec failing to import) is exit 2, never Python's exit 1
+    for an uncaught exception, which Claude Code reads as "let the call run"."""
+    broken = tmp_path / "broken" / "msgspec"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('msgspec is broken here')\n")
+    env = hook.env()
+    env["PYTHONPATH"] = f"{broken.parent}{os.pathsep}{env['PYTHONPATH']}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "charter.cli", "hook", "claude-code", "--policy", str(POLICY)],
+        input=_sample("claude-code"),
+        capture_output=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 2, proc
+    assert b"charter: the hook cannot load" in proc.stderr
+    assert b"msgspec is broken here" in proc.stderr

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
+
+from charter.runtime.tokens import token_urlsafe
 
 from .base import (
     HISTORY_LIMIT,
@@ -112,7 +113,7 @@ class MemoryStore:
         # guessing a random token. (Whoever holds the store can settle any of its
         # reservations anyway, so unpredictable tokens would protect nothing more; and
         # `secrets.token_urlsafe` per reservation cost a syscall on the Guard's hot path.)
-        self._token_prefix = secrets.token_urlsafe(9) + "."
+        self._token_prefix = token_urlsafe(9) + "."
         self._prefix_len = len(self._token_prefix)
         self._token_seq = itertools.count(1)
         # Stored frozen and replaced on change, so reads share them without copying.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import msgspec
+
+from charter.runtime.tokens import token_urlsafe
 
 from .base import (
     HISTORY_LIMIT,
@@ -432,14 +433,14 @@ _forks = 0
 # Reservation tokens need only be unique: a random part per process, made again in a forked
 # child (where one thread runs, so no two threads make it), and a count; random bytes per
 # reservation cost more.
-_token_base = secrets.token_urlsafe(12) + "."
+_token_base = token_urlsafe(12) + "."
 _token_seq = itertools.count(1)
 
 
 def _forked() -> None:
     global _forks, _token_base, _token_seq
     _forks += 1
-    _token_base = secrets.token_urlsafe(12) + "."
+    _token_base = token_urlsafe(12) + "."
     _token_seq = itertools.count(1)
 
 
