@@ -26,6 +26,11 @@ EMAIL = MatcherSpec(
     validator=v.email,
     doc="Email address (local@domain.tld).",
     group=1,
+    # Every match holds its `@`. The Unicode classes make this pattern three quarters of
+    # the Set's compile time for `pii.any` and `secrets.any` (~5 ms, once per process: a
+    # hook call pays it every time); the Set holds `@` and the pattern runs only on a
+    # value that has one.
+    prefilter="@",
 )
 # Label lengths (<= 63) are checked by the validator: a counted repetition over Unicode
 # classes makes RE2's reverse DFA an order of magnitude slower.

@@ -176,8 +176,13 @@ class Scanner:
         opts = engine.engine_options(max_mem)
         regex_set = re2.Set.SearchSet(opts)
         for spec in self.specs:
+            # A prefilter stands in for its pattern in the Set (see `MatcherSpec`): the
+            # pattern is then parsed when a candidate first needs it (a bad one: ScanError).
+            if spec.prefilter is not None and not anchoring(spec.prefilter).joinable:
+                raise ValueError(f"matcher {spec.name}: its prefilter must be joinable")
             try:
-                regex_set.Add(f"(?m:{spec.pattern})")  # parses it: a bad pattern fails here
+                # parses it: a bad pattern fails here
+                regex_set.Add(f"(?m:{spec.prefilter or spec.pattern})")
             except re2.error as err:
                 raise ScanError(f"matcher {spec.name}: RE2 rejects the pattern ({err})") from None
         self._sentinel: int = regex_set.Add(r"\z")
@@ -200,7 +205,8 @@ class Scanner:
         self._groups = [s.group for s in self.specs]
         kinds = [anchoring(s.pattern) for s in self.specs]
         self._set_exact = [
-            s.validator is None and not k.line for s, k in zip(self.specs, kinds, strict=True)
+            s.validator is None and s.prefilter is None and not k.line
+            for s, k in zip(self.specs, kinds, strict=True)
         ]
         self._per_text = tuple(i for i, k in enumerate(kinds) if not k.joinable)
         self._placeholders = [s.placeholder.encode("utf-8") for s in self.specs]
@@ -262,7 +268,7 @@ class Scanner:
         pattern = self.specs[i].pattern
         try:
             rx = re2.compile(f"(?m:{pattern})" if joined else pattern, self._opts)
-        except re2.error as err:  # the Set took it, so only a memory budget can refuse it
+        except re2.error as err:  # the Set parsed it (or holds its prefilter): fail closed
             raise ScanError(f"matcher {self.specs[i].name}: RE2 rejects the pattern ({err})") \
                 from None
         search = engine.searcher(rx)

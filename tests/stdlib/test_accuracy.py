@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import corpus  # noqa: E402
 
+from charter.stdlib import resolve  # noqa: E402
+
 FLOOR = 0.97
 
 
@@ -55,3 +57,16 @@ def test_tool_output_corpus_floor_per_entity() -> None:
     for entity, s in pii_accuracy.by_entity(scores).items():
         assert s.precision >= TOOL_FLOOR, (entity, [m for m in mistakes if m[1] == entity])
         assert s.recall >= TOOL_FLOOR, (entity, [m for m in mistakes if m[1] == entity])
+
+
+def test_prefilters_hold_for_every_corpus_match() -> None:
+    """A prefilter must match wherever its pattern does (else a value would pass unmasked)."""
+    import re2
+
+    checked = 0
+    for item in corpus.build():
+        for spec in resolve("pii.any") or ():
+            if spec.prefilter is not None and re2.search(spec.pattern, item.text):
+                assert re2.search(spec.prefilter, item.text), (spec.name, item.text)
+                checked += 1
+    assert checked > 100

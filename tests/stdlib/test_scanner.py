@@ -204,3 +204,36 @@ def test_may_match_is_false_only_when_redact_finds_nothing(
     if counts:
         assert scanner.may_match(value, names)
     assert scanner.may_match(value, names) == scanner.may_match(value, names)  # cached plan
+
+
+_UNFILTERED = [s._replace(prefilter=None) for s in (*(resolve("pii.any") or ()),)]
+_MAILS = ("jo@example.com", "ü.ö@bücher.de", "a@b", "x@@y.zz", "@", "mail:a.b@c.io,", "q@r.s")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.sampled_from(_MAILS) | st.text(alphabet="ab.@-_üx1 \n", max_size=16),
+        lambda kids: (
+            st.lists(kids, max_size=10) | st.dictionaries(st.sampled_from(_MAILS), kids, max_size=3)
+        ),
+        max_leaves=12,
+    )
+)
+def test_a_prefilter_changes_no_finding(value: object) -> None:
+    # The Set holds `@` for pii.email (`MatcherSpec.prefilter`); the scanner built from the
+    # full patterns must say the same about every value, one text or many (FEW_TEXTS).
+    filtered = Scanner(resolve("pii.any") or ())
+    full = Scanner(_UNFILTERED)
+    assert any(s.prefilter for s in filtered.specs) and not any(s.prefilter for s in full.specs)
+    assert filtered.scan(value) == full.scan(value)
+    assert filtered.counts(value, ["pii.any"]) == full.counts(value, ["pii.any"])
+    assert filtered.redact(value, ["pii.email"]) == full.redact(value, ["pii.email"])
+    if isinstance(value, str):
+        assert filtered.find(value) == full.find(value)
+
+
+def test_a_prefilter_must_be_joinable() -> None:
+    email = (resolve("pii.email") or ())[0]
+    with pytest.raises(ValueError, match="joinable"):
+        Scanner([email._replace(prefilter=r"\A@")])
