@@ -24,6 +24,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final
 
 import msgspec
@@ -31,6 +32,7 @@ import msgspec
 from charter.engine.decision import Decision
 from charter.engine.snapshot import Snapshot
 from charter.runtime.audit_values import Mask, Walk
+from charter.runtime.capture_plan import Builder, Plan, plan_of
 from charter.runtime.reads import Reads, Scan, reads_of
 from charter.runtime.request import Call
 from charter.runtime.verdicts import UNKNOWN, Table
@@ -116,6 +118,47 @@ class Capture:
     def block(self, mask: Mask | None, hash_key: bytes | None) -> dict[str, object]:
         """The replay block, masked with `mask` (None: not masked), hashing masked values
         with `hash_key`."""
+        plan = plan_of(self.policy)
+        the_mask = mask if mask is not None else _same
+        if plan.clean(the_mask):
+            try:
+                return self._planned(plan, the_mask, hash_key)
+            except Exception:  # noqa: BLE001 - `Bail` or any oddity: the general walk says
+                pass
+        return self._walked(mask, hash_key)
+
+    def _planned(self, plan: Plan, mask: Mask, hash_key: bytes | None) -> dict[str, object]:
+        """The block by the policy's plan (`runtime.capture_plan`): the same block as
+        `_walked` for the plain JSON requests usually are, else `Bail`."""
+        build = Builder(mask, None if hash_key is None else partial(keyed_hash, hash_key))
+        out = build.project(plan.steps, self.req)
+        st = self.state
+        block: dict[str, object] = {
+            "v": VERSION, "request": out, "snapshot": _planned_snapshot(st, plan, build),
+            "now": st.now if st is not None and st.now is not None else self.time,
+        }
+        self._finish(block, plan.reads, build.masked, build.hashes)
+        return block
+
+    def _finish(self, block: dict[str, object], reads: Reads, masked: dict[str, str],
+                hashes: dict[str, str]) -> None:
+        """The block's pointers, hashes, verdicts and the policy's own decision."""
+        if masked:
+            block["masked"] = masked
+            if hashes:
+                block["hashes"] = hashes
+            scans, counts = self._scans(reads, masked)
+            if scans:
+                block["scans"] = scans
+            if counts:
+                block["counts"] = counts
+        final = self.final
+        if final.effect != self.decided.effect or final.rules != self.decided.rules:
+            block["decided"] = {"effect": self.decided.effect,
+                                "rules": list(self.decided.rules)}
+
+    def _walked(self, mask: Mask | None, hash_key: bytes | None) -> dict[str, object]:
+        """The block by the general walk (`_Masking`), for any value whatever."""
         reads = reads_of(self.policy)
         # Unmasked, the walk still notes values whose type the log does not keep.
         walk = _Masking(mask if mask is not None else _same, hash_key)
@@ -134,19 +177,7 @@ class Capture:
             "v": VERSION, "request": out, "snapshot": self._snapshot(walk),
             "now": st.now if st is not None and st.now is not None else self.time,
         }
-        if walk.masked:
-            block["masked"] = walk.masked
-            if walk.hashes:
-                block["hashes"] = walk.hashes
-            scans, counts = self._scans(reads, walk.masked)
-            if scans:
-                block["scans"] = scans
-            if counts:
-                block["counts"] = counts
-        final = self.final
-        if final.effect != self.decided.effect or final.rules != self.decided.rules:
-            block["decided"] = {"effect": self.decided.effect,
-                                "rules": list(self.decided.rules)}
+        self._finish(block, reads, walk.masked, walk.hashes)
         return block
 
     def shared(self, block: Mapping[str, object], record: Mapping[str, object]
@@ -254,6 +285,36 @@ class Capture:
             except Exception:  # noqa: BLE001 - the rule erred on it: replay errs the same way
                 scans[scan.field] = None
         return scans, counts
+
+
+def _planned_snapshot(st: Snapshot | None, plan: Plan, build: Builder
+                      ) -> dict[str, object] | None:
+    """`Capture._snapshot` by the plan's `Builder` (the same JSON and pointers)."""
+    if st is None:
+        return None
+    limits = plan.limits
+    counters: list[object] = []
+    for i, ((cid, key), used) in enumerate(st.counters.items()):
+        ptr = f"/snapshot/counters/{i}/1"
+        masked_key = build.text(key, ptr) if type(key) is str else build.value(key, ptr, 0)
+        counters.append([cid, masked_key, used, limits.get(cid)])
+    out: dict[str, object] = {"counters": counters, "labels": sorted(st.labels)}
+    if st.history:
+        history: dict[str, object] = {}
+        for tool, calls in st.history.items():
+            entries = _latest(calls)
+            at = f"/snapshot/history/{escape(tool)}/"
+            for i, entry in enumerate(entries):
+                entry[1] = build.value(entry[1], f"{at}{i}/1", 0)
+            history[tool] = entries
+        out["history"] = history
+    if st.approved_groups:
+        out["approved_groups"] = sorted(st.approved_groups)
+    if st.approvers:
+        out["approvers"] = {g: len(people) for g, people in st.approvers.items()}
+    if st.now is not None:
+        out["now"] = st.now
+    return out
 
 
 def _limits(policy: Any) -> dict[str, object]:

@@ -1,0 +1,235 @@
+"""The replay block's request and snapshot made in one pass by a per-policy plan
+(`charter.runtime.capture`; R-L4 of live-control-analysis.md: the block's cost).
+
+`Capture.block` used to project the request (`Reads.project`) and then walk the projection
+with a masking `Walk` that kept a JSON pointer stack. This module does both at once for
+the plain JSON a request usually is — dicts with ASCII keys, lists, strings, small ints,
+floats, bools, None — following the policy's read tree, and builds a pointer only for a
+value the mask changed. The result is the same block, value for value and pointer for
+pointer (`tests/runtime/test_capture_plan.py` compares the two). Anything else (a `str`
+subclass, a tuple, bytes, a Decimal that could be a card number, a key that masks onto
+another, nesting past `_DEPTH`...) raises `Bail`, and the caller makes the whole block the
+general way, so the unusual cases keep the general walk's placeholders and ``type`` notes.
+
+It is also a separate code path from the record's own `Walk` on purpose: CPython
+specialises attribute loads by the class of ``self``, and the two classes taking turns
+through the same methods cost the record's masking about a third more.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+from charter.runtime.reads import Reads, reads_of
+
+__all__ = ["Bail", "Builder", "Plan", "plan_of"]
+
+PAYLOADS: Final = ("args", "result", "input", "output")
+_HERE: Final = ""  # `reads.Node`: the kinds of a read of the node's own value
+_DEPTH: Final = 32  # as `capture._FAST_DEPTH`: deeper values take the general walk
+_VALUES: Final = 10_000  # far below `audit_values.MAX_VALUES`: larger blocks take it too
+_SMALL: Final = 10**18
+_SCAN_DIGITS: Final = 64
+_MAX_DIGITS: Final = 4300  # as `audit_values`: longer decimals are placeholders
+
+Step = tuple[str, str, "tuple[Step, ...] | None"]
+"""(request key, the pointer of its value in the block, the plan under it; None: kept
+whole)."""
+_MISSING: Final = object()
+
+
+class Bail(Exception):
+    """A value this plan does not make exactly as the general walk would."""
+
+
+class Plan:
+    """What every block of one policy needs that does not depend on the request: the
+    projection as steps, the policy's `Reads` and its counters' limits."""
+
+    __slots__ = ("_clean", "keys", "limits", "reads", "steps", "__weakref__")
+
+    def __init__(self, policy: Any) -> None:
+        self.reads: Reads = reads_of(policy)
+        self.steps = _steps(self.reads.tree, "/request", top=True)
+        self.keys = frozenset(_keys(self.steps))
+        self.limits: dict[str, object] = {spec.id: spec.limit for spec in policy.ir.counters}
+        self._clean: dict[int, Callable[[str], str]] = {}  # masks that keep `keys` as is
+
+    def clean(self, mask: Callable[[str], str]) -> bool:
+        """Whether `mask` leaves every key of the projection as it is (the general walk
+        masks the projection's keys too; a policy's path keys are never PII in practice,
+        but a user matcher could say otherwise)."""
+        if id(mask) in self._clean:
+            return True
+        if not all(k.isascii() and mask(k) == k for k in self.keys):
+            return False
+        if len(self._clean) >= 64:  # masks are made per set of user matchers: a few
+            self._clean.clear()
+        self._clean[id(mask)] = mask  # held, so that its id is not reused
+        return True
+
+
+def plan_of(policy: Any) -> Plan:
+    """The `Plan` of a `Policy` (made once per policy object)."""
+    found = _PLANS.get(policy)
+    if found is None:
+        found = _PLANS[policy] = Plan(policy)
+    return found
+
+
+_PLANS: weakref.WeakKeyDictionary[Any, Plan] = weakref.WeakKeyDictionary()
+
+
+def _keys(steps: tuple[Step, ...]) -> list[str]:
+    out: list[str] = []
+    for key, _, sub in steps:
+        out.append(key)
+        if sub is not None:
+            out += _keys(sub)
+    return out
+
+
+def _steps(node: Mapping[str, Any], at: str, *, top: bool = False) -> tuple[Step, ...]:
+    out: list[Step] = []
+    for key, child in node.items():
+        if key == _HERE:
+            continue
+        ptr = f"{at}/{_escape(key)}"
+        # A payload some rule reads part of is kept whole all the same (`Capture.block`).
+        whole = _HERE in child or (top and key in PAYLOADS)
+        out.append((key, ptr, None if whole else _steps(child, ptr)))
+    return tuple(out)
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+class Builder:
+    """Masks one block's values with `mask`, noting in `masked` (and with `hash_key`, in
+    `hashes`) the pointer of every value or key it changed, as `capture._Masking` does."""
+
+    __slots__ = ("hash", "hashes", "left", "mask", "masked")
+
+    def __init__(
+        self, mask: Callable[[str], str], hash: Callable[[object], str | None] | None
+    ) -> None:
+        self.mask = mask
+        self.hash = hash
+        self.masked: dict[str, str] = {}
+        self.hashes: dict[str, str] = {}
+        self.left = _VALUES
+
+    def note(self, ptr: str, kind: str, clean: object) -> None:
+        self.masked[ptr] = kind
+        if self.hash is not None:
+            digest = self.hash(clean)
+            if digest is not None:
+                self.hashes[ptr] = digest
+
+    def project(
+        self, steps: tuple[Step, ...], obj: Mapping[str, Any], depth: int = 0
+    ) -> dict[str, Any]:
+        """The parts of `obj` (at `depth`) that `steps` read, masked. The steps' own keys
+        are the policy's: `Plan.clean` checks that the mask leaves them as they are."""
+        out: dict[str, Any] = {}
+        mask = self.mask
+        for key, ptr, sub in steps:
+            v = obj.get(key, _MISSING)
+            if v is _MISSING:
+                continue
+            t = type(v)
+            if t is str and v.isascii():  # the commonest value, without a call
+                self.left -= 1
+                text = mask(v)
+                if text != v:
+                    self.note(ptr, "str", v)
+                out[key] = text
+            elif sub is None or t is not dict:
+                out[key] = self.value(v, ptr, depth + 1)
+            else:
+                self.left -= 1
+                out[key] = self.project(sub, v, depth + 1)
+        return out
+
+    def value(self, v: Any, ptr: str, depth: int) -> Any:  # noqa: C901 - one branch per kind
+        """`v` masked, or `Bail`."""
+        self.left -= 1
+        t = type(v)
+        if t is str:
+            return self.text(v, ptr)
+        if t is dict:
+            return self.mapping(v, ptr, depth)
+        if t is int:
+            if not -_SMALL < v < _SMALL:
+                raise Bail
+            return self.number(v, ptr)
+        if v is None or v is True or v is False:
+            return v
+        if t is float:
+            if v - v != 0:  # NaN, infinities: placeholders
+                raise Bail
+            return v if v != int(v) else self.number(v, ptr)
+        if t is list:
+            if depth >= _DEPTH or self.left <= 0:
+                raise Bail
+            return [self.value(item, f"{ptr}/{i}", depth + 1) for i, item in enumerate(v)]
+        if t is Decimal:  # (the Guard's session totals are)
+            if not v.is_finite() or len(v.as_tuple().digits) > _MAX_DIGITS:
+                raise Bail
+            if v.adjusted() < _SCAN_DIGITS and v == v.to_integral_value():
+                return self.number(v, ptr)
+            return v  # a fraction is no card or phone number
+        raise Bail
+
+    def text(self, s: str, ptr: str) -> str:
+        out = self.mask(s)  # a mask that raises: the general walk logs a placeholder
+        if not out.isascii():
+            out.encode("utf-8")  # lone surrogates (UnicodeEncodeError): the general walk
+        if out != s:
+            self.note(ptr, "str", s)
+        return out
+
+    def number(self, v: int | float | Decimal, ptr: str) -> int | float | Decimal | str:
+        """`v`, or its masked digits when they are a match (a card sent as a number)."""
+        digits = str(abs(int(v)))  # a sign is not part of a card number
+        if len(digits) > _SCAN_DIGITS:
+            return v
+        masked = self.mask(digits)
+        if masked == digits:
+            return v
+        if not masked.isascii():
+            raise Bail
+        self.note(ptr, "num", v)
+        return masked
+
+    def mapping(self, v: dict[Any, Any], ptr: str, depth: int) -> dict[str, Any]:
+        if depth >= _DEPTH or self.left <= 0:
+            raise Bail
+        out: dict[str, Any] = {}
+        mask = self.mask
+        for k, item in v.items():
+            if type(k) is not str or not k.isascii():
+                raise Bail
+            key = mask(k)
+            if key in out or not key.isascii():
+                raise Bail  # two keys masked alike: the general walk numbers them
+            token = key if "/" not in key and "~" not in key else _escape(key)
+            if key != k:
+                self.note(f"{ptr}/{token}~k", "key", k)
+            if type(item) is str:  # the commonest value, without a call
+                self.left -= 1
+                text = mask(item)
+                if text != item:
+                    if not text.isascii():
+                        text.encode("utf-8")
+                    self.note(f"{ptr}/{token}", "str", item)
+                elif not text.isascii():
+                    text.encode("utf-8")
+                out[key] = text
+            else:
+                out[key] = self.value(item, f"{ptr}/{token}", depth + 1)
+        return out
