@@ -207,14 +207,31 @@ class AuditLog:
             data = {"record": unloggable(f"a record that raised {type(err).__name__}")}
         data.setdefault("time", time.time())
         data.setdefault("v", VERSION)
-        block = self._replay(capture, matchers) if capture is not None and self.replay else None
+        # The mask, found once for the record and its block.
+        mask: Mask | None = None
+        failed: Exception | None = None
+        if self.mask:
+            try:
+                mask = _masker(_user_key(matchers))
+            except Exception as err:  # noqa: BLE001 - fail closed: log no value unmasked
+                _log().error("cannot mask the decision log, logging placeholders: %r", err)
+                failed = err
+        block = None
+        if capture is not None and self.replay:
+            block = self._replay(capture, mask, failed)
         shared: dict[str, object] = {}
         if block is not None and capture is not None and self.mask and "error" not in block:
             # Payloads the block holds whole were masked with the same mask: not twice.
             shared = capture.shared(block, data)
             for name in shared:
                 del data[name]
-        data = mask_record(data, self._metadata, matchers) if self.mask else _record(data, (), None)
+        if not self.mask:
+            data = _record(data, (), None)
+        elif failed is not None:
+            data = _record(data, self._metadata, None,
+                           f"masking unavailable ({type(failed).__name__})")
+        else:
+            data = _record(data, self._metadata, mask)
         data.update(shared)
         described = None
         if block is not None:
@@ -242,14 +259,18 @@ class AuditLog:
             return None
         return digest
 
-    def _replay(self, capture: Capture, matchers: Matchers | None) -> dict[str, object]:
-        """The replay block, masked as the record is; a block naming the failure if it
-        cannot be made (the record is still logged)."""
-        try:
-            mask = _masker(_user_key(matchers)) if self.mask else None
-            return capture.block(mask, self.hash_key)
-        except Exception as err:  # noqa: BLE001 - the decision is logged all the same
-            return {"v": VERSION, "error": f"cannot capture the decision ({type(err).__name__})"}
+    def _replay(self, capture: Capture, mask: Mask | None, failed: Exception | None
+                ) -> dict[str, object]:
+        """The replay block, masked with the record's `mask` (None: unmasked, or masking
+        `failed`); a block naming the failure if it cannot be made (the record is still
+        logged)."""
+        err: Exception | None = failed
+        if err is None:
+            try:
+                return capture.block(mask, self.hash_key)
+            except Exception as raised:  # noqa: BLE001 - the decision is logged all the same
+                err = raised
+        return {"v": VERSION, "error": f"cannot capture the decision ({type(err).__name__})"}
 
     def close(self) -> None:
         """Close the file; later writes raise `ValueError`."""

@@ -131,7 +131,7 @@ class Capture:
         """The block by the policy's plan (`runtime.capture_plan`): the same block as
         `_walked` for the plain JSON requests usually are, else `Bail`."""
         build = Builder(mask, None if hash_key is None else partial(keyed_hash, hash_key))
-        out = build.project(plan.steps, self.req)
+        out = plan.project(self.req, build)
         st = self.state
         block: dict[str, object] = {
             "v": VERSION, "request": out, "snapshot": _planned_snapshot(st, plan, build),
@@ -293,10 +293,15 @@ def _planned_snapshot(st: Snapshot | None, plan: Plan, build: Builder
     if st is None:
         return None
     limits = plan.limits
+    mask = build.mask
     counters: list[object] = []
     for i, ((cid, key), used) in enumerate(st.counters.items()):
-        ptr = f"/snapshot/counters/{i}/1"
-        masked_key = build.text(key, ptr) if type(key) is str else build.value(key, ptr, 0)
+        if type(key) is str and key.isascii():  # the usual key: a session or agent id
+            masked_key = mask(key)
+            if masked_key != key:
+                build.note(f"/snapshot/counters/{i}/1", "str", key)
+        else:
+            masked_key = build.value(key, f"/snapshot/counters/{i}/1", 0)
         counters.append([cid, masked_key, used, limits.get(cid)])
     out: dict[str, object] = {"counters": counters, "labels": sorted(st.labels)}
     if st.history:

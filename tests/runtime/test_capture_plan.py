@@ -20,7 +20,7 @@ import charter
 from charter.engine.snapshot import Snapshot
 from charter.runtime import audit
 from charter.runtime.capture import Capture, with_now
-from charter.runtime.capture_plan import Bail, plan_of
+from charter.runtime.capture_plan import Bail, Builder, _projector, _steps, plan_of
 from charter.runtime.request import Call, read
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compiler"))
@@ -178,3 +178,24 @@ def test_a_mask_that_changes_a_read_key_takes_the_walk() -> None:
     masked = block.get("masked")
     assert isinstance(masked, dict), block
     assert [p for p in masked if p.startswith("/request/agent/labels/") and p.endswith("~k")]
+
+
+def test_the_projector_is_the_loop_written_out() -> None:
+    """The straight-line projector (and, for paths nested deeper than it writes out, the
+    loop it hands over to) projects and masks as `Builder.project` does. Policies read
+    no such depths outside payloads, which are kept whole: the steps are made here."""
+    for depth in (1, 3, 12):
+        keys = "abcdefghijklmnop"[:depth]
+        tree: dict[str, object] = {"": 8}
+        for k in reversed(keys):
+            tree = {k: tree, "x": {"": 8}}
+        steps = _steps({"agent": tree, "tool": {"": 8}}, "/request", top=True)
+        value: object = "bob@example.com"
+        for k in reversed(keys):
+            value = {k: value, "x": "alice@example.com", "y": 1}
+        req = {"tool": "t", "agent": value, "other": "x"}
+        mask = MASKS[0]
+        looped, written = Builder(mask, None), Builder(mask, None)
+        assert _projector(steps)(req, written) == looped.project(steps, req)
+        assert written.masked == looped.masked
+        assert f"/request/agent/{'/'.join(keys)}" in written.masked
