@@ -233,3 +233,30 @@ def test_a_bucket_of_more_than_64_rules_round_trips() -> None:
     for n in (0, 63, 64, 69, 70):
         req = {"tool": "t", "args": {"n": n}}
         assert loaded.decide(req) == policy.decide(req) == policy.interpret(req)
+
+
+def test_annotations_resolved_in_one_eval_are_those_msgspec_finds() -> None:
+    # `tree._decoder` evaluates the IR's and the tree's string annotations in one `eval`
+    # (one compile, not one per annotation) before msgspec reads them; what msgspec then
+    # resolves must be what it resolves from the strings. A fresh process: this one's
+    # decoder may already be built.
+    script = (
+        "import msgspec\n"
+        "from msgspec._utils import get_class_annotations\n"
+        "from charter.engine import ir, tree\n"
+        "classes = [c for m in (ir, tree) for c in vars(m).values() if isinstance(c, type)\n"
+        "           and issubclass(c, msgspec.Struct) and c.__module__ == m.__name__]\n"
+        "assert all(isinstance(t, str) for c in classes for t in c.__annotations__.values())\n"
+        "before = {c: get_class_annotations(c) for c in classes}\n"
+        "tree._decoder()\n"
+        "assert not any(isinstance(t, str) for c in classes for t in c.__annotations__.values())\n"
+        "after = {c: get_class_annotations(c) for c in classes}\n"
+        "assert before == after\n"
+        "print(len(classes), sum(map(len, before.values())))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    classes, fields = map(int, out.stdout.split())
+    assert classes > 30 and fields > 100
