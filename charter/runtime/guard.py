@@ -20,8 +20,6 @@ from charter.engine.decision import Decision
 from charter.runtime import guard_flow, guard_tool, verdicts
 from charter.runtime.approvals import Grant, mint_grant
 from charter.runtime.approvers import Directory, IsMember, directory
-from charter.runtime.audit import AuditLog
-from charter.runtime.capture import Capture, with_now
 from charter.runtime.guard_flow import Runner, Seen, deny, session_id
 from charter.runtime.guard_plan import GuardPlan
 from charter.runtime.guard_steps import Steps
@@ -33,6 +31,8 @@ from charter.stdlib.values import describe_error
 
 if TYPE_CHECKING:
     import logging
+
+    from charter.runtime.audit import AuditLog
 
 __all__ = ["Guard"]
 
@@ -74,9 +74,15 @@ class Guard:
     ) -> None:
         self.policy = policy
         self.store: Store = state if state is not None else MemoryStore()
-        self._own_log = log is not None and not isinstance(log, AuditLog)
-        self.log: AuditLog | None = (
-            log if isinstance(log, AuditLog) or log is None else AuditLog(log))
+        self._own_log = False
+        self.log: AuditLog | None = None
+        if log is not None:
+            # Only a Guard that keeps a decision log loads it (and the capture of what each
+            # decision read): five modules a hook call without `--log` never needs.
+            from charter.runtime.audit import AuditLog
+
+            self._own_log = not isinstance(log, AuditLog)
+            self.log = log if isinstance(log, AuditLog) else AuditLog(log)
         if self.log is not None and self.log.replay:
             # The same policy, noting the verdicts of its scans for the replay block.
             policy = verdicts.recorder(policy)
@@ -135,6 +141,8 @@ class Guard:
                 decision = found  # malformed: the reason names the field
             else:
                 if log is not None and log.replay:
+                    from charter.runtime.capture import with_now
+
                     found = with_now(found, self.policy)  # so the log knows the decision's now
                 call = found
                 decision = self._runner(found.stage, found.name, found.tags)(found.req, seen)
@@ -277,6 +285,8 @@ class Guard:
             record["approved_by"] = seen.grants  # who approved, with which grant
         capture = None
         if seen is not None and seen.used is not None:
+            from charter.runtime.capture import Capture
+
             req, state, decided = seen.used
             capture = Capture(self.policy, req, state, decided, decision, now, scans)
         try:
