@@ -374,4 +374,5 @@ def _masker(user: tuple[tuple[str, str], ...]) -> Mask:
                 seen[text] = masked
         return masked
 
+    mask.memo = seen  # type: ignore[attr-defined]  # read as is by `runtime.capture_plan`
     return mask

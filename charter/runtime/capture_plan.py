@@ -41,6 +41,7 @@ Step = tuple[str, str, "tuple[Step, ...] | None"]
 """(request key, the pointer of its value in the block, the plan under it; None: kept
 whole)."""
 _MISSING: Final = object()
+_NOTHING: Final[Mapping[str, str]] = {}
 _ENCODE = msgspec.json.Encoder(decimal_format="number").encode  # as the log's encoder
 _LEVELS: Final = 6  # deeper read paths take the loop (Python nests at most 20 blocks)
 
@@ -104,7 +105,7 @@ def _projector(steps: tuple[Step, ...]) -> Projector:
     if _depth(steps) > _LEVELS:
         return lambda obj, build: build.project(steps, obj)
     consts: list[str] = []
-    lines = ["def project(o0, b):", "    mask = b.mask", "    r0 = {}"]
+    lines = ["def project(o0, b):", "    mask, seen = b.mask, b.seen", "    r0 = {}"]
     _emit(steps, 0, consts, lines)
     lines.append("    return r0")
     scope: dict[str, Any] = {"K": tuple(consts), "MISSING": _MISSING}
@@ -125,7 +126,7 @@ def _emit(steps: tuple[Step, ...], level: int, consts: list[str], lines: list[st
             f"{pad}{v} = {o}.get({k}, MISSING)",
             f"{pad}if {v} is not MISSING:",
             f"{pad}    if type({v}) is str and {v}.isascii():",
-            f"{pad}        t = mask({v})",
+            f"{pad}        t = seen.get({v}) or mask({v})",
             f"{pad}        if t != {v}:",
             f"{pad}            b.note({p}, 'str', {v})",
             f"{pad}        {r}[{k}] = t",
@@ -170,16 +171,24 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
+def _token(key: str) -> str:
+    """`key` as a JSON-pointer reference token (RFC 6901)."""
+    return key if "/" not in key and "~" not in key else _escape(key)
+
+
 class Builder:
     """Masks one block's values with `mask`, noting in `masked` (and with `hash_key`, in
     `hashes`) the pointer of every value or key it changed, as `capture._Masking` does."""
 
-    __slots__ = ("hash", "hashes", "left", "mask", "masked")
+    __slots__ = ("hash", "hashes", "left", "mask", "masked", "seen")
 
     def __init__(
         self, mask: Callable[[str], str], hash: Callable[[object], str | None] | None
     ) -> None:
         self.mask = mask
+        # What the mask remembers (`audit._masker`: text -> masked text), read without a
+        # call; a mask that remembers nothing is called for every string.
+        self.seen: Mapping[str, str] = getattr(mask, "memo", _NOTHING)
         self.hash = hash
         self.masked: dict[str, str] = {}
         self.hashes: dict[str, str] = {}
@@ -206,7 +215,7 @@ class Builder:
             t = type(v)
             if t is str and v.isascii():  # the commonest value, without a call
                 self.left -= 1
-                text = mask(v)
+                text = self.seen.get(v) or mask(v)
                 if text != v:
                     self.note(ptr, "str", v)
                 out[key] = text
@@ -248,7 +257,7 @@ class Builder:
         raise Bail
 
     def text(self, s: str, ptr: str) -> str:
-        out = self.mask(s)  # a mask that raises: the general walk logs a placeholder
+        out = self.seen.get(s) or self.mask(s)  # a mask that raises: the general walk
         if not out.isascii():
             out.encode("utf-8")  # lone surrogates (UnicodeEncodeError): the general walk
         if out != s:
@@ -257,10 +266,11 @@ class Builder:
 
     def number(self, v: int | float | Decimal, ptr: str) -> int | float | Decimal | str:
         """`v`, or its masked digits when they are a match (a card sent as a number)."""
-        digits = str(abs(int(v)))  # a sign is not part of a card number
+        # A sign is not part of a card number.
+        digits = (str(v) if v >= 0 else str(-v)) if type(v) is int else str(abs(int(v)))
         if len(digits) > _SCAN_DIGITS:
             return v
-        masked = self.mask(digits)
+        masked = self.seen.get(digits) or self.mask(digits)
         if masked == digits:
             return v
         if not masked.isascii():
@@ -272,26 +282,27 @@ class Builder:
         if depth >= _DEPTH or self.left <= 0:
             raise Bail
         out: dict[str, Any] = {}
-        mask = self.mask
+        mask, seen = self.mask, self.seen
+        renamed = False  # some key masked: later keys may now collide
         for k, item in v.items():
             if type(k) is not str or not k.isascii():
                 raise Bail
-            key = mask(k)
-            if key in out or not key.isascii():
-                raise Bail  # two keys masked alike: the general walk numbers them
-            token = key if "/" not in key and "~" not in key else _escape(key)
+            key = seen.get(k) or mask(k)
             if key != k:
-                self.note(f"{ptr}/{token}~k", "key", k)
+                if key in out:
+                    raise Bail  # two keys masked alike: the general walk numbers them
+                renamed = True
+                self.note(f"{ptr}/{_token(key)}~k", "key", k)
+            elif renamed and key in out:
+                raise Bail
             if type(item) is str:  # the commonest value, without a call
                 self.left -= 1
-                text = mask(item)
+                text = seen.get(item) or mask(item)
                 if text != item:
-                    if not text.isascii():
-                        text.encode("utf-8")
-                    self.note(f"{ptr}/{token}", "str", item)
-                elif not text.isascii():
+                    self.note(f"{ptr}/{_token(key)}", "str", item)
+                if not text.isascii():
                     text.encode("utf-8")
                 out[key] = text
             else:
-                out[key] = self.value(item, f"{ptr}/{token}", depth + 1)
+                out[key] = self.value(item, f"{ptr}/{_token(key)}", depth + 1)
         return out
