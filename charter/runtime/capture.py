@@ -264,7 +264,10 @@ class Capture:
             return scans, counts
         matchers = self.policy.matchers
         for scan, at, under in _scan_plan(reads):
-            if not any(p == at or p.startswith(under) for p in masked):
+            for p in masked:  # (a loop, not `any` over a generator: a block has few)
+                if p == at or p.startswith(under):
+                    break
+            else:
                 continue
             value = _at(self.req, scan.root, scan.keys)
             if value is _MISSING:
@@ -293,11 +296,11 @@ def _planned_snapshot(st: Snapshot | None, plan: Plan, build: Builder
     if st is None:
         return None
     limits = plan.limits
-    mask = build.mask
+    mask, seen = build.mask, build.seen
     counters: list[object] = []
     for i, ((cid, key), used) in enumerate(st.counters.items()):
         if type(key) is str and key.isascii():  # the usual key: a session or agent id
-            masked_key = mask(key)
+            masked_key = seen.get(key) or mask(key)
             if masked_key != key:
                 build.note(f"/snapshot/counters/{i}/1", "str", key)
         else:
