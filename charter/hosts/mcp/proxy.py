@@ -185,11 +185,15 @@ class Proxy:
 
     async def run_stdio(self) -> None:
         """Serve one agent over this process's stdin and stdout (both protocol eras)."""
-        from charter.hosts.mcp.stdio import stdio_streams
+        from charter.hosts.mcp.stdio import LineReader, LineWriter, serve_lines, stdio_streams
 
         server = self.as_server()
+        options = server.create_initialization_options()
         async with stdio_streams() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+            if isinstance(read, LineReader) and isinstance(write, LineWriter):
+                await serve_lines(server, read, write, options)
+            else:  # the SDK's own transport (stdin is not a pipe)
+                await server.run(read, write, options)
 
     def asgi_app(self, path: str = "/mcp", host: str = "127.0.0.1") -> Any:
         """A Starlette app serving streamable HTTP at `path` (both protocol eras)."""

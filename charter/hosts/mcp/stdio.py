@@ -16,18 +16,29 @@ the descriptors cannot corrupt the protocol stream, and puts them back afterward
 Anything else (a regular file or a terminal on stdin, a non-asyncio event loop) falls back
 to the SDK's transport.
 
+`serve_lines` is `Server.run` for these streams without its relay: the SDK's dual-era loop
+peeks at the client's first request (its protocol era decides the connection's) through a
+task that then relays every later message through a memory stream to the dispatcher, two
+more event-loop hops per message. `LineReader` can hold the frames read before that request
+and hand them out again, so the era's serving loop reads the pipe itself.
+
 `process_streams` does the same for an upstream started as a process, in place of the SDK's
 `stdio_client` (which relays the pipes through two tasks and memory streams); it is given to
-`mcp.Client` as a `Transport`. Messages are UTF-8 JSON lines, as MCP's stdio transport says
+`mcp.Client` as a `Transport`. Its pipes are connected to the event loop directly, not
+through asyncio's subprocess protocol (which hands every chunk read on with one more
+`call_soon`). Messages are UTF-8 JSON lines, as MCP's stdio transport says
 (`StdioServerParameters.encoding` is not consulted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import stat
+import subprocess
 import sys
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -36,8 +47,9 @@ import anyio
 import mcp_types
 from mcp import StdioServerParameters
 from mcp.shared.message import SessionMessage
+from mcp_types import JSONRPCRequest
 
-__all__ = ["LineReader", "LineWriter", "process_streams", "stdio_streams"]
+__all__ = ["LineReader", "LineWriter", "process_streams", "serve_lines", "stdio_streams"]
 
 #: Longest line accepted from the client (a line is one JSON-RPC message). The SDK's
 #: transport has no limit; asyncio's default, 64 KiB, is too small for file contents.
@@ -99,8 +111,31 @@ class LineReader:
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self._reader = reader
         self._closed = False
+        self._lead: deque[SessionMessage | Exception] = deque()  # read ahead, handed out first
+
+    async def opening_request(self, keep: int) -> JSONRPCRequest | None:
+        """Read up to the client's first request (None if the stream ends first) and keep it
+        to be received again, after at most `keep` of the frames that came before it (the
+        rest are dropped): what the SDK's dual-era loop does to choose the protocol era."""
+        lead: list[SessionMessage | Exception] = []
+        opening: JSONRPCRequest | None = None
+        try:
+            async for item in self:
+                if isinstance(item, SessionMessage) and isinstance(item.message, JSONRPCRequest):
+                    opening = item.message
+                elif len(lead) >= keep:
+                    continue
+                lead.append(item)
+                if opening is not None:
+                    break
+        except anyio.ClosedResourceError:
+            pass  # closed under us: as at the end of the stream
+        self._lead.extend(lead)
+        return opening
 
     async def receive(self) -> SessionMessage | Exception:
+        if self._lead:
+            return self._lead.popleft()
         while True:
             if self._closed:
                 raise anyio.ClosedResourceError
@@ -167,6 +202,61 @@ class LineWriter:
         await self.aclose()
 
 
+def _era_loops() -> tuple[Any, Any, Any, int] | None:
+    """The SDK's per-era serving loops, as its dual-era loop calls them, or None when this
+    SDK has no such loops with those parameters (then `Server.run`, relay and all, serves)."""
+    try:
+        from mcp.server import runner
+    except ImportError:
+        return None
+    modern = getattr(runner, "_serve_modern_stream", None)
+    legacy = getattr(runner, "_serve_legacy_stream", None)
+    is_modern = getattr(runner, "_has_modern_envelope", None)
+    keep = getattr(runner, "_PRE_REQUEST_REPLAY_LIMIT", None)
+    if modern is None or legacy is None or is_modern is None or not isinstance(keep, int):
+        return None
+    wanted = {
+        modern: {"lifespan_state", "raise_exceptions"},
+        legacy: {"lifespan_state", "session_id", "init_options", "raise_exceptions"},
+    }
+    for loop, names in wanted.items():
+        params = inspect.signature(loop).parameters
+        if not names <= params.keys() or len(params) != len(names) + 3:
+            return None
+    return modern, legacy, is_modern, keep
+
+
+async def serve_lines(server: Any, read: LineReader, write: LineWriter, options: Any) -> None:
+    """`server.run(read, write, options)` without the SDK's relay task between `read` and
+    the dispatcher: the client's first request, read here, chooses the era's loop as the
+    SDK's dual-era loop chooses it (a request carrying the 2026-07-28 `_meta` envelope, not
+    `initialize`, opens a modern connection; anything else a handshake one), then that loop
+    reads `read` itself, the first request and the frames before it handed out again."""
+    loops = _era_loops()
+    if loops is None:
+        await server.run(read, write, options)
+        return
+    modern, legacy, is_modern, keep = loops
+    async with server.lifespan(server) as state:
+        try:
+            opening = await read.opening_request(keep)
+            if opening is not None and opening.method != "initialize" and is_modern(opening.params):
+                await modern(server, read, write, lifespan_state=state, raise_exceptions=False)
+            else:
+                await legacy(
+                    server,
+                    read,
+                    write,
+                    lifespan_state=state,
+                    session_id=None,
+                    init_options=options,
+                    raise_exceptions=False,
+                )
+        finally:
+            await read.aclose()
+            await write.aclose()
+
+
 @asynccontextmanager
 async def _serve(wire_in: int, wire_out: int) -> AsyncIterator[tuple[Any, Any]]:
     loop = asyncio.get_running_loop()
@@ -211,43 +301,70 @@ async def process_streams(params: StdioServerParameters) -> AsyncIterator[tuple[
         return
     from mcp.client.stdio import get_default_environment
 
-    proc = await asyncio.create_subprocess_exec(
-        params.command,
-        *params.args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
+    # Popen, not asyncio.create_subprocess_exec (which starts it the same way): asyncio's
+    # subprocess protocol hands each chunk read on with one more call_soon, an event-loop
+    # hop per upstream answer; the pipes are connected to the loop as the front's are
+    proc = subprocess.Popen(
+        [params.command, *params.args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         env=get_default_environment() | (params.env or {}),
         cwd=params.cwd,
         start_new_session=True,
-        limit=LINE_LIMIT,
     )
     assert proc.stdin is not None and proc.stdout is not None
+    transports: list[asyncio.BaseTransport] = []
     try:
-        yield LineReader(proc.stdout), LineWriter(proc.stdin)
+        reader, writer = await _connect(proc.stdout, proc.stdin, transports)
+        yield LineReader(reader), LineWriter(writer)
     finally:
         with anyio.CancelScope(shield=True):
-            await _stop(proc)
+            await _stop(proc, transports)
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
+async def _connect(
+    out: Any, into: Any, transports: list[asyncio.BaseTransport]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Stream reader and writer on a child's stdout and stdin pipes (`transports` gets
+    their transports, to close)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    read_transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), out
+    )
+    transports.append(read_transport)
+    write_transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), into
+    )
+    transports.append(write_transport)
+    return reader, asyncio.StreamWriter(write_transport, protocol, None, loop)
+
+
+async def _stop(proc: subprocess.Popen[bytes], transports: list[asyncio.BaseTransport]) -> None:
     import signal
 
-    if proc.stdin is not None:
+    for transport in reversed(transports):  # stdin first: its end tells the server to go
+        transport.close()
+    with suppress(Exception):
+        assert proc.stdin is not None
+        proc.stdin.close()  # when it was never connected
+    try:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if await _exited(proc, STOP_GRACE):
+                return
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)  # its session: npx and the node it starts alike
+        await _exited(proc, STOP_GRACE)
+    finally:
         with suppress(Exception):
-            proc.stdin.close()
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if await _exited(proc, STOP_GRACE):
-            return
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)  # its session: npx and the node it starts alike
-    await _exited(proc, STOP_GRACE)
+            assert proc.stdout is not None
+            proc.stdout.close()
 
 
-async def _exited(proc: asyncio.subprocess.Process, within: float) -> bool:
-    # returncode, not proc.wait(): on 3.11+ wait() also waits for the pipes' EOF, which a
-    # grandchild holding them would delay indefinitely
+async def _exited(proc: subprocess.Popen[bytes], within: float) -> bool:
+    # poll(), not wait(): the process is reaped without blocking the loop
     deadline = anyio.current_time() + within
-    while proc.returncode is None:
+    while proc.poll() is None:
         if anyio.current_time() >= deadline:
             return False
         await anyio.sleep(0.02)
