@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from charter.hosts.mcp.fits import quick_fit
 from charter.stdlib.mcp_tools import annotation_tags
 
 if TYPE_CHECKING:
@@ -45,11 +46,12 @@ class Entry:
     tool: types.Tool  # as exported (renamed, tags in _meta)
     hidden: bool
     _validator: Any = field(default=None, repr=False, compare=False)
+    _quick: Any = field(default=None, repr=False, compare=False)  # `fits.quick_fit`
 
     def problem(self, arguments: Mapping[str, Any]) -> str | None:
         """Why `arguments` break the tool's `inputSchema` (None when they fit). The upstream
         never sees arguments its own schema refuses; the model reads the reason."""
-        if self._validator is None:
+        if self._validator is None or (self._quick is not None and self._quick(arguments)):
             return None
         error = next(
             iter(sorted(self._validator.iter_errors(dict(arguments)), key=lambda e: list(e.path))),
@@ -101,6 +103,7 @@ class Catalog:
                 shown,
                 hidden,
                 _validator(tool.input_schema),
+                quick_fit(tool.input_schema),
             )
 
     def drop(self, server: str) -> None:

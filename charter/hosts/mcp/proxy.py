@@ -54,6 +54,7 @@ from charter.hosts.mcp.results import (
     decision_meta,
     error_result,
     from_policy_value,
+    masks,
 )
 from charter.hosts.mcp.upstream import Upstream, UpstreamError
 from charter.runtime.guard import Guard
@@ -102,6 +103,7 @@ class Proxy:
         from mcp.server.subscriptions import InMemorySubscriptionBus
 
         self._bus = InMemorySubscriptionBus()
+        self._stamp: dict[str, Any] = {}  # the proxy's serverInfo stamp (`as_server`)
 
     # ── life cycle ───────────────────────────────────────────────────────────
 
@@ -174,6 +176,7 @@ class Proxy:
         # tampered one with -32602 "Invalid or expired requestState" before we see it
         from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 
+        self._stamp = server.server_info.model_dump(by_alias=True, mode="json", exclude_none=True)
         security = RequestStateSecurity(keys=[_state_key(self.guard.secret)], ttl=900.0)
         if not _tracing():
             # the SDK's default OpenTelemetry middleware makes a (no-op) span per message,
@@ -300,7 +303,7 @@ class Proxy:
         if not decision.allowed:
             return _refusal(decision)
         self.pending.settle(request, decision)
-        if decision.redactions:
+        if masks(decision, "args"):
             args = decision.redact(args, "args")
         up = self.upstreams[entry.server]
         try:
@@ -320,7 +323,7 @@ class Proxy:
             return result
         cost = up.config.cost_usd.get(entry.upstream_name)
         self.guard.settle(decision, cost_usd=cost)
-        return self._result(request, result)
+        return self._result(request, result, _modern(ctx))
 
     async def _call_upstream(
         self,
@@ -493,7 +496,7 @@ class Proxy:
         )
 
     def _result(
-        self, request: dict[str, Any], result: dict[str, Any]
+        self, request: dict[str, Any], result: dict[str, Any], modern: bool = False
     ) -> types.CallToolResult | dict[str, Any]:
         value = as_policy_value(result)
         seen = self.guard.check(
@@ -509,9 +512,9 @@ class Proxy:
                 f"result withheld by policy: {reasons}",
                 {"io.charter/decision": decision_meta(seen)},
             )
-        if seen.redactions:
+        if masks(seen, "result"):
             result = from_policy_value(result, seen.redact(value, "result"))
-        return _relayed(result)
+        return _relayed(result, self._stamp if modern else None)
 
 
 def _modern(ctx: Any) -> bool:
@@ -531,14 +534,18 @@ def _relay_input(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _relayed(result: dict[str, Any]) -> dict[str, Any]:
+def _relayed(result: dict[str, Any], stamp: dict[str, Any] | None = None) -> dict[str, Any]:
     """An upstream's final result as the proxy answers it: `resultType` said (2026-07-28
     requires it; the SDK drops it for a handshake-era client), and the upstream's own
-    serverInfo stamp left out, so the SDK stamps the proxy's: the agent's server is the
-    proxy."""
+    serverInfo stamp replaced by the proxy's: the agent's server is the proxy. `stamp`, for
+    a 2026-07-28 client, is put in here (the SDK would stamp a deep copy of the same dump
+    on each result, ~10 µs a call); without it the upstream's is only left out."""
     meta = result.get("_meta")
     if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
         meta = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
+    if stamp:
+        meta = {**(meta if isinstance(meta, dict) else {}), SERVER_INFO_META_KEY: dict(stamp)}
+    if meta is not result.get("_meta"):
         result = (
             {**result, "_meta": meta} if meta else {k: v for k, v in result.items() if k != "_meta"}
         )

@@ -23,7 +23,7 @@ from mcp import types
 
 from charter.engine.decision import Decision
 
-__all__ = ["as_policy_value", "decision_meta", "error_result", "from_policy_value"]
+__all__ = ["as_policy_value", "decision_meta", "error_result", "from_policy_value", "masks"]
 
 
 def as_policy_value(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,6 +72,13 @@ def from_policy_value(result: Mapping[str, Any], value: Mapping[str, Any]) -> di
     if "structuredContent" in value:
         out["structuredContent"] = value["structuredContent"]
     return out
+
+
+def masks(decision: Decision, field: str) -> bool:
+    """Whether `decision.redact(value, field)` would change the value the decision read:
+    some redaction of `field` counted a match in it (the counts are of that very value, and
+    a value with no match comes back unchanged). Saves rebuilding a clean result."""
+    return any(r.field == field and any(r.counts.values()) for r in decision.redactions)
 
 
 def _blocks(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
