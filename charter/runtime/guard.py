@@ -99,6 +99,8 @@ class Guard:
         self.steps = Steps(self.store)
         # (stage, tool name, request tags) -> that kind of call's runner (`guard_flow.bind`)
         self._runners: dict[tuple[str, str, tuple[str, ...]], Runner] = {}
+        # tool name -> the runner of ("tool_call", name, ()): those of `_runners` too
+        self._named: dict[str, Runner] = {}
         self._context = guard_tool.new_context_var()
 
     # ── deciding ─────────────────────────────────────────────────────────────
@@ -111,13 +113,21 @@ class Guard:
         decision carries `decision.action` for `approve`. Never raises.
         """
         log = self.log
-        if log is None and (kind := _kind(request)) is not None and (
-                run := self._runners.get(kind)) is not None:
-            # A dict request of a kind already seen: `_kind` checked what `read` would.
-            try:
-                return run(request, None)  # type: ignore[arg-type]  # `_kind`: a dict
-            except Exception as err:  # noqa: BLE001 - nothing raises into the host
-                return deny(self.policy, f"internal error in the guard: {describe_error(err)}")
+        if log is None and type(request) is dict:
+            # A dict request of a kind already seen: `_kind` checked what `read` would. A
+            # tool call named by a bare string (the usual request) is found by its name
+            # alone, as `_kind` would find it, without building its key.
+            tool, stage = request.get("tool"), request.get("stage")
+            run = self._named.get(tool) if type(tool) is str and (
+                stage is None or type(stage) is str and stage == "tool_call") else None
+            if run is None and (kind := _kind(request)) is not None:
+                run = self._runners.get(kind)
+            if run is not None:
+                try:
+                    return run(request, None)
+                except Exception as err:  # noqa: BLE001 - nothing raises into the host
+                    return deny(self.policy,
+                                f"internal error in the guard: {describe_error(err)}")
         start = time.perf_counter_ns() if log is not None else 0
         seen = Seen() if log is not None else None
         scans: verdicts.Table | None = None
@@ -158,6 +168,8 @@ class Guard:
             run = guard_flow.bind(self, stage, name, tags, self.plan.plan_for(stage, name, tags))
             if len(self._runners) < 4096:
                 self._runners[kind] = run
+                if stage == "tool_call" and not tags:
+                    self._named[name] = run
         return run
 
     # ── after the decision ───────────────────────────────────────────────────

@@ -100,18 +100,22 @@ _NO_SESSION_ID: Final = RequestError("session.id missing", "session.id")
 _NO_DIGEST = "approval rejected: the action's args cannot be canonicalised"
 
 
-class _Charged(msgspec.Struct):
+class _Charged(msgspec.Struct, frozen=True):
     """A reserved counter as `decision.reservation` names it (a `Reservation`'s fields)."""
 
     counter_id: str
     key: str
 
 
-# `decision.reservation`: the store's token, the reservations it made and the metric of each,
-# so that `settle` knows which actual amount goes to which counter. (The reservations are
-# encoded as they are: building (counter_id, key, metric) triples cost more than the rest.)
-_HELD = msgspec.json.Decoder(tuple[str, list[_Charged], list[str]])
+# `decision.reservation`: the reservations the store made and the metric of each, so that
+# `settle` knows which actual amount goes to which counter, then the store's token. Written
+# `<n>:<JSON of n characters><token>`: the JSON repeats from call to call and is made once
+# (`_held`), the token is appended as it is. (The reservations are encoded as they are:
+# building (counter_id, key, metric) triples cost more than the rest.)
+_HELD = msgspec.json.Decoder(tuple[tuple[_Charged, ...], tuple[str, ...]])
 _ENCODE = msgspec.json.encode
+# `_held` JSON -> what `_HELD` decodes it to (shared: frozen)
+_UNHELD: dict[str, tuple[tuple[_Charged, ...], tuple[str, ...]]] = {}
 _REPLACE = msgspec.structs.replace
 _NO_GROUPS: frozenset[str] = frozenset()
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -131,10 +135,42 @@ _ONE_CALL: Final[Mapping[str, Decimal | int]] = MappingProxyType(
 
 
 def _held(charge: Sequence[Reservation], metrics: Sequence[str]) -> str:
-    """`decision.reservation` after the store's token: the JSON array's other two items
-    (`_HELD`) and its closing bracket. Built apart from the token so that a plan whose
-    charge repeats builds it once."""
-    return f"{_ENCODE(charge).decode()},{_ENCODE(metrics).decode()}]"
+    """`decision.reservation` but the store's token (`_HELD`). Built apart from the token
+    so that a plan whose charge repeats builds it once."""
+    held = _ENCODE((charge, metrics)).decode()
+    return f"{len(held)}:{held}"
+
+
+def _unheld(reservation: object) -> tuple[str, tuple[_Charged, ...], tuple[str, ...]]:
+    """(the store's token, the reservations, their metrics) of a `decision.reservation`;
+    ValueError for anything `_held` and a token did not make."""
+    if type(reservation) is str:
+        colon = reservation.find(":")
+        size = reservation[:colon]
+        if 0 < colon < 10 and size.isascii() and size.isdigit():
+            end = colon + 1 + int(size)
+            held = reservation[colon + 1:end]
+            found = _UNHELD.get(held)
+            if found is None:
+                found = _decode_held(held)
+            if found is not None:
+                return reservation[end:], found[0], found[1]
+    raise ValueError(f"not a reservation of this Guard: {reservation!r}")
+
+
+def _decode_held(held: str) -> tuple[tuple[_Charged, ...], tuple[str, ...]] | None:
+    """The reservations and metrics of a `_held` JSON (kept in `_UNHELD`), None if it is not
+    one."""
+    try:
+        found = _HELD.decode(held)
+    except msgspec.DecodeError:
+        return None
+    if len(found[0]) != len(found[1]):
+        return None
+    if len(_UNHELD) >= _MAX_SESSIONS:
+        _UNHELD.clear()
+    _UNHELD[held] = found
+    return found
 
 
 def session_id(req: Mapping[str, Any]) -> str | None:
@@ -329,7 +365,7 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
                 if held is None:
                     held = _held(charge, by_metric if charged_as is by_session
                                  else [u.metric for u in charged_as])
-                return _REPLACE(decision, reservation=f"[{_ENCODE(token).decode()},{held}")
+                return _REPLACE(decision, reservation=held + token)
             return decision
         except StoreError as err:
             return deny(policy, f"state store unavailable: {err}")
@@ -536,10 +572,7 @@ def settle(g: Guard, decision: Decision, cost_usd: Decimal | float | int | None,
     """`Guard.settle` / `Guard.release` of `decision.reservation`."""
     if decision.reservation is None:
         return True
-    try:
-        token, held, metrics = _HELD.decode(decision.reservation)
-    except msgspec.DecodeError as err:
-        raise ValueError(f"not a reservation of this Guard: {decision.reservation!r}") from err
+    token, held, metrics = _unheld(decision.reservation)
     actual: dict[tuple[str, str], Decimal | int] = {}
     if not release and (cost_usd is not None or tokens is not None):
         cost = None if cost_usd is None else _amount(cost_usd, "cost_usd")

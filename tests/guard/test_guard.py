@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from guard_helpers import Clock, guard_counter
 
@@ -243,6 +244,42 @@ def test_settle_rejects_negative_usage(guard: Guard) -> None:
     d = guard.check(req("spend", {"amount": 1}, estimate={"cost_usd": 0.1}))
     with pytest.raises(ValueError):
         guard.settle(d, cost_usd=-1)
+
+
+def test_a_reservation_is_opaque_text_that_settles_after_a_json_round_trip(
+        guard: Guard, store: Store) -> None:
+    first = guard.check(req("spend", {"amount": 1}, estimate={"cost_usd": 0.5}))
+    assert first.allowed and isinstance(first.reservation, str)
+    # As a host hands it back: the string alone, through JSON.
+    back = msgspec.json.decode(msgspec.json.encode(first.reservation))
+    assert guard.settle(Decision("allow", True, reservation=back), cost_usd=Decimal("0.25"))
+    assert daily_cost(store) == Decimal("0.25")
+    # One settle per reservation, whichever copy of it comes back.
+    assert guard.settle(first, cost_usd=Decimal("0.75"))
+    assert daily_cost(store) == Decimal("0.25")
+
+
+@pytest.mark.parametrize("bad", ["", "garbage", "5:abc", ":[[],[]]t", "x:[[],[]]t",
+                                 "9:[[],[]]t", '14:[[],["calls"]]t',
+                                 "99999999999:[[],[]]t", "٣:[[],[]]t"])
+def test_settle_of_what_is_not_a_reservation_raises(guard: Guard, bad: str) -> None:
+    with pytest.raises(ValueError, match="not a reservation of this Guard"):
+        guard.settle(Decision("allow", True, reservation=bad))
+
+
+def test_a_tool_named_by_a_bare_string_is_decided_for_its_stage(guard: Guard) -> None:
+    # The runner of a bare-named tool call must not answer the same name at another stage,
+    # nor a tool object with tags.
+    assert guard.check(req("web.fetch", {"url": "https://a"})).allowed
+    assert guard.check(req("web.fetch", {"url": "https://a"}, stage="tool_call")).allowed
+    result = guard.check(req("web.fetch", {"url": "https://a"}, stage="tool_result",
+                             result="mail me at ann@example.com"))
+    assert result.allowed and result.labels == ("saw_pii",) and result.redactions
+    assert result.reservation is None  # tool results are not charged
+    tagged = guard.check(req({"name": "web.fetch", "tags": ["external"]}, {"url": "https://a"}))
+    assert not tagged.allowed and tagged.reasons == ("no egress after PII",)
+    assert not guard.check(req("web.fetch", {"url": "https://a"})).allowed
+    assert guard.check(req("web.fetch", {"url": "https://a"}, stage=5)).effect == "deny"
 
 
 class CountingStore(MemoryStore):

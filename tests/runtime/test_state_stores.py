@@ -295,6 +295,23 @@ def test_release_undoes_the_reservation(store: Store) -> None:
     assert reserve1(store, 7, 10)
 
 
+def test_outstanding_reservations_of_equal_amounts_each_give_back_their_own(
+        store: Store) -> None:
+    # Equal amounts on one counter, interleaved with a different one: each token still
+    # settles or releases exactly its own amount, in any order.
+    tokens = [reserve1(store, amount, None) for amount in (2, 2, 5, 2, 2)]
+    assert all(tokens)
+    store.release(tokens[1], T0)  # type: ignore[arg-type]
+    store.release(tokens[2], T0)  # type: ignore[arg-type]
+    assert usage(store, COST, "agent-1", HOUR, T0) == 6
+    store.settle(tokens[4], {(COST, "agent-1"): 1}, T0)  # type: ignore[arg-type]
+    store.release(tokens[1], T0)  # type: ignore[arg-type]  # released already: nothing
+    assert usage(store, COST, "agent-1", HOUR, T0) == 5
+    for token in (tokens[0], tokens[3], tokens[4]):
+        store.release(token, T0)  # type: ignore[arg-type]
+    assert usage(store, COST, "agent-1", HOUR, T0) == 1  # the settled 1 stays charged
+
+
 def test_settle_after_window_rolled_over_does_not_touch_new_window(store: Store) -> None:
     token = reserve1(store, 5, 10, now=T0 + HOUR - 1)
     assert token

@@ -43,15 +43,19 @@ class _Cell:
 
     One mutable cell per slot rather than a dict of units and one of expiry times: a
     reservation then looks its slot up once and adds in place, and notes the cell's own
-    slot and counter tuples rather than keeping new ones (fewer objects made per check)."""
+    slot and counter tuples rather than keeping new ones (fewer objects made per check).
+    `held` is the (slot, units) record of its last one-counter reservation, which the next
+    one of the same amount shares: a host that never settles keeps every reservation of a
+    live window, and then each costs only its entry in `MemoryStore._reservations`."""
 
-    __slots__ = ("counter", "end", "slot", "units")
+    __slots__ = ("counter", "end", "held", "slot", "units")
 
     def __init__(self, units: int, end: float | None, slot: _Slot) -> None:
         self.units = units
         self.end = end
         self.slot = slot
         self.counter = (slot[0], slot[1])
+        self.held = (slot, units)
 
 _EMPTY: frozenset[str] = frozenset()
 _NO_HISTORY: Mapping[str, tuple[HistoryEntry, ...]] = MappingProxyType({})
@@ -132,12 +136,11 @@ class MemoryStore:
         # One reservation and no other counter (the Guard's usual call): `_check` without
         # its bookkeeping, the limit converted outside the lock.
         r = reservations[0]
-        cid, key, window, amount, limit = (
-            r.counter_id, r.key, r.window_seconds, r.amount, r.limit)
+        window, amount, limit = r.window_seconds, r.amount, r.limit
         amount = amount * _INT_UNIT if type(amount) is int else to_units(amount)
         cap = (None if limit is None else
                limit * _INT_UNIT if type(limit) is int else to_units(limit))
-        slot = (cid, key, 0 if window is None else
+        slot = (r.counter_id, r.key, 0 if window is None else
                 _floor(now / window) if window > 0 else bucket_of(window, now))
         lock = self._lock
         lock.acquire()  # not `with`: on the Guard's hot path its protocol costs as much
@@ -147,17 +150,21 @@ class MemoryStore:
                 cell = None  # its window is over: it begins anew
             used = 0 if cell is None else cell.units
             if cap is not None and used + amount > cap:
-                failed, token = cid, None
-                counter = (cid, key) if cell is None else cell.counter
+                failed, token = slot[0], None
+                counter = (slot[0], slot[1]) if cell is None else cell.counter
             else:
                 if cell is None:
                     cell = self._cells[slot] = _Cell(amount, _end(window, slot[2]), slot)
                 else:
                     cell.units = used + amount
                 counter = cell.counter
+                held = cell.held
+                if held[1] != amount:
+                    held = cell.held = (cell.slot, amount)
                 seq = next(self._token_seq)
-                token, failed = self._token_prefix + str(seq), None
-                self._reservations[seq] = (cell.slot, amount)
+                token = self._token_prefix + str(seq)
+                failed = None
+                self._reservations[seq] = held
                 if not seq % self._prune_every:
                     self._prune(now)
             labels = self._labels.get(query.session_id, _EMPTY) if query.labels else _EMPTY
