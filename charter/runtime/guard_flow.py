@@ -124,6 +124,8 @@ _NOTHING_TO_READ = StateQuery("", labels=False, calls=False)
 _NOT_TAKEN = Taken()
 _NO_GRANTS: list[Grant] = []  # never changed
 _NO_REASONS: list[str] = []  # never changed
+# (groups, valid grants, rejections, approvers) of a request without grants
+_NO_GRANT: Final = (_NO_GROUPS, _NO_GRANTS, _NO_REASONS, _NO_PEOPLE)
 _NO_INJECT: dict[str, Any] = {}  # never changed
 _NO_USES: list[Any] = []  # never changed
 _MAX_SESSIONS = 512  # sessions whose charge a runner keeps built (then it starts again)
@@ -211,6 +213,7 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
         u.key is None and u.scope is None and not u.session for u in counters) and len(
         {u.counter_id for u in counters}) == len(counters) else None
     by_metric = [u.metric for u in counters]
+    as_session: Sequence[CounterUse] = by_session or ()
     prepare = steps or bool(track)  # session facts to count or keep before the take
     # session id -> (amounts, query, charge, `_held`) of a by-session call (no grant): they
     # depend on nothing else, so they are built once per session and estimate.
@@ -239,7 +242,7 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
             # 1. Session facts and grants, when the policy reads them or some are presented.
             session: Mapping[str, Any] = _EMPTY
             inject: dict[str, Any] = _NO_INJECT  # replaced before anything is put in
-            groups, valid, rejected, people = _NO_GROUPS, _NO_GRANTS, _NO_REASONS, _NO_PEOPLE
+            groups, valid, rejected, people = _NO_GRANT
             read_calls = False
             if prepare or approvals:
                 inject = {}
@@ -264,7 +267,7 @@ def bind(g: Guard, stage: str, name: str, req_tags: tuple[str, ...], plan: CallP
             missing: RuleError | None = None
             tracked: Sequence[str] = ()
             uses: list[tuple[CounterUse, str | None, RequestError | None]] = _NO_USES
-            charged_as: Sequence[CounterUse] = by_session or ()
+            charged_as: Sequence[CounterUse] = as_session
             held: str | None = None  # the reservation's JSON but for the store's token
             if by_session is not None and sid is not None and amounts is not None and not groups:
                 # What `_charge` gives such a plan, bound: one reservation per counter, the

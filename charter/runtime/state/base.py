@@ -69,6 +69,8 @@ class StoreError(Exception):
 
 # The value types are msgspec Structs rather than frozen dataclasses: the Guard builds a
 # query and its reservations on every stateful check, and a Struct costs a sixth as much.
+# `Taken`, made on every check, is not tracked by the garbage collector (`gc=False`): it
+# holds plain data that never refers back to it, so it can be in no reference cycle.
 
 
 class CounterRef(msgspec.Struct, frozen=True):
@@ -126,7 +128,7 @@ class StateSnapshot(msgspec.Struct, frozen=True):
     calls: SessionCalls = _NO_CALLS
 
 
-class Taken(msgspec.Struct, frozen=True):
+class Taken(msgspec.Struct, frozen=True, gc=False):
     """The answer to `Store.take`: a `StateSnapshot` read in the same atomic step as the
     reservation, and the reservation's outcome.
 
