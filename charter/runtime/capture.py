@@ -189,7 +189,7 @@ class Capture:
         if not isinstance(request, dict):
             return {}
         out: dict[str, object] = {}
-        for name in _PAYLOADS:
+        for name in plan_of(self.policy).payloads:  # (those the policy's rules read)
             value = record.get(name)
             if value is not None and value is self.req.get(name) and name in request:
                 out[name] = request[name]

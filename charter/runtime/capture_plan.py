@@ -54,12 +54,14 @@ class Plan:
     """What every block of one policy needs that does not depend on the request: the
     projection as steps, the policy's `Reads` and its counters' limits."""
 
-    __slots__ = ("_clean", "keys", "limits", "project", "reads", "steps", "__weakref__")
+    __slots__ = ("_clean", "keys", "limits", "payloads", "project", "reads", "steps", "__weakref__")
 
     def __init__(self, policy: Any) -> None:
         self.reads: Reads = reads_of(policy)
         self.steps = _steps(self.reads.tree, "/request", top=True)
         self.keys = frozenset(_keys(self.steps))
+        # The payloads some rule reads: the only ones a block can hold (whole).
+        self.payloads = tuple(key for key, _, _ in self.steps if key in PAYLOADS)
         self.project = _projector(self.steps)
         # Limits as the log writes them: a Decimal limit (a budget's) costs the encoder a
         # conversion to text in every record, a `Raw` none.
@@ -85,13 +87,20 @@ class Plan:
 
 def plan_of(policy: Any) -> Plan:
     """The `Plan` of a `Policy` (made once per policy object)."""
+    last = _LAST[0]
+    if last is not None and last[0]() is policy:
+        return last[1]
     found = _PLANS.get(policy)
     if found is None:
         found = _PLANS[policy] = Plan(policy)
+    # The policy of the last block, weakly: a Guard writes one policy's blocks in a row,
+    # and a `WeakKeyDictionary` lookup makes a new weak reference each time.
+    _LAST[0] = (weakref.ref(policy), found)
     return found
 
 
 _PLANS: weakref.WeakKeyDictionary[Any, Plan] = weakref.WeakKeyDictionary()
+_LAST: list[tuple[weakref.ref[Any], Plan] | None] = [None]
 
 
 Projector = Callable[[Mapping[str, Any], "Builder"], dict[str, Any]]

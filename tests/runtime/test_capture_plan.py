@@ -199,3 +199,18 @@ def test_the_projector_is_the_loop_written_out() -> None:
         assert _projector(steps)(req, written) == looped.project(steps, req)
         assert written.masked == looped.masked
         assert f"/request/agent/{'/'.join(keys)}" in written.masked
+
+
+def test_the_plan_cache_does_not_keep_a_policy_alive() -> None:
+    """A Guard's policies come and go (reloads): the last policy's plan is remembered
+    weakly, so a policy no one else holds is freed."""
+    import gc
+    import weakref
+
+    policy = charter.compile(POLICY)
+    plan = plan_of(policy)
+    assert plan_of(policy) is plan
+    gone = weakref.ref(policy)
+    del policy
+    gc.collect()
+    assert gone() is None
