@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from charter.engine.decision import Decision as Decision
     from charter.engine.decision import PolicyInfo as PolicyInfo
     from charter.engine.decision import Redaction as Redaction

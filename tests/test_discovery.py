@@ -19,6 +19,7 @@ from charter.compiler.sources import (
     Unit,
     all_files,
     discover,
+    discover_files,
     nothing_found,
     read_sources,
     unit_dirs,
@@ -101,6 +102,16 @@ def test_the_discovery(tree: Path) -> None:
                                             tree / ".git" / "x_test.agentpolicy"))]
     with pytest.raises(FileNotFoundError):
         units([tree / "missing"])
+
+
+def test_the_hook_reads_the_same_files(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `discover_files` (the hook's cache key, without pathlib) is `discover` as text.
+    for given in (tree, tree / "sub", tree / "b.agentpolicy", tree / "missing", tree / ".git"):
+        for tests in (False, True):
+            found = discover_files(str(given), include_tests=tests)
+            assert [Path(f) for f in found] == discover(given, include_tests=tests)
+    monkeypatch.chdir(tree)
+    assert [Path(f) for f in discover_files("")] == discover("") == discover(".")
 
 
 def test_load_and_eval_decide_the_same(tree: Path) -> None:

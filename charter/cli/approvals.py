@@ -39,7 +39,7 @@ def _pending(state: str | None, approvers: str | None = None) -> PendingApproval
     path = state_path(state, os.environ)
     if path is None:
         fail("approvals need a state file shared with the hooks, not `memory`")
-    if not path.exists():
+    if not os.path.exists(path):
         fail(f"{path}: no state file (no hook has parked an approval there)")
     try:
         secret = secret_for(path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from charter.hosts.hook import HookOptions, run_hook
@@ -233,8 +232,8 @@ def _open(
     policy_arg = args.policy or env.get("CHARTER_POLICY")
     if not policy_arg:
         raise PolicyUnavailable("no --policy given and CHARTER_POLICY is not set")
-    cache = Path(args.cache_dir) if args.cache_dir else cache_dir(env)
-    policy = load_cached(Path(policy_arg), cache, notes)
+    cache = args.cache_dir or cache_dir(env)
+    policy = load_cached(policy_arg, cache, notes)
     path = state_path(args.state, env)
     if path is None:
         return Guard(policy, approvers=args.approvers, log=args.log), None, None

@@ -15,7 +15,7 @@ from: refused).
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Sequence
 
 from charter.engine.tree import FORMAT
 from charter.hosts.hook import PolicyUnavailable
@@ -25,13 +25,14 @@ from charter.stdlib.digest import sha256
 __all__ = ["cache_dir", "digest_of", "load_cached"]
 
 
-def cache_dir(env: dict[str, str] | os._Environ[str]) -> Path:
+def cache_dir(env: dict[str, str] | os._Environ[str]) -> str:
     """`CHARTER_CACHE_DIR`, else `$XDG_CACHE_HOME/charter/policies`, else
-    `~/.cache/charter/policies`."""
+    `~/.cache/charter/policies`. (Paths are text here, not `pathlib`: importing it is ~3 ms
+    of every hook call.)"""
     if env.get("CHARTER_CACHE_DIR"):
-        return Path(env["CHARTER_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "charter" / "policies"
+        return env["CHARTER_CACHE_DIR"]
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "charter", "policies")
 
 
 def _build() -> bytes:
@@ -42,10 +43,10 @@ def _build() -> bytes:
     from charter import __version__
 
     parts = [f"charter {__version__} format {FORMAT}"]
-    root = Path(__file__).resolve().parents[1]
+    root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
     for package in ("compiler", "engine", "language", "stdlib"):
         try:
-            entries = sorted(os.scandir(root / package), key=lambda e: e.name)
+            entries = sorted(os.scandir(os.path.join(root, package)), key=lambda e: e.name)
         except OSError:
             continue
         for entry in entries:
@@ -55,22 +56,26 @@ def _build() -> bytes:
     return "\0".join(parts).encode()
 
 
-def digest_of(files: list[Path], blobs: list[bytes]) -> str:
+def digest_of(files: Sequence[str | os.PathLike[str]], blobs: Sequence[bytes]) -> str:
     h = sha256(_build() + b"\0")  # hashlib would load OpenSSL: ~2 ms of every call
     for path, blob in zip(files, blobs, strict=True):
-        h.update(path.name.encode("utf-8", "surrogateescape") + b"\0")
+        name = os.path.basename(os.fspath(path))
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
         h.update(len(blob).to_bytes(8, "big") + blob)
     return h.hexdigest()
 
 
-def load_cached(path: Path, cache: Path, notes: list[str]) -> Policy:
-    """The policy at `path` (sources or a saved policy); `notes` gets what stderr should
+def load_cached(
+    given: str | os.PathLike[str], cache: str | os.PathLike[str], notes: list[str]
+) -> Policy:
+    """The policy at `given` (sources or a saved policy); `notes` gets what stderr should
     say (a cache rebuilt). Raises `PolicyUnavailable`."""
-    if not path.exists():
+    path = os.fspath(given) or "."
+    if not os.path.exists(path):
         raise PolicyUnavailable(f"{path}: no such file or directory")
-    if path.is_file():
+    if os.path.isfile(path):
         try:
-            head = path.read_bytes()
+            head = _read(path)
         except OSError as err:
             raise PolicyUnavailable(f"cannot read {path}: {err.strerror or err}") from None
         if head.startswith(SAVE_MAGIC):
@@ -81,18 +86,18 @@ def load_cached(path: Path, cache: Path, notes: list[str]) -> Policy:
                     f"{path} is not a usable compiled policy ({err}); "
                     "compile it again with `charter compile`"
                 ) from None
-    from charter.compiler.sources import discover, nothing_found
+    from charter.compiler.sources import discover_files, nothing_found
 
     try:
-        files = discover(path)
-        blobs = [f.read_bytes() for f in files]
+        files = discover_files(path)
+        blobs = [_read(f) for f in files]
     except OSError as err:
         raise PolicyUnavailable(f"cannot read {err.filename}: {err.strerror}") from None
     if not files:
         raise PolicyUnavailable(nothing_found(path))
-    entry = cache / f"{digest_of(files, blobs)}.policy"
+    entry = os.path.join(os.fspath(cache), f"{digest_of(files, blobs)}.policy")
     try:
-        data = entry.read_bytes()
+        data = _read(entry)
     except OSError:
         data = None
     if data is not None:
@@ -105,14 +110,21 @@ def load_cached(path: Path, cache: Path, notes: list[str]) -> Policy:
     return policy
 
 
-def _compile(files: list[Path], blobs: list[bytes]) -> Policy:
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _compile(files: list[str], blobs: list[bytes]) -> Policy:
+    from pathlib import Path  # only on a miss; the names as `discover` gives them
+
     from charter.compiler.pipeline import compile_sources
     from charter.language.source import Source
 
     sources = []
     for f, blob in zip(files, blobs, strict=True):
         try:
-            sources.append(Source(str(f), blob.decode("utf-8")))
+            sources.append(Source(str(Path(f)), blob.decode("utf-8")))
         except UnicodeDecodeError as err:
             raise PolicyUnavailable(
                 f"cannot read {f}: not UTF-8 ({err.reason} at byte {err.start})"
@@ -124,14 +136,15 @@ def _compile(files: list[Path], blobs: list[bytes]) -> Policy:
     return Policy(comp.compiled)
 
 
-def _store(entry: Path, data: bytes, notes: list[str]) -> None:
+def _store(entry: str, data: bytes, notes: list[str]) -> None:
     """Write the entry atomically (a concurrent hook reads the old file or the new one,
     never half of one); a cache that cannot be written only costs speed."""
     import tempfile  # only on a miss: it costs a warm call a few milliseconds to import
 
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".policy")
+        folder = os.path.dirname(entry)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".policy")
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)

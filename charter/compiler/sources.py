@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    # pathlib is imported where a Path is made: the hook's cache key (`discover_files`,
+    # in every fresh process) reads the directory with `os` alone.
+    from pathlib import Path
+
     # Only `read_sources` makes Sources: discovery alone (the hook's compiled-policy cache
     # key, a fresh process per tool call) does not pay for importing the language package.
     from charter.language.source import Source
@@ -38,8 +41,8 @@ TEST_SUFFIX = "_test.agentpolicy"
 SKIPPED_DIRS = frozenset({"__pycache__", "node_modules"})
 
 __all__ = ["SKIPPED_DIRS", "SUFFIX", "TEST_SUFFIX", "Unit", "all_files", "discover",
-           "is_test_file", "nothing_found", "read_sources", "unit_dirs", "unit_of", "units",
-           "walked"]
+           "discover_files", "is_test_file", "nothing_found", "read_sources", "unit_dirs",
+           "unit_of", "units", "walked"]
 
 
 class Unit(NamedTuple):
@@ -63,14 +66,22 @@ def _listed(name: str) -> bool:
 def discover(path: str | Path, include_tests: bool = False) -> list[Path]:
     """The files of the policy at `path`: the file itself, or the policy files directly in
     the directory (tests only when asked), sorted by name. Nothing for a missing path."""
-    p = Path(path)
-    if p.is_file():
+    from pathlib import Path
+
+    return [Path(f) for f in discover_files(path, include_tests)]
+
+
+def discover_files(path: str | os.PathLike[str], include_tests: bool = False) -> list[str]:
+    """`discover`, as the paths' text (`os.path.join` of `path` and each name), without
+    importing pathlib (with what it imports, ~3 ms of a fresh process: the hook's)."""
+    p = os.fspath(path) or "."  # as `Path("")` is the current directory
+    if os.path.isfile(p):
         return [p]
-    if not p.is_dir():
+    if not os.path.isdir(p):
         return []
     with os.scandir(p) as entries:
         names = sorted(e.name for e in entries if _listed(e.name) and not e.is_dir())
-    return [p / n for n in names if include_tests or not n.endswith(TEST_SUFFIX)]
+    return [os.path.join(p, n) for n in names if include_tests or not n.endswith(TEST_SUFFIX)]
 
 
 def _skipped(directory: Path) -> bool:
@@ -93,6 +104,8 @@ def _walk(directory: Path) -> Iterator[Path]:
 def unit_dirs(path: str | Path) -> list[Path]:
     """`path` and the directories below it that a walk visits and that hold policy files,
     depth first in sorted order (a parent before its subdirectories)."""
+    from pathlib import Path
+
     p = Path(path)
     if not p.is_dir():
         return []
@@ -101,6 +114,8 @@ def unit_dirs(path: str | Path) -> list[Path]:
 
 def all_files(path: str | Path) -> list[Path]:
     """Every policy file a walk of `path` finds, tests included (a file: itself)."""
+    from pathlib import Path
+
     p = Path(path)
     if p.is_file():
         return [p]
@@ -112,6 +127,8 @@ def units(paths: Iterable[str | Path]) -> list[Unit]:
     walk visits; a test file with its directory's policy (only its own tests run); any other
     file alone. A unit reached twice is listed once. Raises FileNotFoundError for a path that
     does not exist."""
+    from pathlib import Path
+
     found: dict[tuple[Path, ...], frozenset[Path] | None] = {}
 
     def add(files: Sequence[Path], selected: frozenset[Path] | None) -> None:
@@ -182,6 +199,8 @@ def read_sources(paths: Sequence[Path]) -> list[Source]:
 def nothing_found(path: str | Path) -> str:
     """The error for a directory without a policy of its own, naming the subdirectories that
     hold policies (they are not merged into it)."""
+    from pathlib import Path
+
     inner = [str(d) for d in unit_dirs(path) if d != Path(path)]
     more = f" (subdirectories are policies of their own: {', '.join(inner[:3])}" + (
         ", …)" if len(inner) > 3 else ")")

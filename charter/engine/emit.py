@@ -21,7 +21,6 @@ import re
 import zlib
 from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -490,11 +489,17 @@ def emitter_id() -> str:
     not an adversary (a saved policy is trusted code), and importing hashlib (OpenSSL) cost
     ~2 ms of every fresh process (issue 11 cold start)."""
     try:
-        text = b"".join(Path(str(m.__file__)).read_bytes() for m in (emitcheck, kinds, ops))
-        text += Path(__file__).read_bytes()
+        text = b"".join(_read(str(m.__file__)) for m in (emitcheck, kinds, ops))
+        text += _read(__file__)
     except OSError:
         return ""
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
+
+
+def _read(path: str) -> bytes:
+    # open(), not pathlib: importing pathlib is ~3 ms of a fresh process (a hook call)
+    with open(path, "rb") as f:
+        return f.read()
 
 
 class _Emitted(msgspec.Struct, frozen=True):

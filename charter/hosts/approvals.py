@@ -25,7 +25,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
@@ -35,6 +34,8 @@ from charter.runtime.approvals import Grant, action_digest
 from charter.runtime.tokens import token_hex
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from charter.runtime.guard import Guard
 
 __all__ = [
@@ -146,16 +147,23 @@ class SQLitePending:
     share them."""
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
-        self.path = Path(path)
+        self._file = os.fspath(path)
         self._timeout = timeout
         self._local = threading.local()
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
 
+    @property
+    def path(self) -> Path:
+        """The file (kept as text: importing pathlib is ~3 ms of every hook call)."""
+        from pathlib import Path
+
+        return Path(self._file)
+
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self._timeout)
+            conn = sqlite3.connect(self._file, timeout=self._timeout)
             self._local.conn = conn
         return conn
 

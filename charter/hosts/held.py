@@ -20,12 +20,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 
 from charter.stdlib.digest import sha256
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["MAX_AGE", "Held", "MemoryHeld", "SQLiteHeld", "call_key"]
 
@@ -102,15 +104,22 @@ class SQLiteHeld:
     """Tokens in an SQLite file (the hook's state file serves: the table is its own)."""
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
-        self.path = Path(path)
+        self._file = os.fspath(path)
         self._timeout = timeout
         self._conn: sqlite3.Connection | None = None
+
+    @property
+    def path(self) -> Path:
+        """The file (kept as text: importing pathlib is ~3 ms of every hook call)."""
+        from pathlib import Path
+
+        return Path(self._file)
 
     def _connection(self) -> sqlite3.Connection:
         # Opened on first use: most hook events hold or take nothing, and a fresh process
         # per event pays for every connection it opens.
         if self._conn is None:
-            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+            conn = sqlite3.connect(self._file, timeout=self._timeout, isolation_level=None)
             conn.executescript(_SCHEMA)
             self._conn = conn
         return self._conn

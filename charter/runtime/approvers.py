@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Collection, Mapping
-from pathlib import Path
 from typing import Any
 
 from charter.engine.support import approved_by, requester_ids
@@ -35,13 +34,14 @@ def directory(spec: Directory | None) -> IsMember | None:
     if callable(spec):
         return spec
     if isinstance(spec, str | os.PathLike):
-        spec = _load(Path(spec))
+        spec = _load(os.fspath(spec))
     groups = {str(g): frozenset(str(p) for p in people) for g, people in spec.items()}
     return lambda person, group: person in groups.get(group, ())
 
 
-def _load(path: Path) -> dict[str, list[str]]:
-    data: Any = json.loads(path.read_text(encoding="utf-8"))
+def _load(path: str) -> dict[str, list[str]]:
+    with open(path, encoding="utf-8") as f:  # not pathlib: a hook call would import it
+        data: Any = json.loads(f.read())
     if not isinstance(data, dict) or not all(
             isinstance(v, list) and all(type(p) is str for p in v) for v in data.values()):
         raise ValueError(f"{path}: expected a JSON object of group -> list of people")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -20,6 +19,9 @@ from charter.engine.snapshot import Snapshot
 from charter.engine.tree import BucketCode, CompiledPolicy, CompiledPolicyError, dumps, loads
 from charter.runtime.request import STAGES, Call, read
 from charter.stdlib.values import CHECKS, RequestError, describe_error
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_KEYS = 4096  # distinct (stage, tool, tags) entries cached per policy
 SAVE_MAGIC = b"CHARTER-POLICY"  # every saved format starts so (see charter.engine.tree)
@@ -499,6 +501,8 @@ class Policy:
 
     def save(self, path: str | Path) -> None:
         """Write the compiled policy; `charter.load_compiled` reads it without Lark."""
+        from pathlib import Path
+
         Path(path).write_bytes(self.dumps())
 
     @classmethod
@@ -510,6 +514,8 @@ class Policy:
     @classmethod
     def load_compiled(cls, path: str | Path) -> Policy:
         """A policy saved with `save`; imports neither the compiler nor Lark."""
+        from pathlib import Path
+
         data = Path(path).read_bytes()
         try:
             return cls.loads(data)

@@ -15,23 +15,33 @@ policy writes: one trailing dot is dropped (`github.com.` is the same DNS name a
 
 from __future__ import annotations
 
-import ipaddress
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from charter.stdlib.values import describe
 
 if TYPE_CHECKING:
+    # `ipaddress` is imported by the functions that read an address: this module is
+    # imported with the function table by every policy load, a hook call included, and
+    # ipaddress is ~1 ms of a fresh process.
+    import ipaddress
+
     from ada_url import URL
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+    IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+    IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
 _AFTER_PORT = frozenset("/?#\\")
 # What WHATWG ignores around a URL (C0 controls and space) and inside it (tab, CR, LF).
 _STRIP = "".join(chr(c) for c in range(0x21))
-_MAPPED_V4 = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+@cache
+def _mapped_v4() -> ipaddress.IPv6Network:
+    import ipaddress
+
+    return ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 def _has_scheme(text: str) -> bool:
@@ -123,8 +133,10 @@ def domain_of(value: object) -> str:
 
 @lru_cache(maxsize=1024)
 def _network(cidr: str) -> IPNetwork:
+    import ipaddress
+
     net = ipaddress.ip_network(cidr.strip("[]"), strict=False)
-    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_MAPPED_V4):
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_mapped_v4()):
         v4 = ipaddress.IPv4Address(int(net.network_address) & 0xFFFFFFFF)
         return ipaddress.IPv4Network((v4, net.prefixlen - 96))
     return net
@@ -135,6 +147,8 @@ def parse_ip(text: str) -> IPAddress:
     """An IP address as a client reads it: IPv4 in any form `inet_aton` and WHATWG accept
     (`2130706433`, `0x7f.1`, `0177.0.0.1`), IPv6 with or without brackets, and an
     IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as the IPv4 address it reaches."""
+    import ipaddress
+
     stripped = text.strip(_STRIP)
     try:
         address = ipaddress.ip_address(stripped.strip("[]"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import math
 from collections import Counter
@@ -169,6 +168,8 @@ def ipv6(text: str) -> bool:
     # `x[::2]` is a Python slice; of the one-group `::N` forms only loopback is common.
     if addr.startswith("::") and ":" not in addr[2:] and "." not in addr and addr != "::1":
         return False
+    import ipaddress  # here: loading the matchers (every hook call) does not need it
+
     try:
         ipaddress.IPv6Address(addr)
     except ValueError:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -191,32 +192,42 @@ def test_console_entry_goes_straight_to_the_hook(hook: Hook) -> None:
         "import sys\nsys.argv = ['charter', 'hook', 'claude-code', '--policy', "
         f"{str(POLICY)!r}]\n"
         "import os\nout = os._exit\n"
+        "before = set(sys.modules)\n"  # what the interpreter's site (.pth files) loaded
         "def seen(code):\n"
         "    print('EXIT', code, 'click' in sys.modules, file=sys.stderr, flush=True)\n"
-        "    print('LOADED', ' '.join(sorted(sys.modules)), file=sys.stderr, flush=True)\n"
+        "    print('LOADED', ' '.join(sorted(set(sys.modules) - before)), file=sys.stderr,"
+        " flush=True)\n"
         "    out(code)\n"
         "os._exit = seen\n"  # the hook leaves by os._exit, once its answer is flushed
         "from charter.cli.entry import main\n"
         "main()\n"
     )
+    # Without site (-S, the site-packages on PYTHONPATH instead): this machine's .pth files
+    # (an editable install's finder) load pathlib and more before any hook code runs.
+    hook.run("claude-code", _sample("claude-code"))  # warms the cache: no compile below
+    env = hook.env()
+    site_dirs = dict.fromkeys(sysconfig.get_path(k) for k in ("purelib", "platlib"))
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *site_dirs])
     proc = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-S", "-c", script],
         input=_sample("claude-code"),
         capture_output=True,
-        env=hook.env(),
+        env=env,
         cwd=ROOT,
         check=False,
     )
-    assert proc.stdout.strip() == b"{}"
+    assert proc.stdout.strip() == b"{}", proc.stderr
     assert b"EXIT 0 False" in proc.stderr
     assert proc.returncode == 0
     # What a warm allow never needs, and the hook process does not load: typing_extensions
     # (hidden while msgspec loads), and what is imported where it is used — logging (an
     # error to report), dataclasses and inspect (wrapping a function), secrets and hmac
-    # (minting or checking a grant).
+    # (minting or checking a grant), pathlib and ipaddress (paths are text on the way; an
+    # address is read only by the functions that read one), the decision log (--log).
     line = next(x for x in proc.stderr.decode().splitlines() if x.startswith("LOADED "))
     loaded = set(line.split()[1:])
     deferred = {"typing_extensions", "logging", "dataclasses", "inspect", "secrets", "hmac"}
+    deferred |= {"pathlib", "ipaddress", "charter.runtime.audit", "charter.runtime.capture"}
     assert not loaded & deferred, loaded & deferred
     assert "msgspec" in loaded
 

@@ -16,8 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
@@ -41,6 +40,9 @@ from .base import (
     to_units,
     window_end,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["SQLiteStore"]
 
@@ -91,7 +93,7 @@ class SQLiteStore:
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float = 10.0, prune_every: int = 256
     ) -> None:
-        self.path = Path(path)
+        self._file = os.fspath(path)
         self._timeout = timeout
         self._prune_every = prune_every
         self._local = threading.local()
@@ -107,8 +109,15 @@ class SQLiteStore:
             conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
 
         self._run(init)
-        if str(self.path) not in _IN_MEMORY:
+        if self._file not in _IN_MEMORY:
             self._identity = self._file_identity()
+
+    @property
+    def path(self) -> Path:
+        """The file (kept as text: importing pathlib is ~3 ms of every hook call)."""
+        from pathlib import Path
+
+        return Path(self._file)
 
     # -- Store API ---------------------------------------------------------------------
 
@@ -332,11 +341,11 @@ class SQLiteStore:
 
     def _file_identity(self) -> tuple[int, int]:
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._file)
         except FileNotFoundError:
             raise self._lost("the file is gone") from None
         except OSError as exc:
-            raise StoreError(f"SQLite state store {str(self.path)!r} failed: {exc}") from exc
+            raise StoreError(f"SQLite state store {self._file!r} failed: {exc}") from exc
         return st.st_dev, st.st_ino
 
     def _check_file(self) -> None:
@@ -351,7 +360,7 @@ class SQLiteStore:
             raise self._lost("the path now names another file")
 
     def _lost(self, what: str) -> StoreError:
-        return StoreError(f"SQLite state store {str(self.path)!r} failed: the database file "
+        return StoreError(f"SQLite state store {self._file!r} failed: the database file "
                           f"was deleted or replaced while in use ({what}); refusing to count "
                           "into a file other stores do not see")
 
@@ -364,7 +373,7 @@ class SQLiteStore:
             # Not onto a fresh, empty file where the store's file was: connect would make one.
             self._check_file()
             conn = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                self._file, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn, self._local.forks = conn, _forks
@@ -376,7 +385,7 @@ class SQLiteStore:
         try:
             result = fn(self._connection())
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite state store {str(self.path)!r} failed: {exc}") from exc
+            raise StoreError(f"SQLite state store {self._file!r} failed: {exc}") from exc
         # After the work, not before: what was read or written counts only if the file was
         # still the store's when it finished (a write into a deleted file is harmless).
         self._check_file()
