@@ -32,7 +32,9 @@ __all__ = ["Bail", "Builder", "Plan", "plan_of"]
 PAYLOADS: Final = ("args", "result", "input", "output")
 _HERE: Final = ""  # `reads.Node`: the kinds of a read of the node's own value
 _DEPTH: Final = 32  # as `capture._FAST_DEPTH`: deeper values take the general walk
-_VALUES: Final = 10_000  # far below `audit_values.MAX_VALUES`: larger blocks take it too
+# Far below `audit_values.MAX_VALUES`: larger blocks take the walk. Counted by container
+# (its length, on entry), not by value: the same count, one subtraction per container.
+_VALUES: Final = 10_000
 _SMALL: Final = 10**18
 _SCAN_DIGITS: Final = 64
 _MAX_DIGITS: Final = 4300  # as `audit_values`: longer decimals are placeholders
@@ -223,7 +225,6 @@ class Builder:
                 continue
             t = type(v)
             if t is str and v.isascii():  # the commonest value, without a call
-                self.left -= 1
                 text = self.seen.get(v) or mask(v)
                 if text != v:
                     self.note(ptr, "str", v)
@@ -231,13 +232,11 @@ class Builder:
             elif sub is None or t is not dict:
                 out[key] = self.value(v, ptr, depth + 1)
             else:
-                self.left -= 1
                 out[key] = self.project(sub, v, depth + 1)
         return out
 
     def value(self, v: Any, ptr: str, depth: int) -> Any:  # noqa: C901 - one branch per kind
         """`v` masked, or `Bail`."""
-        self.left -= 1
         t = type(v)
         if t is str:
             return self.text(v, ptr)
@@ -254,7 +253,8 @@ class Builder:
                 raise Bail
             return v if v != int(v) else self.number(v, ptr)
         if t is list:
-            if depth >= _DEPTH or self.left <= 0:
+            self.left -= len(v)
+            if depth >= _DEPTH or self.left < 0:
                 raise Bail
             return [self.value(item, f"{ptr}/{i}", depth + 1) for i, item in enumerate(v)]
         if t is Decimal:  # (the Guard's session totals are)
@@ -288,7 +288,8 @@ class Builder:
         return masked
 
     def mapping(self, v: dict[Any, Any], ptr: str, depth: int) -> dict[str, Any]:
-        if depth >= _DEPTH or self.left <= 0:
+        self.left -= len(v)
+        if depth >= _DEPTH or self.left < 0:
             raise Bail
         out: dict[str, Any] = {}
         mask, seen = self.mask, self.seen
@@ -305,7 +306,6 @@ class Builder:
             elif renamed and key in out:
                 raise Bail
             if type(item) is str:  # the commonest value, without a call
-                self.left -= 1
                 text = seen.get(item) or mask(item)
                 if text != item:
                     self.note(f"{ptr}/{_token(key)}", "str", item)

@@ -214,3 +214,20 @@ def test_the_plan_cache_does_not_keep_a_policy_alive() -> None:
     del policy
     gc.collect()
     assert gone() is None
+
+
+def test_a_large_payload_takes_the_walk() -> None:
+    """More values than the plan counts (by container) go to the walk, which has the
+    record's value budget and its placeholders."""
+    policy = charter.compile(POLICY)
+    wide = {f"k{i}": [i, "x"] for i in range(6000)}  # 6,000 + 12,000 values
+    req = {"stage": "tool_call", "tool": "t", "args": {"note": "hi", "wide": wide}}
+    decided = policy.decide(req, None)
+    capture = Capture(policy, req, None, decided, decided, 1.8e9)
+    walked, made = _both(capture, MASKS[0], None)
+    assert made is None
+    assert _ENCODE(capture.block(MASKS[0], None)) == walked
+    narrow = {**req, "args": {"note": "hi", "wide": dict(list(wide.items())[:100])}}
+    capture = Capture(policy, narrow, None, decided, decided, 1.8e9)
+    walked, made = _both(capture, MASKS[0], None)
+    assert made == walked
