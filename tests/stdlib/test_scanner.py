@@ -206,29 +206,44 @@ def test_may_match_is_false_only_when_redact_finds_nothing(
     assert scanner.may_match(value, names) == scanner.may_match(value, names)  # cached plan
 
 
-_UNFILTERED = [s._replace(prefilter=None) for s in (*(resolve("pii.any") or ()),)]
+_ALL = (*(resolve("pii.any") or ()), *(resolve("secrets.any") or ()))
+_UNFILTERED = [s._replace(prefilter=None) for s in _ALL]
 _MAILS = ("jo@example.com", "ü.ö@bücher.de", "a@b", "x@@y.zz", "@", "mail:a.b@c.io,", "q@r.s")
+_KEYS = (
+    "api_key=Zx81Qm2Pq7Lw0Rt5",
+    "PASSWORD: 'hunter2hunter2x'",
+    "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEow==\n-----END RSA PRIVATE KEY-----",
+    "token",
+    "KEY",
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     st.recursive(
-        st.sampled_from(_MAILS) | st.text(alphabet="ab.@-_üx1 \n", max_size=16),
+        st.sampled_from(_MAILS + _KEYS) | st.text(alphabet="ab.@-_üx1 \n", max_size=16),
         lambda kids: (
-            st.lists(kids, max_size=10) | st.dictionaries(st.sampled_from(_MAILS), kids, max_size=3)
+            st.lists(kids, max_size=10)
+            | st.dictionaries(st.sampled_from(_MAILS + _KEYS), kids, max_size=3)
         ),
         max_leaves=12,
     )
 )
 def test_a_prefilter_changes_no_finding(value: object) -> None:
-    # The Set holds `@` for pii.email (`MatcherSpec.prefilter`); the scanner built from the
-    # full patterns must say the same about every value, one text or many (FEW_TEXTS).
-    filtered = Scanner(resolve("pii.any") or ())
+    # The Set holds a prefilter for pii.email and the costly secrets (`MatcherSpec.prefilter`);
+    # the scanner built from the full patterns must say the same about every value, one text
+    # or many (FEW_TEXTS).
+    filtered = Scanner(_ALL)
     full = Scanner(_UNFILTERED)
     assert any(s.prefilter for s in filtered.specs) and not any(s.prefilter for s in full.specs)
+    names = ["pii.any", "secrets.any"]
     assert filtered.scan(value) == full.scan(value)
-    assert filtered.counts(value, ["pii.any"]) == full.counts(value, ["pii.any"])
-    assert filtered.redact(value, ["pii.email"]) == full.redact(value, ["pii.email"])
+    assert filtered.counts(value, names) == full.counts(value, names)
+    assert filtered.redact(value, names) == full.redact(value, names)
+    assert filtered.may_match(value, names) or not full.counts(value, names)
     if isinstance(value, str):
         assert filtered.find(value) == full.find(value)
 
