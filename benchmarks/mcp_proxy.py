@@ -1,6 +1,6 @@
 """MCP proxy overhead: added latency per `tools/call` through `charter mcp proxy`.
 
-    python benchmarks/mcp_proxy.py [--calls N] [--baseline DIR]
+    python benchmarks/mcp_proxy.py [--calls N] [--baseline DIR] [--mode auto|legacy]
 
 (Not `benchmarks/mcp.py`, as issue 14 names it: run as a script, that file would shadow
 the `mcp` package it measures.)
@@ -18,6 +18,10 @@ of 20 entries. The policy is `tests/hosts/mcp/proxy_policy.agentpolicy`.
 Each proxy runs the charter of a given source tree (this one; with `--baseline DIR` also
 another, e.g. `git archive REV charter | tar -x -C DIR`, in a third session, calls
 alternating with the other two: a before/after measured side by side in one run).
+
+`--mode` is the protocol era the client asks for (`Client(mode=...)`): `auto` (the default)
+speaks 2026-07-28 to the proxy and, as server-filesystem knows only the handshake, 2025-11-25
+to the server directly; `legacy` speaks 2025-11-25 to both.
 
 Reports median and p99 per call for each side, the added µs (proxy - direct) and the ratio,
 and the CPU time the proxy process spent per call (user + system, from /proc: it does not
@@ -102,7 +106,7 @@ def _proxy(tree: Path, config: Path) -> StdioServerParameters:
 
 
 async def _measure(
-    calls: int, data: Path, config: Path, baseline: Path | None
+    calls: int, data: Path, config: Path, baseline: Path | None, mode: str
 ) -> dict[str, dict[str, list[float]]]:
     direct = StdioServerParameters(command="node", args=[str(FILESYSTEM), str(data)])
     shapes: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -122,10 +126,10 @@ async def _measure(
         for k in shapes
     }
     async with AsyncExitStack() as stack:
-        plain = await stack.enter_async_context(Client(direct))
-        proxy = await stack.enter_async_context(Client(_proxy(ROOT, config)))
+        plain = await stack.enter_async_context(Client(direct, mode=mode))  # type: ignore[arg-type]
+        proxy = await stack.enter_async_context(Client(_proxy(ROOT, config), mode=mode))  # type: ignore[arg-type]
         older = (
-            await stack.enter_async_context(Client(_proxy(baseline, config)))
+            await stack.enter_async_context(Client(_proxy(baseline, config), mode=mode))  # type: ignore[arg-type]
             if baseline is not None
             else None
         )
@@ -169,6 +173,12 @@ def main() -> None:
         help="another charter source tree (e.g. `git archive REV | tar -x -C DIR`) whose "
         "proxy runs side by side, for a before/after in the same run",
     )
+    parser.add_argument(
+        "--mode",
+        choices=["auto", "legacy"],
+        default="auto",
+        help="the client's protocol era: auto (2026-07-28 where the server speaks it) or legacy",
+    )
     args = parser.parse_args()
     if not FILESYSTEM.exists():
         raise SystemExit("npm server-filesystem missing: cd tests/hosts/npm && npm ci")
@@ -180,9 +190,14 @@ def main() -> None:
         for i in range(20):
             (data / "dir" / f"f{i:02}.txt").write_text("x")
         results = anyio.run(
-            _measure, args.calls, data, _config(data, Path(tmp) / "c.toml"), args.baseline
+            _measure,
+            args.calls,
+            data,
+            _config(data, Path(tmp) / "c.toml"),
+            args.baseline,
+            args.mode,
         )
-    print(f"load average before/after: {load} / {os.getloadavg()[0]:.2f}")
+    print(f"load average before/after: {load} / {os.getloadavg()[0]:.2f}; mode {args.mode}")
     print(
         f"| shape ({args.calls} calls each) | direct p50 µs | proxy p50 µs | added p50 µs "
         "| direct p99 µs | proxy p99 µs | added p99 µs | ratio p50 | proxy CPU µs/call | target |"
