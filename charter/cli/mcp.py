@@ -167,15 +167,22 @@ def _proxy(policy: str, config: ProxyConfig, state: str, log: str | None) -> Pro
 def _serve(proxy: Proxy, listen: str) -> None:
     import gc
 
-    import anyio
-
     # What is loaded by now (the SDK's and pydantic's ~100k objects, the policy) lives as
     # long as the process: frozen out of the collector's generations, it is not traversed
     # again by every full collection, which took ~70 ms, one per ~3,000 tools/call (25 µs
     # a call on average, all of it in one call's latency). Collected first, so no garbage
-    # is frozen with it.
+    # is frozen with it; unfrozen at the end, so finalizers run at exit as they would.
     gc.collect()
     gc.freeze()
+    try:
+        _run(proxy, listen)
+    finally:
+        gc.unfreeze()
+
+
+def _run(proxy: Proxy, listen: str) -> None:
+    import anyio
+
     if listen == "stdio":
         anyio.run(proxy.run_stdio)
         return
