@@ -25,6 +25,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Mapping
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
@@ -138,7 +139,13 @@ CREATE TABLE IF NOT EXISTS charter_pending (
 CREATE INDEX IF NOT EXISTS charter_pending_action ON charter_pending (action);
 """
 _ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(Ticket)
+
+
+@cache
+def _decoder() -> msgspec.json.Decoder[Ticket]:
+    # Built when a ticket is first read, not at import: resolving Ticket's 16 annotations
+    # compiles each (typing.ForwardRef), and a hook call with no ticket granted reads none.
+    return msgspec.json.Decoder(Ticket)
 
 
 class SQLitePending:
@@ -194,17 +201,17 @@ class SQLitePending:
             .execute("SELECT body FROM charter_pending WHERE id = ?", (ticket_id,))
             .fetchone()
         )
-        return None if row is None else _DECODER.decode(row[0])
+        return None if row is None else _decoder().decode(row[0])
 
     def by_action(self, action: str) -> list[Ticket]:
         rows = self._conn().execute(
             "SELECT body FROM charter_pending WHERE action = ? ORDER BY created_at", (action,)
         )
-        return [_DECODER.decode(r[0]) for r in rows]
+        return [_decoder().decode(r[0]) for r in rows]
 
     def all(self) -> list[Ticket]:
         rows = self._conn().execute("SELECT body FROM charter_pending ORDER BY created_at")
-        return [_DECODER.decode(r[0]) for r in rows]
+        return [_decoder().decode(r[0]) for r in rows]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

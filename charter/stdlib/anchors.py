@@ -8,7 +8,8 @@ fewer). `\\A` and `\\z` hold only at the ends of the joined text, and a `(?-m)` 
 multi-line mode off again, so a pattern using either is scanned string by string.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: a NamedTuple's string annotations are each
+# compiled (typing.ForwardRef) when the class is made, in every fresh process (a hook's).
 
 from typing import NamedTuple
 

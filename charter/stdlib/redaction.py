@@ -6,7 +6,8 @@ in the `redact` effect (group members in their group's order) wins. A match that
 already chosen one is dropped. The result is deterministic and non-overlapping.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: a NamedTuple's string annotations are each
+# compiled (typing.ForwardRef) when the class is made, in every fresh process (a hook's).
 
 from typing import NamedTuple
 

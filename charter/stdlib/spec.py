@@ -1,6 +1,7 @@
 """The `MatcherSpec` record shared by the stdlib modules, user matchers and the scanner."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: a NamedTuple's string annotations are each
+# compiled (typing.ForwardRef) when the class is made, in every fresh process (a hook's).
 
 from collections.abc import Callable
 from typing import NamedTuple

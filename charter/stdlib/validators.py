@@ -7,7 +7,6 @@ the only pattern matching on the hot path is RE2's.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
@@ -370,6 +369,8 @@ def secret_value(text: str) -> bool:
 
 
 def _b64url_json(part: str) -> object:
+    import base64  # here: loading the matchers (every hook call) does not need it
+
     padded = part + "=" * (-len(part) % 4)
     raw = base64.urlsafe_b64decode(padded.encode("ascii"))
     return json.loads(raw)
