@@ -117,10 +117,10 @@ class Guard:
             # A dict request of a kind already seen: `_kind` checked what `read` would. A
             # tool call named by a bare string (the usual request) is found by its name
             # alone, as `_kind` would find it, without building its key.
-            tool, stage = request.get("tool"), request.get("stage")
+            stage, tool = request.get("stage"), request.get("tool")
             run = self._named.get(tool) if type(tool) is str and (
                 stage is None or type(stage) is str and stage == "tool_call") else None
-            if run is None and (kind := _kind(request)) is not None:
+            if run is None and (kind := _kind(stage, tool)) is not None:
                 run = self._runners.get(kind)
             if run is not None:
                 try:
@@ -321,19 +321,16 @@ class Guard:
                     "recorded is not allowed")
 
 
-def _kind(raw: object) -> tuple[str, str, tuple[str, ...]] | None:
-    """(stage, tool name, tags) of a dict request whose tool is a non-empty name, or an
-    object with a non-empty string name, string tags and a string server or none (or no
-    tool at all); None for anything else, which `read` then reads. A kind with a runner was
-    made from a request `read` accepted, so a hit is one `read` accepts with this kind."""
-    if type(raw) is not dict:
-        return None
-    stage = raw.get("stage")
+def _kind(stage: object, tool: object) -> tuple[str, str, tuple[str, ...]] | None:
+    """(stage, tool name, tags) of a dict request with this `stage` and `tool` when its tool
+    is a non-empty name, or an object with a non-empty string name, string tags and a
+    string server or none (or no tool at all); None for anything else, which `read` then
+    reads. A kind with a runner was made from a request `read` accepted, so a hit is one
+    `read` accepts with this kind."""
     if stage is None:
         stage = "tool_call"
     elif type(stage) is not str:
         return None
-    tool = raw.get("tool")
     if type(tool) is str:
         return (stage, tool, ()) if tool else None
     if tool is None:
