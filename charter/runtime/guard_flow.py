@@ -113,6 +113,8 @@ class _Charged(msgspec.Struct, frozen=True):
 # (`_held`), the token is appended as it is. (The reservations are encoded as they are:
 # building (counter_id, key, metric) triples cost more than the rest.)
 _HELD = msgspec.json.Decoder(tuple[tuple[_Charged, ...], tuple[str, ...]])
+# Before 2026-12: one JSON array, `[token, reservations, metrics]`.
+_OLD_HELD = msgspec.json.Decoder(tuple[str, tuple[_Charged, ...], tuple[str, ...]])
 _ENCODE = msgspec.json.encode
 # `_held` JSON -> what `_HELD` decodes it to (shared: frozen)
 _UNHELD: dict[str, tuple[tuple[_Charged, ...], tuple[str, ...]]] = {}
@@ -157,6 +159,14 @@ def _unheld(reservation: object) -> tuple[str, tuple[_Charged, ...], tuple[str, 
                 found = _decode_held(held)
             if found is not None:
                 return reservation[end:], found[0], found[1]
+        elif reservation.startswith("["):
+            try:  # as versions before 2026-12 wrote it (held across an upgrade)
+                token, charged, metrics = _OLD_HELD.decode(reservation)
+            except msgspec.DecodeError:
+                pass
+            else:
+                if len(charged) == len(metrics):
+                    return token, charged, metrics
     raise ValueError(f"not a reservation of this Guard: {reservation!r}")
 
 

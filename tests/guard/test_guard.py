@@ -259,9 +259,22 @@ def test_a_reservation_is_opaque_text_that_settles_after_a_json_round_trip(
     assert daily_cost(store) == Decimal("0.25")
 
 
-@pytest.mark.parametrize("bad", ["", "garbage", "5:abc", ":[[],[]]t", "x:[[],[]]t",
-                                 "9:[[],[]]t", '14:[[],["calls"]]t',
-                                 "99999999999:[[],[]]t", "٣:[[],[]]t"])
+def test_a_reservation_made_before_the_length_prefixed_form_still_settles(
+        guard: Guard, store: Store) -> None:
+    first = guard.check(req("spend", {"amount": 1}, estimate={"cost_usd": 0.5}))
+    assert first.allowed and first.reservation is not None
+    # What the Guard made before 2026-12: one JSON array of the token, the reservations
+    # and their metrics (a host may hold one across an upgrade).
+    size, _, rest = first.reservation.partition(":")
+    charge, metrics = msgspec.json.decode(rest[:int(size)])
+    old = msgspec.json.encode([rest[int(size):], charge, metrics]).decode()
+    assert guard.settle(Decision("allow", True, reservation=old), cost_usd=Decimal("0.25"))
+    assert daily_cost(store) == Decimal("0.25")
+
+
+@pytest.mark.parametrize("bad", ["", "garbage", '["t", [], ["calls"]]', "[1, [], []]",
+                                 "5:abc", ":[[],[]]t", "x:[[],[]]t", "9:[[],[]]t",
+                                 '14:[[],["calls"]]t', "99999999999:[[],[]]t", "٣:[[],[]]t"])
 def test_settle_of_what_is_not_a_reservation_raises(guard: Guard, bad: str) -> None:
     with pytest.raises(ValueError, match="not a reservation of this Guard"):
         guard.settle(Decision("allow", True, reservation=bad))
