@@ -161,11 +161,10 @@ from charter.hosts.held import SQLiteHeld
 from charter.hosts.hook import HookOptions, run_hook
 from charter.runtime.guard import Guard
 from charter.runtime.state.sqlite import SQLiteStore
-from pathlib import Path
 t1 = time.process_time()
-policy = load_cached(Path({policy!r}), Path(os.environ["CHARTER_CACHE_DIR"]), [])
+policy = load_cached({policy!r}, os.environ["CHARTER_CACHE_DIR"], [])
 t2 = time.process_time()
-state = Path(os.environ["CHARTER_STATE"])
+state = os.environ["CHARTER_STATE"]
 guard = Guard(policy, state=SQLiteStore(state), secret=secret_for(state))
 pending = PendingApprovals(guard, SQLitePending(state))
 held = SQLiteHeld(state)
