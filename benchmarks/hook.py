@@ -161,6 +161,8 @@ from charter.hosts.held import SQLiteHeld
 from charter.hosts.hook import HookOptions, run_hook
 from charter.runtime.guard import Guard
 from charter.runtime.state.sqlite import SQLiteStore
+from charter.stdlib.spec import use_prefilters
+use_prefilters()  # as `charter hook` does
 t1 = time.process_time()
 policy = load_cached({policy!r}, os.environ["CHARTER_CACHE_DIR"], [])
 t2 = time.process_time()

@@ -38,7 +38,7 @@ from charter.stdlib import engine, redaction, walk
 from charter.stdlib.anchors import anchoring
 from charter.stdlib.matchers import GROUPS
 from charter.stdlib.redaction import Hit
-from charter.stdlib.spec import MatcherSpec
+from charter.stdlib.spec import MatcherSpec, prefilters_in_use
 
 MAX_DEPTH = 1024
 """Containers nested deeper than this (or cyclic) are refused (ScanError), not half-scanned."""
@@ -131,6 +131,8 @@ class Scanner:
 
     Names accepted by `count` and `redact` are spec names or group names (`pii.any`,
     `secrets.any`), which stand for the group members present in this scanner.
+    `prefilters`: put each matcher's `MatcherSpec.prefilter` in the Set in place of its
+    pattern (default: whether the process asked for it, `spec.use_prefilters`).
     """
 
     __slots__ = (
@@ -162,12 +164,15 @@ class Scanner:
         max_bytes: int = MAX_BYTES,
         max_candidates: int = MAX_CANDIDATES,
         max_depth: int = MAX_DEPTH,
+        prefilters: bool | None = None,
     ) -> None:
         unique: dict[str, MatcherSpec] = {}
         for spec in specs:
             seen = unique.setdefault(spec.name, spec)
             if seen.pattern != spec.pattern:
                 raise ValueError(f"two matchers named {spec.name!r} with different patterns")
+        if not (prefilters_in_use() if prefilters is None else prefilters):
+            unique = {n: s._replace(prefilter=None) for n, s in unique.items()}
         self.specs: tuple[MatcherSpec, ...] = tuple(unique.values())
         self.max_bytes = max_bytes
         self.max_candidates = max_candidates

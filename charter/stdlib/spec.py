@@ -21,7 +21,10 @@ class MatcherSpec(NamedTuple):
     of every e-mail address) and compiles in a fraction of the time. Every candidate is still
     confirmed by `pattern` itself, so the findings are the same; only the Set pass may name
     this matcher for a value that holds no match. It must be joinable (no `\\A`, `\\z`,
-    `(?-m)`; see `anchors.py`).
+    `(?-m)`; see `anchors.py`). The Set holds prefilters only in a process that asked for
+    them (`use_prefilters`): confirming every candidate with the full pattern halves the
+    throughput on text full of them (Python's decorators are `@`), which a long-lived host
+    must not pay to save a few milliseconds of compiling once.
     """
 
     name: str
@@ -31,3 +34,18 @@ class MatcherSpec(NamedTuple):
     doc: str = ""
     group: int = 0
     prefilter: str | None = None
+
+
+_prefilters = [False]  # a list: set by `use_prefilters`, read by every Scanner made after it
+
+
+def use_prefilters(on: bool = True) -> None:
+    """Build the scanners made from now on with each matcher's `prefilter` in the RE2 Set
+    in place of its pattern. For a process that scans one event and exits (a hook), where
+    compiling the full Set is most of the scan's cost; findings are the same either way."""
+    _prefilters[0] = on
+
+
+def prefilters_in_use() -> bool:
+    """Whether scanners made now hold prefilters (see `use_prefilters`)."""
+    return _prefilters[0]

@@ -236,7 +236,7 @@ def test_a_prefilter_changes_no_finding(value: object) -> None:
     # The Set holds a prefilter for pii.email and the costly secrets (`MatcherSpec.prefilter`);
     # the scanner built from the full patterns must say the same about every value, one text
     # or many (FEW_TEXTS).
-    filtered = Scanner(_ALL)
+    filtered = Scanner(_ALL, prefilters=True)
     full = Scanner(_UNFILTERED)
     assert any(s.prefilter for s in filtered.specs) and not any(s.prefilter for s in full.specs)
     names = ["pii.any", "secrets.any"]
@@ -251,4 +251,20 @@ def test_a_prefilter_changes_no_finding(value: object) -> None:
 def test_a_prefilter_must_be_joinable() -> None:
     email = (resolve("pii.email") or ())[0]
     with pytest.raises(ValueError, match="joinable"):
-        Scanner([email._replace(prefilter=r"\A@")])
+        Scanner([email._replace(prefilter=r"\A@")], prefilters=True)
+
+
+def test_prefilters_only_where_asked() -> None:
+    # A long-lived host's Set holds the full patterns (prefilters halve the scan rate on
+    # text full of candidates, such as Python's `@` decorators); a hook process asks.
+    from charter.stdlib import spec as spec_mod
+
+    assert not any(s.prefilter for s in Scanner(_ALL).specs)
+    assert any(s.prefilter for s in Scanner(_ALL, prefilters=True).specs)
+    spec_mod.use_prefilters()
+    try:
+        assert any(s.prefilter for s in Scanner(_ALL).specs)
+        assert not any(s.prefilter for s in Scanner(_ALL, prefilters=False).specs)
+    finally:
+        spec_mod.use_prefilters(False)
+    assert not any(s.prefilter for s in Scanner(_ALL).specs)
