@@ -244,13 +244,7 @@ class Capture:
             out["history"] = history
         if walk is not None:
             del walk.at[-2:]
-        if st.approved_groups:
-            out["approved_groups"] = sorted(st.approved_groups)
-        if st.approvers:
-            out["approvers"] = {g: len(people) for g, people in st.approvers.items()}
-        if st.now is not None:
-            out["now"] = st.now
-        return out
+        return _grants_and_time(st, out)
 
     def _scans(self, reads: Reads, masked: Mapping[str, str]
                ) -> tuple[dict[str, object], dict[str, object]]:
@@ -316,6 +310,11 @@ def _planned_snapshot(st: Snapshot | None, plan: Plan, build: Builder
                 entry[1] = build.value(entry[1], f"{at}{i}/1", 0)
             history[tool] = entries
         out["history"] = history
+    return _grants_and_time(st, out)
+
+
+def _grants_and_time(st: Snapshot, out: dict[str, object]) -> dict[str, object]:
+    """The snapshot's approvals and clock, added to `out` (both ways of making a block)."""
     if st.approved_groups:
         out["approved_groups"] = sorted(st.approved_groups)
     if st.approvers:
