@@ -53,14 +53,32 @@ def mcp_cmd() -> None:
 )
 @_STATE
 @_LOG
-def proxy_cmd(policy: str, config_path: str, listen: str, state: str, log: str | None) -> None:
+@click.option(
+    "--session-from",
+    type=click.Choice(["connection", "header", "meta"]),
+    help="where a call's session id comes from (default: the config's session_from, "
+    "else connection): the connection's, an X-Charter-Session header, or "
+    '_meta["io.charter/session"]; the last two let the client name its sessions',
+)
+def proxy_cmd(
+    policy: str,
+    config_path: str,
+    listen: str,
+    state: str,
+    log: str | None,
+    session_from: str | None,
+) -> None:
     """Serve the upstreams of --config, every tools/call decided by POLICY."""
+    import dataclasses
+
     from charter.hosts.mcp import ConfigError, load_config
 
     try:
         config = load_config(config_path)
     except ConfigError as err:
         fail(str(err))
+    if session_from is not None:
+        config = dataclasses.replace(config, session_from=session_from)
     _serve(_proxy(policy, config, state, log), listen)
 
 

@@ -20,6 +20,7 @@ timeout = 30               # seconds per upstream call
 agent = { id = "claude-desktop", team = "eng" }
 approvals = "block"        # or "elicit": ask the client's user (see docs/mcp.md)
 local_user_groups = ["user"]   # approver groups the person at the client stands for
+session_from = "connection"    # or "header" (X-Charter-Session), "meta" (_meta): see docs/mcp.md
 ```
 
 `${NAME}` in strings is read from the environment (an unset name is an error, never an
@@ -45,6 +46,15 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 class ConfigError(ValueError):
     """The proxy configuration is not usable; the message names the key."""
+
+
+#: Where a call's session id comes from (hosts.md §0.4: configured, never guessed):
+#: `connection` one id per connection (stdio: the proxy's; a handshake-era HTTP client's
+#: `Mcp-Session-Id`), which the client cannot choose; `header` the `X-Charter-Session`
+#: HTTP header, `meta` the request's `_meta["io.charter/session"]`, each else the
+#: connection's. A client that names its own session can start a new budget at will, so
+#: those two are for a client trusted to name its agents' sessions.
+SESSION_SOURCES = ("connection", "header", "meta")
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class ProxyConfig:
     agent: Mapping[str, Any] = field(default_factory=dict)
     approvals: str = "block"
     local_user_groups: tuple[str, ...] = ()
+    session_from: str = "connection"
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ProxyConfig:
@@ -181,6 +192,7 @@ def _proxy(spec: dict[str, Any], servers: dict[str, ServerConfig], where: str) -
         "agent",
         "approvals",
         "local_user_groups",
+        "session_from",
     }
     unknown = set(spec) - known
     if unknown:
@@ -196,6 +208,11 @@ def _proxy(spec: dict[str, Any], servers: dict[str, ServerConfig], where: str) -
     approvals = spec.get("approvals", "block")
     if approvals not in ("block", "elicit"):
         raise ConfigError(f'{where}.approvals: "block" or "elicit", found {approvals!r}')
+    session_from = spec.get("session_from", "connection")
+    if session_from not in SESSION_SOURCES:
+        raise ConfigError(
+            f'{where}.session_from: "connection", "header" or "meta", found {session_from!r}'
+        )
     groups = _list(spec.get("local_user_groups", []), f"{where}.local_user_groups")
     if not all(isinstance(g, str) and g for g in groups):
         raise ConfigError(f"{where}.local_user_groups: a list of group names")
@@ -211,6 +228,7 @@ def _proxy(spec: dict[str, Any], servers: dict[str, ServerConfig], where: str) -
         agent=_table(spec.get("agent", {}), f"{where}.agent"),
         approvals=approvals,
         local_user_groups=tuple(groups),
+        session_from=session_from,
     )
 
 

@@ -26,9 +26,10 @@ provisional; hosts.md §1.3):
   the reservation is released; the other upstreams go on. Nothing here fails open: any
   exception in the proxy's own code is an `isError` deny with the reason.
 
-Session ids (hosts.md §0.4): `_meta["io.charter/session"]` on the request when the client
-sends one, else (HTTP) an `X-Charter-Session` header, else a handshake-era HTTP client's
-`Mcp-Session-Id`, else one id per proxy (one stdio connection is one agent session).
+Session ids (hosts.md §0.4), as `session_from` says: by default the connection's (a
+handshake-era HTTP client's `Mcp-Session-Id`, else one id per proxy: one stdio connection
+is one agent session); with `header` an `X-Charter-Session` header, with `meta` the
+request's `_meta["io.charter/session"]`, each else the connection's.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ __all__ = ["INVALID_PARAMS", "Proxy"]
 INVALID_PARAMS = -32602
 SESSION_META = "io.charter/session"
 SESSION_HEADER = "x-charter-session"
+_BY_CONNECTION = ("mcp-session-id",)  # the headers that name a session, per source
+_BY_HEADER = (SESSION_HEADER, *_BY_CONNECTION)
 _LOG = logging.getLogger("charter.mcp")
 _ROUND = "charter-approval:"  # requestState prefix: the action digest follows
 _ROUND_KEY = "charter-approval"
@@ -237,23 +240,26 @@ class Proxy:
         return up.down if up is not None else None
 
     def _session(self, ctx: Any) -> str:
-        """The agent session a request belongs to (hosts.md §0.4): the client's own
-        `_meta["io.charter/session"]`, else over HTTP its `X-Charter-Session` header, else
-        a handshake-era HTTP client's `Mcp-Session-Id` (one per client), else the proxy's
-        one id (stdio: one connection is one agent)."""
-        meta = getattr(ctx, "meta", None)
-        sent = (
-            meta.get(SESSION_META)
-            if isinstance(meta, dict)
-            else getattr(meta, SESSION_META, None)
-            if meta is not None
-            else None
-        )
-        if isinstance(sent, str) and sent:
-            return sent
+        """The agent session a request belongs to (hosts.md §0.4), from the source the
+        config names (`session_from`): the client's own `_meta["io.charter/session"]`
+        (`meta`) or `X-Charter-Session` header (`header`) when it sends one; else, and by
+        default, the connection's: a handshake-era HTTP client's `Mcp-Session-Id` (one
+        per client), else the proxy's one id (stdio: one connection is one agent)."""
+        source = self.config.session_from
+        if source == "meta":
+            meta = getattr(ctx, "meta", None)
+            sent = (
+                meta.get(SESSION_META)
+                if isinstance(meta, dict)
+                else getattr(meta, SESSION_META, None)
+                if meta is not None
+                else None
+            )
+            if isinstance(sent, str) and sent:
+                return sent
         headers = getattr(getattr(ctx, "request", None), "headers", None)
         if headers is not None:
-            for name in (SESSION_HEADER, "mcp-session-id"):
+            for name in _BY_HEADER if source == "header" else _BY_CONNECTION:
                 value = headers.get(name)
                 if isinstance(value, str) and value:
                     return value

@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 from mcp import Client, MCPError, types
 
+from charter.hosts.mcp.proxy import SESSION_META
 from tests.hosts.mcp.conftest import CARD, EMAIL, Setup
 
 FRONTS = [("stdio", "legacy"), ("stdio", "2026-07-28"), ("http", "legacy"), ("http", "2026-07-28")]
@@ -465,8 +466,10 @@ def test_upstream_questions_and_clients_that_cannot_be_asked(setup: Setup) -> No
 
 def test_http_clients_are_sessions_of_their_own(setup: Setup) -> None:
     # budgets are per session: a handshake-era HTTP client's session is its Mcp-Session-Id,
-    # a 2026-07-28 client's the X-Charter-Session header it sends
+    # a 2026-07-28 client's the X-Charter-Session header it sends (session_from = "header")
     import httpx2
+
+    setup.proxy_setting('session_from = "header"')
     from mcp.client.streamable_http import streamable_http_client
 
     log = {"repo_path": str(setup.repo), "max_count": 1}
@@ -492,3 +495,41 @@ def test_http_clients_are_sessions_of_their_own(setup: Setup) -> None:
                 assert await spend(d) == [True, True, True, False]
 
     anyio.run(go)
+
+
+def test_a_client_cannot_name_its_session_unless_configured(setup: Setup) -> None:
+    # hosts.md §0.4: the session source is configured, never guessed. By default a client's
+    # own `_meta` session id or X-Charter-Session header is ignored, so it cannot start a
+    # fresh budget by naming a new session on each call; `session_from = "meta"` trusts it.
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    log = {"repo_path": str(setup.repo), "max_count": 1}
+
+    async def spend(client: Client, *, rotate: bool) -> list[bool]:
+        out = []
+        for i in range(4):
+            meta = {SESSION_META: f"rotated-{i}"} if rotate else None
+            result = await client.call_tool("git.git_log", log, meta=meta)  # type: ignore[arg-type]
+            out.append(not result.is_error)
+        return out
+
+    async def by_default() -> None:
+        async with setup.stdio() as client:
+            assert await spend(client, rotate=True) == [True, True, True, False]
+        with setup.http_proxy() as url:
+            for i, expect in enumerate(([True, True, True, False], [False] * 4)):
+                http = httpx2.AsyncClient(headers={"X-Charter-Session": f"h{i}"}, timeout=30)
+                async with Client(
+                    streamable_http_client(url, http_client=http), mode="2026-07-28"
+                ) as c:
+                    assert await spend(c, rotate=False) == expect
+
+    anyio.run(by_default)
+    setup.proxy_setting('session_from = "meta"')
+
+    async def trusted() -> None:
+        async with setup.stdio() as client:
+            assert await spend(client, rotate=True) == [True] * 4
+
+    anyio.run(trusted)
