@@ -21,6 +21,7 @@ from charter.engine.tree import FORMAT
 from charter.hosts.hook import PolicyUnavailable
 from charter.runtime.policy import SAVE_MAGIC, Policy
 from charter.stdlib.digest import sha256
+from charter.stdlib.files import read_bytes
 
 __all__ = ["cache_dir", "digest_of", "load_cached"]
 
@@ -75,7 +76,7 @@ def load_cached(
         raise PolicyUnavailable(f"{path}: no such file or directory")
     if os.path.isfile(path):
         try:
-            head = _read(path)
+            head = read_bytes(path)
         except OSError as err:
             raise PolicyUnavailable(f"cannot read {path}: {err.strerror or err}") from None
         if head.startswith(SAVE_MAGIC):
@@ -90,14 +91,14 @@ def load_cached(
 
     try:
         files = discover_files(path)
-        blobs = [_read(f) for f in files]
+        blobs = [read_bytes(f) for f in files]
     except OSError as err:
         raise PolicyUnavailable(f"cannot read {err.filename}: {err.strerror}") from None
     if not files:
         raise PolicyUnavailable(nothing_found(path))
     entry = os.path.join(os.fspath(cache), f"{digest_of(files, blobs)}.policy")
     try:
-        data = _read(entry)
+        data = read_bytes(entry)
     except OSError:
         data = None
     if data is not None:
@@ -108,11 +109,6 @@ def load_cached(
     policy = _compile(files, blobs)
     _store(entry, policy.dumps(), notes)
     return policy
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def _compile(files: list[str], blobs: list[bytes]) -> Policy:

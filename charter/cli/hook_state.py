@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 
 from charter.runtime.tokens import token_hex
+from charter.stdlib.files import read_bytes
 
 __all__ = ["secret_for", "state_path"]
 
@@ -44,18 +45,13 @@ def secret_for(state: str | os.PathLike[str]) -> bytes:
     else:
         with os.fdopen(fd, "w", encoding="ascii") as out:
             out.write(token_hex(32) + "\n")
-    text = _read(key)
+    text = read_bytes(key).decode("ascii").strip()
     for _ in range(100):  # another process made the file and is still writing it
         if text:
             break
         time.sleep(0.01)
-        text = _read(key)
+        text = read_bytes(key).decode("ascii").strip()
     secret = bytes.fromhex(text)
     if len(secret) < 16:
         raise ValueError(f"{key}: the grant secret is too short")
     return secret
-
-
-def _read(key: str) -> str:
-    with open(key, encoding="ascii") as f:
-        return f.read().strip()

@@ -44,6 +44,7 @@ from charter.engine.ops import (
     namespace,
 )
 from charter.engine.tree import BucketCode, ConstSpec, Held, LikeTest, SearchTest, Value
+from charter.stdlib.files import read_bytes
 from charter.stdlib.functions import FUNCTIONS
 from charter.stdlib.values import CHECKS, MAX_NUMBER_DIGITS
 
@@ -489,17 +490,11 @@ def emitter_id() -> str:
     not an adversary (a saved policy is trusted code), and importing hashlib (OpenSSL) cost
     ~2 ms of every fresh process (issue 11 cold start)."""
     try:
-        text = b"".join(_read(str(m.__file__)) for m in (emitcheck, kinds, ops))
-        text += _read(__file__)
+        text = b"".join(read_bytes(str(m.__file__)) for m in (emitcheck, kinds, ops))
+        text += read_bytes(__file__)
     except OSError:
         return ""
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
-
-
-def _read(path: str) -> bytes:
-    # open(), not pathlib: importing pathlib is ~3 ms of a fresh process (a hook call)
-    with open(path, "rb") as f:
-        return f.read()
 
 
 class _Emitted(msgspec.Struct, frozen=True):
