@@ -30,16 +30,14 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from decimal import Decimal
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import msgspec
 
 from charter.runtime.audit_values import Mask, Walk, loggable, unloggable
 from charter.runtime.capture import VERSION, Capture
 from charter.runtime.captured import read_paths
-
-if TYPE_CHECKING:
-    import logging
+from charter.runtime.logs import logger
 
 __all__ = ["METADATA_FIELDS", "VERSION", "AuditLog", "LogVersionError", "mask_record",
            "mask_value", "read", "read_lines"]
@@ -63,15 +61,6 @@ METADATA_FIELDS: Final[frozenset[str]] = frozenset(
 """Fields logged unmasked: what the policy and the Guard made (effect, rule ids, policy
 names, group and label names, latency), never anything the host sent. Ids, the tool name,
 usage, reasons and warnings (which can carry the text of a request error) are masked."""
-
-
-
-def _log() -> logging.Logger:
-    """The `charter.audit` logger, with `logging` imported only when there is something to
-    report (it is a few milliseconds of every fresh process, such as a hook call)."""
-    import logging
-
-    return logging.getLogger("charter.audit")
 
 _MEMO_CHARS: Final = 200
 _MEMO_SIZE: Final = 4096
@@ -105,7 +94,7 @@ def mask_record(
     try:
         mask = _masker(_user_key(matchers))
     except Exception as err:  # noqa: BLE001 - fail closed: log no value unmasked
-        _log().error("cannot mask the decision log, logging placeholders: %r", err)
+        logger("charter.audit").error("cannot mask the decision log, logging placeholders: %r", err)
         return _record(record, metadata, None, f"masking unavailable ({type(err).__name__})")
     return _record(record, metadata, mask)
 
@@ -214,7 +203,8 @@ class AuditLog:
             try:
                 mask = _masker(_user_key(matchers))
             except Exception as err:  # noqa: BLE001 - fail closed: log no value unmasked
-                _log().error("cannot mask the decision log, logging placeholders: %r", err)
+                logger("charter.audit").error(
+                    "cannot mask the decision log, logging placeholders: %r", err)
                 failed = err
         block = None
         if capture is not None and self.replay:
@@ -255,7 +245,7 @@ class AuditLog:
         try:
             block["reads"] = read_paths(capture.policy)
         except Exception as err:  # noqa: BLE001 - without it replay is inconclusive, not wrong
-            _log().error("cannot describe the replay capture: %r", err)
+            logger("charter.audit").error("cannot describe the replay capture: %r", err)
             return None
         return digest
 

@@ -23,6 +23,7 @@ from charter.runtime.approvers import Directory, IsMember, directory
 from charter.runtime.guard_flow import Runner, Seen, deny, session_id
 from charter.runtime.guard_plan import GuardPlan
 from charter.runtime.guard_steps import Steps
+from charter.runtime.logs import logger
 from charter.runtime.policy import Policy
 from charter.runtime.request import Call, read
 from charter.runtime.state import MemoryStore, Store
@@ -30,21 +31,11 @@ from charter.runtime.tokens import token_bytes
 from charter.stdlib.values import describe_error
 
 if TYPE_CHECKING:
-    import logging
-
     from charter.runtime.audit import AuditLog
 
 __all__ = ["Guard"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _log() -> logging.Logger:
-    """The `charter.guard` logger, with `logging` imported only when there is something to
-    report (it is a few milliseconds of every fresh process, such as a hook call)."""
-    import logging
-
-    return logging.getLogger("charter.guard")
 
 
 
@@ -200,7 +191,7 @@ class Guard:
         try:
             log.write(record, matchers=self._log_matchers())
         except Exception as err:  # noqa: BLE001 - a log failure must not break the host
-            _log().error("cannot write the decision log %s: %s", log.path, err)
+            logger("charter.guard").error("cannot write the decision log %s: %s", log.path, err)
 
     def release(self, decision: Decision) -> bool:
         """Give back the reservation of an allowed action that did not run."""
@@ -304,8 +295,9 @@ class Guard:
         try:
             log.write(record, matchers=self._log_matchers(), capture=capture)
         except Exception as err:  # noqa: BLE001 - a log failure must not break the host
-            _log().error("cannot write the decision log %s (%d failed so far): %s",
-                       log.path, log.failures, err)
+            logger("charter.guard").error(
+                "cannot write the decision log %s (%d failed so far): %s",
+                log.path, log.failures, err)
             return False
         return True
 

@@ -46,6 +46,7 @@ from charter.runtime.approvals import (
 )
 from charter.runtime.approvers import requester_ids
 from charter.runtime.guard_plan import SESSION_COUNTS, CallPlan, CounterUse, session_counter_id
+from charter.runtime.logs import logger
 from charter.runtime.state import (
     CounterRef,
     Reservation,
@@ -57,8 +58,6 @@ from charter.runtime.state import (
 from charter.stdlib.values import RequestError, check_int, check_num, type_name
 
 if TYPE_CHECKING:
-    import logging
-
     from charter.runtime.guard import Guard
     from charter.runtime.policy import Policy
 
@@ -78,15 +77,6 @@ class Seen(msgspec.Struct):
 
 
 Runner = Callable[[dict[str, Any], Seen | None], Decision]
-
-
-
-def _log() -> logging.Logger:
-    """The `charter.guard` logger, with `logging` imported only when there is something to
-    report (it is a few milliseconds of every fresh process, such as a hook call)."""
-    import logging
-
-    return logging.getLogger("charter.guard")
 
 _REJECTED: Final = {
     MALFORMED: "approval rejected: not a valid grant (malformed)",
@@ -577,7 +567,7 @@ def _give_back(g: Guard, token: str, now: float) -> None:
     try:
         g.store.release(token, now)
     except Exception:  # noqa: BLE001 - an unreleased reservation only over-counts
-        _log().exception("cannot release a reservation")
+        logger("charter.guard").exception("cannot release a reservation")
 
 
 def settle(g: Guard, decision: Decision, cost_usd: Decimal | float | int | None,
@@ -600,7 +590,7 @@ def settle(g: Guard, decision: Decision, cost_usd: Decimal | float | int | None,
         else:
             g.store.settle(token, actual, g.clock())
     except StoreError:
-        _log().exception("cannot settle a reservation")
+        logger("charter.guard").exception("cannot settle a reservation")
         return False
     return True
 
