@@ -3,20 +3,23 @@
     python benchmarks/hook.py [--runs 21]
     python -m benchmarks.hook ...
 
-Every row is a whole process (`python -m charter.cli hook ...` with a recorded Claude Code
-event on stdin), timed from the parent around `subprocess.run`, so interpreter start-up is
-included, as the host pays it. The rows run interleaved, round by round, in one process,
-and each is reported as a median and as a ratio to the baseline: a Python process that only
-prints a constant (`python -c "print('{}')"`), the floor any Python hook pays (the rows run
-with `python -S` against the same without site). The policy is
-`tests/hosts/policy` (12 rules). "warm" means the compiled-policy cache already holds the
-policy's digest (every call but the first after an edit); "cold" compiles it in the call;
-"thin hook" is `charter hook --server` posting to a warm `charter serve` on a Unix socket
-(when the `serve` extra is installed).
+Every row is a whole process with a recorded Claude Code event on stdin, timed from the
+parent around `subprocess.run`, so interpreter start-up is included, as the host pays it.
+"installed hook" rows run the command `charter hook install` writes: this interpreter under
+`-I -S` with its launcher (charter/cli/hook_launcher.py); one row runs `python -m
+charter.cli hook` instead, through `site` and this machine's `.pth` files. The rows run
+interleaved, round by round, in one process, and each is reported as a median and as
+ratios to two baselines, Python processes that only print a constant: `python -c
+"print('{}')"` (x base) and the same under `-IS` (x -IS), the floor of the launcher's start.
+The policy is `tests/hosts/policy` (12 rules). "warm" means the compiled-policy cache
+already holds the policy's digest (every call but the first after an edit); "cold"
+compiles it in the call; "thin hook" is `charter hook --server` posting to a warm `charter
+serve` on a Unix socket (when the `serve` extra is installed).
 
 Each row gives wall time (what the host waits) and the child's CPU time (what the call
 costs; the steadier figure on a busy machine). A second table splits one warm call inside
-the process, in CPU time: importing the hook, loading the cached policy (discovery, digest,
+a process started with `-IS`, in CPU time: importing msgspec (and the standard library it
+loads), importing the rest of the hook, loading the cached policy (discovery, digest,
 `Policy.loads`), opening the Guard over SQLite, deciding and answering.
 """
 
@@ -47,71 +50,73 @@ class Row:
     stdin: str  # sample name, or "" for none
     fresh_cache: bool = False  # a new, empty cache directory for every call
     expect: str = ""  # what the answer must hold (the row measures the decision it names)
-    no_site: bool = False  # its ratio is to the baseline without site
 
 
 HOOK = (sys.executable, "-m", "charter.cli", "hook", "claude-code")
-#: The same interpreter without `site` (`-S`; the site-packages directories go on PYTHONPATH
-#: instead): what start-up costs without the .pth files of this machine's install (an
-#: editable install's finder, a certificate hook), which every process here pays and an
-#: ordinary install does not.
-NO_SITE = (sys.executable, "-S")
+#: The interpreter without `site` and isolated, as the command `charter hook install` writes
+#: runs it (`python -IS <launcher>`, charter/cli/hook_launcher.py).
+ISOLATED = (sys.executable, "-IS")
 
 
-def rows(saved: Path, sock: Path | None) -> list[Row]:
+def rows(saved: Path, sock: Path | None, launcher: tuple[str, ...]) -> list[Row]:
+    """`launcher`: the installed command, up to the agent's name."""
+    installed = (*launcher, "claude-code")
     thin = (
         []
         if sock is None
         else [
             Row(
                 "thin hook (--server) -> warm charter serve",
-                (*HOOK, "--server", f"unix:{sock}"),
+                (*installed, "--server", f"unix:{sock}"),
                 "pre_allow",
             ),
         ]
     )
     return [
         Row("baseline: python -c \"print('{}')\"", (sys.executable, "-c", "print('{}')"), ""),
-        Row("hook, warm cache, SQLite state: allow", (*HOOK, "--policy", str(POLICY)), "pre_allow"),
-        Row("baseline without site: python -S -c ...", (*NO_SITE, "-c", "print('{}')"), ""),
+        Row("baseline: python -IS -c \"print('{}')\"", (*ISOLATED, "-c", "print('{}')"), ""),
         Row(
-            "hook without site (-S): allow",
-            (*NO_SITE, *HOOK[1:], "--policy", str(POLICY)),
+            "installed hook, warm cache, SQLite: allow",
+            (*installed, "--policy", str(POLICY)),
             "pre_allow",
-            no_site=True,
         ),
         Row(
-            "hook, warm cache, SQLite state: deny",
-            (*HOOK, "--policy", str(POLICY)),
+            "installed hook, warm cache, SQLite: deny",
+            (*installed, "--policy", str(POLICY)),
             "pre_deny",
             expect='"permissionDecision":"deny"',
         ),
         Row(
-            "hook, warm cache, SQLite state: redact",
-            (*HOOK, "--policy", str(POLICY)),
+            "installed hook, warm cache, SQLite: redact",
+            (*installed, "--policy", str(POLICY)),
             "pre_redact",
             expect='"updatedInput"',
         ),
         Row(
-            "hook, warm cache, --state memory: allow",
-            (*HOOK, "--policy", str(POLICY), "--state", "memory"),
+            "installed hook, warm cache, --state memory: allow",
+            (*installed, "--policy", str(POLICY), "--state", "memory"),
             "pre_allow",
         ),
         Row(
-            "hook, saved policy file (charter compile -o)",
-            (*HOOK, "--policy", str(saved)),
+            "installed hook, saved policy (charter compile -o)",
+            (*installed, "--policy", str(saved)),
             "pre_allow",
         ),
         Row(
-            "hook, event it does not decide (SessionStart)",
-            (*HOOK, "--policy", str(POLICY)),
+            "installed hook, event it does not decide",
+            (*installed, "--policy", str(POLICY)),
             "session_start",
         ),
         Row(
-            "hook, cold cache (compiles in the call)",
-            (*HOOK, "--policy", str(POLICY)),
+            "installed hook, cold cache (compiles in the call)",
+            (*installed, "--policy", str(POLICY)),
             "pre_allow",
             fresh_cache=True,
+        ),
+        Row(
+            "python -m charter.cli hook (site): allow",
+            (*HOOK, "--policy", str(POLICY)),
+            "pre_allow",
         ),
         *thin,
     ]
@@ -152,8 +157,13 @@ def _once(row: Row, tmp: Path, n: int) -> tuple[float, float]:
 
 
 _SPLIT = """\
-import json, os, sys, time
+import sys
+sys.path.extend({paths!r})
+import json, os, time
 t0 = time.process_time()
+from charter.cli.entry import _msgspec_without_typing_extensions
+_msgspec_without_typing_extensions()  # as `charter hook` does
+t1 = time.process_time()
 from charter.cli.hook_cache import load_cached
 from charter.cli.hook_state import secret_for
 from charter.hosts.approvals import PendingApprovals, SQLitePending
@@ -163,31 +173,33 @@ from charter.runtime.guard import Guard
 from charter.runtime.state.sqlite import SQLiteStore
 from charter.stdlib.spec import use_prefilters
 use_prefilters()  # as `charter hook` does
-t1 = time.process_time()
-policy = load_cached({policy!r}, os.environ["CHARTER_CACHE_DIR"], [])
 t2 = time.process_time()
+policy = load_cached({policy!r}, os.environ["CHARTER_CACHE_DIR"], [])
+t3 = time.process_time()
 state = os.environ["CHARTER_STATE"]
 guard = Guard(policy, state=SQLiteStore(state), secret=secret_for(state))
 pending = PendingApprovals(guard, SQLitePending(state))
 held = SQLiteHeld(state)
-t3 = time.process_time()
+t4 = time.process_time()
 answer = run_hook(HookOptions("claude-code"), open({sample!r}, "rb").read(),
                   lambda: (guard, pending, held))
-t4 = time.process_time()
-print(json.dumps([(t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3]))
+t5 = time.process_time()
+print(json.dumps([(b - a) * 1e3 for a, b in zip([t0, t1, t2, t3, t4], [t1, t2, t3, t4, t5])]))
 """
 SPLIT_NAMES = (
-    "import the hook modules",
+    "import msgspec (typing, enum, re, uuid, decimal...)",
+    "import the rest of the hook",
     "load the cached policy",
     "open Guard + SQLite",
     "decide and answer",
 )
 
 
-def _split(tmp: Path) -> list[float]:
-    code = _SPLIT.format(policy=str(POLICY), sample=str(SAMPLES / "pre_allow.json"))
+def _split(tmp: Path, paths: list[str]) -> list[float]:
+    """One warm call's parts, in a process started as the launcher starts it (-IS)."""
+    code = _SPLIT.format(paths=paths, policy=str(POLICY), sample=str(SAMPLES / "pre_allow.json"))
     out = subprocess.run(
-        [sys.executable, "-c", code],
+        [*ISOLATED, "-c", code],
         capture_output=True,
         text=True,
         env=_env(tmp, tmp / "cache"),
@@ -196,6 +208,28 @@ def _split(tmp: Path) -> list[float]:
     )
     parts: list[float] = json.loads(out.stdout.strip().splitlines()[-1])
     return parts
+
+
+_LAUNCHER = """\
+import json, sys
+from charter.cli.hook_launcher import hook_command, search_path, write_launcher
+print(json.dumps([hook_command(write_launcher(sys.argv[1])), search_path()]))
+"""
+
+
+def _launcher(tmp: Path) -> tuple[tuple[str, ...], list[str]]:
+    """The command `charter hook install` writes (its launcher written under `tmp` by a
+    process importing this tree, as an install does), and the launcher's search path."""
+    out = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, str(tmp / "bin")],
+        capture_output=True,
+        text=True,
+        env=_env(tmp, tmp / "cache"),
+        cwd=tmp,
+        check=True,
+    )
+    command, paths = json.loads(out.stdout)
+    return tuple(command), paths
 
 
 Samples = list[tuple[float, float]]  # (wall ms, child CPU ms) per call
@@ -211,16 +245,17 @@ def run(runs: int) -> tuple[list[tuple[Row, Samples]], list[list[float]]]:
             env=_env(tmp, tmp / "cache"),
             capture_output=True,
         )
+        launcher, paths = _launcher(tmp)
         server = _serve(tmp)
         try:
-            table = rows(saved, tmp / "charter.sock" if server is not None else None)
+            table = rows(saved, tmp / "charter.sock" if server is not None else None, launcher)
             for row in table:
                 _once(row, tmp, -1)  # warm-up: .pyc files, the cache, the state file
             samples: dict[str, Samples] = {row.name: [] for row in table}
             for n in range(runs):
                 for row in table:
                     samples[row.name].append(_once(row, tmp, n))
-            split = [_split(tmp) for _ in range(runs)]
+            split = [_split(tmp, paths) for _ in range(runs)]
             return [(row, samples[row.name]) for row in table], split
         finally:
             if server is not None:
@@ -262,31 +297,29 @@ def _serve(tmp: Path) -> subprocess.Popen[bytes] | None:
 
 def render(results: list[tuple[Row, Samples]], split: list[list[float]]) -> str:
     """Wall time (what the host waits) and the child's CPU time (what the call costs; the
-    figure to read on a busy machine), both as medians and as ratios to the baseline."""
-    bases = {}
-    for row, times in results:
-        if row.name.startswith("baseline"):
-            bases["-S" in row.argv] = (
-                statistics.median(w for w, _ in times),
-                statistics.median(c for _, c in times),
-            )
+    figure to read on a busy machine), both as medians and as ratios to the baselines: a
+    Python process that prints a constant, started plainly and started as the launcher is."""
+    medians = {
+        row.name: (statistics.median(w for w, _ in t), statistics.median(c for _, c in t))
+        for row, t in results
+    }
+    base, isolated = (medians[row.name] for row, _ in results[:2])
     lines = [
-        f"{'fresh process, start to exit':<48} {'wall':>8} {'p90':>8} {'x base':>7}"
-        f" {'cpu':>8} {'x base':>7}"
+        f"{'fresh process, start to exit':<50} {'wall':>8} {'p90':>8} {'x base':>7}"
+        f" {'x -IS':>7} {'cpu':>8} {'x base':>7}"
     ]
     for row, times in results:
         walls = sorted(w for w, _ in times)
-        wall, cpu = statistics.median(walls), statistics.median(c for _, c in times)
-        base_wall, base_cpu = bases["-S" in row.argv]
+        wall, cpu = medians[row.name]
         p90 = walls[int(0.9 * (len(walls) - 1))]
         lines.append(
-            f"{row.name:<48} {wall:>6.1f}ms {p90:>6.1f}ms {wall / base_wall:>6.2f}x"
-            f" {cpu:>6.1f}ms {cpu / base_cpu:>6.2f}x"
+            f"{row.name:<50} {wall:>6.1f}ms {p90:>6.1f}ms {wall / base[0]:>6.2f}x"
+            f" {wall / isolated[0]:>6.2f}x {cpu:>6.1f}ms {cpu / base[1]:>6.2f}x"
         )
     lines.append("")
-    lines.append(f"{'inside one warm call (CPU)':<48} {'median':>8}")
+    lines.append(f"{'inside one warm call, started with -IS (CPU)':<50} {'median':>8}")
     for i, name in enumerate(SPLIT_NAMES):
-        lines.append(f"{name:<48} {statistics.median(s[i] for s in split):>6.1f}ms")
+        lines.append(f"{name:<50} {statistics.median(s[i] for s in split):>6.1f}ms")
     return "\n".join(lines)
 
 

@@ -27,7 +27,9 @@ def _msgspec_without_typing_extensions() -> None:
         del sys.modules["typing_extensions"]
 
 
-def _hook(argv: list[str]) -> None:
+def hook(argv: list[str]) -> None:
+    """`charter hook ARGV`: the process answers the host and exits (the launcher of
+    `charter.cli.hook_launcher` calls this too)."""
     # A hook process lives for one event: the cyclic collector would only rescan the
     # objects the imports create (a few milliseconds), never free anything that matters.
     gc.disable()
@@ -49,7 +51,7 @@ def _hook(argv: list[str]) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["hook"]:
-        _hook(sys.argv[2:])
+        hook(sys.argv[2:])
     from charter.cli.main import main as cli_main
 
     cli_main()

@@ -6,12 +6,17 @@ read, every entry that runs `charter hook AGENT` is replaced by the current one,
 else (the user's own hooks, other settings) is kept as it is, and the file is written only
 if it changed — so installing twice changes nothing. `--dry-run` prints the merged file.
 A settings file that is not a JSON object is refused, never overwritten.
+
+The command an entry runs is, unless `--command` names another, this interpreter under
+`-I -S` with a launcher file (`charter.cli.hook_launcher`): no `site`, no `PYTHONPATH`,
+no working directory on the import path.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -97,6 +102,25 @@ def _entry(agent: str, event: str, command: str, http: str | None = None) -> dic
     return entry
 
 
+def _runner(args: argparse.Namespace) -> list[str]:
+    """The words before the agent's name: `--command` then `hook`, or the launcher's
+    command (written here unless `--dry-run`)."""
+    if args.command is not None:
+        return [*shlex.split(args.command), "hook"]
+    from charter.cli.hook_launcher import hook_command, launcher_dir, write_launcher
+
+    directory = args.launcher_dir or launcher_dir(os.environ)
+    try:
+        return hook_command(write_launcher(directory, dry_run=args.dry_run))
+    except OSError as err:
+        print(
+            f"charter hook install: cannot write the launcher in {directory}: {err}; "
+            "give --command charter to run it from PATH instead",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 class _Usage(Exception):
     pass
 
@@ -121,8 +145,14 @@ def install_main(argv: list[str]) -> NoReturn:
     where.add_argument("--project", default=".", help="project directory (default: .)")
     p.add_argument(
         "--command",
-        default="charter",
-        help="how the host runs charter (default: charter, from PATH)",
+        help="how the host runs charter (for example `charter`, from PATH); by default, "
+        "this interpreter under -I -S running a launcher written to --launcher-dir "
+        "(docs/hosts.md: interpreter start-up is most of a hook call)",
+    )
+    p.add_argument(
+        "--launcher-dir",
+        help="where the launcher is written (default: $CHARTER_DATA_DIR/bin, else "
+        "$XDG_DATA_HOME/charter/bin, else ~/.local/share/charter/bin)",
     )
     p.add_argument(
         "--hook-args",
@@ -154,11 +184,10 @@ def install_main(argv: list[str]) -> NoReturn:
         sys.exit(2)
     command = (
         ""
-        if args.policy is None
+        if args.policy is None or args.http is not None
         else shlex.join(
             [
-                *shlex.split(args.command),
-                "hook",
+                *_runner(args),
                 args.agent,
                 "--policy",
                 str(Path(args.policy).resolve()),

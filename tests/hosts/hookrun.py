@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,13 @@ class Hook:
 
     home: Path
     cache: Path
+    #: What starts the hook: by default the launcher command `charter hook install` writes
+    #: (`python -IS <launcher>`); `MODULE` is `python -m charter.cli hook`.
+    command: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.command:
+            self.command = launcher_command()
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
@@ -53,7 +64,7 @@ class Hook:
         policy: Path | str | None = POLICY,
         **env: str,
     ) -> Answer:
-        argv = [sys.executable, "-m", "charter.cli", "hook", agent, *args]
+        argv = [*self.command, agent, *args]
         if policy is not None:
             argv += ["--policy", str(policy)]
         data = stdin.encode() if isinstance(stdin, str) else stdin
@@ -77,6 +88,33 @@ class Hook:
             argv, capture_output=True, env=self.env(), cwd=self.home, timeout=60, check=False
         )
         return Answer(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+MODULE = (sys.executable, "-m", "charter.cli", "hook")
+
+
+@functools.cache
+def launcher_command() -> tuple[str, ...]:
+    """The command `charter hook install` writes, with its launcher written once per test
+    process by a process importing this tree (as an install does)."""
+    directory = tempfile.mkdtemp(prefix="charter-launcher-")
+    atexit.register(shutil.rmtree, directory, True)
+    code = (
+        "import json, sys\n"
+        "from charter.cli.hook_launcher import hook_command, write_launcher\n"
+        "print(json.dumps(hook_command(write_launcher(sys.argv[1]))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code, directory],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    return tuple(json.loads(out.stdout))
 
 
 def event(agent: str, name: str) -> dict[str, Any]:

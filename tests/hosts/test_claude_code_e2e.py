@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -65,32 +66,54 @@ def _claude(
     before_turn: Callable[[FakeAnthropic, int], None] | None = None,
     http: str | None = None,
     claude_args: tuple[str, ...] = (),
+    installed: bool = False,
 ) -> tuple[dict[str, Any], FakeAnthropic]:
     """Claude Code running `command` (one Bash call per item) with Charter as its hook:
     the `charter hook` command, or with `http` a `type: "http"` hook posting to that URL."""
     project, home = tmp / "project", tmp / "home"
     (project / ".claude").mkdir(parents=True, exist_ok=True)
     home.mkdir(exist_ok=True)
-    hook = " ".join(
-        [
-            sys.executable,
-            "-m",
-            "charter.cli",
-            "hook",
-            "claude-code",
-            "--authoritative",
-            "--policy",
-            str(policy),
-            *hook_args,
-        ]
-    )
-    handler = (
-        {"type": "command", "command": hook} if http is None else {"type": "http", "url": http}
-    )
-    entry = [{"matcher": "Bash", "hooks": [handler]}]
-    (project / ".claude" / "settings.json").write_text(
-        json.dumps({"hooks": {"PreToolUse": entry, "PostToolUse": entry}})
-    )
+    if installed:  # the settings `charter hook install` writes, launcher and all
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "charter.cli",
+                "hook",
+                "install",
+                "claude-code",
+                "--policy",
+                str(policy),
+                "--project",
+                str(project),
+                "--hook-args=" + shlex.join(["--authoritative", *hook_args]),
+            ],
+            env=_env(tmp),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    else:
+        hook = " ".join(
+            [
+                sys.executable,
+                "-m",
+                "charter.cli",
+                "hook",
+                "claude-code",
+                "--authoritative",
+                "--policy",
+                str(policy),
+                *hook_args,
+            ]
+        )
+        handler = (
+            {"type": "command", "command": hook} if http is None else {"type": "http", "url": http}
+        )
+        entry = [{"matcher": "Bash", "hooks": [handler]}]
+        (project / ".claude" / "settings.json").write_text(
+            json.dumps({"hooks": {"PreToolUse": entry, "PostToolUse": entry}})
+        )
     commands = [command] if isinstance(command, str) else command
     script = [{"command": c, "description": "run"} for c in commands]
     env = _env(tmp)
@@ -137,6 +160,26 @@ def test_denied_bash_call_never_runs(tmp_path: Path, policy: Path) -> None:
     (tool_result,) = fake.tool_results()
     assert tool_result["is_error"] is True
     assert tool_result["content"] == "e2e: this command is refused by policy"
+    assert [d["tool_name"] for d in result["permission_denials"]] == ["Bash"]
+
+
+def test_installed_hook_blocks_the_denied_call_and_runs_the_allowed_one(
+    tmp_path: Path, policy: Path
+) -> None:
+    """What `charter hook install claude-code` writes (every event, through the -I -S
+    launcher) in front of the real Claude Code: the denied call never runs, the next runs."""
+    commands = ["echo ran > denied-marker.txt", "echo ran > allowed-marker.txt"]
+    with (policy / "e2e.agentpolicy").open("a") as f:
+        f.write("on model_input allow\n")  # install hooks UserPromptSubmit too
+    result, fake = _claude(tmp_path, commands, policy, installed=True)
+    settings = json.loads((tmp_path / "project" / ".claude" / "settings.json").read_text())
+    assert "-IS" in settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+    assert not (tmp_path / "project" / "denied-marker.txt").exists()
+    assert (tmp_path / "project" / "allowed-marker.txt").read_text() == "ran\n"
+    denied, allowed = fake.tool_results()
+    assert denied["is_error"] is True
+    assert denied["content"] == "e2e: this command is refused by policy"
+    assert allowed["is_error"] is False
     assert [d["tool_name"] for d in result["permission_denials"]] == ["Bash"]
 
 

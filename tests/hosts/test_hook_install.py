@@ -4,12 +4,15 @@ user's own hooks, and changes nothing the second time."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from hookrun import POLICY, Hook
+from hookrun import MODULE, POLICY, SAMPLES, Hook
+
+from charter.cli.hook_launcher import launcher_text
 
 AGENTS = ["claude-code", "cursor", "gemini", "codex", "copilot"]
 FILES = {
@@ -143,3 +146,85 @@ def test_http_install_refuses_what_it_cannot_write(hook: Hook, tmp_path: Path) -
     none = _bare_install(hook, project, "claude-code")
     assert none.returncode == 2 and "--policy is required" in none.stderr
     assert not (project / FILES["claude-code"]).exists()
+
+
+def _command(path: Path, event: str = "PreToolUse") -> list[str]:
+    entry = json.loads(path.read_text())["hooks"][event][0]
+    return shlex.split(entry["hooks"][0]["command"])
+
+
+def test_the_installed_command_runs_the_policy_and_nothing_from_the_project(
+    hook: Hook, tmp_path: Path
+) -> None:
+    """The default entry is this interpreter under -I -S with a launcher: a `charter`
+    package in the agent's working directory or on its PYTHONPATH, which `python -m
+    charter.cli` would import, does not replace the hook."""
+    project = tmp_path / "project"
+    assert _install(hook, project, "claude-code").returncode == 0
+    words = _command(project / FILES["claude-code"])
+    assert words[:2] == [sys.executable, "-IS"]
+    launcher = Path(words[2])
+    assert launcher.parent == hook.home / ".local" / "share" / "charter" / "bin"
+    assert launcher.name.startswith("charter-") and launcher.name.endswith("-hook")
+    assert words[3:] == ["claude-code", "--policy", str(POLICY)]
+    fake = project / "charter"
+    (fake / "cli").mkdir(parents=True)
+    for init in (fake / "__init__.py", fake / "cli" / "__init__.py"):
+        init.write_text("import sys\nprint('{}')\nsys.exit(0)\n")  # would allow everything
+    env = {**hook.env(), "PYTHONPATH": str(project)}
+    for name, decision in (("pre_deny", "deny"), ("pre_redact", "allow")):
+        proc = subprocess.run(
+            words,
+            input=(SAMPLES / "claude-code" / f"{name}.json").read_bytes(),
+            capture_output=True,
+            env=env,
+            cwd=project,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        answer = json.loads(proc.stdout)
+        assert answer["hookSpecificOutput"]["permissionDecision"] == decision
+    module = Hook(hook.home, hook.cache, MODULE).sample("claude-code", "pre_deny")
+    assert module.json["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_the_launcher_is_written_once_and_not_on_a_dry_run(hook: Hook, tmp_path: Path) -> None:
+    bin_dir = hook.home / ".local" / "share" / "charter" / "bin"
+    dry = _install(hook, tmp_path / "a", "claude-code", "--dry-run")
+    assert dry.returncode == 0 and not bin_dir.exists()
+    assert _install(hook, tmp_path / "a", "claude-code").returncode == 0
+    (launcher,) = bin_dir.iterdir()
+    stamp = launcher.stat().st_mtime_ns
+    assert _install(hook, tmp_path / "b", "codex").returncode == 0
+    assert list(bin_dir.iterdir()) == [launcher] and launcher.stat().st_mtime_ns == stamp
+    assert _command(tmp_path / "b" / FILES["codex"])[2] == str(launcher)
+    own = _install(hook, tmp_path / "c", "claude-code", "--launcher-dir", str(tmp_path / "l"))
+    assert own.returncode == 0
+    assert Path(_command(tmp_path / "c" / FILES["claude-code"])[2]).parent == tmp_path / "l"
+
+
+def test_command_names_another_way_to_run_charter(hook: Hook, tmp_path: Path) -> None:
+    out = _install(hook, tmp_path, "claude-code", "--dry-run", "--command", "charter")
+    (entry,) = json.loads(out.stdout)["hooks"]["PreToolUse"]
+    assert entry["hooks"][0]["command"] == f"charter hook claude-code --policy {POLICY}"
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_a_launcher_that_cannot_find_charter_blocks(hook: Hook, tmp_path: Path, agent: str) -> None:
+    """A launcher left behind by a moved or deleted install exits 2 (a block in every
+    host; Python's own exit 1 lets the call run in Claude Code) and says what to do."""
+    stale = tmp_path / "charter-stale-hook"
+    stale.write_text(launcher_text([str(tmp_path / "gone")]))
+    proc = subprocess.run(
+        [sys.executable, "-IS", str(stale), agent, "--policy", str(POLICY)],
+        input=b"{}",
+        capture_output=True,
+        env=hook.env(),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert b"cannot load Charter" in proc.stderr
+    assert b"charter hook install" in proc.stderr
