@@ -14,7 +14,6 @@ action.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -40,6 +39,8 @@ def directory(spec: Directory | None) -> IsMember | None:
 
 
 def _load(path: str) -> dict[str, list[str]]:
+    import json  # here: only a directory file needs it; a hook call pays ~1.4 ms otherwise
+
     with open(path, encoding="utf-8") as f:  # not pathlib: a hook call would import it
         data: Any = json.loads(f.read())
     if not isinstance(data, dict) or not all(

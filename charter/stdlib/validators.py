@@ -7,8 +7,6 @@ the only pattern matching on the hot path is RE2's.
 
 from __future__ import annotations
 
-import binascii
-import json
 import math
 from collections import Counter
 
@@ -369,7 +367,10 @@ def secret_value(text: str) -> bool:
 
 
 def _b64url_json(part: str) -> object:
-    import base64  # here: loading the matchers (every hook call) does not need it
+    # Imported here: loading the matchers (every hook call) needs neither (json is ~1.4 ms
+    # of a fresh process).
+    import base64
+    import json
 
     padded = part + "=" * (-len(part) % 4)
     raw = base64.urlsafe_b64decode(padded.encode("ascii"))
@@ -385,7 +386,7 @@ def jwt(text: str) -> bool:
     try:
         header = _b64url_json(parts[0])
         payload = _b64url_json(parts[1])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error and JSONDecodeError too
         return False
     if not isinstance(header, dict) or not isinstance(payload, dict):
         return False
