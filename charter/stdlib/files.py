@@ -6,7 +6,6 @@ it is used: this module is on a hook call's path, and pathlib is ~3 ms of a fres
 from __future__ import annotations
 
 import os
-import threading
 
 __all__ = ["read_bytes", "replace_file"]
 
@@ -21,6 +20,7 @@ def replace_file(path: str | os.PathLike[str], data: bytes, *, fsync: bool = Tru
     """Write `data` beside `path` and move it into place (tmp+rename). `fsync`: the bytes
     are on disk before the rename, so a crash leaves the old file or the new one. The
     temporary name is unique per process and thread; it is removed when the write fails."""
+    import threading  # with pathlib: a write needs them, a hook call's reads do not
     from pathlib import Path
 
     target = Path(path)
