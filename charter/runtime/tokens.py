@@ -8,7 +8,6 @@ for a store's token prefix alone. These are `secrets.token_bytes`, `token_hex` a
 
 from __future__ import annotations
 
-import binascii
 import os
 
 __all__ = ["token_bytes", "token_hex", "token_urlsafe"]
@@ -26,5 +25,7 @@ def token_hex(nbytes: int) -> str:
 
 def token_urlsafe(nbytes: int) -> str:
     """`nbytes` random bytes as unpadded URL-safe base64 (`secrets.token_urlsafe`)."""
+    import binascii  # here: a hook call that mints no grant nor reservation never loads it
+
     text = binascii.b2a_base64(os.urandom(nbytes), newline=False).rstrip(b"=")
     return text.decode("ascii").replace("+", "-").replace("/", "_")

@@ -210,7 +210,7 @@ class SQLiteStore:
                     "INSERT INTO counters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
                     " SET units = excluded.units, expires_at = excluded.expires_at",
                     (cid, key, bucket, str(pending[slot]), expires))
-        token = _token_base + str(next(_token_seq))
+        token = (_token_base or _new_token_base()) + str(next(_token_seq))
         entries = [(cid, key, bucket, str(units)) for cid, key, bucket, _, units, _ in plan]
         conn.execute("INSERT INTO reservations VALUES (?, ?, ?)",
                      (token, now, _ENTRIES(entries)))
@@ -445,16 +445,24 @@ class _transaction:  # noqa: N801 - used as `with _transaction(...)`, like a fun
 # system call each time.
 _forks = 0
 # Reservation tokens need only be unique: a random part per process, made again in a forked
-# child (where one thread runs, so no two threads make it), and a count; random bytes per
-# reservation cost more.
-_token_base = token_urlsafe(12) + "."
+# child, and a count; random bytes per reservation cost more. The random part is made by the
+# first reservation, not at import: a hook call that reserves nothing never pays for it
+# (nor for binascii). Two threads that both make it still make unique tokens: no two
+# reservations of a process share a count.
+_token_base = ""
 _token_seq = itertools.count(1)
+
+
+def _new_token_base() -> str:
+    global _token_base
+    _token_base = token_urlsafe(12) + "."
+    return _token_base
 
 
 def _forked() -> None:
     global _forks, _token_base, _token_seq
     _forks += 1
-    _token_base = token_urlsafe(12) + "."
+    _token_base = ""
     _token_seq = itertools.count(1)
 
 
