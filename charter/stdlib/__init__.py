@@ -8,7 +8,6 @@ tables and the scanner in every fresh process (issue 11's cold-start targets).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,6 +46,8 @@ def __getattr__(name: str) -> object:
     where = _WHERE.get(name)
     if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # here: importing a submodule (a hook call does) need not load it
+
     value = getattr(importlib.import_module(f"charter.stdlib.{where}"), name)
     globals()[name] = value
     return value

@@ -9,7 +9,6 @@ interpreter), hashlib is used.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from functools import cache
 from typing import Any, Protocol
@@ -27,7 +26,9 @@ class Hash(Protocol):
 def _constructor() -> Any:
     name = "_sha2" if sys.version_info >= (3, 12) else "_sha256"
     try:
-        return importlib.import_module(name).sha256
+        # `__import__` of a top-level name is `importlib.import_module`, without importing
+        # importlib (~0.2 ms of every hook call).
+        return __import__(name).sha256
     except (ImportError, AttributeError):
         import hashlib
 
