@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from charter.engine.decision import Decision
-from charter.runtime import guard_flow, guard_tool, verdicts
+from charter.runtime import guard_flow, guard_tool
 from charter.runtime.approvals import Grant, mint_grant
 from charter.runtime.approvers import Directory, IsMember, directory
 from charter.runtime.guard_flow import Runner, Seen, deny, session_id
@@ -26,11 +26,12 @@ from charter.runtime.guard_steps import Steps
 from charter.runtime.logs import logger
 from charter.runtime.policy import Policy
 from charter.runtime.request import Call, read
-from charter.runtime.state import MemoryStore, Store
+from charter.runtime.state import Store
 from charter.runtime.tokens import token_bytes
 from charter.stdlib.values import describe_error
 
 if TYPE_CHECKING:
+    from charter.runtime import verdicts
     from charter.runtime.audit import AuditLog
 
 __all__ = ["Guard"]
@@ -64,7 +65,11 @@ class Guard:
         checkpoint_resets: Collection[str] = ("turn", "approval"),
     ) -> None:
         self.policy = policy
-        self.store: Store = state if state is not None else MemoryStore()
+        if state is None:
+            from charter.runtime.state import MemoryStore  # here: a hook call brings SQLite
+
+            state = MemoryStore()
+        self.store: Store = state
         self._own_log = False
         self.log: AuditLog | None = None
         if log is not None:
@@ -75,7 +80,10 @@ class Guard:
             self._own_log = not isinstance(log, AuditLog)
             self.log = log if isinstance(log, AuditLog) else AuditLog(log)
         if self.log is not None and self.log.replay:
-            # The same policy, noting the verdicts of its scans for the replay block.
+            # The same policy, noting the verdicts of its scans for the replay block. (Imported
+            # here, with a log that replays: a hook call need not load its context variables.)
+            from charter.runtime import verdicts
+
             policy = verdicts.recorder(policy)
             self.policy = policy
         self.secret = secret if secret else token_bytes(32)
@@ -123,6 +131,8 @@ class Guard:
         seen = Seen() if log is not None else None
         scans: verdicts.Table | None = None
         if log is not None and log.replay:
+            from charter.runtime import verdicts
+
             with verdicts.recording() as scans:
                 decision, call = self._check(request, log, seen)
         else:

@@ -23,10 +23,10 @@ from .base import (
     StoreError,
     Taken,
 )
-from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from .memory import MemoryStore
     from .redis import RedisStore
 
 __all__ = [
@@ -50,6 +50,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    # MemoryStore is imported when it is used: a hook call keeps its state in SQLite.
+    if name == "MemoryStore":
+        from .memory import MemoryStore
+
+        return MemoryStore
     # The redis client is an optional dependency: import it only when RedisStore is used.
     if name == "RedisStore":
         from .redis import RedisStore
