@@ -1,15 +1,15 @@
 """The hook's policy: a compiled policy cached by the digest of its source files.
 
 A hook is a fresh process per tool call, so it must not parse and compile the policy every
-time. `load_cached` reads the policy's files (the one discovery, `compiler.sources`), hashes
-them with what identifies the Charter build (`_build`), and loads `<cache>/<digest>.policy` with
-`Policy.loads` — neither the parser, the compiler nor Lark is imported then. A miss (first
-call, edited sources) compiles once and writes the entry atomically; a corrupt or foreign
-entry is compiled again and replaced, never trusted and never fatal while the sources
-compile. A policy that does not compile, or is missing, raises `PolicyUnavailable`; the hook
-turns that into its blocking answer. `--policy` may also name a file saved by
-`charter compile -o`, which is loaded as it is (a corrupt one then has nothing to rebuild
-from: refused).
+time. `load_cached` reads the policy's files (the one discovery, `compiler.sources`,
+through its os-only part `compiler.discovery`), hashes them with what identifies the
+Charter build (`_build`), and loads `<cache>/<digest>.policy` with `Policy.loads` — neither
+the parser, the compiler nor Lark is imported then. A miss (first call, edited sources)
+compiles once and writes the entry atomically; a corrupt or foreign entry is compiled again
+and replaced, never trusted and never fatal while the sources compile. A policy that does
+not compile, or is missing, raises `PolicyUnavailable`; the hook turns that into its
+blocking answer. `--policy` may also name a file saved by `charter compile -o`, which is
+loaded as it is (a corrupt one then has nothing to rebuild from: refused).
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def load_cached(
                     f"{path} is not a usable compiled policy ({err}); "
                     "compile it again with `charter compile`"
                 ) from None
-    from charter.compiler.sources import discover_files, nothing_found
+    # discovery, not sources: the cache key needs only the file list (see discovery.py)
+    from charter.compiler.discovery import discover_files
 
     try:
         files = discover_files(path)
@@ -95,6 +96,8 @@ def load_cached(
     except OSError as err:
         raise PolicyUnavailable(f"cannot read {err.filename}: {err.strerror}") from None
     if not files:
+        from charter.compiler.sources import nothing_found
+
         raise PolicyUnavailable(nothing_found(path))
     entry = os.path.join(os.fspath(cache), f"{digest_of(files, blobs)}.policy")
     try:

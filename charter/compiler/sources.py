@@ -26,6 +26,9 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+from charter.compiler.discovery import SUFFIX, TEST_SUFFIX, discover_files
+from charter.compiler.discovery import listed as _listed
+
 if TYPE_CHECKING:
     # pathlib is imported where a Path is made: the hook's cache key (`discover_files`,
     # in every fresh process) reads the directory with `os` alone.
@@ -35,8 +38,6 @@ if TYPE_CHECKING:
     # key, a fresh process per tool call) does not pay for importing the language package.
     from charter.language.source import Source
 
-SUFFIX = ".agentpolicy"
-TEST_SUFFIX = "_test.agentpolicy"
 #: Directory names a walk never enters (besides hidden ones and virtual environments).
 SKIPPED_DIRS = frozenset({"__pycache__", "node_modules"})
 
@@ -58,30 +59,12 @@ def is_test_file(path: Path) -> bool:
     return path.name.endswith(TEST_SUFFIX)
 
 
-def _listed(name: str) -> bool:
-    """Whether a directory entry of this name is a policy file of its directory."""
-    return name.endswith(SUFFIX) and not name.startswith(".")
-
-
 def discover(path: str | Path, include_tests: bool = False) -> list[Path]:
     """The files of the policy at `path`: the file itself, or the policy files directly in
     the directory (tests only when asked), sorted by name. Nothing for a missing path."""
     from pathlib import Path
 
     return [Path(f) for f in discover_files(path, include_tests)]
-
-
-def discover_files(path: str | os.PathLike[str], include_tests: bool = False) -> list[str]:
-    """`discover`, as the paths' text (`os.path.join` of `path` and each name), without
-    importing pathlib (with what it imports, ~3 ms of a fresh process: the hook's)."""
-    p = os.fspath(path) or "."  # as `Path("")` is the current directory
-    if os.path.isfile(p):
-        return [p]
-    if not os.path.isdir(p):
-        return []
-    with os.scandir(p) as entries:
-        names = sorted(e.name for e in entries if _listed(e.name) and not e.is_dir())
-    return [os.path.join(p, n) for n in names if include_tests or not n.endswith(TEST_SUFFIX)]
 
 
 def _skipped(directory: Path) -> bool:
