@@ -18,7 +18,6 @@ evaluated by the reference interpreter from the generated function instead of in
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -44,12 +43,15 @@ from charter.engine.ops import (
     namespace,
 )
 from charter.engine.tree import BucketCode, ConstSpec, Held, LikeTest, SearchTest, Value
+from charter.stdlib.digest import sha256
 from charter.stdlib.files import read_bytes
 from charter.stdlib.functions import FUNCTIONS
 from charter.stdlib.values import CHECKS, MAX_NUMBER_DIGITS
 
 SIMPLE = (str, int, bool, type(None))
-_WORD = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]*\b")
+# A pattern, not a compiled one: `re` compiles it (once) when code is emitted, which loading
+# a saved policy's code (a hook call's first decision) never does.
+_WORD = r"\b[A-Za-z_][A-Za-z_0-9]*\b"
 _SMALL = -(2**63)  # larger ints are hoisted: Python limits the digits of an int literal
 CMP_OPS = {"==", "!=", "<", "<=", ">", ">="}
 ARITH_OPS = {"+", "-", "*"}
@@ -432,7 +434,7 @@ def load(code: BucketCode, rules: Sequence[ir.Rule], matchers: Any,
         return Bucket(tuple(rules), base_mask, None, "", {})
     ns = namespace(matchers)
     for const, spec in code.consts.items():
-        if not _CONST_NAME.fullmatch(const):
+        if not _numbered(const, _CONST_PREFIXES):
             raise EmitError(f"bad constant name {const!r}")
         ns[const] = _rebuild(spec)
     if "M_scan" in code.bound:
@@ -441,7 +443,7 @@ def load(code: BucketCode, rules: Sequence[ir.Rule], matchers: Any,
         if bound not in ns or bound.startswith("__"):
             raise EmitError(f"generated code binds unknown name {bound!r}")
     for local in code.locals:
-        if not _LOCAL_NAME.fullmatch(local):
+        if local != "v_now" and not _numbered(local, _LOCAL_PREFIXES):
             raise EmitError(f"generated code assigns {local!r}")
     conditional = sum(rule.cond is not None for rule in rules)
     tree = emitcheck.verify(code.source, name, code.bound, code.locals, conditional)
@@ -450,8 +452,22 @@ def load(code: BucketCode, rules: Sequence[ir.Rule], matchers: Any,
     return Bucket(tuple(rules), base_mask, ns[name], code.source, dict(code.line_map))
 
 
-_CONST_NAME = re.compile(r"K[0-9]{1,6}")
-_LOCAL_NAME = re.compile(r"(?:v|r_|te)[0-9]{1,6}|v_now")
+# The names generated code may give its constants (`K` + a number) and assign (`v`, `r_` or
+# `te` + a number, and `v_now`): `re.fullmatch(r"K[0-9]{1,6}")` and
+# `(?:v|r_|te)[0-9]{1,6}|v_now`, checked without compiling either pattern in every process
+# that loads saved code (a hook call: ~0.4 ms). The prefixes start with distinct letters, so
+# at most one of them begins a name.
+_CONST_PREFIXES = ("K",)
+_LOCAL_PREFIXES = ("v", "r_", "te")
+
+
+def _numbered(name: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether `name` is one of `prefixes` then 1 to 6 ASCII digits, and nothing else."""
+    for prefix in prefixes:
+        if name.startswith(prefix):
+            number = name[len(prefix):]
+            return 0 < len(number) <= 6 and number.isascii() and number.isdigit()
+    return False
 
 
 def _rebuild(spec: ConstSpec) -> object:
@@ -486,15 +502,17 @@ def emitter_id() -> str:
     Generated code saved with a policy is reused only by the same emitter ("": unknown,
     never reused).
 
-    Two zlib checksums, not a cryptographic hash: the digest guards against a stale emitter,
-    not an adversary (a saved policy is trusted code), and importing hashlib (OpenSSL) cost
-    ~2 ms of every fresh process (issue 11 cold start)."""
+    The digest guards against a stale emitter, not an adversary (saved code is checked by
+    `emitcheck.verify` whoever wrote it). SHA-256 without OpenSSL (`stdlib.digest`, which a
+    hook call has loaded already), cut to 16 hex digits: importing hashlib cost ~2 ms of
+    every fresh process (issue 11 cold start), and zlib, which two checksums used before,
+    ~0.3 ms."""
     try:
         text = b"".join(read_bytes(str(m.__file__)) for m in (emitcheck, kinds, ops))
         text += read_bytes(__file__)
     except OSError:
         return ""
-    return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
+    return sha256(text).hexdigest()[:16]
 
 
 class _Emitted(msgspec.Struct, frozen=True):
@@ -552,7 +570,7 @@ def _emit(rules: Sequence[ir.Rule], name: str) -> _Emitted | None:
         names |= {"M_scan"}
     text = "\n".join([*em.prelude, *body, start])
     # Helpers and constants become default arguments: locals are faster than globals.
-    used = set(_WORD.findall(text))
+    used = set(re.findall(_WORD, text))
     bound = tuple(k for k in (*_ORDER, *em.consts, "M_scan") if k in names and k in used)
     params = "".join(f", {k}={k}" for k in bound)
     head = [f"def {name}(req, st, name, tags, stage{params}):"]

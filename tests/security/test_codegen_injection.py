@@ -169,3 +169,22 @@ def test_source_check_rejects_what_the_emitter_does_not_write(extra: str) -> Non
     bad = "\n".join([*lines[:2], extra, *lines[2:], "    return m", ""])
     with pytest.raises(_emit_error()):
         emitcheck.verify(bad, "bucket", [], [], 1)
+
+
+_NAMES = [
+    "", "K", "K0", "K1", "K123456", "K1234567", "k1", "KK1", "K1a", "K 1", "K1\n", "K-1", "K+1",
+    "K\u00b2", "K\u0661", "K\uff11", "v", "v0", "v_now", "v_now1", "v_nowx", "vnow", "r_", "r_1",
+    "r1", "te", "te12", "t1", "e1", "v1234567", "r_000000", "te\u0663", "V1", " v1", "v1 ",
+]
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_saved_code_names_are_checked_as_the_patterns_say(name: str) -> None:
+    """`load` checks a saved policy's constant and local names without compiling a regex;
+    it accepts exactly what the patterns it replaced did."""
+    import re
+
+    assert codegen._numbered(name, codegen._CONST_PREFIXES) == bool(
+        re.fullmatch(r"K[0-9]{1,6}", name))
+    local_ok = name == "v_now" or codegen._numbered(name, codegen._LOCAL_PREFIXES)
+    assert local_ok == bool(re.fullmatch(r"(?:v|r_|te)[0-9]{1,6}|v_now", name))
