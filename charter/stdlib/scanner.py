@@ -67,12 +67,11 @@ class ScanError(Exception):
     """The engine could not give a trustworthy answer; the caller must fail closed."""
 
 
-class Finding(NamedTuple):
-    """A validated match in one string, in *character* offsets of that string."""
-
-    name: str
-    start: int
-    end: int
+# Finding and _Joined are made by calling NamedTuple: a class statement's annotations are
+# strings in this module (`from __future__ import annotations`), and typing compiles each
+# one (ForwardRef) when it makes the class: ~0.3 ms of every hook call's first decision.
+Finding = NamedTuple("Finding", [("name", str), ("start", int), ("end", int)])  # noqa: UP014
+Finding.__doc__ = """A validated match in one string, in *character* offsets of that string."""
 
 
 def _encode(text: str) -> bytes:
@@ -117,13 +116,13 @@ class _Budget:
         )
 
 
-class _Joined(NamedTuple):
-    """A value's texts encoded, and joined with "\n" for the Set pass."""
-
-    parts: list[bytes]
-    data: bytes
-    starts: list[int]  # offset of each part in `data`
-    sets: dict[int, list[int]]  # the Set's candidates per part, filled as needed
+_Joined = NamedTuple("_Joined", [  # noqa: UP014
+    ("parts", list[bytes]),
+    ("data", bytes),
+    ("starts", list[int]),  # offset of each part in `data`
+    ("sets", dict[int, list[int]]),  # the Set's candidates per part, filled as needed
+])
+_Joined.__doc__ = """A value's texts encoded, and joined with "\n" for the Set pass."""
 
 
 class Scanner:
