@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import msgspec
 
 from charter.engine.decision import Decision
-from charter.runtime.approvals import Grant, action_digest
 from charter.runtime.tokens import token_hex
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from charter.runtime.approvals import Grant
     from charter.runtime.guard import Guard
 
 __all__ = [
@@ -282,6 +282,10 @@ class PendingApprovals:
             probe = getattr(self.store, "may_have_granted", None)
             if probe is not None and not probe():
                 return out  # no grant anywhere: nothing to attach, no digest to compute
+        # Imported here, past the probe: a call with no grant anywhere (the usual hook call)
+        # digests nothing, and grants and their canon are ~0.4 ms of its imports.
+        from charter.runtime.approvals import action_digest
+
         try:
             digest = action_digest(request)
         except ValueError:
@@ -324,6 +328,8 @@ class PendingApprovals:
         if not decision.allowed or not present:
             return []
         tokens = set(present) if isinstance(present, list | tuple) else {present}
+        from charter.runtime.approvals import action_digest  # see `attach`
+
         try:
             digest = action_digest(request)
         except ValueError:

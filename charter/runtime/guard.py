@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from charter.engine.decision import Decision
 from charter.runtime import guard_flow
-from charter.runtime.approvals import Grant, mint_grant
 from charter.runtime.approvers import Directory, IsMember, directory
 from charter.runtime.guard_flow import Runner, Seen, deny, session_id
 from charter.runtime.guard_plan import GuardPlan
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from contextvars import ContextVar
 
     from charter.runtime import verdicts
+    from charter.runtime.approvals import Grant
     from charter.runtime.audit import AuditLog
 
 __all__ = ["Guard"]
@@ -225,6 +225,8 @@ class Guard:
                              f"{', '.join(decision.approvers)}")
         if self.is_member is not None and not self.is_member(by, group):
             raise ValueError(f"{by!r} is not a member of approver group {group!r}")
+        from charter.runtime.approvals import mint_grant  # here: only an approver's call mints
+
         return mint_grant(self.secret, decision.action, by, group, ttl, self.clock())
 
     # ── wrapping Python tools ────────────────────────────────────────────────
