@@ -76,13 +76,15 @@ def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Sto
         return MemoryStore()
     if kind == "sqlite":
         return SQLiteStore(tmp_path / "state.db")
+    if kind == "sqlite-lazy":  # the hook's: opened by the first call that needs it
+        return SQLiteStore(tmp_path / "state.db", lazy=True)
     from charter.runtime.state import RedisStore
 
     url: str = request.getfixturevalue("redis_url")
     return RedisStore(url, prefix=f"test-{uuid.uuid4().hex}:")
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-lazy", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """The same contract tests run against every store."""
     s = make_store(request.param, tmp_path, request)

@@ -242,7 +242,11 @@ def _open(
 
     secret = secret_for(path)
     guard = Guard(
-        policy, state=SQLiteStore(path), secret=secret, approvers=args.approvers, log=args.log
+        policy,
+        state=SQLiteStore(path, lazy=True),
+        secret=secret,
+        approvers=args.approvers,
+        log=args.log,
     )
     return guard, PendingApprovals(guard, SQLitePending(path)), SQLiteHeld(path)
 

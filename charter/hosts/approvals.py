@@ -22,7 +22,6 @@ ticket used, so granting it again is refused as a replay.
 from __future__ import annotations
 
 import os
-import sqlite3
 
 # `_thread`, not `threading`: the lock and thread-local types threading re-exports, without
 # importing threading (~0.6 ms of every hook process).
@@ -38,6 +37,7 @@ from charter.engine.decision import Decision
 from charter.runtime.tokens import token_hex
 
 if TYPE_CHECKING:
+    import sqlite3
     from pathlib import Path
 
     from charter.runtime.approvals import Grant
@@ -161,8 +161,10 @@ class SQLitePending:
         self._file = os.fspath(path)
         self._timeout = timeout
         self._local = thread_local()
-        with self._conn() as conn:
-            conn.executescript(_SCHEMA)
+        # Set before a ticket is first granted, and never removed: while it is absent no
+        # ticket in the file is granted, and `may_have_granted` says so without opening the
+        # database (a hook's every call asks; most never find a grant).
+        self._marker = None if _in_memory(self._file) else self._file + ".granted"
 
     @property
     def path(self) -> Path:
@@ -174,11 +176,19 @@ class SQLitePending:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            # Connected (and the table made) on first use: a hook call that parks, grants
+            # and attaches nothing never loads SQLite.
+            import sqlite3
+
             conn = sqlite3.connect(self._file, timeout=self._timeout)
+            with conn:
+                conn.executescript(_SCHEMA)
             self._local.conn = conn
         return conn
 
     def put(self, ticket: Ticket) -> None:
+        if ticket.state == GRANTED and self._marker is not None:
+            _touch(self._marker)  # before the grant is in the file: see __init__
         with self._conn() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO charter_pending VALUES (?, ?, ?, ?)",
@@ -190,6 +200,8 @@ class SQLitePending:
         """Whether some ticket is granted (expired or not). The tickets are read again only
         when the file changed: `PRAGMA data_version` moves when another connection (the
         `charter approvals grant` process) commits, and our own `put` forgets the answer."""
+        if self._marker is not None and not os.path.exists(self._marker):
+            return False
         conn = self._conn()
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         known: tuple[int, bool] | None = getattr(self._local, "granted", None)
@@ -222,6 +234,15 @@ class SQLitePending:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _in_memory(file: str) -> bool:
+    return file in ("", ":memory:") or file.startswith("file::memory:")
+
+
+def _touch(path: str) -> None:
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 class PendingApprovals:

@@ -16,7 +16,6 @@ crashed) stays counted, which errs on the safe side; after `MAX_AGE` its row is 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 
 # `_thread`, not `threading`: the lock and thread-local types threading re-exports, without
@@ -30,6 +29,7 @@ import msgspec
 from charter.stdlib.digest import sha256
 
 if TYPE_CHECKING:
+    import sqlite3
     from pathlib import Path
 
 __all__ = ["MAX_AGE", "Held", "MemoryHeld", "SQLiteHeld", "call_key"]
@@ -122,6 +122,8 @@ class SQLiteHeld:
         # Opened on first use: most hook events hold or take nothing, and a fresh process
         # per event pays for every connection it opens.
         if self._conn is None:
+            import sqlite3  # here: a hook event that holds nothing never loads SQLite
+
             conn = sqlite3.connect(self._file, timeout=self._timeout, isolation_level=None)
             conn.executescript(_SCHEMA)
             self._conn = conn

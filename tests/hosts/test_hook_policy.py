@@ -251,3 +251,33 @@ def test_a_hook_that_cannot_load_blocks(hook: Hook, tmp_path: Path) -> None:
     assert proc.returncode == 2, proc
     assert b"charter: the hook cannot load" in proc.stderr
     assert b"msgspec is broken here" in proc.stderr
+
+
+def test_a_decision_that_needs_no_state_never_opens_it(hook: Hook) -> None:
+    """The SQLite state (counters, tickets, held reservations) is opened by the first call
+    that reads or writes it: a deny or an allow of this stateless policy loads no SQLite
+    and leaves no database; a call that needs approval parks its ticket there."""
+    state = hook.home / "state.db"
+    script = (
+        "import sys, json, os\n"
+        "from charter.cli.hook import run\n"
+        f"answer = run(['claude-code', '--policy', {str(POLICY)!r}], "
+        "sys.stdin.buffer.read(), os.environ)\n"
+        "print(json.dumps([answer.code, answer.stdout, 'sqlite3' in sys.modules]))\n"
+    )
+    for name in ("pre_deny", "pre_allow", "pre_redact"):
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            input=_sample("claude-code", name),
+            capture_output=True,
+            env=hook.env(),
+            cwd=ROOT,
+            check=True,
+        )
+        code, stdout, sqlite_loaded = json.loads(proc.stdout)
+        assert code == 0 and stdout, proc.stderr
+        assert not sqlite_loaded, name
+    assert not state.exists()
+    parked = hook.sample("claude-code", "pre_approval")
+    assert parked.code == 0
+    assert state.exists()

@@ -57,3 +57,22 @@ def test_sqlite_store_sees_a_grant_made_by_another_process(tmp_path: Path) -> No
     pending.settle(retry, decision)  # our own write: forgotten, read again
     assert not store.may_have_granted()
     assert "approvals" not in pending.attach(BIG)
+
+
+def test_sqlite_probe_opens_nothing_until_a_ticket_is_granted(tmp_path: Path) -> None:
+    """`<state>.granted` is made before the first grant is written, so while it is absent
+    the probe answers without opening the database (a hook's every call asks)."""
+    state = tmp_path / "state.db"
+    marker = tmp_path / "state.db.granted"
+    store = SQLitePending(state)
+    assert not store.may_have_granted()
+    assert not state.exists()  # not opened, not made
+    guard = Guard(charter.compile(POLICY), state=SQLiteStore(state, lazy=True), secret=b"k" * 32)
+    pending = PendingApprovals(guard, store)
+    ticket = pending.park(guard.check(BIG), BIG)
+    assert state.exists() and not marker.exists()
+    assert not store.may_have_granted()
+    PendingApprovals(guard, SQLitePending(state)).grant(ticket.id, by="alice", group="finance")
+    assert marker.exists()
+    assert store.may_have_granted()
+    assert len(pending.attach(BIG)["approvals"]) == 1

@@ -430,6 +430,27 @@ def test_unusable_sqlite_path_raises_store_error(tmp_path: Path) -> None:
         SQLiteStore(tmp_path)  # a directory, not a file
 
 
+def test_lazy_sqlite_store_opens_its_file_on_first_use(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path, lazy=True)
+    assert not path.exists()
+    assert reserve1(store, 1, 5) is not None
+    assert path.read_bytes()[:16] == b"SQLite format 3\x00"
+    store.close()
+    assert usage(SQLiteStore(path, lazy=True), COST, "agent-1", HOUR, T0) == 1
+
+
+def test_lazy_sqlite_store_refuses_what_it_can_see_is_unusable(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no such directory"):
+        SQLiteStore(tmp_path / "missing-dir" / "state.db", lazy=True)
+    with pytest.raises(StoreError):
+        SQLiteStore(tmp_path, lazy=True)  # a directory, not a file
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database, not even close")
+    with pytest.raises(StoreError, match="not an SQLite database"):
+        SQLiteStore(garbage, lazy=True)
+
+
 def _reserve_in_child(store: SQLiteStore, out: Any) -> None:
     out.put([reserve1(store, 1, None) for _ in range(3)])
 

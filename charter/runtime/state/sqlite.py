@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sqlite3
 import time
 
 # `_thread`, not `threading`: the lock and thread-local types threading re-exports, without
@@ -45,6 +44,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
+    import sqlite3
     from pathlib import Path
 
 __all__ = ["SQLiteStore"]
@@ -90,11 +90,19 @@ class SQLiteStore:
     """A `Store` in an SQLite file, safe across threads and processes of one machine.
 
     Each thread (and each forked process) gets its own connection.  `timeout` is how long a
-    writer waits for the lock before the call fails with `StoreError`.
+    writer waits for the lock before the call fails with `StoreError`.  With `lazy`, the
+    file is opened (and its tables made) by the first call that reads or writes state, not
+    here: a hook process whose decision touches no counter never loads SQLite, and a file
+    that cannot be opened is that first call's `StoreError` (a deny), not this one's.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, timeout: float = 10.0, prune_every: int = 256
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 10.0,
+        prune_every: int = 256,
+        lazy: bool = False,
     ) -> None:
         self._file = os.fspath(path)
         self._timeout = timeout
@@ -106,14 +114,42 @@ class SQLiteStore:
         self._all_lock = allocate_lock()
         # (st_dev, st_ino) of the file opened, once known; None for in-memory databases.
         self._identity: tuple[int, int] | None = None
+        self._opened = False
+        if not lazy:
+            self._open()
+        elif self._file not in _IN_MEMORY:
+            self._precheck()
+
+    def _precheck(self) -> None:
+        """What a lazy store can see of its file without SQLite: a directory, another kind
+        of file or one that is not an SQLite database fails here, as opening it would."""
+        try:
+            with open(self._file, "rb") as f:
+                head = f.read(16)
+        except FileNotFoundError:
+            if os.path.isdir(os.path.dirname(self._file) or "."):
+                return  # SQLite makes it on first use
+            raise StoreError(f"SQLite state store {self._file!r}: no such directory") from None
+        except OSError as exc:
+            raise StoreError(f"SQLite state store {self._file!r} failed: {exc}") from exc
+        if head and head != b"SQLite format 3\x00":
+            raise StoreError(f"SQLite state store {self._file!r} is not an SQLite database")
+
+    def _open(self) -> None:
+        """WAL mode and the tables (idempotent: two threads' first calls may both run it)."""
 
         def init(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
 
-        self._run(init)
-        if self._file not in _IN_MEMORY:
-            self._identity = self._file_identity()
+        self._opened = True
+        try:
+            self._run(init)
+            if self._file not in _IN_MEMORY:
+                self._identity = self._file_identity()
+        except BaseException:
+            self._opened = False
+            raise
 
     @property
     def path(self) -> Path:
@@ -377,6 +413,8 @@ class SQLiteStore:
         if conn is None or getattr(self._local, "forks", None) != _forks:
             # Not onto a fresh, empty file where the store's file was: connect would make one.
             self._check_file()
+            import sqlite3  # here: see `lazy` (after the first call, a dict lookup)
+
             conn = sqlite3.connect(
                 self._file, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
@@ -387,6 +425,10 @@ class SQLiteStore:
         return conn
 
     def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        if not self._opened:
+            self._open()
+        import sqlite3
+
         try:
             result = fn(self._connection())
         except sqlite3.Error as exc:
