@@ -10,8 +10,11 @@ never writes, and compiling fails closed with an `EmitError` instead of running 
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Collection
+# `_ast` is the C module `ast` is built on: the same node classes and parser flag, without
+# `ast`'s own helpers (NodeVisitor, unparse, literal_eval...), whose import is ~4 M
+# instructions of every hook process. `_walk` below is `ast.walk`.
+import _ast as ast
+from collections.abc import Collection, Iterator
 
 #: The bucket function's own parameters, before the bound helpers and constants.
 PARAMS = ("req", "st", "name", "tags", "stage")
@@ -50,9 +53,11 @@ def verify(source: str, name: str, bound: Collection[str], hoisted: Collection[s
     emitter assigned. Returns the parsed module (compile it, not the text, so that what was
     checked is what runs). Raises `EmitError`."""
     try:
-        tree = ast.parse(source, "<charter:bucket>", "exec")
+        tree = compile(source, "<charter:bucket>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         raise EmitError(f"generated code does not parse: {err!r}") from None
+    if not isinstance(tree, ast.Module):  # "exec" always gives one; mypy cannot know
+        raise EmitError("generated code is not a module")
     fn = _function(tree, name, bound)
     body = fn.body
     setup = len(body) - rules - 2
@@ -120,8 +125,7 @@ def _is_rule(stmt: ast.stmt, bound: Collection[str]) -> bool:
 
 
 def _check_nodes(stmt: ast.stmt, names: Collection[str], stores: Collection[str]) -> None:
-    # ast.walk is iterative: a deep expression cannot overflow the stack here.
-    for node in ast.walk(stmt):
+    for node in _walk(stmt):
         if not isinstance(node, NODES):
             raise EmitError(f"unexpected {type(node).__name__} in generated code")
         if isinstance(node, ast.Name) and node.id not in names:
@@ -135,3 +139,17 @@ def _check_nodes(stmt: ast.stmt, names: Collection[str], stores: Collection[str]
             raise EmitError(f"unexpected constant {node.value!r} in generated code")
         if isinstance(node, ast.Dict) and (node.keys or node.values):
             raise EmitError("unexpected dict display in generated code")
+
+
+def _walk(top: ast.AST) -> Iterator[ast.AST]:
+    """`top` and every node below it, breadth first, as `ast.walk` gives them; iterative,
+    so a deep expression cannot overflow the stack here."""
+    queue = [top]
+    for node in queue:  # the list grows as it is read: a queue
+        yield node
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, ast.AST):
+                queue.append(value)
+            elif isinstance(value, list):
+                queue.extend(item for item in value if isinstance(item, ast.AST))
