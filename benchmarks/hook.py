@@ -161,8 +161,8 @@ import sys
 sys.path.extend({paths!r})
 import json, os, time
 t0 = time.process_time()
-from charter.cli.entry import _msgspec_without_typing_extensions
-_msgspec_without_typing_extensions()  # as `charter hook` does
+from charter.cli.hook_msgspec import import_msgspec
+import_msgspec()  # as `charter hook` does
 t1 = time.process_time()
 from charter.cli.hook_cache import load_cached
 from charter.cli.hook_state import secret_for

@@ -10,23 +10,6 @@ import os
 import sys
 
 
-def _msgspec_without_typing_extensions() -> None:
-    """Import msgspec with `typing_extensions` hidden. msgspec's `_core` imports
-    `msgspec._utils` when it loads, which takes `get_type_hints`, `Required` and
-    `NotRequired` from typing_extensions if it can (a third of a warm hook call's imports:
-    typing_extensions imports `inspect`, `ast`, `dis`, `tokenize`) and from `typing`
-    otherwise. msgspec uses them only for TypedDict types, which nothing a hook decodes
-    is; Struct annotations go through msgspec's own resolver either way. Only the hook
-    process does this: it runs no code but Charter's."""
-    if "msgspec" in sys.modules or "typing_extensions" in sys.modules:
-        return
-    sys.modules["typing_extensions"] = None  # type: ignore[assignment]  # import: ImportError
-    try:
-        import msgspec  # noqa: F401
-    finally:
-        del sys.modules["typing_extensions"]
-
-
 def hook(argv: list[str]) -> None:
     """`charter hook ARGV`: the process answers the host and exits (the launcher of
     `charter.cli.hook_launcher` calls this too)."""
@@ -38,7 +21,9 @@ def hook(argv: list[str]) -> None:
 
         client_main(argv)
     try:
-        _msgspec_without_typing_extensions()
+        from charter.cli.hook_msgspec import import_msgspec
+
+        import_msgspec()
         from charter.cli.hook import main as hook_main
     except BaseException as err:  # noqa: BLE001 - a broken install must still block
         # Exit 1 (Python's code for an uncaught exception) lets the call run in Claude Code;
