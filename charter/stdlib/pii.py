@@ -31,6 +31,12 @@ EMAIL = MatcherSpec(
     # hook call pays it every time); the Set holds `@` and the pattern runs only on a
     # value that has one.
     prefilter="@",
+    # The same on ASCII text (see `MatcherSpec.ascii_pattern`): \pL is [A-Za-z], \pN [0-9].
+    ascii_pattern=(
+        r"(?:^|[^A-Za-z0-9_.%+\-])"
+        r"([A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*"
+        r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,})\b"
+    ),
 )
 # Label lengths (<= 63) are checked by the validator: a counted repetition over Unicode
 # classes makes RE2's reverse DFA an order of magnitude slower.

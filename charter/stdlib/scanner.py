@@ -142,8 +142,8 @@ class Scanner:
         "_set",
         "_set_match",
         "_sentinel",
-        "_search",
-        "_search_joined",
+        "_searches",
+        "_ascii",
         "_opts",
         "_validators",
         "_groups",
@@ -202,8 +202,12 @@ class Scanner:
         # `pii.any` and `secrets.any` cost ~20 ms of every fresh process (a hook per tool
         # call, issue 11), and a clean value never needs them.
         self._opts = opts
-        self._search: list[engine.SearchFn | None] = [None] * len(self.specs)
-        self._search_joined: list[engine.SearchFn | None] = [None] * len(self.specs)
+        # Per matcher, by `joined + 2 * ascii`: over one text, over joined texts, and the
+        # same two with its `ascii_pattern` for an all-ASCII buffer.
+        self._searches: tuple[list[engine.SearchFn | None], ...] = tuple(
+            [None] * len(self.specs) for _ in range(4)
+        )
+        self._ascii = [s.ascii_pattern is not None for s in self.specs]
         self._validators = [s.validator for s in self.specs]
         self._groups = [s.group for s in self.specs]
         kinds = [anchoring(s.pattern) for s in self.specs]
@@ -265,17 +269,19 @@ class Scanner:
 
     # -- candidate spans -----------------------------------------------------------------
 
-    def _searcher(self, i: int, joined: bool) -> engine.SearchFn:
-        """Matcher `i`'s search over one text (`joined`: over texts joined with newlines),
-        compiled the first time it is needed; a race only compiles it twice."""
-        pattern = self.specs[i].pattern
+    def _searcher(self, i: int, joined: bool, ascii: bool) -> engine.SearchFn:
+        """Matcher `i`'s search over one text (`joined`: over texts joined with newlines;
+        `ascii`: its `ascii_pattern`, for an all-ASCII buffer), compiled the first time it
+        is needed; a race only compiles it twice."""
+        spec = self.specs[i]
+        pattern = spec.ascii_pattern if ascii and spec.ascii_pattern else spec.pattern
         try:
             rx = re2.compile(f"(?m:{pattern})" if joined else pattern, self._opts)
         except re2.error as err:  # the Set parsed it (or holds its prefilter): fail closed
             raise ScanError(f"matcher {self.specs[i].name}: RE2 rejects the pattern ({err})") \
                 from None
         search = engine.searcher(rx)
-        (self._search_joined if joined else self._search)[i] = search
+        self._searches[joined + 2 * ascii][i] = search
         return search
 
     def _walk(
@@ -285,7 +291,8 @@ class Scanner:
         value end, spans of every group). The value is the first capture group from the
         spec's `group` on that took part (a pattern may hold the value in one of several
         alternatives). RE2 still sees the text before `pos` for `^` and `\\b`."""
-        search = (self._search_joined if joined else self._search)[i] or self._searcher(i, joined)
+        ascii = self._ascii[i] and data.isascii()
+        search = self._searches[joined + 2 * ascii][i] or self._searcher(i, joined, ascii)
         group = self._groups[i]
         end = len(data)
         while pos <= end:
