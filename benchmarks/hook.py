@@ -177,7 +177,7 @@ t2 = time.process_time()
 policy = load_cached({policy!r}, os.environ["CHARTER_CACHE_DIR"], [])
 t3 = time.process_time()
 state = os.environ["CHARTER_STATE"]
-guard = Guard(policy, state=SQLiteStore(state), secret=secret_for(state))
+guard = Guard(policy, state=SQLiteStore(state, lazy=True), secret=secret_for(state))  # as the hook
 pending = PendingApprovals(guard, SQLitePending(state))
 held = SQLiteHeld(state)
 t4 = time.process_time()
