@@ -1,5 +1,6 @@
-"""`charter hook install AGENT --policy P [--user | --project DIR] [--dry-run]`, or for
-Claude Code `--http URL` (a `type: "http"` hook to a running `charter serve`).
+"""`charter hook install AGENT --policy P [--user | --project DIR] [--dry-run]` (the agent
+also as `--agent AGENT`), or for Claude Code `--http URL` (a `type: "http"` hook to a
+running `charter serve`).
 
 Merges Charter's entries into the host's own hook settings (spec hosts.md §2): the file is
 read, every entry that runs `charter hook AGENT` is replaced by the current one, everything
@@ -132,7 +133,8 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def install_main(argv: list[str]) -> NoReturn:
     p = _ArgumentParser(prog="charter hook install", description=__doc__.splitlines()[0])
-    p.add_argument("agent", choices=AGENTS)
+    p.add_argument("agent", nargs="?", choices=AGENTS)
+    p.add_argument("--agent", dest="agent_opt", choices=AGENTS, help="the agent (or positional)")
     p.add_argument("--policy", help="the policy the hook enforces (required but with --http)")
     p.add_argument(
         "--http",
@@ -163,6 +165,11 @@ def install_main(argv: list[str]) -> NoReturn:
     p.add_argument("--dry-run", action="store_true", help="print the merged file, write nothing")
     try:
         args = p.parse_args(argv)
+        if args.agent and args.agent_opt and args.agent != args.agent_opt:
+            raise _Usage(f"two agents named: {args.agent} and {args.agent_opt}")
+        args.agent = args.agent or args.agent_opt
+        if args.agent is None:
+            raise _Usage(f"name the agent ({', '.join(AGENTS)})")
     except _Usage as err:
         print(f"charter hook install: {err}", file=sys.stderr)
         sys.exit(2)

@@ -228,3 +228,15 @@ def test_a_launcher_that_cannot_find_charter_blocks(hook: Hook, tmp_path: Path, 
     assert proc.returncode == 2
     assert b"cannot load Charter" in proc.stderr
     assert b"charter hook install" in proc.stderr
+
+
+def test_the_agent_may_be_named_by_option(hook: Hook, tmp_path: Path) -> None:
+    """`charter hook install --agent NAME`, as the README and the issue write it."""
+    by_option = _install(hook, tmp_path, "--agent", "codex", "--dry-run")
+    positional = _install(hook, tmp_path, "codex", "--dry-run")
+    assert by_option.returncode == 0, by_option.stderr
+    assert by_option.stdout == positional.stdout
+    clash = _install(hook, tmp_path, "cursor", "--agent", "codex", "--dry-run")
+    assert clash.returncode == 2 and "two agents" in clash.stderr
+    none = _install(hook, tmp_path, "--dry-run")
+    assert none.returncode == 2 and "name the agent" in none.stderr
